@@ -1,0 +1,198 @@
+"""kernels.yaml: the candidate kernels, read and validated in full up front.
+
+Nothing boots until the whole file is known to be right: every problem in it
+comes back in one :class:`~harness.errors.ConfigError` that names the file,
+the entry, the key and the fix.  The result is plain frozen data
+(:class:`KernelSpec`), the only shape of a kernel the rest of the harness sees.
+
+Schema (one entry under ``kernels:``)::
+
+    - name: debian-6.12               # unique; used in test ids (file.c::name)
+      debian: {package: "linux-image-6.12.*+deb12-amd64-unsigned", suite: bookworm-security}
+      # or  image: {path: ../bzImage, modules: ../mods/lib/modules/6.12.0}
+      cmdline: "nokaslr"              # appended to the harness's own
+      memory: 2G                      # default 2G
+      cpus: 2                         # default 2 (one per NUMA node)
+      accel: auto                     # auto | kvm | tcg
+      timeouts: {boot: 120, test: 300}
+      reboot_after_oops: true
+      expect:
+        uffd_move_swap_pmd: {outcome: fail, reason: "spurious ENOENT ..."}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.kernels import PROVIDERS, SHORTHAND, KernelSource
+from harness.machine.accel import Accel
+from harness.outcome import EXPECTABLE, Outcome
+from harness.yamlcheck import Fields, parse_size_mib
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A known failure of one test on one kernel: becomes pytest xfail."""
+
+    outcome: Outcome
+    reason: str
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Upper bounds, in seconds; a test's own @timeout wins over ``test``."""
+
+    boot: float = 180.0
+    test: float | None = None
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One candidate kernel as kernels.yaml describes it."""
+
+    name: str
+    source: KernelSource
+    cmdline: str = ""
+    memory_mib: int = 2048
+    cpus: int = 2
+    accel: Accel = Accel.AUTO
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    reboot_after_oops: bool = True
+    expect: Mapping[str, Expectation] = field(default_factory=dict)
+
+
+def load_kernels(path: Path) -> list[KernelSpec]:
+    """Read and validate ``path``; raise one ConfigError listing every problem."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; pass --kernels-file PATH or create it "
+                          "(see README.md, 'kernels.yaml')")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    problems: list[str] = []
+    specs = parse_kernels(data, path, problems)
+    if problems:
+        raise ConfigError(f"{path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    return specs
+
+
+def parse_kernels(data: Any, path: Path, problems: list[str]) -> list[KernelSpec]:
+    """Validate the document; append problems instead of raising."""
+    top = Fields(data, str(path), problems)
+    entries = top.get("kernels", list, default=[], required=True)
+    top.finish()
+    if not entries and not problems:
+        problems.append(f"{path}: 'kernels' is empty; add at least one kernel entry")
+    specs: list[KernelSpec] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries, start=1):
+        label = entry.get("name") if isinstance(entry, Mapping) else None
+        where = f"{path}: kernel #{index}" + (f" ({label})" if label else "")
+        spec = _parse_entry(Fields(entry, where, problems), path.parent)
+        if spec is None:
+            continue
+        if spec.name in seen:
+            problems.append(f"{where}: duplicate name '{spec.name}' (also kernel #{seen[spec.name]});"
+                            " names must be unique")
+            continue
+        seen[spec.name] = index
+        specs.append(spec)
+    return specs
+
+
+def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
+    before = len(f.problems)
+    name = f.get("name", str, required=True)
+    if name is not None and not _NAME.match(name):
+        f.problem(f"name '{name}' may hold only letters, digits and . _ + -")
+    source = _parse_source(f, base)
+    memory = parse_size_mib(f.get("memory", (str, int), default=2048), f.where, f.problems)
+    cpus = f.get("cpus", int, default=2)
+    accel = _parse_accel(f)
+    timeouts = _parse_timeouts(f.sub("timeouts")) if "timeouts" in f.data else Timeouts()
+    expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
+    spec = KernelSpec(
+        name=name or "?", source=source, cmdline=f.get("cmdline", str, default=""),
+        memory_mib=memory or 2048, cpus=cpus, accel=accel, timeouts=timeouts,
+        reboot_after_oops=f.get("reboot_after_oops", bool, default=True), expect=expect,
+    )
+    if cpus is not None and not 1 <= cpus <= 64:
+        f.problem(f"cpus must be between 1 and 64, got {cpus}")
+    f.finish()
+    return spec if len(f.problems) == before else None
+
+
+def _parse_source(f: Fields, base: Path) -> Any:
+    kinds = [k for k in PROVIDERS if k in f.data]
+    for kind in PROVIDERS:
+        f.get(kind, (dict, str))  # marks the key as known
+    if len(kinds) != 1:
+        found = ", ".join(kinds) or "none"
+        f.problem(f"needs exactly one kernel source out of {', '.join(PROVIDERS)} (found: {found})")
+        return None
+    kind = kinds[0]
+    value = f.data[kind]
+    sub = f.sub(kind)
+    if isinstance(value, str):
+        sub = Fields({SHORTHAND[kind]: value}, sub.where, f.problems)
+    return PROVIDERS[kind](sub, base)
+
+
+def _parse_accel(f: Fields) -> Accel:
+    text = f.get("accel", str, default="auto")
+    try:
+        return Accel(text)
+    except ValueError:
+        f.problem(f"accel '{text}' is not one of {', '.join(a.value for a in Accel)}")
+        return Accel.AUTO
+
+
+def _parse_timeouts(f: Fields) -> Timeouts:
+    boot = f.get("boot", (int, float), default=Timeouts.boot)
+    test = f.get("test", (int, float))
+    for key, value in (("boot", boot), ("test", test)):
+        if value is not None and value <= 0:
+            f.problem(f"timeout '{key}' must be a positive number of seconds")
+    f.finish()
+    return Timeouts(boot=float(boot), test=float(test) if test else None)
+
+
+def _parse_expect(f: Fields) -> dict[str, Expectation]:
+    result: dict[str, Expectation] = {}
+    for test in list(f.data):
+        e = f.sub(str(test))
+        text = e.get("outcome", str, required=True)
+        reason = e.get("reason", str, required=True)
+        e.finish()
+        allowed = ", ".join(sorted(o.value for o in EXPECTABLE))
+        try:
+            outcome = Outcome(text) if text else None
+        except ValueError:
+            outcome = None
+        if text and outcome not in EXPECTABLE:
+            e.problem(f"outcome '{text}' cannot be expected; use one of {allowed}")
+        elif outcome and reason:
+            result[str(test).removesuffix(".c")] = Expectation(outcome, reason)
+    return result
+
+
+def select(specs: list[KernelSpec], names: list[str], path: Path) -> list[KernelSpec]:
+    """The kernels named with --kernel (all when none), or a ConfigError."""
+    if not names:
+        return specs
+    known = {s.name: s for s in specs}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ConfigError(f"--kernel {', '.join(missing)}: not in {path}; "
+                          f"known kernels: {', '.join(known) or 'none'}")
+    return [known[n] for n in dict.fromkeys(names)]

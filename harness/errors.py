@@ -1,0 +1,56 @@
+"""The two error families of the harness.
+
+A *user* error is something the person running the harness can fix (a bad
+kernels.yaml, a missing file, a package pattern that matches nothing); an
+*infrastructure* error is the machine failing us (QEMU missing, no free port,
+the archive unreachable).  Both carry a message that names the offending value
+and the fix, and the CLI prints them without a traceback.
+
+What a *kernel* does (oops, panic, hang, failing to boot) is never an
+exception: it is a result, see :mod:`harness.outcome`.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class: an error the harness explains to its user in one message."""
+
+    exit_code = 2
+
+
+class UserError(HarnessError):
+    """The input is wrong: the message says which value and how to fix it."""
+
+
+class ConfigError(UserError):
+    """kernels.yaml (or a test header) is malformed."""
+
+
+class KernelNotFound(UserError):
+    """A kernel source (path, package pattern) resolves to nothing usable."""
+
+
+class InfraError(HarnessError):
+    """The host cannot do what is needed (a tool missing, network down, ...)."""
+
+    exit_code = 3
+
+
+class ToolMissing(InfraError):
+    """A host program the harness needs is not installed."""
+
+    def __init__(self, tool: str, package: str) -> None:
+        super().__init__(
+            f"{tool} is not installed; install it with: apt-get install -y {package}"
+        )
+        self.tool = tool
+        self.package = package
+
+
+class NoFreePort(InfraError):
+    """No TCP port on the loopback interface could be reserved for SSH."""
+
+
+class GuestUnreachable(InfraError):
+    """The guest printed its ready marker but SSH could not be established."""

@@ -1,0 +1,188 @@
+"""The ``debian`` provider: the newest Debian kernel package matching a pattern.
+
+Pattern syntax: ``*`` matches within one dash-separated part of a package
+name, ``**`` across parts.  So ``linux-image-6.12.*-amd64-unsigned`` names
+the generic 6.12 flavour and not ``...-cloud-amd64-unsigned``; a pattern that
+still matches several packages at the newest version is an error listing them.
+
+Two package layouts exist.  Up to Debian 13, ``linux-image-<ver>-amd64[-unsigned]``
+holds ``boot/vmlinuz-<ver>`` and ``lib/modules/<ver>``.  Newer kernels split
+it: ``linux-image-<ver>`` is a meta package depending on ``linux-binary-<ver>``
+(``usr/lib/modules/<ver>/vmlinuz``) and ``linux-modules-<ver>``.  The provider
+follows the dependencies, so either kind of name works.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian.debian_support import Version
+
+from harness.cache import atomic_dir, cache_root
+from harness.errors import HarnessError, KernelNotFound
+from harness.kernels import KernelImage
+from harness.kernels import debian_archive as archive
+from harness.yamlcheck import Fields
+
+_SPLIT_PARTS = ("linux-binary-", "linux-modules-")
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a package pattern: ``*`` stays inside a dash part, ``**`` does not."""
+    out = []
+    for token in re.split(r"(\*\*|\*|\?)", pattern):
+        out.append({"**": ".*", "*": "[^-]*", "?": "[^-]"}.get(token, re.escape(token)))
+    return re.compile("^" + "".join(out) + "$")
+
+
+def newest_match(pattern: str, entries: list[archive.PackageEntry]) -> archive.PackageEntry:
+    """The newest package whose name matches; KernelNotFound if none or ambiguous."""
+    rx = pattern_regex(pattern)
+    matches = [e for e in entries if rx.match(e.name)]
+    if not matches:
+        suites = ", ".join(sorted({e.suite for e in entries})) or "no suite"
+        raise KernelNotFound(f"no package in {suites} matches '{pattern}'{_near(pattern, entries)}")
+    best = max(Version(e.version) for e in matches)
+    top = {e.name: e for e in matches if Version(e.version) == best}
+    if len(top) > 1:
+        raise KernelNotFound(f"'{pattern}' matches several packages at version {best}: "
+                             f"{', '.join(sorted(top))}; make the pattern name one flavour")
+    return next(iter(top.values()))
+
+
+def _near(pattern: str, entries: list[archive.PackageEntry]) -> str:
+    """A hint: package names that share the pattern's literal prefix."""
+    prefix = re.split(r"[*?]", pattern, maxsplit=1)[0]
+    names = sorted({e.name for e in entries if e.name.startswith(prefix)})
+    close = difflib.get_close_matches(pattern.replace("*", ""), names, n=3, cutoff=0.5)
+    if not close:
+        return "; check the name with: apt-cache search --names-only '^linux-image'"
+    return f"; similar packages: {', '.join(close)} (* does not cross a '-', ** does)"
+
+
+def split_parts(entry: archive.PackageEntry) -> list[tuple[str, str]]:
+    """(name, version) of linux-binary-*/linux-modules-* an image meta package needs."""
+    parts = []
+    for dep in entry.depends.split(","):
+        m = re.match(r"\s*(\S+)\s*\(=\s*([^)]+)\)", dep.split("|")[0])
+        if m and m.group(1).startswith(_SPLIT_PARTS):
+            parts.append((m.group(1), m.group(2).strip()))
+    return parts
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    """A Debian kernel package pattern and, optionally, the suite to look in."""
+
+    package: str
+    suite: str | None = None
+    kind: str = "debian"
+
+    def describe(self) -> str:
+        """The pattern and suite as written."""
+        return f"debian {self.package}" + (f" from {self.suite}" if self.suite else "")
+
+    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+        """Find the newest match, download and unpack it (once), return the kernel."""
+        cache = cache_root() / "debian"
+        try:
+            entries = self._index(cache, log)
+        except HarnessError as exc:
+            cached = self._last_resolution(cache)
+            if cached is None:
+                raise
+            log(f"{self.describe()}: archive unreachable ({exc}); using cached {cached.origin}")
+            return cached
+        entry = newest_match(self.package, entries)
+        image = unpack_kernel(entry, entries, cache, log)
+        self._remember(cache, image)
+        return image
+
+    def _index(self, cache: Path, log: Callable[[str], None]) -> list[archive.PackageEntry]:
+        sources = archive.read_apt_sources()
+        suites = [self.suite] if self.suite else sorted({s for src in sources for s in src.suites})
+        if not suites:
+            raise KernelNotFound(f"{self.describe()}: no Debian suite in /etc/apt sources; "
+                                 "add 'suite:' to the kernels.yaml entry")
+        entries: list[archive.PackageEntry] = []
+        for suite in suites:
+            mirror = archive.mirror_for(suite, sources)
+            log(f"reading {mirror} {suite}")
+            entries += archive.load_index(mirror, suite, cache)
+        return entries
+
+    def _memo(self, cache: Path) -> Path:
+        key = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{self.package}@{self.suite or 'apt'}")
+        return cache / "resolved" / f"{key}.json"
+
+    def _remember(self, cache: Path, image: KernelImage) -> None:
+        memo = self._memo(cache)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps({"vmlinuz": str(image.vmlinuz), "origin": image.origin,
+                                    "modules": str(image.modules_dir), "release": image.release}))
+
+    def _last_resolution(self, cache: Path) -> KernelImage | None:
+        try:
+            d = json.loads(self._memo(cache).read_text())
+        except (OSError, ValueError):
+            return None
+        if not Path(d["vmlinuz"]).is_file():
+            return None
+        return KernelImage(Path(d["vmlinuz"]), Path(d["modules"]), d["release"], d["origin"])
+
+
+def unpack_kernel(entry: archive.PackageEntry, entries: list[archive.PackageEntry],
+                  cache: Path, log: Callable[[str], None]) -> KernelImage:
+    """Download and unpack ``entry`` (following the split layout) into the cache."""
+    root = cache / "kernels" / f"{entry.name}_{entry.version}".replace("~", "_")
+    wanted = [entry]
+    for name, version in split_parts(entry):
+        wanted.append(_exact(name, version, entries))
+    if not root.exists():
+        with atomic_dir(root) as scratch:
+            for part in wanted:
+                log(f"downloading {part.name} {part.version} ({part.size // 1048576} MiB)")
+                deb = archive.download_deb(part, cache)
+                archive.unpack_deb(deb, scratch)
+                deb.unlink()
+    vmlinuz, modules = _find_kernel(root)
+    origin = f"Debian {entry.name} {entry.version} ({entry.suite})"
+    return KernelImage(vmlinuz, modules, modules.name if modules else None, origin)
+
+
+def _exact(name: str, version: str, entries: list[archive.PackageEntry]) -> archive.PackageEntry:
+    for e in entries:
+        if e.name == name and e.version == version:
+            return e
+    raise KernelNotFound(f"{name} {version} is named by the kernel package but not in the "
+                         "archive index; the mirror may be mid-sync, retry later")
+
+
+def _find_kernel(root: Path) -> tuple[Path, Path | None]:
+    candidates = sorted(root.glob("usr/lib/modules/*/vmlinuz")) + sorted(root.glob("boot/vmlinuz-*"))
+    if not candidates:
+        raise KernelNotFound(f"{root}: the package holds no vmlinuz; is it a kernel image package?")
+    vmlinuz = candidates[0]
+    release = vmlinuz.parent.name if vmlinuz.name == "vmlinuz" else vmlinuz.name[len("vmlinuz-"):]
+    for mods in (root / "usr/lib/modules" / release, root / "lib/modules" / release):
+        if (mods / "kernel").is_dir():
+            return vmlinuz, mods
+    return vmlinuz, None
+
+
+def from_yaml(f: Fields, base: Path) -> DebianSource | None:
+    """``debian: PATTERN`` or ``debian: {package: PATTERN, suite: SUITE}``."""
+    package = f.get("package", str, required=True)
+    suite = f.get("suite", str)
+    f.finish()
+    if package is None:
+        return None
+    if not package.startswith("linux-"):
+        f.problem(f"package '{package}' is not a kernel package; "
+                  "write e.g. linux-image-6.12.*-amd64-unsigned")
+    return DebianSource(package, suite)

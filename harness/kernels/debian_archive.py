@@ -1,0 +1,203 @@
+"""Reading a Debian archive the way apt does, without apt.
+
+The harness resolves package patterns itself (apt cannot tell it the newest
+kernel of a suite the machine does not list, such as trixie-backports), so
+this module does the parts of apt it needs: find the Debian mirrors in the
+machine's apt sources, fetch a suite's InRelease, check its signature with
+gpgv against Debian's keyring, fetch the Packages index named there and check
+its SHA256, and download .deb files checked against the index.  Every step
+that trusts a byte has a checksum or a signature behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian.deb822 import Packages
+
+from harness.cache import atomic_write
+from harness.errors import InfraError, ToolMissing
+
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+_TIMEOUT = 60.0
+_INDEX = "main/binary-amd64/Packages.xz"
+
+
+@dataclass(frozen=True)
+class AptSource:
+    """One 'deb' line (or deb822 stanza) of the machine's apt sources."""
+
+    uri: str
+    suites: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    """One binary package paragraph of a Packages index."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    size: int
+    depends: str
+    mirror: str
+    suite: str
+
+
+def read_apt_sources(etc: Path = Path("/etc/apt")) -> list[AptSource]:
+    """Every Debian 'deb' source the machine lists, in both file formats."""
+    found: list[AptSource] = []
+    files = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]
+    for path in files:
+        if path.is_file():
+            found += _one_line_sources(path.read_text())
+    for path in sorted((etc / "sources.list.d").glob("*.sources")):
+        found += _deb822_sources(path.read_text())
+    return [s for s in found if _is_debian(s.uri)]
+
+
+def _one_line_sources(text: str) -> Iterator[AptSource]:
+    for line in text.splitlines():
+        words = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb":
+            yield AptSource(words[1].rstrip("/"), (words[2],))
+
+
+def _deb822_sources(text: str) -> Iterator[AptSource]:
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line:
+                continue
+            key, value = line.split(":", 1)
+            fields[key.strip().lower()] = value.strip()
+        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+            for uri in fields.get("uris", "").split():
+                yield AptSource(uri.rstrip("/"), tuple(fields.get("suites", "").split()))
+
+
+def _is_debian(uri: str) -> bool:
+    path = uri.split("://", 1)[-1]
+    return bool(re.search(r"/debian(-security)?$", path))
+
+
+def mirror_for(suite: str, sources: list[AptSource]) -> str:
+    """The mirror that serves ``suite``: the one apt uses, else the same mirror family."""
+    for source in sources:
+        if suite in source.suites:
+            return source.uri
+    want_security = suite.endswith("-security")
+    for source in sources:
+        if source.uri.endswith("-security") == want_security:
+            return source.uri
+    if sources and want_security:
+        return sources[0].uri + "-security"
+    return sources[0].uri if sources else DEFAULT_MIRROR
+
+
+def fetch(url: str, dest: Path) -> Path:
+    """Download ``url`` to ``dest`` atomically; InfraError names the URL on failure."""
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as response:
+            data = response.read()
+    except urllib.error.HTTPError as exc:
+        raise InfraError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise InfraError(f"download of {url} failed: {exc}; check the network or the "
+                         "mirror in /etc/apt/sources.list") from None
+    atomic_write(dest, data)
+    return dest
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_release(inrelease: Path) -> str:
+    """Check the InRelease signature against Debian's keyring; return its text."""
+    if not shutil.which("gpgv"):
+        raise ToolMissing("gpgv", "gpgv")
+    if not KEYRING.is_file():
+        raise ToolMissing(str(KEYRING), "debian-archive-keyring")
+    proc = subprocess.run(["gpgv", "--keyring", str(KEYRING), str(inrelease)],
+                          capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+    if proc.returncode != 0:
+        raise InfraError(f"{inrelease}: signature check failed:\n{proc.stderr.strip()}")
+    return inrelease.read_text(errors="replace")
+
+
+def index_sha256(release_text: str, name: str = _INDEX) -> str:
+    """The SHA256 that a Release file gives for ``name``."""
+    in_sha = False
+    for line in release_text.splitlines():
+        if not line.startswith(" "):
+            in_sha = line.startswith("SHA256:")
+            continue
+        parts = line.split()
+        if in_sha and len(parts) == 3 and parts[2] == name:
+            return parts[0]
+    raise InfraError(f"the Release file does not list {name}")
+
+
+def load_index(mirror: str, suite: str, cache: Path) -> list[PackageEntry]:
+    """The verified Packages index of ``suite`` on ``mirror`` (cached by hash)."""
+    base = f"{mirror}/dists/{suite}"
+    where = cache / "index" / re.sub(r"[^A-Za-z0-9.-]+", "_", f"{mirror}_{suite}")
+    release = fetch(f"{base}/InRelease", where / "InRelease")
+    expected = index_sha256(verify_release(release))
+    packed = where / f"Packages.{expected[:16]}.xz"
+    if not packed.exists() or sha256_of(packed) != expected:
+        for stale in where.glob("Packages.*.xz"):
+            stale.unlink()
+        fetch(f"{base}/{_INDEX}", packed)
+        if sha256_of(packed) != expected:
+            packed.unlink()
+            raise InfraError(f"{base}/{_INDEX}: SHA256 does not match the signed Release file")
+    return list(_entries(lzma.decompress(packed.read_bytes()).decode(), mirror, suite))
+
+
+def _entries(text: str, mirror: str, suite: str) -> Iterator[PackageEntry]:
+    for para in Packages.iter_paragraphs(text.splitlines(keepends=True), use_apt_pkg=False):
+        if "Filename" not in para or "SHA256" not in para:
+            continue
+        yield PackageEntry(para["Package"], para["Version"], para["Filename"], para["SHA256"],
+                           int(para.get("Size", 0)), para.get("Depends", ""), mirror, suite)
+
+
+def download_deb(entry: PackageEntry, cache: Path) -> Path:
+    """Fetch one .deb and check it against the SHA256 of the signed index."""
+    dest = cache / "debs" / Path(entry.filename).name
+    if dest.exists() and sha256_of(dest) == entry.sha256:
+        return dest
+    fetch(f"{entry.mirror}/{entry.filename}", dest)
+    if sha256_of(dest) != entry.sha256:
+        dest.unlink()
+        raise InfraError(f"{entry.filename}: SHA256 mismatch against the archive index; "
+                         "the mirror may be mid-sync, retry later")
+    return dest
+
+
+def unpack_deb(deb: Path, dest: Path) -> None:
+    """Extract a .deb's files (dpkg-deb is on every Debian machine)."""
+    if not shutil.which("dpkg-deb"):
+        raise ToolMissing("dpkg-deb", "dpkg")
+    proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True,
+                          text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise InfraError(f"dpkg-deb -x {deb} failed: {proc.stderr.strip()}")

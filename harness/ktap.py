@@ -1,0 +1,63 @@
+"""KTAP / TAP 13 output of guest tests, read into plain data.
+
+The reproducers print kselftest-style KTAP; the harness shows the failing
+lines (with the diagnostics just before them) in the pytest report, and takes
+the skip reason from ``1..0 # SKIP reason``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_RESULT = re.compile(r"^\s*(not ok|ok)\s+(\d+)\s*-?\s*(.*)$")
+_PLAN = re.compile(r"^\s*1\.\.(\d+)(?:\s*#\s*SKIP\s*(.*))?", re.IGNORECASE)
+_DIAG_CONTEXT = 3
+
+
+@dataclass(frozen=True)
+class KtapResult:
+    """The parts of a KTAP stream the harness reports on."""
+
+    planned: int | None
+    passed: int
+    failures: tuple[str, ...]  # each "not ok" line with up to 3 diagnostics before it
+    skipped: int
+    skip_reason: str | None  # from a "1..0 # SKIP why" plan
+    diagnostics: tuple[str, ...]  # every "# ..." line, for counts the test printed
+    bailed_out: str | None
+
+
+def parse_ktap(text: str) -> KtapResult:
+    """Parse KTAP from a test's stdout; tolerant of noise between lines."""
+    planned = skip_reason = bail = None
+    passed = skipped = 0
+    failures: list[str] = []
+    diags: list[str] = []
+    recent: list[str] = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        plan = _PLAN.match(line)
+        if plan and planned is None:
+            planned = int(plan.group(1))
+            skip_reason = (plan.group(2) or "").strip() or None
+            continue
+        if line.lstrip().startswith("#"):
+            diags.append(line.strip())
+            recent = [*recent, line.strip()][-_DIAG_CONTEXT:]
+            continue
+        if line.startswith("Bail out!"):
+            bail = line
+            failures.append(line)
+            continue
+        m = _RESULT.match(line)
+        if not m:
+            continue
+        if "# SKIP" in m.group(3).upper():
+            skipped += 1
+        elif m.group(1) == "ok":
+            passed += 1
+        else:
+            failures.append("\n".join([*recent, line.strip()]))
+        recent = []
+    return KtapResult(planned, passed, tuple(failures), skipped, skip_reason, tuple(diags), bail)

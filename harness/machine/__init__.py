@@ -1,0 +1,1 @@
+"""Booting a kernel under QEMU: accelerator choice, ports, command line, lifecycle."""
