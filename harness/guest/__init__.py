@@ -1,0 +1,1 @@
+"""The guest side built on the host: initramfs layers, modules, keys, test binaries."""

@@ -1,0 +1,149 @@
+"""The guest's initramfs, built on the host as concatenated cpio layers.
+
+Layers, each cached by the hash of what went into it:
+
+* base: busybox, dropbear and the libraries it links, /init, passwd;
+* modules: the kernel's own network modules, decompressed (per kernel release);
+* tests: the compiled reproducers under /opt/tests;
+* keys: this run's SSH host key and authorized client key (tiny, never cached).
+
+The kernel unpacks concatenated archives in order, so changing a test rebuilds
+a few megabytes of one layer and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness.cache import atomic_write, cache_root
+from harness.compile import CompileResult
+from harness.errors import ToolMissing
+from harness.guest.cpio import CpioArchive
+from harness.guest.keys import GuestKeys
+from harness.guest.modules import resolve_modules
+from harness.kernels import KernelImage
+
+INIT_SCRIPT = Path(__file__).with_name("init.sh")
+TESTS_DIR = "/opt/tests"
+_BUSYBOX = ("/bin/busybox", "busybox-static")
+_DROPBEAR = ("/usr/sbin/dropbear", "dropbear-bin")
+
+
+def _need(tool: tuple[str, str]) -> Path:
+    path = Path(tool[0])
+    if not path.is_file():
+        raise ToolMissing(tool[0], tool[1])
+    return path
+
+
+def shared_libraries(binary: Path) -> list[Path]:
+    """The shared objects ``binary`` loads, the dynamic loader included (via ldd)."""
+    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
+    libs = []
+    for line in proc.stdout.splitlines():
+        m = re.search(r"(/\S+)\s+\(0x", line)
+        if m:
+            libs.append(Path(m.group(1)))
+    return libs
+
+
+def _cached_layer(kind: str, inputs: Iterable[bytes], build) -> Path:
+    digest = hashlib.sha256(kind.encode())
+    for chunk in inputs:
+        digest.update(hashlib.sha256(chunk).digest())
+    path = cache_root() / "layers" / f"{kind}-{digest.hexdigest()[:24]}.cpio"
+    if not path.exists():
+        atomic_write(path, build())
+    return path
+
+
+def base_layer() -> Path:
+    """busybox + dropbear + /init: the same for every kernel."""
+    busybox, dropbear = _need(_BUSYBOX), _need(_DROPBEAR)
+    libs = shared_libraries(dropbear)
+    files = [busybox, dropbear, INIT_SCRIPT, *libs]
+
+    def build() -> bytes:
+        a = CpioArchive()
+        a.add_file("bin/busybox", busybox.read_bytes(), 0o755)
+        a.add_symlink("bin/sh", "busybox")
+        a.add_file("bin/dropbear", dropbear.read_bytes(), 0o755)
+        for lib in libs:
+            a.add_file(str(lib), lib.resolve().read_bytes(), 0o755)
+        a.add_file("init", INIT_SCRIPT.read_bytes(), 0o755)
+        a.add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+                   b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+        a.add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+        a.add_file("etc/shadow", b"root:*:1:0:99999:7:::\n", 0o600)
+        a.add_file("etc/shells", b"/bin/sh\n")
+        for d in ("proc", "sys", "dev", "tmp", "run", "root/.ssh", "etc/dropbear"):
+            a.add_dir(d, 0o700 if d.startswith("root") else 0o755)
+        return a.getvalue()
+
+    return _cached_layer("base", (f.read_bytes() for f in files), build)
+
+
+def modules_layer(kernel: KernelImage) -> Path | None:
+    """The kernel's network modules, or None when it has none to load."""
+    modules = resolve_modules(kernel.modules_dir)
+    if not modules:
+        return None
+
+    def build() -> bytes:
+        a = CpioArchive()
+        for m in modules:
+            a.add_file(f"lib/harness-modules/{m.name}.ko", m.data)
+        a.add_file("etc/harness/modules", "\n".join(m.name for m in modules).encode() + b"\n")
+        return a.getvalue()
+
+    return _cached_layer("modules", (m.name.encode() + m.data for m in modules), build)
+
+
+def tests_layer(tests: list[CompileResult]) -> Path | None:
+    """The compiled reproducers under /opt/tests."""
+    built = [t for t in tests if t.binary is not None]
+    if not built:
+        return None
+
+    def build() -> bytes:
+        a = CpioArchive()
+        for t in built:
+            a.add_file(f"{TESTS_DIR}/{t.name}", t.binary.read_bytes(), 0o755)  # type: ignore[union-attr]
+        return a.getvalue()
+
+    return _cached_layer("tests", (t.name.encode() + t.binary.read_bytes() for t in built), build)  # type: ignore[union-attr]
+
+
+def keys_layer(keys: GuestKeys, directory: Path) -> Path:
+    """This run's keys: not cached, written next to the keys themselves."""
+    a = CpioArchive()
+    a.add_file("etc/dropbear/host_key", keys.host_key.read_bytes(), 0o600)
+    a.add_dir("root/.ssh", 0o700)
+    a.add_file("root/.ssh/authorized_keys", keys.client_public.encode() + b"\n", 0o600)
+    path = directory / "keys.cpio"
+    atomic_write(path, a.getvalue())
+    return path
+
+
+def assemble(layers: list[Path | None], dest: Path) -> Path:
+    """Concatenate the layers into one initrd file at ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as out:
+        for layer in layers:
+            if layer is not None:
+                with layer.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+    return dest
+
+
+def build_initrd(kernel: KernelImage, tests: list[CompileResult], keys: GuestKeys,
+                 dest: Path) -> Path:
+    """The whole initrd for ``kernel`` with ``tests`` and ``keys``, written to ``dest``."""
+    layers = [base_layer(), modules_layer(kernel), tests_layer(tests),
+              keys_layer(keys, keys.host_key.parent)]
+    return assemble(layers, dest)

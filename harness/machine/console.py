@@ -1,0 +1,115 @@
+"""Watching a guest's serial console for its whole life.
+
+A reader thread drains QEMU's console pty from the moment QEMU starts until it
+exits, writes every byte to the console log as it arrives, and keeps the text
+in memory so the harness can wait for a marker, cut out one test's window, and
+notice a dead kernel.  Draining continuously matters: a console nobody reads
+fills the pty buffer and stalls the guest's printk.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import pexpect
+
+_PANIC = re.compile(rb"Kernel panic - not syncing|---\[ end Kernel panic")
+
+
+class ConsoleWatcher:
+    """Owns the read side of a pexpect child: log, buffer and waits."""
+
+    def __init__(self, child: pexpect.spawn, log_path: Path) -> None:
+        self._child = child
+        self._log = log_path.open("ab")
+        self._buf = bytearray()
+        self._cond = threading.Condition()
+        self._eof = False
+        self._panic_at: int | None = None
+        self._thread = threading.Thread(target=self._pump, name="console", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                chunk = self._child.read_nonblocking(65536, timeout=0.2)
+            except pexpect.TIMEOUT:
+                continue
+            except (pexpect.EOF, OSError, ValueError):
+                break
+            self._log.write(chunk)
+            self._log.flush()
+            with self._cond:
+                start = max(0, len(self._buf) - 64)
+                self._buf += chunk
+                if self._panic_at is None:
+                    m = _PANIC.search(self._buf, start)
+                    if m:
+                        self._panic_at = m.start()
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+        self._log.close()
+
+    @property
+    def eof(self) -> bool:
+        """QEMU closed the console (it exited)."""
+        return self._eof
+
+    @property
+    def panicked(self) -> bool:
+        """The kernel printed a panic."""
+        return self._panic_at is not None
+
+    def offset(self) -> int:
+        """Bytes seen so far: a position to cut windows from."""
+        with self._cond:
+            return len(self._buf)
+
+    def text(self, start: int = 0, end: int | None = None) -> str:
+        """Console text between two offsets, decoded leniently."""
+        with self._cond:
+            return bytes(self._buf[start:end]).decode("utf-8", "replace")
+
+    def tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines, for boot-failure reports."""
+        return "\n".join(self.text().replace("\r", "").splitlines()[-lines:])
+
+    def wait_for(self, pattern: bytes, timeout: float, start: int = 0) -> re.Match[bytes] | None:
+        """Wait until ``pattern`` appears after ``start``; None on timeout, EOF or panic."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = rx.search(self._buf, start)
+                if m:
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof or self._panic_at is not None:
+                    return None
+                self._cond.wait(min(left, 0.5))
+
+    def wait_quiet(self, idle: float, timeout: float) -> None:
+        """Wait until nothing new arrived for ``idle`` s (bounded): lets a report finish."""
+        deadline = time.monotonic() + timeout
+        last = self.offset()
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and not self._eof:
+            time.sleep(0.05)
+            now = self.offset()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= idle:
+                return
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to the guest's console input."""
+        self._child.send(data)
+
+    def join(self, timeout: float) -> None:
+        """Wait for the reader to see EOF (after QEMU is stopped)."""
+        self._thread.join(timeout)

@@ -1,0 +1,140 @@
+"""The SSH channel into a booted guest (paramiko), one connection per guest.
+
+The guest's host key is pinned (generated for this run, see
+:mod:`harness.guest.keys`); any other key is refused.  Commands run with a
+hard timeout; on timeout the channel is closed and the result says so rather
+than raising, because a hung test is a result, not a harness error.  Files are
+pushed by streaming them into ``cat`` over an exec channel: the guest has no
+SFTP server and needs none.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from harness.errors import GuestUnreachable
+from harness.guest.keys import GuestKeys
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command did in the guest."""
+
+    command: str
+    exit_code: int | None  # None when it did not finish
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+
+
+class GuestSession:
+    """A paramiko connection to one guest, reused for all of its commands."""
+
+    def __init__(self, port: int, keys: GuestKeys, connect_timeout: float = 30.0) -> None:
+        self.port = port
+        self._client = paramiko.SSHClient()
+        host_type, host_b64 = keys.host_public.split()[:2]
+        pinned = paramiko.PKey.from_type_string(host_type, base64.b64decode(host_b64))
+        self._client.get_host_keys().add(f"[127.0.0.1]:{port}", host_type, pinned)
+        self._client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self._key = paramiko.Ed25519Key.from_private_key_file(str(keys.client_key))
+        self._connect(connect_timeout)
+
+    def _connect(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                self._client.connect("127.0.0.1", port=self.port, username="root", pkey=self._key,
+                                     timeout=5, banner_timeout=10, auth_timeout=10,
+                                     allow_agent=False, look_for_keys=False)
+                transport = self._client.get_transport()
+                if transport is not None:
+                    transport.set_keepalive(5)
+                return
+            except paramiko.BadHostKeyException as exc:
+                raise GuestUnreachable(f"port {self.port} answered with a host key that is not "
+                                       f"this guest's ({exc}); another service holds the port?") from None
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                last = exc
+                time.sleep(0.2)
+        raise GuestUnreachable(f"SSH to the guest on 127.0.0.1:{self.port} failed for "
+                               f"{timeout:.0f}s: {last}")
+
+    def run(self, command: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        """Run ``command`` with a hard ``timeout``; never raises for the command's sake."""
+        started = time.monotonic()
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise GuestUnreachable("the SSH connection to the guest is gone")
+        chan = transport.open_session(timeout=10)
+        out, err = bytearray(), bytearray()
+        try:
+            chan.settimeout(0.1)
+            chan.exec_command(command)
+            if stdin is not None:
+                chan.sendall(stdin)
+                chan.shutdown_write()
+            timed_out = not self._drain(chan, out, err, started + timeout)
+            code = None if timed_out else chan.recv_exit_status()
+        finally:
+            chan.close()
+        return CommandResult(command, code, out.decode(errors="replace"),
+                             err.decode(errors="replace"), time.monotonic() - started,
+                             timed_out)
+
+    @staticmethod
+    def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray, deadline: float) -> bool:
+        """Read both streams until the command exits; False if the deadline passed."""
+        while time.monotonic() < deadline:
+            got = False
+            while chan.recv_ready():
+                out += chan.recv(65536)
+                got = True
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+                got = True
+            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                while not chan.eof_received and time.monotonic() < deadline:
+                    try:
+                        data = chan.recv(65536)
+                    except socket.timeout:
+                        break
+                    if not data:
+                        break
+                    out += data
+                return True
+            if not got:
+                chan.status_event.wait(0.02)
+        return False
+
+    def push(self, data: bytes, remote: str, mode: int = 0o755, timeout: float = 60) -> None:
+        """Write ``data`` to ``remote`` in the guest (streamed through cat)."""
+        quoted = shlex.quote(remote)
+        result = self.run(f"cat > {quoted} && chmod {mode:o} {quoted}", timeout, stdin=data)
+        if result.exit_code != 0:
+            raise GuestUnreachable(f"pushing {remote} into the guest failed: "
+                                   f"{result.stderr.strip() or result.exit_code}")
+
+    def push_file(self, local: Path, remote: str, timeout: float = 60) -> None:
+        """Copy a host file into the guest, keeping it executable."""
+        self.push(local.read_bytes(), remote, 0o755, timeout)
+
+    def alive(self, timeout: float = 5.0) -> bool:
+        """A short liveness probe: can the guest still run ``true``?"""
+        try:
+            return self.run("true", timeout).exit_code == 0
+        except (GuestUnreachable, paramiko.SSHException, OSError, EOFError):
+            return False
+
+    def close(self) -> None:
+        """Close the connection (the guest keeps running)."""
+        self._client.close()

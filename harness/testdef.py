@@ -1,0 +1,119 @@
+"""What a guest test declares about itself, read from its C header comment.
+
+The first ``/* ... */`` comment of a guest-tests/c/*.c file may hold lines of
+the form ``@key: value``::
+
+    * @timeout: 120
+    * @needs: numa-nodes=2 memory=2G thp=always
+    * @expect-report: ^kernel BUG in move_pages_huge_pmd$
+
+An unknown ``@key`` or a bad value is an error naming the file and the line:
+a typo must never silently drop a requirement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+DEFAULT_TIMEOUT = 60.0
+_THP_MODES = ("always", "madvise", "never")
+_TAG = re.compile(r"^\s*\*?\s*@([A-Za-z][\w-]*)\s*:\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the guest must offer for the test to mean anything."""
+
+    numa_nodes: int = 1
+    memory_mib: int = 0
+    thp: str | None = None
+
+
+@dataclass(frozen=True)
+class GuestTest:
+    """One C reproducer and its declared metadata."""
+
+    name: str
+    source: Path
+    timeout: float = DEFAULT_TIMEOUT
+    needs: Needs = field(default_factory=Needs)
+    expect_report: str | None = None  # a title regex: the test crashes the kernel on purpose
+
+
+def header_comment(text: str) -> tuple[str, int]:
+    """The first /* */ comment and the line it starts on (1-based)."""
+    m = re.search(r"/\*.*?\*/", text, re.DOTALL)
+    if not m:
+        return "", 0
+    return m.group(0), text.count("\n", 0, m.start()) + 1
+
+
+def read_test(path: Path) -> GuestTest:
+    """Parse ``path``'s header; ConfigError names the file and line on a bad tag."""
+    comment, first = header_comment(path.read_text(errors="replace"))
+    values: dict[str, object] = {}
+    for offset, line in enumerate(comment.splitlines()):
+        m = _TAG.match(line)
+        if not m:
+            continue
+        where = f"{path}:{first + offset}"
+        key, value = m.group(1).lower(), m.group(2)
+        if key == "timeout":
+            values["timeout"] = _positive(value, where)
+        elif key == "needs":
+            values["needs"] = parse_needs(value, where)
+        elif key == "expect-report":
+            values["expect_report"] = _regex(value, where)
+        else:
+            raise ConfigError(f"{where}: unknown header tag '@{key}'; "
+                              "known: @timeout, @needs, @expect-report")
+    return GuestTest(name=path.stem, source=path, **values)  # type: ignore[arg-type]
+
+
+def _positive(value: str, where: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if number <= 0:
+        raise ConfigError(f"{where}: @timeout must be a positive number of seconds, got '{value}'")
+    return number
+
+
+def _regex(value: str, where: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ConfigError(f"{where}: @expect-report is not a valid regex: {exc}") from None
+    return value
+
+
+def parse_needs(text: str, where: str) -> Needs:
+    """``numa-nodes=2 memory=2G thp=always`` -> :class:`Needs`."""
+    from harness.yamlcheck import parse_size_mib
+
+    numa, memory, thp = 1, 0, None
+    for token in text.split():
+        key, _, value = token.partition("=")
+        if key == "numa-nodes" and value.isdigit() and int(value) >= 1:
+            numa = int(value)
+        elif key == "memory":
+            problems: list[str] = []
+            memory = parse_size_mib(value, where, problems) or 0
+            if problems:
+                raise ConfigError(problems[0])
+        elif key == "thp" and value in _THP_MODES:
+            thp = value
+        else:
+            raise ConfigError(f"{where}: @needs token '{token}' is not understood; "
+                              "use numa-nodes=N, memory=SIZE, thp=always|madvise|never")
+    return Needs(numa, memory, thp)
+
+
+def discover(directory: Path) -> list[Path]:
+    """The guest test sources, sorted: every *.c directly in ``directory``."""
+    return sorted(directory.glob("*.c"))

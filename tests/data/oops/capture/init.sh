@@ -1,0 +1,33 @@
+#!/bin/busybox sh
+# /init of the throwaway capture initramfs (busybox). Reads harness.case=NAME
+# from the kernel command line, provokes that report, then powers off.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+CASE=$(sed -n 's/.*harness\.case=\([a-z_0-9]*\).*/\1/p' /proc/cmdline)
+echo "harness: case=$CASE"
+[ -f /harness_oops.ko ] && insmod /harness_oops.ko
+trig() {
+	# Trigger from a child shell: an oops then kills the child, not init.
+	sh -c "echo $1 > /proc/harness_oops"
+	echo "harness: trigger $1 returned $?"
+}
+case "$CASE" in
+boot) ;;
+two) trig warn; trig null ;;
+softlockup) echo 1 > /proc/sys/kernel/watchdog_thresh; trig softlockup ;;
+hung)
+	echo 3 > /proc/sys/kernel/hung_task_timeout_secs
+	echo 12 > /sys/module/harness_oops/parameters/spin_secs
+	trig hung ;;
+rcustall) trig softlockup ;;
+hardlockup) echo 1 > /proc/sys/kernel/watchdog_thresh; trig hardlockup ;;
+initoops) echo null > /proc/harness_oops ;;
+sysrq) echo c > /proc/sysrq-trigger ;;
+oom) /hog; echo "harness: hog exited $?" ;;
+panic_oops) trig null ;;
+*) trig "$CASE" ;;
+esac
+sleep 1
+echo "harness: done"
+poweroff -f
