@@ -119,7 +119,7 @@ struct race_stats {
 	unsigned long eagain;		/* EAGAIN without progress */
 	unsigned long enoent;
 	unsigned long spurious_enoent;
-	unsigned long ebusy;
+	unsigned long ebusy[NR_PATHS];	/* transient, retried */
 	unsigned long huge_kept_thp;
 	unsigned long huge_not_thp;
 	unsigned long creations;
@@ -142,6 +142,7 @@ struct migrator_stats {
 
 static struct migrator_stats ms;
 static int stop_race;
+static uint64_t race_deadline;
 
 static void write_str(const char *s)
 {
@@ -756,7 +757,7 @@ static int move_piece(struct region *r, int path, char *dst, char *src,
 		} else if (err == EAGAIN) {
 			rs.eagain++;
 		} else if (err == EBUSY) {
-			rs.ebusy++;
+			rs.ebusy[path]++;
 		} else {
 			report(path, "region %d (%s path): UFFDIO_MOVE of 0x%zx at offset 0x%zx failed: %s (.move %lld)",
 			       r->id, path_name[path], len - done, off + done,
@@ -788,7 +789,7 @@ static int sweep(struct region *r)
 	size_t off = 0, len;
 
 	while (off < half_size) {
-		if (race_stopped())
+		if (race_stopped() || now_ns() >= race_deadline)
 			return 1;
 		if (r->huge) {
 			/* whole aligned chunks: one at a time or all at once */
@@ -931,6 +932,7 @@ static void race(void)
 	thpsp0 = vmstat("thp_migration_split");
 	start = now_ns();
 	deadline = start + RACE_SECONDS * 1000000000ULL;
+	race_deadline = deadline;
 
 	err = pthread_create(&thread, NULL, migrator, NULL);
 	if (err) {
@@ -949,7 +951,7 @@ static void race(void)
 				region_create(r);
 			ret = sweep(r);
 			if (ret < 0) {
-				/* a stuck move ends the race, data errors do not */
+				/* start this region over; give up on many errors */
 				r->fresh = true;
 				if (rs.bad[PATH_HUGE] + rs.bad[PATH_SPLIT] > 20)
 					failed = true;
@@ -971,9 +973,9 @@ static void race(void)
 		  rs.ioctls, rs.pieces[PATH_HUGE], rs.bytes[PATH_HUGE] >> 20,
 		  rs.pieces[PATH_SPLIT], rs.bytes[PATH_SPLIT] >> 20, rs.sweeps,
 		  rs.creations);
-	ktap_diag("errors seen: ENOENT %lu (spurious %lu), EAGAIN partial %lu, EAGAIN no progress %lu, EBUSY %lu",
+	ktap_diag("errors seen: ENOENT %lu (spurious %lu), EAGAIN partial %lu, EAGAIN no progress %lu, EBUSY retried %lu huge-PMD / %lu split",
 		  rs.enoent, rs.spurious_enoent, rs.partial, rs.eagain,
-		  rs.ebusy);
+		  rs.ebusy[PATH_HUGE], rs.ebusy[PATH_SPLIT]);
 	ktap_diag("pages checked: huge-PMD path %lu, split path %lu; THP at creation %lu of %lu chunks; after huge moves THP %lu, not THP %lu",
 		  rs.pages_checked[PATH_HUGE], rs.pages_checked[PATH_SPLIT],
 		  rs.thp_created, rs.chunks_created, rs.huge_kept_thp,

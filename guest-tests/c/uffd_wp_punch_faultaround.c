@@ -12,9 +12,11 @@
  * fault-around from mapping the page cache page over that marker without
  * the uffd-wp bit: do_read_fault() skips fault-around on uffd-wp/minor VMAs
  * (uffd_disable_fault_around()), and filemap_map_pages() skips every PTE
- * that is not pte_none().  A kernel without both guards maps such a page
- * read-only without the uffd-wp bit, and the next write goes through
- * do_wp_page() silently: data the uffd server never hears about.
+ * that is not pte_none(), markers included.  Either guard alone hides the
+ * loss of the other; a kernel without both maps such a page without the
+ * uffd-wp bit, and the next write goes through silently: data the uffd
+ * server never hears about (the punch-hole data-loss window of "mm: Don't
+ * fault around userfaultfd-registered regions on reads").
  *
  * What is checked, with /proc/self/pagemap bit 57 (PM_UFFD_WP) and bit 63
  * (present) and a handler thread that counts WP messages per page and
@@ -40,7 +42,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -102,13 +103,18 @@ static unsigned long stress_punches;
 static unsigned long stress_zaps;
 
 static int fail_diags;
+static unsigned long total_checks;
+static unsigned long total_writes;
 
 static void fail_diag(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (fail_diags++ >= MAX_FAIL_DIAGS)
+	if (fail_diags++ >= MAX_FAIL_DIAGS) {
+		if (fail_diags == MAX_FAIL_DIAGS + 1)
+			ktap_diag("further failures are counted but not shown");
 		return;
+	}
 	va_start(ap, fmt);
 	fputs("# ", stdout);
 	vprintf(fmt, ap);
@@ -202,16 +208,23 @@ static void punch(int idx)
 		ktap_bail("fallocate(PUNCH_HOLE) of page %d", idx);
 }
 
+/* Put data back into the page cache behind the mapping's back. */
 static void refill(int idx, uint64_t tag)
 {
 	uint64_t buf[512];
-	size_t i, n = sizeof(buf) / sizeof(buf[0]);
+	size_t i, n = sizeof(buf) / sizeof(buf[0]), done;
 
 	for (i = 0; i < n; i++)
 		buf[i] = tag ^ i;
-	if (pwrite(memfd, buf, page_size, (off_t)idx * page_size) !=
-	    (ssize_t)page_size)
-		ktap_bail("pwrite refill of page %d", idx);
+	for (done = 0; done < page_size; done += sizeof(buf)) {
+		size_t len = page_size - done;
+
+		if (len > sizeof(buf))
+			len = sizeof(buf);
+		if (pwrite(memfd, buf, len, (off_t)idx * page_size + done) !=
+		    (ssize_t)len)
+			ktap_bail("pwrite refill of page %d", idx);
+	}
 }
 
 static void zap(int idx, int n)
@@ -247,10 +260,13 @@ static uint64_t pagemap_one(int idx)
  */
 static bool check_protected(int idx, uint64_t pm, const char *where)
 {
+	total_checks++;
 	if (pm & PM_WP)
 		return true;
-	fail_diag("%s: page %d is write-protected but pagemap shows %s without uffd-wp (entry 0x%016llx)",
-		  where, idx, (pm & PM_PRESENT) ? "it present" : "it not present",
+	fail_diag("%s: page %d is write-protected but pagemap shows it %s (entry 0x%016llx)",
+		  where, idx,
+		  (pm & PM_PRESENT) ? "present without uffd-wp" :
+				      "not present and without a uffd-wp marker",
 		  (unsigned long long)pm);
 	return false;
 }
@@ -261,6 +277,7 @@ static bool probe_write(int idx, uint64_t val, const char *where)
 	unsigned long before = wp_seen(idx);
 	unsigned long after;
 
+	total_writes++;
 	write_page(idx, val);
 	after = wp_seen(idx);
 	if (after != before)
@@ -787,6 +804,8 @@ int main(void)
 		  __atomic_load_n(&handler_errno, __ATOMIC_RELAXED));
 	ktap_result(unexpected == 0 && herr == 0,
 		    "handler: only WP faults on registered pages, each resolved by UFFDIO_WRITEPROTECT");
+	ktap_diag("probes in total: %lu pagemap checks of write-protected pages, %lu writes to write-protected pages; %d failures",
+		  total_checks, total_writes, fail_diags);
 	ktap_diag("total runtime %.2f s", secs_since(t_start));
 
 	close(uffd);

@@ -30,7 +30,7 @@ from harness.machine.ports import free_port
 
 QEMU = "qemu-system-x86_64"
 BASE_CMDLINE = "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off"
-_READY = rb"HARNESS-READY (\S+) taint=(\d+) release=(\S+)"
+_READY = rb"HARNESS-READY (\S+) taint=(\d+) release=([^\s]+)\r*\n"
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
 _PR_SET_PDEATHSIG = 1
 

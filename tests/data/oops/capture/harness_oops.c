@@ -64,7 +64,9 @@ static noinline void harness_oops_gpf(void)
 static noinline void harness_oops_pagefault(void)
 {
 	/* Module rodata is mapped read-only: a write is a permission fault. */
-	*(int *volatile)&harness_oops_ro = 2;
+	int *volatile p = (int *)&harness_oops_ro;
+
+	*p = 2;
 }
 
 static noinline void harness_oops_softlockup(void)

@@ -4,6 +4,7 @@
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
 CASE=$(sed -n 's/.*harness\.case=\([a-z_0-9]*\).*/\1/p' /proc/cmdline)
 echo "harness: case=$CASE"
 [ -f /harness_oops.ko ] && insmod /harness_oops.ko
@@ -14,6 +15,17 @@ trig() {
 }
 case "$CASE" in
 boot) ;;
+noise)
+	# Userspace text on the console that looks like reports but is not
+	# kernel output (no printk timestamp): the parser must not match it.
+	echo "WARNING: CPU: 0 PID: 1 at fake.c:1 fake_func+0x0/0x10"
+	echo "BUG: this line was printed by userspace"
+	echo "Kernel panic - not syncing: userspace text"
+	echo "INFO: task sh:1 blocked for more than 3 seconds." ;;
+softlockup2)
+	# Both CPUs spin at once: two watchdog reports whose lines interleave.
+	echo 1 > /proc/sys/kernel/watchdog_thresh
+	trig softlockup & trig softlockup; wait ;;
 two) trig warn; trig null ;;
 softlockup) echo 1 > /proc/sys/kernel/watchdog_thresh; trig softlockup ;;
 hung)

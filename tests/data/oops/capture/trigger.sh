@@ -5,9 +5,9 @@
 #
 #   trigger.sh KERNEL CASE OUT.log
 #   KERNEL: 6.12 | 6.1 | 7.3 (7.3 has no headers: only module-free cases)
-#   CASE:   boot warn bug null gpf pagefault softlockup hardlockup hung
+#   CASE:   boot noise warn bug null gpf pagefault softlockup hardlockup hung
 #           sched_atomic list refcount kfence irq two rcustall initoops
-#           sysrq oom panic_oops
+#           sysrq oom panic_oops softlockup2 noinit
 #
 # Needs: qemu-system-x86_64, busybox-static, cpio, gcc, and for module cases
 # apt-get install linux-headers-<kver>. Kernels are expected extracted under
@@ -36,6 +36,8 @@ ROOT=$WORK/root-$KVER-$CASE
 rm -rf "$ROOT" && mkdir -p "$ROOT"/{bin,proc,sys,dev}
 cp /bin/busybox "$ROOT/bin/busybox"
 cp "$SRC/init.sh" "$ROOT/init" && chmod +x "$ROOT/init"
+# noinit: an /init that cannot be executed -> "No working init found" panic.
+[ "$CASE" = noinit ] && printf '#!/bin/missing-shell\n' >"$ROOT/init"
 HDR=/usr/src/linux-headers-$KVER
 if [ -d "$HDR" ]; then
 	BUILD=$WORK/build-$KVER

@@ -1,0 +1,3 @@
+"""Hook the kernel harness into pytest (guest-tests/c/*.c become tests per kernel)."""
+
+pytest_plugins = ["harness.pytest_plugin"]

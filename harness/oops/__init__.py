@@ -1,0 +1,36 @@
+"""Kernel console report parser: find oopses, warnings, lockups, panics in a log.
+
+Usage from a test::
+
+    from harness.oops import parse, is_panic, title_matches, ReportType
+
+    reports = parse(console_log)
+    assert not reports, reports[0].text
+    assert any(title_matches(r, r"^WARNING in my_func$") for r in reports)
+
+The formats are a table (`harness.oops.formats.FORMATS`); the walking is in
+`harness.oops.parse`. Run ``python -m harness.oops.parse LOG...`` to see what
+the parser finds in a log.
+"""
+
+from harness.oops.formats import FORMATS, Format, ReportType
+from harness.oops.parse import (
+    KernelReport,
+    is_panic,
+    normalize_comm,
+    parse,
+    strip_prefix,
+    title_matches,
+)
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "KernelReport",
+    "ReportType",
+    "is_panic",
+    "normalize_comm",
+    "parse",
+    "strip_prefix",
+    "title_matches",
+]

@@ -1,0 +1,311 @@
+"""pytest integration: guest-tests/c/*.c become one test item per kernel.
+
+All plugin state lives in one :class:`HarnessRun` object, stored under a
+StashKey and registered as a plugin; no module globals.  Node ids read
+``guest-tests/c/<test>.c::<kernel>``.  Items are ordered kernel by kernel so
+each kernel boots once; the guest stops after its kernel's last item.
+
+Outcome translation (the only place it happens; :mod:`harness.outcome`
+decides the outcome itself):
+
+* pass -> passed; skip -> skipped with the reproducer's reason;
+* fail / oops / panic / hang -> failed, raised as a named exception so a
+  kernels.yaml expectation can turn exactly that outcome into xfail;
+* boot-fail / build-fail / error -> error (raised during setup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import config as config_mod
+from harness.compile import CompileResult, compile_test
+from harness.errors import HarnessError
+from harness.guest.keys import make_keys
+from harness.machine.accel import Accel
+from harness.outcome import Outcome
+from harness.report import failure_text, summary_json
+from harness.results import new_run_dir, write_json
+from harness.runner import KernelGuest, RunContext, TestRun
+from harness.testdef import GuestTest, read_test
+
+STATE = pytest.StashKey["HarnessRun"]()
+
+
+class GuestTestFailure(Exception):
+    """A guest test ended in a failing outcome; subclasses name the outcome."""
+
+    outcome = Outcome.FAIL
+
+    def __init__(self, run: TestRun) -> None:
+        super().__init__(run.verdict.summary)
+        self.run = run
+
+
+class TestFailed(GuestTestFailure):
+    """The reproducer reported a failure (exit 1 or KTAP not ok)."""
+
+    __test__ = False
+    outcome = Outcome.FAIL
+
+
+class KernelOops(GuestTestFailure):
+    """A kernel report appeared in the test's console window."""
+
+    outcome = Outcome.OOPS
+
+
+class KernelPanic(GuestTestFailure):
+    """The kernel died during the test."""
+
+    outcome = Outcome.PANIC
+
+
+class TestHang(GuestTestFailure):
+    """The test did not finish before its timeout."""
+
+    __test__ = False
+    outcome = Outcome.HANG
+
+
+class GuestSetupError(Exception):
+    """The test could not run at all: kernel unavailable, boot failed, no binary."""
+
+    def __init__(self, run: TestRun) -> None:
+        super().__init__(run.verdict.summary)
+        self.run = run
+
+
+FAILURES: dict[Outcome, type[GuestTestFailure]] = {
+    cls.outcome: cls for cls in (TestFailed, KernelOops, KernelPanic, TestHang)}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The harness's command-line options (also usable from plain pytest)."""
+    group = parser.getgroup("kharness", "kernel test harness")
+    group.addoption("--kernel", action="append", default=[], metavar="NAME",
+                    help="run only on this kernel from kernels.yaml (repeatable)")
+    group.addoption("--kernels-file", default=None, metavar="PATH",
+                    help="kernels.yaml to use (default: kernels.yaml in the rootdir)")
+    group.addoption("--results-dir", default=None, metavar="DIR",
+                    help="base directory for results (default: results/ in the rootdir)")
+    group.addoption("--accel", choices=[a.value for a in Accel], default=None,
+                    help="override every kernel's accelerator (auto picks KVM only where it works)")
+    group.addoption("--port-range", default=None, metavar="LOW-HIGH",
+                    help="loopback ports to choose the SSH forward from (default: any free)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Create the run state and register it; nothing boots or downloads yet."""
+    run = HarnessRun(config)
+    config.stash[STATE] = run
+    config.pluginmanager.register(run, "kharness-run")
+
+
+def _is_guest_test(path: Path) -> bool:
+    return path.suffix == ".c" and path.parent.name == "c" and path.parent.parent.name == "guest-tests"
+
+
+class HarnessRun:
+    """Everything one pytest session knows about kernels, guests and results."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._specs: list[config_mod.KernelSpec] | None = None
+        self._ctx: RunContext | None = None
+        self.guests: dict[str, KernelGuest] = {}
+        self.tests: dict[str, GuestTest] = {}
+        self.runs: list[TestRun] = []
+        self._old_sigterm: Any = None
+
+    # -- configuration -------------------------------------------------
+    def kernels_file(self) -> Path:
+        """The kernels.yaml in effect."""
+        opt = self.config.getoption("kernels_file")
+        return Path(opt).resolve() if opt else self.config.rootpath / "kernels.yaml"
+
+    def specs(self) -> list[config_mod.KernelSpec]:
+        """The selected kernels, validated once; a usage error names every problem."""
+        if self._specs is None:
+            path = self.kernels_file()
+            try:
+                specs = config_mod.load_kernels(path)
+                self._specs = config_mod.select(specs, self.config.getoption("kernel"), path)
+            except HarnessError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._specs
+
+    def context(self) -> RunContext:
+        """The results directory, keys and compiled tests, made on first use."""
+        if self._ctx is None:
+            base = self.config.getoption("results_dir") or self.config.rootpath / "results"
+            run_dir = new_run_dir(Path(base).resolve())
+            accel = self.config.getoption("accel")
+            compiled = {name: _compile(t) for name, t in self.tests.items()}
+            self._ctx = RunContext(run_dir, make_keys(run_dir / "keys"), compiled,
+                                   Accel(accel) if accel else None, _port_range(self.config),
+                                   log=self._log)
+        return self._ctx
+
+    def _log(self, text: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.option.verbose >= 0:
+            reporter.write_line(f"[kharness] {text}")
+
+    def guest(self, spec: config_mod.KernelSpec) -> KernelGuest:
+        """The guest of ``spec``, created on first use with the tests collected for it."""
+        if spec.name not in self.guests:
+            tests = [self.tests[n] for n in sorted(self.tests)]
+            self.guests[spec.name] = KernelGuest(spec, self.context(), tests)
+        return self.guests[spec.name]
+
+    # -- hooks -----------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Turn SIGTERM into KeyboardInterrupt so cleanup runs as on Ctrl-C."""
+        with contextlib.suppress(ValueError):  # not in the main thread
+            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
+        """Collect guest-tests/c/*.c."""
+        if _is_guest_test(file_path):
+            return CFile.from_parent(parent, path=file_path)
+        return None
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Group items by kernel (in kernels.yaml order) so each kernel boots once."""
+        if not any(isinstance(i, GuestItem) for i in items):
+            return
+        order = {s.name: n for n, s in enumerate(self.specs())}
+        items.sort(key=lambda i: order.get(i.spec.name, -1) if isinstance(i, GuestItem) else -1)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """Stop a kernel's guest after its last test."""
+        if not isinstance(item, GuestItem):
+            return
+        if not isinstance(nextitem, GuestItem) or nextitem.spec.name != item.spec.name:
+            guest = self.guests.get(item.spec.name)
+            if guest is not None:
+                guest.shutdown()
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Stop every guest, whatever happened, and write the summary."""
+        for guest in self.guests.values():
+            guest.shutdown()
+        if self._old_sigterm is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, self._old_sigterm)
+        if self._ctx is not None:
+            write_json(self._ctx.results / "summary.json", summary_json(self.runs, self.guests))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Say where the evidence is."""
+        if self._ctx is not None:
+            terminalreporter.write_sep("-", "kernel harness")
+            terminalreporter.write_line(f"results: {self._ctx.results}")
+            for guest in self.guests.values():
+                terminalreporter.write_line(f"  {guest.spec.name}: {guest.timings.phases}")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _port_range(config: pytest.Config) -> tuple[int, int] | None:
+    text = config.getoption("port_range")
+    if not text:
+        return None
+    low, _, high = text.partition("-")
+    if not (low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) < 65536):
+        raise pytest.UsageError(f"--port-range '{text}' must look like 40000-40100")
+    return int(low), int(high)
+
+
+def _compile(test: GuestTest) -> CompileResult:
+    try:
+        return compile_test(test.source)
+    except HarnessError as exc:
+        return CompileResult(test.name, None, str(exc))
+
+
+class CFile(pytest.File):
+    """A guest-tests/c/*.c file: one item per selected kernel."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        """Read the header (errors name file and line), then yield the items."""
+        state = self.config.stash[STATE]
+        try:
+            test = read_test(self.path)
+        except HarnessError as exc:
+            raise self.CollectError(str(exc)) from None
+        state.tests[test.name] = test
+        for spec in state.specs():
+            item = GuestItem.from_parent(self, name=spec.name, spec=spec, test=test)
+            expect = spec.expect.get(test.name)
+            if expect is not None:
+                item.add_marker(pytest.mark.xfail(reason=f"{expect.outcome.value}: {expect.reason}",
+                                                  raises=FAILURES[expect.outcome], strict=True))
+            yield item
+
+
+class GuestItem(pytest.Item):
+    """One reproducer on one kernel."""
+
+    def __init__(self, *, spec: config_mod.KernelSpec, test: GuestTest, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.test = test
+        self.result: TestRun | None = None
+        self.user_properties.append(("kernel", spec.name))
+
+    def setup(self) -> None:
+        """Kernel, image and boot happen here, so that their failure is an *error*."""
+        state = self.config.stash[STATE]
+        failed = state.guest(self.spec).preflight(self.test)
+        if failed is not None:
+            state.runs.append(failed)
+            self.result = failed
+            self._attach(failed)
+            raise GuestSetupError(failed)
+
+    def runtest(self) -> None:
+        """Run in the guest; translate the verdict into pytest's vocabulary."""
+        state = self.config.stash[STATE]
+        run = state.guest(self.spec).run(self.test)
+        state.runs.append(run)
+        self.result = run
+        self._attach(run)
+        outcome = run.verdict.outcome
+        if outcome is Outcome.PASS:
+            return
+        if outcome is Outcome.SKIP:
+            pytest.skip(run.verdict.summary)
+        if outcome in FAILURES:
+            raise FAILURES[outcome](run)
+        raise GuestSetupError(run)
+
+    def _attach(self, run: TestRun) -> None:
+        self.user_properties += [("outcome", run.verdict.outcome.value),
+                                 ("evidence", str(run.directory))]
+        if run.result is not None:
+            self.add_report_section("call", "stdout", run.result.stdout)
+            self.add_report_section("call", "stderr", run.result.stderr)
+        console = run.directory / "console.txt"
+        if console.is_file() and console.stat().st_size:
+            self.add_report_section("call", "log", console.read_text(errors="replace"))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        """The verdict, the failing KTAP lines, the kernel report: not a Python traceback."""
+        if isinstance(excinfo.value, GuestTestFailure | GuestSetupError):
+            return failure_text(excinfo.value.run)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """Where pytest says the test is."""
+        return self.path, 0, f"{self.test.name} on {self.spec.name}"

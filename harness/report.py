@@ -1,0 +1,62 @@
+"""Turning test runs into text and JSON for people and bots.
+
+The pytest failure text (also the JUnit failure body) and the JSON summary
+are built here from :class:`~harness.runner.TestRun` values and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.runner import KernelGuest, TestRun
+
+_REPORT_LINES = 60
+
+
+def failure_text(run: TestRun) -> str:
+    """What a developer reads first: verdict, KTAP failures, kernel report, evidence."""
+    lines = [f"{run.verdict.summary}   [{run.test} on {run.kernel}]"]
+    for detail in run.verdict.details:
+        lines += ["", detail.rstrip()]
+    for report in run.reports:
+        text = report.text.splitlines()
+        lines += ["", f"kernel report: {report.title}", *text[:_REPORT_LINES]]
+        if len(text) > _REPORT_LINES:
+            lines.append(f"... ({len(text) - _REPORT_LINES} more lines in console.txt)")
+    if run.new_taint:
+        lines += ["", f"new taint: {run.new_taint:#x} ({taint_letters(run.new_taint)})"]
+    lines += ["", f"evidence: {run.directory}"]
+    return "\n".join(lines)
+
+
+#: /proc/sys/kernel/tainted bits, in the kernel's letter order (Documentation/admin-guide/tainted-kernels.rst)
+TAINT_LETTERS = "PFSRMBUDAWCIOELKXTN"
+
+
+def taint_letters(value: int) -> str:
+    """Decode a taint bitmask into the kernel's letters, e.g. 0x200 -> 'W'."""
+    letters = [ch for bit, ch in enumerate(TAINT_LETTERS) if value & (1 << bit)]
+    return "".join(letters) or "-"
+
+
+def summary_json(runs: list[TestRun], guests: dict[str, KernelGuest]) -> dict[str, Any]:
+    """The machine-readable record of a run (summary.json)."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.verdict.outcome.value] = counts.get(run.verdict.outcome.value, 0) + 1
+    return {
+        "counts": counts,
+        "kernels": {name: {"source": g.spec.source.describe(),
+                           "origin": g.image.origin if g.image else None,
+                           "boots": g.boots, "timings": g.timings.phases,
+                           "boot_taint": g.boot_info.boot_taint if g.boot_info else None}
+                    for name, g in guests.items()},
+        "tests": [{"test": r.test, "kernel": r.kernel, "outcome": r.verdict.outcome.value,
+                   "summary": r.verdict.summary, "seconds": round(r.seconds, 3), "boot": r.boot,
+                   "evidence": str(r.directory),
+                   "reports": [{"type": getattr(rep.type, "value", str(rep.type)),
+                                "title": rep.title, "guilty_frame": rep.guilty_frame,
+                                "test": r.test, "kernel": r.kernel} for rep in r.reports]}
+                  for r in runs],
+    }

@@ -1,0 +1,336 @@
+"""One candidate kernel's guest: prepare, boot once, run tests, reboot when needed.
+
+:class:`KernelGuest` is the only object that sequences a kernel's life:
+resolve the kernel, build its initrd, boot it (once, reused across tests),
+run each test with its console window and taint measured, classify, and
+decide whether the next test needs a fresh boot.  It records evidence into
+the results directory as it goes, before anything is reported, so an
+interrupted run still leaves what it saw.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.compile import CompileResult
+from harness.config import KernelSpec
+from harness.errors import GuestUnreachable, HarnessError
+from harness.guest.image import TESTS_DIR, build_initrd
+from harness.guest.keys import GuestKeys
+from harness.kernels import KernelImage
+from harness.ktap import parse_ktap
+from harness.machine import accel as accel_mod
+from harness.machine.qemu import BootInfo, MachineConfig, QemuMachine
+from harness.oops import KernelReport, parse
+from harness.outcome import Outcome, RunFacts, Verdict, classify
+from harness.results import Timings, write_json
+from harness.session import CommandResult, GuestSession
+from harness.testdef import GuestTest
+
+_TRAILER = re.compile(r"@@HARNESS rc=(\d+) taint_before=(\d+) taint_after=(\d+)\s*$")
+_SETTLE = 0.3  # seconds of console silence that ends a test's window
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every kernel's guest shares within one run."""
+
+    results: Path
+    keys: GuestKeys
+    compiled: dict[str, CompileResult]
+    accel: accel_mod.Accel | None = None  # command-line override of kernels.yaml
+    port_range: tuple[int, int] | None = None
+    log: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """Everything known about one test on one kernel, after the fact."""
+
+    test: str
+    kernel: str
+    verdict: Verdict
+    seconds: float
+    directory: Path
+    result: CommandResult | None = None
+    reports: tuple[KernelReport, ...] = ()
+    new_taint: int = 0
+    boot: int = 0
+
+
+@dataclass
+class KernelGuest:
+    """The guest of one kernel across the tests that run on it."""
+
+    spec: KernelSpec
+    ctx: RunContext
+    tests: list[GuestTest]
+    timings: Timings = field(default_factory=Timings)
+    image: KernelImage | None = None
+    initrd: Path | None = None
+    setup_error: Verdict | None = None
+    machine: QemuMachine | None = None
+    session: GuestSession | None = None
+    boot_info: BootInfo | None = None
+    boots: int = 0
+
+    @property
+    def directory(self) -> Path:
+        """This kernel's part of the results directory."""
+        return self.ctx.results / self.spec.name
+
+    def prepare(self) -> Verdict | None:
+        """Resolve the kernel and build its initrd once; a Verdict if that failed."""
+        if self.initrd is not None or self.setup_error is not None:
+            return self.setup_error
+        try:
+            started = time.monotonic()
+            self.image = self.spec.source.resolve(self.ctx.log)
+            self.timings.add("fetch", time.monotonic() - started)
+            started = time.monotonic()
+            compiled = [self.ctx.compiled[t.name] for t in self.tests if t.name in self.ctx.compiled]
+            self.initrd = build_initrd(self.image, compiled, self.ctx.keys,
+                                       self.directory / "initrd.img")
+            self.timings.add("image", time.monotonic() - started)
+        except HarnessError as exc:
+            self.setup_error = Verdict(Outcome.ERROR, f"kernel '{self.spec.name}' unavailable: {exc}")
+        write_json(self.directory / "kernel.json", {
+            "name": self.spec.name, "source": self.spec.source.describe(),
+            "origin": self.image.origin if self.image else None,
+            "error": self.setup_error.summary if self.setup_error else None,
+            "timings": self.timings.phases})
+        return self.setup_error
+
+    def machine_config(self) -> MachineConfig:
+        """The guest shape: the kernel's settings, grown to what its tests need."""
+        assert self.image is not None and self.initrd is not None
+        nodes = max([t.needs.numa_nodes for t in self.tests] or [1])
+        memory = max([self.spec.memory_mib, *(t.needs.memory_mib for t in self.tests)])
+        thp = next((t.needs.thp for t in self.tests if t.needs.thp), None)
+        choice = accel_mod.choose(self.ctx.accel or self.spec.accel)
+        return MachineConfig(self.image.vmlinuz, self.initrd, choice, memory,
+                             max(self.spec.cpus, nodes), nodes, self.spec.cmdline, thp,
+                             self.ctx.port_range)
+
+    def ensure_booted(self) -> Verdict | None:
+        """Boot unless a live guest is there; a BOOT_FAIL verdict if it never got ready."""
+        if self.session is not None and self.machine is not None and self.machine.running:
+            return None
+        if self.setup_error is not None:
+            return self.setup_error
+        self.shutdown()
+        self.boots += 1
+        boot_dir = self.directory / f"boot-{self.boots}"
+        cfg = self.machine_config()
+        self.machine = QemuMachine(cfg, boot_dir)
+        started = time.monotonic()
+        self.machine.start()
+        info = self.machine.wait_ready(self.spec.timeouts.boot, started)
+        self.timings.add("boot", time.monotonic() - started)
+        write_json(boot_dir / "boot.json", {"accel": cfg.accel, "ready": info,
+                                            "seconds": round(time.monotonic() - started, 3)})
+        if info is None:
+            return self._boot_failed(started)
+        try:
+            self.session = GuestSession(info.ssh_port, self.ctx.keys)
+        except GuestUnreachable as exc:
+            self.shutdown()
+            self.setup_error = Verdict(Outcome.BOOT_FAIL, f"boot-fail: {exc}")
+            return self.setup_error
+        self.timings.add("ssh", time.monotonic() - started - info.seconds)
+        self.boot_info = info
+        return None
+
+    def _boot_failed(self, started: float) -> Verdict:
+        assert self.machine is not None and self.machine.console is not None
+        console = self.machine.console
+        console.wait_quiet(0.5, 3)
+        waited = time.monotonic() - started
+        if console.panicked:
+            why = "the kernel panicked during boot"
+        elif console.eof:
+            why = f"QEMU exited after {waited:.1f}s"
+        else:
+            why = f"no ready line within {self.spec.timeouts.boot:.0f}s"
+        reports = parse(console.text())
+        title = f": {reports[0].title}" if reports else ""
+        tail = console.tail(30)
+        self.shutdown()
+        self.setup_error = Verdict(Outcome.BOOT_FAIL, f"boot-fail: {why}{title}",
+                                   (f"console tail ({self.machine_dir()}/console.log):\n{tail}",))
+        return self.setup_error
+
+    def machine_dir(self) -> Path:
+        """The current boot's evidence directory."""
+        return self.directory / f"boot-{self.boots}"
+
+    def preflight(self, test: GuestTest) -> TestRun | None:
+        """Everything before the test runs; a TestRun (error, boot-fail) if it cannot."""
+        started = time.monotonic()
+        compiled = self.ctx.compiled.get(test.name)
+        if compiled is not None and not compiled.ok:
+            verdict = Verdict(Outcome.ERROR, "error: the test does not compile", (compiled.log,))
+            return self._record(test, verdict, started, self.directory / test.name)
+        problem = self.prepare() or self.ensure_booted()
+        if problem is not None:
+            return self._record(test, problem, started, self.directory / test.name)
+        return None
+
+    def run(self, test: GuestTest) -> TestRun:
+        """Run ``test`` on this kernel's guest and classify what happened."""
+        started = time.monotonic()
+        out_dir = self.directory / test.name
+        failed = self.preflight(test)
+        if failed is not None:
+            return failed
+        unmet = self._unmet_needs(test)
+        if unmet:
+            return self._record(test, Verdict(Outcome.SKIP, unmet), started, out_dir)
+        return self._execute(test, started, out_dir)
+
+    def _unmet_needs(self, test: GuestTest) -> str | None:
+        assert self.session is not None
+        if test.needs.numa_nodes > 1:
+            online = self.session.run("cat /sys/devices/system/node/online", 10).stdout.strip()
+            count = _count_ranges(online)
+            if count < test.needs.numa_nodes:
+                return (f"needs {test.needs.numa_nodes} NUMA nodes, the guest has {count} "
+                        f"(node/online '{online or 'missing'}': kernel without CONFIG_NUMA?)")
+        return None
+
+    def _execute(self, test: GuestTest, started: float, out_dir: Path) -> TestRun:
+        assert self.session is not None and self.machine is not None
+        console = self.machine.console
+        assert console is not None
+        tag = f"{test.name}-{self.boots}-{int(started * 1000) % 100000}"
+        window_start = console.offset()
+        timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
+        result = self.session.run(_wrap(test.name, tag), timeout + 5)
+        died = not self.machine.running or console.panicked
+        hang_notes: tuple[str, ...] = ()
+        if result.timed_out and not died:
+            hang_notes = self._dump_blocked_tasks()
+            died = not self.machine.running or console.panicked
+        if not died:
+            console.wait_for(re.escape(f"HARNESS-END {tag}").encode(), 5, window_start)
+            console.wait_quiet(_SETTLE, 3)
+        window = console.text(window_start)
+        reports = tuple(parse(window))
+        stderr, rc, taint = _split_trailer(result)
+        facts = RunFacts(
+            exit_code=rc, timed_out=result.timed_out, kernel_died=died,
+            reports=tuple(r.title for r in reports if not _expected(test, r)),
+            ktap=parse_ktap(result.stdout), new_taint=taint)
+        verdict = _expected_crash(test, reports, classify(facts))
+        if hang_notes and verdict.outcome is Outcome.HANG:
+            verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + hang_notes)
+        if verdict.outcome in (Outcome.HANG, Outcome.PANIC, Outcome.OOPS) or (
+            taint and self.spec.reboot_after_oops
+        ):
+            self.shutdown()  # the next test gets a fresh boot
+        run = TestRun(test.name, self.spec.name, verdict, time.monotonic() - started, out_dir,
+                      CommandResult(result.command, rc, result.stdout, stderr, result.seconds,
+                                    result.timed_out), reports, taint, self.boots)
+        _save(run, window)
+        return run
+
+    def _dump_blocked_tasks(self) -> tuple[str, ...]:
+        """After a timeout: probe the guest, then ask for a blocked-task dump (sysrq w)."""
+        assert self.session is not None and self.machine is not None
+        console = self.machine.console
+        assert console is not None
+        if not self.session.alive(5):
+            return ("the guest no longer answers over SSH (kernel wedged?)",)
+        self.session.run("echo 1 > /proc/sys/kernel/sysrq; echo w > /proc/sysrq-trigger", 10)
+        console.wait_quiet(1.0, 15)
+        return ("blocked tasks dumped with sysrq-w: see the console window",)
+
+    def _record(self, test: GuestTest, verdict: Verdict, started: float, out_dir: Path) -> TestRun:
+        run = TestRun(test.name, self.spec.name, verdict, time.monotonic() - started, out_dir,
+                      boot=self.boots)
+        _save(run, "")
+        return run
+
+    def shutdown(self) -> None:
+        """Close the session and stop QEMU, if any (idempotent)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        if self.machine is not None:
+            self.machine.stop()
+            self.machine = None
+
+
+def _wrap(name: str, tag: str) -> str:
+    """The guest command: markers in the kernel log and taint around the test.
+
+    The markers go through /dev/kmsg so they sit in the console stream in
+    order with whatever the kernel prints: a report between them is the
+    test's.  Exit code and taint travel back as a trailer line on stderr.
+    """
+    return (
+        f"echo 'HARNESS-START {tag}' > /dev/kmsg; tb=$(cat /proc/sys/kernel/tainted); "
+        f"cd /tmp && {TESTS_DIR}/{name}; rc=$?; "
+        f"ta=$(cat /proc/sys/kernel/tainted); echo 'HARNESS-END {tag}' > /dev/kmsg; "
+        "printf '\\n@@HARNESS rc=%d taint_before=%s taint_after=%s\\n' $rc $tb $ta >&2; exit $rc"
+    )
+
+
+def _split_trailer(result: CommandResult) -> tuple[str, int | None, int]:
+    """Take the harness's trailer off stderr: (stderr, exit code, new taint bits)."""
+    m = _TRAILER.search(result.stderr)
+    if not m:
+        return result.stderr, result.exit_code, 0
+    stderr = result.stderr[: m.start()].removesuffix("\n")
+    before, after = int(m.group(2)), int(m.group(3))
+    return stderr, int(m.group(1)), after & ~before
+
+
+def _expected(test: GuestTest, report: KernelReport) -> bool:
+    return bool(test.expect_report and re.search(test.expect_report, report.title))
+
+
+def _expected_crash(test: GuestTest, reports: tuple[KernelReport, ...], verdict: Verdict) -> Verdict:
+    """A test that crashes the kernel on purpose passes when the expected report came."""
+    if not test.expect_report:
+        return verdict
+    if any(_expected(test, r) for r in reports):
+        return verdict if verdict.outcome is not Outcome.PASS else Verdict(
+            Outcome.PASS, f"pass: expected kernel report seen ({reports[0].title})")
+    if verdict.outcome is Outcome.PASS:
+        return Verdict(Outcome.FAIL, f"fail: expected a kernel report matching "
+                                     f"/{test.expect_report}/, none came")
+    return verdict
+
+
+def _count_ranges(text: str) -> int:
+    """Count the members of a kernel cpu/node list such as '0-1,3'."""
+    count = 0
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition("-")
+        if low.isdigit():
+            count += int(high) - int(low) + 1 if high.isdigit() else 1
+    return count
+
+
+def _save(run: TestRun, window: str) -> None:
+    run.directory.mkdir(parents=True, exist_ok=True)
+    if run.result is not None:
+        (run.directory / "stdout.txt").write_text(run.result.stdout)
+        (run.directory / "stderr.txt").write_text(run.result.stderr)
+    (run.directory / "console.txt").write_text(window)
+    write_json(run.directory / "result.json", {
+        "test": run.test, "kernel": run.kernel, "outcome": run.verdict.outcome,
+        "summary": run.verdict.summary, "details": run.verdict.details,
+        "seconds": round(run.seconds, 3), "boot": run.boot,
+        "exit_code": run.result.exit_code if run.result else None,
+        "new_taint": run.new_taint, "reports": [_report_json(r) for r in run.reports]})
+
+
+def _report_json(r: KernelReport) -> dict[str, object]:
+    return {"type": r.type.value if hasattr(r.type, "value") else str(r.type), "title": r.title,
+            "guilty_frame": r.guilty_frame}

@@ -1,0 +1,22 @@
+#!/bin/bash
+# Capture one case and store it as a test log: tests/data/oops/KERNEL-CASE.log
+# with a SOURCE header. Fill in the expectations afterwards with
+#   OOPS_UPDATE=1 python -m pytest -q tests/unit/test_oops.py -p no:cacheprovider
+# and review the diff of the header lines before committing.
+#
+#   make_log.sh KERNEL CASE     e.g. make_log.sh 6.12 warn
+set -euo pipefail
+KERNEL=$1 CASE=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=$HERE/../$KERNEL-$CASE.log
+RAW=$(mktemp)
+"$HERE/trigger.sh" "$KERNEL" "$CASE" "$RAW"
+KVER=$(sed -n 's/.*Linux version \([^ ]*\).*/\1/p' "$RAW" | head -n1)
+{
+	echo "SOURCE: Debian $KVER, QEMU TCG -smp 2, captured $(date -u +%F)" \
+		"with tests/data/oops/capture/trigger.sh $KERNEL $CASE"
+	echo
+	cat "$RAW"
+} >"$OUT"
+rm -f "$RAW"
+echo "wrote $OUT"
