@@ -54,3 +54,17 @@ class NoFreePort(InfraError):
 
 class GuestUnreachable(InfraError):
     """The guest printed its ready marker but SSH could not be established."""
+
+
+class BuildFailed(UserError):
+    """A kernel from source did not build (or its patch series did not apply).
+
+    It is raised by the build provider and becomes the ``build-fail`` outcome for
+    every test of that kernel; ``details`` carries the lines a developer needs
+    (compiler errors, the rejected hunk) and ``log`` the full log's path.
+    """
+
+    def __init__(self, message: str, details: str = "", log: str | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+        self.log = log

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.compile import CompileResult
 from harness.config import KernelSpec
-from harness.errors import GuestUnreachable, HarnessError
+from harness.errors import BuildFailed, GuestUnreachable, HarnessError
 from harness.guest.image import TESTS_DIR, build_initrd
 from harness.guest.keys import GuestKeys
 from harness.kernels import KernelImage
@@ -96,6 +96,9 @@ class KernelGuest:
             self.initrd = build_initrd(self.image, compiled, self.ctx.keys,
                                        self.directory / "initrd.img")
             self.timings.add("image", time.monotonic() - started)
+        except BuildFailed as exc:
+            details = (exc.details,) + ((f"full log: {exc.log}",) if exc.log else ())
+            self.setup_error = Verdict(Outcome.BUILD_FAIL, f"build-fail: {exc}", details)
         except HarnessError as exc:
             self.setup_error = Verdict(Outcome.ERROR, f"kernel '{self.spec.name}' unavailable: {exc}")
         write_json(self.directory / "kernel.json", {
