@@ -25,14 +25,12 @@ from typing import Any
 import pytest
 
 from harness import config as config_mod
-from harness.compile import CompileResult, compile_test
 from harness.errors import HarnessError
-from harness.guest.keys import make_keys
 from harness.machine.accel import Accel
 from harness.outcome import Outcome
 from harness.report import failure_text, summary_json
 from harness.results import new_run_dir, write_json
-from harness.runner import KernelGuest, RunContext, TestRun
+from harness.runner import KernelGuest, RunContext, TestRun, new_context
 from harness.testdef import GuestTest, read_test
 
 STATE = pytest.StashKey["HarnessRun"]()
@@ -95,6 +93,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kernels.yaml to use (default: kernels.yaml in the rootdir)")
     group.addoption("--results-dir", default=None, metavar="DIR",
                     help="base directory for results (default: results/ in the rootdir)")
+    group.addoption("--run-dir", default=None, metavar="DIR",
+                    help="exact results directory for this run (python -m harness run sets it)")
     group.addoption("--accel", choices=[a.value for a in Accel], default=None,
                     help="override every kernel's accelerator (auto picks KVM only where it works)")
     group.addoption("--port-range", default=None, metavar="LOW-HIGH",
@@ -144,13 +144,14 @@ class HarnessRun:
     def context(self) -> RunContext:
         """The results directory, keys and compiled tests, made on first use."""
         if self._ctx is None:
-            base = self.config.getoption("results_dir") or self.config.rootpath / "results"
-            run_dir = new_run_dir(Path(base).resolve())
+            run_dir = self.config.getoption("run_dir")
+            if run_dir is None:
+                base = self.config.getoption("results_dir") or self.config.rootpath / "results"
+                run_dir = new_run_dir(Path(base).resolve())
             accel = self.config.getoption("accel")
-            compiled = {name: _compile(t) for name, t in self.tests.items()}
-            self._ctx = RunContext(run_dir, make_keys(run_dir / "keys"), compiled,
-                                   Accel(accel) if accel else None, _port_range(self.config),
-                                   log=self._log)
+            tests = [self.tests[n] for n in sorted(self.tests)]
+            self._ctx = new_context(Path(run_dir), tests, Accel(accel) if accel else None,
+                                    _port_range(self.config), log=self._log)
         return self._ctx
 
     def _log(self, text: str) -> None:
@@ -225,13 +226,6 @@ def _port_range(config: pytest.Config) -> tuple[int, int] | None:
     if not (low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) < 65536):
         raise pytest.UsageError(f"--port-range '{text}' must look like 40000-40100")
     return int(low), int(high)
-
-
-def _compile(test: GuestTest) -> CompileResult:
-    try:
-        return compile_test(test.source)
-    except HarnessError as exc:
-        return CompileResult(test.name, None, str(exc))
 
 
 class CFile(pytest.File):

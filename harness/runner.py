@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.compile import CompileResult
+from harness.compile import CompileResult, compile_test
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, GuestUnreachable, HarnessError
 from harness.guest.image import TESTS_DIR, build_initrd
-from harness.guest.keys import GuestKeys
+from harness.guest.keys import GuestKeys, make_keys
 from harness.kernels import KernelImage
 from harness.ktap import parse_ktap
 from harness.machine import accel as accel_mod
@@ -45,6 +45,22 @@ class RunContext:
     accel: accel_mod.Accel | None = None  # command-line override of kernels.yaml
     port_range: tuple[int, int] | None = None
     log: Callable[[str], None] = print
+
+
+def new_context(run_dir: Path, tests: list[GuestTest], accel: accel_mod.Accel | None = None,
+                port_range: tuple[int, int] | None = None,
+                log: Callable[[str], None] = print) -> RunContext:
+    """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    compiled = {t.name: _compile(t) for t in tests}
+    return RunContext(run_dir, make_keys(run_dir / "keys"), compiled, accel, port_range, log)
+
+
+def _compile(test: GuestTest) -> CompileResult:
+    try:
+        return compile_test(test.source)
+    except HarnessError as exc:
+        return CompileResult(test.name, None, str(exc))
 
 
 @dataclass(frozen=True)
@@ -131,7 +147,12 @@ class KernelGuest:
         cfg = self.machine_config()
         self.machine = QemuMachine(cfg, boot_dir)
         started = time.monotonic()
-        self.machine.start()
+        try:
+            self.machine.start()
+        except HarnessError as exc:
+            self.shutdown()
+            self.setup_error = Verdict(Outcome.ERROR, f"error: cannot start the guest: {exc}")
+            return self.setup_error
         info = self.machine.wait_ready(self.spec.timeouts.boot, started)
         self.timings.add("boot", time.monotonic() - started)
         write_json(boot_dir / "boot.json", {"accel": cfg.accel, "ready": info,

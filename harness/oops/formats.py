@@ -318,7 +318,8 @@ FORMATS: tuple[Format, ...] = (
     ),
     # -- lockups, stalls, hangs ----------------------------------------------
     Format(
-        header=r"(?:NMI )?(?:watchdog: )?BUG: soft lockup - CPU#{NUM} stuck for {NUM}s! \[{COMM}:{NUM}\]",
+        header=r"(?:NMI )?(?:watchdog: )?BUG: soft lockup - "
+        r"CPU#{NUM} stuck for {NUM}s! \[{COMM}:{NUM}\]",
         title="BUG: soft lockup in {FRAME}",
         type=ReportType.SOFT_LOCKUP,
         skip=SKIP_TIMER_IRQ,
@@ -330,7 +331,8 @@ FORMATS: tuple[Format, ...] = (
         skip=SKIP_TIMER_IRQ,
     ),
     Format(
-        header=r"(?:rcu: )?INFO: rcu_\w+ (?:self-detected stall|detected (?:expedited )?stalls?) on CPU",
+        header=r"(?:rcu: )?INFO: rcu_\w+ "
+        r"(?:self-detected stall|detected (?:expedited )?stalls?) on CPU",
         title="INFO: rcu detected stall in {FRAME}",
         type=ReportType.RCU_STALL,
         skip=SKIP_TIMER_IRQ,
@@ -356,7 +358,8 @@ FORMATS: tuple[Format, ...] = (
     ),
     # Any other "BUG: <what>" line; many of them come without a stack.
     Format(
-        header=r"BUG: (?P<what>[A-Za-z][^:!,(\[]*?)(?= in process| at | on CPU| - |[:!,(\[]| [0-9a-f]{8,}|\s*$)",
+        header=r"BUG: (?P<what>[A-Za-z][^:!,(\[]*?)"
+        r"(?= in process| at | on CPU| - |[:!,(\[]| [0-9a-f]{8,}|\s*$)",
         title="BUG: {what} in {FRAME}",
         type=ReportType.BUG,
         expects_trace=False,

@@ -160,7 +160,7 @@ def _open(row: _Row, i: int, line: str) -> _Span:
 
 def _feed(span: _Span, i: int, line: str) -> None:
     """Let an open report consume a line that is not a new report's header."""
-    if span.row.end and span.row.end.match(line) or _GENERIC_END.match(line):
+    if (span.row.end and span.row.end.match(line)) or _GENERIC_END.match(line):
         span.last, span.done = i, True
     elif _BODY.match(line):
         span.last, span.gap = i, 0

@@ -342,8 +342,14 @@ def test_caller_id_prefixed_log_parses_like_the_plain_one() -> None:
 
 @pytest.mark.parametrize(
     ("comm", "expected"),
-    [("kworker/0:1", "kworker"), ("kworker/u8:3", "kworker"), ("syz-executor.0", "syz-executor")]
-    + [("hog", "hog"), ("migration/1", "migration"), ("123", "123")],
+    [
+        ("kworker/0:1", "kworker"),
+        ("kworker/u8:3", "kworker"),
+        ("syz-executor.0", "syz-executor"),
+        ("hog", "hog"),
+        ("migration/1", "migration"),
+        ("123", "123"),
+    ],
 )
 def test_normalize_comm(comm: str, expected: str) -> None:
     assert normalize_comm(comm) == expected
@@ -354,8 +360,19 @@ def test_normalize_comm(comm: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "\n", "\r\n\r\n", "\x00\xff garbage \x1b[0m", "BUG:", "WARNING:", "[ 1.0]", "x" * 100000]
-    + ["Kernel panic - not syncing: ", "Call Trace:\n ? \n <TASK>", "RIP: 0010:"],
+    [
+        "",
+        "\n",
+        "\r\n\r\n",
+        "\x00\xff garbage \x1b[0m",
+        "BUG:",
+        "WARNING:",
+        "[ 1.0]",
+        "x" * 100000,
+        "Kernel panic - not syncing: ",
+        "Call Trace:\n ? \n <TASK>",
+        "RIP: 0010:",
+    ],
 )
 def test_garbage_never_raises(text: str) -> None:
     assert isinstance(parse(text), list)

@@ -1,0 +1,31 @@
+# The commands a newcomer types.  Every target installs what it needs first.
+PY := .venv/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: setup run test test-fast bench lint clean
+
+setup:
+	@bash ci/bootstrap.sh
+
+## run: every reproducer on every kernel of kernels.yaml; evidence in results/latest
+run: setup
+	$(PY) -m harness run
+
+## test: the project's own tests (unit + integration tests that boot real kernels)
+test: setup
+	$(PYTEST) tests -v -rs
+
+## test-fast: unit tests only, seconds
+test-fast: setup
+	$(PYTEST) tests/unit -q
+
+## bench: boot floor vs harness boot-to-ready, first result, warm per-test overhead
+bench: setup
+	$(PY) bench/bench_boot.py
+
+lint: setup
+	.venv/bin/ruff check harness tests bench conftest.py
+	.venv/bin/ruff format --check harness tests bench conftest.py
+
+clean:
+	rm -rf results .ruff_cache

@@ -1,0 +1,45 @@
+"""Booting one kernel outside pytest, exactly as the tests would see it.
+
+Used by ``python -m harness boot`` (a developer's debugging shell) and by the
+benchmark: the same kernels.yaml entry, the same initrd with every compiled
+test in /opt/tests, the same QEMU command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.config import load_kernels, select
+from harness.errors import HarnessError
+from harness.results import new_run_dir
+from harness.runner import KernelGuest, new_context
+from harness.session import GuestSession
+from harness.testdef import discover, read_test
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def boot_kernel(kernels_file: Path, name: str, results_base: str | None = None,
+                accel: str | None = None) -> Iterator[tuple[KernelGuest, GuestSession]]:
+    """Boot ``name`` and yield (guest, session); the guest always stops afterwards."""
+    from harness.machine.accel import Accel
+
+    path = kernels_file
+    spec = select(load_kernels(path), [name], path)[0]
+    tests = [read_test(p) for p in discover(ROOT / "guest-tests" / "c")]
+    run_dir = new_run_dir(Path(results_base or ROOT / "results").resolve())
+    ctx = new_context(run_dir, tests, Accel(accel) if accel else None,
+                      log=lambda text: print(text, file=sys.stderr))
+    guest = KernelGuest(spec, ctx, tests)
+    try:
+        problem = guest.prepare() or guest.ensure_booted()
+        if problem is not None:
+            raise HarnessError("\n".join([problem.summary, *problem.details]))
+        assert guest.session is not None
+        yield guest, guest.session
+    finally:
+        guest.shutdown()

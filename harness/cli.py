@@ -1,0 +1,151 @@
+"""``python -m harness`` / ``kharness``: run, boot, kernels (and more subcommands).
+
+``run`` is pytest on guest-tests/ with the results directory and JUnit XML
+decided up front; ``boot`` gives a developer a shell in a guest exactly as the
+tests see it; ``kernels`` shows what kernels.yaml resolves to.  Harness
+errors print as one message with the fix and a non-zero exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _kernels_file(args: argparse.Namespace) -> Path:
+    return Path(args.kernels_file).resolve() if args.kernels_file else ROOT / "kernels.yaml"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
+    import pytest
+
+    from harness.results import new_run_dir
+
+    run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
+    argv = [str(ROOT / "guest-tests"), "-v", "-rA", f"--run-dir={run_dir}",
+            f"--junitxml={run_dir / 'junit.xml'}", f"--kernels-file={_kernels_file(args)}",
+            *(f"--kernel={k}" for k in args.kernel), *args.pytest_args]
+    if args.accel:
+        argv.append(f"--accel={args.accel}")
+    print(f"results: {run_dir}")
+    return int(pytest.main(argv))
+
+
+def cmd_kernels(args: argparse.Namespace) -> int:
+    """List the kernels of kernels.yaml; with --resolve, fetch and show exact versions."""
+    from harness.config import load_kernels, select
+
+    path = _kernels_file(args)
+    for spec in select(load_kernels(path), args.kernel, path):
+        line = f"{spec.name:20} {spec.source.describe()}"
+        if args.resolve:
+            image = spec.source.resolve(lambda _text: None)
+            line += f"\n{'':20} -> {image.origin}\n{'':20}    {image.vmlinuz}"
+        print(line)
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    """Boot one kernel as the tests would and open a shell (or run --command)."""
+    from harness.bootshell import boot_kernel
+
+    with boot_kernel(_kernels_file(args), args.name, args.results_dir, args.accel) as booted:
+        guest, session = booted
+        print(f"booted {args.name} in {guest.boot_info.seconds:.1f}s; "  # type: ignore[union-attr]
+              f"console log: {guest.machine_dir() / 'console.log'}", file=sys.stderr)
+        if args.command:
+            result = session.run(args.command, args.timeout)
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
+            return 124 if result.timed_out else int(result.exit_code or 0)
+        return _interactive_ssh(guest)
+
+
+def _interactive_ssh(guest) -> int:  # noqa: ANN001 - KernelGuest, imported lazily
+    ssh = shutil.which("ssh")
+    keys = guest.ctx.keys
+    port = guest.boot_info.ssh_port
+    known = keys.client_key.parent / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {keys.host_public}\n")
+    argv = ["ssh", "-p", str(port), "-i", str(keys.client_key), "-o", f"UserKnownHostsFile={known}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]
+    if ssh is None:
+        print("openssh-client is not installed (apt-get install -y openssh-client); "
+              f"connect with: {' '.join(argv)}", file=sys.stderr)
+        return 3
+    print("exit the shell to stop the guest", file=sys.stderr)
+    return subprocess.call(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subparser per subcommand."""
+    parser = argparse.ArgumentParser(prog="kharness", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kernels-file", help="kernels.yaml to use (default: the repository's)")
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    run = sub.add_parser("run", help="run the guest tests on the kernels (pytest)")
+    run.add_argument("--kernel", action="append", default=[], help="only this kernel (repeatable)")
+    run.add_argument("--results-dir", help="base directory for results (default: results/)")
+    run.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)")
+    run.set_defaults(func=cmd_run)
+
+    kernels = sub.add_parser("kernels", help="list what kernels.yaml names")
+    kernels.add_argument("--kernel", action="append", default=[])
+    kernels.add_argument("--resolve", action="store_true", help="fetch and show exact versions")
+    kernels.set_defaults(func=cmd_kernels)
+
+    boot = sub.add_parser("boot", help="boot a kernel and give me a shell over SSH")
+    boot.add_argument("name", help="kernel name from kernels.yaml")
+    boot.add_argument("--command", help="run this command instead of a shell, then stop")
+    boot.add_argument("--timeout", type=float, default=300.0, help="for --command (seconds)")
+    boot.add_argument("--results-dir", help="base directory for results (default: results/)")
+    boot.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    boot.set_defaults(func=cmd_boot)
+
+    for extra in _extra_subcommands():
+        extra(sub)
+    return parser
+
+
+def _extra_subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands that live in their own modules (series, bisect)."""
+    found = []
+    for module in ("harness.series", "harness.bisect"):
+        try:
+            found.append(__import__(module, fromlist=["add_parser"]).add_parser)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn harness errors into one clear line."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"kharness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kharness: interrupted; guests stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
