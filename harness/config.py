@@ -98,15 +98,14 @@ def parse_kernels(data: Any, path: Path, problems: list[str]) -> list[KernelSpec
     for index, entry in enumerate(entries, start=1):
         label = entry.get("name") if isinstance(entry, Mapping) else None
         where = f"{path}: kernel #{index}" + (f" ({label})" if label else "")
-        spec = _parse_entry(Fields(entry, where, problems), path.parent)
-        if spec is None:
-            continue
-        if spec.name in seen:
-            problems.append(f"{where}: duplicate name '{spec.name}' (also kernel #{seen[spec.name]});"
+        if isinstance(label, str) and label in seen:
+            problems.append(f"{where}: duplicate name '{label}' (also kernel #{seen[label]});"
                             " names must be unique")
-            continue
-        seen[spec.name] = index
-        specs.append(spec)
+        elif isinstance(label, str):
+            seen[label] = index
+        spec = _parse_entry(Fields(entry, where, problems), path.parent)
+        if spec is not None:
+            specs.append(spec)
     return specs
 
 
@@ -142,10 +141,9 @@ def _parse_source(f: Fields, base: Path) -> Any:
         return None
     kind = kinds[0]
     value = f.data[kind]
-    sub = f.sub(kind)
     if isinstance(value, str):
-        sub = Fields({SHORTHAND[kind]: value}, sub.where, f.problems)
-    return PROVIDERS[kind](sub, base)
+        value = {SHORTHAND[kind]: value}
+    return PROVIDERS[kind](Fields(value, f"{f.where}: {kind}", f.problems), base)
 
 
 def _parse_accel(f: Fields) -> Accel:

@@ -1,0 +1,133 @@
+"""kernels.yaml validation: every mistake is named with its place and fix."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_kernels, select
+from harness.errors import ConfigError
+from harness.kernels.debian import DebianSource
+from harness.kernels.image import ImageSource
+from harness.machine.accel import Accel
+from harness.outcome import Outcome
+
+
+def _bzimage(path: Path) -> Path:
+    data = bytearray(0x400)
+    data[0x202:0x206] = b"HdrS"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "kernels.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _problems(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_kernels(_write(tmp_path, text))
+    return str(info.value)
+
+
+def test_full_entry_is_read(tmp_path: Path) -> None:
+    _bzimage(tmp_path / "bzImage")
+    specs = load_kernels(_write(tmp_path, """
+        kernels:
+          - name: mine
+            image: bzImage
+            cmdline: nokaslr
+            memory: 3G
+            cpus: 4
+            accel: tcg
+            timeouts: {boot: 30, test: 10}
+            reboot_after_oops: false
+            expect:
+              uffd_move_swap_pmd.c: {outcome: oops, reason: known BUG}
+          - name: deb
+            debian: {package: "linux-image-6.12.*-amd64-unsigned", suite: bookworm-security}
+    """))
+    mine, deb = specs
+    assert mine.source == ImageSource(tmp_path / "bzImage")
+    assert (mine.memory_mib, mine.cpus, mine.accel) == (3072, 4, Accel.TCG)
+    assert (mine.timeouts.boot, mine.timeouts.test, mine.reboot_after_oops) == (30, 10, False)
+    assert mine.expect["uffd_move_swap_pmd"].outcome is Outcome.OOPS
+    assert deb.source == DebianSource("linux-image-6.12.*-amd64-unsigned", "bookworm-security")
+    assert deb.memory_mib == 2048
+
+
+def test_shorthand_debian(tmp_path: Path) -> None:
+    (spec,) = load_kernels(_write(tmp_path, """
+        kernels:
+          - {name: d, debian: "linux-image-6.1.0-*-amd64-unsigned"}
+    """))
+    assert spec.source == DebianSource("linux-image-6.1.0-*-amd64-unsigned")
+
+
+def test_every_problem_reported_at_once(tmp_path: Path) -> None:
+    text = _problems(tmp_path, """
+        kernels:
+          - name: a
+            image: missing-bzImage
+            memroy: 2G
+            cpus: two
+          - name: a
+            debian: {package: "linux-image-6.12.*"}
+          - name: b
+            accel: warp
+    """)
+    assert "kernel #1 (a): image: " in text and "missing-bzImage does not exist" in text
+    assert "unknown key 'memroy'; did you mean 'memory'?" in text
+    assert "'cpus' must be an integer, got str 'two'" in text
+    assert "duplicate name 'a'" in text
+    assert "kernel #3 (b): needs exactly one kernel source" in text
+    assert "accel 'warp' is not one of auto, kvm, tcg" in text
+    assert text.startswith(str(tmp_path / "kernels.yaml"))
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("kernels: [", "not valid YAML"),
+    ("- a\n- b\n", "must be a mapping"),
+    ("kernels: []\n", "'kernels' is empty"),
+    ("kernel: []\n", "missing required key 'kernels'"),
+    ("kernels:\n  - name: 'bad name'\n    debian: linux-image-x\n", "may hold only letters"),
+    ("kernels:\n  - name: x\n    debian: {package: vim}\n", "is not a kernel package"),
+    ("kernels:\n  - name: x\n    debian: linux-image-x\n    memory: lots\n", "size 'lots'"),
+    ("kernels:\n  - name: x\n    debian: linux-image-x\n    timeouts: {boot: -1}\n",
+     "must be a positive number"),
+    ("kernels:\n  - name: x\n    debian: linux-image-x\n    expect: {t: {outcome: pass, reason: r}}\n",
+     "outcome 'pass' cannot be expected"),
+    ("kernels:\n  - name: x\n    debian: linux-image-x\n    expect: {t: {outcome: fail}}\n",
+     "missing required key 'reason'"),
+])
+def test_single_mistakes(tmp_path: Path, yaml_text: str, message: str) -> None:
+    assert message in _problems(tmp_path, yaml_text)
+
+
+def test_image_that_is_not_a_kernel(tmp_path: Path) -> None:
+    (tmp_path / "vmlinux").write_bytes(b"\x7fELF" + b"\0" * 600)
+    (tmp_path / "notes.txt").write_text("hello" * 200)
+    text = _problems(tmp_path, """
+        kernels:
+          - {name: elf, image: vmlinux}
+          - {name: txt, image: {path: notes.txt, modules: nowhere}}
+    """)
+    assert "is an ELF vmlinux, not a bootable image; use arch/x86/boot/bzImage" in text
+    assert "is not an x86 bzImage" in text
+    assert "modules directory" in text and "has no kernel/ subdirectory" in text
+
+
+def test_missing_file_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--kernels-file"):
+        load_kernels(tmp_path / "nope.yaml")
+
+
+def test_select_unknown_kernel_lists_known(tmp_path: Path) -> None:
+    specs = load_kernels(_write(tmp_path, "kernels:\n  - {name: d, debian: linux-image-x}\n"))
+    assert select(specs, [], tmp_path) == specs
+    with pytest.raises(ConfigError, match="known kernels: d"):
+        select(specs, ["e"], tmp_path)

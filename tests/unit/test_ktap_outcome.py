@@ -1,0 +1,63 @@
+"""KTAP parsing and the outcome classifier (the one place outcomes are decided)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.ktap import parse_ktap
+from harness.outcome import Outcome, RunFacts, classify
+from harness.report import taint_letters
+
+KTAP = """TAP version 13
+1..3
+ok 1 - probe lists the ioctls
+# expected EINVAL, got 0 (features 0x8000000000000000)
+not ok 2 - bit 63 refused
+ok 3 - second call refused # SKIP no /dev/userfaultfd
+# totals: pass:1 fail:1 skip:1
+"""
+
+
+def test_ktap_counts_and_failure_context() -> None:
+    k = parse_ktap(KTAP)
+    assert (k.planned, k.passed, k.skipped) == (3, 1, 1)
+    assert k.failures == ("# expected EINVAL, got 0 (features 0x8000000000000000)\n"
+                          "not ok 2 - bit 63 refused",)
+    assert "# totals: pass:1 fail:1 skip:1" in k.diagnostics
+
+
+def test_ktap_whole_skip_and_bail() -> None:
+    assert parse_ktap("TAP version 13\n1..0 # SKIP no UFFD_FEATURE_MOVE\n").skip_reason == (
+        "no UFFD_FEATURE_MOVE")
+    bailed = parse_ktap("1..4\nok 1 - a\nBail out! mmap failed (errno 12)\n")
+    assert bailed.bailed_out and bailed.failures == ("Bail out! mmap failed (errno 12)",)
+
+
+@pytest.mark.parametrize(("facts", "outcome", "summary"), [
+    (RunFacts(0, ktap=parse_ktap("1..1\nok 1 - x\n")), Outcome.PASS, "pass"),
+    (RunFacts(1, ktap=parse_ktap(KTAP)), Outcome.FAIL, "fail: # expected EINVAL"),
+    (RunFacts(0, ktap=parse_ktap(KTAP)), Outcome.FAIL, "exit 0 but KTAP reports failures"),
+    (RunFacts(4, ktap=parse_ktap("1..0 # SKIP no NUMA\n")), Outcome.SKIP, "no NUMA"),
+    (RunFacts(4), Outcome.SKIP, "without saying why"),
+    (RunFacts(0, reports=("WARNING in zap_pte_range",)), Outcome.OOPS,
+     "oops: WARNING in zap_pte_range"),
+    (RunFacts(None, timed_out=True), Outcome.HANG, "hang"),
+    (RunFacts(None, timed_out=True, kernel_died=True, reports=("kernel BUG in f",)),
+     Outcome.PANIC, "panic: kernel BUG in f"),
+    (RunFacts(139), Outcome.FAIL, "unexpected exit code 139"),
+])
+def test_classify(facts: RunFacts, outcome: Outcome, summary: str) -> None:
+    verdict = classify(facts)
+    assert verdict.outcome is outcome
+    assert summary in verdict.summary
+
+
+def test_a_crash_is_never_a_pass() -> None:
+    assert classify(RunFacts(0, reports=("BUG: kernel NULL pointer dereference in f",))).outcome \
+        is Outcome.OOPS
+
+
+def test_taint_letters() -> None:
+    assert taint_letters(0) == "-"
+    assert taint_letters(1 << 9) == "W"
+    assert taint_letters((1 << 7) | (1 << 9) | (1 << 12)) == "DWO"
