@@ -102,10 +102,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Create the run state and register it; nothing boots or downloads yet."""
+    """Create the run state and register it; nothing boots or downloads yet.
+
+    When guest tests are in scope, kernels.yaml is validated now, so a mistake
+    in it is one usage error before anything is collected or booted.
+    """
     run = HarnessRun(config)
     config.stash[STATE] = run
     config.pluginmanager.register(run, "kharness-run")
+    if any(_targets_guest_tests(config.invocation_params.dir / arg.split("::")[0])
+           for arg in config.args):
+        run.specs()
+
+
+def _targets_guest_tests(path: Path) -> bool:
+    if path.is_file():
+        return _is_guest_test(path)
+    return path.is_dir() and (path.name == "guest-tests" or (path / "guest-tests").is_dir()
+                              or _is_guest_test(path / "x.c"))
 
 
 def _is_guest_test(path: Path) -> bool:
@@ -266,7 +280,9 @@ class GuestItem(pytest.Item):
             state.runs.append(failed)
             self.result = failed
             self._attach(failed)
-            raise GuestSetupError(failed)
+            # pytest renders setup errors itself (not via repr_failure): pytrace=False
+            # keeps the report to our text instead of a traceback of the plugin.
+            pytest.fail(failure_text(failed), pytrace=False)
 
     def runtest(self) -> None:
         """Run in the guest; translate the verdict into pytest's vocabulary."""
@@ -279,7 +295,8 @@ class GuestItem(pytest.Item):
         if outcome is Outcome.PASS:
             return
         if outcome is Outcome.SKIP:
-            pytest.skip(run.verdict.summary)
+            # Report the skip at the test's own location, as a skip marker would.
+            raise pytest.skip.Exception(run.verdict.summary, _use_item_location=True)
         if outcome in FAILURES:
             raise FAILURES[outcome](run)
         raise GuestSetupError(run)

@@ -41,12 +41,12 @@ class KernelSource(Protocol):
 
 
 def _providers() -> dict[str, Callable[[Fields, Path], KernelSource]]:
-    from harness.kernels import debian, image
+    from harness.kernels import build, debian, image
 
-    return {"image": image.from_yaml, "debian": debian.from_yaml}
+    return {"image": image.from_yaml, "debian": debian.from_yaml, "build": build.from_yaml}
 
 
 PROVIDERS = _providers()
 
-#: ``image: PATH`` and ``debian: PATTERN`` are short for the mapping with this key.
-SHORTHAND = {"image": "path", "debian": "package"}
+#: ``image: PATH``, ``debian: PATTERN``, ``build: SOURCE``: short for the mapping with this key.
+SHORTHAND = {"image": "path", "debian": "package", "build": "source"}

@@ -3,11 +3,11 @@
 # QEMU at a time). Kernels and headers: see trigger.sh.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-for c in boot noise noinit warn bug null gpf pagefault softlockup softlockup2 hardlockup hung \
+for c in boot noise noinit warn bug null gpf pagefault divzero softlockup softlockup2 hardlockup hung \
 	rcustall sched_atomic list refcount kfence irq two initoops sysrq panic_oops oom; do
 	"$HERE/make_log.sh" 6.12 "$c"
 done
-for c in boot warn bug null gpf pagefault softlockup hung rcustall sched_atomic list \
+for c in boot warn bug null gpf pagefault divzero softlockup hung rcustall sched_atomic list \
 	refcount sysrq panic_oops oom; do
 	"$HERE/make_log.sh" 6.1 "$c"
 done

@@ -69,6 +69,14 @@ static noinline void harness_oops_pagefault(void)
 	*p = 2;
 }
 
+static noinline void harness_oops_divzero(void)
+{
+	/* A bare die() line: "Oops: divide error: 0000 [#1]" with no BUG: before it. */
+	int volatile zero = 0, num = 1000;
+
+	pr_info("harness_oops: %d\n", num / zero);
+}
+
 static noinline void harness_oops_softlockup(void)
 {
 	unsigned long end = jiffies + spin_secs * HZ;
@@ -164,6 +172,7 @@ static const struct harness_oops_case harness_oops_cases[] = {
 	{ "null", harness_oops_null },
 	{ "gpf", harness_oops_gpf },
 	{ "pagefault", harness_oops_pagefault },
+	{ "divzero", harness_oops_divzero },
 	{ "softlockup", harness_oops_softlockup },
 	{ "hardlockup", harness_oops_hardlockup },
 	{ "hung", harness_oops_hung },

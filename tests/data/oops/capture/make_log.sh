@@ -8,13 +8,17 @@
 set -euo pipefail
 KERNEL=$1 CASE=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=$HERE/../$KERNEL-$CASE.log
+OUT=$(cd "$HERE/.." && pwd)/$KERNEL-$CASE.log
 RAW=$(mktemp)
 "$HERE/trigger.sh" "$KERNEL" "$CASE" "$RAW"
+NOTE=$(awk -v a="$KERNEL-$CASE: " -v b="$CASE: " \
+	'index($0, a) == 1 { print substr($0, length(a) + 1); exit }
+	 index($0, b) == 1 { n = substr($0, length(b) + 1) } END { if (n) print n }' "$HERE/notes.txt" | head -n1)
 KVER=$(sed -n 's/.*Linux version \([^ ]*\).*/\1/p' "$RAW" | head -n1)
 {
 	echo "SOURCE: Debian $KVER, QEMU TCG -smp 2, captured $(date -u +%F)" \
 		"with tests/data/oops/capture/trigger.sh $KERNEL $CASE"
+	[ -n "$NOTE" ] && echo "NOTE: $NOTE"
 	echo
 	cat "$RAW"
 } >"$OUT"

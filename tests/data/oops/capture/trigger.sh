@@ -5,7 +5,7 @@
 #
 #   trigger.sh KERNEL CASE OUT.log
 #   KERNEL: 6.12 | 6.1 | 7.3 (7.3 has no headers: only module-free cases)
-#   CASE:   boot noise warn bug null gpf pagefault softlockup hardlockup hung
+#   CASE:   boot noise warn bug null gpf pagefault divzero softlockup hardlockup hung
 #           sched_atomic list refcount kfence irq two rcustall initoops
 #           sysrq oom panic_oops softlockup2 noinit
 #

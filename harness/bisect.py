@@ -1,0 +1,282 @@
+"""Bisect a regression with the harness as ``git bisect run``'s predicate.
+
+``kharness bisect --good REV --bad REV --test NAME --tree PATH`` checks the
+range (good must be an ancestor of bad), takes the build slot of the chosen
+config recipe, puts a git worktree of ``--tree`` there (the user's checkout
+is never moved) and runs ``git bisect run python -m harness.bisect step
+PLAN``.  Each step builds whatever git checked out, incrementally in the same
+O= directory, boots it and runs the test, then answers in git's terms:
+
+* 0 good: every run passed;
+* 1 bad: a run failed (with ``--signature``: a kernel report whose title
+  matches the regex, so that only the same bug counts);
+* 125 skip: the commit did not build, did not boot, the test skipped, or
+  (with ``--signature``) it failed differently: it says nothing about *this* bug;
+* 255 abort: the harness itself could not work (QEMU missing, ...).
+
+``--runs N`` repeats a flaky reproducer: bad as soon as one run is bad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import BuildFailed, HarnessError, UserError
+from harness.kernels.build import BuildRecipe, TreeBuild, build_cache, make_recipe
+from harness.kernels.kconfig import BASE_CONFIGS, read_fragment
+from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
+from harness.outcome import Outcome
+from harness.results import new_run_dir
+from harness.runner import TestRun
+from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
+
+GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255
+ROOT = Path(__file__).resolve().parent.parent
+_FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.MULTILINE)
+_CANNOT_TEST = (Outcome.BUILD_FAIL, Outcome.BOOT_FAIL, Outcome.ERROR, Outcome.SKIP)
+
+
+class BisectRangeError(UserError):
+    """The good/bad range cannot be bisected as given."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one test run showed, reduced to what the bisect judgement needs."""
+
+    outcome: Outcome
+    summary: str
+    titles: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, run: TestRun) -> Observation:
+        """From a runner TestRun."""
+        return cls(run.verdict.outcome, run.verdict.summary, tuple(r.title for r in run.reports))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The exit code for git bisect run and why."""
+
+    code: int
+    reason: str
+
+
+def judge(observations: Sequence[Observation], signature: str | None) -> Judgement:
+    """Good, bad or skip from the runs of one commit (see the module docstring)."""
+    other: str | None = None
+    for obs in observations:
+        if obs.outcome in _CANNOT_TEST:
+            return Judgement(SKIP, f"cannot judge this commit: {obs.summary}")
+        if not obs.outcome.is_failure:
+            continue
+        if signature is None:
+            return Judgement(BAD, obs.summary)
+        match = next((t for t in obs.titles if re.search(signature, t)), None)
+        if match is not None:
+            return Judgement(BAD, f"{obs.outcome.value} matching the signature: {match}")
+        other = other or obs.summary
+    if other is not None:
+        return Judgement(SKIP, f"failed, but not with the signature: {other}")
+    return Judgement(GOOD, f"{len(observations)} run(s) passed")
+
+
+@dataclass(frozen=True)
+class BisectPlan:
+    """Everything a bisect step needs, written to a file for the step subprocess."""
+
+    tree: Path
+    test: str
+    recipe: BuildRecipe
+    results: Path
+    signature: str | None = None
+    runs: int = 1
+    tests_dir: Path = DEFAULT_TESTS_DIR
+
+    def save(self, path: Path) -> None:
+        """Write the plan as JSON."""
+        path.write_text(json.dumps({
+            "tree": str(self.tree), "test": self.test, "results": str(self.results),
+            "signature": self.signature, "runs": self.runs, "tests_dir": str(self.tests_dir),
+            "base_config": self.recipe.base_config,
+            "fragments": [str(p) for p in self.recipe.fragments],
+            "make_options": list(self.recipe.make_options)}, indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> BisectPlan:
+        """Read a plan written by :meth:`save`."""
+        d = json.loads(path.read_text())
+        recipe = BuildRecipe(d["base_config"], tuple(Path(p) for p in d["fragments"]),
+                             tuple(d["make_options"]))
+        return cls(Path(d["tree"]), d["test"], recipe, Path(d["results"]), d["signature"],
+                   d["runs"], Path(d["tests_dir"]))
+
+
+# -- the predicate: one step of git bisect run --------------------------------------
+
+def step(plan: BisectPlan, log: Callable[[str], None] = print) -> Judgement:
+    """Build the checked-out commit, run the test, judge it."""
+    with TreeBuild(plan.recipe, log, build_cache(), lock=False) as build:
+        commit = run_git(build.ws.src, "rev-parse", "HEAD").stdout.strip()
+        subject = run_git(build.ws.src, "log", "-1", "--format=%s").stdout.strip()
+        log(f"bisect step: {commit[:12]} {subject}")
+        build.adopt(SourceTree(plan.tree, True, commit, f"{plan.tree} at {commit[:12]}"))
+        try:
+            built = build.make(f"bisect-{commit[:12]}")
+        except BuildFailed as exc:
+            return _record(plan, commit, subject, Judgement(SKIP, f"does not build: {exc}"))
+    trial = Trial(plan.results, select_tests([plan.test], plan.tests_dir), log)
+    runs = trial.run(commit[:12], built.image, plan.runs,
+                     stop=lambda r: judge([Observation.of(r)], plan.signature).code == BAD)
+    verdict = judge([Observation.of(r) for r in runs], plan.signature)
+    return _record(plan, commit, subject, verdict)
+
+
+def _record(plan: BisectPlan, commit: str, subject: str, verdict: Judgement) -> Judgement:
+    with (plan.results / "steps.jsonl").open("a") as out:
+        out.write(json.dumps({"commit": commit, "subject": subject, "code": verdict.code,
+                              "reason": verdict.reason, "time": time.time()}) + "\n")
+    print(f"bisect: {commit[:12]} -> {({GOOD: 'good', BAD: 'bad'}).get(verdict.code, 'skip')}: "
+          f"{verdict.reason}", flush=True)
+    return verdict
+
+
+def step_main(argv: list[str]) -> int:
+    """``python -m harness.bisect step PLAN``: the exit code git bisect run reads."""
+    try:
+        return step(BisectPlan.load(Path(argv[0]))).code
+    except HarnessError as exc:
+        print(f"bisect: harness error, aborting the bisect: {exc}", file=sys.stderr)
+        return ABORT
+
+
+# -- the driver ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BisectResult:
+    """The first bad commit (None if git could not tell) and where the log is."""
+
+    first_bad: str | None
+    subject: str
+    log: Path
+    output: str
+
+
+def check_range(tree: Path, good: str, bad: str) -> tuple[str, str]:
+    """Both commits, and a BisectRangeError unless good is a proper ancestor of bad."""
+    if not is_git_tree(tree):
+        raise BisectRangeError(f"--tree {tree} is not a git checkout; bisect needs history")
+    good_c, bad_c = resolve_rev(tree, good), resolve_rev(tree, bad)
+    if good_c == bad_c:
+        raise BisectRangeError(f"--good {good} and --bad {bad} are the same commit "
+                               f"{good_c[:12]}; nothing to bisect")
+    ancestor = run_git(tree, "merge-base", "--is-ancestor", good_c, bad_c, check=False)
+    if ancestor.returncode != 0:
+        raise BisectRangeError(
+            f"--good {good} ({good_c[:12]}) is not an ancestor of --bad {bad} ({bad_c[:12]}); "
+            "swapped? For a fix rather than a regression, use git bisect's terms by hand")
+    return good_c, bad_c
+
+
+def bisect(plan: BisectPlan, good: str, bad: str,
+           log: Callable[[str], None] = print) -> BisectResult:
+    """Run the whole bisection in a worktree of ``plan.tree`` and report its answer."""
+    good_c, bad_c = check_range(plan.tree, good, bad)
+    plan_file = plan.results / "plan.json"
+    plan.save(plan_file)
+    log_file = plan.results / "bisect.log"
+    with TreeBuild(plan.recipe, log, build_cache()) as build:
+        build.checkout(SourceTree(plan.tree, True, bad_c, f"{plan.tree} at {bad_c[:12]}"))
+        src = build.ws.src
+        run_git(src, "bisect", "start", bad_c, good_c)
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(src), "bisect", "run", sys.executable, "-m", "harness.bisect",
+                 "step", str(plan_file)], capture_output=True, text=True, check=False,
+                env=_step_env())
+            history = run_git(src, "bisect", "log", check=False).stdout
+        finally:
+            run_git(src, "bisect", "reset", check=False)
+    output = proc.stdout + proc.stderr
+    log_file.write_text(f"{output}\n--- git bisect log ---\n{history}")
+    m = _FIRST_BAD.search(output)
+    first = m.group(1) if m else None
+    subject = run_git(plan.tree, "log", "-1", "--format=%s", first).stdout.strip() if first else ""
+    return BisectResult(first, subject, log_file, output)
+
+
+def _step_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def recipe_from_args(values: list[str]) -> BuildRecipe:
+    """``--kernel-config`` values: a base (tinyconfig, defconfig...) and/or fragment files."""
+    bases = [v for v in values if v in BASE_CONFIGS]
+    if len(bases) > 1:
+        raise UserError(f"--kernel-config names several base configs ({', '.join(bases)}); "
+                        "give one, plus fragment files")
+    fragments = tuple(Path(v).resolve() for v in values if v not in BASE_CONFIGS)
+    for path in fragments:
+        read_fragment(path)  # FragmentError names a missing file or a bad line
+    return make_recipe(bases[0] if bases else "tinyconfig", fragments)
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    """The ``bisect`` subcommand."""
+    if args.runs < 1:
+        raise UserError(f"--runs must be at least 1, got {args.runs}")
+    if args.signature is not None:
+        try:
+            re.compile(args.signature)
+        except re.error as exc:
+            raise UserError(f"--signature '{args.signature}' is not a valid regex: {exc}") from None
+    tree = Path(args.tree).expanduser().resolve()
+    recipe = recipe_from_args(args.kernel_config)
+    select_tests([args.test], Path(args.tests_dir))
+    check_range(tree, args.good, args.bad)  # before a results directory is made
+    results = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
+    plan = BisectPlan(tree, args.test, recipe, results, args.signature, args.runs,
+                      Path(args.tests_dir))
+    result = bisect(plan, args.good, args.bad)
+    if result.first_bad is None:
+        print(f"bisect: no single first bad commit found (skipped commits?); log: {result.log}")
+        print(result.output[-2000:])
+        return 1
+    print(f"first bad commit: {result.first_bad} {result.subject}\nlog: {result.log}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``bisect`` on the harness CLI."""
+    p = subparsers.add_parser("bisect", help="find the commit that broke a guest test")
+    p.add_argument("--good", required=True, help="a commit where the test passes")
+    p.add_argument("--bad", required=True, help="a later commit where it fails")
+    p.add_argument("--test", required=True, help="guest test name (guest-tests/c/NAME.c)")
+    p.add_argument("--tree", required=True, help="the kernel git checkout (not modified)")
+    p.add_argument("--kernel-config", action="append", default=[], metavar="BASE|FRAGMENT",
+                   help="tinyconfig (default) or defconfig, and/or config fragment files")
+    p.add_argument("--signature", help="regex on kernel report titles: only that bug is bad")
+    p.add_argument("--runs", type=int, default=1, help="runs per commit for a flaky test")
+    p.add_argument("--results-dir", help="base directory for results (default: results/)")
+    p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_bisect)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["step"] and len(sys.argv) == 3:
+        sys.exit(step_main(sys.argv[2:]))
+    from harness.cli import main
+
+    sys.exit(main(["bisect", *sys.argv[1:]]))

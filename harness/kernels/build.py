@@ -1,0 +1,343 @@
+"""The ``build`` provider: a kernel built from source, optionally with a patch series.
+
+kernels.yaml::
+
+    - name: my-fix
+      build:
+        source: linux-source-6.12       # a Debian package name, or a path to a tree
+        rev: HEAD                       # git trees only (default HEAD)
+        config: tinyconfig              # base: tinyconfig | defconfig | allnoconfig
+        fragments: [extra.config]       # applied after the harness's guest.config
+        guest_config: true              # false: no guest.config (you provide it all)
+        series: [fix.mbox]              # mbox, .patch or directory; applied in order
+        make: ["KCFLAGS=-Wno-error"]    # extra make variables
+
+``build: linux-source-6.12`` is short for ``build: {source: linux-source-6.12}``.
+
+Builds with the same recipe (base config, fragments, make options) share one
+*slot* in the cache: a private copy of the source (``src/``) and an O=
+directory (``out/``), used by one build at a time under a file lock.  Each
+build resets the copy to the pristine source, which rewrites only what the
+previous kernel's patches changed, so kernels that differ by a patch rebuild
+a few objects and ccache catches the rest.  The finished bzImage is copied out
+of the slot, so a later build cannot change a kernel that is already booting.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from harness.cache import atomic_dir, cache_root
+from harness.errors import HarnessError
+from harness.kernels import KernelImage, kbuild
+from harness.kernels.kconfig import (
+    BASE_CONFIGS,
+    GUEST_FRAGMENT,
+    ConfigProblem,
+    check_config,
+    index_kconfig,
+    merge,
+    parse_config,
+    read_fragment,
+)
+from harness.kernels.patches import Patch, apply_patch, read_series
+from harness.kernels.srctree import (
+    SourceTree,
+    Workspace,
+    is_package_name,
+    kernel_tree_problem,
+    locate,
+)
+from harness.yamlcheck import Fields
+
+#: Bump when the way a kernel is built changes, so cached images are not reused.
+RECIPE_VERSION = "1"
+
+
+def build_cache() -> Path:
+    """Where sources, slots, logs, ccache and built images live."""
+    return cache_root() / "build"
+
+
+@dataclass(frozen=True)
+class BuildRecipe:
+    """How a tree is configured and built; equal recipes share a build slot."""
+
+    base_config: str = "tinyconfig"
+    fragments: tuple[Path, ...] = (GUEST_FRAGMENT,)
+    make_options: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        """A short hash of everything that shapes the objects in ``out/``."""
+        digest = hashlib.sha256(f"{RECIPE_VERSION}\0{self.base_config}\0".encode())
+        for path in self.fragments:
+            digest.update(path.read_bytes() + b"\0")
+        for option in self.make_options:
+            digest.update(option.encode() + b"\0")
+        return digest.hexdigest()[:16]
+
+    def describe(self) -> str:
+        """'tinyconfig + guest.config + extra.config'."""
+        return " + ".join([self.base_config, *(p.name for p in self.fragments)])
+
+
+def make_recipe(base_config: str = "tinyconfig", fragments: tuple[Path, ...] = (),
+                guest_config: bool = True, make_options: tuple[str, ...] = ()) -> BuildRecipe:
+    """A recipe with the harness's guest.config first unless ``guest_config`` is false."""
+    first = (GUEST_FRAGMENT,) if guest_config else ()
+    return BuildRecipe(base_config, first + tuple(fragments), tuple(make_options))
+
+
+@dataclass(frozen=True)
+class BuiltKernel:
+    """A finished build: the stored image and what the build said on the way."""
+
+    image: KernelImage
+    config_problems: tuple[ConfigProblem, ...]
+    seconds: float
+    log: Path
+
+
+@dataclass
+class TreeBuild:
+    """One build session on a slot, held under its lock: checkout, patches, config, make."""
+
+    recipe: BuildRecipe
+    progress: Callable[[str], None] = print
+    cache: Path = field(default_factory=build_cache)
+    source: SourceTree | None = None
+    applied: list[Patch] = field(default_factory=list)
+    problems: tuple[ConfigProblem, ...] = ()
+    lock: bool = True  # False: the caller already holds the slot (a bisect step)
+    _lock: IO[str] | None = None
+
+    @property
+    def ws(self) -> Workspace:
+        """This recipe's slot."""
+        return Workspace(self.cache / "slots" / self.recipe.key())
+
+    def __enter__(self) -> TreeBuild:
+        self.ws.root.mkdir(parents=True, exist_ok=True)
+        if not self.lock:
+            return self
+        self._lock = (self.ws.root / "lock").open("w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.progress(f"waiting for another build using {self.ws.root}")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def checkout(self, source: SourceTree) -> None:
+        """Make the slot's source the pristine ``source``."""
+        self.ws.prepare(source, self.progress)
+        self.source, self.applied = source, []
+
+    def adopt(self, source: SourceTree) -> None:
+        """Build whatever is checked out now (git bisect moves the tree, not us)."""
+        self.source, self.applied = source, []
+
+    def apply(self, patch: Patch) -> None:
+        """Apply one patch; PatchFailed (a BuildFailed) names it and its rejected hunk."""
+        assert self.source is not None, "checkout() first"
+        self.progress(f"applying {patch.label}")
+        apply_patch(patch, self.ws.src, self.source.git, self.ws.root / "patches")
+        self.ws.record_touched(patch.files())
+        self.applied.append(patch)
+
+    def log_path(self, label: str) -> Path:
+        """A new log file for one step, named by time and label."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:60]
+        return self.cache / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{safe}.log"
+
+    def configure(self, log: Path) -> tuple[ConfigProblem, ...]:
+        """Base config + fragments + olddefconfig into out/.config; report lost options."""
+        tools = kbuild.toolchain(self.cache, self.recipe.make_options)
+        work = self.ws.root / "config"
+        work.mkdir(parents=True, exist_ok=True)
+        base, new = work / "base.config", work / "new.config"
+        self._make_config(tools, self.recipe.base_config, base, log)
+        fragments = [read_fragment(p) for p in self.recipe.fragments]
+        new.write_text(merge(base.read_text(), fragments))
+        self._make_config(tools, "olddefconfig", new, log)
+        final = self.ws.out / ".config"
+        if not final.is_file() or final.read_bytes() != new.read_bytes():
+            shutil.copyfile(new, final)  # unchanged: keep its mtime, make stays incremental
+        self.problems = tuple(check_config(parse_config(new.read_text()), fragments,
+                                           index_kconfig(self.ws.src)))
+        for problem in self.problems:
+            self.progress(f"config: {problem.message()}")
+        (self.ws.root / "config-check.txt").write_text(
+            "".join(p.message() + "\n" for p in self.problems))
+        return self.problems
+
+    def _make_config(self, tools: kbuild.Toolchain, target: str, config: Path, log: Path) -> None:
+        self.ws.out.mkdir(parents=True, exist_ok=True)
+        result = kbuild.run_make(tools, self.ws.src, self.ws.out, (target,), log,
+                                 env={"KCONFIG_CONFIG": str(config)})
+        if result.returncode != 0:
+            raise kbuild.build_failed(f"make {target}", result)
+
+    def make(self, label: str) -> BuiltKernel:
+        """Configure and build; the image is copied out of the slot into the image store."""
+        log = self.log_path(label)
+        started = time.monotonic()
+        problems = self.configure(log)
+        tools = kbuild.toolchain(self.cache, self.recipe.make_options)
+        kbuild.build_image(tools, self.ws.src, self.ws.out, log, self.progress)
+        image = self._store()
+        return BuiltKernel(image, problems, time.monotonic() - started, log)
+
+    def origin(self) -> str:
+        """One line: source, patches, recipe."""
+        assert self.source is not None
+        patches = ""
+        if self.applied:
+            patches = f" + {len(self.applied)} patch(es) up to '{self.applied[-1].subject}'"
+        return f"built from {self.source.label}{patches} ({self.recipe.describe()})"
+
+    def _store(self) -> KernelImage:
+        out = self.ws.out
+        bzimage = out / "arch/x86/boot/bzImage"
+        digest = hashlib.sha256(bzimage.read_bytes()).hexdigest()[:20]
+        dest = self.cache / "images" / digest
+        if not dest.exists():
+            with atomic_dir(dest) as scratch:
+                for name in ("arch/x86/boot/bzImage", ".config", "System.map"):
+                    if (out / name).is_file():
+                        shutil.copyfile(out / name, scratch / Path(name).name)
+        return KernelImage(dest / "bzImage", None, kbuild.kernel_release(out), self.origin())
+
+
+@dataclass(frozen=True)
+class BuildSource:
+    """A kernels.yaml ``build:`` entry."""
+
+    source: str
+    base: Path  # the directory of kernels.yaml: relative paths start there
+    rev: str | None = None
+    recipe: BuildRecipe = field(default_factory=BuildRecipe)
+    series: tuple[Path, ...] = ()
+    kind: str = "build"
+
+    def describe(self) -> str:
+        """'build linux-source-6.12 (tinyconfig + guest.config) + fix.mbox'."""
+        rev = f"@{self.rev}" if self.rev else ""
+        series = "".join(f" + {p.name}" for p in self.series)
+        return f"build {self.source}{rev} ({self.recipe.describe()}){series}"
+
+    def patches(self) -> tuple[Patch, ...]:
+        """Every patch of every series file, in order."""
+        return tuple(p for path in self.series for p in read_series(path).patches)
+
+    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+        """Build (or reuse an identical earlier build); BuildFailed when it does not build."""
+        cache = build_cache()
+        tree = locate(self.source, self.base, cache, self.rev, log)
+        patches = self.patches()
+        key = self._image_key(tree, patches)
+        cached = _recall(cache, key)
+        if cached is not None:
+            log(f"reusing {cached.origin}")
+            return cached
+        with TreeBuild(self.recipe, log, cache) as build:
+            build.checkout(tree)
+            for patch in patches:
+                build.apply(patch)
+            built = build.make(self.describe())
+        _remember(cache, key, built.image)
+        return built.image
+
+    def _image_key(self, tree: SourceTree, patches: tuple[Patch, ...]) -> str | None:
+        """Identical inputs give an identical kernel; none for a plain tree (it may change)."""
+        if not tree.git and not is_package_name(self.source):
+            return None
+        digest = hashlib.sha256(f"{self.recipe.key()}\0{tree.identity}\0".encode())
+        for patch in patches:
+            digest.update(patch.text.encode() + b"\0")
+        return digest.hexdigest()[:24]
+
+
+def _recall(cache: Path, key: str | None) -> KernelImage | None:
+    if key is None:
+        return None
+    try:
+        data = json.loads((cache / "images" / "by-key" / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    vmlinuz = Path(data["vmlinuz"])
+    if not vmlinuz.is_file():
+        return None
+    return KernelImage(vmlinuz, None, data["release"], data["origin"])
+
+
+def _remember(cache: Path, key: str | None, image: KernelImage) -> None:
+    if key is None:
+        return
+    path = cache / "images" / "by-key" / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"vmlinuz": str(image.vmlinuz), "release": image.release,
+                                "origin": image.origin}))
+
+
+def from_yaml(f: Fields, base: Path) -> BuildSource | None:
+    """``build: SOURCE`` or the mapping of the module docstring; every problem recorded."""
+    source = f.get("source", str, required=True)
+    rev = f.get("rev", str)
+    config = f.get("config", str, default="tinyconfig")
+    fragments = _paths(f, "fragments", base)
+    guest_config = f.get("guest_config", bool, default=True)
+    series = _paths(f, "series", base)
+    make = _strings(f, "make")
+    f.finish()
+    if config not in BASE_CONFIGS:
+        f.problem(f"config '{config}' is not one of {', '.join(BASE_CONFIGS)}; "
+                  "put your own options in 'fragments'")
+    for path in fragments:
+        _check(f, lambda p=path: read_fragment(p))
+    for path in series:
+        _check(f, lambda p=path: read_series(p))
+    if source is not None and not is_package_name(source):
+        path = (base / source).expanduser()
+        problem = None if (path / ".git").exists() else kernel_tree_problem(path)
+        if problem:
+            f.problem(f"source: {problem}")
+    if source is None:
+        return None
+    recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make))
+    return BuildSource(source, base, rev, recipe, tuple(series))
+
+
+def _check(f: Fields, read: Callable[[], Any]) -> None:
+    try:
+        read()
+    except HarnessError as exc:
+        f.problem(str(exc))
+
+
+def _strings(f: Fields, key: str) -> list[str]:
+    value = f.get(key, (list, str), default=[])
+    items = [value] if isinstance(value, str) else value
+    if not all(isinstance(v, str) for v in items):
+        f.problem(f"'{key}' must be a string or a list of strings")
+        return []
+    return items
+
+
+def _paths(f: Fields, key: str, base: Path) -> list[Path]:
+    return [(base / v).expanduser().resolve() for v in _strings(f, key)]

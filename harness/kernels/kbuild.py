@@ -1,0 +1,131 @@
+"""Running kbuild: configure and build in an O= directory, ccache, -j nproc, a full log.
+
+Every make invocation goes through :func:`run_make`, which writes the whole
+output to a log file (named in every error), runs under ``nice`` so a build
+does not starve the QEMU guests of the same machine, and uses ccache with a
+cache directory of the harness's own.  A failed build becomes
+:class:`~harness.errors.BuildFailed` with the compiler's error lines as its
+details, which the runner turns into the ``build-fail`` outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import BuildFailed, InfraError, ToolMissing
+
+_ERROR_LINE = re.compile(
+    r"(: (fatal )?error: |undefined reference to |^ERROR: |\*\*\* |: multiple definition of "
+    r"|^ld: |Error \d+\s*$|No rule to make target)")
+_ERROR_CONTEXT = 3
+_MAX_DETAIL_LINES = 60
+_BUILD_TIMEOUT = 4 * 3600
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """How make is invoked: parallelism, compiler wrapper, extra variables."""
+
+    jobs: int
+    ccache_dir: Path | None  # None: ccache not installed, plain gcc
+    make_options: tuple[str, ...] = ()
+
+    def argv(self, src: Path, out: Path, targets: tuple[str, ...]) -> list[str]:
+        """The full make command line."""
+        argv = ["nice", "-n", "10", "make", "-C", str(src), f"O={out}", f"-j{self.jobs}",
+                "KBUILD_BUILD_USER=kharness", "KBUILD_BUILD_HOST=kharness",
+                "KBUILD_BUILD_TIMESTAMP=2000-01-01"]
+        if self.ccache_dir is not None:
+            argv += ["CC=ccache gcc", "HOSTCC=ccache gcc"]
+        return [*argv, *self.make_options, *targets]
+
+    def env(self) -> dict[str, str]:
+        """The environment: the caller's plus ccache's directory and limits."""
+        env = {**os.environ, "LC_ALL": "C"}
+        if self.ccache_dir is not None:
+            env["CCACHE_DIR"] = str(self.ccache_dir)
+            env.setdefault("CCACHE_MAXSIZE", "5G")
+        return env
+
+
+def toolchain(cache: Path, make_options: tuple[str, ...] = ()) -> Toolchain:
+    """The toolchain for this machine: -j nproc, ccache under the harness cache if present."""
+    for tool, package in (("make", "make"), ("gcc", "gcc"), ("flex", "flex"),
+                          ("bison", "bison"), ("bc", "bc")):
+        if not shutil.which(tool):
+            raise ToolMissing(tool, package)
+    ccache = cache / "ccache" if shutil.which("ccache") else None
+    return Toolchain(os.cpu_count() or 1, ccache, make_options)
+
+
+@dataclass(frozen=True)
+class MakeResult:
+    """What one make run did."""
+
+    returncode: int
+    seconds: float
+    log: Path
+
+
+def run_make(tools: Toolchain, src: Path, out: Path, targets: tuple[str, ...], log: Path,
+             env: dict[str, str] | None = None) -> MakeResult:
+    """Run make, appending all its output to ``log``; never raises on a failed build."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = tools.argv(src, out, targets)
+    started = time.monotonic()
+    with log.open("a") as sink:
+        sink.write(f"$ {' '.join(argv)}\n")
+        sink.flush()
+        try:
+            proc = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT,
+                                  env={**tools.env(), **(env or {})}, timeout=_BUILD_TIMEOUT,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            raise InfraError(f"make {' '.join(targets)} ran longer than "
+                             f"{_BUILD_TIMEOUT // 3600} h; see {log}") from None
+    return MakeResult(proc.returncode, time.monotonic() - started, log)
+
+
+def error_lines(log_text: str) -> str:
+    """The lines a developer needs from a failed build: errors with a little context."""
+    lines = log_text.splitlines()
+    keep: list[int] = []
+    for i, line in enumerate(lines):
+        if _ERROR_LINE.search(line):
+            keep += range(max(0, i - 1), min(len(lines), i + _ERROR_CONTEXT))
+    picked = [lines[i] for i in dict.fromkeys(keep)][:_MAX_DETAIL_LINES]
+    return "\n".join(picked) if picked else "\n".join(lines[-20:])
+
+
+def build_failed(what: str, result: MakeResult) -> BuildFailed:
+    """The BuildFailed for a make run that did not succeed."""
+    details = error_lines(result.log.read_text(errors="replace"))
+    first = next((line for line in details.splitlines() if _ERROR_LINE.search(line)), "")
+    summary = f"{what} failed (make exit {result.returncode})"
+    if first:
+        summary += f": {first.strip()[:200]}"
+    return BuildFailed(f"{summary}; full log: {result.log}", details=details, log=str(result.log))
+
+
+def build_image(tools: Toolchain, src: Path, out: Path, log: Path,
+                progress: Callable[[str], None]) -> MakeResult:
+    """Build bzImage; BuildFailed with the error lines when it does not build."""
+    progress(f"make bzImage in {out} (-j{tools.jobs}{', ccache' if tools.ccache_dir else ''})")
+    result = run_make(tools, src, out, ("bzImage",), log)
+    if result.returncode != 0 or not (out / "arch/x86/boot/bzImage").is_file():
+        raise build_failed("kernel build", result)
+    progress(f"built in {result.seconds:.0f}s")
+    return result
+
+
+def kernel_release(out: Path) -> str | None:
+    """uname -r of the kernel just built, as kbuild recorded it."""
+    path = out / "include/config/kernel.release"
+    return path.read_text().strip() if path.is_file() else None

@@ -1,0 +1,294 @@
+"""Patch series: reading them (mbox, b4 output, a directory, a plain diff) and applying them.
+
+A series arrives as what a developer or a mailing-list bot has at hand:
+
+* an mbox (``git format-patch --stdout``, ``b4 am`` output): split into
+  messages; a cover letter (``[PATCH 0/N]``, or a message without a diff)
+  and replies (``Re:``) are set aside; numbered patches are put in order and
+  a gap (``2/5`` missing) is an error rather than a silently partial series;
+* a directory: its quilt ``series`` file if there is one, otherwise every
+  ``*.patch``/``*.diff``/``*.mbox``/``*.mbx`` in name order;
+* a single ``.patch`` file, with mail headers or as a bare diff.
+
+Applying happens in a workspace, never in the user's tree: ``git am`` (mail)
+or ``git apply`` plus a commit (bare diff) on git workspaces, ``patch -p1``
+on plain ones, each checked with a dry run first so a patch that does not
+apply leaves nothing half-applied.  The error names the patch's subject and
+quotes the hunk that was rejected.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import itertools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import BuildFailed, InfraError, ToolMissing, UserError
+
+_NUMBERED = re.compile(r"\[[^\]]*?(\d+)\s*/\s*(\d+)\s*\]")
+_PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
+_FROM_LINE = re.compile(r"^From \S+", re.MULTILINE)
+_DIFF_START = re.compile(r"^(diff --git |--- \S|Index: )", re.MULTILINE)
+_HUNK_FAILED = re.compile(r"Hunk #(\d+) FAILED")
+_PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".mbx", ".eml")
+_IDENTITY = {"GIT_AUTHOR_NAME": "kharness", "GIT_AUTHOR_EMAIL": "kharness@localhost",
+             "GIT_COMMITTER_NAME": "kharness", "GIT_COMMITTER_EMAIL": "kharness@localhost"}
+
+
+class SeriesError(UserError):
+    """A series file or directory cannot be read as patches."""
+
+
+class PatchFailed(BuildFailed):
+    """A patch of the series does not apply; ``details`` holds the rejected hunk."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One patch: its subject, position in the series and full text."""
+
+    subject: str  # without the [PATCH n/m] prefix
+    text: str  # the whole message (headers, log, diff) or the bare diff
+    origin: str  # file (and message number) it came from
+    number: int | None = None
+    total: int | None = None
+    is_mail: bool = False
+
+    @property
+    def diff(self) -> str:
+        """The diff part of the text (from the first diff header on)."""
+        m = _DIFF_START.search(self.text)
+        return self.text[m.start():] if m else ""
+
+    @property
+    def label(self) -> str:
+        """How reports name it: '[2/3] mm: fix foo'."""
+        place = f"[{self.number}/{self.total}] " if self.number and self.total else ""
+        return f"{place}{self.subject}"
+
+    def files(self) -> tuple[str, ...]:
+        """Paths (relative to the tree top, -p1) the diff creates, changes or deletes."""
+        found: dict[str, None] = {}
+        for m in re.finditer(r"^(?:---|\+\+\+) (\S+)", self.diff, re.MULTILINE):
+            path = m.group(1)
+            if path != "/dev/null" and "/" in path:
+                found[path.split("/", 1)[1]] = None
+        return tuple(found)
+
+
+@dataclass(frozen=True)
+class Series:
+    """The patches to apply, in order, and the cover letter if the mbox had one."""
+
+    patches: tuple[Patch, ...]
+    cover: Patch | None = None
+    skipped: tuple[str, ...] = ()  # replies and other messages set aside, for the log
+
+
+def read_series(path: Path) -> Series:
+    """Read a series from a file or a directory; SeriesError says what is wrong."""
+    if path.is_dir():
+        files = _directory_files(path)
+        if not files:
+            raise SeriesError(f"{path}: no *.patch, *.diff or *.mbox files and no quilt "
+                              "'series' file; nothing to apply")
+        parts = [read_series(f) for f in files]
+        cover = next((p.cover for p in parts if p.cover), None)
+        return Series(tuple(x for p in parts for x in p.patches), cover,
+                      tuple(x for p in parts for x in p.skipped))
+    if not path.is_file():
+        raise SeriesError(f"series {path} does not exist; give an mbox, a .patch file "
+                          "or a directory of patches")
+    text = path.read_text(errors="replace")
+    if _looks_like_mail(text):
+        return _series_from_mbox(text, path)
+    if _DIFF_START.search(text) and "\n@@ " in text:
+        return Series((Patch(path.stem, text, str(path)),))
+    raise SeriesError(f"{path} is neither an mbox nor a patch (no 'From ' line or mail "
+                      "headers, no diff); give 'git format-patch' or 'b4 am' output")
+
+
+def _directory_files(path: Path) -> list[Path]:
+    quilt = path / "series"
+    if quilt.is_file():
+        names = [line.split("#", 1)[0].split() for line in quilt.read_text().splitlines()]
+        files = [path / words[0] for words in names if words]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise SeriesError(f"{quilt} names missing files: {', '.join(missing)}")
+        return files
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in _PATCH_SUFFIXES)
+
+
+def _looks_like_mail(text: str) -> bool:
+    head = text.lstrip()[:2000]
+    return bool(re.match(r"From \S+", head)) or bool(
+        re.search(r"^Subject: ", head, re.MULTILINE) and re.search(r"^From: ", head, re.MULTILINE))
+
+
+def split_mbox(text: str) -> list[str]:
+    """Split mbox text into messages at 'From ' separator lines (mboxo and mboxrd)."""
+    starts = [m.start() for m in _FROM_LINE.finditer(text)
+              if m.start() == 0 or text[m.start() - 1] == "\n"]
+    starts = [s for s in starts if _has_headers_after(text, s)]
+    if not starts or starts[0] != 0:
+        starts = [0, *starts]
+    bounds = [*starts, len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds) if text[a:b].strip()]
+
+
+def _has_headers_after(text: str, start: int) -> bool:
+    """A real separator is followed by header lines, not by prose that says 'From here'."""
+    following = text[start:start + 4000].split("\n", 1)[-1]
+    return bool(re.match(r"[A-Za-z-]+: ", following))
+
+
+def _series_from_mbox(text: str, path: Path) -> Series:
+    patches: list[Patch] = []
+    cover: Patch | None = None
+    skipped: list[str] = []
+    for index, raw in enumerate(split_mbox(text), start=1):
+        patch = _message_patch(raw, f"{path} message {index}")
+        if patch.subject.lower().startswith(("re:", "aw:")):
+            skipped.append(f"reply: {patch.subject}")
+        elif patch.number == 0 or not patch.diff:
+            if cover is not None:
+                skipped.append(f"no diff: {patch.subject}")
+            else:
+                cover = patch
+        else:
+            patches.append(patch)
+    if not patches:
+        raise SeriesError(f"{path} holds {len(skipped) + (cover is not None)} message(s) "
+                          "but no patch with a diff")
+    return Series(_ordered(patches, path), cover, tuple(skipped))
+
+
+def _message_patch(raw: str, origin: str) -> Patch:
+    body = re.sub(r"^>(>*From )", r"\1", raw, flags=re.MULTILINE)  # mboxrd un-escaping
+    message = email.message_from_string(body.split("\n", 1)[1] if body.startswith("From ")
+                                        else body, policy=email.policy.compat32)
+    subject = " ".join(str(message.get("Subject", "")).split())
+    numbered = _NUMBERED.search(subject)
+    number, total = (int(numbered.group(1)), int(numbered.group(2))) if numbered else (None, None)
+    return Patch(_PREFIX.sub("", subject) or "(no subject)", body, origin, number, total, True)
+
+
+def _ordered(patches: list[Patch], path: Path) -> tuple[Patch, ...]:
+    """Sort numbered patches and insist the numbering has no holes or duplicates."""
+    if not all(p.number for p in patches):
+        return tuple(patches)
+    ordered = sorted(patches, key=lambda p: p.number or 0)
+    numbers = [p.number for p in ordered]
+    total = max(p.total or 0 for p in ordered)
+    if len(set(numbers)) != len(numbers):
+        raise SeriesError(f"{path}: several messages claim the same place in the series "
+                          f"({numbers}); is it two versions of the series in one mbox?")
+    missing = sorted(set(range(1, total + 1)) - set(numbers))  # type: ignore[arg-type]
+    if missing:
+        raise SeriesError(f"{path}: the series has {total} patches but "
+                          f"{', '.join(f'{n}/{total}' for n in missing)} is missing; "
+                          "fetch the whole thread (b4 am <message-id>)")
+    return tuple(ordered)
+
+
+# -- applying -----------------------------------------------------------------------
+
+def apply_patch(patch: Patch, tree: Path, git: bool, scratch: Path) -> None:
+    """Apply one patch to ``tree`` or raise PatchFailed with the rejected hunk."""
+    if not shutil.which("patch"):
+        raise ToolMissing("patch", "patch")
+    scratch.mkdir(parents=True, exist_ok=True)
+    diff_file = scratch / "current.patch"
+    diff_file.write_text(patch.diff if not patch.is_mail else patch.text)
+    check = _run(["patch", "-p1", "--dry-run", "-f", "-s", "-i", str(diff_file)], tree)
+    if check.returncode != 0:
+        raise PatchFailed(f"patch {patch.label} does not apply",
+                          details=rejected_hunks(patch, check.stdout + check.stderr),
+                          log=str(diff_file))
+    if git:
+        _apply_git(patch, tree, diff_file)
+    else:
+        break_hardlinks(tree, patch.files())
+        _must(_run(["patch", "-p1", "-f", "-s", "--no-backup-if-mismatch", "-i",
+                    str(diff_file)], tree), f"patch -p1 < {patch.label}")
+
+
+def _apply_git(patch: Patch, tree: Path, diff_file: Path) -> None:
+    if patch.is_mail:
+        proc = _run(["git", "am", "--keep-cr", str(diff_file)], tree)
+        if proc.returncode != 0:
+            _run(["git", "am", "--abort"], tree)
+            raise PatchFailed(f"git am of {patch.label} failed",
+                              details=(proc.stdout + proc.stderr).strip(), log=str(diff_file))
+        return
+    _must(_run(["git", "apply", "--index", str(diff_file)], tree), f"git apply {patch.label}")
+    _must(_run(["git", "commit", "-q", "--no-verify", "-m", patch.subject], tree),
+          f"git commit {patch.label}")
+
+
+def break_hardlinks(tree: Path, files: tuple[str, ...]) -> None:
+    """Give each file its own inode before it is changed: the original shares them."""
+    for name in files:
+        path = tree / name
+        if path.is_file() and path.stat().st_nlink > 1:
+            copy = path.with_name(f".{path.name}.kharness-copy")
+            shutil.copy2(path, copy)
+            os.replace(copy, path)
+
+
+def rejected_hunks(patch: Patch, patch_output: str) -> str:
+    """The hunks `patch --dry-run` rejected, quoted from the patch, with its complaint."""
+    lines = [f"patch: {patch.label} ({patch.origin})", patch_output.strip()]
+    current: str | None = None
+    for line in patch_output.splitlines():
+        m = re.match(r"(?:checking|patching) file (\S+)", line)
+        if m:
+            current = m.group(1)
+        for number in _HUNK_FAILED.findall(line):
+            if current is not None:
+                hunk = hunk_text(patch.diff, current, int(number))
+                if hunk:
+                    lines += [f"rejected hunk #{number} of {current}:", hunk]
+    return "\n".join(lines)
+
+
+def hunk_text(diff: str, file: str, number: int) -> str | None:
+    """The ``number``-th hunk (1-based) of ``file`` in ``diff``, header line included."""
+    in_file, count, out = False, 0, []
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            in_file = line[4:].split("\t")[0].split("/", 1)[-1] == file
+            continue
+        if line.startswith(("diff --git ", "--- ")):
+            if out:
+                break
+            in_file = in_file and line.startswith("--- ")
+            continue
+        if in_file and line.startswith("@@"):
+            count += 1
+            if out:
+                break
+        if in_file and count == number:
+            out.append(line)
+    return "\n".join(out) or None
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300,
+                              check=False, env={**os.environ, **_IDENTITY})
+    except FileNotFoundError:
+        raise ToolMissing(argv[0], argv[0]) from None
+
+
+def _must(proc: subprocess.CompletedProcess[str], what: str) -> None:
+    if proc.returncode != 0:
+        raise InfraError(f"{what} failed after its dry run passed: "
+                         f"{(proc.stderr or proc.stdout).strip()}")

@@ -1,0 +1,99 @@
+"""Running guest tests on one kernel image outside pytest: for series runs and bisect.
+
+pytest drives the normal matrix; the per-patch series mode and the bisect
+predicate need the same thing programmatically: boot a kernel that was just
+built, run a few reproducers (some of them several times), get
+:class:`~harness.runner.TestRun` values back and stop QEMU.  This module builds
+the :class:`~harness.runner.RunContext` the way the pytest plugin does
+(results directory, keys, compiled tests) and wraps a finished image as a
+kernel source, so the runner itself is used unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.compile import CompileResult, compile_test
+from harness.config import KernelSpec
+from harness.errors import HarnessError, UserError
+from harness.guest.keys import make_keys
+from harness.kernels import KernelImage
+from harness.runner import KernelGuest, RunContext, TestRun
+from harness.testdef import GuestTest, discover, read_test
+
+DEFAULT_TESTS_DIR = Path(__file__).resolve().parent.parent / "guest-tests" / "c"
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A kernel source for an image that already exists (just built)."""
+
+    image: KernelImage
+    kind: str = "built"
+
+    def describe(self) -> str:
+        """Where the image came from."""
+        return self.image.origin
+
+    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+        """Nothing to fetch: the image is there."""
+        return self.image
+
+
+def select_tests(names: list[str], tests_dir: Path = DEFAULT_TESTS_DIR) -> list[GuestTest]:
+    """The named guest tests (all of ``tests_dir`` when none); UserError lists the known ones."""
+    known = {p.stem: p for p in discover(tests_dir)}
+    if not known:
+        raise UserError(f"{tests_dir} holds no *.c guest tests")
+    wanted = [n.removesuffix(".c") for n in names] or sorted(known)
+    missing = [n for n in wanted if n not in known]
+    if missing:
+        raise UserError(f"no guest test named {', '.join(missing)} in {tests_dir}; "
+                        f"known: {', '.join(sorted(known))}")
+    return [read_test(known[n]) for n in wanted]
+
+
+def _compile(test: GuestTest) -> CompileResult:
+    try:
+        return compile_test(test.source)
+    except HarnessError as exc:
+        return CompileResult(test.name, None, str(exc))
+
+
+@dataclass
+class Trial:
+    """Boots images and runs tests on them, all under one results directory."""
+
+    results: Path
+    tests: list[GuestTest]
+    log: Callable[[str], None] = print
+    _ctx: RunContext | None = field(default=None, repr=False)
+
+    def context(self) -> RunContext:
+        """Keys and compiled tests, made once for every kernel of this trial."""
+        if self._ctx is None:
+            compiled = {t.name: _compile(t) for t in self.tests}
+            self._ctx = RunContext(self.results, make_keys(self.results / "keys"), compiled,
+                                   log=self.log)
+        return self._ctx
+
+    def run(self, name: str, image: KernelImage, runs: int = 1,
+            stop: Callable[[TestRun], bool] = lambda _run: False) -> list[TestRun]:
+        """Run every test ``runs`` times on ``image``; ``stop`` ends a test's repeats early."""
+        spec = KernelSpec(name=name, source=PreparedImage(image))
+        guest = KernelGuest(spec, self.context(), self.tests)
+        done: list[TestRun] = []
+        try:
+            for test in self.tests:
+                for attempt in range(runs):
+                    run = guest.run(test)
+                    done.append(run)
+                    self.log(f"{name}: {test.name} run {attempt + 1}/{runs}: "
+                             f"{run.verdict.summary}")
+                    if stop(run):
+                        break
+        finally:
+            guest.shutdown()
+        return done

@@ -1,0 +1,8 @@
+/* Fails; kernels.yaml expects it to, so it is xfailed. */
+#include <stdio.h>
+
+int main(void)
+{
+	printf("TAP version 13\n1..2\nok 1 - first\n# expected 42, got 41\nnot ok 2 - answer\n");
+	return 1;
+}

@@ -1,0 +1,123 @@
+"""End to end through pytest: real kernels boot, real reproducers run, real verdicts.
+
+Each test runs pytest in a subprocess on a throwaway project, so the plugin is
+exercised exactly as a user runs it, signals and all.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import DEBIAN_612, add_tests, write_kernels
+
+pytestmark = pytest.mark.boot
+
+
+def _summary(project: pytest.Pytester) -> dict:
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_outcomes_recovery_and_evidence(project: pytest.Pytester) -> None:
+    add_tests(project, "broken", "hang", "pass_after_hang", "fails", "skips", "xfails",
+              "uffd_api_unknown_feature")
+    write_kernels(project, f"""
+        kernels:
+          - name: d612
+            debian: {DEBIAN_612}
+            expect:
+              xfails: {{outcome: fail, reason: "known to fail here"}}
+    """)
+    result = project.runpytest_subprocess("guest-tests", "-v", "-rA", "--results-dir=res",
+                                          "--junitxml=junit.xml", timeout=600)
+    result.assert_outcomes(passed=2, failed=2, skipped=1, xfailed=1, errors=1)
+    out = result.stdout.str()
+    assert "guest-tests/c/uffd_api_unknown_feature.c::d612 PASSED" in out
+    assert "guest-tests/c/pass_after_hang.c::d612 PASSED" in out
+    assert "error: the test does not compile" in out and "undeclared_symbol" in out
+    assert "hang: no result before the timeout" in out
+    assert "blocked tasks dumped with sysrq-w" in out
+    assert "# expected 42, got 41\nnot ok 2 - answer" in out
+    assert "this kernel lacks the frobnicator" in out
+    assert "XFAIL guest-tests/c/xfails.c::d612 - fail: known to fail here" in out
+
+    summary = _summary(project)
+    by_test = {t["test"]: t for t in summary["tests"]}
+    assert by_test["hang"]["outcome"] == "hang"
+    assert by_test["pass_after_hang"]["boot"] == by_test["hang"]["boot"] + 1, "no fresh boot"
+    assert summary["kernels"]["d612"]["boots"] == 2
+    assert summary["kernels"]["d612"]["boot_taint"] == 0
+    evidence = Path(by_test["uffd_api_unknown_feature"]["evidence"])
+    assert "ok 1 - " in (evidence / "stdout.txt").read_text()
+    boot1 = evidence.parent / "boot-1"
+    assert "HARNESS-READY" in (boot1 / "console.log").read_text()
+    assert "qemu-system-x86_64" in (boot1 / "qemu-cmdline.txt").read_text()
+    assert "Show Blocked State" in (evidence.parent / "hang" / "console.txt").read_text() or \
+        "sysrq" in (evidence.parent / "hang" / "console.txt").read_text().lower()
+
+    cases = list(ET.parse(project.path / "junit.xml").getroot().iter("testcase"))
+    uffd = next(c for c in cases if "uffd_api_unknown_feature" in c.get("classname", ""))
+    assert uffd.get("name") == "d612"
+    props = {p.get("name"): p.get("value") for p in uffd.iter("property")}
+    assert props["kernel"] == "d612" and props["outcome"] == "pass"
+    assert "TAP version 13" in (uffd.findtext("system-out") or "")
+
+
+def test_kernel_that_panics_at_boot_errors_every_test_once(project: pytest.Pytester) -> None:
+    add_tests(project, "pass_after_hang", "skips")
+    write_kernels(project, f"""
+        kernels:
+          - name: broken-boot
+            debian: {DEBIAN_612}
+            cmdline: rdinit=/does-not-exist root=/dev/nowhere
+            timeouts: {{boot: 120}}
+    """)
+    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", timeout=300)
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    assert "boot-fail: the kernel panicked during boot" in out
+    assert "Kernel panic - not syncing" in out  # the console tail is in the report
+    summary = _summary(project)
+    assert summary["kernels"]["broken-boot"]["boots"] == 1
+    assert summary["kernels"]["broken-boot"]["timings"]["boot"] < 120, "waited for the timeout"
+
+
+def test_bad_kernels_yaml_is_one_clear_usage_error(project: pytest.Pytester) -> None:
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, "kernels:\n  - name: x\n    debain: linux-image-6.12.*\n")
+    result = project.runpytest_subprocess("guest-tests", timeout=60)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "unknown key 'debain'; did you mean 'debian'?" in err
+    assert "Traceback" not in err + result.stdout.str()
+
+
+def test_unknown_package_pattern_errors_that_kernel_only(project: pytest.Pytester) -> None:
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, f"""
+        kernels:
+          - {{name: nosuch, debian: {{package: "linux-image-9.99.*-amd64", suite: bookworm}}}}
+          - {{name: d612, debian: {DEBIAN_612}}}
+    """)
+    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rA", timeout=300)
+    result.assert_outcomes(passed=1, errors=1)
+    assert "no package in bookworm matches 'linux-image-9.99.*-amd64'" in result.stdout.str()
+
+
+def test_no_free_port_is_an_error_not_a_hang(project: pytest.Pytester) -> None:
+    import socket
+
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, f"kernels:\n  - {{name: d612, debian: {DEBIAN_612}}}\n")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rA",
+                                              f"--port-range={port}-{port}", timeout=120)
+    result.assert_outcomes(errors=1)
+    assert f"no free TCP port on 127.0.0.1 in {port}-{port}" in result.stdout.str()
