@@ -93,12 +93,18 @@ class Series:
 
 def read_series(path: Path) -> Series:
     """Read a series from a file or a directory; SeriesError says what is wrong."""
+    series = _read(path)
+    return Series(_ordered(list(series.patches), path), series.cover, series.skipped)
+
+
+def _read(path: Path) -> Series:
+    """The patches of ``path`` in file order, not yet checked for completeness."""
     if path.is_dir():
         files = _directory_files(path)
         if not files:
             raise SeriesError(f"{path}: no *.patch, *.diff or *.mbox files and no quilt "
                               "'series' file; nothing to apply")
-        parts = [read_series(f) for f in files]
+        parts = [_read(f) for f in files]
         cover = next((p.cover for p in parts if p.cover), None)
         return Series(tuple(x for p in parts for x in p.patches), cover,
                       tuple(x for p in parts for x in p.skipped))
@@ -167,7 +173,7 @@ def _series_from_mbox(text: str, path: Path) -> Series:
     if not patches:
         raise SeriesError(f"{path} holds {len(skipped) + (cover is not None)} message(s) "
                           "but no patch with a diff")
-    return Series(_ordered(patches, path), cover, tuple(skipped))
+    return Series(tuple(patches), cover, tuple(skipped))
 
 
 def _message_patch(raw: str, origin: str) -> Patch:
@@ -207,7 +213,7 @@ def apply_patch(patch: Patch, tree: Path, git: bool, scratch: Path) -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     diff_file = scratch / "current.patch"
     diff_file.write_text(patch.diff if not patch.is_mail else patch.text)
-    check = _run(["patch", "-p1", "--dry-run", "-f", "-s", "-i", str(diff_file)], tree)
+    check = _run(["patch", "-p1", "--dry-run", "-f", "-i", str(diff_file)], tree)
     if check.returncode != 0:
         raise PatchFailed(f"patch {patch.label} does not apply",
                           details=rejected_hunks(patch, check.stdout + check.stderr),

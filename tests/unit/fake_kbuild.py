@@ -16,32 +16,42 @@ import textwrap
 from pathlib import Path
 
 MAKEFILE = r"""
+.RECIPEPREFIX = >
 O ?= .
 KCONFIG_CONFIG ?= $(O)/.config
 SRCS := $(shell find $(CURDIR)/kernel $(CURDIR)/mm -name '*.c' 2>/dev/null)
 OBJS := $(patsubst $(CURDIR)/%.c,$(O)/%.o,$(SRCS))
+ERR = grep -n -m1 '^.error' $<
 
 tinyconfig allnoconfig defconfig:
-	@mkdir -p $(O)
-	@printf 'CONFIG_64BIT=y\n# CONFIG_SMP is not set\nCONFIG_BASE_$@=y\n' > $(KCONFIG_CONFIG)
+> @mkdir -p $(O)
+> @printf 'CONFIG_64BIT=y\n# CONFIG_SMP is not set\nCONFIG_BASE_$@=y\n' > $(KCONFIG_CONFIG)
 
 olddefconfig:
-	@python3 $(CURDIR)/scripts/kconfig/fake_conf.py $(CURDIR) $(KCONFIG_CONFIG)
+> @python3 $(CURDIR)/scripts/kconfig/fake_conf.py $(CURDIR) $(KCONFIG_CONFIG)
 
 $(O)/%.o: $(CURDIR)/%.c $(O)/.config
-	@mkdir -p $(dir $@)
-	@echo "  CC      $*.o"
-	@if grep -q '^#error' $<; then \
-	    echo "$*.c:$$(grep -n '^#error' $< | head -1 | cut -d: -f1):2: error: $$(grep '^#error' $< | head -1 | cut -c8-)"; \
-	    echo "make[2]: *** [scripts/Makefile.build:229: $*.o] Error 1"; exit 1; fi
-	@cp $< $@
+> @mkdir -p $(dir $@)
+> @echo "  CC      $*.o"
+> @if grep -q '^.error' $<; then \
+>   echo "$*.c:$$($(ERR) | cut -d: -f1):2: error: $$($(ERR) | cut -d: -f2- | cut -c8-)"; \
+>   echo "make[2]: *** [scripts/Makefile.build:229: $*.o] Error 1"; exit 1; fi
+> @cp $< $@
 
 bzImage: $(OBJS)
-	@mkdir -p $(O)/arch/x86/boot $(O)/include/config
-	@python3 -c "import sys; d=bytearray(0x400); d[0x202:0x206]=b'HdrS'; d[0x300:0x300]=open(sys.argv[2],'rb').read(); open(sys.argv[1],'wb').write(bytes(d))" $(O)/arch/x86/boot/bzImage $(O)/.config
-	@cat $(OBJS) >> $(O)/arch/x86/boot/bzImage
-	@echo 6.12.0-fake > $(O)/include/config/kernel.release
-	@echo "Kernel: arch/x86/boot/bzImage is ready"
+> @mkdir -p $(O)/arch/x86/boot $(O)/include/config
+> @python3 $(CURDIR)/scripts/kconfig/fake_link.py $(O)/arch/x86/boot/bzImage $(O)/.config $(OBJS)
+> @echo 6.12.0-fake > $(O)/include/config/kernel.release
+> @echo "Kernel: arch/x86/boot/bzImage is ready"
+"""
+
+FAKE_LINK = """
+import sys
+image = bytearray(0x400)
+image[0x202:0x206] = b"HdrS"
+for name in sys.argv[2:]:
+    image += open(name, "rb").read()
+open(sys.argv[1], "wb").write(bytes(image))
 """
 
 FAKE_CONF = r'''
@@ -108,6 +118,7 @@ def make_tree(root: Path, files: dict[str, str] | None = None) -> Path:
         "Kconfig": KCONFIG,
         "arch/x86/Kconfig": "",
         "scripts/kconfig/fake_conf.py": FAKE_CONF,
+        "scripts/kconfig/fake_link.py": FAKE_LINK,
         "kernel/fork.c": "int fork(void) { return 0; }\n",
         "mm/memory.c": "int fault(void) { return 1; }\n",
         "mm/filemap.c": "int map_pages(void) { return 2; }\n",

@@ -97,6 +97,17 @@ def test_missing_series_path_is_named(tmp_path: Path) -> None:
         read_series(tmp_path / "nope.mbox")
 
 
+def test_directory_of_numbered_files_is_one_series(tmp_path: Path) -> None:
+    d = tmp_path / "patches"
+    d.mkdir()
+    (d / "0002-two.patch").write_text(format_patch("mm/memory.c", "a", "b", "two", "2/2"))
+    (d / "0001-one.patch").write_text(format_patch("mm/memory.c", "a", "b", "one", "1/2"))
+    assert [p.label for p in read_series(d).patches] == ["[1/2] one", "[2/2] two"]
+    (d / "0001-one.patch").unlink()
+    with pytest.raises(SeriesError, match="1/2 is missing"):
+        read_series(d)
+
+
 def test_directory_uses_quilt_series_order(tmp_path: Path) -> None:
     d = tmp_path / "patches"
     d.mkdir()
@@ -139,7 +150,7 @@ def test_patch_that_does_not_apply_names_subject_and_rejected_hunk(tmp_path: Pat
     before = (tree / "mm/memory.c").read_text()
     patch_file = tmp_path / "p.patch"
     patch_file.write_text(format_patch("mm/memory.c", "int fault(void) { return 3; }",
-                                       "int fault(void) { return 4; }", "mm: stale", "2/5"))
+                                       "int fault(void) { return 4; }", "mm: stale"))
     patch = read_series(patch_file).patches[0]
     with pytest.raises(PatchFailed) as info:
         apply_patch(patch, tree, git=False, scratch=tmp_path / "s")

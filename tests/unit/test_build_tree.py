@@ -1,0 +1,181 @@
+"""The build provider on a fake kbuild tree: workspaces, incremental rebuilds, failures."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.config import KernelSpec, load_kernels
+from harness.errors import BuildFailed, ConfigError
+from harness.kernels.build import BuildSource
+from harness.kernels.patches import PatchFailed
+from harness.kernels.srctree import NotAKernelTree, locate
+from harness.outcome import Outcome
+from harness.runner import KernelGuest, RunContext
+from tests.unit.fake_kbuild import format_patch, git, git_tree, make_tree
+
+MEMORY = "int fault(void) { return 1; }"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path / "cache"))
+
+
+def _patch(tmp_path: Path, name: str, new: str, old: str = MEMORY) -> Path:
+    path = tmp_path / f"{name}.patch"
+    path.write_text(format_patch("mm/memory.c", old, new, f"mm: {name}"))
+    return path
+
+
+def _kernels(tmp_path: Path, entries: str) -> list[KernelSpec]:
+    path = tmp_path / "kernels.yaml"
+    path.write_text("kernels:\n" + textwrap.indent(textwrap.dedent(entries), "  "))
+    return load_kernels(path)
+
+
+def _source(
+    tmp_path: Path, tree: Path, series: list[Path] = (), fragments: str = ""
+) -> BuildSource:
+    entry = f"""\
+        - name: k
+          build:
+            source: {tree}
+            guest_config: false
+            series: [{", ".join(str(s) for s in series)}]
+            fragments: [{fragments}]
+        """
+    source = _kernels(tmp_path, entry)[0].source
+    assert isinstance(source, BuildSource)
+    return source
+
+
+def _compiled(lines: list[str]) -> list[str]:
+    return [line.split()[1] for line in lines if line.startswith("  CC ")]
+
+
+def _resolve(source: BuildSource) -> tuple[object, list[str]]:
+    lines: list[str] = []
+    image = source.resolve(lines.append)
+    logs = sorted((Path(image.vmlinuz).parents[2] / "logs").glob("*.log"))
+    return image, logs[-1].read_text().splitlines()
+
+
+def test_build_then_one_patch_rebuilds_only_the_patched_file(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    image, log = _resolve(_source(tmp_path, tree))
+    assert sorted(_compiled(log)) == ["kernel/fork.o", "mm/filemap.o", "mm/memory.o"]
+    assert image.modules_dir is None and image.release == "6.12.0-fake"
+    assert image.vmlinuz.read_bytes()[0x202:0x206] == b"HdrS"
+
+    patched, log = _resolve(
+        _source(tmp_path, tree, [_patch(tmp_path, "two", "int fault(void) { return 22; }")])
+    )
+    assert _compiled(log) == ["mm/memory.o"]
+    assert b"return 22" in patched.vmlinuz.read_bytes()
+    assert "1 patch(es) up to 'mm: two'" in patched.origin
+    assert (tree / "mm/memory.c").read_text().strip() == MEMORY  # the user's tree untouched
+    assert b"return 1" in image.vmlinuz.read_bytes()  # the first kernel is still itself
+
+
+def test_next_kernel_gets_the_pristine_file_back(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    _resolve(_source(tmp_path, tree, [_patch(tmp_path, "two", "int fault(void) { return 22; }")]))
+    image, log = _resolve(
+        _source(tmp_path, tree, [_patch(tmp_path, "three", "int fault(void) { return 33; }")])
+    )
+    assert _compiled(log) == ["mm/memory.o"]
+    assert (
+        b"return 33" in image.vmlinuz.read_bytes()
+        and b"return 22" not in image.vmlinuz.read_bytes()
+    )
+
+
+def test_compiler_error_becomes_build_failed_with_the_error_and_the_log(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux", {"mm/bad.c": "int x;\n#error the fault path is broken\n"})
+    with pytest.raises(BuildFailed) as info:
+        _source(tmp_path, tree).resolve(lambda _line: None)
+    assert "mm/bad.c:2:2: error: the fault path is broken" in info.value.details
+    assert info.value.log and Path(info.value.log).is_file()
+    assert f"full log: {info.value.log}" in str(info.value)
+
+
+def test_build_failure_is_the_build_fail_outcome_of_the_kernel(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    stale = _patch(
+        tmp_path, "stale", "int fault(void) { return 5; }", old="int fault(void) { return 9; }"
+    )
+    spec = KernelSpec("k", _source(tmp_path, tree, [stale]))
+    ctx = RunContext(tmp_path / "results", keys=None, compiled={}, log=lambda _l: None)  # type: ignore[arg-type]
+    verdict = KernelGuest(spec, ctx, []).prepare()
+    assert verdict is not None and verdict.outcome is Outcome.BUILD_FAIL
+    assert "mm: stale does not apply" in verdict.summary
+    assert "rejected hunk #1 of mm/memory.c" in verdict.details[0]
+
+
+def test_patch_that_does_not_apply_raises_patch_failed(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    stale = _patch(tmp_path, "stale", "x", old="int fault(void) { return 9; }")
+    with pytest.raises(PatchFailed, match="mm: stale does not apply"):
+        _source(tmp_path, tree, [stale]).resolve(lambda _line: None)
+
+
+def test_git_tree_builds_in_a_worktree_and_leaves_the_checkout_alone(tmp_path: Path) -> None:
+    repo = git_tree(tmp_path / "linux")
+    (repo / "kernel/fork.c").write_text("int fork(void) { return 42; } /* uncommitted */\n")
+    source = _source(tmp_path, repo, [_patch(tmp_path, "two", "int fault(void) { return 22; }")])
+    image, _ = _resolve(source)
+    assert b"return 22" in image.vmlinuz.read_bytes()
+    assert b"uncommitted" not in image.vmlinuz.read_bytes()  # committed HEAD is what is built
+    assert git(repo, "log", "--format=%s").split("\n")[0] == "base"
+    assert "uncommitted" in (repo / "kernel/fork.c").read_text()
+    lines: list[str] = []
+    again = source.resolve(lines.append)
+    assert again.vmlinuz == image.vmlinuz and any("reusing" in line for line in lines)
+
+
+def test_lost_config_option_is_logged_with_its_dependency(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    fragment = tmp_path / "numa.config"
+    fragment.write_text("CONFIG_NUMA=y\n")
+    lines: list[str] = []
+    _source(tmp_path, tree, fragments=str(fragment)).resolve(lines.append)
+    lost = [line for line in lines if line.startswith("config: ")]
+    assert lost == [
+        "config: CONFIG_NUMA=y (from numa.config) was lost: the final .config has n; "
+        "likely missing dependency: CONFIG_SMP (depends on SMP)"
+    ]
+
+
+def test_a_directory_that_is_not_a_kernel_tree_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notlinux").mkdir()
+    with pytest.raises(NotAKernelTree, match="not a Linux source tree"):
+        locate(str(tmp_path / "notlinux"), tmp_path, tmp_path / "cache", None, print)
+    with pytest.raises(ConfigError, match="not a Linux source tree"):
+        _kernels(tmp_path, f"- name: k\n  build: {tmp_path / 'notlinux'}\n")
+
+
+def test_kernels_yaml_names_every_bad_build_value(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a patch\n")
+    with pytest.raises(ConfigError) as info:
+        _kernels(
+            tmp_path,
+            f"""\
+            - name: k
+              build:
+                source: {tree}
+                config: biggestconfig
+                fragments: [missing.config]
+                series: {notes}
+                jobs: 4
+            """,
+        )
+    text = str(info.value)
+    assert "config 'biggestconfig' is not one of tinyconfig, defconfig" in text
+    assert "missing.config does not exist" in text
+    assert "notes.txt is neither an mbox nor a patch" in text
+    assert "unknown key 'jobs'" in text
