@@ -104,24 +104,43 @@ class BisectPlan:
 
     def save(self, path: Path) -> None:
         """Write the plan as JSON."""
-        path.write_text(json.dumps({
-            "tree": str(self.tree), "test": self.test, "results": str(self.results),
-            "signature": self.signature, "runs": self.runs, "tests_dir": str(self.tests_dir),
-            "base_config": self.recipe.base_config,
-            "fragments": [str(p) for p in self.recipe.fragments],
-            "make_options": list(self.recipe.make_options)}, indent=2))
+        path.write_text(
+            json.dumps(
+                {
+                    "tree": str(self.tree),
+                    "test": self.test,
+                    "results": str(self.results),
+                    "signature": self.signature,
+                    "runs": self.runs,
+                    "tests_dir": str(self.tests_dir),
+                    "base_config": self.recipe.base_config,
+                    "fragments": [str(p) for p in self.recipe.fragments],
+                    "make_options": list(self.recipe.make_options),
+                },
+                indent=2,
+            )
+        )
 
     @classmethod
     def load(cls, path: Path) -> BisectPlan:
         """Read a plan written by :meth:`save`."""
         d = json.loads(path.read_text())
-        recipe = BuildRecipe(d["base_config"], tuple(Path(p) for p in d["fragments"]),
-                             tuple(d["make_options"]))
-        return cls(Path(d["tree"]), d["test"], recipe, Path(d["results"]), d["signature"],
-                   d["runs"], Path(d["tests_dir"]))
+        recipe = BuildRecipe(
+            d["base_config"], tuple(Path(p) for p in d["fragments"]), tuple(d["make_options"])
+        )
+        return cls(
+            Path(d["tree"]),
+            d["test"],
+            recipe,
+            Path(d["results"]),
+            d["signature"],
+            d["runs"],
+            Path(d["tests_dir"]),
+        )
 
 
 # -- the predicate: one step of git bisect run --------------------------------------
+
 
 def step(plan: BisectPlan, log: Callable[[str], None] = print) -> Judgement:
     """Build the checked-out commit, run the test, judge it."""
@@ -135,18 +154,35 @@ def step(plan: BisectPlan, log: Callable[[str], None] = print) -> Judgement:
         except BuildFailed as exc:
             return _record(plan, commit, subject, Judgement(SKIP, f"does not build: {exc}"))
     trial = Trial(plan.results, select_tests([plan.test], plan.tests_dir), log)
-    runs = trial.run(commit[:12], built.image, plan.runs,
-                     stop=lambda r: judge([Observation.of(r)], plan.signature).code == BAD)
+    runs = trial.run(
+        commit[:12],
+        built.image,
+        plan.runs,
+        stop=lambda r: judge([Observation.of(r)], plan.signature).code == BAD,
+    )
     verdict = judge([Observation.of(r) for r in runs], plan.signature)
     return _record(plan, commit, subject, verdict)
 
 
 def _record(plan: BisectPlan, commit: str, subject: str, verdict: Judgement) -> Judgement:
     with (plan.results / "steps.jsonl").open("a") as out:
-        out.write(json.dumps({"commit": commit, "subject": subject, "code": verdict.code,
-                              "reason": verdict.reason, "time": time.time()}) + "\n")
-    print(f"bisect: {commit[:12]} -> {({GOOD: 'good', BAD: 'bad'}).get(verdict.code, 'skip')}: "
-          f"{verdict.reason}", flush=True)
+        out.write(
+            json.dumps(
+                {
+                    "commit": commit,
+                    "subject": subject,
+                    "code": verdict.code,
+                    "reason": verdict.reason,
+                    "time": time.time(),
+                }
+            )
+            + "\n"
+        )
+    print(
+        f"bisect: {commit[:12]} -> {({GOOD: 'good', BAD: 'bad'}).get(verdict.code, 'skip')}: "
+        f"{verdict.reason}",
+        flush=True,
+    )
     return verdict
 
 
@@ -160,6 +196,7 @@ def step_main(argv: list[str]) -> int:
 
 
 # -- the driver ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BisectResult:
@@ -177,18 +214,21 @@ def check_range(tree: Path, good: str, bad: str) -> tuple[str, str]:
         raise BisectRangeError(f"--tree {tree} is not a git checkout; bisect needs history")
     good_c, bad_c = resolve_rev(tree, good), resolve_rev(tree, bad)
     if good_c == bad_c:
-        raise BisectRangeError(f"--good {good} and --bad {bad} are the same commit "
-                               f"{good_c[:12]}; nothing to bisect")
+        raise BisectRangeError(
+            f"--good {good} and --bad {bad} are the same commit {good_c[:12]}; nothing to bisect"
+        )
     ancestor = run_git(tree, "merge-base", "--is-ancestor", good_c, bad_c, check=False)
     if ancestor.returncode != 0:
         raise BisectRangeError(
             f"--good {good} ({good_c[:12]}) is not an ancestor of --bad {bad} ({bad_c[:12]}); "
-            "swapped? For a fix rather than a regression, use git bisect's terms by hand")
+            "swapped? For a fix rather than a regression, use git bisect's terms by hand"
+        )
     return good_c, bad_c
 
 
-def bisect(plan: BisectPlan, good: str, bad: str,
-           log: Callable[[str], None] = print) -> BisectResult:
+def bisect(
+    plan: BisectPlan, good: str, bad: str, log: Callable[[str], None] = print
+) -> BisectResult:
     """Run the whole bisection in a worktree of ``plan.tree`` and report its answer."""
     good_c, bad_c = check_range(plan.tree, good, bad)
     plan_file = plan.results / "plan.json"
@@ -200,9 +240,23 @@ def bisect(plan: BisectPlan, good: str, bad: str,
         run_git(src, "bisect", "start", bad_c, good_c)
         try:
             proc = subprocess.run(
-                ["git", "-C", str(src), "bisect", "run", sys.executable, "-m", "harness.bisect",
-                 "step", str(plan_file)], capture_output=True, text=True, check=False,
-                env=_step_env())
+                [
+                    "git",
+                    "-C",
+                    str(src),
+                    "bisect",
+                    "run",
+                    sys.executable,
+                    "-m",
+                    "harness.bisect",
+                    "step",
+                    str(plan_file),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=_step_env(),
+            )
             history = run_git(src, "bisect", "log", check=False).stdout
         finally:
             run_git(src, "bisect", "reset", check=False)
@@ -225,8 +279,10 @@ def recipe_from_args(values: list[str]) -> BuildRecipe:
     """``--kernel-config`` values: a base (tinyconfig, defconfig...) and/or fragment files."""
     bases = [v for v in values if v in BASE_CONFIGS]
     if len(bases) > 1:
-        raise UserError(f"--kernel-config names several base configs ({', '.join(bases)}); "
-                        "give one, plus fragment files")
+        raise UserError(
+            f"--kernel-config names several base configs ({', '.join(bases)}); "
+            "give one, plus fragment files"
+        )
     fragments = tuple(Path(v).resolve() for v in values if v not in BASE_CONFIGS)
     for path in fragments:
         read_fragment(path)  # FragmentError names a missing file or a bad line
@@ -247,8 +303,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     select_tests([args.test], Path(args.tests_dir))
     check_range(tree, args.good, args.bad)  # before a results directory is made
     results = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
-    plan = BisectPlan(tree, args.test, recipe, results, args.signature, args.runs,
-                      Path(args.tests_dir))
+    plan = BisectPlan(
+        tree, args.test, recipe, results, args.signature, args.runs, Path(args.tests_dir)
+    )
     result = bisect(plan, args.good, args.bad)
     if result.first_bad is None:
         print(f"bisect: no single first bad commit found (skipped commits?); log: {result.log}")
@@ -265,8 +322,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bad", required=True, help="a later commit where it fails")
     p.add_argument("--test", required=True, help="guest test name (guest-tests/c/NAME.c)")
     p.add_argument("--tree", required=True, help="the kernel git checkout (not modified)")
-    p.add_argument("--kernel-config", action="append", default=[], metavar="BASE|FRAGMENT",
-                   help="tinyconfig (default) or defconfig, and/or config fragment files")
+    p.add_argument(
+        "--kernel-config",
+        action="append",
+        default=[],
+        metavar="BASE|FRAGMENT",
+        help="tinyconfig (default) or defconfig, and/or config fragment files",
+    )
     p.add_argument("--signature", help="regex on kernel report titles: only that bug is bad")
     p.add_argument("--runs", type=int, default=1, help="runs per commit for a flaky test")
     p.add_argument("--results-dir", help="base directory for results (default: results/)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.cache import atomic_write, cache_root
 from harness.errors import ToolMissing
 
-CFLAGS = ("-O2", "-Wall", "-Wextra", "-static", "-pthread")
+CFLAGS = ("-O2", "-Wall", "-Wextra", "-static", "-pthread", "-s")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from harness.session import CommandResult, GuestSession
 from harness.testdef import GuestTest
 
 _TRAILER = re.compile(r"@@HARNESS rc=(\d+) taint_before=(\d+) taint_after=(\d+)\s*$")
-_SETTLE = 0.3  # seconds of console silence that ends a test's window
+_SETTLE = 0.5  # seconds of console silence that ends a report still being printed
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,7 @@ class KernelGuest:
             hang_notes = self._dump_blocked_tasks()
             died = not self.machine.running or console.panicked
         if not died:
-            console.wait_for(re.escape(f"HARNESS-END {tag}").encode(), 5, window_start)
-            console.wait_quiet(_SETTLE, 3)
+            self._settle(tag, window_start)
         window = console.text(window_start)
         reports = tuple(parse(window))
         stderr, rc, taint = _split_trailer(result)
@@ -261,6 +260,19 @@ class KernelGuest:
                                     result.timed_out), reports, taint, self.boots)
         _save(run, window)
         return run
+
+    def _settle(self, tag: str, window_start: int) -> None:
+        """Wait until the test's window is complete on the console.
+
+        printk keeps order, so once the end marker is on the console everything
+        the test made the kernel print is too; only a report still being
+        printed (from another CPU) needs the console to go quiet.
+        """
+        assert self.machine is not None and self.machine.console is not None
+        console = self.machine.console
+        console.wait_for(re.escape(f"HARNESS-END {tag}").encode(), 5, window_start)
+        if parse(console.text(window_start)):
+            console.wait_quiet(_SETTLE, 5)
 
     def _dump_blocked_tasks(self) -> tuple[str, ...]:
         """After a timeout: probe the guest, then ask for a blocked-task dump (sysrq w)."""

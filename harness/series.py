@@ -57,8 +57,14 @@ class SeriesReport:
         """The first patch after which ``test`` fails (None if the base fails already)."""
         if self.broken_at_base(test):
             return None
-        return next((s for s in self.steps[1:]
-                     if s.outcome(test) is not None and s.outcome(test) not in _OK), None)
+        return next(
+            (
+                s
+                for s in self.steps[1:]
+                if s.outcome(test) is not None and s.outcome(test) not in _OK
+            ),
+            None,
+        )
 
     def broken_at_base(self, test: str) -> bool:
         """Whether the test already fails without the series."""
@@ -69,8 +75,9 @@ class SeriesReport:
         width = max([len(t) for t in self.tests] + [10])
         lines = ["step  " + "  ".join(t.ljust(width) for t in self.tests) + "  patch"]
         for step in self.steps:
-            cells = [(step.outcome(t).value if step.outcome(t) else "-").ljust(width)
-                     for t in self.tests]
+            cells = [
+                (step.outcome(t).value if step.outcome(t) else "-").ljust(width) for t in self.tests
+            ]
             lines.append(f"{step.index:>4}  " + "  ".join(cells) + f"  {step.label}")
             if step.error:
                 lines.append(f"      ({step.error.splitlines()[0][:150]})")
@@ -86,8 +93,9 @@ class SeriesReport:
         return f"first broken by patch {step.index}: {step.label}" if step else "not broken"
 
 
-def run_series(source: BuildSource, patches: tuple[Patch, ...], trial: Trial,
-               log: Callable[[str], None]) -> SeriesReport:
+def run_series(
+    source: BuildSource, patches: tuple[Patch, ...], trial: Trial, log: Callable[[str], None]
+) -> SeriesReport:
     """Base build, then one incremental rebuild and test run per patch."""
     names = tuple(t.name for t in trial.tests)
     steps: list[Step] = []
@@ -107,8 +115,14 @@ def run_series(source: BuildSource, patches: tuple[Patch, ...], trial: Trial,
                 steps.append(_failed(index, label, names, exc))
                 continue
             runs = trial.run(f"{index:02d}", built.image)
-            steps.append(Step(index, label, tuple((r.test, r.verdict.outcome) for r in runs),
-                              round(built.seconds, 1)))
+            steps.append(
+                Step(
+                    index,
+                    label,
+                    tuple((r.test, r.verdict.outcome) for r in runs),
+                    round(built.seconds, 1),
+                )
+            )
     return SeriesReport(names, tuple(steps))
 
 
@@ -121,8 +135,10 @@ def _kernel(args: argparse.Namespace) -> BuildSource:
     path = Path(args.kernels_file).resolve() if args.kernels_file else ROOT / "kernels.yaml"
     spec = select(load_kernels(path), [args.kernel], path)[0]
     if not isinstance(spec.source, BuildSource):
-        raise UserError(f"kernel '{args.kernel}' in {path} is a {spec.source.kind} kernel; "
-                        "series mode needs a 'build:' entry (a source tree to patch)")
+        raise UserError(
+            f"kernel '{args.kernel}' in {path} is a {spec.source.kind} kernel; "
+            "series mode needs a 'build:' entry (a source tree to patch)"
+        )
     return spec.source
 
 
@@ -132,17 +148,23 @@ def cmd_series(args: argparse.Namespace) -> int:
     extra = tuple(p for s in args.series for p in read_series(Path(s).resolve()).patches)
     patches = source.patches() + extra
     if not patches:
-        raise UserError(f"kernel '{args.kernel}' has no series; give 'series:' in kernels.yaml "
-                        "or --series PATH")
+        raise UserError(
+            f"kernel '{args.kernel}' has no series; give 'series:' in kernels.yaml or --series PATH"
+        )
     run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
     trial = Trial(run_dir, select_tests(args.test, Path(args.tests_dir)))
     report = run_series(source, patches, trial, print)
     text = report.render()
     (run_dir / "series.txt").write_text(text + "\n")
     breaks = {t: report.first_break(t) for t in report.tests}
-    write_json(run_dir / "series.json", {
-        "tests": report.tests, "steps": report.steps,
-        "first_break": {t: s.index if s else None for t, s in breaks.items()}})
+    write_json(
+        run_dir / "series.json",
+        {
+            "tests": report.tests,
+            "steps": report.steps,
+            "first_break": {t: s.index if s else None for t, s in breaks.items()},
+        },
+    )
     print(f"\n{text}\n\nresults: {run_dir}")
     return 1 if any(breaks.values()) else 0
 
@@ -151,10 +173,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``series`` on the harness CLI."""
     p = subparsers.add_parser("series", help="build and test after each patch of a series")
     p.add_argument("kernel", help="a build: kernel of kernels.yaml (its series, or --series)")
-    p.add_argument("--series", action="append", default=[], metavar="PATH",
-                   help="more patches after the kernel's own (mbox, .patch or directory)")
-    p.add_argument("--test", action="append", default=[], metavar="NAME",
-                   help="only this guest test (repeatable; default: all)")
+    p.add_argument(
+        "--series",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="more patches after the kernel's own (mbox, .patch or directory)",
+    )
+    p.add_argument(
+        "--test",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this guest test (repeatable; default: all)",
+    )
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
     p.add_argument("--results-dir", help="base directory for results (default: results/)")
     p.set_defaults(func=cmd_series)

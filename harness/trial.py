@@ -50,8 +50,10 @@ def select_tests(names: list[str], tests_dir: Path = DEFAULT_TESTS_DIR) -> list[
     wanted = [n.removesuffix(".c") for n in names] or sorted(known)
     missing = [n for n in wanted if n not in known]
     if missing:
-        raise UserError(f"no guest test named {', '.join(missing)} in {tests_dir}; "
-                        f"known: {', '.join(sorted(known))}")
+        raise UserError(
+            f"no guest test named {', '.join(missing)} in {tests_dir}; "
+            f"known: {', '.join(sorted(known))}"
+        )
     return [read_test(known[n]) for n in wanted]
 
 
@@ -75,12 +77,18 @@ class Trial:
         """Keys and compiled tests, made once for every kernel of this trial."""
         if self._ctx is None:
             compiled = {t.name: _compile(t) for t in self.tests}
-            self._ctx = RunContext(self.results, make_keys(self.results / "keys"), compiled,
-                                   log=self.log)
+            self._ctx = RunContext(
+                self.results, make_keys(self.results / "keys"), compiled, log=self.log
+            )
         return self._ctx
 
-    def run(self, name: str, image: KernelImage, runs: int = 1,
-            stop: Callable[[TestRun], bool] = lambda _run: False) -> list[TestRun]:
+    def run(
+        self,
+        name: str,
+        image: KernelImage,
+        runs: int = 1,
+        stop: Callable[[TestRun], bool] = lambda _run: False,
+    ) -> list[TestRun]:
         """Run every test ``runs`` times on ``image``; ``stop`` ends a test's repeats early."""
         spec = KernelSpec(name=name, source=PreparedImage(image))
         guest = KernelGuest(spec, self.context(), self.tests)
@@ -90,8 +98,7 @@ class Trial:
                 for attempt in range(runs):
                     run = guest.run(test)
                     done.append(run)
-                    self.log(f"{name}: {test.name} run {attempt + 1}/{runs}: "
-                             f"{run.verdict.summary}")
+                    self.log(f"{name}: {test.name} run {attempt + 1}/{runs}: {run.verdict.summary}")
                     if stop(run):
                         break
         finally:

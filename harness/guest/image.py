@@ -52,6 +52,13 @@ def shared_libraries(binary: Path) -> list[Path]:
     return libs
 
 
+def busybox_applets(busybox: Path) -> list[str]:
+    """The applet names of this busybox (links made on the host, not by the guest)."""
+    proc = subprocess.run([str(busybox), "--list"], capture_output=True, text=True, check=False)
+    names = {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+    return sorted(names - {"busybox"} | {"sh"})
+
+
 def _cached_layer(kind: str, inputs: Iterable[bytes], build) -> Path:
     digest = hashlib.sha256(kind.encode())
     for chunk in inputs:
@@ -71,7 +78,8 @@ def base_layer() -> Path:
     def build() -> bytes:
         a = CpioArchive()
         a.add_file("bin/busybox", busybox.read_bytes(), 0o755)
-        a.add_symlink("bin/sh", "busybox")
+        for applet in busybox_applets(busybox):
+            a.add_symlink(f"bin/{applet}", "busybox")
         a.add_file("bin/dropbear", dropbear.read_bytes(), 0o755)
         for lib in libs:
             a.add_file(str(lib), lib.resolve().read_bytes(), 0o755)
@@ -81,7 +89,7 @@ def base_layer() -> Path:
         a.add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
         a.add_file("etc/shadow", b"root:*:1:0:99999:7:::\n", 0o600)
         a.add_file("etc/shells", b"/bin/sh\n")
-        for d in ("proc", "sys", "dev", "tmp", "run", "root/.ssh", "etc/dropbear"):
+        for d in ("proc", "sys", "dev", "tmp", "run", "root/.ssh", "etc/dropbear", "var/run"):
             a.add_dir(d, 0o700 if d.startswith("root") else 0o755)
         return a.getvalue()
 

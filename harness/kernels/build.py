@@ -91,8 +91,12 @@ class BuildRecipe:
         return " + ".join([self.base_config, *(p.name for p in self.fragments)])
 
 
-def make_recipe(base_config: str = "tinyconfig", fragments: tuple[Path, ...] = (),
-                guest_config: bool = True, make_options: tuple[str, ...] = ()) -> BuildRecipe:
+def make_recipe(
+    base_config: str = "tinyconfig",
+    fragments: tuple[Path, ...] = (),
+    guest_config: bool = True,
+    make_options: tuple[str, ...] = (),
+) -> BuildRecipe:
     """A recipe with the harness's guest.config first unless ``guest_config`` is false."""
     first = (GUEST_FRAGMENT,) if guest_config else ()
     return BuildRecipe(base_config, first + tuple(fragments), tuple(make_options))
@@ -156,8 +160,8 @@ class TreeBuild:
         """Apply one patch; PatchFailed (a BuildFailed) names it and its rejected hunk."""
         assert self.source is not None, "checkout() first"
         self.progress(f"applying {patch.label}")
+        self.ws.record_touched(patch.files())  # first: a crash mid-apply still gets reset
         apply_patch(patch, self.ws.src, self.source.git, self.ws.root / "patches")
-        self.ws.record_touched(patch.files())
         self.applied.append(patch)
 
     def log_path(self, label: str) -> Path:
@@ -178,18 +182,21 @@ class TreeBuild:
         final = self.ws.out / ".config"
         if not final.is_file() or final.read_bytes() != new.read_bytes():
             shutil.copyfile(new, final)  # unchanged: keep its mtime, make stays incremental
-        self.problems = tuple(check_config(parse_config(new.read_text()), fragments,
-                                           index_kconfig(self.ws.src)))
+        self.problems = tuple(
+            check_config(parse_config(new.read_text()), fragments, index_kconfig(self.ws.src))
+        )
         for problem in self.problems:
             self.progress(f"config: {problem.message()}")
         (self.ws.root / "config-check.txt").write_text(
-            "".join(p.message() + "\n" for p in self.problems))
+            "".join(p.message() + "\n" for p in self.problems)
+        )
         return self.problems
 
     def _make_config(self, tools: kbuild.Toolchain, target: str, config: Path, log: Path) -> None:
         self.ws.out.mkdir(parents=True, exist_ok=True)
-        result = kbuild.run_make(tools, self.ws.src, self.ws.out, (target,), log,
-                                 env={"KCONFIG_CONFIG": str(config)})
+        result = kbuild.run_make(
+            tools, self.ws.src, self.ws.out, (target,), log, env={"KCONFIG_CONFIG": str(config)}
+        )
         if result.returncode != 0:
             raise kbuild.build_failed(f"make {target}", result)
 
@@ -291,8 +298,11 @@ def _remember(cache: Path, key: str | None, image: KernelImage) -> None:
         return
     path = cache / "images" / "by-key" / f"{key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"vmlinuz": str(image.vmlinuz), "release": image.release,
-                                "origin": image.origin}))
+    path.write_text(
+        json.dumps(
+            {"vmlinuz": str(image.vmlinuz), "release": image.release, "origin": image.origin}
+        )
+    )
 
 
 def from_yaml(f: Fields, base: Path) -> BuildSource | None:
@@ -306,8 +316,10 @@ def from_yaml(f: Fields, base: Path) -> BuildSource | None:
     make = _strings(f, "make")
     f.finish()
     if config not in BASE_CONFIGS:
-        f.problem(f"config '{config}' is not one of {', '.join(BASE_CONFIGS)}; "
-                  "put your own options in 'fragments'")
+        f.problem(
+            f"config '{config}' is not one of {', '.join(BASE_CONFIGS)}; "
+            "put your own options in 'fragments'"
+        )
     for path in fragments:
         _check(f, lambda p=path: read_fragment(p))
     for path in series:

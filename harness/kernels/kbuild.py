@@ -23,7 +23,8 @@ from harness.errors import BuildFailed, InfraError, ToolMissing
 
 _ERROR_LINE = re.compile(
     r"(: (fatal )?error: |undefined reference to |^ERROR: |\*\*\* |: multiple definition of "
-    r"|^ld: |Error \d+\s*$|No rule to make target)")
+    r"|^ld: |Error \d+\s*$|No rule to make target)"
+)
 _ERROR_CONTEXT = 3
 _MAX_DETAIL_LINES = 60
 _BUILD_TIMEOUT = 4 * 3600
@@ -39,9 +40,19 @@ class Toolchain:
 
     def argv(self, src: Path, out: Path, targets: tuple[str, ...]) -> list[str]:
         """The full make command line."""
-        argv = ["nice", "-n", "10", "make", "-C", str(src), f"O={out}", f"-j{self.jobs}",
-                "KBUILD_BUILD_USER=kharness", "KBUILD_BUILD_HOST=kharness",
-                "KBUILD_BUILD_TIMESTAMP=2000-01-01"]
+        argv = [
+            "nice",
+            "-n",
+            "10",
+            "make",
+            "-C",
+            str(src),
+            f"O={out}",
+            f"-j{self.jobs}",
+            "KBUILD_BUILD_USER=kharness",
+            "KBUILD_BUILD_HOST=kharness",
+            "KBUILD_BUILD_TIMESTAMP=2000-01-01",
+        ]
         if self.ccache_dir is not None:
             argv += ["CC=ccache gcc", "HOSTCC=ccache gcc"]
         return [*argv, *self.make_options, *targets]
@@ -57,8 +68,13 @@ class Toolchain:
 
 def toolchain(cache: Path, make_options: tuple[str, ...] = ()) -> Toolchain:
     """The toolchain for this machine: -j nproc, ccache under the harness cache if present."""
-    for tool, package in (("make", "make"), ("gcc", "gcc"), ("flex", "flex"),
-                          ("bison", "bison"), ("bc", "bc")):
+    for tool, package in (
+        ("make", "make"),
+        ("gcc", "gcc"),
+        ("flex", "flex"),
+        ("bison", "bison"),
+        ("bc", "bc"),
+    ):
         if not shutil.which(tool):
             raise ToolMissing(tool, package)
     ccache = cache / "ccache" if shutil.which("ccache") else None
@@ -74,8 +90,14 @@ class MakeResult:
     log: Path
 
 
-def run_make(tools: Toolchain, src: Path, out: Path, targets: tuple[str, ...], log: Path,
-             env: dict[str, str] | None = None) -> MakeResult:
+def run_make(
+    tools: Toolchain,
+    src: Path,
+    out: Path,
+    targets: tuple[str, ...],
+    log: Path,
+    env: dict[str, str] | None = None,
+) -> MakeResult:
     """Run make, appending all its output to ``log``; never raises on a failed build."""
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = tools.argv(src, out, targets)
@@ -84,12 +106,18 @@ def run_make(tools: Toolchain, src: Path, out: Path, targets: tuple[str, ...], l
         sink.write(f"$ {' '.join(argv)}\n")
         sink.flush()
         try:
-            proc = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT,
-                                  env={**tools.env(), **(env or {})}, timeout=_BUILD_TIMEOUT,
-                                  check=False)
+            proc = subprocess.run(
+                argv,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**tools.env(), **(env or {})},
+                timeout=_BUILD_TIMEOUT,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            raise InfraError(f"make {' '.join(targets)} ran longer than "
-                             f"{_BUILD_TIMEOUT // 3600} h; see {log}") from None
+            raise InfraError(
+                f"make {' '.join(targets)} ran longer than {_BUILD_TIMEOUT // 3600} h; see {log}"
+            ) from None
     return MakeResult(proc.returncode, time.monotonic() - started, log)
 
 
@@ -114,8 +142,9 @@ def build_failed(what: str, result: MakeResult) -> BuildFailed:
     return BuildFailed(f"{summary}; full log: {result.log}", details=details, log=str(result.log))
 
 
-def build_image(tools: Toolchain, src: Path, out: Path, log: Path,
-                progress: Callable[[str], None]) -> MakeResult:
+def build_image(
+    tools: Toolchain, src: Path, out: Path, log: Path, progress: Callable[[str], None]
+) -> MakeResult:
     """Build bzImage; BuildFailed with the error lines when it does not build."""
     progress(f"make bzImage in {out} (-j{tools.jobs}{', ccache' if tools.ccache_dir else ''})")
     result = run_make(tools, src, out, ("bzImage",), log)

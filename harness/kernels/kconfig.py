@@ -25,8 +25,10 @@ BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 _ENTRY = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
-_BLOCK_END = re.compile(r"^\s*(config|menuconfig|choice|endchoice|menu|endmenu|if|endif|"
-                        r"source|comment|mainmenu)\b")
+_BLOCK_END = re.compile(
+    r"^\s*(config|menuconfig|choice|endchoice|menu|endmenu|if|endif|"
+    r"source|comment|mainmenu)\b"
+)
 _SYMBOL = re.compile(r"\b[A-Z][A-Z0-9_]+\b")
 
 
@@ -57,8 +59,10 @@ class ConfigProblem:
         """One line for logs: which option, what happened, what to look at."""
         if self.unknown:
             return f"{self.option} (from {self.fragment.name}) is unknown to this kernel{self.hint}"
-        return (f"{self.option}={self.wanted} (from {self.fragment.name}) was lost: "
-                f"the final .config has {self.got}{self.hint}")
+        return (
+            f"{self.option}={self.wanted} (from {self.fragment.name}) was lost: "
+            f"the final .config has {self.got}{self.hint}"
+        )
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -75,8 +79,10 @@ def parse_config(text: str) -> dict[str, str]:
 def read_fragment(path: Path) -> Fragment:
     """Read a fragment; FragmentError names the file and line of anything else."""
     if not path.is_file():
-        raise FragmentError(f"config fragment {path} does not exist; fix the path "
-                            "(relative paths are relative to kernels.yaml)")
+        raise FragmentError(
+            f"config fragment {path} does not exist; fix the path "
+            "(relative paths are relative to kernels.yaml)"
+        )
     values: list[tuple[str, str]] = []
     for number, raw in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         line = raw.strip()
@@ -84,8 +90,10 @@ def read_fragment(path: Path) -> Fragment:
         if m:
             values.append((m.group(1), m.group(2) if m.re is _SET else "n"))
         elif line and not line.startswith("#"):
-            raise FragmentError(f"{path}:{number}: '{line}' is not a config line; write "
-                                "CONFIG_NAME=value or '# CONFIG_NAME is not set'")
+            raise FragmentError(
+                f"{path}:{number}: '{line}' is not a config line; write "
+                "CONFIG_NAME=value or '# CONFIG_NAME is not set'"
+            )
     return Fragment(path, tuple(values))
 
 
@@ -109,6 +117,7 @@ def merge(base_text: str, fragments: Iterable[Fragment]) -> str:
 
 
 # -- checking ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class KconfigIndex:
@@ -156,7 +165,7 @@ def _entries(text: str) -> Iterator[tuple[str, str]]:
         if _BLOCK_END.match(line):
             current = None
         elif current and stripped.startswith("depends on "):
-            yield current, stripped[len("depends on "):].strip()
+            yield current, stripped[len("depends on ") :].strip()
 
 
 def _without_help(text: str) -> Iterator[str]:
@@ -180,8 +189,9 @@ def _without_help(text: str) -> Iterator[str]:
         yield line
 
 
-def check_config(final: dict[str, str], fragments: Iterable[Fragment],
-                 kconfig: KconfigIndex) -> list[ConfigProblem]:
+def check_config(
+    final: dict[str, str], fragments: Iterable[Fragment], kconfig: KconfigIndex
+) -> list[ConfigProblem]:
     """Every fragment line the final .config lost, with a hint; later fragments win."""
     wanted: dict[str, tuple[str, Path]] = {}
     for fragment in fragments:
@@ -195,8 +205,11 @@ def check_config(final: dict[str, str], fragments: Iterable[Fragment],
         if not kconfig.knows(name):
             problems.append(ConfigProblem(name, value, got, path, True, _near(name, kconfig)))
         else:
-            problems.append(ConfigProblem(name, value, got, path, False,
-                                          _missing_dependencies(name, final, kconfig)))
+            problems.append(
+                ConfigProblem(
+                    name, value, got, path, False, _missing_dependencies(name, final, kconfig)
+                )
+            )
     return problems
 
 
@@ -213,9 +226,14 @@ def _near(name: str, kconfig: KconfigIndex) -> str:
 
 def _missing_dependencies(name: str, final: dict[str, str], kconfig: KconfigIndex) -> str:
     conditions = kconfig.depends.get(name.removeprefix("CONFIG_"), ())
-    off = [s for c in conditions for s in _SYMBOL.findall(c)
-           if kconfig.knows("CONFIG_" + s) and final.get("CONFIG_" + s, "n") == "n"
-           and not re.search(rf"!\s*{s}\b", c)]
+    off = [
+        s
+        for c in conditions
+        for s in _SYMBOL.findall(c)
+        if kconfig.knows("CONFIG_" + s)
+        and final.get("CONFIG_" + s, "n") == "n"
+        and not re.search(rf"!\s*{s}\b", c)
+    ]
     if off:
         missing = ", ".join(dict.fromkeys("CONFIG_" + s for s in off))
         return f"; likely missing dependency: {missing} (depends on {' && '.join(conditions)})"

@@ -37,8 +37,12 @@ _FROM_LINE = re.compile(r"^From \S+", re.MULTILINE)
 _DIFF_START = re.compile(r"^(diff --git |--- \S|Index: )", re.MULTILINE)
 _HUNK_FAILED = re.compile(r"Hunk #(\d+) FAILED")
 _PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".mbx", ".eml")
-_IDENTITY = {"GIT_AUTHOR_NAME": "kharness", "GIT_AUTHOR_EMAIL": "kharness@localhost",
-             "GIT_COMMITTER_NAME": "kharness", "GIT_COMMITTER_EMAIL": "kharness@localhost"}
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "kharness",
+    "GIT_AUTHOR_EMAIL": "kharness@localhost",
+    "GIT_COMMITTER_NAME": "kharness",
+    "GIT_COMMITTER_EMAIL": "kharness@localhost",
+}
 
 
 class SeriesError(UserError):
@@ -64,7 +68,7 @@ class Patch:
     def diff(self) -> str:
         """The diff part of the text (from the first diff header on)."""
         m = _DIFF_START.search(self.text)
-        return self.text[m.start():] if m else ""
+        return self.text[m.start() :] if m else ""
 
     @property
     def label(self) -> str:
@@ -102,22 +106,30 @@ def _read(path: Path) -> Series:
     if path.is_dir():
         files = _directory_files(path)
         if not files:
-            raise SeriesError(f"{path}: no *.patch, *.diff or *.mbox files and no quilt "
-                              "'series' file; nothing to apply")
+            raise SeriesError(
+                f"{path}: no *.patch, *.diff or *.mbox files and no quilt "
+                "'series' file; nothing to apply"
+            )
         parts = [_read(f) for f in files]
         cover = next((p.cover for p in parts if p.cover), None)
-        return Series(tuple(x for p in parts for x in p.patches), cover,
-                      tuple(x for p in parts for x in p.skipped))
+        return Series(
+            tuple(x for p in parts for x in p.patches),
+            cover,
+            tuple(x for p in parts for x in p.skipped),
+        )
     if not path.is_file():
-        raise SeriesError(f"series {path} does not exist; give an mbox, a .patch file "
-                          "or a directory of patches")
+        raise SeriesError(
+            f"series {path} does not exist; give an mbox, a .patch file or a directory of patches"
+        )
     text = path.read_text(errors="replace")
     if _looks_like_mail(text):
         return _series_from_mbox(text, path)
     if _DIFF_START.search(text) and "\n@@ " in text:
         return Series((Patch(path.stem, text, str(path)),))
-    raise SeriesError(f"{path} is neither an mbox nor a patch (no 'From ' line or mail "
-                      "headers, no diff); give 'git format-patch' or 'b4 am' output")
+    raise SeriesError(
+        f"{path} is neither an mbox nor a patch (no 'From ' line or mail "
+        "headers, no diff); give 'git format-patch' or 'b4 am' output"
+    )
 
 
 def _directory_files(path: Path) -> list[Path]:
@@ -135,13 +147,17 @@ def _directory_files(path: Path) -> list[Path]:
 def _looks_like_mail(text: str) -> bool:
     head = text.lstrip()[:2000]
     return bool(re.match(r"From \S+", head)) or bool(
-        re.search(r"^Subject: ", head, re.MULTILINE) and re.search(r"^From: ", head, re.MULTILINE))
+        re.search(r"^Subject: ", head, re.MULTILINE) and re.search(r"^From: ", head, re.MULTILINE)
+    )
 
 
 def split_mbox(text: str) -> list[str]:
     """Split mbox text into messages at 'From ' separator lines (mboxo and mboxrd)."""
-    starts = [m.start() for m in _FROM_LINE.finditer(text)
-              if m.start() == 0 or text[m.start() - 1] == "\n"]
+    starts = [
+        m.start()
+        for m in _FROM_LINE.finditer(text)
+        if m.start() == 0 or text[m.start() - 1] == "\n"
+    ]
     starts = [s for s in starts if _has_headers_after(text, s)]
     if not starts or starts[0] != 0:
         starts = [0, *starts]
@@ -151,7 +167,7 @@ def split_mbox(text: str) -> list[str]:
 
 def _has_headers_after(text: str, start: int) -> bool:
     """A real separator is followed by header lines, not by prose that says 'From here'."""
-    following = text[start:start + 4000].split("\n", 1)[-1]
+    following = text[start : start + 4000].split("\n", 1)[-1]
     return bool(re.match(r"[A-Za-z-]+: ", following))
 
 
@@ -171,15 +187,17 @@ def _series_from_mbox(text: str, path: Path) -> Series:
         else:
             patches.append(patch)
     if not patches:
-        raise SeriesError(f"{path} holds {len(skipped) + (cover is not None)} message(s) "
-                          "but no patch with a diff")
+        raise SeriesError(
+            f"{path} holds {len(skipped) + (cover is not None)} message(s) but no patch with a diff"
+        )
     return Series(tuple(patches), cover, tuple(skipped))
 
 
 def _message_patch(raw: str, origin: str) -> Patch:
     body = re.sub(r"^>(>*From )", r"\1", raw, flags=re.MULTILINE)  # mboxrd un-escaping
-    message = email.message_from_string(body.split("\n", 1)[1] if body.startswith("From ")
-                                        else body, policy=email.policy.compat32)
+    message = email.message_from_string(
+        body.split("\n", 1)[1] if body.startswith("From ") else body, policy=email.policy.compat32
+    )
     subject = " ".join(str(message.get("Subject", "")).split())
     numbered = _NUMBERED.search(subject)
     number, total = (int(numbered.group(1)), int(numbered.group(2))) if numbered else (None, None)
@@ -194,17 +212,22 @@ def _ordered(patches: list[Patch], path: Path) -> tuple[Patch, ...]:
     numbers = [p.number for p in ordered]
     total = max(p.total or 0 for p in ordered)
     if len(set(numbers)) != len(numbers):
-        raise SeriesError(f"{path}: several messages claim the same place in the series "
-                          f"({numbers}); is it two versions of the series in one mbox?")
+        raise SeriesError(
+            f"{path}: several messages claim the same place in the series "
+            f"({numbers}); is it two versions of the series in one mbox?"
+        )
     missing = sorted(set(range(1, total + 1)) - set(numbers))  # type: ignore[arg-type]
     if missing:
-        raise SeriesError(f"{path}: the series has {total} patches but "
-                          f"{', '.join(f'{n}/{total}' for n in missing)} is missing; "
-                          "fetch the whole thread (b4 am <message-id>)")
+        raise SeriesError(
+            f"{path}: the series has {total} patches but "
+            f"{', '.join(f'{n}/{total}' for n in missing)} is missing; "
+            "fetch the whole thread (b4 am <message-id>)"
+        )
     return tuple(ordered)
 
 
 # -- applying -----------------------------------------------------------------------
+
 
 def apply_patch(patch: Patch, tree: Path, git: bool, scratch: Path) -> None:
     """Apply one patch to ``tree`` or raise PatchFailed with the rejected hunk."""
@@ -215,15 +238,21 @@ def apply_patch(patch: Patch, tree: Path, git: bool, scratch: Path) -> None:
     diff_file.write_text(patch.diff if not patch.is_mail else patch.text)
     check = _run(["patch", "-p1", "--dry-run", "-f", "-i", str(diff_file)], tree)
     if check.returncode != 0:
-        raise PatchFailed(f"patch {patch.label} does not apply",
-                          details=rejected_hunks(patch, check.stdout + check.stderr),
-                          log=str(diff_file))
+        raise PatchFailed(
+            f"patch {patch.label} does not apply",
+            details=rejected_hunks(patch, check.stdout + check.stderr),
+            log=str(diff_file),
+        )
     if git:
         _apply_git(patch, tree, diff_file)
     else:
         break_hardlinks(tree, patch.files())
-        _must(_run(["patch", "-p1", "-f", "-s", "--no-backup-if-mismatch", "-i",
-                    str(diff_file)], tree), f"patch -p1 < {patch.label}")
+        _must(
+            _run(
+                ["patch", "-p1", "-f", "-s", "--no-backup-if-mismatch", "-i", str(diff_file)], tree
+            ),
+            f"patch -p1 < {patch.label}",
+        )
 
 
 def _apply_git(patch: Patch, tree: Path, diff_file: Path) -> None:
@@ -231,12 +260,17 @@ def _apply_git(patch: Patch, tree: Path, diff_file: Path) -> None:
         proc = _run(["git", "am", "--keep-cr", str(diff_file)], tree)
         if proc.returncode != 0:
             _run(["git", "am", "--abort"], tree)
-            raise PatchFailed(f"git am of {patch.label} failed",
-                              details=(proc.stdout + proc.stderr).strip(), log=str(diff_file))
+            raise PatchFailed(
+                f"git am of {patch.label} failed",
+                details=(proc.stdout + proc.stderr).strip(),
+                log=str(diff_file),
+            )
         return
     _must(_run(["git", "apply", "--index", str(diff_file)], tree), f"git apply {patch.label}")
-    _must(_run(["git", "commit", "-q", "--no-verify", "-m", patch.subject], tree),
-          f"git commit {patch.label}")
+    _must(
+        _run(["git", "commit", "-q", "--no-verify", "-m", patch.subject], tree),
+        f"git commit {patch.label}",
+    )
 
 
 def break_hardlinks(tree: Path, files: tuple[str, ...]) -> None:
@@ -288,13 +322,21 @@ def hunk_text(diff: str, file: str, number: int) -> str | None:
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300,
-                              check=False, env={**os.environ, **_IDENTITY})
+        return subprocess.run(
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, **_IDENTITY},
+        )
     except FileNotFoundError:
         raise ToolMissing(argv[0], argv[0]) from None
 
 
 def _must(proc: subprocess.CompletedProcess[str], what: str) -> None:
     if proc.returncode != 0:
-        raise InfraError(f"{what} failed after its dry run passed: "
-                         f"{(proc.stderr or proc.stdout).strip()}")
+        raise InfraError(
+            f"{what} failed after its dry run passed: {(proc.stderr or proc.stdout).strip()}"
+        )

@@ -51,33 +51,52 @@ def kernel_tree_problem(path: Path) -> str | None:
     """Why ``path`` is not the top of a kernel source tree, or None if it is."""
     if not path.is_dir():
         return f"{path} is not a directory"
-    missing = [n for n in ("Makefile", "Kconfig", "arch/x86/Kconfig", "scripts/kconfig")
-               if not (path / n).exists()]
+    missing = [
+        n
+        for n in ("Makefile", "Kconfig", "arch/x86/Kconfig", "scripts/kconfig")
+        if not (path / n).exists()
+    ]
     if missing:
-        return (f"{path} is not a Linux source tree (no {', '.join(missing)}); "
-                "point it at the directory holding the top-level Makefile and Kconfig")
+        return (
+            f"{path} is not a Linux source tree (no {', '.join(missing)}); "
+            "point it at the directory holding the top-level Makefile and Kconfig"
+        )
     if (path / ".config").exists() or (path / "include/config").is_dir():
-        return (f"{path} has been configured or built in place (.config or include/config); "
-                "builds use O= directories and kbuild refuses such a tree: run "
-                "'make mrproper' there, or give a clean checkout")
+        return (
+            f"{path} has been configured or built in place (.config or include/config); "
+            "builds use O= directories and kbuild refuses such a tree: run "
+            "'make mrproper' there, or give a clean checkout"
+        )
     return None
 
 
 def kernel_version(tree: Path) -> str:
     """VERSION.PATCHLEVEL.SUBLEVEL from the top Makefile (for origins and logs)."""
-    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)",
-                             (tree / "Makefile").read_text(errors="replace"), re.MULTILINE))
+    fields = dict(
+        re.findall(
+            r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)",
+            (tree / "Makefile").read_text(errors="replace"),
+            re.MULTILINE,
+        )
+    )
     return ".".join(fields.get(k, "?") for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
 
 
-def run_git(repo: Path, *args: str, check: bool = True,
-            timeout: float = _GIT_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run_git(
+    repo: Path, *args: str, check: bool = True, timeout: float = _GIT_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run git in ``repo``; InfraError with git's own words when it fails and ``check``."""
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and proc.returncode != 0:
-        raise InfraError(f"git {' '.join(args)} in {repo} failed: "
-                         f"{(proc.stderr or proc.stdout).strip()}")
+        raise InfraError(
+            f"git {' '.join(args)} in {repo} failed: {(proc.stderr or proc.stdout).strip()}"
+        )
     return proc
 
 
@@ -91,8 +110,10 @@ def resolve_rev(repo: Path, rev: str) -> str:
     """The full commit id of ``rev``; a UserError naming it when git does not know it."""
     proc = run_git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
     if proc.returncode != 0:
-        raise UserError(f"'{rev}' is not a commit in {repo}; check the name with "
-                        f"'git -C {repo} log --oneline -5 {rev}'")
+        raise UserError(
+            f"'{rev}' is not a commit in {repo}; check the name with "
+            f"'git -C {repo} log --oneline -5 {rev}'"
+        )
     return proc.stdout.strip()
 
 
@@ -108,13 +129,16 @@ class SourceTree:
 
 # -- Debian linux-source packages -------------------------------------------------
 
+
 def newest_source_package(name: str, entries: list[archive.PackageEntry]) -> archive.PackageEntry:
     """The newest entry named exactly ``name``; KernelNotFound listing suites if none."""
     matches = [e for e in entries if e.name == name]
     if not matches:
         suites = ", ".join(sorted({e.suite for e in entries})) or "no suite"
-        raise KernelNotFound(f"package {name} is in none of the apt suites ({suites}); "
-                             "Debian ships linux-source-6.12 in bookworm-security")
+        raise KernelNotFound(
+            f"package {name} is in none of the apt suites ({suites}); "
+            "Debian ships linux-source-6.12 in bookworm-security"
+        )
     return max(matches, key=lambda e: Version(e.version))
 
 
@@ -124,10 +148,16 @@ def fetch_source_package(name: str, cache: Path, log: Callable[[str], None]) -> 
     sources = archive.read_apt_sources()
     for suite in sorted({s for src in sources for s in src.suites}):
         try:
-            entries += archive.load_index(archive.mirror_for(suite, sources), suite,
-                                          cache / "debian")
+            entries += archive.load_index(
+                archive.mirror_for(suite, sources), suite, cache / "debian"
+            )
         except HarnessError as exc:
             log(f"skipping suite {suite}: {exc}")
+    if not entries:
+        cached = _cached_source(name, cache)
+        if cached is not None:
+            log(f"archive unreachable; using the cached {cached.label}")
+            return cached
     entry = newest_source_package(name, entries)
     root = cache / "sources" / f"{entry.name}_{entry.version}".replace("~", "_")
     if not root.exists():
@@ -138,8 +168,24 @@ def fetch_source_package(name: str, cache: Path, log: Callable[[str], None]) -> 
             _untar_source(scratch / "deb", scratch, log)
             shutil.rmtree(scratch / "deb")
     tree = root / name
-    return SourceTree(tree, False, f"{entry.name} {entry.version}",
-                      f"{entry.name} {entry.version} ({entry.suite})")
+    return SourceTree(
+        tree,
+        False,
+        f"{entry.name} {entry.version}",
+        f"{entry.name} {entry.version} ({entry.suite})",
+    )
+
+
+def _cached_source(name: str, cache: Path) -> SourceTree | None:
+    """The newest already unpacked ``name``, for when the archive cannot be read."""
+    found = []
+    for root in (cache / "sources").glob(f"{name}_*"):
+        if (root / name / "Makefile").is_file():
+            found.append((Version(root.name.split("_", 1)[1].replace("_", "~")), root))
+    if not found:
+        return None
+    version, root = max(found)
+    return SourceTree(root / name, False, f"{name} {version}", f"{name} {version} (cached)")
 
 
 def _untar_source(unpacked: Path, dest: Path, log: Callable[[str], None]) -> None:
@@ -151,15 +197,18 @@ def _untar_source(unpacked: Path, dest: Path, log: Callable[[str], None]) -> Non
         tar.extractall(dest, filter="tar")
 
 
-def locate(source: str, base: Path, cache: Path, rev: str | None,
-           log: Callable[[str], None]) -> SourceTree:
+def locate(
+    source: str, base: Path, cache: Path, rev: str | None, log: Callable[[str], None]
+) -> SourceTree:
     """Turn kernels.yaml's ``source:`` into a checked :class:`SourceTree`."""
     if is_package_name(source) and not (base / source).exists():
         return fetch_source_package(source, cache, log)
     path = (base / source).expanduser().resolve()
     if not path.exists():
-        raise KernelNotFound(f"source tree {path} does not exist; give a kernel checkout "
-                             "or a Debian package name such as linux-source-6.12")
+        raise KernelNotFound(
+            f"source tree {path} does not exist; give a kernel checkout "
+            "or a Debian package name such as linux-source-6.12"
+        )
     if is_git_tree(path):
         commit = resolve_rev(path, rev or "HEAD")
         return SourceTree(path, True, commit, f"{path} at {commit[:12]}")
@@ -172,6 +221,7 @@ def locate(source: str, base: Path, cache: Path, rev: str | None,
 
 
 # -- the private working copy ------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -214,8 +264,11 @@ class Workspace:
         timestamps say nothing about the new files.
         """
         state = self.state()
-        same = (state.get("path") == str(source.path) and state.get("git") == source.git
-                and self.src.is_dir())
+        same = (
+            state.get("path") == str(source.path)
+            and state.get("git") == source.git
+            and self.src.is_dir()
+        )
         if not same:
             log(f"new workspace {self.src} for {source.label}")
             self._recreate(source, wipe_out=True)
@@ -225,8 +278,7 @@ class Workspace:
             if state.get("identity") != source.identity:
                 self._recreate(source, wipe_out=False)
             self._restore_plain(source, [str(f) for f in state.get("touched", [])])  # type: ignore[union-attr]
-        self.save_state(path=str(source.path), git=source.git, identity=source.identity,
-                        touched=[])
+        self.save_state(path=str(source.path), git=source.git, identity=source.identity, touched=[])
 
     def record_touched(self, files: tuple[str, ...]) -> None:
         """Remember files a patch changed, so the next reset can restore them."""
@@ -243,11 +295,22 @@ class Workspace:
             shutil.rmtree(self.out)
         if source.git:
             run_git(source.path, "worktree", "prune")
-            run_git(source.path, "worktree", "add", "--force", "--detach", str(self.src),
-                    source.identity)
+            run_git(
+                source.path,
+                "worktree",
+                "add",
+                "--force",
+                "--detach",
+                str(self.src),
+                source.identity,
+            )
             return
-        proc = subprocess.run(["cp", "-al", str(source.path), str(self.src)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["cp", "-al", str(source.path), str(self.src)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:  # another filesystem: hard links impossible, copy
             shutil.rmtree(self.src, ignore_errors=True)
             shutil.copytree(source.path, self.src, symlinks=True)

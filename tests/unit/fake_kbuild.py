@@ -54,7 +54,7 @@ for name in sys.argv[2:]:
 open(sys.argv[1], "wb").write(bytes(image))
 """
 
-FAKE_CONF = r'''
+FAKE_CONF = r"""
 import re, sys
 from pathlib import Path
 tree, config = Path(sys.argv[1]), Path(sys.argv[2])
@@ -85,7 +85,7 @@ for name, value in values.items():
         value = "n"
     out.append(f"# {name} is not set" if value == "n" else f"{name}={value}")
 config.write_text("\n".join(out) + "\n")
-'''
+"""
 
 KCONFIG = """\
 config 64BIT
@@ -142,10 +142,17 @@ def git_tree(root: Path, files: dict[str, str] | None = None) -> Path:
 
 def git(repo: Path, *args: str) -> str:
     """Run git with a fixed identity; the output."""
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin", "HOME": str(repo)}
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True, env=env).stdout
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(repo),
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
+    ).stdout
 
 
 def format_patch(path: str, old: str, new: str, subject: str, number: str = "") -> str:

@@ -26,8 +26,12 @@ def _fragment(tmp_path: Path, text: str, name: str = "extra.config") -> Path:
 
 def test_parse_config_reads_values_and_not_set_lines() -> None:
     text = 'CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\n# a comment\nCONFIG_D=0x10\n'
-    assert parse_config(text) == {"CONFIG_A": "y", "CONFIG_B": "n", "CONFIG_C": '"x y"',
-                                  "CONFIG_D": "0x10"}
+    assert parse_config(text) == {
+        "CONFIG_A": "y",
+        "CONFIG_B": "n",
+        "CONFIG_C": '"x y"',
+        "CONFIG_D": "0x10",
+    }
 
 
 def test_the_shipped_guest_fragment_parses_and_builds_everything_in() -> None:

@@ -54,7 +54,8 @@ def test_prose_line_starting_with_from_does_not_split_a_message() -> None:
 
 def test_mboxrd_escaped_from_lines_are_unescaped(tmp_path: Path) -> None:
     text = format_patch("mm/memory.c", "a", "b", "mm: one").replace(
-        "Why this change.", "Why this change.\n>From the archive.")
+        "Why this change.", "Why this change.\n>From the archive."
+    )
     patch = read_series(_mbox(tmp_path, text)).patches[0]
     assert "\nFrom the archive." in patch.text
 
@@ -126,8 +127,10 @@ def test_bare_diff_is_one_patch_named_after_the_file(tmp_path: Path) -> None:
 
 
 def test_hunk_text_picks_the_numbered_hunk_of_the_file() -> None:
-    diff = ("--- a/x.c\n+++ b/x.c\n@@ -1 +1 @@\n-a\n+b\n@@ -9 +9 @@\n-c\n+d\n"
-            "--- a/y.c\n+++ b/y.c\n@@ -1 +1 @@\n-e\n+f\n")
+    diff = (
+        "--- a/x.c\n+++ b/x.c\n@@ -1 +1 @@\n-a\n+b\n@@ -9 +9 @@\n-c\n+d\n"
+        "--- a/y.c\n+++ b/y.c\n@@ -1 +1 @@\n-e\n+f\n"
+    )
     assert hunk_text(diff, "x.c", 2) == "@@ -9 +9 @@\n-c\n+d"
     assert hunk_text(diff, "y.c", 1) == "@@ -1 +1 @@\n-e\n+f"
     assert hunk_text(diff, "x.c", 3) is None
@@ -138,8 +141,14 @@ def test_patch_p1_on_a_hardlinked_copy_leaves_the_original_alone(tmp_path: Path)
     copy = tmp_path / "copy"
     os.system(f"cp -al {original} {copy}")
     patch_file = tmp_path / "p.patch"
-    patch_file.write_text(format_patch("mm/memory.c", "int fault(void) { return 1; }",
-                                       "int fault(void) { return 7; }", "mm: seven"))
+    patch_file.write_text(
+        format_patch(
+            "mm/memory.c",
+            "int fault(void) { return 1; }",
+            "int fault(void) { return 7; }",
+            "mm: seven",
+        )
+    )
     apply_patch(read_series(patch_file).patches[0], copy, git=False, scratch=tmp_path / "s")
     assert "return 7" in (copy / "mm/memory.c").read_text()
     assert "return 1" in (original / "mm/memory.c").read_text()
@@ -149,8 +158,14 @@ def test_patch_that_does_not_apply_names_subject_and_rejected_hunk(tmp_path: Pat
     tree = make_tree(tmp_path / "tree")
     before = (tree / "mm/memory.c").read_text()
     patch_file = tmp_path / "p.patch"
-    patch_file.write_text(format_patch("mm/memory.c", "int fault(void) { return 3; }",
-                                       "int fault(void) { return 4; }", "mm: stale"))
+    patch_file.write_text(
+        format_patch(
+            "mm/memory.c",
+            "int fault(void) { return 3; }",
+            "int fault(void) { return 4; }",
+            "mm: stale",
+        )
+    )
     patch = read_series(patch_file).patches[0]
     with pytest.raises(PatchFailed) as info:
         apply_patch(patch, tree, git=False, scratch=tmp_path / "s")
@@ -163,8 +178,14 @@ def test_patch_that_does_not_apply_names_subject_and_rejected_hunk(tmp_path: Pat
 def test_git_am_on_a_git_tree_makes_a_commit_with_the_subject(tmp_path: Path) -> None:
     repo = git_tree(tmp_path / "repo")
     patch_file = tmp_path / "p.patch"
-    patch_file.write_text(format_patch("kernel/fork.c", "int fork(void) { return 0; }",
-                                       "int fork(void) { return -1; }", "fork: fail"))
+    patch_file.write_text(
+        format_patch(
+            "kernel/fork.c",
+            "int fork(void) { return 0; }",
+            "int fork(void) { return -1; }",
+            "fork: fail",
+        )
+    )
     apply_patch(read_series(patch_file).patches[0], repo, git=True, scratch=tmp_path / "s")
     assert git(repo, "log", "-1", "--format=%s").strip() == "fork: fail"
     assert git(repo, "status", "--porcelain").strip() == ""

@@ -1,0 +1,122 @@
+"""make bench: boot floor vs the harness, time to first result, warm per-test overhead.
+
+Everything is measured in the same run on the same kernel so ratios mean
+something on a shared, noisy machine:
+
+* floor: the same kernel and the same QEMU command line, but an init that
+  powers off at once (spawn -> QEMU exit);
+* boot-to-ready: the harness's boot until SSH answers;
+* first result: fresh boot until the first reproducer's verdict;
+* warm overhead: a trivial guest test run 20 times on a booted guest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pexpect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.config import load_kernels, select  # noqa: E402
+from harness.guest.cpio import CpioArchive  # noqa: E402
+from harness.machine import accel  # noqa: E402
+from harness.machine.ports import free_port  # noqa: E402
+from harness.machine.qemu import MachineConfig, qemu_command  # noqa: E402
+from harness.results import new_run_dir  # noqa: E402
+from harness.runner import KernelGuest, new_context  # noqa: E402
+from harness.testdef import read_test  # noqa: E402
+
+POWEROFF_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"
+
+
+def floor_once(cfg: MachineConfig) -> float:
+    """Spawn QEMU with an init that powers off immediately; seconds until it exits."""
+    argv = qemu_command(cfg, free_port(), "floor")
+    started = time.monotonic()
+    child = pexpect.spawn(argv[0], argv[1:], timeout=300)
+    child.expect(pexpect.EOF)
+    seconds = time.monotonic() - started
+    output = child.before.decode(errors="replace")
+    child.close()
+    if "Run /init as init process" not in output:
+        raise SystemExit(f"the floor boot did not reach init:\n{output[-2000:]}")
+    return seconds
+
+
+def floor(guest: KernelGuest, runs: int) -> list[float]:
+    """The floor, measured ``runs`` times with a poweroff initrd."""
+    cfg = guest.machine_config()
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = CpioArchive()
+        archive.add_file("bin/busybox", Path("/bin/busybox").read_bytes(), 0o755)
+        archive.add_file("init", POWEROFF_INIT, 0o755)
+        initrd = Path(tmp) / "poweroff.cpio"
+        initrd.write_bytes(archive.getvalue())
+        cfg = MachineConfig(cfg.vmlinuz, initrd, cfg.accel, cfg.memory_mib, cfg.cpus,
+                            cfg.numa_nodes, cfg.cmdline, cfg.thp)
+        return [floor_once(cfg) for _ in range(runs)]
+
+
+def main() -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kernel", default="debian-6.12")
+    parser.add_argument("--runs", type=int, default=3, help="boots per measurement")
+    parser.add_argument("--warm", type=int, default=20, help="warm trivial-test runs")
+    args = parser.parse_args()
+
+    path = ROOT / "kernels.yaml"
+    spec = select(load_kernels(path), [args.kernel], path)[0]
+    tests = [read_test(ROOT / "guest-tests/c/uffd_api_unknown_feature.c"),
+             read_test(ROOT / "tests/data/guest/noop.c")]
+    tests += [read_test(p) for p in sorted((ROOT / "guest-tests/c").glob("*.c"))
+              if p.stem != tests[0].name]
+    with tempfile.TemporaryDirectory(prefix="kharness-bench-") as tmp:
+        ctx = new_context(new_run_dir(Path(tmp)), tests, log=lambda _t: None)
+        guest = KernelGuest(spec, ctx, tests)
+        if guest.prepare() is not None:
+            print(f"cannot prepare {args.kernel}: {guest.setup_error}")
+            return 1
+        choice = accel.choose(spec.accel)
+        print(f"kernel {args.kernel}: {guest.image.origin if guest.image else '?'}")
+        print(f"accelerator: {choice.accel.value} ({choice.reason})")
+        floors = floor(guest, args.runs)
+        ready, first = [], []
+        for _ in range(args.runs):
+            started = time.monotonic()
+            if guest.ensure_booted() is not None:
+                print(f"boot failed: {guest.setup_error}")
+                return 1
+            ready.append(time.monotonic() - started)
+            run = guest.run(tests[0])
+            first.append(time.monotonic() - started)
+            if _ == args.runs - 1:
+                break
+            guest.shutdown()
+        warm = [guest.run(tests[1]).seconds for _ in range(args.warm)]
+        guest.shutdown()
+    _report(floors, ready, first, warm, run.verdict.outcome.value)
+    return 0
+
+
+def _report(floors: list[float], ready: list[float], first: list[float], warm: list[float],
+            first_outcome: str) -> None:
+    f, r, fr = statistics.median(floors), statistics.median(ready), statistics.median(first)
+    w = statistics.median(warm)
+    print(f"{'measurement':38} {'median s':>9} {'ratio':>7}")
+    print(f"{'floor (boot + poweroff, same flags)':38} {f:9.2f} {1:7.2f}")
+    print(f"{'harness boot-to-ready (SSH answers)':38} {r:9.2f} {r / f:7.2f}  (aim <= 1.30)")
+    print(f"{'fresh boot to first result':38} {fr:9.2f} {fr / f:7.2f}  ({first_outcome})")
+    print(f"{'warm per-test overhead (trivial test)':38} {w:9.3f} {'':7}  "
+          f"(aim < 0.2; min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Self-test kernels: put each reproducer's bug back into 6.12 and see the harness catch it.
+
+Real builds, real boots.  Everything shares one build slot and runs in order:
+the good kernel (one full build, ~7 min on 2 quiet cores, from tinyconfig +
+guest.config), then each bug kernel as an incremental rebuild (reset to the
+base, apply fix + bug, rebuild the few objects that changed), then a bisect
+over a small history whose steps are incremental rebuilds too.
+
+The source is Debian's linux-source-6.12, turned into a git history here
+(base, two harmless commits, the bug, one harmless commit) so that the
+kernels of kernels-selftest.yaml and the bisect use the same worktree and
+build directory: switching between a plain copy and a git worktree would
+rebuild everything.  The entries' series and expectations are read from
+kernels-selftest.yaml unchanged; only their ``source`` points at the history's
+base commit, which holds exactly the package's files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.bisect import BAD, GOOD, BisectPlan, bisect
+from harness.config import KernelSpec, load_kernels
+from harness.kernels.build import BuildSource, build_cache, make_recipe
+from harness.kernels.patches import read_series
+from harness.kernels.srctree import fetch_source_package
+from harness.outcome import Outcome
+from harness.trial import Trial, select_tests
+from tests.integration.helpers import REPO
+
+pytestmark = [pytest.mark.build, pytest.mark.boot]
+
+ORDER = ("selftest-good", "selftest-bug-api", "selftest-bug-faultaround", "selftest-bug-move")
+BISECT_TEST = "uffd_api_unknown_feature"
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "kharness self-test",
+    "GIT_AUTHOR_EMAIL": "selftest@kharness.invalid",
+    "GIT_COMMITTER_NAME": "kharness self-test",
+    "GIT_COMMITTER_EMAIL": "selftest@kharness.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """The git history built on linux-source-6.12 and its interesting commits."""
+
+    repo: Path
+    base: str
+    bug: str
+    head: str
+
+
+class _Committer:
+    """Makes commits with git plumbing: the 1.3 GB tree is never checked out here."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.env = {
+            **os.environ,
+            **_IDENTITY,
+            "GIT_INDEX_FILE": str(repo / ".git" / "history-index"),
+        }
+        self.head: str | None = None
+
+    def git(self, *args: str, stdin: str | None = None) -> str:
+        return subprocess.run(
+            ["git", "-C", str(self.repo), *args],
+            input=stdin,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    def put(self, path: str, content: str) -> None:
+        blob = self.git("hash-object", "-w", "--stdin", stdin=content)
+        self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+
+    def edit(self, path: str, old: str, new: str) -> None:
+        text = self.git("cat-file", "blob", f":{path}") + "\n"
+        assert old in text, f"{path} lacks {old!r}"
+        self.put(path, text.replace(old, new, 1))
+
+    def commit(self, message: str) -> str:
+        tree = self.git("write-tree")
+        parents = ["-p", self.head] if self.head else []
+        self.head = self.git("commit-tree", tree, *parents, "-m", message)
+        return self.head
+
+
+def make_history(pristine: Path, repo: Path) -> History:
+    """base, 2 harmless commits, the UFFDIO_API bug, 1 harmless commit (fixed dates: same ids)."""
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    c = _Committer(repo)
+    c.git("-c", "core.looseCompression=0", f"--work-tree={pristine}", "add", "-f", "-A")
+    gitignore = (pristine / ".gitignore").read_text().splitlines()
+    c.put(".gitignore", "\n".join(x for x in gitignore if x not in ("/*", "!/debian/")) + "\n")
+    base = c.commit("Linux 6.12 from Debian's linux-source-6.12")
+    c.edit(
+        "Documentation/admin-guide/README.rst",
+        "Linux kernel release",
+        "Linux kernel release (selftest)",
+    )
+    c.commit("Documentation: harmless change before the bug")
+    c.edit("mm/mmap.c", "/*\n", "/* harmless comment change before the bug */\n/*\n")
+    c.commit("mm: harmless comment change before the bug")
+    patch_file = REPO / "guest-tests" / "bugs" / f"{BISECT_TEST}.patch"
+    c.git("apply", "--cached", str(patch_file))
+    bug = c.commit(read_series(patch_file).patches[0].subject)
+    c.edit("Documentation/admin-guide/README.rst", "(selftest)", "(selftest, again)")
+    head = c.commit("Documentation: harmless change after the bug")
+    c.git("update-ref", "refs/heads/master", head)
+    c.git("symbolic-ref", "HEAD", "refs/heads/master")
+    return History(repo, base, bug, head)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    """linux-source-6.12 (downloaded once into the cache) as a small git history."""
+    started = time.monotonic()
+    pristine = fetch_source_package("linux-source-6.12", build_cache(), print).path
+    made = make_history(pristine, tmp_path_factory.mktemp("history") / "linux")
+    print(f"history made in {time.monotonic() - started:.0f}s")
+    return made
+
+
+@pytest.fixture(scope="module")
+def specs(history: History) -> dict[str, KernelSpec]:
+    """kernels-selftest.yaml, each source pointed at the history's base commit."""
+    found = {}
+    for spec in load_kernels(REPO / "kernels-selftest.yaml"):
+        assert isinstance(spec.source, BuildSource)
+        source = dataclasses.replace(spec.source, source=str(history.repo), rev=history.base)
+        found[spec.name] = dataclasses.replace(spec, source=source)
+    assert sorted(found) == sorted(ORDER)
+    return found
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory: pytest.TempPathFactory) -> Trial:
+    """One results directory and key set for every self-test kernel."""
+    return Trial(tmp_path_factory.mktemp("selftest-results"), select_tests([]))
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_reproducers_on_selftest_kernel(
+    name: str, specs: dict[str, KernelSpec], trial: Trial
+) -> None:
+    """Each bug kernel fails (or oopses) its reproducer and passes the others; good passes all."""
+    spec = specs[name]
+    started = time.monotonic()
+    image = spec.source.resolve(print)
+    built = time.monotonic() - started
+    runs = trial.run(name, image)
+    print(f"{name}: built in {built:.0f}s, tests in {time.monotonic() - started - built:.0f}s")
+    got = {r.test: r.verdict.outcome for r in runs}
+    want = {t.name: Outcome.PASS for t in trial.tests}
+    want.update({test: e.outcome for test, e in spec.expect.items()})
+    assert got == want, "\n".join(f"{r.test}: {r.verdict.summary}" for r in runs)
+
+
+def test_bisect_names_the_bug_commit(
+    history: History, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """git bisect run with the harness as predicate finds the commit that put the bug in."""
+    results = tmp_path_factory.mktemp("bisect-results")
+    plan = BisectPlan(history.repo, BISECT_TEST, make_recipe(), results)
+    started = time.monotonic()
+    result = bisect(plan, history.base, history.head)
+    print(f"bisect in {time.monotonic() - started:.0f}s:\n{result.output[-1500:]}")
+    assert result.first_bad == history.bug, result.output[-3000:]
+    assert result.subject.startswith("SELFTEST BUG: userfaultfd")
+    steps = [json.loads(line) for line in (results / "steps.jsonl").read_text().splitlines()]
+    assert steps and all(s["code"] in (GOOD, BAD) for s in steps), steps
+    assert any(s["commit"] == history.bug and s["code"] == BAD for s in steps)

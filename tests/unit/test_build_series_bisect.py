@@ -1,0 +1,222 @@
+"""Per-patch matrix logic and the bisect predicate's contract, without booting anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import runner
+from harness.bisect import (
+    BAD,
+    GOOD,
+    SKIP,
+    BisectPlan,
+    BisectRangeError,
+    Observation,
+    check_range,
+    judge,
+    recipe_from_args,
+)
+from harness.cli import main
+from harness.errors import UserError
+from harness.kernels import KernelImage
+from harness.kernels.build import BuildSource, make_recipe
+from harness.kernels.kconfig import FragmentError
+from harness.kernels.patches import read_series
+from harness.outcome import Outcome, Verdict
+from harness.series import SeriesReport, Step, run_series
+from tests.unit.fake_kbuild import format_patch, git, git_tree, make_tree
+
+P, F, OOPS = Outcome.PASS, Outcome.FAIL, Outcome.OOPS
+
+
+def _report(*rows: tuple[Outcome, Outcome]) -> SeriesReport:
+    steps = tuple(
+        Step(i, "base" if i == 0 else f"patch {i}", (("a", x), ("b", y)))
+        for i, (x, y) in enumerate(rows)
+    )
+    return SeriesReport(("a", "b"), steps)
+
+
+def test_first_break_names_the_first_failing_patch() -> None:
+    report = _report((P, P), (P, P), (F, P), (F, OOPS))
+    assert report.first_break("a").index == 2  # type: ignore[union-attr]
+    assert report.first_break("b").index == 3  # type: ignore[union-attr]
+    text = report.render()
+    assert "a: first broken by patch 2: patch 2" in text
+    assert "b: first broken by patch 3: patch 3" in text
+
+
+def test_a_test_failing_at_base_is_not_blamed_on_a_patch() -> None:
+    report = _report((F, P), (F, P))
+    assert report.first_break("a") is None and report.broken_at_base("a")
+    assert "a: already failing without the series" in report.render()
+    assert "b: not broken" in report.render()
+
+
+def test_judge_without_signature() -> None:
+    assert judge([Observation(P, "pass")] * 3, None).code == GOOD
+    assert judge([Observation(P, "pass"), Observation(F, "fail: x")], None).code == BAD
+    assert judge([Observation(Outcome.BUILD_FAIL, "build-fail")], None).code == SKIP
+    assert judge([Observation(Outcome.BOOT_FAIL, "boot-fail")], None).code == SKIP
+    assert judge([Observation(Outcome.SKIP, "no UFFDIO_MOVE")], None).code == SKIP
+
+
+def test_judge_with_signature_counts_only_the_same_bug() -> None:
+    sig = r"kernel BUG at mm/huge_memory\.c"
+    same = Observation(OOPS, "oops", ("kernel BUG at mm/huge_memory.c:2471!",))
+    other = Observation(OOPS, "oops", ("WARNING in move_pages",))
+    plain_fail = Observation(F, "fail: not ok 3")
+    assert judge([same], sig).code == BAD
+    assert judge([other], sig).code == SKIP
+    assert judge([plain_fail], sig).code == SKIP
+    assert judge([other, same], sig).code == BAD  # flaky: any run with the bug is bad
+
+
+def _two_branches(tmp_path: Path) -> Path:
+    repo = git_tree(tmp_path / "linux")
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "mm/memory.c").write_text("int fault(void) { return 5; }\n")
+    git(repo, "commit", "-qam", "side change")
+    git(repo, "checkout", "-q", "master")
+    (repo / "mm/filemap.c").write_text("int map_pages(void) { return 6; }\n")
+    git(repo, "commit", "-qam", "main change")
+    return repo
+
+
+def test_range_where_good_is_not_an_ancestor_of_bad_is_refused(tmp_path: Path) -> None:
+    repo = _two_branches(tmp_path)
+    with pytest.raises(BisectRangeError, match="is not an ancestor of --bad"):
+        check_range(repo, "side", "master")
+    with pytest.raises(BisectRangeError, match="same commit"):
+        check_range(repo, "master", "master")
+    with pytest.raises(UserError, match="'nosuch' is not a commit"):
+        check_range(repo, "nosuch", "master")
+    assert check_range(repo, "master~1", "master")[0] == git(repo, "rev-parse", "master~1").strip()
+
+
+def test_bisect_cli_exits_non_zero_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _two_branches(tmp_path)
+    code = main(
+        [
+            "bisect",
+            "--good",
+            "side",
+            "--bad",
+            "master",
+            "--tree",
+            str(repo),
+            "--test",
+            "uffd_api_unknown_feature",
+            "--results-dir",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code == 2
+    assert "is not an ancestor of --bad master" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    code = main(
+        [
+            "bisect",
+            "--good",
+            "master~1",
+            "--bad",
+            "master",
+            "--tree",
+            str(tmp_path),
+            "--test",
+            "uffd_api_unknown_feature",
+        ]
+    )
+    assert code == 2 and "is not a git checkout" in capsys.readouterr().err
+    code = main(
+        [
+            "bisect",
+            "--good",
+            "master~1",
+            "--bad",
+            "master",
+            "--tree",
+            str(repo),
+            "--test",
+            "no_such_test",
+        ]
+    )
+    assert code == 2 and "no guest test named no_such_test" in capsys.readouterr().err
+
+
+def test_kernel_config_arguments(tmp_path: Path) -> None:
+    fragment = tmp_path / "debug.config"
+    fragment.write_text("CONFIG_KASAN=y\n")
+    recipe = recipe_from_args(["defconfig", str(fragment)])
+    assert recipe.base_config == "defconfig" and recipe.fragments[-1] == fragment
+    assert recipe.fragments[0].name == "guest.config"
+    with pytest.raises(FragmentError, match="does not exist"):
+        recipe_from_args([str(tmp_path / "missing.config")])
+    with pytest.raises(UserError, match="several base configs"):
+        recipe_from_args(["tinyconfig", "defconfig"])
+
+
+def test_plan_round_trips_through_its_file(tmp_path: Path) -> None:
+    plan = BisectPlan(tmp_path, "t", recipe_from_args([]), tmp_path / "r", "BUG", 3)
+    plan.save(tmp_path / "plan.json")
+    assert BisectPlan.load(tmp_path / "plan.json") == plan
+
+
+def test_series_cli_refuses_a_kernel_that_is_not_built_from_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kernels = tmp_path / "kernels.yaml"
+    kernels.write_text("kernels:\n  - name: deb\n    debian: linux-image-6.12.*-amd64-unsigned\n")
+    assert main(["--kernels-file", str(kernels), "series", "deb"]) == 2
+    assert "series mode needs a 'build:' entry" in capsys.readouterr().err
+
+
+class _RecordingTrial:
+    """Stands in for the guest: 'fails' the test when the image holds 'return 9'."""
+
+    def __init__(self) -> None:
+        self.tests = [type("T", (), {"name": "t"})()]
+        self.booted: list[str] = []
+
+    def run(self, name: str, image: KernelImage) -> list[runner.TestRun]:
+        self.booted.append(name)
+        bad = b"return 9" in image.vmlinuz.read_bytes()
+        verdict = Verdict(Outcome.FAIL if bad else Outcome.PASS, "fail" if bad else "pass")
+        return [runner.TestRun("t", name, verdict, 0.0, Path("."))]
+
+
+def test_per_patch_run_builds_incrementally_and_names_the_breaking_patch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path / "cache"))
+    tree = make_tree(tmp_path / "linux")
+    changes = [
+        ("mm/filemap.c", "int map_pages(void) { return 2; }", "int map_pages(void) { return 3; }"),
+        ("mm/memory.c", "int fault(void) { return 1; }", "#error half done"),
+        ("mm/memory.c", "#error half done", "int fault(void) { return 9; }"),
+    ]
+    mbox = tmp_path / "series.mbox"
+    mbox.write_text(
+        "".join(
+            format_patch(p, a, b, f"step {n}", f"{n}/3") for n, (p, a, b) in enumerate(changes, 1)
+        )
+    )
+    patches = read_series(mbox).patches
+    source = BuildSource(str(tree), tmp_path, None, make_recipe(guest_config=False))
+    trial = _RecordingTrial()
+    lines: list[str] = []
+    report = run_series(source, patches, trial, lines.append)  # type: ignore[arg-type]
+    assert [s.outcome("t") for s in report.steps] == [P, P, Outcome.BUILD_FAIL, F]
+    assert "error: half done" in (report.steps[2].error or "")
+    assert report.first_break("t").index == 2  # type: ignore[union-attr]
+    assert trial.booted == ["00", "01", "03"]  # no boot for the step that did not build
+    logs = sorted((tmp_path / "cache/build/logs").glob("*series-0[13]*.log"))
+    assert [_compiled_count(log) for log in logs] == [1, 1]  # one object per patch
+
+
+def _compiled_count(log: Path) -> int:
+    return sum(1 for line in log.read_text().splitlines() if line.startswith("  CC "))
