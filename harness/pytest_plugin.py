@@ -19,10 +19,13 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._code.code import TerminalRepr
+from _pytest._io import TerminalWriter
 
 from harness import config as config_mod
 from harness.errors import HarnessError
@@ -209,6 +212,19 @@ class HarnessRun:
             if guest is not None:
                 guest.shutdown()
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """A failed guest test reports its verdict, not a traceback of the plugin.
+
+        The crash message (JUnit's failure message, pytest's short summary) is
+        the verdict's one line: for an oops, the kernel report's title.
+        """
+        report = yield
+        run = getattr(item, "result", None)
+        if isinstance(item, GuestItem) and run is not None and report.failed:
+            report.longrepr = GuestFailureRepr(run, item.path)
+        return report
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Stop every guest, whatever happened, and write the summary."""
         for guest in self.guests.values():
@@ -226,6 +242,9 @@ class HarnessRun:
             terminalreporter.write_line(f"results: {self._ctx.results}")
             for guest in self.guests.values():
                 terminalreporter.write_line(f"  {guest.spec.name}: {guest.timings.phases}")
+                for o in guest.outside:
+                    terminalreporter.write_line(f"  {guest.spec.name} boot-{o.boot}: kernel report "
+                                                f"during {o.when} (no test): {o.report.title}")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -240,6 +259,31 @@ def _port_range(config: pytest.Config) -> tuple[int, int] | None:
     if not (low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) < 65536):
         raise pytest.UsageError(f"--port-range '{text}' must look like 40000-40100")
     return int(low), int(high)
+
+
+@dataclass(frozen=True)
+class _Crash:
+    """What pytest and junitxml read off ``longrepr.reprcrash``."""
+
+    path: str
+    lineno: int
+    message: str
+
+
+class GuestFailureRepr(TerminalRepr):
+    """The failure text of a guest test, with the verdict as its crash message."""
+
+    def __init__(self, run: TestRun, path: Path) -> None:
+        self.run = run
+        self.reprcrash = _Crash(str(path), 0, run.verdict.summary)
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        """Write the failure text (verdict, KTAP lines, kernel report, evidence)."""
+        for line in failure_text(self.run).splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return failure_text(self.run)
 
 
 class CFile(pytest.File):
@@ -311,11 +355,6 @@ class GuestItem(pytest.Item):
         if console.is_file() and console.stat().st_size:
             self.add_report_section("call", "log", console.read_text(errors="replace"))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        """The verdict, the failing KTAP lines, the kernel report: not a Python traceback."""
-        if isinstance(excinfo.value, GuestTestFailure | GuestSetupError):
-            return failure_text(excinfo.value.run)
-        return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where pytest says the test is."""

@@ -47,6 +47,10 @@ def summary_json(runs: list[TestRun], guests: dict[str, KernelGuest]) -> dict[st
         counts[run.verdict.outcome.value] = counts.get(run.verdict.outcome.value, 0) + 1
     return {
         "counts": counts,
+        "reports_outside_tests": [
+            {"kernel": o.kernel, "boot": o.boot, "when": o.when, "type": o.report.type.value,
+             "title": o.report.title, "guilty_frame": o.report.guilty_frame}
+            for g in guests.values() for o in g.outside],
         "kernels": {name: {"source": g.spec.source.describe(),
                            "origin": g.image.origin if g.image else None,
                            "boots": g.boots, "timings": g.timings.phases,
@@ -55,7 +59,7 @@ def summary_json(runs: list[TestRun], guests: dict[str, KernelGuest]) -> dict[st
         "tests": [{"test": r.test, "kernel": r.kernel, "outcome": r.verdict.outcome.value,
                    "summary": r.verdict.summary, "seconds": round(r.seconds, 3), "boot": r.boot,
                    "evidence": str(r.directory),
-                   "reports": [{"type": getattr(rep.type, "value", str(rep.type)),
+                   "reports": [{"type": rep.type.value,
                                 "title": rep.title, "guilty_frame": rep.guilty_frame,
                                 "test": r.test, "kernel": r.kernel} for rep in r.reports]}
                   for r in runs],

@@ -64,6 +64,16 @@ def _compile(test: GuestTest) -> CompileResult:
 
 
 @dataclass(frozen=True)
+class OutsideReport:
+    """A kernel report that no test's window holds: the boot's or the harness's."""
+
+    kernel: str
+    boot: int
+    when: str  # "boot", "between tests", "after the last test"
+    report: KernelReport
+
+
+@dataclass(frozen=True)
 class TestRun:
     """Everything known about one test on one kernel, after the fact."""
 
@@ -93,6 +103,9 @@ class KernelGuest:
     session: GuestSession | None = None
     boot_info: BootInfo | None = None
     boots: int = 0
+    outside: list[OutsideReport] = field(default_factory=list)
+    _seen: int = 0  # console offset up to which reports have been attributed
+    _ran: int = 0  # tests run on the current boot
 
     @property
     def directory(self) -> Path:
@@ -167,7 +180,20 @@ class KernelGuest:
             return self.setup_error
         self.timings.add("ssh", time.monotonic() - started - info.seconds)
         self.boot_info = info
+        self._seen, self._ran = 0, 0
+        self._attribute_outside(self.machine.console.offset())  # type: ignore[union-attr]
         return None
+
+    def _attribute_outside(self, end: int) -> None:
+        """Record reports printed since the last window: they belong to no test."""
+        if self.machine is None or self.machine.console is None or end <= self._seen:
+            return
+        when = "boot" if self._ran == 0 else "between tests"
+        for report in parse(self.machine.console.text(self._seen, end)):
+            self.outside.append(OutsideReport(self.spec.name, self.boots, when, report))
+            self.ctx.log(f"{self.spec.name} boot-{self.boots}: kernel report during {when}: "
+                         f"{report.title}")
+        self._seen = end
 
     def _boot_failed(self, started: float) -> Verdict:
         assert self.machine is not None and self.machine.console is not None
@@ -232,8 +258,14 @@ class KernelGuest:
         assert console is not None
         tag = f"{test.name}-{self.boots}-{int(started * 1000) % 100000}"
         window_start = console.offset()
+        self._attribute_outside(window_start)
+        self._ran += 1
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
-        result = self.session.run(_wrap(test.name, tag), timeout + 5)
+        machine = self.machine
+        result = self.session.run(_wrap(test.name, tag), timeout,
+                                  abort=lambda: console.panicked or not machine.running)
+        if result.exit_code is None and not result.timed_out:
+            console.wait_quiet(_SETTLE, 5)  # the kernel is dying: let it finish saying why
         died = not self.machine.running or console.panicked
         hang_notes: tuple[str, ...] = ()
         if result.timed_out and not died:
@@ -241,7 +273,9 @@ class KernelGuest:
             died = not self.machine.running or console.panicked
         if not died:
             self._settle(tag, window_start)
-        window = console.text(window_start)
+        window_end = console.offset()
+        window = console.text(window_start, window_end)
+        self._seen = window_end
         reports = tuple(parse(window))
         stderr, rc, taint = _split_trailer(result)
         facts = RunFacts(
@@ -251,8 +285,8 @@ class KernelGuest:
         verdict = _expected_crash(test, reports, classify(facts))
         if hang_notes and verdict.outcome is Outcome.HANG:
             verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + hang_notes)
-        if verdict.outcome in (Outcome.HANG, Outcome.PANIC, Outcome.OOPS) or (
-            taint and self.spec.reboot_after_oops
+        if verdict.outcome in (Outcome.HANG, Outcome.PANIC) or (
+            (verdict.outcome is Outcome.OOPS or taint or reports) and self.spec.reboot_after_oops
         ):
             self.shutdown()  # the next test gets a fresh boot
         run = TestRun(test.name, self.spec.name, verdict, time.monotonic() - started, out_dir,
@@ -279,11 +313,15 @@ class KernelGuest:
         assert self.session is not None and self.machine is not None
         console = self.machine.console
         assert console is not None
-        if not self.session.alive(5):
-            return ("the guest no longer answers over SSH (kernel wedged?)",)
-        self.session.run("echo 1 > /proc/sys/kernel/sysrq; echo w > /proc/sysrq-trigger", 10)
+        if self.session.alive(5):
+            self.session.run("echo w > /proc/sysrq-trigger", 10)
+            how = "sysrq-w over SSH"
+        elif self.machine.sysrq("w"):
+            how = "sysrq-w on the keyboard (SSH no longer answers: kernel wedged?)"
+        else:
+            return ("the guest answers neither SSH nor QEMU's monitor",)
         console.wait_quiet(1.0, 15)
-        return ("blocked tasks dumped with sysrq-w: see the console window",)
+        return (f"blocked tasks dumped with {how}: see the console window",)
 
     def _record(self, test: GuestTest, verdict: Verdict, started: float, out_dir: Path) -> TestRun:
         run = TestRun(test.name, self.spec.name, verdict, time.monotonic() - started, out_dir,
@@ -293,6 +331,8 @@ class KernelGuest:
 
     def shutdown(self) -> None:
         """Close the session and stop QEMU, if any (idempotent)."""
+        if self.machine is not None and self.machine.console is not None:
+            self._attribute_outside(self.machine.console.offset())
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -368,5 +408,5 @@ def _save(run: TestRun, window: str) -> None:
 
 
 def _report_json(r: KernelReport) -> dict[str, object]:
-    return {"type": r.type.value if hasattr(r.type, "value") else str(r.type), "title": r.title,
-            "guilty_frame": r.guilty_frame}
+    return {"type": r.type.value, "title": r.title, "guilty_frame": r.guilty_frame,
+            "rip": r.rip, "taint": r.taint, "call_trace": list(r.call_trace)}

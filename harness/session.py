@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import shlex
-import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,18 @@ class CommandResult:
     stderr: str
     seconds: float
     timed_out: bool = False
+
+
+def _read_rest(chan: paramiko.Channel, out: bytearray, deadline: float) -> None:
+    """After the exit status: stdout data may still be in flight until EOF."""
+    while not chan.eof_received and time.monotonic() < deadline:
+        try:
+            data = chan.recv(65536)
+        except TimeoutError:
+            return
+        if not data:
+            return
+        out += data
 
 
 class GuestSession:
@@ -69,8 +81,13 @@ class GuestSession:
         raise GuestUnreachable(f"SSH to the guest on 127.0.0.1:{self.port} failed for "
                                f"{timeout:.0f}s: {last}")
 
-    def run(self, command: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
-        """Run ``command`` with a hard ``timeout``; never raises for the command's sake."""
+    def run(self, command: str, timeout: float, stdin: bytes | None = None,
+            abort: Callable[[], bool] | None = None) -> CommandResult:
+        """Run ``command`` with a hard ``timeout``; never raises for the command's sake.
+
+        ``abort`` is polled while waiting: when the kernel is known dead there is
+        no point waiting for the timeout (the result then has no exit code).
+        """
         started = time.monotonic()
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
@@ -83,8 +100,9 @@ class GuestSession:
             if stdin is not None:
                 chan.sendall(stdin)
                 chan.shutdown_write()
-            timed_out = not self._drain(chan, out, err, started + timeout)
-            code = None if timed_out else chan.recv_exit_status()
+            finished = self._drain(chan, out, err, started + timeout, abort or (lambda: False))
+            timed_out = finished is None
+            code = chan.recv_exit_status() if finished else None
         finally:
             chan.close()
         return CommandResult(command, code, out.decode(errors="replace"),
@@ -92,8 +110,13 @@ class GuestSession:
                              timed_out)
 
     @staticmethod
-    def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray, deadline: float) -> bool:
-        """Read both streams until the command exits; False if the deadline passed."""
+    def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray, deadline: float,
+               abort: Callable[[], bool]) -> bool | None:
+        """Read both streams until the command exits.
+
+        True: it exited; False: the channel died or ``abort`` said stop;
+        None: the deadline passed.
+        """
         while time.monotonic() < deadline:
             got = False
             while chan.recv_ready():
@@ -103,18 +126,13 @@ class GuestSession:
                 err += chan.recv_stderr(65536)
                 got = True
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                while not chan.eof_received and time.monotonic() < deadline:
-                    try:
-                        data = chan.recv(65536)
-                    except socket.timeout:
-                        break
-                    if not data:
-                        break
-                    out += data
+                _read_rest(chan, out, deadline)
                 return True
+            if chan.closed or abort():
+                return False
             if not got:
                 chan.status_event.wait(0.02)
-        return False
+        return None
 
     def push(self, data: bytes, remote: str, mode: int = 0o755, timeout: float = 60) -> None:
         """Write ``data`` to ``remote`` in the guest (streamed through cat)."""

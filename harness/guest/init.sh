@@ -32,7 +32,9 @@ dropbear -r /etc/dropbear/host_key -p 22 -s -P /run/dropbear.pid
 read -r taint < /proc/sys/kernel/tainted
 read -r release < /proc/sys/kernel/osrelease
 echo "HARNESS-READY $nonce taint=$taint release=$release"
-# Later, out of the boot path: debugfs for reproducers that want it.
+# Later, out of the boot path: every sysrq key (the host may send sysrq-w via
+# QEMU's keyboard when SSH is dead), debugfs for reproducers that want it.
+echo 1 > /proc/sys/kernel/sysrq
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tmpfs tmpfs /dev/shm
 while :; do sleep 3600; done

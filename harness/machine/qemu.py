@@ -17,6 +17,8 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +63,8 @@ class BootInfo:
     release: str
 
 
-def qemu_command(cfg: MachineConfig, ssh_port: int, nonce: str) -> list[str]:
+def qemu_command(cfg: MachineConfig, ssh_port: int, nonce: str,
+                 monitor: Path | None = None) -> list[str]:
     """The full QEMU argv for ``cfg``: change how guests start here and only here."""
     kvm = cfg.accel.accel is Accel.KVM
     cpus = max(cfg.cpus, cfg.numa_nodes)
@@ -82,6 +85,8 @@ def qemu_command(cfg: MachineConfig, ssh_port: int, nonce: str) -> list[str]:
         "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         "-device", "virtio-net-pci,netdev=net0",
     ]
+    if monitor is not None:
+        argv += ["-monitor", f"unix:{monitor},server=on,wait=off"]
     return argv
 
 
@@ -116,6 +121,7 @@ class QemuMachine:
     console: ConsoleWatcher | None = None
     argv: list[str] = field(default_factory=list)
     port: int = 0
+    _sockdir: Path | None = None
     nonce: str = field(default_factory=lambda: secrets.token_hex(6))
 
     def __enter__(self) -> QemuMachine:
@@ -140,7 +146,9 @@ class QemuMachine:
 
     def _spawn(self, port: int) -> bool:
         self.port = port
-        self.argv = qemu_command(self.cfg, port, self.nonce)
+        # A short private directory: unix socket paths are limited to 107 bytes.
+        self._sockdir = Path(tempfile.mkdtemp(prefix="kharness-"))
+        self.argv = qemu_command(self.cfg, port, self.nonce, self._sockdir / "monitor")
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.child = pexpect.spawn(self.argv[0], self.argv[1:], preexec_fn=_die_with_parent,
                                    echo=False, dimensions=(50, 200))
@@ -161,6 +169,20 @@ class QemuMachine:
         if not m:
             return None
         return BootInfo(self.port, time.monotonic() - started, int(m.group(1)), m.group(2).decode())
+
+    def sysrq(self, key: str) -> bool:
+        """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
+        if self._sockdir is None or not self.running:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(str(self._sockdir / "monitor"))
+                sock.sendall(f"sendkey alt-sysrq-{key}\n".encode())
+                time.sleep(0.2)
+            return True
+        except OSError:
+            return False
 
     @property
     def running(self) -> bool:
@@ -186,3 +208,6 @@ class QemuMachine:
             self.console.join(5)
         with contextlib.suppress(Exception):
             child.close(force=True)
+        if self._sockdir is not None:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
+            self._sockdir = None
