@@ -64,6 +64,11 @@ def test_outcomes_recovery_and_evidence(project: pytest.Pytester) -> None:
     assert uffd.get("name") == "d612"
     props = {p.get("name"): p.get("value") for p in uffd.iter("property")}
     assert props["kernel"] == "d612" and props["outcome"] == "pass"
+    hang = next(c for c in cases if "hang" in c.get("classname", ""))
+    failure = hang.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "hang: no result before the timeout"
+    assert "HARNESS-START hang" in (hang.findtext("system-out") or "")
     assert "TAP version 13" in (uffd.findtext("system-out") or "")
 
 
@@ -121,3 +126,14 @@ def test_no_free_port_is_an_error_not_a_hang(project: pytest.Pytester) -> None:
                                               f"--port-range={port}-{port}", timeout=120)
     result.assert_outcomes(errors=1)
     assert f"no free TCP port on 127.0.0.1 in {port}-{port}" in result.stdout.str()
+
+
+def test_unmet_numa_need_skips_with_the_reason(project: pytest.Pytester) -> None:
+    add_tests(project, "uffd_move_swap_pmd")
+    write_kernels(project, f"""
+        kernels:
+          - {{name: no-numa, debian: {DEBIAN_612}, cmdline: numa=off}}
+    """)
+    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rs", timeout=300)
+    result.assert_outcomes(skipped=1)
+    assert "needs 2 NUMA nodes, the guest has 1" in result.stdout.str()

@@ -61,3 +61,10 @@ def test_taint_letters() -> None:
     assert taint_letters(0) == "-"
     assert taint_letters(1 << 9) == "W"
     assert taint_letters((1 << 7) | (1 << 9) | (1 << 12)) == "DWO"
+
+
+@pytest.mark.parametrize(("text", "count"), [("0", 1), ("0-1", 2), ("0,2-3", 3), ("", 0)])
+def test_node_list_counting(text: str, count: int) -> None:
+    from harness.runner import _count_ranges
+
+    assert _count_ranges(text) == count
