@@ -59,8 +59,16 @@ def floor(guest: KernelGuest, runs: int) -> list[float]:
         archive.add_file("init", POWEROFF_INIT, 0o755)
         initrd = Path(tmp) / "poweroff.cpio"
         initrd.write_bytes(archive.getvalue())
-        cfg = MachineConfig(cfg.vmlinuz, initrd, cfg.accel, cfg.memory_mib, cfg.cpus,
-                            cfg.numa_nodes, cfg.cmdline, cfg.thp)
+        cfg = MachineConfig(
+            cfg.vmlinuz,
+            initrd,
+            cfg.accel,
+            cfg.memory_mib,
+            cfg.cpus,
+            cfg.numa_nodes,
+            cfg.cmdline,
+            cfg.thp,
+        )
         return [floor_once(cfg) for _ in range(runs)]
 
 
@@ -74,10 +82,15 @@ def main() -> int:
 
     path = ROOT / "kernels.yaml"
     spec = select(load_kernels(path), [args.kernel], path)[0]
-    tests = [read_test(ROOT / "guest-tests/c/uffd_api_unknown_feature.c"),
-             read_test(ROOT / "tests/data/guest/noop.c")]
-    tests += [read_test(p) for p in sorted((ROOT / "guest-tests/c").glob("*.c"))
-              if p.stem != tests[0].name]
+    tests = [
+        read_test(ROOT / "guest-tests/c/uffd_api_unknown_feature.c"),
+        read_test(ROOT / "tests/data/guest/noop.c"),
+    ]
+    tests += [
+        read_test(p)
+        for p in sorted((ROOT / "guest-tests/c").glob("*.c"))
+        if p.stem != tests[0].name
+    ]
     with tempfile.TemporaryDirectory(prefix="kharness-bench-") as tmp:
         ctx = new_context(new_run_dir(Path(tmp)), tests, log=lambda _t: None)
         guest = KernelGuest(spec, ctx, tests)
@@ -106,16 +119,23 @@ def main() -> int:
     return 0
 
 
-def _report(floors: list[float], ready: list[float], first: list[float], warm: list[float],
-            first_outcome: str) -> None:
+def _report(
+    floors: list[float],
+    ready: list[float],
+    first: list[float],
+    warm: list[float],
+    first_outcome: str,
+) -> None:
     f, r, fr = statistics.median(floors), statistics.median(ready), statistics.median(first)
     w = statistics.median(warm)
     print(f"{'measurement':38} {'median s':>9} {'ratio':>7}")
     print(f"{'floor (boot + poweroff, same flags)':38} {f:9.2f} {1:7.2f}")
     print(f"{'harness boot-to-ready (SSH answers)':38} {r:9.2f} {r / f:7.2f}  (aim <= 1.30)")
     print(f"{'fresh boot to first result':38} {fr:9.2f} {fr / f:7.2f}  ({first_outcome})")
-    print(f"{'warm per-test overhead (trivial test)':38} {w:9.3f} {'':7}  "
-          f"(aim < 0.2; min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})")
+    print(
+        f"{'warm per-test overhead (trivial test)':38} {w:9.3f} {'':7}  "
+        f"(aim < 0.2; min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})"
+    )
 
 
 if __name__ == "__main__":

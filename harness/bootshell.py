@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def boot_kernel(kernels_file: Path, name: str, results_base: str | None = None,
-                accel: str | None = None) -> Iterator[tuple[KernelGuest, GuestSession]]:
+def boot_kernel(
+    kernels_file: Path, name: str, results_base: str | None = None, accel: str | None = None
+) -> Iterator[tuple[KernelGuest, GuestSession]]:
     """Boot ``name`` and yield (guest, session); the guest always stops afterwards."""
     from harness.machine.accel import Accel
 
@@ -32,8 +33,12 @@ def boot_kernel(kernels_file: Path, name: str, results_base: str | None = None,
     spec = select(load_kernels(path), [name], path)[0]
     tests = [read_test(p) for p in discover(ROOT / "guest-tests" / "c")]
     run_dir = new_run_dir(Path(results_base or ROOT / "results").resolve())
-    ctx = new_context(run_dir, tests, Accel(accel) if accel else None,
-                      log=lambda text: print(text, file=sys.stderr))
+    ctx = new_context(
+        run_dir,
+        tests,
+        Accel(accel) if accel else None,
+        log=lambda text: print(text, file=sys.stderr),
+    )
     guest = KernelGuest(spec, ctx, tests)
     try:
         problem = guest.prepare() or guest.ensure_booted()

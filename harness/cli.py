@@ -34,9 +34,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.results import new_run_dir
 
     run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
-    argv = [str(ROOT / "guest-tests"), "-v", "-rA", f"--run-dir={run_dir}",
-            f"--junitxml={run_dir / 'junit.xml'}", f"--kernels-file={_kernels_file(args)}",
-            *(f"--kernel={k}" for k in args.kernel), *args.pytest_args]
+    argv = [
+        str(ROOT / "guest-tests"),
+        "-v",
+        "-rA",
+        f"--run-dir={run_dir}",
+        f"--junitxml={run_dir / 'junit.xml'}",
+        f"--kernels-file={_kernels_file(args)}",
+        *(f"--kernel={k}" for k in args.kernel),
+        *args.pytest_args,
+    ]
     if args.accel:
         argv.append(f"--accel={args.accel}")
     print(f"results: {run_dir}")
@@ -63,8 +70,11 @@ def cmd_boot(args: argparse.Namespace) -> int:
 
     with boot_kernel(_kernels_file(args), args.name, args.results_dir, args.accel) as booted:
         guest, session = booted
-        print(f"booted {args.name} in {guest.boot_info.seconds:.1f}s; "  # type: ignore[union-attr]
-              f"console log: {guest.machine_dir() / 'console.log'}", file=sys.stderr)
+        print(
+            f"booted {args.name} in {guest.boot_info.seconds:.1f}s; "  # type: ignore[union-attr]
+            f"console log: {guest.machine_dir() / 'console.log'}",
+            file=sys.stderr,
+        )
         if args.command:
             result = session.run(args.command, args.timeout)
             sys.stdout.write(result.stdout)
@@ -73,17 +83,32 @@ def cmd_boot(args: argparse.Namespace) -> int:
         return _interactive_ssh(guest)
 
 
-def _interactive_ssh(guest) -> int:  # noqa: ANN001 - KernelGuest, imported lazily
+def _interactive_ssh(guest) -> int:
     ssh = shutil.which("ssh")
     keys = guest.ctx.keys
     port = guest.boot_info.ssh_port
     known = keys.client_key.parent / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {keys.host_public}\n")
-    argv = ["ssh", "-p", str(port), "-i", str(keys.client_key), "-o", f"UserKnownHostsFile={known}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]
+    argv = [
+        "ssh",
+        "-p",
+        str(port),
+        "-i",
+        str(keys.client_key),
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "root@127.0.0.1",
+    ]
     if ssh is None:
-        print("openssh-client is not installed (apt-get install -y openssh-client); "
-              f"connect with: {' '.join(argv)}", file=sys.stderr)
+        print(
+            "openssh-client is not installed (apt-get install -y openssh-client); "
+            f"connect with: {' '.join(argv)}",
+            file=sys.stderr,
+        )
         return 3
     print("exit the shell to stop the guest", file=sys.stderr)
     return subprocess.call(argv)
@@ -99,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", action="append", default=[], help="only this kernel (repeatable)")
     run.add_argument("--results-dir", help="base directory for results (default: results/)")
     run.add_argument("--accel", choices=["auto", "kvm", "tcg"])
-    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)")
+    run.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)"
+    )
     run.set_defaults(func=cmd_run)
 
     kernels = sub.add_parser("kernels", help="list what kernels.yaml names")

@@ -73,8 +73,10 @@ class KernelSpec:
 def load_kernels(path: Path) -> list[KernelSpec]:
     """Read and validate ``path``; raise one ConfigError listing every problem."""
     if not path.is_file():
-        raise ConfigError(f"{path}: no such file; pass --kernels-file PATH or create it "
-                          "(see README.md, 'kernels.yaml')")
+        raise ConfigError(
+            f"{path}: no such file; pass --kernels-file PATH or create it "
+            "(see README.md, 'kernels.yaml')"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -99,8 +101,10 @@ def parse_kernels(data: Any, path: Path, problems: list[str]) -> list[KernelSpec
         label = entry.get("name") if isinstance(entry, Mapping) else None
         where = f"{path}: kernel #{index}" + (f" ({label})" if label else "")
         if isinstance(label, str) and label in seen:
-            problems.append(f"{where}: duplicate name '{label}' (also kernel #{seen[label]});"
-                            " names must be unique")
+            problems.append(
+                f"{where}: duplicate name '{label}' (also kernel #{seen[label]});"
+                " names must be unique"
+            )
         elif isinstance(label, str):
             seen[label] = index
         spec = _parse_entry(Fields(entry, where, problems), path.parent)
@@ -121,9 +125,15 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
     timeouts = _parse_timeouts(f.sub("timeouts")) if "timeouts" in f.data else Timeouts()
     expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
     spec = KernelSpec(
-        name=name or "?", source=source, cmdline=f.get("cmdline", str, default=""),
-        memory_mib=memory or 2048, cpus=cpus, accel=accel, timeouts=timeouts,
-        reboot_after_oops=f.get("reboot_after_oops", bool, default=True), expect=expect,
+        name=name or "?",
+        source=source,
+        cmdline=f.get("cmdline", str, default=""),
+        memory_mib=memory or 2048,
+        cpus=cpus,
+        accel=accel,
+        timeouts=timeouts,
+        reboot_after_oops=f.get("reboot_after_oops", bool, default=True),
+        expect=expect,
     )
     if cpus is not None and not 1 <= cpus <= 64:
         f.problem(f"cpus must be between 1 and 64, got {cpus}")
@@ -191,6 +201,8 @@ def select(specs: list[KernelSpec], names: list[str], path: Path) -> list[Kernel
     known = {s.name: s for s in specs}
     missing = [n for n in names if n not in known]
     if missing:
-        raise ConfigError(f"--kernel {', '.join(missing)}: not in {path}; "
-                          f"known kernels: {', '.join(known) or 'none'}")
+        raise ConfigError(
+            f"--kernel {', '.join(missing)}: not in {path}; "
+            f"known kernels: {', '.join(known) or 'none'}"
+        )
     return [known[n] for n in dict.fromkeys(names)]

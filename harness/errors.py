@@ -41,9 +41,7 @@ class ToolMissing(InfraError):
     """A host program the harness needs is not installed."""
 
     def __init__(self, tool: str, package: str) -> None:
-        super().__init__(
-            f"{tool} is not installed; install it with: apt-get install -y {package}"
-        )
+        super().__init__(f"{tool} is not installed; install it with: apt-get install -y {package}")
         self.tool = tool
         self.package = package
 

@@ -84,24 +84,50 @@ class GuestSetupError(Exception):
 
 
 FAILURES: dict[Outcome, type[GuestTestFailure]] = {
-    cls.outcome: cls for cls in (TestFailed, KernelOops, KernelPanic, TestHang)}
+    cls.outcome: cls for cls in (TestFailed, KernelOops, KernelPanic, TestHang)
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The harness's command-line options (also usable from plain pytest)."""
     group = parser.getgroup("kharness", "kernel test harness")
-    group.addoption("--kernel", action="append", default=[], metavar="NAME",
-                    help="run only on this kernel from kernels.yaml (repeatable)")
-    group.addoption("--kernels-file", default=None, metavar="PATH",
-                    help="kernels.yaml to use (default: kernels.yaml in the rootdir)")
-    group.addoption("--results-dir", default=None, metavar="DIR",
-                    help="base directory for results (default: results/ in the rootdir)")
-    group.addoption("--run-dir", default=None, metavar="DIR",
-                    help="exact results directory for this run (python -m harness run sets it)")
-    group.addoption("--accel", choices=[a.value for a in Accel], default=None,
-                    help="override every kernel's accelerator (auto picks KVM only where it works)")
-    group.addoption("--port-range", default=None, metavar="LOW-HIGH",
-                    help="loopback ports to choose the SSH forward from (default: any free)")
+    group.addoption(
+        "--kernel",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only on this kernel from kernels.yaml (repeatable)",
+    )
+    group.addoption(
+        "--kernels-file",
+        default=None,
+        metavar="PATH",
+        help="kernels.yaml to use (default: kernels.yaml in the rootdir)",
+    )
+    group.addoption(
+        "--results-dir",
+        default=None,
+        metavar="DIR",
+        help="base directory for results (default: results/ in the rootdir)",
+    )
+    group.addoption(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="exact results directory for this run (python -m harness run sets it)",
+    )
+    group.addoption(
+        "--accel",
+        choices=[a.value for a in Accel],
+        default=None,
+        help="override every kernel's accelerator (auto picks KVM only where it works)",
+    )
+    group.addoption(
+        "--port-range",
+        default=None,
+        metavar="LOW-HIGH",
+        help="loopback ports to choose the SSH forward from (default: any free)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,20 +139,27 @@ def pytest_configure(config: pytest.Config) -> None:
     run = HarnessRun(config)
     config.stash[STATE] = run
     config.pluginmanager.register(run, "kharness-run")
-    if any(_targets_guest_tests(config.invocation_params.dir / arg.split("::")[0])
-           for arg in config.args):
+    if any(
+        _targets_guest_tests(config.invocation_params.dir / arg.split("::")[0])
+        for arg in config.args
+    ):
         run.specs()
 
 
 def _targets_guest_tests(path: Path) -> bool:
     if path.is_file():
         return _is_guest_test(path)
-    return path.is_dir() and (path.name == "guest-tests" or (path / "guest-tests").is_dir()
-                              or _is_guest_test(path / "x.c"))
+    return path.is_dir() and (
+        path.name == "guest-tests"
+        or (path / "guest-tests").is_dir()
+        or _is_guest_test(path / "x.c")
+    )
 
 
 def _is_guest_test(path: Path) -> bool:
-    return path.suffix == ".c" and path.parent.name == "c" and path.parent.parent.name == "guest-tests"
+    return (
+        path.suffix == ".c" and path.parent.name == "c" and path.parent.parent.name == "guest-tests"
+    )
 
 
 class HarnessRun:
@@ -167,8 +200,13 @@ class HarnessRun:
                 run_dir = new_run_dir(Path(base).resolve())
             accel = self.config.getoption("accel")
             tests = [self.tests[n] for n in sorted(self.tests)]
-            self._ctx = new_context(Path(run_dir), tests, Accel(accel) if accel else None,
-                                    _port_range(self.config), log=self._log)
+            self._ctx = new_context(
+                Path(run_dir),
+                tests,
+                Accel(accel) if accel else None,
+                _port_range(self.config),
+                log=self._log,
+            )
         return self._ctx
 
     def _log(self, text: str) -> None:
@@ -243,8 +281,10 @@ class HarnessRun:
             for guest in self.guests.values():
                 terminalreporter.write_line(f"  {guest.spec.name}: {guest.timings.phases}")
                 for o in guest.outside:
-                    terminalreporter.write_line(f"  {guest.spec.name} boot-{o.boot}: kernel report "
-                                                f"during {o.when} (no test): {o.report.title}")
+                    terminalreporter.write_line(
+                        f"  {guest.spec.name} boot-{o.boot}: kernel report "
+                        f"during {o.when} (no test): {o.report.title}"
+                    )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -301,8 +341,13 @@ class CFile(pytest.File):
             item = GuestItem.from_parent(self, name=spec.name, spec=spec, test=test)
             expect = spec.expect.get(test.name)
             if expect is not None:
-                item.add_marker(pytest.mark.xfail(reason=f"{expect.outcome.value}: {expect.reason}",
-                                                  raises=FAILURES[expect.outcome], strict=True))
+                item.add_marker(
+                    pytest.mark.xfail(
+                        reason=f"{expect.outcome.value}: {expect.reason}",
+                        raises=FAILURES[expect.outcome],
+                        strict=True,
+                    )
+                )
             yield item
 
 
@@ -346,15 +391,16 @@ class GuestItem(pytest.Item):
         raise GuestSetupError(run)
 
     def _attach(self, run: TestRun) -> None:
-        self.user_properties += [("outcome", run.verdict.outcome.value),
-                                 ("evidence", str(run.directory))]
+        self.user_properties += [
+            ("outcome", run.verdict.outcome.value),
+            ("evidence", str(run.directory)),
+        ]
         if run.result is not None:
             self.add_report_section("call", "stdout", run.result.stdout)
             self.add_report_section("call", "stderr", run.result.stderr)
         console = run.directory / "console.txt"
         if console.is_file() and console.stat().st_size:
             self.add_report_section("call", "log", console.read_text(errors="replace"))
-
 
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where pytest says the test is."""

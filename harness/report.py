@@ -30,7 +30,8 @@ def failure_text(run: TestRun) -> str:
     return "\n".join(lines)
 
 
-#: /proc/sys/kernel/tainted bits, in the kernel's letter order (Documentation/admin-guide/tainted-kernels.rst)
+#: /proc/sys/kernel/tainted bits in order, one letter each
+#: (Documentation/admin-guide/tainted-kernels.rst)
 TAINT_LETTERS = "PFSRMBUDAWCIOELKXTN"
 
 
@@ -48,19 +49,47 @@ def summary_json(runs: list[TestRun], guests: dict[str, KernelGuest]) -> dict[st
     return {
         "counts": counts,
         "reports_outside_tests": [
-            {"kernel": o.kernel, "boot": o.boot, "when": o.when, "type": o.report.type.value,
-             "title": o.report.title, "guilty_frame": o.report.guilty_frame}
-            for g in guests.values() for o in g.outside],
-        "kernels": {name: {"source": g.spec.source.describe(),
-                           "origin": g.image.origin if g.image else None,
-                           "boots": g.boots, "timings": g.timings.phases,
-                           "boot_taint": g.boot_info.boot_taint if g.boot_info else None}
-                    for name, g in guests.items()},
-        "tests": [{"test": r.test, "kernel": r.kernel, "outcome": r.verdict.outcome.value,
-                   "summary": r.verdict.summary, "seconds": round(r.seconds, 3), "boot": r.boot,
-                   "evidence": str(r.directory),
-                   "reports": [{"type": rep.type.value,
-                                "title": rep.title, "guilty_frame": rep.guilty_frame,
-                                "test": r.test, "kernel": r.kernel} for rep in r.reports]}
-                  for r in runs],
+            {
+                "kernel": o.kernel,
+                "boot": o.boot,
+                "when": o.when,
+                "type": o.report.type.value,
+                "title": o.report.title,
+                "guilty_frame": o.report.guilty_frame,
+            }
+            for g in guests.values()
+            for o in g.outside
+        ],
+        "kernels": {
+            name: {
+                "source": g.spec.source.describe(),
+                "origin": g.image.origin if g.image else None,
+                "boots": g.boots,
+                "timings": g.timings.phases,
+                "boot_taint": g.boot_info.boot_taint if g.boot_info else None,
+            }
+            for name, g in guests.items()
+        },
+        "tests": [
+            {
+                "test": r.test,
+                "kernel": r.kernel,
+                "outcome": r.verdict.outcome.value,
+                "summary": r.verdict.summary,
+                "seconds": round(r.seconds, 3),
+                "boot": r.boot,
+                "evidence": str(r.directory),
+                "reports": [
+                    {
+                        "type": rep.type.value,
+                        "title": rep.title,
+                        "guilty_frame": rep.guilty_frame,
+                        "test": r.test,
+                        "kernel": r.kernel,
+                    }
+                    for rep in r.reports
+                ],
+            }
+            for r in runs
+        ],
     }

@@ -47,9 +47,13 @@ class RunContext:
     log: Callable[[str], None] = print
 
 
-def new_context(run_dir: Path, tests: list[GuestTest], accel: accel_mod.Accel | None = None,
-                port_range: tuple[int, int] | None = None,
-                log: Callable[[str], None] = print) -> RunContext:
+def new_context(
+    run_dir: Path,
+    tests: list[GuestTest],
+    accel: accel_mod.Accel | None = None,
+    port_range: tuple[int, int] | None = None,
+    log: Callable[[str], None] = print,
+) -> RunContext:
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     compiled = {t.name: _compile(t) for t in tests}
@@ -121,20 +125,30 @@ class KernelGuest:
             self.image = self.spec.source.resolve(self.ctx.log)
             self.timings.add("fetch", time.monotonic() - started)
             started = time.monotonic()
-            compiled = [self.ctx.compiled[t.name] for t in self.tests if t.name in self.ctx.compiled]
-            self.initrd = build_initrd(self.image, compiled, self.ctx.keys,
-                                       self.directory / "initrd.img")
+            compiled = [
+                self.ctx.compiled[t.name] for t in self.tests if t.name in self.ctx.compiled
+            ]
+            self.initrd = build_initrd(
+                self.image, compiled, self.ctx.keys, self.directory / "initrd.img"
+            )
             self.timings.add("image", time.monotonic() - started)
         except BuildFailed as exc:
             details = (exc.details,) + ((f"full log: {exc.log}",) if exc.log else ())
             self.setup_error = Verdict(Outcome.BUILD_FAIL, f"build-fail: {exc}", details)
         except HarnessError as exc:
-            self.setup_error = Verdict(Outcome.ERROR, f"kernel '{self.spec.name}' unavailable: {exc}")
-        write_json(self.directory / "kernel.json", {
-            "name": self.spec.name, "source": self.spec.source.describe(),
-            "origin": self.image.origin if self.image else None,
-            "error": self.setup_error.summary if self.setup_error else None,
-            "timings": self.timings.phases})
+            self.setup_error = Verdict(
+                Outcome.ERROR, f"kernel '{self.spec.name}' unavailable: {exc}"
+            )
+        write_json(
+            self.directory / "kernel.json",
+            {
+                "name": self.spec.name,
+                "source": self.spec.source.describe(),
+                "origin": self.image.origin if self.image else None,
+                "error": self.setup_error.summary if self.setup_error else None,
+                "timings": self.timings.phases,
+            },
+        )
         return self.setup_error
 
     def machine_config(self) -> MachineConfig:
@@ -144,9 +158,17 @@ class KernelGuest:
         memory = max([self.spec.memory_mib, *(t.needs.memory_mib for t in self.tests)])
         thp = next((t.needs.thp for t in self.tests if t.needs.thp), None)
         choice = accel_mod.choose(self.ctx.accel or self.spec.accel)
-        return MachineConfig(self.image.vmlinuz, self.initrd, choice, memory,
-                             max(self.spec.cpus, nodes), nodes, self.spec.cmdline, thp,
-                             self.ctx.port_range)
+        return MachineConfig(
+            self.image.vmlinuz,
+            self.initrd,
+            choice,
+            memory,
+            max(self.spec.cpus, nodes),
+            nodes,
+            self.spec.cmdline,
+            thp,
+            self.ctx.port_range,
+        )
 
     def ensure_booted(self) -> Verdict | None:
         """Boot unless a live guest is there; a BOOT_FAIL verdict if it never got ready."""
@@ -168,8 +190,10 @@ class KernelGuest:
             return self.setup_error
         info = self.machine.wait_ready(self.spec.timeouts.boot, started)
         self.timings.add("boot", time.monotonic() - started)
-        write_json(boot_dir / "boot.json", {"accel": cfg.accel, "ready": info,
-                                            "seconds": round(time.monotonic() - started, 3)})
+        write_json(
+            boot_dir / "boot.json",
+            {"accel": cfg.accel, "ready": info, "seconds": round(time.monotonic() - started, 3)},
+        )
         if info is None:
             return self._boot_failed(started)
         try:
@@ -191,8 +215,9 @@ class KernelGuest:
         when = "boot" if self._ran == 0 else "between tests"
         for report in parse(self.machine.console.text(self._seen, end)):
             self.outside.append(OutsideReport(self.spec.name, self.boots, when, report))
-            self.ctx.log(f"{self.spec.name} boot-{self.boots}: kernel report during {when}: "
-                         f"{report.title}")
+            self.ctx.log(
+                f"{self.spec.name} boot-{self.boots}: kernel report during {when}: {report.title}"
+            )
         self._seen = end
 
     def _boot_failed(self, started: float) -> Verdict:
@@ -210,8 +235,11 @@ class KernelGuest:
         title = f": {reports[0].title}" if reports else ""
         tail = console.tail(30)
         self.shutdown()
-        self.setup_error = Verdict(Outcome.BOOT_FAIL, f"boot-fail: {why}{title}",
-                                   (f"console tail ({self.machine_dir()}/console.log):\n{tail}",))
+        self.setup_error = Verdict(
+            Outcome.BOOT_FAIL,
+            f"boot-fail: {why}{title}",
+            (f"console tail ({self.machine_dir()}/console.log):\n{tail}",),
+        )
         return self.setup_error
 
     def machine_dir(self) -> Path:
@@ -248,8 +276,10 @@ class KernelGuest:
             online = self.session.run("cat /sys/devices/system/node/online", 10).stdout.strip()
             count = _count_ranges(online)
             if count < test.needs.numa_nodes:
-                return (f"needs {test.needs.numa_nodes} NUMA nodes, the guest has {count} "
-                        f"(node/online '{online or 'missing'}': kernel without CONFIG_NUMA?)")
+                return (
+                    f"needs {test.needs.numa_nodes} NUMA nodes, the guest has {count} "
+                    f"(node/online '{online or 'missing'}': kernel without CONFIG_NUMA?)"
+                )
         return None
 
     def _execute(self, test: GuestTest, started: float, out_dir: Path) -> TestRun:
@@ -262,8 +292,9 @@ class KernelGuest:
         self._ran += 1
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
         machine = self.machine
-        result = self.session.run(_wrap(test.name, tag), timeout,
-                                  abort=lambda: console.panicked or not machine.running)
+        result = self.session.run(
+            _wrap(test.name, tag), timeout, abort=lambda: console.panicked or not machine.running
+        )
         if result.exit_code is None and not result.timed_out:
             console.wait_quiet(_SETTLE, 5)  # the kernel is dying: let it finish saying why
         died = not self.machine.running or console.panicked
@@ -279,9 +310,13 @@ class KernelGuest:
         reports = tuple(parse(window))
         stderr, rc, taint = _split_trailer(result)
         facts = RunFacts(
-            exit_code=rc, timed_out=result.timed_out, kernel_died=died,
+            exit_code=rc,
+            timed_out=result.timed_out,
+            kernel_died=died,
             reports=tuple(r.title for r in reports if not _expected(test, r)),
-            ktap=parse_ktap(result.stdout), new_taint=taint)
+            ktap=parse_ktap(result.stdout),
+            new_taint=taint,
+        )
         verdict = _expected_crash(test, reports, classify(facts))
         if hang_notes and verdict.outcome is Outcome.HANG:
             verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + hang_notes)
@@ -289,9 +324,19 @@ class KernelGuest:
             (verdict.outcome is Outcome.OOPS or taint or reports) and self.spec.reboot_after_oops
         ):
             self.shutdown()  # the next test gets a fresh boot
-        run = TestRun(test.name, self.spec.name, verdict, time.monotonic() - started, out_dir,
-                      CommandResult(result.command, rc, result.stdout, stderr, result.seconds,
-                                    result.timed_out), reports, taint, self.boots)
+        run = TestRun(
+            test.name,
+            self.spec.name,
+            verdict,
+            time.monotonic() - started,
+            out_dir,
+            CommandResult(
+                result.command, rc, result.stdout, stderr, result.seconds, result.timed_out
+            ),
+            reports,
+            taint,
+            self.boots,
+        )
         _save(run, window)
         return run
 
@@ -324,8 +369,9 @@ class KernelGuest:
         return (f"blocked tasks dumped with {how}: see the console window",)
 
     def _record(self, test: GuestTest, verdict: Verdict, started: float, out_dir: Path) -> TestRun:
-        run = TestRun(test.name, self.spec.name, verdict, time.monotonic() - started, out_dir,
-                      boot=self.boots)
+        run = TestRun(
+            test.name, self.spec.name, verdict, time.monotonic() - started, out_dir, boot=self.boots
+        )
         _save(run, "")
         return run
 
@@ -370,16 +416,23 @@ def _expected(test: GuestTest, report: KernelReport) -> bool:
     return bool(test.expect_report and re.search(test.expect_report, report.title))
 
 
-def _expected_crash(test: GuestTest, reports: tuple[KernelReport, ...], verdict: Verdict) -> Verdict:
+def _expected_crash(
+    test: GuestTest, reports: tuple[KernelReport, ...], verdict: Verdict
+) -> Verdict:
     """A test that crashes the kernel on purpose passes when the expected report came."""
     if not test.expect_report:
         return verdict
     if any(_expected(test, r) for r in reports):
-        return verdict if verdict.outcome is not Outcome.PASS else Verdict(
-            Outcome.PASS, f"pass: expected kernel report seen ({reports[0].title})")
+        return (
+            verdict
+            if verdict.outcome is not Outcome.PASS
+            else Verdict(Outcome.PASS, f"pass: expected kernel report seen ({reports[0].title})")
+        )
     if verdict.outcome is Outcome.PASS:
-        return Verdict(Outcome.FAIL, f"fail: expected a kernel report matching "
-                                     f"/{test.expect_report}/, none came")
+        return Verdict(
+            Outcome.FAIL,
+            f"fail: expected a kernel report matching /{test.expect_report}/, none came",
+        )
     return verdict
 
 
@@ -399,14 +452,29 @@ def _save(run: TestRun, window: str) -> None:
         (run.directory / "stdout.txt").write_text(run.result.stdout)
         (run.directory / "stderr.txt").write_text(run.result.stderr)
     (run.directory / "console.txt").write_text(window)
-    write_json(run.directory / "result.json", {
-        "test": run.test, "kernel": run.kernel, "outcome": run.verdict.outcome,
-        "summary": run.verdict.summary, "details": run.verdict.details,
-        "seconds": round(run.seconds, 3), "boot": run.boot,
-        "exit_code": run.result.exit_code if run.result else None,
-        "new_taint": run.new_taint, "reports": [_report_json(r) for r in run.reports]})
+    write_json(
+        run.directory / "result.json",
+        {
+            "test": run.test,
+            "kernel": run.kernel,
+            "outcome": run.verdict.outcome,
+            "summary": run.verdict.summary,
+            "details": run.verdict.details,
+            "seconds": round(run.seconds, 3),
+            "boot": run.boot,
+            "exit_code": run.result.exit_code if run.result else None,
+            "new_taint": run.new_taint,
+            "reports": [_report_json(r) for r in run.reports],
+        },
+    )
 
 
 def _report_json(r: KernelReport) -> dict[str, object]:
-    return {"type": r.type.value, "title": r.title, "guilty_frame": r.guilty_frame,
-            "rip": r.rip, "taint": r.taint, "call_trace": list(r.call_trace)}
+    return {
+        "type": r.type.value,
+        "title": r.title,
+        "guilty_frame": r.guilty_frame,
+        "rip": r.rip,
+        "taint": r.taint,
+        "call_trace": list(r.call_trace),
+    }

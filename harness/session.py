@@ -65,24 +65,40 @@ class GuestSession:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                self._client.connect("127.0.0.1", port=self.port, username="root", pkey=self._key,
-                                     timeout=5, banner_timeout=10, auth_timeout=10,
-                                     allow_agent=False, look_for_keys=False)
+                self._client.connect(
+                    "127.0.0.1",
+                    port=self.port,
+                    username="root",
+                    pkey=self._key,
+                    timeout=5,
+                    banner_timeout=10,
+                    auth_timeout=10,
+                    allow_agent=False,
+                    look_for_keys=False,
+                )
                 transport = self._client.get_transport()
                 if transport is not None:
                     transport.set_keepalive(5)
                 return
             except paramiko.BadHostKeyException as exc:
-                raise GuestUnreachable(f"port {self.port} answered with a host key that is not "
-                                       f"this guest's ({exc}); another service holds the port?") from None
+                raise GuestUnreachable(
+                    f"port {self.port} answered with a host key that is not "
+                    f"this guest's ({exc}); another service holds the port?"
+                ) from None
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 last = exc
                 time.sleep(0.2)
-        raise GuestUnreachable(f"SSH to the guest on 127.0.0.1:{self.port} failed for "
-                               f"{timeout:.0f}s: {last}")
+        raise GuestUnreachable(
+            f"SSH to the guest on 127.0.0.1:{self.port} failed for {timeout:.0f}s: {last}"
+        )
 
-    def run(self, command: str, timeout: float, stdin: bytes | None = None,
-            abort: Callable[[], bool] | None = None) -> CommandResult:
+    def run(
+        self,
+        command: str,
+        timeout: float,
+        stdin: bytes | None = None,
+        abort: Callable[[], bool] | None = None,
+    ) -> CommandResult:
         """Run ``command`` with a hard ``timeout``; never raises for the command's sake.
 
         ``abort`` is polled while waiting: when the kernel is known dead there is
@@ -105,13 +121,23 @@ class GuestSession:
             code = chan.recv_exit_status() if finished else None
         finally:
             chan.close()
-        return CommandResult(command, code, out.decode(errors="replace"),
-                             err.decode(errors="replace"), time.monotonic() - started,
-                             timed_out)
+        return CommandResult(
+            command,
+            code,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+            time.monotonic() - started,
+            timed_out,
+        )
 
     @staticmethod
-    def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray, deadline: float,
-               abort: Callable[[], bool]) -> bool | None:
+    def _drain(
+        chan: paramiko.Channel,
+        out: bytearray,
+        err: bytearray,
+        deadline: float,
+        abort: Callable[[], bool],
+    ) -> bool | None:
         """Read both streams until the command exits.
 
         True: it exited; False: the channel died or ``abort`` said stop;
@@ -139,8 +165,10 @@ class GuestSession:
         quoted = shlex.quote(remote)
         result = self.run(f"cat > {quoted} && chmod {mode:o} {quoted}", timeout, stdin=data)
         if result.exit_code != 0:
-            raise GuestUnreachable(f"pushing {remote} into the guest failed: "
-                                   f"{result.stderr.strip() or result.exit_code}")
+            raise GuestUnreachable(
+                f"pushing {remote} into the guest failed: "
+                f"{result.stderr.strip() or result.exit_code}"
+            )
 
     def push_file(self, local: Path, remote: str, timeout: float = 60) -> None:
         """Copy a host file into the guest, keeping it executable."""

@@ -69,8 +69,9 @@ def read_test(path: Path) -> GuestTest:
         elif key == "expect-report":
             values["expect_report"] = _regex(value, where)
         else:
-            raise ConfigError(f"{where}: unknown header tag '@{key}'; "
-                              "known: @timeout, @needs, @expect-report")
+            raise ConfigError(
+                f"{where}: unknown header tag '@{key}'; known: @timeout, @needs, @expect-report"
+            )
     return GuestTest(name=path.stem, source=path, **values)  # type: ignore[arg-type]
 
 
@@ -109,8 +110,10 @@ def parse_needs(text: str, where: str) -> Needs:
         elif key == "thp" and value in _THP_MODES:
             thp = value
         else:
-            raise ConfigError(f"{where}: @needs token '{token}' is not understood; "
-                              "use numa-nodes=N, memory=SIZE, thp=always|madvise|never")
+            raise ConfigError(
+                f"{where}: @needs token '{token}' is not understood; "
+                "use numa-nodes=N, memory=SIZE, thp=always|madvise|never"
+            )
     return Needs(numa, memory, thp)
 
 

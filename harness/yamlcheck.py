@@ -13,8 +13,14 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               dict: "a mapping", list: "a list"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dict: "a mapping",
+    list: "a list",
+}
 
 
 class Fields:
@@ -33,8 +39,9 @@ class Fields:
         """Record one problem at this place."""
         self.problems.append(f"{self.where}: {text}")
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None,
-            required: bool = False) -> Any:
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
         """The value of ``key`` if it has the right type, else ``default``."""
         self._seen.add(key)
         if key not in self.data or self.data[key] is None:
@@ -43,11 +50,9 @@ class Fields:
             return default
         value = self.data[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
-        if not ok:
+        # bool is an int to Python, but "cpus: true" is a mistake, not 1 CPU
+        is_bool_mistake = isinstance(value, bool) and bool not in kinds
+        if is_bool_mistake or not isinstance(value, kinds):
             wanted = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
             self.problem(f"'{key}' must be {wanted}, got {_describe(value)}")
             return default
@@ -80,7 +85,7 @@ def parse_size_mib(text: str | int, where: str, problems: list[str]) -> int | No
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    factor = {"G": 1024, "M": 1, "T": 1024 * 1024}.get(s[-1:], None)
+    factor = {"G": 1024, "M": 1, "T": 1024 * 1024}.get(s[-1:])
     digits = s[:-1] if factor else s
     if not digits.isdigit():
         problems.append(f"{where}: size {text!r} is not understood; write e.g. 2G or 1536M")

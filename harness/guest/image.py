@@ -84,8 +84,10 @@ def base_layer() -> Path:
         for lib in libs:
             a.add_file(str(lib), lib.resolve().read_bytes(), 0o755)
         a.add_file("init", INIT_SCRIPT.read_bytes(), 0o755)
-        a.add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
-                   b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+        a.add_file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
         a.add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
         a.add_file("etc/shadow", b"root:*:1:0:99999:7:::\n", 0o600)
         a.add_file("etc/shells", b"/bin/sh\n")
@@ -149,9 +151,14 @@ def assemble(layers: list[Path | None], dest: Path) -> Path:
     return dest
 
 
-def build_initrd(kernel: KernelImage, tests: list[CompileResult], keys: GuestKeys,
-                 dest: Path) -> Path:
+def build_initrd(
+    kernel: KernelImage, tests: list[CompileResult], keys: GuestKeys, dest: Path
+) -> Path:
     """The whole initrd for ``kernel`` with ``tests`` and ``keys``, written to ``dest``."""
-    layers = [base_layer(), modules_layer(kernel), tests_layer(tests),
-              keys_layer(keys, keys.host_key.parent)]
+    layers = [
+        base_layer(),
+        modules_layer(kernel),
+        tests_layer(tests),
+        keys_layer(keys, keys.host_key.parent),
+    ]
     return assemble(layers, dest)

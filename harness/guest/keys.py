@@ -39,12 +39,16 @@ def make_keys(directory: Path) -> GuestKeys:
     host_line = next(line for line in host_public.splitlines() if line.startswith("ssh-"))
     if not client_key.exists():
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
         client_key.write_bytes(pem)
         client_key.chmod(0o600)
-        pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                            serialization.PublicFormat.OpenSSH)
+        pub = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
         client_key.with_suffix(".pub").write_text(pub.decode() + " kharness\n")
     client_public = client_key.with_suffix(".pub").read_text().strip()
     return GuestKeys(host_key, " ".join(host_line.split()[:2]), client_key, client_public)
@@ -53,8 +57,9 @@ def make_keys(directory: Path) -> GuestKeys:
 def _dropbearkey(*args: str) -> str:
     if not shutil.which("dropbearkey"):
         raise ToolMissing("dropbearkey", "dropbear-bin")
-    proc = subprocess.run(["dropbearkey", *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        ["dropbearkey", *args], capture_output=True, text=True, timeout=60, check=False
+    )
     if proc.returncode != 0:
         raise InfraError(f"dropbearkey {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout

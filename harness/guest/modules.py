@@ -50,7 +50,9 @@ def builtin_modules(modules_dir: Path) -> set[str]:
     path = modules_dir / "modules.builtin"
     if not path.is_file():
         return set()
-    return {_canon(Path(line.strip()).name.removesuffix(".ko")) for line in path.read_text().split()}
+    return {
+        _canon(Path(line.strip()).name.removesuffix(".ko")) for line in path.read_text().split()
+    }
 
 
 def read_module(path: Path) -> bytes:
@@ -74,12 +76,14 @@ def module_depends(elf: bytes) -> list[str]:
     """The ``depends=`` list of a module's .modinfo strings."""
     for field in elf.split(b"\0"):
         if field.startswith(b"depends="):
-            value = field[len(b"depends="):].decode()
+            value = field[len(b"depends=") :].decode()
             return [_canon(d) for d in value.split(",") if d]
     return []
 
 
-def resolve_modules(modules_dir: Path | None, wanted: tuple[str, ...] = GUEST_MODULES) -> list[Module]:
+def resolve_modules(
+    modules_dir: Path | None, wanted: tuple[str, ...] = GUEST_MODULES
+) -> list[Module]:
     """Modules to insmod, dependencies first; built-in ones left out."""
     if modules_dir is None:
         return []

@@ -50,8 +50,10 @@ def newest_match(pattern: str, entries: list[archive.PackageEntry]) -> archive.P
     best = max(Version(e.version) for e in matches)
     top = {e.name: e for e in matches if Version(e.version) == best}
     if len(top) > 1:
-        raise KernelNotFound(f"'{pattern}' matches several packages at version {best}: "
-                             f"{', '.join(sorted(top))}; make the pattern name one flavour")
+        raise KernelNotFound(
+            f"'{pattern}' matches several packages at version {best}: "
+            f"{', '.join(sorted(top))}; make the pattern name one flavour"
+        )
     return next(iter(top.values()))
 
 
@@ -107,8 +109,10 @@ class DebianSource:
         sources = archive.read_apt_sources()
         suites = [self.suite] if self.suite else sorted({s for src in sources for s in src.suites})
         if not suites:
-            raise KernelNotFound(f"{self.describe()}: no Debian suite in /etc/apt sources; "
-                                 "add 'suite:' to the kernels.yaml entry")
+            raise KernelNotFound(
+                f"{self.describe()}: no Debian suite in /etc/apt sources; "
+                "add 'suite:' to the kernels.yaml entry"
+            )
         entries: list[archive.PackageEntry] = []
         for suite in suites:
             mirror = archive.mirror_for(suite, sources)
@@ -123,8 +127,16 @@ class DebianSource:
     def _remember(self, cache: Path, image: KernelImage) -> None:
         memo = self._memo(cache)
         memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(json.dumps({"vmlinuz": str(image.vmlinuz), "origin": image.origin,
-                                    "modules": str(image.modules_dir), "release": image.release}))
+        memo.write_text(
+            json.dumps(
+                {
+                    "vmlinuz": str(image.vmlinuz),
+                    "origin": image.origin,
+                    "modules": str(image.modules_dir),
+                    "release": image.release,
+                }
+            )
+        )
 
     def _last_resolution(self, cache: Path) -> KernelImage | None:
         try:
@@ -136,8 +148,12 @@ class DebianSource:
         return KernelImage(Path(d["vmlinuz"]), Path(d["modules"]), d["release"], d["origin"])
 
 
-def unpack_kernel(entry: archive.PackageEntry, entries: list[archive.PackageEntry],
-                  cache: Path, log: Callable[[str], None]) -> KernelImage:
+def unpack_kernel(
+    entry: archive.PackageEntry,
+    entries: list[archive.PackageEntry],
+    cache: Path,
+    log: Callable[[str], None],
+) -> KernelImage:
     """Download and unpack ``entry`` (following the split layout) into the cache."""
     root = cache / "kernels" / f"{entry.name}_{entry.version}".replace("~", "_")
     wanted = [entry]
@@ -159,16 +175,20 @@ def _exact(name: str, version: str, entries: list[archive.PackageEntry]) -> arch
     for e in entries:
         if e.name == name and e.version == version:
             return e
-    raise KernelNotFound(f"{name} {version} is named by the kernel package but not in the "
-                         "archive index; the mirror may be mid-sync, retry later")
+    raise KernelNotFound(
+        f"{name} {version} is named by the kernel package but not in the "
+        "archive index; the mirror may be mid-sync, retry later"
+    )
 
 
 def _find_kernel(root: Path) -> tuple[Path, Path | None]:
-    candidates = sorted(root.glob("usr/lib/modules/*/vmlinuz")) + sorted(root.glob("boot/vmlinuz-*"))
+    candidates = sorted(root.glob("usr/lib/modules/*/vmlinuz")) + sorted(
+        root.glob("boot/vmlinuz-*")
+    )
     if not candidates:
         raise KernelNotFound(f"{root}: the package holds no vmlinuz; is it a kernel image package?")
     vmlinuz = candidates[0]
-    release = vmlinuz.parent.name if vmlinuz.name == "vmlinuz" else vmlinuz.name[len("vmlinuz-"):]
+    release = vmlinuz.parent.name if vmlinuz.name == "vmlinuz" else vmlinuz.name[len("vmlinuz-") :]
     for mods in (root / "usr/lib/modules" / release, root / "lib/modules" / release):
         if (mods / "kernel").is_dir():
             return vmlinuz, mods
@@ -183,6 +203,8 @@ def from_yaml(f: Fields, base: Path) -> DebianSource | None:
     if package is None:
         return None
     if not package.startswith("linux-"):
-        f.problem(f"package '{package}' is not a kernel package; "
-                  "write e.g. linux-image-6.12.*-amd64-unsigned")
+        f.problem(
+            f"package '{package}' is not a kernel package; "
+            "write e.g. linux-image-6.12.*-amd64-unsigned"
+        )
     return DebianSource(package, suite)

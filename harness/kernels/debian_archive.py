@@ -114,8 +114,10 @@ def fetch(url: str, dest: Path) -> Path:
     except urllib.error.HTTPError as exc:
         raise InfraError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise InfraError(f"download of {url} failed: {exc}; check the network or the "
-                         "mirror in /etc/apt/sources.list") from None
+        raise InfraError(
+            f"download of {url} failed: {exc}; check the network or the "
+            "mirror in /etc/apt/sources.list"
+        ) from None
     atomic_write(dest, data)
     return dest
 
@@ -135,8 +137,13 @@ def verify_release(inrelease: Path) -> str:
         raise ToolMissing("gpgv", "gpgv")
     if not KEYRING.is_file():
         raise ToolMissing(str(KEYRING), "debian-archive-keyring")
-    proc = subprocess.run(["gpgv", "--keyring", str(KEYRING), str(inrelease)],
-                          capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+    proc = subprocess.run(
+        ["gpgv", "--keyring", str(KEYRING), str(inrelease)],
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+        check=False,
+    )
     if proc.returncode != 0:
         raise InfraError(f"{inrelease}: signature check failed:\n{proc.stderr.strip()}")
     return inrelease.read_text(errors="replace")
@@ -176,8 +183,16 @@ def _entries(text: str, mirror: str, suite: str) -> Iterator[PackageEntry]:
     for para in Packages.iter_paragraphs(text.splitlines(keepends=True), use_apt_pkg=False):
         if "Filename" not in para or "SHA256" not in para:
             continue
-        yield PackageEntry(para["Package"], para["Version"], para["Filename"], para["SHA256"],
-                           int(para.get("Size", 0)), para.get("Depends", ""), mirror, suite)
+        yield PackageEntry(
+            para["Package"],
+            para["Version"],
+            para["Filename"],
+            para["SHA256"],
+            int(para.get("Size", 0)),
+            para.get("Depends", ""),
+            mirror,
+            suite,
+        )
 
 
 def download_deb(entry: PackageEntry, cache: Path) -> Path:
@@ -188,8 +203,10 @@ def download_deb(entry: PackageEntry, cache: Path) -> Path:
     fetch(f"{entry.mirror}/{entry.filename}", dest)
     if sha256_of(dest) != entry.sha256:
         dest.unlink()
-        raise InfraError(f"{entry.filename}: SHA256 mismatch against the archive index; "
-                         "the mirror may be mid-sync, retry later")
+        raise InfraError(
+            f"{entry.filename}: SHA256 mismatch against the archive index; "
+            "the mirror may be mid-sync, retry later"
+        )
     return dest
 
 
@@ -197,7 +214,12 @@ def unpack_deb(deb: Path, dest: Path) -> None:
     """Extract a .deb's files (dpkg-deb is on every Debian machine)."""
     if not shutil.which("dpkg-deb"):
         raise ToolMissing("dpkg-deb", "dpkg")
-    proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True,
-                          text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        ["dpkg-deb", "-x", str(deb), str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if proc.returncode != 0:
         raise InfraError(f"dpkg-deb -x {deb} failed: {proc.stderr.strip()}")

@@ -28,9 +28,11 @@ def kernel_image_problem(path: Path) -> str | None:
     with path.open("rb") as f:
         head = f.read(0x210)
     if head[:4] == b"\x7fELF":
-        return (f"{path} is an ELF vmlinux, not a bootable image; "
-                "use arch/x86/boot/bzImage from the build directory")
-    if head[_BZIMAGE_MAGIC_OFFSET:_BZIMAGE_MAGIC_OFFSET + 4] != _BZIMAGE_MAGIC:
+        return (
+            f"{path} is an ELF vmlinux, not a bootable image; "
+            "use arch/x86/boot/bzImage from the build directory"
+        )
+    if head[_BZIMAGE_MAGIC_OFFSET : _BZIMAGE_MAGIC_OFFSET + 4] != _BZIMAGE_MAGIC:
         return f"{path} is not an x86 bzImage (no 'HdrS' boot header at 0x202)"
     return None
 
@@ -69,6 +71,8 @@ def from_yaml(f: Fields, base: Path) -> ImageSource | None:
         f.problem(f"{problem}; fix 'path' (relative paths are relative to kernels.yaml)")
     modules = (base / raw_mods).expanduser().resolve() if raw_mods else None
     if modules is not None and not (modules / "kernel").is_dir():
-        f.problem(f"modules directory {modules} has no kernel/ subdirectory; "
-                  "point it at .../lib/modules/<release> (make modules_install INSTALL_MOD_PATH=...)")
+        f.problem(
+            f"modules directory {modules} has no kernel/ subdirectory; "
+            "point it at .../lib/modules/<release> (make modules_install INSTALL_MOD_PATH=...)"
+        )
     return ImageSource(path, modules)

@@ -30,7 +30,9 @@ class AccelChoice:
     reason: str
 
 
-def kvm_usable(dev: Path = Path("/dev/kvm"), cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[bool, str]:
+def kvm_usable(
+    dev: Path = Path("/dev/kvm"), cpuinfo: Path = Path("/proc/cpuinfo")
+) -> tuple[bool, str]:
     """Whether KVM can run a normal guest here, with the reason either way."""
     if not dev.exists():
         return False, f"{dev} does not exist"

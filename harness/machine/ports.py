@@ -31,11 +31,14 @@ def free_port(port_range: tuple[int, int] | None = None, avoid: set[int] | None 
             port = _try_bind(0)
             if port is not None and port not in avoid:
                 return port
-        raise NoFreePort("the kernel gave no free TCP port on 127.0.0.1; "
-                         "check `ss -tln` for exhaustion")
+        raise NoFreePort(
+            "the kernel gave no free TCP port on 127.0.0.1; check `ss -tln` for exhaustion"
+        )
     low, high = port_range
     for port in range(low, high + 1):
         if port not in avoid and _try_bind(port) is not None:
             return port
-    raise NoFreePort(f"no free TCP port on 127.0.0.1 in {low}-{high}; stop what holds them "
-                     "(`ss -tlnp`) or widen the range")
+    raise NoFreePort(
+        f"no free TCP port on 127.0.0.1 in {low}-{high}; stop what holds them "
+        "(`ss -tlnp`) or widen the range"
+    )

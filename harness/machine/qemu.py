@@ -63,8 +63,9 @@ class BootInfo:
     release: str
 
 
-def qemu_command(cfg: MachineConfig, ssh_port: int, nonce: str,
-                 monitor: Path | None = None) -> list[str]:
+def qemu_command(
+    cfg: MachineConfig, ssh_port: int, nonce: str, monitor: Path | None = None
+) -> list[str]:
     """The full QEMU argv for ``cfg``: change how guests start here and only here."""
     kvm = cfg.accel.accel is Accel.KVM
     cpus = max(cfg.cpus, cfg.numa_nodes)
@@ -74,16 +75,37 @@ def qemu_command(cfg: MachineConfig, ssh_port: int, nonce: str,
     if cfg.cmdline:
         append += f" {cfg.cmdline}"
     argv = [
-        cfg.qemu_binary, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-machine", "q35", "-accel", "kvm" if kvm else "tcg",
-        "-cpu", "host" if kvm else "max",
-        "-m", f"{cfg.memory_mib}M",
-        "-smp", f"{cpus},sockets={cfg.numa_nodes},cores={cpus // cfg.numa_nodes},threads=1",
+        cfg.qemu_binary,
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-machine",
+        "q35",
+        "-accel",
+        "kvm" if kvm else "tcg",
+        "-cpu",
+        "host" if kvm else "max",
+        "-m",
+        f"{cfg.memory_mib}M",
+        "-smp",
+        f"{cpus},sockets={cfg.numa_nodes},cores={cpus // cfg.numa_nodes},threads=1",
         *_numa_args(cfg.memory_mib, cpus, cfg.numa_nodes),
-        "-kernel", str(cfg.vmlinuz), "-initrd", str(cfg.initrd), "-append", append,
-        "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
-        "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
-        "-device", "virtio-net-pci,netdev=net0",
+        "-kernel",
+        str(cfg.vmlinuz),
+        "-initrd",
+        str(cfg.initrd),
+        "-append",
+        append,
+        "-chardev",
+        "stdio,id=con,signal=off",
+        "-serial",
+        "chardev:con",
+        "-netdev",
+        f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        "-device",
+        "virtio-net-pci,netdev=net0",
     ]
     if monitor is not None:
         argv += ["-monitor", f"unix:{monitor},server=on,wait=off"]
@@ -100,8 +122,12 @@ def _numa_args(memory_mib: int, cpus: int, nodes: int) -> list[str]:
         size = per_node if n < nodes - 1 else memory_mib - per_node * (nodes - 1)
         first = n * per_cpu
         cpu_list = str(first) if per_cpu == 1 else f"{first}-{first + per_cpu - 1}"
-        args += ["-object", f"memory-backend-ram,id=m{n},size={size}M",
-                 "-numa", f"node,nodeid={n},cpus={cpu_list},memdev=m{n}"]
+        args += [
+            "-object",
+            f"memory-backend-ram,id=m{n},size={size}M",
+            "-numa",
+            f"node,nodeid={n},cpus={cpu_list},memdev=m{n}",
+        ]
     return args
 
 
@@ -141,8 +167,10 @@ class QemuMachine:
             tried.add(port)
             if self._spawn(port):
                 return port
-        raise InfraError(f"QEMU could not forward any of ports {sorted(tried)}; "
-                         f"see {self.boot_dir / 'console.log'}")
+        raise InfraError(
+            f"QEMU could not forward any of ports {sorted(tried)}; "
+            f"see {self.boot_dir / 'console.log'}"
+        )
 
     def _spawn(self, port: int) -> bool:
         self.port = port
@@ -150,8 +178,13 @@ class QemuMachine:
         self._sockdir = Path(tempfile.mkdtemp(prefix="kharness-"))
         self.argv = qemu_command(self.cfg, port, self.nonce, self._sockdir / "monitor")
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
-        self.child = pexpect.spawn(self.argv[0], self.argv[1:], preexec_fn=_die_with_parent,
-                                   echo=False, dimensions=(50, 200))
+        self.child = pexpect.spawn(
+            self.argv[0],
+            self.argv[1:],
+            preexec_fn=_die_with_parent,
+            echo=False,
+            dimensions=(50, 200),
+        )
         self.console = ConsoleWatcher(self.child, self.boot_dir / "console.log")
         time.sleep(0.05)
         if self.console.wait_for(re.escape(_HOSTFWD_BUSY), timeout=0.3) or (
@@ -164,8 +197,9 @@ class QemuMachine:
     def wait_ready(self, timeout: float, started: float) -> BootInfo | None:
         """Wait for this boot's ready line; None if the kernel died or time ran out."""
         assert self.console is not None
-        m = self.console.wait_for(_READY.replace(rb"(\S+)", re.escape(self.nonce.encode()), 1),
-                                  timeout)
+        m = self.console.wait_for(
+            _READY.replace(rb"(\S+)", re.escape(self.nonce.encode()), 1), timeout
+        )
         if not m:
             return None
         return BootInfo(self.port, time.monotonic() - started, int(m.group(1)), m.group(2).decode())

@@ -17,8 +17,9 @@ DEBIAN_612 = '{package: "linux-image-6.12.*-amd64-unsigned", suite: bookworm-sec
 
 def harness_qemus() -> set[int]:
     """PIDs of QEMU processes started by a harness (they carry harness.nonce)."""
-    out = subprocess.run(["pgrep", "-f", "qemu-system.*harness.nonce"], capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        ["pgrep", "-f", "qemu-system.*harness.nonce"], capture_output=True, text=True, check=False
+    ).stdout
     return {int(p) for p in out.split()}
 
 

@@ -23,9 +23,24 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def test_boot_runs_a_command_in_the_guest(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "harness", "boot", "debian-6.12", "--results-dir", str(tmp_path),
-         "--command", "cat /proc/cmdline; cat /sys/devices/system/node/online; ls /opt/tests"],
-        cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "boot",
+            "debian-6.12",
+            "--results-dir",
+            str(tmp_path),
+            "--command",
+            "cat /proc/cmdline; cat /sys/devices/system/node/online; ls /opt/tests",
+        ],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "harness.nonce=" in proc.stdout
     assert "0-1\n" in proc.stdout, "the default tests need two NUMA nodes"
@@ -34,11 +49,23 @@ def test_boot_runs_a_command_in_the_guest(tmp_path: Path) -> None:
 
 
 def test_kernels_lists_and_errors_cleanly() -> None:
-    ok = subprocess.run([sys.executable, "-m", "harness", "kernels"], cwd=REPO,
-                        capture_output=True, text=True, timeout=60, check=False)
+    ok = subprocess.run(
+        [sys.executable, "-m", "harness", "kernels"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0 and "debian-6.12" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "harness", "kernels", "--kernel", "nope"],
-                         cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "harness", "kernels", "--kernel", "nope"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 2
     assert bad.stderr.startswith("kharness: error: --kernel nope: not in")
     assert "Traceback" not in bad.stderr
@@ -48,9 +75,22 @@ def test_kernels_lists_and_errors_cleanly() -> None:
 def test_signal_stops_the_guest(tmp_path: Path, sig: signal.Signals) -> None:
     before = harness_qemus()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "boot", "debian-6.12", "--results-dir", str(tmp_path),
-         "--command", "sleep 300"], cwd=REPO, env=_env(tmp_path), stderr=subprocess.PIPE,
-        text=True)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "boot",
+            "debian-6.12",
+            "--results-dir",
+            str(tmp_path),
+            "--command",
+            "sleep 300",
+        ],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         for line in proc.stderr:

@@ -23,17 +23,29 @@ def _summary(project: pytest.Pytester) -> dict:
 
 
 def test_outcomes_recovery_and_evidence(project: pytest.Pytester) -> None:
-    add_tests(project, "broken", "hang", "pass_after_hang", "fails", "skips", "xfails",
-              "uffd_api_unknown_feature")
-    write_kernels(project, f"""
+    add_tests(
+        project,
+        "broken",
+        "hang",
+        "pass_after_hang",
+        "fails",
+        "skips",
+        "xfails",
+        "uffd_api_unknown_feature",
+    )
+    write_kernels(
+        project,
+        f"""
         kernels:
           - name: d612
             debian: {DEBIAN_612}
             expect:
               xfails: {{outcome: fail, reason: "known to fail here"}}
-    """)
-    result = project.runpytest_subprocess("guest-tests", "-v", "-rA", "--results-dir=res",
-                                          "--junitxml=junit.xml", timeout=600)
+    """,
+    )
+    result = project.runpytest_subprocess(
+        "guest-tests", "-v", "-rA", "--results-dir=res", "--junitxml=junit.xml", timeout=600
+    )
     result.assert_outcomes(passed=2, failed=2, skipped=1, xfailed=1, errors=1)
     out = result.stdout.str()
     assert "guest-tests/c/uffd_api_unknown_feature.c::d612 PASSED" in out
@@ -56,8 +68,10 @@ def test_outcomes_recovery_and_evidence(project: pytest.Pytester) -> None:
     boot1 = evidence.parent / "boot-1"
     assert "HARNESS-READY" in (boot1 / "console.log").read_text()
     assert "qemu-system-x86_64" in (boot1 / "qemu-cmdline.txt").read_text()
-    assert "Show Blocked State" in (evidence.parent / "hang" / "console.txt").read_text() or \
-        "sysrq" in (evidence.parent / "hang" / "console.txt").read_text().lower()
+    assert (
+        "Show Blocked State" in (evidence.parent / "hang" / "console.txt").read_text()
+        or "sysrq" in (evidence.parent / "hang" / "console.txt").read_text().lower()
+    )
 
     cases = list(ET.parse(project.path / "junit.xml").getroot().iter("testcase"))
     uffd = next(c for c in cases if "uffd_api_unknown_feature" in c.get("classname", ""))
@@ -74,13 +88,16 @@ def test_outcomes_recovery_and_evidence(project: pytest.Pytester) -> None:
 
 def test_kernel_that_panics_at_boot_errors_every_test_once(project: pytest.Pytester) -> None:
     add_tests(project, "pass_after_hang", "skips")
-    write_kernels(project, f"""
+    write_kernels(
+        project,
+        f"""
         kernels:
           - name: broken-boot
             debian: {DEBIAN_612}
             cmdline: rdinit=/does-not-exist root=/dev/nowhere
             timeouts: {{boot: 120}}
-    """)
+    """,
+    )
     result = project.runpytest_subprocess("guest-tests", "--results-dir=res", timeout=300)
     result.assert_outcomes(errors=2)
     out = result.stdout.str()
@@ -103,11 +120,14 @@ def test_bad_kernels_yaml_is_one_clear_usage_error(project: pytest.Pytester) -> 
 
 def test_unknown_package_pattern_errors_that_kernel_only(project: pytest.Pytester) -> None:
     add_tests(project, "pass_after_hang")
-    write_kernels(project, f"""
+    write_kernels(
+        project,
+        f"""
         kernels:
           - {{name: nosuch, debian: {{package: "linux-image-9.99.*-amd64", suite: bookworm}}}}
           - {{name: d612, debian: {DEBIAN_612}}}
-    """)
+    """,
+    )
     result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rA", timeout=300)
     result.assert_outcomes(passed=1, errors=1)
     assert "no package in bookworm matches 'linux-image-9.99.*-amd64'" in result.stdout.str()
@@ -122,18 +142,22 @@ def test_no_free_port_is_an_error_not_a_hang(project: pytest.Pytester) -> None:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rA",
-                                              f"--port-range={port}-{port}", timeout=120)
+        result = project.runpytest_subprocess(
+            "guest-tests", "--results-dir=res", "-rA", f"--port-range={port}-{port}", timeout=120
+        )
     result.assert_outcomes(errors=1)
     assert f"no free TCP port on 127.0.0.1 in {port}-{port}" in result.stdout.str()
 
 
 def test_unmet_numa_need_skips_with_the_reason(project: pytest.Pytester) -> None:
     add_tests(project, "uffd_move_swap_pmd")
-    write_kernels(project, f"""
+    write_kernels(
+        project,
+        f"""
         kernels:
           - {{name: no-numa, debian: {DEBIAN_612}, cmdline: numa=off}}
-    """)
+    """,
+    )
     result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rs", timeout=300)
     result.assert_outcomes(skipped=1)
     assert "needs 2 NUMA nodes, the guest has 1" in result.stdout.str()

@@ -36,7 +36,10 @@ def _problems(tmp_path: Path, text: str) -> str:
 
 def test_full_entry_is_read(tmp_path: Path) -> None:
     _bzimage(tmp_path / "bzImage")
-    specs = load_kernels(_write(tmp_path, """
+    specs = load_kernels(
+        _write(
+            tmp_path,
+            """
         kernels:
           - name: mine
             image: bzImage
@@ -50,7 +53,9 @@ def test_full_entry_is_read(tmp_path: Path) -> None:
               uffd_move_swap_pmd.c: {outcome: oops, reason: known BUG}
           - name: deb
             debian: {package: "linux-image-6.12.*-amd64-unsigned", suite: bookworm-security}
-    """))
+    """,
+        )
+    )
     mine, deb = specs
     assert mine.source == ImageSource(tmp_path / "bzImage")
     assert (mine.memory_mib, mine.cpus, mine.accel) == (3072, 4, Accel.TCG)
@@ -61,15 +66,22 @@ def test_full_entry_is_read(tmp_path: Path) -> None:
 
 
 def test_shorthand_debian(tmp_path: Path) -> None:
-    (spec,) = load_kernels(_write(tmp_path, """
+    (spec,) = load_kernels(
+        _write(
+            tmp_path,
+            """
         kernels:
           - {name: d, debian: "linux-image-6.1.0-*-amd64-unsigned"}
-    """))
+    """,
+        )
+    )
     assert spec.source == DebianSource("linux-image-6.1.0-*-amd64-unsigned")
 
 
 def test_every_problem_reported_at_once(tmp_path: Path) -> None:
-    text = _problems(tmp_path, """
+    text = _problems(
+        tmp_path,
+        """
         kernels:
           - name: a
             image: missing-bzImage
@@ -79,7 +91,8 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
             debian: {package: "linux-image-6.12.*"}
           - name: b
             accel: warp
-    """)
+    """,
+    )
     assert "kernel #1 (a): image: " in text and "missing-bzImage does not exist" in text
     assert "unknown key 'memroy'; did you mean 'memory'?" in text
     assert "'cpus' must be an integer, got str 'two'" in text
@@ -89,21 +102,31 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
     assert text.startswith(str(tmp_path / "kernels.yaml"))
 
 
-@pytest.mark.parametrize(("yaml_text", "message"), [
-    ("kernels: [", "not valid YAML"),
-    ("- a\n- b\n", "must be a mapping"),
-    ("kernels: []\n", "'kernels' is empty"),
-    ("kernel: []\n", "missing required key 'kernels'"),
-    ("kernels:\n  - name: 'bad name'\n    debian: linux-image-x\n", "may hold only letters"),
-    ("kernels:\n  - name: x\n    debian: {package: vim}\n", "is not a kernel package"),
-    ("kernels:\n  - name: x\n    debian: linux-image-x\n    memory: lots\n", "size 'lots'"),
-    ("kernels:\n  - name: x\n    debian: linux-image-x\n    timeouts: {boot: -1}\n",
-     "must be a positive number"),
-    ("kernels:\n  - name: x\n    debian: linux-image-x\n    expect: {t: {outcome: pass, reason: r}}\n",
-     "outcome 'pass' cannot be expected"),
-    ("kernels:\n  - name: x\n    debian: linux-image-x\n    expect: {t: {outcome: fail}}\n",
-     "missing required key 'reason'"),
-])
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("kernels: [", "not valid YAML"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("kernels: []\n", "'kernels' is empty"),
+        ("kernel: []\n", "missing required key 'kernels'"),
+        ("kernels:\n  - name: 'bad name'\n    debian: linux-image-x\n", "may hold only letters"),
+        ("kernels:\n  - name: x\n    debian: {package: vim}\n", "is not a kernel package"),
+        ("kernels:\n  - name: x\n    debian: linux-image-x\n    memory: lots\n", "size 'lots'"),
+        (
+            "kernels:\n  - name: x\n    debian: linux-image-x\n    timeouts: {boot: -1}\n",
+            "must be a positive number",
+        ),
+        (
+            "kernels:\n  - name: x\n    debian: linux-image-x\n"
+            "    expect: {t: {outcome: pass, reason: r}}\n",
+            "outcome 'pass' cannot be expected",
+        ),
+        (
+            "kernels:\n  - name: x\n    debian: linux-image-x\n    expect: {t: {outcome: fail}}\n",
+            "missing required key 'reason'",
+        ),
+    ],
+)
 def test_single_mistakes(tmp_path: Path, yaml_text: str, message: str) -> None:
     assert message in _problems(tmp_path, yaml_text)
 
@@ -111,11 +134,14 @@ def test_single_mistakes(tmp_path: Path, yaml_text: str, message: str) -> None:
 def test_image_that_is_not_a_kernel(tmp_path: Path) -> None:
     (tmp_path / "vmlinux").write_bytes(b"\x7fELF" + b"\0" * 600)
     (tmp_path / "notes.txt").write_text("hello" * 200)
-    text = _problems(tmp_path, """
+    text = _problems(
+        tmp_path,
+        """
         kernels:
           - {name: elf, image: vmlinux}
           - {name: txt, image: {path: notes.txt, modules: nowhere}}
-    """)
+    """,
+    )
     assert "is an ELF vmlinux, not a bootable image; use arch/x86/boot/bzImage" in text
     assert "is not an x86 bzImage" in text
     assert "modules directory" in text and "has no kernel/ subdirectory" in text

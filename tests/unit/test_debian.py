@@ -29,9 +29,12 @@ INDEX = [
     _pkg("linux-image-6.12.117+deb12-rt-amd64-unsigned", "6.12.117-1~deb12u1"),
     _pkg("linux-image-6.1.0-9-amd64-unsigned", "6.1.27-1"),
     _pkg("linux-image-6.1.0-10-amd64-unsigned", "6.1.38-1"),
-    _pkg("linux-image-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1",
-         "linux-base, linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), "
-         "linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)"),
+    _pkg(
+        "linux-image-7.3.4+deb13-amd64",
+        "7.3.4-1~bpo13+1",
+        "linux-base, linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), "
+        "linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)",
+    ),
     _pkg("linux-image-7.3.4+deb13-amd64-dbg", "7.3.4-1~bpo13+1"),
 ]
 
@@ -41,7 +44,8 @@ def test_star_stays_inside_one_dash_part() -> None:
     assert rx.match("linux-image-6.12.117+deb12-amd64-unsigned")
     assert not rx.match("linux-image-6.12.117+deb12-cloud-amd64-unsigned")
     assert pattern_regex("linux-image-**-amd64-unsigned").match(
-        "linux-image-6.12.117+deb12-cloud-amd64-unsigned")
+        "linux-image-6.12.117+deb12-cloud-amd64-unsigned"
+    )
 
 
 def test_newest_version_wins_by_debian_ordering() -> None:
@@ -63,8 +67,10 @@ def test_ambiguous_pattern_lists_the_candidates() -> None:
 
 
 def test_split_layout_follows_exact_dependencies() -> None:
-    assert split_parts(INDEX[6]) == [("linux-binary-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
-                                     ("linux-modules-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1")]
+    assert split_parts(INDEX[6]) == [
+        ("linux-binary-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
+        ("linux-modules-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
+    ]
     assert split_parts(INDEX[0]) == []
 
 
@@ -72,29 +78,41 @@ def test_apt_sources_both_formats(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list").write_text(
         "# comment\ndeb [arch=amd64] http://ftp.example.org/debian/ bookworm main\n"
-        "deb-src http://ftp.example.org/debian bookworm main\n")
+        "deb-src http://ftp.example.org/debian bookworm main\n"
+    )
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n"
         "Components: main\n\nTypes: deb\nURIs: https://deb.nodesource.com/node_20.x\n"
-        "Suites: nodistro\n")
+        "Suites: nodistro\n"
+    )
     sources = read_apt_sources(tmp_path)
-    assert sources == [AptSource("http://ftp.example.org/debian", ("bookworm",)),
-                       AptSource("http://deb.debian.org/debian-security", ("bookworm-security",))]
+    assert sources == [
+        AptSource("http://ftp.example.org/debian", ("bookworm",)),
+        AptSource("http://deb.debian.org/debian-security", ("bookworm-security",)),
+    ]
     assert mirror_for("bookworm-security", sources) == "http://deb.debian.org/debian-security"
     assert mirror_for("trixie-backports", sources) == "http://ftp.example.org/debian"
     assert mirror_for("trixie-security", sources) == "http://deb.debian.org/debian-security"
 
 
 def test_release_sha256_lookup() -> None:
-    release = ("Origin: Debian\nMD5Sum:\n 0123 10 main/binary-amd64/Packages.xz\nSHA256:\n"
-               " abcd 99 main/binary-amd64/Packages.gz\n"
-               " beef 100 main/binary-amd64/Packages.xz\n")
+    release = (
+        "Origin: Debian\nMD5Sum:\n 0123 10 main/binary-amd64/Packages.xz\nSHA256:\n"
+        " abcd 99 main/binary-amd64/Packages.gz\n"
+        " beef 100 main/binary-amd64/Packages.xz\n"
+    )
     assert index_sha256(release) == "beef"
 
 
 def test_packages_paragraphs() -> None:
-    text = ("Package: linux-image-x\nVersion: 1.0\nFilename: pool/x.deb\nSize: 5\nSHA256: aa\n"
-            "Depends: a (= 1)\n\nPackage: nofile\nVersion: 1\n")
+    text = (
+        "Package: linux-image-x\nVersion: 1.0\nFilename: pool/x.deb\nSize: 5\nSHA256: aa\n"
+        "Depends: a (= 1)\n\nPackage: nofile\nVersion: 1\n"
+    )
     (entry,) = _entries(text, "http://m", "s")
     assert (entry.name, entry.version, entry.sha256, entry.depends) == (
-        "linux-image-x", "1.0", "aa", "a (= 1)")
+        "linux-image-x",
+        "1.0",
+        "aa",
+        "a (= 1)",
+    )

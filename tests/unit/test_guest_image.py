@@ -19,8 +19,9 @@ def test_cpio_is_read_back_by_gnu_cpio(tmp_path: Path) -> None:
     a.add_dir("root/.ssh", 0o700)
     archive = tmp_path / "a.cpio"
     archive.write_bytes(a.getvalue())
-    out = subprocess.run(["cpio", "-itv"], stdin=archive.open("rb"), capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["cpio", "-itv"], stdin=archive.open("rb"), capture_output=True, text=True, check=True
+    ).stdout
     assert "etc/x/hello" in out and "bin/sh -> busybox" in out
     assert "drwx------" in out.split("root/.ssh")[0].splitlines()[-1]
     subprocess.run(["cpio", "-idm", "--quiet"], stdin=archive.open("rb"), cwd=tmp_path, check=True)
@@ -49,8 +50,9 @@ def test_dependencies_load_first_and_builtins_are_skipped(tmp_path: Path) -> Non
     _fake_module(mods / "kernel/drivers/net/net_failover.ko.xz", "failover", True)
     _fake_module(mods / "kernel/net/core/failover.ko", "", False)
     _fake_module(mods / "kernel/drivers/virtio/virtio_ring.ko", "", False)
-    (mods / "modules.builtin").write_text("kernel/drivers/virtio/virtio_ring.ko\n"
-                                          "kernel/drivers/virtio/virtio_pci.ko\n")
+    (mods / "modules.builtin").write_text(
+        "kernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/virtio/virtio_pci.ko\n"
+    )
     names = [m.name for m in resolve_modules(mods)]
     assert names == ["failover", "net_failover", "virtio_net"]
     assert all(m.data.startswith(b"\x7fELF") for m in resolve_modules(mods))

@@ -21,31 +21,42 @@ ok 3 - second call refused # SKIP no /dev/userfaultfd
 def test_ktap_counts_and_failure_context() -> None:
     k = parse_ktap(KTAP)
     assert (k.planned, k.passed, k.skipped) == (3, 1, 1)
-    assert k.failures == ("# expected EINVAL, got 0 (features 0x8000000000000000)\n"
-                          "not ok 2 - bit 63 refused",)
+    assert k.failures == (
+        "# expected EINVAL, got 0 (features 0x8000000000000000)\nnot ok 2 - bit 63 refused",
+    )
     assert "# totals: pass:1 fail:1 skip:1" in k.diagnostics
 
 
 def test_ktap_whole_skip_and_bail() -> None:
     assert parse_ktap("TAP version 13\n1..0 # SKIP no UFFD_FEATURE_MOVE\n").skip_reason == (
-        "no UFFD_FEATURE_MOVE")
+        "no UFFD_FEATURE_MOVE"
+    )
     bailed = parse_ktap("1..4\nok 1 - a\nBail out! mmap failed (errno 12)\n")
     assert bailed.bailed_out and bailed.failures == ("Bail out! mmap failed (errno 12)",)
 
 
-@pytest.mark.parametrize(("facts", "outcome", "summary"), [
-    (RunFacts(0, ktap=parse_ktap("1..1\nok 1 - x\n")), Outcome.PASS, "pass"),
-    (RunFacts(1, ktap=parse_ktap(KTAP)), Outcome.FAIL, "fail: # expected EINVAL"),
-    (RunFacts(0, ktap=parse_ktap(KTAP)), Outcome.FAIL, "exit 0 but KTAP reports failures"),
-    (RunFacts(4, ktap=parse_ktap("1..0 # SKIP no NUMA\n")), Outcome.SKIP, "no NUMA"),
-    (RunFacts(4), Outcome.SKIP, "without saying why"),
-    (RunFacts(0, reports=("WARNING in zap_pte_range",)), Outcome.OOPS,
-     "oops: WARNING in zap_pte_range"),
-    (RunFacts(None, timed_out=True), Outcome.HANG, "hang"),
-    (RunFacts(None, timed_out=True, kernel_died=True, reports=("kernel BUG in f",)),
-     Outcome.PANIC, "panic: kernel BUG in f"),
-    (RunFacts(139), Outcome.FAIL, "unexpected exit code 139"),
-])
+@pytest.mark.parametrize(
+    ("facts", "outcome", "summary"),
+    [
+        (RunFacts(0, ktap=parse_ktap("1..1\nok 1 - x\n")), Outcome.PASS, "pass"),
+        (RunFacts(1, ktap=parse_ktap(KTAP)), Outcome.FAIL, "fail: # expected EINVAL"),
+        (RunFacts(0, ktap=parse_ktap(KTAP)), Outcome.FAIL, "exit 0 but KTAP reports failures"),
+        (RunFacts(4, ktap=parse_ktap("1..0 # SKIP no NUMA\n")), Outcome.SKIP, "no NUMA"),
+        (RunFacts(4), Outcome.SKIP, "without saying why"),
+        (
+            RunFacts(0, reports=("WARNING in zap_pte_range",)),
+            Outcome.OOPS,
+            "oops: WARNING in zap_pte_range",
+        ),
+        (RunFacts(None, timed_out=True), Outcome.HANG, "hang"),
+        (
+            RunFacts(None, timed_out=True, kernel_died=True, reports=("kernel BUG in f",)),
+            Outcome.PANIC,
+            "panic: kernel BUG in f",
+        ),
+        (RunFacts(139), Outcome.FAIL, "unexpected exit code 139"),
+    ],
+)
 def test_classify(facts: RunFacts, outcome: Outcome, summary: str) -> None:
     verdict = classify(facts)
     assert verdict.outcome is outcome
@@ -53,8 +64,10 @@ def test_classify(facts: RunFacts, outcome: Outcome, summary: str) -> None:
 
 
 def test_a_crash_is_never_a_pass() -> None:
-    assert classify(RunFacts(0, reports=("BUG: kernel NULL pointer dereference in f",))).outcome \
+    assert (
+        classify(RunFacts(0, reports=("BUG: kernel NULL pointer dereference in f",))).outcome
         is Outcome.OOPS
+    )
 
 
 def test_taint_letters() -> None:

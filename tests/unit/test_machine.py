@@ -26,11 +26,18 @@ def _after(argv: list[str], flag: str) -> list[str]:
 def test_two_numa_nodes_one_socket_each() -> None:
     argv = qemu_command(_cfg(memory_mib=2048, cpus=2, numa_nodes=2, thp="always"), 4242, "n0nce")
     assert _after(argv, "-smp") == ["2,sockets=2,cores=1,threads=1"]
-    assert _after(argv, "-numa") == ["node,nodeid=0,cpus=0,memdev=m0", "node,nodeid=1,cpus=1,memdev=m1"]
-    assert _after(argv, "-object") == ["memory-backend-ram,id=m0,size=1024M",
-                                       "memory-backend-ram,id=m1,size=1024M"]
+    assert _after(argv, "-numa") == [
+        "node,nodeid=0,cpus=0,memdev=m0",
+        "node,nodeid=1,cpus=1,memdev=m1",
+    ]
+    assert _after(argv, "-object") == [
+        "memory-backend-ram,id=m0,size=1024M",
+        "memory-backend-ram,id=m1,size=1024M",
+    ]
     append = _after(argv, "-append")[0]
-    assert "panic=-1" in append and "harness.nonce=n0nce" in append and "harness.thp=always" in append
+    assert (
+        "panic=-1" in append and "harness.nonce=n0nce" in append and "harness.thp=always" in append
+    )
     assert "-no-reboot" in argv
     net = _after(argv, "-netdev")[0]
     assert "restrict=on" in net and "hostfwd=tcp:127.0.0.1:4242-:22" in net
@@ -72,7 +79,7 @@ def test_no_free_port_in_a_full_range() -> None:
             s.listen()
             held.append(s)
         ports = sorted(s.getsockname()[1] for s in held)
-        with pytest.raises(NoFreePort, match="no free TCP port on 127.0.0.1"):
+        with pytest.raises(NoFreePort, match=r"no free TCP port on 127\.0\.0\.1"):
             free_port((ports[0], ports[0]))
         assert free_port() not in ports
     finally:

@@ -24,20 +24,28 @@ def test_defaults_without_tags(tmp_path: Path) -> None:
 
 
 def test_all_tags(tmp_path: Path) -> None:
-    t = read_test(_c(tmp_path, " * @timeout: 120\n * @needs: numa-nodes=2 memory=2G thp=always\n"
-                               " * @expect-report: ^kernel BUG in move_pages"))
+    t = read_test(
+        _c(
+            tmp_path,
+            " * @timeout: 120\n * @needs: numa-nodes=2 memory=2G thp=always\n"
+            " * @expect-report: ^kernel BUG in move_pages",
+        )
+    )
     assert t.timeout == 120
     assert t.needs == Needs(2, 2048, "always")
     assert t.expect_report == "^kernel BUG in move_pages"
 
 
-@pytest.mark.parametrize(("header", "message"), [
-    (" * @timout: 5", "unknown header tag '@timout'"),
-    (" * @timeout: soon", "@timeout must be a positive number"),
-    (" * @needs: numa=2", "@needs token 'numa=2' is not understood"),
-    (" * @needs: thp=sometimes", "@needs token 'thp=sometimes'"),
-    (" * @expect-report: (unclosed", "not a valid regex"),
-])
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (" * @timout: 5", "unknown header tag '@timout'"),
+        (" * @timeout: soon", "@timeout must be a positive number"),
+        (" * @needs: numa=2", "@needs token 'numa=2' is not understood"),
+        (" * @needs: thp=sometimes", "@needs token 'thp=sometimes'"),
+        (" * @expect-report: (unclosed", "not a valid regex"),
+    ],
+)
 def test_bad_tags_name_file_and_line(tmp_path: Path, header: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         read_test(_c(tmp_path, header))
