@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pexpect
 
-_PANIC = re.compile(rb"Kernel panic - not syncing|---\[ end Kernel panic")
+from harness.oops.formats import panic_header
+
+_PANIC = re.compile(panic_header().encode())
 
 
 class ConsoleWatcher:

@@ -466,3 +466,12 @@ TORN = r"(?:<\d{1,3}>)?\[\s*\d+\.\d{6}\]"
 
 # Compiler-generated suffixes dropped from function names.
 FUNC_SUFFIX = r"\.(?:constprop|isra|part|cold|llvm|lto_priv|localalias)\b.*$"
+
+
+def panic_header() -> str:
+    """The regex that starts a PANIC report: what "the kernel died" means, in one place.
+
+    The console watcher uses it to stop waiting the moment a panic is printed;
+    the parser uses the same row to classify it.
+    """
+    return expand(next(f.header for f in FORMATS if f.type is ReportType.PANIC))

@@ -12,9 +12,13 @@ from harness.cache import cache_root
 from tests.integration.helpers import REPO, harness_qemus
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def no_qemu_left_behind() -> Iterator[None]:
-    """Every integration test must end with no QEMU of its own still running."""
+    """Every integration module must end with no QEMU of its own still running.
+
+    Module scope, because some modules share one booted guest across tests;
+    the function-level tests check their own QEMUs where it matters.
+    """
     before = harness_qemus()
     yield
     left = harness_qemus() - before

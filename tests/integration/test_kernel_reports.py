@@ -1,0 +1,119 @@
+"""Real kernel reports through the real harness: detect, title, attribute, recover.
+
+A small module (tests/data/oops/capture/harness_oops.c) is built against the
+Debian kernel's own headers and loaded into the guest; generated guest tests
+make it BUG, WARN, dereference NULL, lock up, hang a task, or crash the kernel
+through sysrq.  Each run must end with the right outcome and title, the next
+test must run on a fresh boot, and no QEMU may be left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_kernels, select
+from harness.outcome import Outcome
+from harness.results import new_run_dir
+from harness.runner import KernelGuest, new_context
+from harness.testdef import read_test
+from tests.integration.helpers import GUEST_DATA, REPO
+
+pytestmark = pytest.mark.boot
+CAPTURE = REPO / "tests" / "data" / "oops" / "capture"
+
+#: case -> (outcome, title regex)
+CASES = {
+    "warn": (Outcome.OOPS, r"^WARNING in harness_oops_warn$"),
+    "bug": (Outcome.OOPS, r"^kernel BUG in harness_oops_bug$"),
+    "null": (Outcome.OOPS, r"^BUG: kernel NULL pointer dereference in harness_oops_null$"),
+    "softlockup": (Outcome.OOPS, r"^BUG: soft lockup in harness_oops_softlockup$"),
+    "hung": (Outcome.OOPS, r"^INFO: task hung in harness_oops_"),
+    "sysrq": (Outcome.PANIC, r"^Kernel panic: sysrq triggered crash$"),
+}
+
+
+def _headers(release: str) -> Path:
+    """Debian's headers for ``release``, installed with apt-get if need be (root)."""
+    path = Path(f"/usr/src/linux-headers-{release}")
+    if path.is_dir():
+        return path
+    if os.geteuid() != 0:
+        pytest.skip(f"needs linux-headers-{release}: apt-get install linux-headers-{release}")
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", f"linux-headers-{release}"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory: pytest.TempPathFactory) -> KernelGuest:
+    """A 6.12 guest whose tests are one trigger program per case."""
+    work = tmp_path_factory.mktemp("oops")
+    shutil.copy(GUEST_DATA / "oops_trigger.h", work)
+    for case in [*CASES, "expected_warn"]:
+        body = f'#define CASE "{case.removeprefix("expected_")}"\n#include "oops_trigger.h"\n'
+        if case == "expected_warn":
+            body = "/*\n * @expect-report: ^WARNING in harness_oops_warn$\n */\n" + body
+        (work / f"trig_{case}.c").write_text(body)
+    shutil.copy(GUEST_DATA / "pass_after_hang.c", work)
+    tests = [read_test(p) for p in sorted(work.glob("*.c"))]
+    spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12"], REPO)[0]
+    ctx = new_context(new_run_dir(work / "results"), tests, log=lambda _t: None)
+    kernel_guest = KernelGuest(spec, ctx, tests)
+    assert kernel_guest.prepare() is None
+    assert kernel_guest.image is not None and kernel_guest.image.release
+    build = work / "module"
+    shutil.copytree(CAPTURE, build, ignore=shutil.ignore_patterns("*.sh", "*.txt", "*.md"))
+    subprocess.run(
+        ["make", "-s", "-C", str(_headers(kernel_guest.image.release)), f"M={build}", "modules"],
+        check=True,
+        capture_output=True,
+    )
+    kernel_guest.module = build / "harness_oops.ko"  # type: ignore[attr-defined]
+    yield kernel_guest
+    kernel_guest.shutdown()
+
+
+def _run(guest: KernelGuest, name: str):
+    assert guest.ensure_booted() is None
+    assert guest.session is not None
+    guest.session.push_file(guest.module, "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
+    loaded = guest.session.run("insmod /tmp/harness_oops.ko", 30)
+    assert loaded.exit_code == 0, loaded.stderr
+    return guest.run(next(t for t in guest.tests if t.name == name))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_report_is_detected_titled_and_recovered(guest: KernelGuest, case: str) -> None:
+    outcome, title = CASES[case]
+    run = _run(guest, f"trig_{case}")
+    assert run.verdict.outcome is outcome, run.verdict
+    assert run.reports, "the report must be attributed to the test"
+    assert re.search(title, run.reports[0].title), run.reports[0].title
+    assert run.result is not None and run.verdict.summary.startswith(outcome.value)
+    if outcome is Outcome.PANIC:
+        assert run.seconds < 60, "a panic must end the test at once, not at its timeout"
+    # the kernel is not trusted after a report: the next test gets a fresh boot
+    after = guest.run(next(t for t in guest.tests if t.name == "pass_after_hang"))
+    assert after.verdict.outcome is Outcome.PASS
+    assert after.boot == run.boot + 1
+
+
+def test_expected_report_passes(guest: KernelGuest) -> None:
+    run = _run(guest, "trig_expected_warn")
+    assert run.verdict.outcome is Outcome.PASS, run.verdict
+    assert "expected kernel report seen" in run.verdict.summary
+
+
+def test_module_load_is_not_blamed_on_a_test(guest: KernelGuest) -> None:
+    run = _run(guest, "pass_after_hang")
+    assert run.verdict.outcome is Outcome.PASS
+    assert run.new_taint == 0, "the out-of-tree module's taint came before the test"
