@@ -50,33 +50,31 @@ def floor_once(cfg: MachineConfig) -> float:
     return seconds
 
 
-def floor(guest: KernelGuest, runs: int) -> list[float]:
-    """The floor, measured ``runs`` times with a poweroff initrd."""
+def floor_config(guest: KernelGuest, tmp: Path) -> MachineConfig:
+    """The guest's own machine config with a poweroff-at-once initrd."""
     cfg = guest.machine_config()
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = CpioArchive()
-        archive.add_file("bin/busybox", Path("/bin/busybox").read_bytes(), 0o755)
-        archive.add_file("init", POWEROFF_INIT, 0o755)
-        initrd = Path(tmp) / "poweroff.cpio"
-        initrd.write_bytes(archive.getvalue())
-        cfg = MachineConfig(
-            cfg.vmlinuz,
-            initrd,
-            cfg.accel,
-            cfg.memory_mib,
-            cfg.cpus,
-            cfg.numa_nodes,
-            cfg.cmdline,
-            cfg.thp,
-        )
-        return [floor_once(cfg) for _ in range(runs)]
+    archive = CpioArchive()
+    archive.add_file("bin/busybox", Path("/bin/busybox").read_bytes(), 0o755)
+    archive.add_file("init", POWEROFF_INIT, 0o755)
+    initrd = tmp / "poweroff.cpio"
+    initrd.write_bytes(archive.getvalue())
+    return MachineConfig(
+        cfg.vmlinuz,
+        initrd,
+        cfg.accel,
+        cfg.memory_mib,
+        cfg.cpus,
+        cfg.numa_nodes,
+        cfg.cmdline,
+        cfg.thp,
+    )
 
 
 def main() -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kernel", default="debian-6.12")
-    parser.add_argument("--runs", type=int, default=3, help="boots per measurement")
+    parser.add_argument("--runs", type=int, default=5, help="boots per measurement")
     parser.add_argument("--warm", type=int, default=20, help="warm trivial-test runs")
     args = parser.parse_args()
 
@@ -100,9 +98,11 @@ def main() -> int:
         choice = accel.choose(spec.accel)
         print(f"kernel {args.kernel}: {guest.image.origin if guest.image else '?'}")
         print(f"accelerator: {choice.accel.value} ({choice.reason})")
-        floors = floor(guest, args.runs)
-        ready, first = [], []
-        for _ in range(args.runs):
+        # Interleaved, so that load from elsewhere hits floor and harness alike.
+        floor_cfg = floor_config(guest, Path(tmp))
+        floors, ready, first = [], [], []
+        for round_ in range(args.runs):
+            floors.append(floor_once(floor_cfg))
             started = time.monotonic()
             if guest.ensure_booted() is not None:
                 print(f"boot failed: {guest.setup_error}")
@@ -110,9 +110,8 @@ def main() -> int:
             ready.append(time.monotonic() - started)
             run = guest.run(tests[0])
             first.append(time.monotonic() - started)
-            if _ == args.runs - 1:
-                break
-            guest.shutdown()
+            if round_ < args.runs - 1:
+                guest.shutdown()
         warm = [guest.run(tests[1]).seconds for _ in range(args.warm)]
         guest.shutdown()
     _report(floors, ready, first, warm, run.verdict.outcome.value)
