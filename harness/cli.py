@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = [
         str(ROOT / "guest-tests"),
         "-v",
-        "-rA",
+        "-ra",
         f"--run-dir={run_dir}",
         f"--junitxml={run_dir / 'junit.xml'}",
         f"--kernels-file={_kernels_file(args)}",
@@ -47,7 +47,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.accel:
         argv.append(f"--accel={args.accel}")
     print(f"results: {run_dir}")
-    return int(pytest.main(argv))
+    code = int(pytest.main(argv))
+    text = run_dir / "summary.txt"
+    if text.is_file():
+        print("\n" + text.read_text(), end="")
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render the reports of a results directory and print one of them."""
+    from harness.reporters import REPORTERS, load_summary, write_all
+
+    run_dir = Path(args.run_dir).resolve()
+    if not (run_dir / "summary.json").is_file():
+        raise UserError(
+            f"{run_dir} has no summary.json; pass a results directory such as results/latest"
+        )
+    write_all(load_summary(run_dir), run_dir)
+    print((run_dir / args.format).read_text(), end="")
+    return 0 if args.format in REPORTERS else 2
 
 
 def cmd_kernels(args: argparse.Namespace) -> int:
@@ -141,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--results-dir", help="base directory for results (default: results/)")
     boot.add_argument("--accel", choices=["auto", "kvm", "tcg"])
     boot.set_defaults(func=cmd_boot)
+
+    report = sub.add_parser("report", help="re-render a results directory's reports")
+    report.add_argument("run_dir", nargs="?", default=str(ROOT / "results" / "latest"))
+    report.add_argument("--format", choices=["summary.txt", "kcidb.json"], default="summary.txt")
+    report.set_defaults(func=cmd_report)
 
     for extra in _extra_subcommands():
         extra(sub)

@@ -32,6 +32,7 @@ from harness.errors import HarnessError
 from harness.machine.accel import Accel
 from harness.outcome import Outcome
 from harness.report import failure_text, summary_json
+from harness.reporters import write_all
 from harness.results import new_run_dir, write_json
 from harness.runner import KernelGuest, RunContext, TestRun, new_context
 from harness.testdef import GuestTest, read_test
@@ -259,7 +260,8 @@ class HarnessRun:
         """
         report = yield
         run = getattr(item, "result", None)
-        if isinstance(item, GuestItem) and run is not None and report.failed:
+        # call.excinfo is None for a strict XPASS: pytest's own text says it best
+        if isinstance(item, GuestItem) and run is not None and report.failed and call.excinfo:
             report.longrepr = GuestFailureRepr(run, item.path)
         return report
 
@@ -271,7 +273,9 @@ class HarnessRun:
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, self._old_sigterm)
         if self._ctx is not None:
-            write_json(self._ctx.results / "summary.json", summary_json(self.runs, self.guests))
+            summary = summary_json(self.runs, self.guests, self._ctx.results.name)
+            write_json(self._ctx.results / "summary.json", summary)
+            write_all(summary, self._ctx.results)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Say where the evidence is."""

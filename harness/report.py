@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.outcome import Outcome
+
 if TYPE_CHECKING:
+    from harness.oops import KernelReport
     from harness.runner import KernelGuest, TestRun
 
 _REPORT_LINES = 60
@@ -41,55 +44,63 @@ def taint_letters(value: int) -> str:
     return "".join(letters) or "-"
 
 
-def summary_json(runs: list[TestRun], guests: dict[str, KernelGuest]) -> dict[str, Any]:
-    """The machine-readable record of a run (summary.json)."""
+def summary_json(
+    runs: list[TestRun], guests: dict[str, KernelGuest], run_id: str = ""
+) -> dict[str, Any]:
+    """The machine-readable record of a run (summary.json).
+
+    It is plain data on purpose: the text and KCIDB reporters are built from it
+    alone, so a CI bot can regenerate them from a results directory later.
+    """
     counts: dict[str, int] = {}
     for run in runs:
         counts[run.verdict.outcome.value] = counts.get(run.verdict.outcome.value, 0) + 1
     return {
+        "run": run_id,
         "counts": counts,
         "reports_outside_tests": [
-            {
-                "kernel": o.kernel,
-                "boot": o.boot,
-                "when": o.when,
-                "type": o.report.type.value,
-                "title": o.report.title,
-                "guilty_frame": o.report.guilty_frame,
-            }
+            {"kernel": o.kernel, "boot": o.boot, "when": o.when, **_report(o.report)}
             for g in guests.values()
             for o in g.outside
         ],
-        "kernels": {
-            name: {
-                "source": g.spec.source.describe(),
-                "origin": g.image.origin if g.image else None,
-                "boots": g.boots,
-                "timings": g.timings.phases,
-                "boot_taint": g.boot_info.boot_taint if g.boot_info else None,
-            }
-            for name, g in guests.items()
-        },
-        "tests": [
-            {
-                "test": r.test,
-                "kernel": r.kernel,
-                "outcome": r.verdict.outcome.value,
-                "summary": r.verdict.summary,
-                "seconds": round(r.seconds, 3),
-                "boot": r.boot,
-                "evidence": str(r.directory),
-                "reports": [
-                    {
-                        "type": rep.type.value,
-                        "title": rep.title,
-                        "guilty_frame": rep.guilty_frame,
-                        "test": r.test,
-                        "kernel": r.kernel,
-                    }
-                    for rep in r.reports
-                ],
-            }
-            for r in runs
-        ],
+        "kernels": {name: _kernel(g) for name, g in guests.items()},
+        "tests": [_test(r, guests.get(r.kernel)) for r in runs],
     }
+
+
+def _kernel(g: KernelGuest) -> dict[str, Any]:
+    return {
+        "source": g.spec.source.describe(),
+        "origin": g.image.origin if g.image else None,
+        "release": g.boot_info.release if g.boot_info else None,
+        "boots": g.boots,
+        "timings": g.timings.phases,
+        "boot_taint": g.boot_info.boot_taint if g.boot_info else None,
+    }
+
+
+def _test(r: TestRun, guest: KernelGuest | None) -> dict[str, Any]:
+    expect = guest.spec.expect.get(r.test) if guest else None
+    return {
+        "test": r.test,
+        "kernel": r.kernel,
+        "outcome": r.verdict.outcome.value,
+        "expected": expect.outcome.value if expect else None,
+        "expected_reason": expect.reason if expect else None,
+        "as_expected": _as_expected(r.verdict.outcome, expect.outcome if expect else None),
+        "summary": r.verdict.summary,
+        "seconds": round(r.seconds, 3),
+        "boot": r.boot,
+        "evidence": str(r.directory),
+        "reports": [{"test": r.test, "kernel": r.kernel, **_report(rep)} for rep in r.reports],
+    }
+
+
+def _as_expected(outcome: Outcome, expected: Outcome | None) -> bool:
+    if expected is not None:
+        return outcome is expected
+    return outcome in (Outcome.PASS, Outcome.SKIP)
+
+
+def _report(rep: KernelReport) -> dict[str, Any]:
+    return {"type": rep.type.value, "title": rep.title, "guilty_frame": rep.guilty_frame}
