@@ -62,6 +62,7 @@
 
 #include "ktap.h"
 #include "uffd_compat.h"
+#include "uffd_probe.h"
 
 /* Not in ktap.h/uffd_compat.h; libnuma is not used. */
 #ifndef MPOL_MF_MOVE
@@ -349,22 +350,6 @@ static int try_move(void *dst, void *src, size_t len, uint64_t mode,
 }
 
 /* ---- probes ---------------------------------------------------------- */
-
-static uint64_t probe_features(void)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0) {
-		if (errno == ENOSYS)
-			ktap_skip_all("userfaultfd(2) not available (CONFIG_USERFAULTFD)");
-		ktap_bail("userfaultfd()");
-	}
-	if (ioctl(fd, UFFDIO_API, &api))
-		ktap_bail("UFFDIO_API probe");
-	close(fd);
-	return api.features;
-}
 
 static void probe_thp(void)
 {
@@ -1038,7 +1023,7 @@ int main(void)
 	alarm(ALARM_SECONDS);
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 
-	features = probe_features();
+	features = uffd_probe_features();
 	if (!(features & UFFD_FEATURE_MOVE))
 		ktap_skip_all("UFFD_FEATURE_MOVE not supported (UFFDIO_MOVE is 6.8+; features 0x%llx)",
 			      (unsigned long long)features);

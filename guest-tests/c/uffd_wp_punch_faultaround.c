@@ -55,6 +55,7 @@
 #include <sys/syscall.h>
 
 #include "ktap.h"
+#include "uffd_probe.h"
 
 #ifndef FALLOC_FL_KEEP_SIZE
 #define FALLOC_FL_KEEP_SIZE	0x01
@@ -392,22 +393,6 @@ static char *map_aligned(void)
 	/* Keep PTE-mapped small pages even if shmem THP is enabled. */
 	madvise(p, len, MADV_NOHUGEPAGE);
 	return p;
-}
-
-static uint64_t probe_features(void)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
-	int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0) {
-		if (errno == ENOSYS)
-			ktap_skip_all("kernel lacks userfaultfd (CONFIG_USERFAULTFD)");
-		ktap_bail("userfaultfd()");
-	}
-	if (ioctl(fd, UFFDIO_API, &api))
-		ktap_bail("UFFDIO_API probe");
-	close(fd);
-	return api.features;
 }
 
 static void setup_uffd(void)
@@ -754,7 +739,7 @@ int main(void)
 	sigaction(SIGALRM, &sa, NULL);
 	alarm(ALARM_SECONDS);
 
-	features = probe_features();
+	features = uffd_probe_features();
 	if (!(features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
 		ktap_skip_all("kernel lacks UFFD_FEATURE_WP_HUGETLBFS_SHMEM (uffd-wp on shmem, CONFIG_PTE_MARKER_UFFD_WP)");
 
