@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paramiko
+
 from harness.compile import CompileResult, compile_test
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, GuestUnreachable, HarnessError
@@ -110,6 +112,7 @@ class KernelGuest:
     outside: list[OutsideReport] = field(default_factory=list)
     _seen: int = 0  # console offset up to which reports have been attributed
     _ran: int = 0  # tests run on the current boot
+    _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
 
     @property
     def directory(self) -> Path:
@@ -204,7 +207,7 @@ class KernelGuest:
             return self.setup_error
         self.timings.add("ssh", time.monotonic() - started - info.seconds)
         self.boot_info = info
-        self._seen, self._ran = 0, 0
+        self._seen, self._ran, self._nodes_online = 0, 0, None
         self._attribute_outside(self.machine.console.offset())  # type: ignore[union-attr]
         return None
 
@@ -273,7 +276,10 @@ class KernelGuest:
     def _unmet_needs(self, test: GuestTest) -> str | None:
         assert self.session is not None
         if test.needs.numa_nodes > 1:
-            online = self.session.run("cat /sys/devices/system/node/online", 10).stdout.strip()
+            if self._nodes_online is None:
+                node_list = self.session.run("cat /sys/devices/system/node/online", 10)
+                self._nodes_online = node_list.stdout.strip()
+            online = self._nodes_online
             count = _count_ranges(online)
             if count < test.needs.numa_nodes:
                 return (
@@ -292,9 +298,15 @@ class KernelGuest:
         self._ran += 1
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
         machine = self.machine
-        result = self.session.run(
-            _wrap(test.name, tag), timeout, abort=lambda: console.panicked or not machine.running
-        )
+        try:
+            result = self.session.run(
+                _wrap(test.name, tag),
+                timeout,
+                abort=lambda: console.panicked or not machine.running,
+            )
+        except (GuestUnreachable, paramiko.SSHException, OSError, EOFError) as exc:
+            # The channel broke under us; the console tells whether the kernel did.
+            result = CommandResult(test.name, None, "", f"SSH session lost: {exc}", 0.0)
         if result.exit_code is None and not result.timed_out:
             console.wait_quiet(_SETTLE, 5)  # the kernel is dying: let it finish saying why
         died = not self.machine.running or console.panicked
@@ -318,9 +330,11 @@ class KernelGuest:
             new_taint=taint,
         )
         verdict = _expected_crash(test, reports, classify(facts))
+        if rc is None and not result.timed_out and not died and not reports:
+            verdict = Verdict(Outcome.ERROR, f"error: {result.stderr or 'no exit status'}")
         if hang_notes and verdict.outcome is Outcome.HANG:
             verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + hang_notes)
-        if verdict.outcome in (Outcome.HANG, Outcome.PANIC) or (
+        if verdict.outcome in (Outcome.HANG, Outcome.PANIC, Outcome.ERROR) or (
             (verdict.outcome is Outcome.OOPS or taint or reports) and self.spec.reboot_after_oops
         ):
             self.shutdown()  # the next test gets a fresh boot

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.compile import CompileResult
-from harness.guest.image import INIT_SCRIPT, build_initrd, modules_layer
+from harness.guest.image import build_initrd, modules_layer
 from harness.guest.keys import GuestKeys
 from harness.kernels import KernelImage
 from harness.kernels.kconfig import GUEST_FRAGMENT, read_fragment
@@ -39,11 +39,6 @@ def test_initrd_of_a_module_less_kernel_has_init_and_no_module_list(tmp_path: Pa
     assert "init" in listing and "bin/dropbear" in listing
     assert not any(name.startswith("lib/harness-modules") for name in listing)
     assert "etc/harness/modules" not in listing
-
-
-def test_init_tolerates_a_missing_module_list() -> None:
-    init = INIT_SCRIPT.read_text()
-    assert "cat /etc/harness/modules 2>/dev/null" in init
 
 
 def test_guest_fragment_builds_in_what_init_would_otherwise_load() -> None:
