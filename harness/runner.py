@@ -35,6 +35,7 @@ from harness.testdef import GuestTest
 
 _TRAILER = re.compile(r"@@HARNESS rc=(\d+) taint_before=(\d+) taint_after=(\d+)\s*$")
 _SETTLE = 0.5  # seconds of console silence that ends a report still being printed
+REPORT_GRACE = 10.0  # quiet seconds after a report before a still-running test is given up
 
 
 @dataclass(frozen=True)
@@ -297,12 +298,9 @@ class KernelGuest:
         self._attribute_outside(window_start)
         self._ran += 1
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
-        machine = self.machine
         try:
             result = self.session.run(
-                _wrap(test.name, tag),
-                timeout,
-                abort=lambda: console.panicked or not machine.running,
+                _wrap(test.name, tag), timeout, abort=self._stop_waiting(window_start)
             )
         except (GuestUnreachable, paramiko.SSHException, OSError, EOFError) as exc:
             # The channel broke under us; the console tells whether the kernel did.
@@ -353,6 +351,30 @@ class KernelGuest:
         )
         _save(run, window)
         return run
+
+    def _stop_waiting(self, window_start: int) -> Callable[[], bool]:
+        """When to stop waiting for a test before its timeout.
+
+        At once if the kernel died.  And once a kernel report has been printed
+        in the test's window and the console has been quiet for REPORT_GRACE
+        seconds: the outcome is ``oops`` whatever the test does next, and a
+        process killed by an oops often leaves its siblings stuck on its locks.
+        """
+        assert self.machine is not None and self.machine.console is not None
+        machine, console = self.machine, self.machine.console
+        parsed: dict[int, bool] = {}
+
+        def abort() -> bool:
+            if console.panicked or not machine.running:
+                return True
+            if not console.report_since(window_start) or console.idle_seconds() < REPORT_GRACE:
+                return False
+            end = console.offset()
+            if end not in parsed:  # parse once per new console state, not every poll
+                parsed[end] = bool(parse(console.text(window_start, end)))
+            return parsed[end]
+
+        return abort
 
     def _settle(self, tag: str, window_start: int) -> None:
         """Wait until the test's window is complete on the console.

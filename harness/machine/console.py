@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pexpect
 
-from harness.oops.formats import panic_header
+from harness.oops.formats import any_header, panic_header
 
 _PANIC = re.compile(panic_header().encode())
+_REPORT = re.compile(any_header().encode())
 
 
 class ConsoleWatcher:
@@ -31,6 +32,8 @@ class ConsoleWatcher:
         self._cond = threading.Condition()
         self._eof = False
         self._panic_at: int | None = None
+        self._report_at: int | None = None  # last offset where a report seemed to start
+        self._last_rx = time.monotonic()
         self._thread = threading.Thread(target=self._pump, name="console", daemon=True)
         self._thread.start()
 
@@ -45,17 +48,34 @@ class ConsoleWatcher:
             self._log.write(chunk)
             self._log.flush()
             with self._cond:
-                start = max(0, len(self._buf) - 64)
+                start = max(0, len(self._buf) - 200)
                 self._buf += chunk
-                if self._panic_at is None:
-                    m = _PANIC.search(self._buf, start)
-                    if m:
-                        self._panic_at = m.start()
+                self._last_rx = time.monotonic()
+                self._scan(start)
                 self._cond.notify_all()
         with self._cond:
             self._eof = True
             self._cond.notify_all()
         self._log.close()
+
+    def _scan(self, start: int) -> None:
+        """Note panics and report starts in the newly arrived bytes (lock held)."""
+        if self._panic_at is None:
+            m = _PANIC.search(self._buf, start)
+            if m:
+                self._panic_at = m.start()
+        for m in _REPORT.finditer(self._buf, start):
+            self._report_at = m.start()
+
+    def report_since(self, offset: int) -> bool:
+        """Whether something that looks like a kernel report started after ``offset``."""
+        with self._cond:
+            return self._report_at is not None and self._report_at >= offset
+
+    def idle_seconds(self) -> float:
+        """Seconds since the console last printed anything."""
+        with self._cond:
+            return time.monotonic() - self._last_rx
 
     @property
     def eof(self) -> bool:

@@ -475,3 +475,15 @@ def panic_header() -> str:
     the parser uses the same row to classify it.
     """
     return expand(next(f.header for f in FORMATS if f.type is ReportType.PANIC))
+
+
+def any_header() -> str:
+    """One regex matching the start of any report in the table (groups unnamed).
+
+    The console watcher uses it as a cheap hint that a report is being printed;
+    whether it really is one is still decided by the parser.
+    """
+    import re
+
+    parts = [re.sub(r"\(\?P<\w+>", "(?:", expand(f.header)) for f in FORMATS]
+    return "|".join(f"(?:{p})" for p in parts)

@@ -58,10 +58,13 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> KernelGuest:
     """A 6.12 guest whose tests are one trigger program per case."""
     work = tmp_path_factory.mktemp("oops")
     shutil.copy(GUEST_DATA / "oops_trigger.h", work)
-    for case in [*CASES, "expected_warn"]:
-        body = f'#define CASE "{case.removeprefix("expected_")}"\n#include "oops_trigger.h"\n'
+    for case in [*CASES, "expected_warn", "stuck_bug"]:
+        trigger = case.removeprefix("expected_").removeprefix("stuck_")
+        body = f'#define CASE "{trigger}"\n#include "oops_trigger.h"\n'
         if case == "expected_warn":
             body = "/*\n * @expect-report: ^WARNING in harness_oops_warn$\n */\n" + body
+        if case == "stuck_bug":
+            body = "/*\n * @timeout: 120\n */\n#define STUCK 1\n" + body
         (work / f"trig_{case}.c").write_text(body)
     shutil.copy(GUEST_DATA / "pass_after_hang.c", work)
     tests = [read_test(p) for p in sorted(work.glob("*.c"))]
@@ -86,7 +89,9 @@ def _run(guest: KernelGuest, name: str):
     assert guest.ensure_booted() is None
     assert guest.session is not None
     guest.session.push_file(guest.module, "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
-    loaded = guest.session.run("insmod /tmp/harness_oops.ko", 30)
+    loaded = guest.session.run(
+        "grep -q ^harness_oops /proc/modules || insmod /tmp/harness_oops.ko", 30
+    )
     assert loaded.exit_code == 0, loaded.stderr
     return guest.run(next(t for t in guest.tests if t.name == name))
 
@@ -117,3 +122,11 @@ def test_module_load_is_not_blamed_on_a_test(guest: KernelGuest) -> None:
     run = _run(guest, "pass_after_hang")
     assert run.verdict.outcome is Outcome.PASS
     assert run.new_taint == 0, "the out-of-tree module's taint came before the test"
+
+
+def test_oops_then_stuck_ends_before_the_timeout(guest: KernelGuest) -> None:
+    run = _run(guest, "trig_stuck_bug")
+    assert run.verdict.outcome is Outcome.OOPS, run.verdict
+    assert run.verdict.summary == "oops: kernel BUG in harness_oops_bug"
+    # the test never exits; the harness stops waiting once the report is complete
+    assert run.seconds < 60, f"waited {run.seconds:.0f}s of a 120s timeout"

@@ -41,5 +41,11 @@ int main(void)
 	}
 	waitpid(child, NULL, 0);
 	printf("ok 1 - triggered %s\n", CASE);
+	fflush(stdout);
+#ifdef STUCK
+	/* like a reproducer whose sibling thread waits on a lock the oops left held */
+	for (;;)
+		pause();
+#endif
 	return 0;
 }
