@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import HarnessError, UserError
+from harness.interrupts import sigterm_as_interrupt
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,16 +182,12 @@ def _extra_subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
     return found
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn harness errors into one clear line."""
     args = build_parser().parse_args(argv)
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up on SIGTERM exactly as on Ctrl-C
+    sigterm_as_interrupt()  # clean up on SIGTERM exactly as on Ctrl-C
     try:
         return args.func(args)
     except HarnessError as exc:

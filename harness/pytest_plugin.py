@@ -16,8 +16,6 @@ decides the outcome itself):
 
 from __future__ import annotations
 
-import contextlib
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from _pytest._io import TerminalWriter
 
 from harness import config as config_mod
 from harness.errors import HarnessError
+from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.outcome import Outcome
 from harness.report import failure_text, summary_json
@@ -225,8 +224,7 @@ class HarnessRun:
     # -- hooks -----------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Turn SIGTERM into KeyboardInterrupt so cleanup runs as on Ctrl-C."""
-        with contextlib.suppress(ValueError):  # not in the main thread
-            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        self._old_sigterm = sigterm_as_interrupt()
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
         """Collect guest-tests/c/*.c."""
@@ -269,9 +267,7 @@ class HarnessRun:
         """Stop every guest, whatever happened, and write the summary."""
         for guest in self.guests.values():
             guest.shutdown()
-        if self._old_sigterm is not None:
-            with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGTERM, self._old_sigterm)
+        restore_sigterm(self._old_sigterm)
         if self._ctx is not None:
             summary = summary_json(self.runs, self.guests, self._ctx.results.name)
             write_json(self._ctx.results / "summary.json", summary)
@@ -289,10 +285,6 @@ class HarnessRun:
                         f"  {guest.spec.name} boot-{o.boot}: kernel report "
                         f"during {o.when} (no test): {o.report.title}"
                     )
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _port_range(config: pytest.Config) -> tuple[int, int] | None:
