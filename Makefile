@@ -19,9 +19,11 @@ test: setup
 test-fast: setup
 	$(PYTEST) tests/unit -q
 
-## bench: boot floor vs harness boot-to-ready, first result, warm per-test overhead
+## bench: boot floor vs harness boot-to-ready, first result, warm per-test overhead;
+##        kernel builds: first, incremental after a one-file patch, per-patch series
 bench: setup
 	$(PY) bench/bench_boot.py
+	$(PY) bench/bench_build.py
 
 lint: setup
 	.venv/bin/ruff check harness tests bench conftest.py

@@ -239,33 +239,40 @@ def bisect(
         src = build.ws.src
         run_git(src, "bisect", "start", bad_c, good_c)
         try:
-            proc = subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(src),
-                    "bisect",
-                    "run",
-                    sys.executable,
-                    "-m",
-                    "harness.bisect",
-                    "step",
-                    str(plan_file),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                env=_step_env(),
-            )
+            output = _bisect_run(src, plan_file, log_file, log)
             history = run_git(src, "bisect", "log", check=False).stdout
         finally:
             run_git(src, "bisect", "reset", check=False)
-    output = proc.stdout + proc.stderr
-    log_file.write_text(f"{output}\n--- git bisect log ---\n{history}")
+    with log_file.open("a") as out:
+        out.write(f"\n--- git bisect log ---\n{history}")
     m = _FIRST_BAD.search(output)
     first = m.group(1) if m else None
     subject = run_git(plan.tree, "log", "-1", "--format=%s", first).stdout.strip() if first else ""
     return BisectResult(first, subject, log_file, output)
+
+
+def _bisect_run(src: Path, plan_file: Path, log_file: Path, log: Callable[[str], None]) -> str:
+    """``git bisect run`` with our predicate; everything to the log, verdicts to ``log``."""
+    argv = ["git", "-C", str(src), "bisect", "run", sys.executable, "-m", "harness.bisect"]
+    lines: list[str] = []
+    with (
+        log_file.open("w") as out,
+        subprocess.Popen(
+            [*argv, "step", str(plan_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_step_env(),
+        ) as proc,
+    ):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            lines.append(line)
+            if line.startswith(("bisect: ", "Bisecting: ")):
+                log(line.rstrip())
+    return "".join(lines)
 
 
 def _step_env() -> dict[str, str]:

@@ -167,7 +167,13 @@ class TreeBuild:
     def log_path(self, label: str) -> Path:
         """A new log file for one step, named by time and label."""
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:60]
-        return self.cache / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{safe}.log"
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{safe}"
+        path = self.cache / "logs" / f"{stem}.log"
+        n = 1
+        while path.exists():  # same second, same label: never append to another build's log
+            n += 1
+            path = path.with_name(f"{stem}-{n}.log")
+        return path
 
     def configure(self, log: Path) -> tuple[ConfigProblem, ...]:
         """Base config + fragments + olddefconfig into out/.config; report lost options."""

@@ -2,9 +2,11 @@
 
 A build never touches the user's tree.  A *source* is one of
 
-* a git checkout (``tree: ~/linux``): builds use a detached ``git worktree``
+* a git checkout (``source: ~/linux``): builds use a detached ``git worktree``
   in the cache at the requested revision, so the user's branch, index and
-  working files stay as they were (uncommitted changes are not built);
+  working files stay as they were (uncommitted changes are not built; the
+  repository lists the worktree under .git/worktrees until ``git worktree
+  prune`` runs after the cache is cleared);
 * a plain tree (an unpacked tarball): builds use a hard-link copy in the cache
   (``cp -al``: seconds, no extra space); every file a patch touches is copied
   first, so the shared inodes of the original are never written;

@@ -20,8 +20,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,13 +126,14 @@ def make_history(pristine: Path, repo: Path) -> History:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     """linux-source-6.12 (downloaded once into the cache) as a small git history."""
     started = time.monotonic()
     pristine = fetch_source_package("linux-source-6.12", build_cache(), print).path
     made = make_history(pristine, tmp_path_factory.mktemp("history") / "linux")
     print(f"history made in {time.monotonic() - started:.0f}s")
-    return made
+    yield made
+    shutil.rmtree(made.repo, ignore_errors=True)  # 1.3 GB of uncompressed objects
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import main
 from harness.config import KernelSpec, load_kernels
 from harness.errors import BuildFailed, ConfigError
 from harness.kernels.build import BuildSource
@@ -59,7 +60,9 @@ def _compiled(lines: list[str]) -> list[str]:
 def _resolve(source: BuildSource) -> tuple[object, list[str]]:
     lines: list[str] = []
     image = source.resolve(lines.append)
-    logs = sorted((Path(image.vmlinuz).parents[2] / "logs").glob("*.log"))
+    logs = sorted(
+        (Path(image.vmlinuz).parents[2] / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime_ns
+    )
     return image, logs[-1].read_text().splitlines()
 
 
@@ -179,3 +182,31 @@ def test_kernels_yaml_names_every_bad_build_value(tmp_path: Path) -> None:
     assert "missing.config does not exist" in text
     assert "notes.txt is neither an mbox nor a patch" in text
     assert "unknown key 'jobs'" in text
+
+
+def test_cli_names_bad_build_entries_and_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notlinux").mkdir()
+    kernels = tmp_path / "kernels.yaml"
+    kernels.write_text(
+        f"kernels:\n  - name: k\n    build: {{source: {tmp_path / 'notlinux'}, "
+        f"fragments: [gone.config]}}\n"
+    )
+    assert main(["--kernels-file", str(kernels), "kernels"]) == 2
+    err = capsys.readouterr().err
+    assert "not a Linux source tree" in err and "gone.config does not exist" in err
+
+
+def test_cli_resolve_reports_a_patch_that_does_not_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = make_tree(tmp_path / "linux")
+    stale = _patch(tmp_path, "stale", "x", old="int fault(void) { return 9; }")
+    kernels = tmp_path / "kernels.yaml"
+    kernels.write_text(
+        f"kernels:\n  - name: k\n    build: {{source: {tree}, series: [{stale}], "
+        "guest_config: false}\n"
+    )
+    assert main(["--kernels-file", str(kernels), "kernels", "--resolve"]) == 2
+    assert "patch mm: stale does not apply" in capsys.readouterr().err
