@@ -13,7 +13,7 @@ run: setup
 
 ## test: the project's own tests (unit + integration tests that boot real kernels)
 test: setup
-	$(PYTEST) tests -v -rs
+	$(PYTEST) tests/unit tests/integration -v -rs
 
 ## test-fast: unit tests only, seconds
 test-fast: setup

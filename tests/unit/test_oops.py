@@ -123,7 +123,7 @@ def test_captured_logs_name_their_kernel(path: Path) -> None:
     source = " ".join(header_values(pairs, "SOURCE"))
     if "NOT captured" in source:
         pytest.skip("format-derived log")
-    version = re.search(r"Debian (\S+),", source)
+    version = re.search(r"(?:Debian|kernel) (\S+),", source)
     assert version, source
     assert f"Linux version {version.group(1)}" in log
     for r in parse(log):
