@@ -50,14 +50,19 @@ static inline void ktap_plan(int n)
 	printf("TAP version 13\n1..%d\n", n);
 }
 
+static inline void ktap_vdiag(const char *fmt, va_list ap)
+{
+	fputs("# ", stdout);
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
+}
+
 static inline void ktap_diag(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("# ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
+	ktap_vdiag(fmt, ap);
 	va_end(ap);
 }
 

@@ -626,9 +626,7 @@ static void report(int path, const char *fmt, ...)
 	if (rs.reports++ >= MAX_REPORTS * 4)
 		return;
 	va_start(ap, fmt);
-	fputs("# ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
+	ktap_vdiag(fmt, ap);
 	va_end(ap);
 }
 

@@ -117,9 +117,7 @@ static void fail_diag(const char *fmt, ...)
 		return;
 	}
 	va_start(ap, fmt);
-	fputs("# ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
+	ktap_vdiag(fmt, ap);
 	va_end(ap);
 }
 
