@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BuildFailed, HarnessError, UserError
+from harness.errors import BisectRangeError, BuildFailed, HarnessError, UserError
 from harness.kernels.build import BuildRecipe, TreeBuild, build_cache, make_recipe
 from harness.kernels.kconfig import BASE_CONFIGS, read_fragment
 from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
@@ -43,10 +43,6 @@ GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255
 ROOT = Path(__file__).resolve().parent.parent
 _FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.MULTILINE)
 _CANNOT_TEST = (Outcome.BUILD_FAIL, Outcome.BOOT_FAIL, Outcome.ERROR, Outcome.SKIP)
-
-
-class BisectRangeError(UserError):
-    """The good/bad range cannot be bisected as given."""
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,23 @@ class BuildFailed(UserError):
         super().__init__(message)
         self.details = details
         self.log = log
+
+
+class BisectRangeError(UserError):
+    """The good/bad range cannot be bisected as given."""
+
+
+class FragmentError(UserError):
+    """A config fragment is missing or has a line that is not a config assignment."""
+
+
+class SeriesError(UserError):
+    """A series file or directory cannot be read as patches."""
+
+
+class PatchFailed(BuildFailed):
+    """A patch of the series does not apply; ``details`` holds the rejected hunk."""
+
+
+class NotAKernelTree(UserError):
+    """A path given as a kernel source is not the top of a Linux source tree."""

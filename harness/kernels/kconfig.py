@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import UserError
+from harness.errors import FragmentError
 
 GUEST_FRAGMENT = Path(__file__).with_name("guest.config")
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
@@ -30,10 +30,6 @@ _BLOCK_END = re.compile(
     r"source|comment|mainmenu)\b"
 )
 _SYMBOL = re.compile(r"\b[A-Z][A-Z0-9_]+\b")
-
-
-class FragmentError(UserError):
-    """A config fragment is missing or has a line that is not a config assignment."""
 
 
 @dataclass(frozen=True)

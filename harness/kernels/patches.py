@@ -29,7 +29,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BuildFailed, InfraError, ToolMissing, UserError
+from harness.errors import InfraError, PatchFailed, SeriesError, ToolMissing
 
 _NUMBERED = re.compile(r"\[[^\]]*?(\d+)\s*/\s*(\d+)\s*\]")
 _PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
@@ -43,14 +43,6 @@ _IDENTITY = {
     "GIT_COMMITTER_NAME": "kharness",
     "GIT_COMMITTER_EMAIL": "kharness@localhost",
 }
-
-
-class SeriesError(UserError):
-    """A series file or directory cannot be read as patches."""
-
-
-class PatchFailed(BuildFailed):
-    """A patch of the series does not apply; ``details`` holds the rejected hunk."""
 
 
 @dataclass(frozen=True)

@@ -33,15 +33,11 @@ from pathlib import Path
 from debian.debian_support import Version
 
 from harness.cache import atomic_dir
-from harness.errors import HarnessError, InfraError, KernelNotFound, UserError
+from harness.errors import HarnessError, InfraError, KernelNotFound, NotAKernelTree, UserError
 from harness.kernels import debian_archive as archive
 
 _PACKAGE = re.compile(r"^linux-source-\d+\.\d+$")
 _GIT_TIMEOUT = 600
-
-
-class NotAKernelTree(UserError):
-    """A path given as a kernel source is not the top of a Linux source tree."""
 
 
 def is_package_name(text: str) -> bool:
