@@ -26,8 +26,19 @@ kernels:
   - name: series
     build: {source: "$tree", series: ["$series"]}
 YAML
+# --test NAME ... limits both steps: the series matrix and the final pytest run
+names=()
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ ${args[i]} == --test ]] && names+=("${args[i + 1]:-}")
+done
+select=()
+if ((${#names[@]})); then
+  expr=$(printf ' or %s' "${names[@]}")
+  select=(-- -k "${expr# or }")
+fi
 py="$repo/.venv/bin/python"
 status=0
 "$py" -m harness --kernels-file "$work/kernels.yaml" series series "$@" || status=$?
-"$py" -m harness --kernels-file "$work/kernels.yaml" run || status=$((status ? status : $?))
+"$py" -m harness --kernels-file "$work/kernels.yaml" run "${select[@]}" || status=$((status ? status : $?))
 exit "$status"

@@ -97,6 +97,7 @@ def _classify_exit(facts: RunFacts, ktap_lines: tuple[str, ...]) -> Verdict:
     if code == EXIT_PASS:
         return Verdict(Outcome.FAIL, "exit 0 but KTAP reports failures", ktap_lines)
     if code == EXIT_FAIL:
-        first = ktap_lines[0] if ktap_lines else "exit 1"
+        # the summary is one line: the first "not ok" itself; its diagnostics go in details
+        first = ktap_lines[0].splitlines()[-1] if ktap_lines else "exit 1"
         return Verdict(Outcome.FAIL, f"fail: {first}", ktap_lines)
     return Verdict(Outcome.FAIL, f"fail: unexpected exit code {code}", ktap_lines)
