@@ -55,9 +55,12 @@ class RunFacts:
     exit_code: int | None
     timed_out: bool = False
     kernel_died: bool = False
-    reports: tuple[str, ...] = ()  # titles of kernel reports inside the test's window
+    reports: tuple[str, ...] = ()  # titles of unexpected kernel reports in the test's window
     ktap: KtapResult | None = None
     new_taint: int = 0
+    lost: str | None = None  # why no exit status came back (the SSH channel broke)
+    expected_report: str | None = None  # the test's @expect-report regex
+    expected_seen: str | None = None  # title of the report that matched it
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,34 @@ def classify(facts: RunFacts) -> Verdict:
     pass), and a timeout with the kernel still alive is a hang.
     """
     ktap_lines = facts.ktap.failures if facts.ktap else ()
-    if facts.kernel_died:
+    if facts.kernel_died and (facts.reports or not facts.expected_seen):
         title = facts.reports[0] if facts.reports else "kernel died"
         return Verdict(Outcome.PANIC, f"panic: {title}", facts.reports)
     if facts.reports:
         return Verdict(Outcome.OOPS, f"oops: {facts.reports[0]}", facts.reports)
     if facts.timed_out:
         return Verdict(Outcome.HANG, "hang: no result before the timeout", ktap_lines)
+    if facts.expected_report is not None:
+        return _classify_expected_crash(facts, ktap_lines)
+    if facts.exit_code is None:
+        return Verdict(Outcome.ERROR, f"error: {facts.lost or 'the test returned no exit status'}")
     return _classify_exit(facts, ktap_lines)
+
+
+def _classify_expected_crash(facts: RunFacts, ktap_lines: tuple[str, ...]) -> Verdict:
+    """A test that crashes the kernel on purpose: the expected report is its pass."""
+    if facts.expected_seen is None:
+        return Verdict(
+            Outcome.FAIL,
+            f"fail: expected a kernel report matching /{facts.expected_report}/, none came",
+            ktap_lines,
+        )
+    if facts.kernel_died or facts.exit_code is None:
+        return Verdict(Outcome.PASS, f"pass: expected kernel report seen ({facts.expected_seen})")
+    verdict = _classify_exit(facts, ktap_lines)
+    if verdict.outcome is Outcome.PASS:
+        return Verdict(Outcome.PASS, f"pass: expected kernel report seen ({facts.expected_seen})")
+    return verdict
 
 
 def _classify_exit(facts: RunFacts, ktap_lines: tuple[str, ...]) -> Verdict:

@@ -290,13 +290,49 @@ class KernelGuest:
         return None
 
     def _execute(self, test: GuestTest, started: float, out_dir: Path) -> TestRun:
-        assert self.session is not None and self.machine is not None
+        """Run the test between kmsg markers, then judge its console window."""
+        assert self.machine is not None and self.machine.console is not None
         console = self.machine.console
-        assert console is not None
         tag = f"{test.name}-{self.boots}-{int(started * 1000) % 100000}"
         window_start = console.offset()
         self._attribute_outside(window_start)
         self._ran += 1
+        result, died, notes = self._run_in_guest(test, tag, window_start)
+        if not died:
+            self._settle(tag, window_start)
+        window_end = console.offset()
+        window = console.text(window_start, window_end)
+        self._seen = window_end
+        reports = tuple(parse(window))
+        stderr, rc, taint = _split_trailer(result)
+        verdict = classify(_facts(test, result, rc, died, reports, taint))
+        if notes and verdict.outcome is Outcome.HANG:
+            verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + notes)
+        self._reboot_if_untrusted(verdict, taint, reports)
+        command = CommandResult(
+            result.command, rc, result.stdout, stderr, result.seconds, result.timed_out
+        )
+        run = TestRun(
+            test.name,
+            self.spec.name,
+            verdict,
+            time.monotonic() - started,
+            out_dir,
+            command,
+            reports,
+            taint,
+            self.boots,
+        )
+        _save(run, window)
+        return run
+
+    def _run_in_guest(
+        self, test: GuestTest, tag: str, window_start: int
+    ) -> tuple[CommandResult, bool, tuple[str, ...]]:
+        """The test's command with its timeout: (result, kernel died, hang notes)."""
+        assert self.session is not None and self.machine is not None
+        console = self.machine.console
+        assert console is not None
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
         try:
             result = self.session.run(
@@ -306,51 +342,20 @@ class KernelGuest:
             # The channel broke under us; the console tells whether the kernel did.
             result = CommandResult(test.name, None, "", f"SSH session lost: {exc}", 0.0)
         if result.exit_code is None and not result.timed_out:
-            console.wait_quiet(_SETTLE, 5)  # the kernel is dying: let it finish saying why
-        died = not self.machine.running or console.panicked
-        hang_notes: tuple[str, ...] = ()
-        if result.timed_out and not died:
-            hang_notes = self._dump_blocked_tasks()
-            died = not self.machine.running or console.panicked
-        if not died:
-            self._settle(tag, window_start)
-        window_end = console.offset()
-        window = console.text(window_start, window_end)
-        self._seen = window_end
-        reports = tuple(parse(window))
-        stderr, rc, taint = _split_trailer(result)
-        facts = RunFacts(
-            exit_code=rc,
-            timed_out=result.timed_out,
-            kernel_died=died,
-            reports=tuple(r.title for r in reports if not _expected(test, r)),
-            ktap=parse_ktap(result.stdout),
-            new_taint=taint,
-        )
-        verdict = _expected_crash(test, reports, classify(facts))
-        if rc is None and not result.timed_out and not died and not reports:
-            verdict = Verdict(Outcome.ERROR, f"error: {result.stderr or 'no exit status'}")
-        if hang_notes and verdict.outcome is Outcome.HANG:
-            verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + hang_notes)
+            console.wait_quiet(_SETTLE, 5)  # the kernel may be dying: let it say why
+        notes: tuple[str, ...] = ()
+        if result.timed_out and self.machine.running and not console.panicked:
+            notes = self._dump_blocked_tasks()
+        return result, not self.machine.running or console.panicked, notes
+
+    def _reboot_if_untrusted(
+        self, verdict: Verdict, taint: int, reports: tuple[KernelReport, ...]
+    ) -> None:
+        """After a hang, panic, lost channel, oops or new taint, the next test boots fresh."""
         if verdict.outcome in (Outcome.HANG, Outcome.PANIC, Outcome.ERROR) or (
             (verdict.outcome is Outcome.OOPS or taint or reports) and self.spec.reboot_after_oops
         ):
-            self.shutdown()  # the next test gets a fresh boot
-        run = TestRun(
-            test.name,
-            self.spec.name,
-            verdict,
-            time.monotonic() - started,
-            out_dir,
-            CommandResult(
-                result.command, rc, result.stdout, stderr, result.seconds, result.timed_out
-            ),
-            reports,
-            taint,
-            self.boots,
-        )
-        _save(run, window)
-        return run
+            self.shutdown()
 
     def _stop_waiting(self, window_start: int) -> Callable[[], bool]:
         """When to stop waiting for a test before its timeout.
@@ -448,28 +453,28 @@ def _split_trailer(result: CommandResult) -> tuple[str, int | None, int]:
     return stderr, int(m.group(1)), after & ~before
 
 
-def _expected(test: GuestTest, report: KernelReport) -> bool:
-    return bool(test.expect_report and re.search(test.expect_report, report.title))
-
-
-def _expected_crash(
-    test: GuestTest, reports: tuple[KernelReport, ...], verdict: Verdict
-) -> Verdict:
-    """A test that crashes the kernel on purpose passes when the expected report came."""
-    if not test.expect_report:
-        return verdict
-    if any(_expected(test, r) for r in reports):
-        return (
-            verdict
-            if verdict.outcome is not Outcome.PASS
-            else Verdict(Outcome.PASS, f"pass: expected kernel report seen ({reports[0].title})")
-        )
-    if verdict.outcome is Outcome.PASS:
-        return Verdict(
-            Outcome.FAIL,
-            f"fail: expected a kernel report matching /{test.expect_report}/, none came",
-        )
-    return verdict
+def _facts(
+    test: GuestTest,
+    result: CommandResult,
+    rc: int | None,
+    died: bool,
+    reports: tuple[KernelReport, ...],
+    taint: int,
+) -> RunFacts:
+    """What was observed, with reports the test expected set apart from the rest."""
+    pattern = test.expect_report
+    expected = [r for r in reports if pattern and re.search(pattern, r.title)]
+    return RunFacts(
+        exit_code=rc,
+        timed_out=result.timed_out,
+        kernel_died=died,
+        reports=tuple(r.title for r in reports if r not in expected),
+        ktap=parse_ktap(result.stdout),
+        new_taint=taint,
+        lost=result.stderr if rc is None and not result.timed_out else None,
+        expected_report=pattern,
+        expected_seen=expected[0].title if expected else None,
+    )
 
 
 def _count_ranges(text: str) -> int:

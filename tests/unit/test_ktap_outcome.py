@@ -81,3 +81,43 @@ def test_node_list_counting(text: str, count: int) -> None:
     from harness.runner import _count_ranges
 
     assert _count_ranges(text) == count
+
+
+@pytest.mark.parametrize(
+    ("facts", "outcome", "summary"),
+    [
+        (
+            RunFacts(0, expected_report="^kernel BUG", expected_seen="kernel BUG in f"),
+            Outcome.PASS,
+            "pass: expected kernel report seen (kernel BUG in f)",
+        ),
+        (RunFacts(0, expected_report="^kernel BUG"), Outcome.FAIL, "none came"),
+        (
+            RunFacts(
+                None,
+                kernel_died=True,
+                expected_report="^Kernel panic",
+                expected_seen="Kernel panic: sysrq triggered crash",
+            ),
+            Outcome.PASS,
+            "expected",
+        ),
+        (
+            RunFacts(
+                0,
+                reports=("WARNING in g",),
+                expected_report="^kernel BUG",
+                expected_seen="kernel BUG in f",
+            ),
+            Outcome.OOPS,
+            "oops: WARNING in g",
+        ),
+        (RunFacts(None, lost="SSH session lost: EOF"), Outcome.ERROR, "error: SSH session lost"),
+    ],
+)
+def test_classify_expected_reports_and_lost_channels(
+    facts: RunFacts, outcome: Outcome, summary: str
+) -> None:
+    verdict = classify(facts)
+    assert verdict.outcome is outcome
+    assert summary in verdict.summary
