@@ -15,12 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.compile import CompileResult, compile_test
 from harness.config import KernelSpec
-from harness.errors import HarnessError, UserError
-from harness.guest.keys import make_keys
+from harness.errors import UserError
 from harness.kernels import KernelImage
-from harness.runner import KernelGuest, RunContext, TestRun
+from harness.runner import KernelGuest, RunContext, TestRun, new_context
 from harness.testdef import GuestTest, discover, read_test
 
 DEFAULT_TESTS_DIR = Path(__file__).resolve().parent.parent / "guest-tests" / "c"
@@ -57,13 +55,6 @@ def select_tests(names: list[str], tests_dir: Path = DEFAULT_TESTS_DIR) -> list[
     return [read_test(known[n]) for n in wanted]
 
 
-def _compile(test: GuestTest) -> CompileResult:
-    try:
-        return compile_test(test.source)
-    except HarnessError as exc:
-        return CompileResult(test.name, None, str(exc))
-
-
 @dataclass
 class Trial:
     """Boots images and runs tests on them, all under one results directory."""
@@ -76,10 +67,7 @@ class Trial:
     def context(self) -> RunContext:
         """Keys and compiled tests, made once for every kernel of this trial."""
         if self._ctx is None:
-            compiled = {t.name: _compile(t) for t in self.tests}
-            self._ctx = RunContext(
-                self.results, make_keys(self.results / "keys"), compiled, log=self.log
-            )
+            self._ctx = new_context(self.results, self.tests, log=self.log)
         return self._ctx
 
     def run(
