@@ -175,8 +175,7 @@ class QemuMachine:
     def _spawn(self, port: int) -> bool:
         self.port = port
         # A short private directory: unix socket paths are limited to 107 bytes.
-        self._sockdir = Path(tempfile.mkdtemp(prefix="kharness-"))
-        self.argv = qemu_command(self.cfg, port, self.nonce, self._sockdir / "monitor")
+        self.argv = qemu_command(self.cfg, port, self.nonce, self._monitor_path())
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.child = pexpect.spawn(
             self.argv[0],
@@ -204,6 +203,14 @@ class QemuMachine:
             return None
         return BootInfo(self.port, time.monotonic() - started, int(m.group(1)), m.group(2).decode())
 
+    def _monitor_path(self) -> Path:
+        """The monitor socket: in the boot directory, or a private temporary one
+        when that path is too long for a unix socket (107 bytes)."""
+        if self._sockdir is None:
+            short = len(str(self.boot_dir.resolve() / "monitor.sock")) < 100
+            self._sockdir = self.boot_dir if short else Path(tempfile.mkdtemp(prefix="kharness-"))
+        return self._sockdir / ("monitor.sock" if self._sockdir == self.boot_dir else "monitor")
+
     def sysrq(self, key: str) -> bool:
         """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
         if self._sockdir is None or not self.running:
@@ -211,7 +218,7 @@ class QemuMachine:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(5)
-                sock.connect(str(self._sockdir / "monitor"))
+                sock.connect(str(self._monitor_path()))
                 sock.sendall(f"sendkey alt-sysrq-{key}\n".encode())
                 time.sleep(0.2)
             return True
@@ -243,5 +250,8 @@ class QemuMachine:
         with contextlib.suppress(Exception):
             child.close(force=True)
         if self._sockdir is not None:
-            shutil.rmtree(self._sockdir, ignore_errors=True)
+            if self._sockdir == self.boot_dir:
+                (self.boot_dir / "monitor.sock").unlink(missing_ok=True)
+            else:
+                shutil.rmtree(self._sockdir, ignore_errors=True)
             self._sockdir = None
