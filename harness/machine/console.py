@@ -128,10 +128,6 @@ class ConsoleWatcher:
             elif time.monotonic() - quiet_since >= idle:
                 return
 
-    def write(self, data: bytes) -> None:
-        """Send bytes to the guest's console input."""
-        self._child.send(data)
-
     def join(self, timeout: float) -> None:
         """Wait for the reader to see EOF (after QEMU is stopped)."""
         self._thread.join(timeout)
