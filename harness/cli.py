@@ -14,9 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from harness import bisect, series
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
 
@@ -165,21 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["summary.txt", "kcidb.json"], default="summary.txt")
     report.set_defaults(func=cmd_report)
 
-    for extra in _extra_subcommands():
-        extra(sub)
+    series.add_parser(sub)
+    bisect.add_parser(sub)
     return parser
-
-
-def _extra_subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands that live in their own modules (series, bisect)."""
-    found = []
-    for module in ("harness.series", "harness.bisect"):
-        try:
-            found.append(__import__(module, fromlist=["add_parser"]).add_parser)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    return found
 
 
 def main(argv: list[str] | None = None) -> int:

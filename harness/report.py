@@ -59,7 +59,7 @@ def summary_json(
         "run": run_id,
         "counts": counts,
         "reports_outside_tests": [
-            {"kernel": o.kernel, "boot": o.boot, "when": o.when, **_report(o.report)}
+            {"kernel": o.kernel, "boot": o.boot, "when": o.when, **report_json(o.report)}
             for g in guests.values()
             for o in g.outside
         ],
@@ -92,7 +92,7 @@ def _test(r: TestRun, guest: KernelGuest | None) -> dict[str, Any]:
         "seconds": round(r.seconds, 3),
         "boot": r.boot,
         "evidence": str(r.directory),
-        "reports": [{"test": r.test, "kernel": r.kernel, **_report(rep)} for rep in r.reports],
+        "reports": [{"test": r.test, "kernel": r.kernel, **report_json(rep)} for rep in r.reports],
     }
 
 
@@ -102,5 +102,13 @@ def _as_expected(outcome: Outcome, expected: Outcome | None) -> bool:
     return outcome in (Outcome.PASS, Outcome.SKIP)
 
 
-def _report(rep: KernelReport) -> dict[str, Any]:
-    return {"type": rep.type.value, "title": rep.title, "guilty_frame": rep.guilty_frame}
+def report_json(rep: KernelReport) -> dict[str, Any]:
+    """One kernel report as JSON: the same shape in result.json and summary.json."""
+    return {
+        "type": rep.type.value,
+        "title": rep.title,
+        "guilty_frame": rep.guilty_frame,
+        "rip": rep.rip,
+        "taint": rep.taint,
+        "call_trace": list(rep.call_trace),
+    }

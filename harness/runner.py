@@ -29,6 +29,7 @@ from harness.machine import accel as accel_mod
 from harness.machine.qemu import BootInfo, MachineConfig, QemuMachine
 from harness.oops import KernelReport, parse
 from harness.outcome import Outcome, RunFacts, Verdict, classify
+from harness.report import report_json
 from harness.results import Timings, write_json
 from harness.session import CommandResult, GuestSession
 from harness.testdef import GuestTest
@@ -505,17 +506,6 @@ def _save(run: TestRun, window: str) -> None:
             "boot": run.boot,
             "exit_code": run.result.exit_code if run.result else None,
             "new_taint": run.new_taint,
-            "reports": [_report_json(r) for r in run.reports],
+            "reports": [report_json(r) for r in run.reports],
         },
     )
-
-
-def _report_json(r: KernelReport) -> dict[str, object]:
-    return {
-        "type": r.type.value,
-        "title": r.title,
-        "guilty_frame": r.guilty_frame,
-        "rip": r.rip,
-        "taint": r.taint,
-        "call_trace": list(r.call_trace),
-    }

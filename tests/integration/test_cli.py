@@ -17,25 +17,30 @@ from tests.integration.helpers import REPO, harness_qemus
 pytestmark = pytest.mark.boot
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def _env() -> dict[str, str]:
     return {**os.environ, "KHARNESS_CACHE": str(cache_root()), "PYTHONUNBUFFERED": "1"}
+
+
+def _boot(tmp_path: Path, command: str) -> list[str]:
+    """``python -m harness boot debian-6.12 --command COMMAND`` with results in tmp_path."""
+    return [
+        sys.executable,
+        "-m",
+        "harness",
+        "boot",
+        "debian-6.12",
+        "--results-dir",
+        str(tmp_path),
+        "--command",
+        command,
+    ]
 
 
 def test_boot_runs_a_command_in_the_guest(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "boot",
-            "debian-6.12",
-            "--results-dir",
-            str(tmp_path),
-            "--command",
-            "cat /proc/cmdline; cat /sys/devices/system/node/online; ls /opt/tests",
-        ],
+        _boot(tmp_path, "cat /proc/cmdline; cat /sys/devices/system/node/online; ls /opt/tests"),
         cwd=REPO,
-        env=_env(tmp_path),
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -75,19 +80,9 @@ def test_kernels_lists_and_errors_cleanly() -> None:
 def test_signal_stops_the_guest(tmp_path: Path, sig: signal.Signals) -> None:
     before = harness_qemus()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "boot",
-            "debian-6.12",
-            "--results-dir",
-            str(tmp_path),
-            "--command",
-            "sleep 300",
-        ],
+        _boot(tmp_path, "sleep 300"),
         cwd=REPO,
-        env=_env(tmp_path),
+        env=_env(),
         stderr=subprocess.PIPE,
         text=True,
     )
