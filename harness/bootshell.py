@@ -14,9 +14,9 @@ from pathlib import Path
 
 from harness.config import load_kernels, select
 from harness.errors import HarnessError
+from harness.machine.base import Channel
 from harness.results import new_run_dir
 from harness.runner import KernelGuest, new_context
-from harness.session import GuestSession
 from harness.testdef import discover, read_test
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,9 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextlib.contextmanager
 def boot_kernel(
-    kernels_file: Path, name: str, results_base: str | None = None, accel: str | None = None
-) -> Iterator[tuple[KernelGuest, GuestSession]]:
-    """Boot ``name`` and yield (guest, session); the guest always stops afterwards."""
+    kernels_file: Path,
+    name: str,
+    results_base: str | None = None,
+    accel: str | None = None,
+    backend: str | None = None,
+) -> Iterator[tuple[KernelGuest, Channel]]:
+    """Boot ``name`` and yield (guest, channel); the guest always stops afterwards."""
     from harness.machine.accel import Accel
 
     path = kernels_file
@@ -38,13 +42,14 @@ def boot_kernel(
         tests,
         Accel(accel) if accel else None,
         log=lambda text: print(text, file=sys.stderr),
+        backend=backend,
     )
     guest = KernelGuest(spec, ctx, tests)
     try:
         problem = guest.prepare() or guest.ensure_booted()
         if problem is not None:
             raise HarnessError("\n".join([problem.summary, *problem.details]))
-        assert guest.session is not None
-        yield guest, guest.session
+        assert guest.channel is not None
+        yield guest, guest.channel
     finally:
         guest.shutdown()

@@ -19,6 +19,7 @@ from pathlib import Path
 from harness import bisect, series
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
+from harness.machine.backends import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]
     if args.accel:
         argv.append(f"--accel={args.accel}")
+    if args.backend:
+        argv.append(f"--backend={args.backend}")
     print(f"results: {run_dir}")
     code = int(pytest.main(argv))
     text = run_dir / "summary.txt"
@@ -86,11 +89,13 @@ def cmd_boot(args: argparse.Namespace) -> int:
     """Boot one kernel as the tests would and open a shell (or run --command)."""
     from harness.bootshell import boot_kernel
 
-    with boot_kernel(_kernels_file(args), args.name, args.results_dir, args.accel) as booted:
+    with boot_kernel(
+        _kernels_file(args), args.name, args.results_dir, args.accel, args.backend
+    ) as booted:
         guest, session = booted
         print(
-            f"booted {args.name} in {guest.boot_info.seconds:.1f}s; "  # type: ignore[union-attr]
-            f"console log: {guest.machine_dir() / 'console.log'}",
+            f"booted {args.name} in {guest.ready.seconds:.1f}s with {guest.backend_name}; "  # type: ignore[union-attr]
+            f"console log: {guest.boot_dir() / 'console.log'}",
             file=sys.stderr,
         )
         if args.command:
@@ -104,7 +109,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
 def _interactive_ssh(guest) -> int:
     ssh = shutil.which("ssh")
     keys = guest.ctx.keys
-    port = guest.boot_info.ssh_port
+    port = guest.ready.ssh_port
     known = keys.client_key.parent / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {keys.host_public}\n")
     argv = [
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", action="append", default=[], help="only this kernel (repeatable)")
     run.add_argument("--results-dir", help="base directory for results (default: results/)")
     run.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    run.add_argument("--backend", choices=sorted(BACKENDS), help="override kernels.yaml backend:")
     run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)"
     )
@@ -158,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--timeout", type=float, default=300.0, help="for --command (seconds)")
     boot.add_argument("--results-dir", help="base directory for results (default: results/)")
     boot.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    boot.add_argument("--backend", choices=sorted(BACKENDS), help="override kernels.yaml backend:")
     boot.set_defaults(func=cmd_boot)
 
     report = sub.add_parser("report", help="re-render a results directory's reports")

@@ -14,6 +14,7 @@ Schema (one entry under ``kernels:``)::
       memory: 2G                      # default 2G
       cpus: 2                         # default 2 (one per NUMA node)
       accel: auto                     # auto | kvm | tcg
+      backend: qemu                   # qemu | virtme (harness/machine/backends.py)
       timeouts: {boot: 120, test: 300}
       reboot_after_oops: true
       expect:
@@ -31,8 +32,10 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
-from harness.kernels import PROVIDERS, SHORTHAND, KernelSource
+from harness.kernels.base import KernelSource
+from harness.kernels.registry import PROVIDERS, SHORTHAND
 from harness.machine.accel import Accel
+from harness.machine.backends import BACKENDS, DEFAULT_BACKEND
 from harness.outcome import EXPECTABLE, Outcome
 from harness.yamlcheck import Fields, parse_size_mib
 
@@ -65,6 +68,7 @@ class KernelSpec:
     memory_mib: int = 2048
     cpus: int = 2
     accel: Accel = Accel.AUTO
+    backend: str = DEFAULT_BACKEND
     timeouts: Timeouts = field(default_factory=Timeouts)
     reboot_after_oops: bool = True
     expect: Mapping[str, Expectation] = field(default_factory=dict)
@@ -122,6 +126,9 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
     memory = parse_size_mib(f.get("memory", (str, int), default=2048), f.where, f.problems)
     cpus = f.get("cpus", int, default=2)
     accel = _parse_accel(f)
+    backend = f.get("backend", str, default=DEFAULT_BACKEND)
+    if backend is not None and backend not in BACKENDS:
+        f.problem(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
     timeouts = _parse_timeouts(f.sub("timeouts")) if "timeouts" in f.data else Timeouts()
     expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
     spec = KernelSpec(
@@ -131,6 +138,7 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
         memory_mib=memory or 2048,
         cpus=cpus,
         accel=accel,
+        backend=backend or DEFAULT_BACKEND,
         timeouts=timeouts,
         reboot_after_oops=f.get("reboot_after_oops", bool, default=True),
         expect=expect,

@@ -26,23 +26,123 @@ class Outcome(enum.Enum):
     HANG = "hang"
     BOOT_FAIL = "boot-fail"
     BUILD_FAIL = "build-fail"
-    ERROR = "error"  # the test could not run: it did not compile, SSH broke
+    ERROR = "error"  # the test could not run: it did not compile, SSH broke, QEMU died
+    NOT_RUN = "not-run"  # the run was interrupted before this test's turn
+
+    @property
+    def rule(self) -> OutcomeRule:
+        """This outcome's row of :data:`RULES`."""
+        return RULES[self]
 
     @property
     def is_failure(self) -> bool:
-        """Whether pytest should count this as a failed test."""
-        return self in _FAILURES
+        """A failed test in pytest's terms (the kernel or the test misbehaved)."""
+        return self.rule.pytest == "failed"
 
     @property
-    def kills_guest(self) -> bool:
-        """Whether the guest cannot be trusted for the next test."""
-        return self in (Outcome.OOPS, Outcome.PANIC, Outcome.HANG, Outcome.BOOT_FAIL)
+    def ok(self) -> bool:
+        """Nothing for a reader to look at (pass or skip), absent an expectation."""
+        return self.rule.pytest in ("passed", "skipped")
+
+    @property
+    def ends_guest(self) -> bool:
+        """The guest cannot be trusted for the next test: it gets a fresh boot."""
+        return self.rule.ends_guest
+
+    @property
+    def untestable(self) -> bool:
+        """Says nothing about the kernel under test (bisect skips such a commit)."""
+        return self.rule.untestable
 
 
-_FAILURES = frozenset({Outcome.FAIL, Outcome.OOPS, Outcome.PANIC, Outcome.HANG})
+@dataclass(frozen=True)
+class OutcomeRule:
+    """How every output translates one outcome: the one table of them.
+
+    ``pytest`` is pytest's word for it (``failed`` ones raise the outcome's
+    exception below so a kernels.yaml expectation can xfail exactly that
+    outcome; ``error`` ones fail during setup), ``kcidb`` the KCIDB v5 test
+    status, ``cell`` the text summary's matrix cell, ``ends_guest`` whether
+    the next test needs a fresh boot, ``expectable`` whether kernels.yaml may
+    ``expect`` it, ``untestable`` whether it tells nothing about the kernel.
+    """
+
+    pytest: str
+    kcidb: str
+    cell: str
+    ends_guest: bool = False
+    expectable: bool = False
+    untestable: bool = False
+
+
+RULES: dict[Outcome, OutcomeRule] = {
+    Outcome.PASS: OutcomeRule("passed", "PASS", "pass"),
+    Outcome.SKIP: OutcomeRule("skipped", "SKIP", "skip", untestable=True),
+    Outcome.FAIL: OutcomeRule("failed", "FAIL", "FAIL", expectable=True),
+    Outcome.OOPS: OutcomeRule("failed", "FAIL", "OOPS", ends_guest=True, expectable=True),
+    Outcome.PANIC: OutcomeRule("failed", "FAIL", "PANIC", ends_guest=True, expectable=True),
+    Outcome.HANG: OutcomeRule("failed", "FAIL", "HANG", ends_guest=True, expectable=True),
+    Outcome.BOOT_FAIL: OutcomeRule("error", "MISS", "BOOT", ends_guest=True, untestable=True),
+    Outcome.BUILD_FAIL: OutcomeRule("error", "MISS", "BUILD", ends_guest=True, untestable=True),
+    Outcome.ERROR: OutcomeRule("error", "ERROR", "ERROR", ends_guest=True, untestable=True),
+    Outcome.NOT_RUN: OutcomeRule("error", "MISS", "-", untestable=True),
+}
 
 #: Outcomes a kernels.yaml ``expect`` entry may name (they become xfail).
-EXPECTABLE = frozenset({Outcome.FAIL, Outcome.OOPS, Outcome.PANIC, Outcome.HANG})
+EXPECTABLE = frozenset(o for o, rule in RULES.items() if rule.expectable)
+
+
+class GuestTestFailure(Exception):
+    """A guest test ended in a failing outcome; one subclass per outcome.
+
+    ``run`` is the runner's record of the test (kept untyped here so this
+    module depends on nothing but KTAP).
+    """
+
+    outcome = Outcome.FAIL
+
+    def __init__(self, summary: str, run: object = None) -> None:
+        super().__init__(summary)
+        self.run = run
+
+
+class TestFailed(GuestTestFailure):
+    """The reproducer reported a failure (exit 1 or KTAP not ok)."""
+
+    __test__ = False
+    outcome = Outcome.FAIL
+
+
+class KernelOops(GuestTestFailure):
+    """A kernel report appeared in the test's console window."""
+
+    outcome = Outcome.OOPS
+
+
+class KernelPanic(GuestTestFailure):
+    """The kernel died during the test."""
+
+    outcome = Outcome.PANIC
+
+
+class TestHang(GuestTestFailure):
+    """The test did not finish before its timeout."""
+
+    __test__ = False
+    outcome = Outcome.HANG
+
+
+#: the exception each failed outcome raises in pytest (xfail(raises=...) names it)
+EXCEPTIONS: dict[Outcome, type[GuestTestFailure]] = {
+    cls.outcome: cls for cls in (TestFailed, KernelOops, KernelPanic, TestHang)
+}
+assert set(EXCEPTIONS) == {o for o in Outcome if o.is_failure}, "one exception per failure"
+
+
+def as_expected(outcome: Outcome, expected: Outcome | None) -> bool:
+    """Whether ``outcome`` is what the run should have given."""
+    return outcome is expected if expected is not None else outcome.ok
+
 
 #: kselftest exit codes
 EXIT_PASS, EXIT_FAIL, EXIT_SKIP = 0, 1, 4
@@ -59,6 +159,8 @@ class RunFacts:
     ktap: KtapResult | None = None
     new_taint: int = 0
     lost: str | None = None  # why no exit status came back (the SSH channel broke)
+    machine_exit: str | None = None  # the guest's process ended ("killed by SIGKILL")
+    machine_stderr: str = ""  # the last lines it wrote to stderr
     expected_report: str | None = None  # the test's @expect-report regex
     expected_seen: str | None = None  # title of the report that matched it
 
@@ -80,6 +182,13 @@ def classify(facts: RunFacts) -> Verdict:
     pass), and a timeout with the kernel still alive is a hang.
     """
     ktap_lines = facts.ktap.failures if facts.ktap else ()
+    if facts.machine_exit is not None and not facts.kernel_died:
+        # The process running the guest went away and the console shows no panic:
+        # QEMU (or virtme-ng) was killed or crashed.  Not the kernel's doing.
+        why = f"error: infrastructure: the guest's process ended ({facts.machine_exit}) "
+        why += "with no panic on the console"
+        details = (f"its stderr:\n{facts.machine_stderr}",) if facts.machine_stderr else ()
+        return Verdict(Outcome.ERROR, why, details + facts.reports)
     if facts.kernel_died and (facts.reports or not facts.expected_seen):
         title = facts.reports[0] if facts.reports else "kernel died"
         return Verdict(Outcome.PANIC, f"panic: {title}", facts.reports)
@@ -124,3 +233,36 @@ def _classify_exit(facts: RunFacts, ktap_lines: tuple[str, ...]) -> Verdict:
         first = ktap_lines[0].splitlines()[-1] if ktap_lines else "exit 1"
         return Verdict(Outcome.FAIL, f"fail: {first}", ktap_lines)
     return Verdict(Outcome.FAIL, f"fail: unexpected exit code {code}", ktap_lines)
+
+
+@dataclass(frozen=True)
+class SetupFacts:
+    """What went wrong before a test could run, and at which stage.
+
+    Stages: ``compile`` (the test), ``fetch`` (the kernel), ``build`` (from
+    source or its series), ``start`` (the guest's process), ``boot`` (no
+    ready line), ``connect`` (ready, but the channel never opened), ``need``
+    (the guest lacks what the test needs).
+    """
+
+    stage: str
+    message: str
+    details: tuple[str, ...] = ()
+
+
+_SETUP = {
+    "compile": (Outcome.ERROR, "error: the test does not compile"),
+    "fetch": (Outcome.ERROR, "error: kernel unavailable"),
+    "build": (Outcome.BUILD_FAIL, "build-fail"),
+    "start": (Outcome.ERROR, "error: cannot start the guest"),
+    "boot": (Outcome.BOOT_FAIL, "boot-fail"),
+    "connect": (Outcome.BOOT_FAIL, "boot-fail"),
+    "need": (Outcome.SKIP, ""),
+}
+
+
+def classify_setup(facts: SetupFacts) -> Verdict:
+    """The outcome of a test that never ran, by the stage that stopped it."""
+    outcome, prefix = _SETUP[facts.stage]
+    summary = f"{prefix}: {facts.message}" if prefix and facts.message else prefix or facts.message
+    return Verdict(outcome, summary, facts.details)

@@ -9,9 +9,13 @@ Outcome translation (the only place it happens; :mod:`harness.outcome`
 decides the outcome itself):
 
 * pass -> passed; skip -> skipped with the reproducer's reason;
-* fail / oops / panic / hang -> failed, raised as a named exception so a
-  kernels.yaml expectation can turn exactly that outcome into xfail;
+* fail / oops / panic / hang -> failed, raised as the outcome's exception
+  (:data:`harness.outcome.EXCEPTIONS`) so a kernels.yaml expectation can
+  turn exactly that outcome into xfail;
 * boot-fail / build-fail / error -> error (raised during setup).
+
+An interrupted session (Ctrl-C, SIGTERM) still writes every report, marked
+interrupted, with the tests it never reached listed as not run.
 """
 
 from __future__ import annotations
@@ -29,63 +33,16 @@ from harness import config as config_mod
 from harness.errors import HarnessError
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
-from harness.outcome import Outcome
-from harness.report import failure_text, summary_json
+from harness.machine.backends import BACKENDS
+from harness.outcome import EXCEPTIONS, Outcome
+from harness.records import KernelRecord, TestRun
+from harness.report import failure_text, summarize
 from harness.reporters import write_all
-from harness.results import new_run_dir, write_json
-from harness.runner import KernelGuest, RunContext, TestRun, new_context
+from harness.results import new_run_dir
+from harness.runner import KernelGuest, RunContext, new_context
 from harness.testdef import GuestTest, read_test
 
 STATE = pytest.StashKey["HarnessRun"]()
-
-
-class GuestTestFailure(Exception):
-    """A guest test ended in a failing outcome; subclasses name the outcome."""
-
-    outcome = Outcome.FAIL
-
-    def __init__(self, run: TestRun) -> None:
-        super().__init__(run.verdict.summary)
-        self.run = run
-
-
-class TestFailed(GuestTestFailure):
-    """The reproducer reported a failure (exit 1 or KTAP not ok)."""
-
-    __test__ = False
-    outcome = Outcome.FAIL
-
-
-class KernelOops(GuestTestFailure):
-    """A kernel report appeared in the test's console window."""
-
-    outcome = Outcome.OOPS
-
-
-class KernelPanic(GuestTestFailure):
-    """The kernel died during the test."""
-
-    outcome = Outcome.PANIC
-
-
-class TestHang(GuestTestFailure):
-    """The test did not finish before its timeout."""
-
-    __test__ = False
-    outcome = Outcome.HANG
-
-
-class GuestSetupError(Exception):
-    """The test could not run at all: kernel unavailable, boot failed, no binary."""
-
-    def __init__(self, run: TestRun) -> None:
-        super().__init__(run.verdict.summary)
-        self.run = run
-
-
-FAILURES: dict[Outcome, type[GuestTestFailure]] = {
-    cls.outcome: cls for cls in (TestFailed, KernelOops, KernelPanic, TestHang)
-}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=[a.value for a in Accel],
         default=None,
         help="override every kernel's accelerator (auto picks KVM only where it works)",
+    )
+    group.addoption(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default=None,
+        help="boot every kernel with this backend (default: each kernel's backend:, qemu)",
     )
     group.addoption(
         "--port-range",
@@ -169,9 +132,12 @@ class HarnessRun:
         self.config = config
         self._specs: list[config_mod.KernelSpec] | None = None
         self._ctx: RunContext | None = None
+        self._run_dir: Path | None = None
         self.guests: dict[str, KernelGuest] = {}
         self.tests: dict[str, GuestTest] = {}
         self.runs: list[TestRun] = []
+        self.items: list[GuestItem] = []  # every guest test collected, in run order
+        self.interrupted = False
         self._old_sigterm: Any = None
 
     # -- configuration -------------------------------------------------
@@ -194,10 +160,7 @@ class HarnessRun:
     def context(self) -> RunContext:
         """The results directory, keys and compiled tests, made on first use."""
         if self._ctx is None:
-            run_dir = self.config.getoption("run_dir")
-            if run_dir is None:
-                base = self.config.getoption("results_dir") or self.config.rootpath / "results"
-                run_dir = new_run_dir(Path(base).resolve())
+            run_dir = self.run_dir()
             accel = self.config.getoption("accel")
             tests = [self.tests[n] for n in sorted(self.tests)]
             self._ctx = new_context(
@@ -206,8 +169,21 @@ class HarnessRun:
                 Accel(accel) if accel else None,
                 _port_range(self.config),
                 log=self._log,
+                backend=self.config.getoption("backend"),
             )
         return self._ctx
+
+    def run_dir(self) -> Path:
+        """This run's results directory, made on first use (nothing compiled yet)."""
+        if self._run_dir is None:
+            given = self.config.getoption("run_dir")
+            if given is None:
+                base = self.config.getoption("results_dir") or self.config.rootpath / "results"
+                self._run_dir = new_run_dir(Path(base).resolve())
+            else:
+                self._run_dir = Path(given)
+                self._run_dir.mkdir(parents=True, exist_ok=True)
+        return self._run_dir
 
     def _log(self, text: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -238,6 +214,11 @@ class HarnessRun:
             return
         order = {s.name: n for n, s in enumerate(self.specs())}
         items.sort(key=lambda i: order.get(i.spec.name, -1) if isinstance(i, GuestItem) else -1)
+        self.items = [i for i in items if isinstance(i, GuestItem)]
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C or SIGTERM: the summary must say the run was cut short."""
+        self.interrupted = True
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -263,21 +244,54 @@ class HarnessRun:
             report.longrepr = GuestFailureRepr(run, item.path)
         return report
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Stop every guest, whatever happened, and write the summary."""
         for guest in self.guests.values():
             guest.shutdown()
         restore_sigterm(self._old_sigterm)
-        if self._ctx is not None:
-            summary = summary_json(self.runs, self.guests, self._ctx.results.name)
-            write_json(self._ctx.results / "summary.json", summary)
-            write_all(summary, self._ctx.results)
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.interrupted = True
+        if self._run_dir is not None or (self.interrupted and self.items):
+            self.write_reports()
+
+    def write_reports(self) -> None:
+        """summary.json and every reporter's file, from what really ran."""
+        run_dir = self.run_dir()
+        done = {(r.test, r.kernel) for r in self.runs}
+        pairs = [(i.test.name, i.spec.name) for i in self.items]
+        not_run = [p for p in pairs if p not in done] if self.interrupted else []
+        expects = {
+            (i.test.name, i.spec.name): (e.outcome, e.reason)
+            for i in self.items
+            if (e := i.spec.expect.get(i.test.name)) is not None
+        }
+        kernels = [
+            self.guests[s.name].record()
+            if s.name in self.guests
+            else KernelRecord(s.name, s.source.describe(), backend=self.backend_of(s))
+            for s in self.specs()
+            if any(i.spec.name == s.name for i in self.items)
+        ]
+        outside = [o for g in self.guests.values() for o in g.outside]
+        summary = summarize(
+            run_dir.name, self.runs, kernels, outside, expects, not_run, self.interrupted
+        )
+        write_all(summary, run_dir)
+
+    def backend_of(self, spec: config_mod.KernelSpec) -> str:
+        """The backend that boots ``spec``: --backend, else its kernels.yaml entry."""
+        return self.config.getoption("backend") or spec.backend
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Say where the evidence is."""
-        if self._ctx is not None:
+        if self._run_dir is not None:
             terminalreporter.write_sep("-", "kernel harness")
-            terminalreporter.write_line(f"results: {self._ctx.results}")
+            terminalreporter.write_line(f"results: {self._run_dir}")
+            if self.interrupted:
+                missing = len(self.items) - len({(r.test, r.kernel) for r in self.runs})
+                terminalreporter.write_line(
+                    f"interrupted: {missing} test(s) did not run (summary.txt lists them)"
+                )
             for guest in self.guests.values():
                 terminalreporter.write_line(f"  {guest.spec.name}: {guest.timings.phases}")
                 for o in guest.outside:
@@ -340,7 +354,7 @@ class CFile(pytest.File):
                 item.add_marker(
                     pytest.mark.xfail(
                         reason=f"{expect.outcome.value}: {expect.reason}",
-                        raises=FAILURES[expect.outcome],
+                        raises=EXCEPTIONS[expect.outcome],
                         strict=True,
                     )
                 )
@@ -382,9 +396,10 @@ class GuestItem(pytest.Item):
         if outcome is Outcome.SKIP:
             # Report the skip at the test's own location, as a skip marker would.
             raise pytest.skip.Exception(run.verdict.summary, _use_item_location=True)
-        if outcome in FAILURES:
-            raise FAILURES[outcome](run)
-        raise GuestSetupError(run)
+        if outcome in EXCEPTIONS:
+            raise EXCEPTIONS[outcome](run.verdict.summary, run)
+        # setup outcomes (boot-fail, build-fail, error) come from preflight, in setup()
+        pytest.fail(failure_text(run), pytrace=False)
 
     def _attach(self, run: TestRun) -> None:
         self.user_properties += [

@@ -7,10 +7,12 @@ Layout::
         junit.xml                 when --junitxml points here (make run does)
         keys/                     this run's SSH keys (guest host key pinned)
         <kernel>/kernel.json      where the kernel came from, resolve/image timings
-        <kernel>/boot-<n>/        console.log, qemu-cmdline.txt, boot.json
+        <kernel>/boot-<n>/        console.log, qemu-cmdline.txt, qemu-stderr.txt, boot.json
         <kernel>/<test>/          stdout.txt, stderr.txt, console.txt, result.json
 
-``results/latest`` points at the newest run.
+``results/latest`` points at the newest run.  Every file of it is written
+here and nowhere else, as soon as it is known (an interrupted run keeps what
+it saw).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from harness.records import KernelRecord, ReportRecord, TestRun
+
+if TYPE_CHECKING:
+    from harness.machine.base import MachineConfig, Ready
 
 
 def new_run_dir(base: Path) -> Path:
@@ -67,3 +74,56 @@ class Timings:
     def add(self, phase: str, seconds: float) -> None:
         """Accumulate ``seconds`` under ``phase``."""
         self.phases[phase] = round(self.phases.get(phase, 0.0) + seconds, 3)
+
+
+def write_kernel(directory: Path, kernel: KernelRecord, error: str | None) -> None:
+    """``<kernel>/kernel.json``: where the kernel came from, fetch/image timings."""
+    write_json(directory / "kernel.json", {"name": kernel.name, **kernel.to_json(), "error": error})
+
+
+def write_boot(
+    boot_dir: Path, backend: str, cfg: MachineConfig, ready: Ready | None, seconds: float
+) -> None:
+    """``boot-N/boot.json``: backend, accelerator and why, guest shape, readiness."""
+    write_json(
+        boot_dir / "boot.json",
+        {
+            "backend": backend,
+            "accel": cfg.accel,
+            "shape": cfg.shape,
+            "ready": ready,
+            "seconds": round(seconds, 3),
+        },
+    )
+
+
+def save_test(run: TestRun, window: str) -> None:
+    """``<kernel>/<test>/``: stdout, stderr, the console window and result.json."""
+    run.directory.mkdir(parents=True, exist_ok=True)
+    if run.result is not None:
+        (run.directory / "stdout.txt").write_text(run.result.stdout)
+        (run.directory / "stderr.txt").write_text(run.result.stderr)
+    (run.directory / "console.txt").write_text(window)
+    write_json(
+        run.directory / "result.json",
+        {
+            "test": run.test,
+            "kernel": run.kernel,
+            "outcome": run.verdict.outcome,
+            "summary": run.verdict.summary,
+            "details": run.verdict.details,
+            "seconds": round(run.seconds, 3),
+            "boot": run.boot,
+            "exit_code": run.result.exit_code if run.result else None,
+            "new_taint": run.new_taint,
+            "reports": [ReportRecord.of(r).to_json() for r in run.reports],
+        },
+    )
+
+
+def stderr_tail(boot_dir: Path, lines: int = 20) -> str:
+    """The last lines the guest's process wrote to stderr (evidence of how it died)."""
+    path = boot_dir / "qemu-stderr.txt"
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,42 +1,75 @@
-"""One candidate kernel's guest: prepare, boot once, run tests, reboot when needed.
+"""One candidate kernel's guest across its tests: the life and the policy.
 
-:class:`KernelGuest` is the only object that sequences a kernel's life:
-resolve the kernel, build its initrd, boot it (once, reused across tests),
-run each test with its console window and taint measured, classify, and
-decide whether the next test needs a fresh boot.  It records evidence into
-the results directory as it goes, before anything is reported, so an
-interrupted run still leaves what it saw.
+:class:`KernelGuest` sequences a kernel's life (resolve it, let its backend
+prepare once, boot, reuse the boot across tests, boot afresh when the last
+test left the kernel untrusted) and holds the policy of a test run: the
+console window between kmsg markers, when to stop waiting (kernel dead, a
+report printed and the console quiet), how a hang is probed (blocked-task
+dump over the channel, or the magic key when the channel is dead), when a
+report is complete.  Everything else sits behind a seam: the backend and its
+:class:`~harness.machine.base.Machine` and
+:class:`~harness.machine.base.Channel`, the classifier
+(:mod:`harness.outcome`), the evidence (:mod:`harness.results`).  So the
+replay backend can drive this policy in unit tests without booting anything.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import paramiko
-
+from harness import results
 from harness.compile import CompileResult, compile_test
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, GuestUnreachable, HarnessError
-from harness.guest.image import TESTS_DIR, build_initrd
 from harness.guest.keys import GuestKeys, make_keys
-from harness.kernels import KernelImage
+from harness.kernels.base import KernelImage
 from harness.ktap import parse_ktap
 from harness.machine import accel as accel_mod
-from harness.machine.qemu import BootInfo, MachineConfig, QemuMachine
+from harness.machine.backends import BACKENDS, BackendFactory
+from harness.machine.base import (
+    Backend,
+    BootFiles,
+    Channel,
+    CommandResult,
+    GuestPayload,
+    GuestShape,
+    Machine,
+    MachineConfig,
+    Ready,
+)
 from harness.oops import KernelReport, parse
-from harness.outcome import Outcome, RunFacts, Verdict, classify
-from harness.report import report_json
-from harness.results import Timings, write_json
-from harness.session import CommandResult, GuestSession
+from harness.outcome import Outcome, RunFacts, SetupFacts, Verdict, classify, classify_setup
+from harness.records import KernelRecord, OutsideReport, TestRun
+from harness.results import Timings
 from harness.testdef import GuestTest
 
 _TRAILER = re.compile(r"@@HARNESS rc=(\d+) taint_before=(\d+) taint_after=(\d+)\s*$")
-_SETTLE = 0.5  # seconds of console silence that ends a report still being printed
-REPORT_GRACE = 10.0  # quiet seconds after a report before a still-running test is given up
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The runner's waits, in seconds: one place to tune them (the replay tests shrink them).
+
+    ``settle``: console silence that ends a report still being printed;
+    ``report_grace``: quiet seconds after a report before a still-running test
+    is given up (the outcome is oops whatever it does next, and a process
+    killed by an oops often leaves its siblings stuck on its locks);
+    ``end_marker``: how long the end marker may lag the test's exit;
+    ``dying``: how long a kernel that may be dying gets to say why;
+    ``dump_quiet``/``dump_wait``: how a blocked-task dump is waited for.
+    """
+
+    settle: float = 0.5
+    report_grace: float = 10.0
+    end_marker: float = 5.0
+    dying: float = 5.0
+    dump_quiet: float = 1.0
+    dump_wait: float = 15.0
+    boot_tail: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +78,13 @@ class RunContext:
 
     results: Path
     keys: GuestKeys
-    compiled: dict[str, CompileResult]
+    compiled: Mapping[str, CompileResult]
     accel: accel_mod.Accel | None = None  # command-line override of kernels.yaml
     port_range: tuple[int, int] | None = None
     log: Callable[[str], None] = print
+    backend: str | None = None  # command-line override of kernels.yaml
+    backends: Mapping[str, BackendFactory] = field(default_factory=lambda: BACKENDS)
+    policy: Policy = Policy()
 
 
 def new_context(
@@ -57,11 +93,14 @@ def new_context(
     accel: accel_mod.Accel | None = None,
     port_range: tuple[int, int] | None = None,
     log: Callable[[str], None] = print,
+    backend: str | None = None,
 ) -> RunContext:
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     compiled = {t.name: _compile(t) for t in tests}
-    return RunContext(run_dir, make_keys(run_dir / "keys"), compiled, accel, port_range, log)
+    return RunContext(
+        run_dir, make_keys(run_dir / "keys"), compiled, accel, port_range, log, backend
+    )
 
 
 def _compile(test: GuestTest) -> CompileResult:
@@ -69,31 +108,6 @@ def _compile(test: GuestTest) -> CompileResult:
         return compile_test(test.source)
     except HarnessError as exc:
         return CompileResult(test.name, None, str(exc))
-
-
-@dataclass(frozen=True)
-class OutsideReport:
-    """A kernel report that no test's window holds: the boot's or the harness's."""
-
-    kernel: str
-    boot: int
-    when: str  # "boot", "between tests", "after the last test"
-    report: KernelReport
-
-
-@dataclass(frozen=True)
-class TestRun:
-    """Everything known about one test on one kernel, after the fact."""
-
-    test: str
-    kernel: str
-    verdict: Verdict
-    seconds: float
-    directory: Path
-    result: CommandResult | None = None
-    reports: tuple[KernelReport, ...] = ()
-    new_taint: int = 0
-    boot: int = 0
 
 
 @dataclass
@@ -105,13 +119,15 @@ class KernelGuest:
     tests: list[GuestTest]
     timings: Timings = field(default_factory=Timings)
     image: KernelImage | None = None
-    initrd: Path | None = None
+    files: BootFiles | None = None
+    payload: GuestPayload | None = None
     setup_error: Verdict | None = None
-    machine: QemuMachine | None = None
-    session: GuestSession | None = None
-    boot_info: BootInfo | None = None
+    machine: Machine | None = None
+    channel: Channel | None = None
+    ready: Ready | None = None
     boots: int = 0
     outside: list[OutsideReport] = field(default_factory=list)
+    _backend: Backend | None = None
     _seen: int = 0  # console offset up to which reports have been attributed
     _ran: int = 0  # tests run on the current boot
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
@@ -121,101 +137,119 @@ class KernelGuest:
         """This kernel's part of the results directory."""
         return self.ctx.results / self.spec.name
 
+    @property
+    def backend_name(self) -> str:
+        """The backend booting this kernel: --backend, else kernels.yaml's."""
+        return self.ctx.backend or self.spec.backend
+
+    @property
+    def policy(self) -> Policy:
+        """The run's waits."""
+        return self.ctx.policy
+
+    def backend(self) -> Backend:
+        """This kernel's backend, made on first use."""
+        if self._backend is None:
+            name = self.backend_name
+            if name not in self.ctx.backends:
+                known = ", ".join(sorted(self.ctx.backends))
+                raise HarnessError(f"unknown backend '{name}'; known backends: {known}")
+            self._backend = self.ctx.backends[name]()
+        return self._backend
+
+    # -- before the first boot -------------------------------------------------
     def prepare(self) -> Verdict | None:
-        """Resolve the kernel and build its initrd once; a Verdict if that failed."""
-        if self.initrd is not None or self.setup_error is not None:
+        """Resolve the kernel and let the backend prepare once; a Verdict if that failed."""
+        if self.files is not None or self.setup_error is not None:
             return self.setup_error
         try:
             started = time.monotonic()
             self.image = self.spec.source.resolve(self.ctx.log)
             self.timings.add("fetch", time.monotonic() - started)
             started = time.monotonic()
-            compiled = [
+            compiled = tuple(
                 self.ctx.compiled[t.name] for t in self.tests if t.name in self.ctx.compiled
-            ]
-            self.initrd = build_initrd(
-                self.image, compiled, self.ctx.keys, self.directory / "initrd.img"
             )
+            self.payload = GuestPayload(self.image, compiled, self.ctx.keys)
+            self.files = self.backend().prepare(self.payload, self.directory)
             self.timings.add("image", time.monotonic() - started)
         except BuildFailed as exc:
             details = (exc.details,) + ((f"full log: {exc.log}",) if exc.log else ())
-            self.setup_error = Verdict(Outcome.BUILD_FAIL, f"build-fail: {exc}", details)
+            self.setup_error = classify_setup(SetupFacts("build", str(exc), details))
         except HarnessError as exc:
-            self.setup_error = Verdict(
-                Outcome.ERROR, f"kernel '{self.spec.name}' unavailable: {exc}"
-            )
-        write_json(
-            self.directory / "kernel.json",
-            {
-                "name": self.spec.name,
-                "source": self.spec.source.describe(),
-                "origin": self.image.origin if self.image else None,
-                "error": self.setup_error.summary if self.setup_error else None,
-                "timings": self.timings.phases,
-            },
-        )
+            message = f"kernel '{self.spec.name}': {exc}"
+            self.setup_error = classify_setup(SetupFacts("fetch", message))
+        error = self.setup_error.summary if self.setup_error else None
+        results.write_kernel(self.directory, self.record(), error)
         return self.setup_error
+
+    def record(self) -> KernelRecord:
+        """This kernel as the run's summary shows it."""
+        return KernelRecord(
+            self.spec.name,
+            self.spec.source.describe(),
+            self.image.origin if self.image else None,
+            self.ready.release if self.ready else None,
+            self.backend_name,
+            self.boots,
+            self.ready.boot_taint if self.ready else None,
+            dict(self.timings.phases),
+        )
 
     def machine_config(self) -> MachineConfig:
         """The guest shape: the kernel's settings, grown to what its tests need."""
-        assert self.image is not None and self.initrd is not None
+        assert self.payload is not None and self.files is not None
         nodes = max([t.needs.numa_nodes for t in self.tests] or [1])
         memory = max([self.spec.memory_mib, *(t.needs.memory_mib for t in self.tests)])
         thp = next((t.needs.thp for t in self.tests if t.needs.thp), None)
+        shape = GuestShape(memory, max(self.spec.cpus, nodes), nodes, self.spec.cmdline, thp)
         choice = accel_mod.choose(self.ctx.accel or self.spec.accel)
-        return MachineConfig(
-            self.image.vmlinuz,
-            self.initrd,
-            choice,
-            memory,
-            max(self.spec.cpus, nodes),
-            nodes,
-            self.spec.cmdline,
-            thp,
-            self.ctx.port_range,
-        )
+        return MachineConfig(self.payload, self.files, choice, shape, self.ctx.port_range)
 
+    # -- boots -------------------------------------------------------------------
     def ensure_booted(self) -> Verdict | None:
         """Boot unless a live guest is there; a BOOT_FAIL verdict if it never got ready."""
-        if self.session is not None and self.machine is not None and self.machine.running:
+        if self.channel is not None and self.machine is not None and self.machine.running:
             return None
         if self.setup_error is not None:
             return self.setup_error
         self.shutdown()
         self.boots += 1
-        boot_dir = self.directory / f"boot-{self.boots}"
+        boot_dir = self.boot_dir()
         cfg = self.machine_config()
-        self.machine = QemuMachine(cfg, boot_dir)
         started = time.monotonic()
         try:
+            self.machine = self.backend().machine(cfg, boot_dir)
             self.machine.start()
         except HarnessError as exc:
             self.shutdown()
-            self.setup_error = Verdict(Outcome.ERROR, f"error: cannot start the guest: {exc}")
+            self.setup_error = classify_setup(SetupFacts("start", str(exc)))
             return self.setup_error
-        info = self.machine.wait_ready(self.spec.timeouts.boot, started)
-        self.timings.add("boot", time.monotonic() - started)
-        write_json(
-            boot_dir / "boot.json",
-            {"accel": cfg.accel, "ready": info, "seconds": round(time.monotonic() - started, 3)},
-        )
-        if info is None:
-            return self._boot_failed(started)
+        ready = self.machine.wait_ready(self.spec.timeouts.boot)
+        seconds = time.monotonic() - started
+        self.timings.add("boot", seconds)
+        results.write_boot(boot_dir, self.backend_name, cfg, ready, seconds)
+        if ready is None:
+            return self._boot_failed(seconds)
         try:
-            self.session = GuestSession(info.ssh_port, self.ctx.keys)
+            self.channel = self.machine.connect(ready)
         except GuestUnreachable as exc:
             self.shutdown()
-            self.setup_error = Verdict(Outcome.BOOT_FAIL, f"boot-fail: {exc}")
+            self.setup_error = classify_setup(SetupFacts("connect", str(exc)))
             return self.setup_error
-        self.timings.add("ssh", time.monotonic() - started - info.seconds)
-        self.boot_info = info
+        self.timings.add("ssh", time.monotonic() - started - seconds)
+        self.ready = ready
         self._seen, self._ran, self._nodes_online = 0, 0, None
-        self._attribute_outside(self.machine.console.offset())  # type: ignore[union-attr]
+        self._attribute_outside(self.machine.console.offset())
         return None
+
+    def boot_dir(self) -> Path:
+        """The current boot's evidence directory."""
+        return self.directory / f"boot-{self.boots}"
 
     def _attribute_outside(self, end: int) -> None:
         """Record reports printed since the last window: they belong to no test."""
-        if self.machine is None or self.machine.console is None or end <= self._seen:
+        if self.machine is None or end <= self._seen:
             return
         when = "boot" if self._ran == 0 else "between tests"
         for report in parse(self.machine.console.text(self._seen, end)):
@@ -225,64 +259,61 @@ class KernelGuest:
             )
         self._seen = end
 
-    def _boot_failed(self, started: float) -> Verdict:
-        assert self.machine is not None and self.machine.console is not None
-        console = self.machine.console
-        console.wait_quiet(0.5, 3)
-        waited = time.monotonic() - started
+    def _boot_failed(self, seconds: float) -> Verdict:
+        assert self.machine is not None
+        machine, console = self.machine, self.machine.console
+        console.wait_quiet(self.policy.settle, self.policy.boot_tail)
         if console.panicked:
             why = "the kernel panicked during boot"
-        elif console.eof:
-            why = f"QEMU exited after {waited:.1f}s"
+        elif not machine.running:
+            why = f"the guest's process ended after {seconds:.1f}s ({machine.exit_status()})"
         else:
             why = f"no ready line within {self.spec.timeouts.boot:.0f}s"
         reports = parse(console.text())
         title = f": {reports[0].title}" if reports else ""
         tail = console.tail(30)
         self.shutdown()
-        self.setup_error = Verdict(
-            Outcome.BOOT_FAIL,
-            f"boot-fail: {why}{title}",
-            (f"console tail ({self.machine_dir()}/console.log):\n{tail}",),
+        self.setup_error = classify_setup(
+            SetupFacts(
+                "boot",
+                f"{why}{title}",
+                (f"console tail ({self.boot_dir()}/console.log):\n{tail}",),
+            )
         )
         return self.setup_error
 
-    def machine_dir(self) -> Path:
-        """The current boot's evidence directory."""
-        return self.directory / f"boot-{self.boots}"
-
+    # -- tests -------------------------------------------------------------------
     def preflight(self, test: GuestTest) -> TestRun | None:
         """Everything before the test runs; a TestRun (error, boot-fail) if it cannot."""
         started = time.monotonic()
         compiled = self.ctx.compiled.get(test.name)
         if compiled is not None and not compiled.ok:
-            verdict = Verdict(Outcome.ERROR, "error: the test does not compile", (compiled.log,))
-            return self._record(test, verdict, started, self.directory / test.name)
+            verdict = classify_setup(SetupFacts("compile", "", (compiled.log,)))
+            return self._record(test, verdict, started)
         problem = self.prepare() or self.ensure_booted()
         if problem is not None:
-            return self._record(test, problem, started, self.directory / test.name)
+            return self._record(test, problem, started)
         return None
 
     def run(self, test: GuestTest) -> TestRun:
         """Run ``test`` on this kernel's guest and classify what happened."""
         started = time.monotonic()
-        out_dir = self.directory / test.name
         failed = self.preflight(test)
         if failed is not None:
             return failed
         unmet = self._unmet_needs(test)
         if unmet:
-            return self._record(test, Verdict(Outcome.SKIP, unmet), started, out_dir)
-        return self._execute(test, started, out_dir)
+            return self._record(test, classify_setup(SetupFacts("need", unmet)), started)
+        return self._execute(test, started)
 
     def _unmet_needs(self, test: GuestTest) -> str | None:
-        assert self.session is not None
+        assert self.channel is not None
         if test.needs.numa_nodes > 1:
             if self._nodes_online is None:
-                node_list = self.session.run("cat /sys/devices/system/node/online", 10)
+                node_list = self.channel.run("cat /sys/devices/system/node/online", 10)
                 self._nodes_online = node_list.stdout.strip()
             online = self._nodes_online
-            count = _count_ranges(online)
+            count = count_ranges(online)
             if count < test.needs.numa_nodes:
                 return (
                     f"needs {test.needs.numa_nodes} NUMA nodes, the guest has {count} "
@@ -290,23 +321,29 @@ class KernelGuest:
                 )
         return None
 
-    def _execute(self, test: GuestTest, started: float, out_dir: Path) -> TestRun:
+    def _execute(self, test: GuestTest, started: float) -> TestRun:
         """Run the test between kmsg markers, then judge its console window."""
-        assert self.machine is not None and self.machine.console is not None
+        assert self.machine is not None and self.files is not None
         console = self.machine.console
         tag = f"{test.name}-{self.boots}-{int(started * 1000) % 100000}"
         window_start = console.offset()
         self._attribute_outside(window_start)
         self._ran += 1
-        result, died, notes = self._run_in_guest(test, tag, window_start)
-        if not died:
+        result, notes = self._run_in_guest(test, tag, window_start)
+        machine_exit = None if self.machine.running else self.machine.exit_status()
+        died = console.panicked
+        if not died and machine_exit is None:
             self._settle(tag, window_start)
         window_end = console.offset()
         window = console.text(window_start, window_end)
         self._seen = window_end
         reports = tuple(parse(window))
-        stderr, rc, taint = _split_trailer(result)
-        verdict = classify(_facts(test, result, rc, died, reports, taint))
+        stderr, rc, taint = split_trailer(result)
+        facts = run_facts(test, result, rc, died, reports, taint)
+        if machine_exit is not None:
+            tail = results.stderr_tail(self.boot_dir())
+            facts = _with_exit(facts, machine_exit, tail)
+        verdict = classify(facts)
         if notes and verdict.outcome is Outcome.HANG:
             verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + notes)
         self._reboot_if_untrusted(verdict, taint, reports)
@@ -318,62 +355,65 @@ class KernelGuest:
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            out_dir,
+            self.directory / test.name,
             command,
             reports,
             taint,
             self.boots,
         )
-        _save(run, window)
+        results.save_test(run, window)
         return run
 
     def _run_in_guest(
         self, test: GuestTest, tag: str, window_start: int
-    ) -> tuple[CommandResult, bool, tuple[str, ...]]:
-        """The test's command with its timeout: (result, kernel died, hang notes)."""
-        assert self.session is not None and self.machine is not None
+    ) -> tuple[CommandResult, tuple[str, ...]]:
+        """The test's command with its timeout: (result, hang notes)."""
+        assert self.channel is not None and self.machine is not None and self.files is not None
         console = self.machine.console
-        assert console is not None
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
+        command = wrap(f"{self.files.tests_dir}/{test.name}", tag)
         try:
-            result = self.session.run(
-                _wrap(test.name, tag), timeout, abort=self._stop_waiting(window_start)
-            )
-        except (GuestUnreachable, paramiko.SSHException, OSError, EOFError) as exc:
+            result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
+        except GuestUnreachable as exc:
             # The channel broke under us; the console tells whether the kernel did.
-            result = CommandResult(test.name, None, "", f"SSH session lost: {exc}", 0.0)
+            result = CommandResult(test.name, None, "", str(exc), 0.0)
         if result.exit_code is None and not result.timed_out:
-            console.wait_quiet(_SETTLE, 5)  # the kernel may be dying: let it say why
+            console.wait_quiet(self.policy.settle, self.policy.dying)  # let it say why
         notes: tuple[str, ...] = ()
         if result.timed_out and self.machine.running and not console.panicked:
             notes = self._dump_blocked_tasks()
-        return result, not self.machine.running or console.panicked, notes
+        return result, notes
 
     def _reboot_if_untrusted(
         self, verdict: Verdict, taint: int, reports: tuple[KernelReport, ...]
     ) -> None:
-        """After a hang, panic, lost channel, oops or new taint, the next test boots fresh."""
-        if verdict.outcome in (Outcome.HANG, Outcome.PANIC, Outcome.ERROR) or (
-            (verdict.outcome is Outcome.OOPS or taint or reports) and self.spec.reboot_after_oops
-        ):
+        """After a hang, panic, lost channel, oops or new taint, the next test boots fresh.
+
+        ``reboot_after_oops: false`` keeps a guest that only oopsed or tainted.
+        """
+        oopsish = verdict.outcome is Outcome.OOPS or bool(taint) or bool(reports)
+        if oopsish and verdict.outcome in (Outcome.OOPS, Outcome.PASS, Outcome.FAIL, Outcome.SKIP):
+            if self.spec.reboot_after_oops:
+                self.shutdown()
+        elif verdict.outcome.ends_guest or oopsish:
             self.shutdown()
 
     def _stop_waiting(self, window_start: int) -> Callable[[], bool]:
         """When to stop waiting for a test before its timeout.
 
-        At once if the kernel died.  And once a kernel report has been printed
-        in the test's window and the console has been quiet for REPORT_GRACE
-        seconds: the outcome is ``oops`` whatever the test does next, and a
-        process killed by an oops often leaves its siblings stuck on its locks.
+        At once if the kernel died or its process ended.  And once a kernel
+        report has been printed in the test's window and the console has been
+        quiet for ``report_grace`` seconds.
         """
-        assert self.machine is not None and self.machine.console is not None
+        assert self.machine is not None
         machine, console = self.machine, self.machine.console
+        grace = self.policy.report_grace
         parsed: dict[int, bool] = {}
 
         def abort() -> bool:
             if console.panicked or not machine.running:
                 return True
-            if not console.report_since(window_start) or console.idle_seconds() < REPORT_GRACE:
+            if not console.report_since(window_start) or console.idle_seconds() < grace:
                 return False
             end = console.offset()
             if end not in parsed:  # parse once per new console state, not every poll
@@ -389,47 +429,56 @@ class KernelGuest:
         the test made the kernel print is too; only a report still being
         printed (from another CPU) needs the console to go quiet.
         """
-        assert self.machine is not None and self.machine.console is not None
+        assert self.machine is not None
         console = self.machine.console
-        console.wait_for(re.escape(f"HARNESS-END {tag}").encode(), 5, window_start)
+        marker = re.escape(f"HARNESS-END {tag}").encode()
+        console.wait_for(marker, self.policy.end_marker, window_start)
         if parse(console.text(window_start)):
-            console.wait_quiet(_SETTLE, 5)
+            console.wait_quiet(self.policy.settle, self.policy.end_marker)
 
     def _dump_blocked_tasks(self) -> tuple[str, ...]:
         """After a timeout: probe the guest, then ask for a blocked-task dump (sysrq w)."""
-        assert self.session is not None and self.machine is not None
-        console = self.machine.console
-        assert console is not None
-        if self.session.alive(5):
-            self.session.run("echo w > /proc/sysrq-trigger", 10)
-            how = "sysrq-w over SSH"
-        elif self.machine.sysrq("w"):
-            how = "sysrq-w on the keyboard (SSH no longer answers: kernel wedged?)"
+        assert self.channel is not None and self.machine is not None
+        if self.channel.alive(5):
+            try:
+                self.channel.run("echo w > /proc/sysrq-trigger", 10)
+                how = "sysrq-w over the channel"
+            except GuestUnreachable:
+                how = ""
         else:
-            return ("the guest answers neither SSH nor QEMU's monitor",)
-        console.wait_quiet(1.0, 15)
+            how = ""
+        if not how:
+            if not self.machine.magic_key("w"):
+                return ("the guest answers neither its channel nor the magic sysrq key",)
+            how = "the magic sysrq key (the channel no longer answers: kernel wedged?)"
+        self.machine.console.wait_quiet(self.policy.dump_quiet, self.policy.dump_wait)
         return (f"blocked tasks dumped with {how}: see the console window",)
 
-    def _record(self, test: GuestTest, verdict: Verdict, started: float, out_dir: Path) -> TestRun:
+    def _record(self, test: GuestTest, verdict: Verdict, started: float) -> TestRun:
         run = TestRun(
-            test.name, self.spec.name, verdict, time.monotonic() - started, out_dir, boot=self.boots
+            test.name,
+            self.spec.name,
+            verdict,
+            time.monotonic() - started,
+            self.directory / test.name,
+            boot=self.boots,
         )
-        _save(run, "")
+        results.save_test(run, "")
         return run
 
     def shutdown(self) -> None:
-        """Close the session and stop QEMU, if any (idempotent)."""
+        """Close the channel and stop the machine, if any (idempotent)."""
         if self.machine is not None and self.machine.console is not None:
             self._attribute_outside(self.machine.console.offset())
-        if self.session is not None:
-            self.session.close()
-            self.session = None
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
         if self.machine is not None:
             self.machine.stop()
             self.machine = None
 
 
-def _wrap(name: str, tag: str) -> str:
+def wrap(binary: str, tag: str) -> str:
     """The guest command: markers in the kernel log and taint around the test.
 
     The markers go through /dev/kmsg so they sit in the console stream in
@@ -438,13 +487,13 @@ def _wrap(name: str, tag: str) -> str:
     """
     return (
         f"echo 'HARNESS-START {tag}' > /dev/kmsg; tb=$(cat /proc/sys/kernel/tainted); "
-        f"cd /tmp && {TESTS_DIR}/{name}; rc=$?; "
+        f"cd /tmp && {binary}; rc=$?; "
         f"ta=$(cat /proc/sys/kernel/tainted); echo 'HARNESS-END {tag}' > /dev/kmsg; "
         "printf '\\n@@HARNESS rc=%d taint_before=%s taint_after=%s\\n' $rc $tb $ta >&2; exit $rc"
     )
 
 
-def _split_trailer(result: CommandResult) -> tuple[str, int | None, int]:
+def split_trailer(result: CommandResult) -> tuple[str, int | None, int]:
     """Take the harness's trailer off stderr: (stderr, exit code, new taint bits)."""
     m = _TRAILER.search(result.stderr)
     if not m:
@@ -454,7 +503,7 @@ def _split_trailer(result: CommandResult) -> tuple[str, int | None, int]:
     return stderr, int(m.group(1)), after & ~before
 
 
-def _facts(
+def run_facts(
     test: GuestTest,
     result: CommandResult,
     rc: int | None,
@@ -478,7 +527,11 @@ def _facts(
     )
 
 
-def _count_ranges(text: str) -> int:
+def _with_exit(facts: RunFacts, machine_exit: str, stderr: str) -> RunFacts:
+    return replace(facts, machine_exit=machine_exit, machine_stderr=stderr)
+
+
+def count_ranges(text: str) -> int:
     """Count the members of a kernel cpu/node list such as '0-1,3'."""
     count = 0
     for part in filter(None, text.split(",")):
@@ -486,26 +539,3 @@ def _count_ranges(text: str) -> int:
         if low.isdigit():
             count += int(high) - int(low) + 1 if high.isdigit() else 1
     return count
-
-
-def _save(run: TestRun, window: str) -> None:
-    run.directory.mkdir(parents=True, exist_ok=True)
-    if run.result is not None:
-        (run.directory / "stdout.txt").write_text(run.result.stdout)
-        (run.directory / "stderr.txt").write_text(run.result.stderr)
-    (run.directory / "console.txt").write_text(window)
-    write_json(
-        run.directory / "result.json",
-        {
-            "test": run.test,
-            "kernel": run.kernel,
-            "outcome": run.verdict.outcome,
-            "summary": run.verdict.summary,
-            "details": run.verdict.details,
-            "seconds": round(run.seconds, 3),
-            "boot": run.boot,
-            "exit_code": run.result.exit_code if run.result else None,
-            "new_taint": run.new_taint,
-            "reports": [report_json(r) for r in run.reports],
-        },
-    )

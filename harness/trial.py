@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.config import KernelSpec
 from harness.errors import UserError
-from harness.kernels import KernelImage
+from harness.kernels.base import KernelImage
 from harness.runner import KernelGuest, RunContext, TestRun, new_context
 from harness.testdef import GuestTest, discover, read_test
 

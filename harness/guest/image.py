@@ -26,7 +26,7 @@ from harness.errors import ToolMissing
 from harness.guest.cpio import CpioArchive
 from harness.guest.keys import GuestKeys
 from harness.guest.modules import resolve_modules
-from harness.kernels import KernelImage
+from harness.kernels.base import KernelImage
 
 INIT_SCRIPT = Path(__file__).with_name("init.sh")
 TESTS_DIR = "/opt/tests"

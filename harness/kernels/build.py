@@ -39,7 +39,8 @@ from typing import IO, Any
 
 from harness.cache import atomic_dir, cache_root
 from harness.errors import HarnessError
-from harness.kernels import KernelImage, kbuild
+from harness.kernels import kbuild
+from harness.kernels.base import KernelImage
 from harness.kernels.kconfig import (
     BASE_CONFIGS,
     GUEST_FRAGMENT,

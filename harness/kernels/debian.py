@@ -25,8 +25,8 @@ from debian.debian_support import Version
 
 from harness.cache import atomic_dir, cache_root
 from harness.errors import HarnessError, KernelNotFound
-from harness.kernels import KernelImage
 from harness.kernels import debian_archive as archive
+from harness.kernels.base import KernelImage
 from harness.yamlcheck import Fields
 
 _SPLIT_PARTS = ("linux-binary-", "linux-modules-")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import KernelNotFound
-from harness.kernels import KernelImage
+from harness.kernels.base import KernelImage
 from harness.yamlcheck import Fields
 
 _BZIMAGE_MAGIC_OFFSET = 0x202

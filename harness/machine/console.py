@@ -1,20 +1,21 @@
-"""Watching a guest's serial console for its whole life.
+"""Watching a guest's kernel console for its whole life.
 
-A reader thread drains QEMU's console pty from the moment QEMU starts until it
+A reader thread drains the console stream (a pipe from QEMU or virtme-ng, or
+the replay backend's recording) from the moment the guest starts until it
 exits, writes every byte to the console log as it arrives, and keeps the text
 in memory so the harness can wait for a marker, cut out one test's window, and
 notice a dead kernel.  Draining continuously matters: a console nobody reads
-fills the pty buffer and stalls the guest's printk.
+fills the pipe buffer and stalls the guest's printk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import threading
 import time
 from pathlib import Path
-
-import pexpect
 
 from harness.oops.formats import any_header, panic_header
 
@@ -23,10 +24,14 @@ _REPORT = re.compile(any_header().encode())
 
 
 class ConsoleWatcher:
-    """Owns the read side of a pexpect child: log, buffer and waits."""
+    """Owns the read side of a console stream: log, buffer and waits.
 
-    def __init__(self, child: pexpect.spawn, log_path: Path) -> None:
-        self._child = child
+    ``fd`` is a file descriptor open for reading; the watcher reads it until
+    EOF (every writer closed it: the guest exited) and closes it then.
+    """
+
+    def __init__(self, fd: int, log_path: Path) -> None:
+        self._fd = fd
         self._log = log_path.open("ab")
         self._buf = bytearray()
         self._cond = threading.Condition()
@@ -40,10 +45,10 @@ class ConsoleWatcher:
     def _pump(self) -> None:
         while True:
             try:
-                chunk = self._child.read_nonblocking(65536, timeout=0.2)
-            except pexpect.TIMEOUT:
-                continue
-            except (pexpect.EOF, OSError, ValueError):
+                chunk = os.read(self._fd, 65536)
+            except OSError:
+                break
+            if not chunk:
                 break
             self._log.write(chunk)
             self._log.flush()
@@ -57,6 +62,8 @@ class ConsoleWatcher:
             self._eof = True
             self._cond.notify_all()
         self._log.close()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
     def _scan(self, start: int) -> None:
         """Note panics and report starts in the newly arrived bytes (lock held)."""
@@ -79,7 +86,7 @@ class ConsoleWatcher:
 
     @property
     def eof(self) -> bool:
-        """QEMU closed the console (it exited)."""
+        """The stream ended: the guest's process exited."""
         return self._eof
 
     @property
@@ -129,5 +136,5 @@ class ConsoleWatcher:
                 return
 
     def join(self, timeout: float) -> None:
-        """Wait for the reader to see EOF (after QEMU is stopped)."""
+        """Wait for the reader to see EOF (after the guest is stopped)."""
         self._thread.join(timeout)

@@ -1,81 +1,70 @@
-"""QEMU: the one place that builds its command line, and its lifecycle.
+"""The QEMU backend: our own initramfs, our own QEMU command line.
 
 :func:`qemu_command` is the only function that knows QEMU's flags.  A
-:class:`QemuMachine` starts QEMU under pexpect (the serial console on its
-pty), waits a bounded time for the guest's ready line, and always stops QEMU
-again: on success, on exceptions, on Ctrl-C, on SIGTERM (turned into an
-exception by the caller), and, should the harness itself be killed, through
+:class:`QemuMachine` starts QEMU with the serial console on a pipe (drained
+by a :class:`~harness.machine.console.ConsoleWatcher` for the guest's whole
+life) and QEMU's own stderr in a file beside it, so that a QEMU that dies is
+told apart from a kernel that does.  QEMU is always stopped again: on
+success, on exceptions, on Ctrl-C, on SIGTERM (turned into an exception by
+the caller), and, should the harness itself be killed, through
 PR_SET_PDEATHSIG in the child.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import re
 import secrets
 import shlex
 import shutil
-import signal
 import socket
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pexpect
-
 from harness.errors import InfraError, ToolMissing
-from harness.machine.accel import Accel, AccelChoice
+from harness.guest.image import TESTS_DIR, build_initrd
+from harness.machine import process
+from harness.machine.accel import Accel
+from harness.machine.base import (
+    BASE_CMDLINE,
+    BootFiles,
+    Channel,
+    GuestPayload,
+    GuestShape,
+    MachineConfig,
+    Ready,
+    describe_exit,
+)
 from harness.machine.console import ConsoleWatcher
 from harness.machine.ports import free_port
+from harness.machine.ssh import SshChannel
 
 QEMU = "qemu-system-x86_64"
-BASE_CMDLINE = "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off"
-_READY = rb"HARNESS-READY (\S+) taint=(\d+) release=([^\s]+)\r*\n"
+READY = rb"HARNESS-READY (\S+) taint=(\d+) release=([^\s]+)\r*\n"
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
-_PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class MachineConfig:
-    """Everything that decides how one guest boots."""
-
-    vmlinuz: Path
-    initrd: Path
-    accel: AccelChoice
-    memory_mib: int = 2048
-    cpus: int = 2
-    numa_nodes: int = 1
-    cmdline: str = ""
-    thp: str | None = None
-    port_range: tuple[int, int] | None = None
-    qemu_binary: str = QEMU
-
-
-@dataclass(frozen=True)
-class BootInfo:
-    """What the ready line and the clock told us about a boot."""
-
-    ssh_port: int
-    seconds: float
-    boot_taint: int
-    release: str
 
 
 def qemu_command(
-    cfg: MachineConfig, ssh_port: int, nonce: str, monitor: Path | None = None
+    cfg: MachineConfig,
+    ssh_port: int,
+    nonce: str,
+    monitor: Path | None = None,
+    binary: str = QEMU,
 ) -> list[str]:
     """The full QEMU argv for ``cfg``: change how guests start here and only here."""
+    shape = cfg.shape
     kvm = cfg.accel.accel is Accel.KVM
-    cpus = max(cfg.cpus, cfg.numa_nodes)
-    append = f"{BASE_CMDLINE} harness.nonce={nonce}"
-    if cfg.thp:
-        append += f" harness.thp={cfg.thp}"
-    if cfg.cmdline:
-        append += f" {cfg.cmdline}"
+    append = f"{BASE_CMDLINE} rdinit=/init harness.nonce={nonce}"
+    if shape.thp:
+        append += f" harness.thp={shape.thp}"
+    if shape.cmdline:
+        append += f" {shape.cmdline}"
+    if cfg.files.initrd is None:
+        raise InfraError("the QEMU backend needs an initrd; prepare() did not make one")
     argv = [
-        cfg.qemu_binary,
+        binary,
         "-nodefaults",
         "-no-user-config",
         "-display",
@@ -88,14 +77,12 @@ def qemu_command(
         "-cpu",
         "host" if kvm else "max",
         "-m",
-        f"{cfg.memory_mib}M",
-        "-smp",
-        f"{cpus},sockets={cfg.numa_nodes},cores={cpus // cfg.numa_nodes},threads=1",
-        *_numa_args(cfg.memory_mib, cpus, cfg.numa_nodes),
+        f"{shape.memory_mib}M",
+        *smp_args(shape),
         "-kernel",
-        str(cfg.vmlinuz),
+        str(cfg.payload.kernel.vmlinuz),
         "-initrd",
-        str(cfg.initrd),
+        str(cfg.files.initrd),
         "-append",
         append,
         "-chardev",
@@ -112,14 +99,20 @@ def qemu_command(
     return argv
 
 
-def _numa_args(memory_mib: int, cpus: int, nodes: int) -> list[str]:
-    """One memory backend and one CPU socket per node (a split socket WARNs at boot)."""
+def smp_args(shape: GuestShape) -> list[str]:
+    """-smp and, for several NUMA nodes, one memory backend and one CPU socket per node.
+
+    One socket per node because a socket split across nodes makes the
+    scheduler WARN at boot (a report nobody's test caused).
+    """
+    nodes = shape.numa_nodes
+    cpus = max(shape.cpus, nodes)
+    args = ["-smp", f"{cpus},sockets={nodes},cores={cpus // nodes},threads=1"]
     if nodes <= 1:
-        return []
-    args: list[str] = []
-    per_node, per_cpu = memory_mib // nodes, cpus // nodes
+        return args
+    per_node, per_cpu = shape.memory_mib // nodes, cpus // nodes
     for n in range(nodes):
-        size = per_node if n < nodes - 1 else memory_mib - per_node * (nodes - 1)
+        size = per_node if n < nodes - 1 else shape.memory_mib - per_node * (nodes - 1)
         first = n * per_cpu
         cpu_list = str(first) if per_cpu == 1 else f"{first}-{first + per_cpu - 1}"
         args += [
@@ -131,10 +124,33 @@ def _numa_args(memory_mib: int, cpus: int, nodes: int) -> list[str]:
     return args
 
 
-def _die_with_parent() -> None:
-    """Runs in the QEMU child: get SIGKILL if the harness dies without cleaning up."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def wait_ready_line(console: ConsoleWatcher, nonce: str, port: int, timeout: float) -> Ready | None:
+    """Wait for ``HARNESS-READY <nonce>``: a stale line of another boot cannot match."""
+    started = time.monotonic()
+    m = console.wait_for(READY.replace(rb"(\S+)", re.escape(nonce.encode()), 1), timeout)
+    if not m:
+        return None
+    return Ready(port, time.monotonic() - started, int(m.group(1)), m.group(2).decode())
+
+
+class QemuBackend:
+    """Boots the kernel with the harness's initramfs (busybox, dropbear, the tests)."""
+
+    name = "qemu"
+
+    def __init__(self, binary: str = QEMU) -> None:
+        self.binary = binary
+
+    def prepare(self, payload: GuestPayload, directory: Path) -> BootFiles:
+        """One initrd per kernel, assembled from cached layers."""
+        initrd = build_initrd(
+            payload.kernel, list(payload.tests), payload.keys, directory / "initrd.img"
+        )
+        return BootFiles(tests_dir=TESTS_DIR, initrd=initrd)
+
+    def machine(self, cfg: MachineConfig, boot_dir: Path) -> QemuMachine:
+        """A QEMU machine for one boot."""
+        return QemuMachine(cfg, boot_dir, self.binary)
 
 
 @dataclass
@@ -143,8 +159,9 @@ class QemuMachine:
 
     cfg: MachineConfig
     boot_dir: Path
-    child: pexpect.spawn | None = None
-    console: ConsoleWatcher | None = None
+    binary: str = QEMU
+    proc: subprocess.Popen[bytes] | None = None
+    watcher: ConsoleWatcher | None = None
     argv: list[str] = field(default_factory=list)
     port: int = 0
     _sockdir: Path | None = None
@@ -156,52 +173,51 @@ class QemuMachine:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, attempts: int = 5) -> int:
+    @property
+    def console(self) -> ConsoleWatcher:
+        """The serial console (after :meth:`start`)."""
+        assert self.watcher is not None, "start() the machine first"
+        return self.watcher
+
+    def start(self, attempts: int = 5) -> None:
         """Start QEMU, retrying with a new port if the forward was taken meanwhile."""
-        if not shutil.which(self.cfg.qemu_binary):
-            raise ToolMissing(self.cfg.qemu_binary, "qemu-system-x86")
+        if not shutil.which(self.binary):
+            raise ToolMissing(self.binary, "qemu-system-x86")
         self.boot_dir.mkdir(parents=True, exist_ok=True)
         tried: set[int] = set()
         for _ in range(attempts):
             port = free_port(self.cfg.port_range, avoid=tried)
             tried.add(port)
             if self._spawn(port):
-                return port
+                return
         raise InfraError(
             f"QEMU could not forward any of ports {sorted(tried)}; "
-            f"see {self.boot_dir / 'console.log'}"
+            f"see {self.boot_dir / 'qemu-stderr.txt'}"
         )
 
     def _spawn(self, port: int) -> bool:
         self.port = port
-        # A short private directory: unix socket paths are limited to 107 bytes.
-        self.argv = qemu_command(self.cfg, port, self.nonce, self._monitor_path())
+        self.argv = qemu_command(self.cfg, port, self.nonce, self._monitor_path(), self.binary)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
-        self.child = pexpect.spawn(
-            self.argv[0],
-            self.argv[1:],
-            preexec_fn=_die_with_parent,
-            echo=False,
-            dimensions=(50, 200),
-        )
-        self.console = ConsoleWatcher(self.child, self.boot_dir / "console.log")
-        time.sleep(0.05)
-        if self.console.wait_for(re.escape(_HOSTFWD_BUSY), timeout=0.3) or (
-            self.console.eof and _HOSTFWD_BUSY in self.console.text().encode()
-        ):
+        stderr = self.boot_dir / "qemu-stderr.txt"
+        self.proc, console_fd = process.spawn(self.argv, stderr)
+        self.watcher = ConsoleWatcher(console_fd, self.boot_dir / "console.log")
+        # A taken hostfwd port makes QEMU exit at once with a message on stderr.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.02)
+        if self.proc.poll() is not None and _HOSTFWD_BUSY in stderr.read_bytes():
             self.stop()
             return False
         return True
 
-    def wait_ready(self, timeout: float, started: float) -> BootInfo | None:
+    def wait_ready(self, timeout: float) -> Ready | None:
         """Wait for this boot's ready line; None if the kernel died or time ran out."""
-        assert self.console is not None
-        m = self.console.wait_for(
-            _READY.replace(rb"(\S+)", re.escape(self.nonce.encode()), 1), timeout
-        )
-        if not m:
-            return None
-        return BootInfo(self.port, time.monotonic() - started, int(m.group(1)), m.group(2).decode())
+        return wait_ready_line(self.console, self.nonce, self.port, timeout)
+
+    def connect(self, ready: Ready, timeout: float = 30.0) -> Channel:
+        """SSH to the guest's dropbear through the forwarded port (host key pinned)."""
+        return SshChannel(ready.ssh_port, self.cfg.payload.keys, timeout)
 
     def _monitor_path(self) -> Path:
         """The monitor socket: in the boot directory, or a private temporary one
@@ -211,47 +227,47 @@ class QemuMachine:
             self._sockdir = self.boot_dir if short else Path(tempfile.mkdtemp(prefix="kharness-"))
         return self._sockdir / ("monitor.sock" if self._sockdir == self.boot_dir else "monitor")
 
-    def sysrq(self, key: str) -> bool:
+    def magic_key(self, key: str) -> bool:
         """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
         if self._sockdir is None or not self.running:
             return False
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(5)
-                sock.connect(str(self._monitor_path()))
-                sock.sendall(f"sendkey alt-sysrq-{key}\n".encode())
-                time.sleep(0.2)
-            return True
-        except OSError:
-            return False
+        return monitor_sendkey(self._monitor_path(), f"alt-sysrq-{key}")
 
     @property
     def running(self) -> bool:
         """QEMU is still alive."""
-        return self.child is not None and self.child.isalive()
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_status(self) -> str | None:
+        """How QEMU ended, once it has."""
+        return describe_exit(self.proc.poll()) if self.proc is not None else None
+
+    def command_line(self) -> list[str]:
+        """QEMU's argv of this boot."""
+        return list(self.argv)
 
     def stop(self) -> None:
         """Stop QEMU for sure (SIGTERM, then SIGKILL) and close the console."""
-        child, self.child = self.child, None
-        if child is None:
-            return
-        with contextlib.suppress(Exception):
-            if child.isalive():
-                child.kill(signal.SIGTERM)
-                deadline = time.monotonic() + 3
-                while child.isalive() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-            if child.isalive():
-                child.kill(signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            child.wait()
-        if self.console is not None:
-            self.console.join(5)
-        with contextlib.suppress(Exception):
-            child.close(force=True)
+        if self.proc is not None:
+            process.terminate(self.proc)
+        if self.watcher is not None:
+            self.watcher.join(5)
         if self._sockdir is not None:
             if self._sockdir == self.boot_dir:
                 (self.boot_dir / "monitor.sock").unlink(missing_ok=True)
             else:
                 shutil.rmtree(self._sockdir, ignore_errors=True)
             self._sockdir = None
+
+
+def monitor_sendkey(path: Path, keys: str) -> bool:
+    """Send ``sendkey KEYS`` to a QEMU human monitor on a unix socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(path))
+            sock.sendall(f"sendkey {keys}\n".encode())
+            time.sleep(0.2)
+        return True
+    except OSError:
+        return False

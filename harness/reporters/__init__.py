@@ -1,26 +1,32 @@
-"""Reporters: summary.json in, one more format out (text for a mail reply, KCIDB).
+"""Reporters: a run's :class:`~harness.records.RunSummary` in, one file out.
 
-Each reporter is a module with ``render(summary: dict) -> str`` and a file
-name; they read the plain summary (see :func:`harness.report.summary_json`)
-and nothing else, so ``python -m harness report DIR`` can rebuild them from a
-results directory long after the run.
+Each reporter is a module with ``FILENAME`` and ``render(summary) -> str``;
+adding a format is one module and one entry in :data:`REPORTERS`.  They read
+the typed summary and nothing else, so ``python -m harness report DIR`` can
+rebuild them from a results directory's summary.json long after the run.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from harness.errors import UserError
+from harness.records import RunSummary
 from harness.reporters import kcidb, text
+from harness.results import write_json
 
 #: file name in the results directory -> renderer
-REPORTERS = {"summary.txt": text.render, "kcidb.json": kcidb.render}
+REPORTERS: dict[str, Callable[[RunSummary], str]] = {
+    module.FILENAME: module.render for module in (text, kcidb)
+}
 
 
-def write_all(summary: dict[str, Any], run_dir: Path) -> list[Path]:
-    """Render every format next to summary.json; returns the files written."""
-    written = []
+def write_all(summary: RunSummary, run_dir: Path) -> list[Path]:
+    """Write summary.json and every format beside it; returns the files written."""
+    write_json(run_dir / "summary.json", summary.to_json())
+    written = [run_dir / "summary.json"]
     for name, render in REPORTERS.items():
         path = run_dir / name
         path.write_text(render(summary))
@@ -28,6 +34,13 @@ def write_all(summary: dict[str, Any], run_dir: Path) -> list[Path]:
     return written
 
 
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    """Read a results directory's summary.json."""
-    return json.loads((run_dir / "summary.json").read_text())
+def load_summary(run_dir: Path) -> RunSummary:
+    """Read a results directory's summary.json back into its record."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no summary.json; is this a results directory?")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); the run may have been killed") from None
+    return RunSummary.from_json(data, str(path))

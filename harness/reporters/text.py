@@ -2,42 +2,40 @@
 
 Short lines, no colour, a matrix of kernel x test, then only what needs a
 reader's attention: unexpected results first, with the one-line verdict and
-kernel report titles, then expected failures with their reasons.
+kernel report titles, then expected failures with their reasons.  An
+interrupted run says so first and lists what did not run: the summary never
+claims more than what ran.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from harness.records import RunSummary, TestRecord
 
-_CELL = {
-    "pass": "pass",
-    "skip": "skip",
-    "fail": "FAIL",
-    "oops": "OOPS",
-    "panic": "PANIC",
-    "hang": "HANG",
-    "boot-fail": "BOOT",
-    "build-fail": "BUILD",
-    "error": "ERROR",
-}
+FILENAME = "summary.txt"
 
 
-def _cell(t: dict[str, Any]) -> str:
-    cell = _CELL.get(t["outcome"], t["outcome"])
-    if t.get("expected") and t["as_expected"]:
-        return f"{t['outcome']} (expected)"
-    return cell
+def _cell(t: TestRecord) -> str:
+    if t.expected and t.as_expected:
+        return f"{t.outcome.value} (expected)"
+    return t.outcome.rule.cell
 
 
-def render(summary: dict[str, Any]) -> str:
+def render(summary: RunSummary) -> str:
     """The text summary of one run."""
-    tests = summary["tests"]
-    names = sorted({t["test"] for t in tests})
-    kernels = list(summary["kernels"]) or sorted({t["kernel"] for t in tests})
-    by_key = {(t["kernel"], t["test"]): t for t in tests}
-    bad = [t for t in tests if not t.get("as_expected", t["outcome"] in ("pass", "skip"))]
-    verdict = "all results as expected" if not bad else f"{len(bad)} unexpected result(s)"
-    lines = [f"kpatch-harness run {summary.get('run', '')}: {verdict}", ""]
+    tests = summary.tests
+    names = sorted({t.test for t in tests})
+    kernels = [k.name for k in summary.kernels] or sorted({t.kernel for t in tests})
+    by_key = {(t.kernel, t.test): t for t in tests}
+    bad = summary.unexpected
+    not_run = summary.not_run
+    if summary.interrupted:
+        verdict = f"INTERRUPTED, {len(not_run)} of {len(tests)} test(s) did not run"
+        verdict += f", {len(bad)} unexpected result(s) among those that did"
+    elif not tests:
+        verdict = "no tests ran"
+    else:
+        verdict = "all results as expected" if not bad else f"{len(bad)} unexpected result(s)"
+    lines = [f"kpatch-harness run {summary.run}: {verdict}", ""]
     width = max([len(k) for k in kernels] + [6])
     for i, name in enumerate(names):
         lines.append(f"  [{i + 1}] {name}")
@@ -51,26 +49,30 @@ def render(summary: dict[str, Any]) -> str:
     lines += _section("Unexpected", bad, with_reason=False)
     lines += _section(
         "Expected failures",
-        [t for t in tests if t.get("expected") and t["as_expected"]],
+        [t for t in tests if t.expected and t.as_expected],
         with_reason=True,
     )
-    outside = summary.get("reports_outside_tests", [])
-    if outside:
+    if not_run:
+        lines += ["", "Not run (interrupted):"]
+        lines += [f"  {t.test} on {t.kernel}" for t in not_run]
+    if summary.outside:
         lines += ["", "Kernel reports outside any test:"]
-        lines += [f"  {o['kernel']} boot-{o['boot']} ({o['when']}): {o['title']}" for o in outside]
+        lines += [
+            f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}" for o in summary.outside
+        ]
     lines += ["", "Kernels:"]
-    for name, k in summary["kernels"].items():
-        lines.append(f"  {name}: {k.get('origin') or k.get('source')}")
+    for k in summary.kernels:
+        lines.append(f"  {k.name}: {k.origin or k.source} [{k.backend}]")
     return "\n".join(lines) + "\n"
 
 
-def _section(title: str, tests: list[dict[str, Any]], with_reason: bool) -> list[str]:
+def _section(title: str, tests: list[TestRecord], with_reason: bool) -> list[str]:
     if not tests:
         return []
     lines = ["", f"{title}:"]
     for t in tests:
-        lines.append(f"  {t['test']} on {t['kernel']}: {t['summary']}")
-        lines += [f"    kernel report: {r['title']}" for r in t["reports"]]
-        if with_reason and t.get("expected_reason"):
-            lines.append(f"    reason: {t['expected_reason']}")
+        lines.append(f"  {t.test} on {t.kernel}: {t.summary}")
+        lines += [f"    kernel report: {r.title}" for r in t.reports]
+        if with_reason and t.expected_reason:
+            lines.append(f"    reason: {t.expected_reason}")
     return lines

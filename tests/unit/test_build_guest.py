@@ -10,7 +10,7 @@ import pytest
 from harness.compile import CompileResult
 from harness.guest.image import build_initrd, modules_layer
 from harness.guest.keys import GuestKeys
-from harness.kernels import KernelImage
+from harness.kernels.base import KernelImage
 from harness.kernels.kconfig import GUEST_FRAGMENT, read_fragment
 
 

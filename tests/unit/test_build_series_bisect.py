@@ -20,7 +20,7 @@ from harness.bisect import (
 )
 from harness.cli import main
 from harness.errors import UserError
-from harness.kernels import KernelImage
+from harness.kernels.base import KernelImage
 from harness.kernels.build import BuildSource, make_recipe
 from harness.kernels.kconfig import FragmentError
 from harness.kernels.patches import read_series

@@ -10,13 +10,19 @@ import pytest
 from harness.errors import NoFreePort, ToolMissing
 from harness.machine.accel import Accel, AccelChoice, choose, kvm_usable
 from harness.machine.ports import free_port
-from harness.machine.qemu import MachineConfig, QemuMachine, qemu_command
+from harness.guest.keys import GuestKeys
+from harness.kernels.base import KernelImage
+from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineConfig, describe_exit
+from harness.machine.qemu import QemuMachine, qemu_command
 
 TCG = AccelChoice(Accel.TCG, "test")
 
 
 def _cfg(**kw: object) -> MachineConfig:
-    return MachineConfig(Path("/k/vmlinuz"), Path("/k/initrd"), TCG, **kw)  # type: ignore[arg-type]
+    keys = GuestKeys(Path("/k/host"), "ssh-ed25519 AAAA", Path("/k/client"), "ssh-ed25519 BBBB")
+    payload = GuestPayload(KernelImage(Path("/k/vmlinuz"), None, None, "test"), (), keys)
+    files = BootFiles("/opt/tests", Path("/k/initrd"))
+    return MachineConfig(payload, files, TCG, GuestShape(**kw))  # type: ignore[arg-type]
 
 
 def _after(argv: list[str], flag: str) -> list[str]:
@@ -88,7 +94,13 @@ def test_no_free_port_in_a_full_range() -> None:
 
 
 def test_qemu_missing_is_a_clear_error(tmp_path: Path) -> None:
-    machine = QemuMachine(_cfg(qemu_binary="qemu-system-nonexistent"), tmp_path)
+    machine = QemuMachine(_cfg(), tmp_path, binary="qemu-system-nonexistent")
     with pytest.raises(ToolMissing, match="apt-get install -y qemu-system-x86"):
         machine.start()
-    assert machine.child is None
+    assert machine.proc is None and not machine.running
+
+
+def test_exit_status_in_words() -> None:
+    assert describe_exit(None) is None
+    assert describe_exit(1) == "exit status 1"
+    assert describe_exit(-9) == "killed by SIGKILL"

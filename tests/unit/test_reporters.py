@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
+import kcidb_io.schema  # a dev dependency: a missing package fails, never skips
 import pytest
 
-from harness.reporters import kcidb, text
+from harness.errors import UserError
+from harness.outcome import Outcome
+from harness.records import SCHEMA_VERSION, RunSummary
+from harness.reporters import REPORTERS, kcidb, load_summary, text, write_all
 
 
 def _t(test: str, kernel: str, outcome: str, expected: str | None = None, **kw: object) -> dict:
@@ -26,7 +32,8 @@ def _t(test: str, kernel: str, outcome: str, expected: str | None = None, **kw: 
     }
 
 
-SUMMARY = {
+SUMMARY_JSON = {
+    "schema_version": SCHEMA_VERSION,
     "run": "20261121-101010-1",
     "counts": {},
     "reports_outside_tests": [
@@ -64,6 +71,7 @@ SUMMARY = {
         _t("uffd_move", "k2", "build-fail", summary="build-fail: mm/foo.c:1: error"),
     ],
 }
+SUMMARY = RunSummary.from_json(SUMMARY_JSON)
 
 
 def test_text_summary_puts_the_unexpected_first() -> None:
@@ -80,17 +88,61 @@ def test_text_summary_puts_the_unexpected_first() -> None:
 
 def test_text_summary_all_good() -> None:
     good = {
-        **SUMMARY,
+        **SUMMARY_JSON,
         "tests": [_t("a", "k1", "pass"), _t("b", "k1", "skip")],
         "reports_outside_tests": [],
     }
-    assert ": all results as expected" in text.render(good).splitlines()[0]
+    assert ": all results as expected" in text.render(RunSummary.from_json(good)).splitlines()[0]
+
+
+def test_interrupted_run_says_so_and_lists_what_did_not_run() -> None:
+    passed = RunSummary.from_json({**SUMMARY_JSON, "tests": [_t("a", "k1", "pass")]})
+    cut = replace(
+        passed,
+        interrupted=True,
+        tests=(
+            *passed.tests,
+            *RunSummary.from_json(
+                {**SUMMARY_JSON, "tests": [_t("b", "k1", "not-run"), _t("a", "k2", "not-run")]}
+            ).tests,
+        ),
+    )
+    out = text.render(cut)
+    first = out.splitlines()[0]
+    assert "INTERRUPTED, 2 of 3 test(s) did not run" in first
+    assert "all results as expected" not in out
+    assert "Not run (interrupted):\n  b on k1\n  a on k2" in out
+    doc = json.loads(kcidb.render(cut))
+    kcidb_io.schema.LATEST.validate(doc)
+    assert [t["status"] for t in doc["tests"]] == ["PASS", "MISS", "MISS"]
+    again = RunSummary.from_json(cut.to_json())
+    assert again == cut and again.interrupted and len(again.not_run) == 2
+
+
+def test_an_empty_run_claims_nothing() -> None:
+    empty = RunSummary.from_json({**SUMMARY_JSON, "tests": [], "reports_outside_tests": []})
+    assert ": no tests ran" in text.render(empty).splitlines()[0]
+
+
+def test_summary_round_trips_through_the_results_directory(tmp_path: Path) -> None:
+    written = write_all(SUMMARY, tmp_path)
+    assert {p.name for p in written} == {"summary.json", *REPORTERS}
+    back = load_summary(tmp_path)
+    assert back == SUMMARY
+    assert back.tests[2].outcome is Outcome.OOPS and back.tests[2].reports[0].guilty_frame
+
+
+def test_summary_of_another_schema_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text(json.dumps({**SUMMARY_JSON, "schema_version": 1}))
+    with pytest.raises(UserError, match="schema version 1, this harness reads"):
+        load_summary(tmp_path)
+    with pytest.raises(UserError, match="no summary.json"):
+        load_summary(tmp_path / "nope")
 
 
 def test_kcidb_document_is_valid_against_the_schema() -> None:
-    schema = pytest.importorskip("kcidb_io.schema", reason="kcidb-io is a dev dependency")
     doc = json.loads(kcidb.render(SUMMARY))
-    schema.LATEST.validate(doc)
+    kcidb_io.schema.LATEST.validate(doc)
     status = {(t["build_id"].split(":")[-1], t["path"]): t["status"] for t in doc["tests"]}
     assert status[("k1", "kharness.uffd_api")] == "PASS"
     assert status[("k2", "kharness.uffd_api")] == "FAIL"

@@ -1,4 +1,4 @@
-"""The SSH channel into a booted guest (paramiko), one connection per guest.
+"""The SSH channel into a booted guest (paramiko), one connection per boot.
 
 The guest's host key is pinned (generated for this run, see
 :mod:`harness.guest.keys`); any other key is refused.  Commands run with a
@@ -14,25 +14,13 @@ import base64
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from harness.errors import GuestUnreachable
 from harness.guest.keys import GuestKeys
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What one command did in the guest."""
-
-    command: str
-    exit_code: int | None  # None when it did not finish
-    stdout: str
-    stderr: str
-    seconds: float
-    timed_out: bool = False
+from harness.machine.base import CommandResult
 
 
 def _read_rest(chan: paramiko.Channel, out: bytearray, deadline: float) -> None:
@@ -47,15 +35,18 @@ def _read_rest(chan: paramiko.Channel, out: bytearray, deadline: float) -> None:
         out += data
 
 
-class GuestSession:
-    """A paramiko connection to one guest, reused for all of its commands."""
+class SshChannel:
+    """A paramiko connection to one guest, reused for all of its commands (a Channel)."""
 
-    def __init__(self, port: int, keys: GuestKeys, connect_timeout: float = 30.0) -> None:
+    def __init__(
+        self, port: int, keys: GuestKeys, connect_timeout: float = 30.0, host: str = "127.0.0.1"
+    ) -> None:
         self.port = port
+        self.host = host
         self._client = paramiko.SSHClient()
         host_type, host_b64 = keys.host_public.split()[:2]
         pinned = paramiko.PKey.from_type_string(host_type, base64.b64decode(host_b64))
-        self._client.get_host_keys().add(f"[127.0.0.1]:{port}", host_type, pinned)
+        self._client.get_host_keys().add(f"[{host}]:{port}", host_type, pinned)
         self._client.set_missing_host_key_policy(paramiko.RejectPolicy())
         self._key = paramiko.Ed25519Key.from_private_key_file(str(keys.client_key))
         self._connect(connect_timeout)
@@ -66,7 +57,7 @@ class GuestSession:
         while time.monotonic() < deadline:
             try:
                 self._client.connect(
-                    "127.0.0.1",
+                    self.host,
                     port=self.port,
                     username="root",
                     pkey=self._key,
@@ -89,7 +80,7 @@ class GuestSession:
                 last = exc
                 time.sleep(0.2)
         raise GuestUnreachable(
-            f"SSH to the guest on 127.0.0.1:{self.port} failed for {timeout:.0f}s: {last}"
+            f"SSH to the guest on {self.host}:{self.port} failed for {timeout:.0f}s: {last}"
         )
 
     def run(
@@ -103,7 +94,20 @@ class GuestSession:
 
         ``abort`` is polled while waiting: when the kernel is known dead there is
         no point waiting for the timeout (the result then has no exit code).
+        A broken connection raises GuestUnreachable, never a paramiko error.
         """
+        try:
+            return self._run(command, timeout, stdin, abort)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise GuestUnreachable(f"SSH session lost: {exc or type(exc).__name__}") from None
+
+    def _run(
+        self,
+        command: str,
+        timeout: float,
+        stdin: bytes | None,
+        abort: Callable[[], bool] | None,
+    ) -> CommandResult:
         started = time.monotonic()
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
@@ -178,7 +182,7 @@ class GuestSession:
         """A short liveness probe: can the guest still run ``true``?"""
         try:
             return self.run("true", timeout).exit_code == 0
-        except (GuestUnreachable, paramiko.SSHException, OSError, EOFError):
+        except GuestUnreachable:
             return False
 
     def close(self) -> None:

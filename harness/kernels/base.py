@@ -1,0 +1,32 @@
+"""What every kernel provider produces and offers: the records that cross modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class KernelImage:
+    """A kernel ready to boot: the image and, if it has any, its modules."""
+
+    vmlinuz: Path
+    modules_dir: Path | None  # .../lib/modules/<release>
+    release: str | None  # uname -r, when known before booting
+    origin: str  # one line for reports: where it came from, exact version
+
+
+class KernelSource(Protocol):
+    """What every provider's spec offers the rest of the harness."""
+
+    kind: str
+
+    def describe(self) -> str:
+        """One line naming the source as the user wrote it."""
+        ...
+
+    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+        """Fetch or locate the kernel; raise UserError/InfraError with the fix."""
+        ...

@@ -1,0 +1,310 @@
+"""The typed records that cross modules: a test run, a run's summary.
+
+:class:`TestRun` is what the runner hands the pytest plugin, the series and
+bisect drivers.  :class:`RunSummary` (with :class:`TestRecord`,
+:class:`KernelRecord`, :class:`ReportRecord`) is what every reporter reads;
+it is written to ``summary.json`` and read back from it (``python -m harness
+report``, ``compare``) with a schema version, so no reporter ever walks a
+dict whose shape it has to guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.machine.base import CommandResult
+from harness.oops import KernelReport
+from harness.outcome import Outcome, Verdict, as_expected
+
+#: summary.json's shape; bump when a field changes meaning or disappears
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class OutsideReport:
+    """A kernel report that no test's window holds: the boot's or the harness's."""
+
+    kernel: str
+    boot: int
+    when: str  # "boot", "between tests", "after the last test"
+    report: KernelReport
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """Everything known about one test on one kernel, after the fact."""
+
+    __test__ = False
+
+    test: str
+    kernel: str
+    verdict: Verdict
+    seconds: float
+    directory: Path
+    result: CommandResult | None = None
+    reports: tuple[KernelReport, ...] = ()
+    new_taint: int = 0
+    boot: int = 0
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    """A kernel report as the reports show it (the same in result.json and summary.json)."""
+
+    type: str
+    title: str
+    guilty_frame: str | None = None
+    rip: str | None = None
+    taint: str | None = None
+    call_trace: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, rep: KernelReport) -> ReportRecord:
+        """From the parser's report."""
+        return cls(
+            rep.type.value, rep.title, rep.guilty_frame, rep.rip, rep.taint, tuple(rep.call_trace)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {
+            "type": self.type,
+            "title": self.title,
+            "guilty_frame": self.guilty_frame,
+            "rip": self.rip,
+            "taint": self.taint,
+            "call_trace": list(self.call_trace),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReportRecord:
+        """Back from :meth:`to_json`."""
+        return cls(
+            data["type"],
+            data["title"],
+            data.get("guilty_frame"),
+            data.get("rip"),
+            data.get("taint"),
+            tuple(data.get("call_trace", ())),
+        )
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """One test on one kernel in a run's summary."""
+
+    __test__ = False
+
+    test: str
+    kernel: str
+    outcome: Outcome
+    summary: str
+    seconds: float = 0.0
+    boot: int = 0
+    evidence: str = ""
+    expected: Outcome | None = None
+    expected_reason: str | None = None
+    details: tuple[str, ...] = ()
+    reports: tuple[ReportRecord, ...] = ()
+
+    @property
+    def as_expected(self) -> bool:
+        """Whether this is what the run should have given (see outcome.as_expected)."""
+        return as_expected(self.outcome, self.expected)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {
+            "test": self.test,
+            "kernel": self.kernel,
+            "outcome": self.outcome.value,
+            "expected": self.expected.value if self.expected else None,
+            "expected_reason": self.expected_reason,
+            "as_expected": self.as_expected,
+            "summary": self.summary,
+            "details": list(self.details),
+            "seconds": round(self.seconds, 3),
+            "boot": self.boot,
+            "evidence": self.evidence,
+            "reports": [r.to_json() for r in self.reports],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TestRecord:
+        """Back from :meth:`to_json`."""
+        return cls(
+            data["test"],
+            data["kernel"],
+            Outcome(data["outcome"]),
+            data["summary"],
+            data.get("seconds", 0.0),
+            data.get("boot", 0),
+            data.get("evidence", ""),
+            Outcome(data["expected"]) if data.get("expected") else None,
+            data.get("expected_reason"),
+            tuple(data.get("details", ())),
+            tuple(ReportRecord.from_json(r) for r in data.get("reports", ())),
+        )
+
+
+@dataclass(frozen=True)
+class KernelRecord:
+    """One kernel of a run: where it came from and what booting it cost."""
+
+    name: str
+    source: str
+    origin: str | None = None
+    release: str | None = None
+    backend: str = "qemu"
+    boots: int = 0
+    boot_taint: int | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (the name is the key it is stored under)."""
+        return {
+            "source": self.source,
+            "origin": self.origin,
+            "release": self.release,
+            "backend": self.backend,
+            "boots": self.boots,
+            "boot_taint": self.boot_taint,
+            "timings": dict(self.timings),
+        }
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> KernelRecord:
+        """Back from :meth:`to_json`."""
+        return cls(
+            name,
+            data.get("source", ""),
+            data.get("origin"),
+            data.get("release"),
+            data.get("backend", "qemu"),
+            data.get("boots", 0),
+            data.get("boot_taint"),
+            dict(data.get("timings", {})),
+        )
+
+
+@dataclass(frozen=True)
+class OutsideRecord:
+    """A kernel report outside any test's window, in a run's summary."""
+
+    kernel: str
+    boot: int
+    when: str
+    report: ReportRecord
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (the report's fields inline)."""
+        return {
+            "kernel": self.kernel,
+            "boot": self.boot,
+            "when": self.when,
+            **self.report.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutsideRecord:
+        """Back from :meth:`to_json`."""
+        return cls(data["kernel"], data["boot"], data["when"], ReportRecord.from_json(data))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A whole run: what every reporter (text, KCIDB, JUnit's sidecar) reads."""
+
+    run: str
+    kernels: tuple[KernelRecord, ...] = ()
+    tests: tuple[TestRecord, ...] = ()
+    outside: tuple[OutsideRecord, ...] = ()
+    interrupted: bool = False  # Ctrl-C, SIGTERM: NOT_RUN tests are those it never reached
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Tests per outcome."""
+        counts: dict[str, int] = {}
+        for t in self.tests:
+            counts[t.outcome.value] = counts.get(t.outcome.value, 0) + 1
+        return counts
+
+    @property
+    def unexpected(self) -> list[TestRecord]:
+        """Results a reader must look at (not-run tests are listed apart)."""
+        return [t for t in self.tests if not t.as_expected and t.outcome is not Outcome.NOT_RUN]
+
+    @property
+    def not_run(self) -> list[TestRecord]:
+        """Tests an interruption kept from running."""
+        return [t for t in self.tests if t.outcome is Outcome.NOT_RUN]
+
+    def to_json(self) -> dict[str, Any]:
+        """summary.json."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run": self.run,
+            "interrupted": self.interrupted,
+            "counts": self.counts,
+            "reports_outside_tests": [o.to_json() for o in self.outside],
+            "kernels": {k.name: k.to_json() for k in self.kernels},
+            "tests": [t.to_json() for t in self.tests],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "summary.json") -> RunSummary:
+        """Back from :meth:`to_json`; a UserError for a file of another schema."""
+        version = data.get("schema_version") if isinstance(data, Mapping) else None
+        if version != SCHEMA_VERSION:
+            raise UserError(
+                f"{where}: schema version {version!r}, this harness reads {SCHEMA_VERSION}; "
+                "re-run the tests or use the harness version that wrote it"
+            )
+        return cls(
+            data.get("run", ""),
+            tuple(KernelRecord.from_json(n, k) for n, k in data.get("kernels", {}).items()),
+            tuple(TestRecord.from_json(t) for t in data.get("tests", ())),
+            tuple(OutsideRecord.from_json(o) for o in data.get("reports_outside_tests", ())),
+            bool(data.get("interrupted", False)),
+        )
+
+
+def test_record(run: TestRun, expect: tuple[Outcome, str] | None = None) -> TestRecord:
+    """The summary's record of a runner TestRun (with kernels.yaml's expectation)."""
+    return TestRecord(
+        run.test,
+        run.kernel,
+        run.verdict.outcome,
+        run.verdict.summary,
+        run.seconds,
+        run.boot,
+        str(run.directory),
+        expect[0] if expect else None,
+        expect[1] if expect else None,
+        run.verdict.details,
+        tuple(ReportRecord.of(r) for r in run.reports),
+    )
+
+
+test_record.__test__ = False  # type: ignore[attr-defined]
+
+
+def not_run_records(
+    pairs: Iterable[tuple[str, str]], expects: Mapping[tuple[str, str], tuple[Outcome, str]]
+) -> list[TestRecord]:
+    """Records for (test, kernel) pairs an interruption kept from running."""
+    return [
+        TestRecord(
+            test,
+            kernel,
+            Outcome.NOT_RUN,
+            "not run: the run was interrupted before this test",
+            expected=expects[(test, kernel)][0] if (test, kernel) in expects else None,
+            expected_reason=expects[(test, kernel)][1] if (test, kernel) in expects else None,
+        )
+        for test, kernel in pairs
+    ]
