@@ -340,8 +340,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 if __name__ == "__main__":
+    # Only git bisect run calls this module directly; people use `kharness bisect`.
     if sys.argv[1:2] == ["step"] and len(sys.argv) == 3:
         sys.exit(step_main(sys.argv[2:]))
-    from harness.cli import main
-
-    sys.exit(main(["bisect", *sys.argv[1:]]))
+    print("usage: python -m harness.bisect step PLAN (or: kharness bisect --help)", file=sys.stderr)
+    sys.exit(2)

@@ -13,7 +13,6 @@ and the next patch is still tried (it may be the fix).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,9 +189,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
     p.add_argument("--results-dir", help="base directory for results (default: results/)")
     p.set_defaults(func=cmd_series)
-
-
-if __name__ == "__main__":
-    from harness.cli import main
-
-    sys.exit(main(["series", *sys.argv[1:]]))
