@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pexpect
@@ -28,7 +29,8 @@ from harness.config import load_kernels, select  # noqa: E402
 from harness.guest.cpio import CpioArchive  # noqa: E402
 from harness.machine import accel  # noqa: E402
 from harness.machine.ports import free_port  # noqa: E402
-from harness.machine.qemu import MachineConfig, qemu_command  # noqa: E402
+from harness.machine.base import MachineConfig  # noqa: E402
+from harness.machine.qemu import qemu_command  # noqa: E402
 from harness.results import new_run_dir  # noqa: E402
 from harness.runner import KernelGuest, new_context  # noqa: E402
 from harness.testdef import read_test  # noqa: E402
@@ -58,16 +60,7 @@ def floor_config(guest: KernelGuest, tmp: Path) -> MachineConfig:
     archive.add_file("init", POWEROFF_INIT, 0o755)
     initrd = tmp / "poweroff.cpio"
     initrd.write_bytes(archive.getvalue())
-    return MachineConfig(
-        cfg.vmlinuz,
-        initrd,
-        cfg.accel,
-        cfg.memory_mib,
-        cfg.cpus,
-        cfg.numa_nodes,
-        cfg.cmdline,
-        cfg.thp,
-    )
+    return replace(cfg, files=replace(cfg.files, initrd=initrd), port_range=None)
 
 
 def main() -> int:

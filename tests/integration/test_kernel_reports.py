@@ -87,9 +87,9 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> KernelGuest:
 
 def _run(guest: KernelGuest, name: str):
     assert guest.ensure_booted() is None
-    assert guest.session is not None
-    guest.session.push_file(guest.module, "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
-    loaded = guest.session.run(
+    assert guest.channel is not None
+    guest.channel.push(guest.module.read_bytes(), "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
+    loaded = guest.channel.run(
         "grep -q ^harness_oops /proc/modules || insmod /tmp/harness_oops.ko", 30
     )
     assert loaded.exit_code == 0, loaded.stderr
