@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from harness.config import load_kernels, select  # noqa: E402
 from harness.guest.cpio import CpioArchive  # noqa: E402
 from harness.machine import accel  # noqa: E402
-from harness.machine.ports import free_port  # noqa: E402
 from harness.machine.base import MachineConfig  # noqa: E402
+from harness.machine.ports import free_port  # noqa: E402
 from harness.machine.qemu import qemu_command  # noqa: E402
 from harness.results import new_run_dir  # noqa: E402
 from harness.runner import KernelGuest, new_context  # noqa: E402

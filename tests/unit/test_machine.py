@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from harness.errors import NoFreePort, ToolMissing
-from harness.machine.accel import Accel, AccelChoice, choose, kvm_usable
-from harness.machine.ports import free_port
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
+from harness.machine.accel import Accel, AccelChoice, choose, kvm_usable
 from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineConfig, describe_exit
+from harness.machine.ports import free_port
 from harness.machine.qemu import QemuMachine, qemu_command
 
 TCG = AccelChoice(Accel.TCG, "test")

@@ -136,7 +136,7 @@ def test_summary_of_another_schema_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({**SUMMARY_JSON, "schema_version": 1}))
     with pytest.raises(UserError, match="schema version 1, this harness reads"):
         load_summary(tmp_path)
-    with pytest.raises(UserError, match="no summary.json"):
+    with pytest.raises(UserError, match=r"no summary\.json"):
         load_summary(tmp_path / "nope")
 
 
