@@ -302,7 +302,7 @@ def not_run_records(
             test,
             kernel,
             Outcome.NOT_RUN,
-            "not run: the run was interrupted before this test",
+            "not run: the run was interrupted before this test finished",
             expected=expects[(test, kernel)][0] if (test, kernel) in expects else None,
             expected_reason=expects[(test, kernel)][1] if (test, kernel) in expects else None,
         )

@@ -7,12 +7,16 @@ exercised exactly as a user runs it, signals and all.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import DEBIAN_612, add_tests, write_kernels
+from tests.integration.helpers import DEBIAN_612, add_tests, harness_qemus, write_kernels
 
 pytestmark = pytest.mark.boot
 
@@ -161,3 +165,61 @@ def test_unmet_numa_need_skips_with_the_reason(project: pytest.Pytester) -> None
     result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rs", timeout=300)
     result.assert_outcomes(skipped=1)
     assert "needs 2 NUMA nodes, the guest has 1" in result.stdout.str()
+
+
+SLEEPER = """/*
+ * @timeout: 120
+ */
+#include <unistd.h>
+int main(void) { sleep(100); return 0; }
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_says_so_in_every_report(
+    project: pytest.Pytester, sig: signal.Signals
+) -> None:
+    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, f"kernels:\n  - {{name: d612, debian: {DEBIAN_612}}}\n")
+    before = harness_qemus()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", "--junitxml=j.xml"],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            logs = list((project.path / "res").glob("*/d612/boot-1/console.log"))
+            if logs and "HARNESS-START a_sleeps" in logs[0].read_text(errors="replace"):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the first test never started")
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "Traceback" not in out
+    summary = _summary(project)
+    assert summary["interrupted"] is True
+    assert {(t["test"], t["outcome"]) for t in summary["tests"]} == {
+        ("a_sleeps", "not-run"),
+        ("pass_after_hang", "not-run"),
+    }
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    text = (run / "summary.txt").read_text()
+    assert "INTERRUPTED, 2 of 2 test(s) did not run" in text.splitlines()[0]
+    assert "all results as expected" not in text
+    assert "a_sleeps on d612" in text.split("Not run (interrupted):")[1]
+    kcidb = json.loads((run / "kcidb.json").read_text())
+    assert {t["status"] for t in kcidb["tests"]} == {"MISS"}
+    deadline = time.monotonic() + 10
+    while harness_qemus() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not harness_qemus() - before, "the guest must be stopped"
