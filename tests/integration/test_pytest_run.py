@@ -254,7 +254,7 @@ def test_qemu_killed_under_a_test_is_infrastructure_not_panic(project: pytest.Py
             proc.kill()
     summary = _summary(project)
     by_test = {t["test"]: t for t in summary["tests"]}
-    assert by_test["a_sleeps"]["outcome"] == "error", out
+    assert by_test["a_sleeps"]["outcome"] == "error", (by_test["a_sleeps"], out)
     assert "the guest's process ended (killed by SIGKILL)" in by_test["a_sleeps"]["summary"]
     assert "panic" not in by_test["a_sleeps"]["summary"].replace("no panic on the console", "")
     assert by_test["pass_after_hang"]["outcome"] == "pass"
