@@ -360,7 +360,7 @@ class VirtmeMachine:
     port: int = 0
     nonce: str = field(default_factory=lambda: secrets.token_hex(6))
     _stderr_thread: threading.Thread | None = None
-    _private: Path | None = None  # TMPDIR for virtme and the monitor socket
+    _sockdir: Path | None = None  # only when the boot directory's path is too long
 
     def __enter__(self) -> VirtmeMachine:
         return self
@@ -373,6 +373,11 @@ class VirtmeMachine:
         """The kernel console (after :meth:`start`)."""
         assert self.watcher is not None, "start() the machine first"
         return self.watcher
+
+    @property
+    def _tmpdir(self) -> Path:
+        """TMPDIR of virtme-run: inside the boot directory, removed by stop()."""
+        return self.boot_dir / "virtme-tmp"
 
     @property
     def stderr_path(self) -> Path:
@@ -395,16 +400,20 @@ class VirtmeMachine:
         )
 
     def _monitor_path(self) -> Path:
-        """The monitor socket: in the boot directory when the path fits a unix socket."""
+        """The monitor socket: in the boot directory, or in a private temporary
+        directory when that path is too long for a unix socket (107 bytes)."""
         inside = self.boot_dir.resolve() / "monitor.sock"
         if len(str(inside)) < 100:
             return inside
-        assert self._private is not None
-        return self._private / "monitor"
+        if self._sockdir is None:
+            self._sockdir = Path(tempfile.mkdtemp(prefix="kharness-"))
+        return self._sockdir / "monitor"
 
     def _spawn(self, port: int) -> bool:
         self.port = port
-        self._private = Path(tempfile.mkdtemp(prefix="kharness-virtme-"))
+        tmp = self._tmpdir
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         authorized = self.boot_dir / "authorized_keys"
         authorized.write_text(self.cfg.payload.keys.client_public + "\n")
         virtme_run = find_virtme_run()
@@ -421,8 +430,9 @@ class VirtmeMachine:
         (self.boot_dir / "virtme-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         env = dict(os.environ)
         # virtme-run's own temporary files (its script return-code file) go
-        # where stop() can remove them even when it is killed.
-        env["TMPDIR"] = str(self._private)
+        # where stop() removes them; if the harness is killed they stay in the
+        # boot directory rather than litter /tmp.
+        env["TMPDIR"] = str(tmp)
         env["PATH"] = f"{Path(virtme_run).parent}{os.pathsep}{env.get('PATH', '')}"
         self.proc, console_fd, stderr_fd = _spawn(self.argv, env)
         self._stderr_thread = _drain_to_file(stderr_fd, self.stderr_path)
@@ -460,7 +470,7 @@ class VirtmeMachine:
 
     def magic_key(self, key: str) -> bool:
         """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
-        if self._private is None or not self.running:
+        if self.proc is None or not self.running:
             return False
         return monitor_sendkey(self._monitor_path(), f"alt-sysrq-{key}")
 
@@ -486,9 +496,10 @@ class VirtmeMachine:
         if self._stderr_thread is not None:
             self._stderr_thread.join(5)
         (self.boot_dir / "monitor.sock").unlink(missing_ok=True)
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
-            self._private = None
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
+        if self._sockdir is not None:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
+            self._sockdir = None
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, int]:
