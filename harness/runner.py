@@ -218,13 +218,17 @@ class KernelGuest:
         boot_dir = self.boot_dir()
         cfg = self.machine_config()
         started = time.monotonic()
+        machine = self.backend().machine(cfg, boot_dir)
         try:
-            self.machine = self.backend().machine(cfg, boot_dir)
-            self.machine.start()
+            machine.start()
         except HarnessError as exc:
-            self.shutdown()
+            machine.stop()
             self.setup_error = classify_setup(SetupFacts("start", str(exc)))
             return self.setup_error
+        except BaseException:  # Ctrl-C mid-start: nothing may be left running
+            machine.stop()
+            raise
+        self.machine = machine
         ready = self.machine.wait_ready(self.spec.timeouts.boot)
         seconds = time.monotonic() - started
         self.timings.add("boot", seconds)
@@ -468,7 +472,7 @@ class KernelGuest:
 
     def shutdown(self) -> None:
         """Close the channel and stop the machine, if any (idempotent)."""
-        if self.machine is not None and self.machine.console is not None:
+        if self.machine is not None:
             self._attribute_outside(self.machine.console.offset())
         if self.channel is not None:
             self.channel.close()

@@ -223,3 +223,41 @@ def test_interrupted_run_says_so_in_every_report(
     while harness_qemus() - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not harness_qemus() - before, "the guest must be stopped"
+
+
+def test_qemu_killed_under_a_test_is_infrastructure_not_panic(project: pytest.Pytester) -> None:
+    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, f"kernels:\n  - {{name: d612, debian: {DEBIAN_612}}}\n")
+    before = harness_qemus()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", "-rA"],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            logs = list((project.path / "res").glob("*/d612/boot-1/console.log"))
+            if logs and "HARNESS-START a_sleeps" in logs[0].read_text(errors="replace"):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the first test never started")
+        (victim,) = harness_qemus() - before
+        subprocess.run(["kill", "-KILL", str(victim)], check=True)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    summary = _summary(project)
+    by_test = {t["test"]: t for t in summary["tests"]}
+    assert by_test["a_sleeps"]["outcome"] == "error", (by_test["a_sleeps"], out)
+    assert "the guest's process ended (killed by SIGKILL)" in by_test["a_sleeps"]["summary"]
+    assert "panic" not in by_test["a_sleeps"]["summary"].replace("no panic on the console", "")
+    assert by_test["pass_after_hang"]["outcome"] == "pass"
+    assert by_test["pass_after_hang"]["boot"] == 2, "a fresh boot after QEMU died"
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    assert (run / "d612" / "boot-1" / "qemu-stderr.txt").is_file()
