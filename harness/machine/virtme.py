@@ -179,9 +179,14 @@ def shape_args(shape: GuestShape) -> tuple[list[str], list[str]]:
     return flags, qemu
 
 
-def kernel_options(shape: GuestShape) -> list[str]:
-    """Kernel command line words on top of virtme's own (which has console=ttyS0, panic=-1)."""
-    words = [
+def kernel_options(shape: GuestShape, nonce: str = "") -> list[str]:
+    """Kernel command line words on top of virtme's own (which has console=ttyS0, panic=-1).
+
+    ``harness.nonce`` means nothing to the guest here (the script gets the
+    nonce); it marks the QEMU process as the harness's, like the QEMU backend's.
+    """
+    words = [f"harness.nonce={nonce}"] if nonce else []
+    words += [
         f"earlycon=uart8250,io,{CONSOLE_IOPORT},115200",
         "keep_bootcon",
         "loglevel=7",
@@ -231,7 +236,7 @@ def virtme_command(
     argv += ["--kimg", str(vmlinuz), "--mods", "auto", "--force-9p"]
     if cfg.accel.accel is not Accel.KVM:
         argv.append("--disable-kvm")
-    for word in kernel_options(shape):
+    for word in kernel_options(shape, nonce):
         argv += ["--kopt", word]
     argv += shape_flags
     qemu_opts = [

@@ -82,6 +82,7 @@ def test_console_is_our_uart_on_stdout_with_earlycon_kept() -> None:
     assert _after(opts, "-chardev") == ["file,id=hcon,path=/proc/self/fd/1"]
     assert _after(opts, "-serial") == ["chardev:hcon"]
     kopts = _after(argv, "--kopt")
+    assert "harness.nonce=n0nce" in kopts  # how leak checks find the harness's QEMUs
     assert "earlycon=uart8250,io,0x2f8,115200" in kopts and "keep_bootcon" in kopts
     # a second console=ttyS1 cannot work: the 8250 console is registered once
     assert not any(k.startswith("console=") for k in kopts)
