@@ -15,6 +15,9 @@ O= directory, boots it and runs the test, then answers in git's terms:
 * 255 abort: the harness itself could not work (QEMU missing, ...).
 
 ``--runs N`` repeats a flaky reproducer: bad as soon as one run is bad.
+``--kernel NAME`` boots every step with that kernels.yaml entry's settings
+(cmdline, memory, CPUs, accel, timeouts, expectations; ``--kernels-file``
+picks the file); without it, the defaults.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.config import KernelSpec, load_kernels, select
 from harness.errors import BisectRangeError, BuildFailed, HarnessError, UserError
 from harness.kernels.build import BuildRecipe, TreeBuild, build_cache, make_recipe
 from harness.kernels.kconfig import BASE_CONFIGS, read_fragment
@@ -97,6 +101,12 @@ class BisectPlan:
     signature: str | None = None
     runs: int = 1
     tests_dir: Path = DEFAULT_TESTS_DIR
+    kernel: str | None = None  # a kernels.yaml entry whose settings each step boots with
+    kernels_file: Path | None = None
+
+    def spec(self) -> KernelSpec | None:
+        """The kernels.yaml entry each step boots with (None: the defaults)."""
+        return kernel_spec(self.kernel, self.kernels_file)
 
     def save(self, path: Path) -> None:
         """Write the plan as JSON."""
@@ -112,6 +122,8 @@ class BisectPlan:
                     "base_config": self.recipe.base_config,
                     "fragments": [str(p) for p in self.recipe.fragments],
                     "make_options": list(self.recipe.make_options),
+                    "kernel": self.kernel,
+                    "kernels_file": str(self.kernels_file) if self.kernels_file else None,
                 },
                 indent=2,
             )
@@ -132,7 +144,17 @@ class BisectPlan:
             d["signature"],
             d["runs"],
             Path(d["tests_dir"]),
+            d.get("kernel"),
+            Path(d["kernels_file"]) if d.get("kernels_file") else None,
         )
+
+
+def kernel_spec(name: str | None, kernels_file: Path | None) -> KernelSpec | None:
+    """The kernels.yaml entry ``name`` (None without a name); ConfigError if it is wrong."""
+    if name is None:
+        return None
+    path = kernels_file or ROOT / "kernels.yaml"
+    return select(load_kernels(path), [name], path)[0]
 
 
 # -- the predicate: one step of git bisect run --------------------------------------
@@ -149,7 +171,7 @@ def step(plan: BisectPlan, log: Callable[[str], None] = print) -> Judgement:
             built = build.make(f"bisect-{commit[:12]}")
         except BuildFailed as exc:
             return _record(plan, commit, subject, Judgement(SKIP, f"does not build: {exc}"))
-    trial = Trial(plan.results, select_tests([plan.test], plan.tests_dir), log)
+    trial = Trial(plan.results, select_tests([plan.test], plan.tests_dir), log, plan.spec())
     runs = trial.run(
         commit[:12],
         built.image,
@@ -304,10 +326,20 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     tree = Path(args.tree).expanduser().resolve()
     recipe = recipe_from_args(args.kernel_config)
     select_tests([args.test], Path(args.tests_dir))
+    kernels_file = Path(args.kernels_file).resolve() if args.kernels_file else None
+    kernel_spec(args.kernel, kernels_file)  # a wrong --kernel is one error, before anything runs
     check_range(tree, args.good, args.bad)  # before a results directory is made
     results = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
     plan = BisectPlan(
-        tree, args.test, recipe, results, args.signature, args.runs, Path(args.tests_dir)
+        tree,
+        args.test,
+        recipe,
+        results,
+        args.signature,
+        args.runs,
+        Path(args.tests_dir),
+        args.kernel,
+        kernels_file,
     )
     result = bisect(plan, args.good, args.bad)
     if result.first_bad is None:
@@ -331,6 +363,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="BASE|FRAGMENT",
         help="tinyconfig (default) or defconfig, and/or config fragment files",
+    )
+    p.add_argument(
+        "--kernel",
+        metavar="NAME",
+        help="boot each step with this kernels.yaml entry's cmdline, memory, timeouts, ... "
+        "(default: the harness defaults)",
+    )
+    p.add_argument(
+        "--kernels-file",
+        default=argparse.SUPPRESS,  # keeps `kharness --kernels-file X bisect` working
+        metavar="PATH",
+        help="kernels.yaml for --kernel (default: the repository's)",
     )
     p.add_argument("--signature", help="regex on kernel report titles: only that bug is bad")
     p.add_argument("--runs", type=int, default=1, help="runs per commit for a flaky test")

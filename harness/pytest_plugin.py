@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
+from _pytest.junitxml import xml_key
 
 from harness import config as config_mod
 from harness.errors import HarnessError
@@ -369,7 +370,6 @@ class GuestItem(pytest.Item):
         self.spec = spec
         self.test = test
         self.result: TestRun | None = None
-        self.user_properties.append(("kernel", spec.name))
 
     def setup(self) -> None:
         """Kernel, image and boot happen here, so that their failure is an *error*."""
@@ -402,16 +402,32 @@ class GuestItem(pytest.Item):
         pytest.fail(failure_text(run), pytrace=False)
 
     def _attach(self, run: TestRun) -> None:
-        self.user_properties += [
-            ("outcome", run.verdict.outcome.value),
-            ("evidence", str(run.directory)),
-        ]
+        """Kernel, outcome, evidence, guest output and console window, for every report.
+
+        Not as user_properties: pytest writes those as ``<properties>`` inside
+        ``<testcase>``, which the xunit2 schema (pytest's default junit_family)
+        forbids.  The facts head the log section instead, which lands in the
+        testcase's ``<system-out>`` (junit_logging = log or all) and in pytest's
+        own report, and are suite-level properties named ``<nodeid> <fact>``
+        whatever junit_logging says.
+        """
+        facts = {
+            "kernel": self.spec.name,
+            "outcome": run.verdict.outcome.value,
+            "evidence": str(run.directory),
+        }
+        xml = self.config.stash.get(xml_key, None)  # None without --junitxml
+        if xml is not None:
+            for key, value in facts.items():
+                xml.add_global_property(f"{self.nodeid} {key}", value)
+        log = "".join(f"{key}: {value}\n" for key, value in facts.items())
         if run.result is not None:
             self.add_report_section("call", "stdout", run.result.stdout)
             self.add_report_section("call", "stderr", run.result.stderr)
         console = run.directory / "console.txt"
         if console.is_file() and console.stat().st_size:
-            self.add_report_section("call", "log", console.read_text(errors="replace"))
+            log += "\n" + console.read_text(errors="replace")
+        self.add_report_section("call", "log", log)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         """Where pytest says the test is."""

@@ -334,7 +334,7 @@ class KernelGuest:
         self._attribute_outside(window_start)
         self._ran += 1
         result, notes = self._run_in_guest(test, tag, window_start)
-        machine_exit = None if self.machine.running else self.machine.exit_status()
+        machine_exit = self._exit_if_gone()
         died = console.panicked
         if not died and machine_exit is None:
             self._settle(tag, window_start)
@@ -387,6 +387,18 @@ class KernelGuest:
         if result.timed_out and self.machine.running and not console.panicked:
             notes = self._dump_blocked_tasks()
         return result, notes
+
+    def _exit_if_gone(self) -> str | None:
+        """How the guest's process ended, if it did; None while it runs.
+
+        A dead process closes its console and sockets a moment before it can
+        be reaped: once the console is at EOF, give the exit a moment to show.
+        """
+        assert self.machine is not None
+        deadline = time.monotonic() + 2.0
+        while self.machine.console.eof and self.machine.running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return None if self.machine.running else self.machine.exit_status()
 
     def _reboot_if_untrusted(
         self, verdict: Verdict, taint: int, reports: tuple[KernelReport, ...]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import load_kernels, select
+from harness.config import KernelSpec, load_kernels, select
 from harness.errors import BuildFailed, UserError
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.patches import Patch, PatchFailed, read_series
@@ -130,7 +130,8 @@ def _failed(index: int, label: str, names: tuple[str, ...], exc: BuildFailed) ->
     return Step(index, label, tuple((n, Outcome.BUILD_FAIL) for n in names), 0.0, error)
 
 
-def _kernel(args: argparse.Namespace) -> BuildSource:
+def _kernel(args: argparse.Namespace) -> KernelSpec:
+    """The kernels.yaml entry named on the command line: a ``build:`` kernel."""
     path = Path(args.kernels_file).resolve() if args.kernels_file else ROOT / "kernels.yaml"
     spec = select(load_kernels(path), [args.kernel], path)[0]
     if not isinstance(spec.source, BuildSource):
@@ -138,12 +139,14 @@ def _kernel(args: argparse.Namespace) -> BuildSource:
             f"kernel '{args.kernel}' in {path} is a {spec.source.kind} kernel; "
             "series mode needs a 'build:' entry (a source tree to patch)"
         )
-    return spec.source
+    return spec
 
 
 def cmd_series(args: argparse.Namespace) -> int:
     """The ``series`` subcommand: matrix on stdout and in the results directory."""
-    source = _kernel(args)
+    spec = _kernel(args)
+    source = spec.source
+    assert isinstance(source, BuildSource)
     extra = tuple(p for s in args.series for p in read_series(Path(s).resolve()).patches)
     patches = source.patches() + extra
     if not patches:
@@ -151,7 +154,8 @@ def cmd_series(args: argparse.Namespace) -> int:
             f"kernel '{args.kernel}' has no series; give 'series:' in kernels.yaml or --series PATH"
         )
     run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
-    trial = Trial(run_dir, select_tests(args.test, Path(args.tests_dir)))
+    # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
+    trial = Trial(run_dir, select_tests(args.test, Path(args.tests_dir)), spec=spec)
     report = run_series(source, patches, trial, print)
     text = report.render()
     (run_dir / "series.txt").write_text(text + "\n")

@@ -11,6 +11,7 @@ kernel source, so the runner itself is used unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,13 +56,31 @@ def select_tests(names: list[str], tests_dir: Path = DEFAULT_TESTS_DIR) -> list[
     return [read_test(known[n]) for n in wanted]
 
 
+def trial_spec(name: str, image: KernelImage, spec: KernelSpec | None = None) -> KernelSpec:
+    """The spec a trial boots ``image`` with, under ``name``.
+
+    With a kernels.yaml ``spec`` its settings (cmdline, memory, CPUs, accel,
+    timeouts, expectations, reboot policy) are kept and only the source is
+    swapped for the image; without one, the defaults.
+    """
+    source = PreparedImage(image)
+    if spec is None:
+        return KernelSpec(name=name, source=source)
+    return dataclasses.replace(spec, name=name, source=source)
+
+
 @dataclass
 class Trial:
-    """Boots images and runs tests on them, all under one results directory."""
+    """Boots images and runs tests on them, all under one results directory.
+
+    ``spec``: the kernels.yaml entry whose settings every image of this trial
+    boots with (None: the defaults).
+    """
 
     results: Path
     tests: list[GuestTest]
     log: Callable[[str], None] = print
+    spec: KernelSpec | None = None
     _ctx: RunContext | None = field(default=None, repr=False)
 
     def context(self) -> RunContext:
@@ -69,6 +88,10 @@ class Trial:
         if self._ctx is None:
             self._ctx = new_context(self.results, self.tests, log=self.log)
         return self._ctx
+
+    def guest(self, name: str, image: KernelImage) -> KernelGuest:
+        """The (not yet booted) guest of ``image``, with this trial's kernel settings."""
+        return KernelGuest(trial_spec(name, image, self.spec), self.context(), self.tests)
 
     def run(
         self,
@@ -78,8 +101,7 @@ class Trial:
         stop: Callable[[TestRun], bool] = lambda _run: False,
     ) -> list[TestRun]:
         """Run every test ``runs`` times on ``image``; ``stop`` ends a test's repeats early."""
-        spec = KernelSpec(name=name, source=PreparedImage(image))
-        guest = KernelGuest(spec, self.context(), self.tests)
+        guest = self.guest(name, image)
         done: list[TestRun] = []
         try:
             for test in self.tests:

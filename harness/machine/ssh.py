@@ -123,6 +123,10 @@ class SshChannel:
             finished = self._drain(chan, out, err, started + timeout, abort or (lambda: False))
             timed_out = finished is None
             code = chan.recv_exit_status() if finished else None
+            if code == -1:  # paramiko's "closed without an exit status": the link died
+                raise GuestUnreachable(
+                    "SSH session lost: the channel closed without an exit status"
+                )
         finally:
             chan.close()
         return CommandResult(

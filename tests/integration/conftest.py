@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from harness.cache import cache_root
-from tests.integration.helpers import REPO, harness_qemus
+from tests.integration.helpers import REPO, TEST_TAG, harness_qemus
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_tag() -> Iterator[str]:
+    """A tag in os.environ that everything this session starts inherits.
+
+    pytester runs, CLI subprocesses and the QEMUs they spawn carry it, so the
+    leak check looks at this session's QEMUs only, never at those of another
+    harness run on the same machine.
+    """
+    old = os.environ.get(TEST_TAG)
+    tag = os.environ[TEST_TAG] = uuid.uuid4().hex
+    yield tag
+    if old is None:
+        os.environ.pop(TEST_TAG, None)
+    else:
+        os.environ[TEST_TAG] = old
 
 
 @pytest.fixture(autouse=True, scope="module")
-def no_qemu_left_behind() -> Iterator[None]:
+def no_qemu_left_behind(session_tag: str) -> Iterator[None]:
     """Every integration module must end with no QEMU of its own still running.
 
     Module scope, because some modules share one booted guest across tests;
-    the function-level tests check their own QEMUs where it matters.
+    the function-level tests check their own QEMUs where it matters.  Only
+    QEMUs of this session (see :func:`session_tag`) are looked at or killed.
     """
     before = harness_qemus()
     yield
@@ -35,6 +55,10 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
     the real one or every test would download its kernels again.
     """
     monkeypatch.setenv("KHARNESS_CACHE", str(cache_root()))
+    # runpytest_subprocess runs this checkout's harness, whichever one is installed
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
     pytester.makeini("[pytest]\njunit_logging = all\n")
     cdir = pytester.path / "guest-tests" / "c"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import DEBIAN_612, add_tests, harness_qemus, write_kernels
+from tests.unit.test_junit_schema import xunit2_problems
 
 pytestmark = pytest.mark.boot
 
@@ -77,11 +78,20 @@ def test_outcomes_recovery_and_evidence(project: pytest.Pytester) -> None:
         or "sysrq" in (evidence.parent / "hang" / "console.txt").read_text().lower()
     )
 
-    cases = list(ET.parse(project.path / "junit.xml").getroot().iter("testcase"))
+    assert xunit2_problems(project.path / "junit.xml") == []
+    root = ET.parse(project.path / "junit.xml").getroot()
+    cases = list(root.iter("testcase"))
     uffd = next(c for c in cases if "uffd_api_unknown_feature" in c.get("classname", ""))
     assert uffd.get("name") == "d612"
-    props = {p.get("name"): p.get("value") for p in uffd.iter("property")}
-    assert props["kernel"] == "d612" and props["outcome"] == "pass"
+    assert uffd.find("properties") is None  # not allowed in an xunit2 testcase
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    node = "guest-tests/c/uffd_api_unknown_feature.c::d612"
+    assert props[f"{node} kernel"] == "d612" and props[f"{node} outcome"] == "pass"
+    assert props[f"{node} evidence"] == str(evidence)
+    assert f"kernel: d612\noutcome: pass\nevidence: {evidence}\n" in (
+        uffd.findtext("system-out") or ""
+    )
+    assert props["guest-tests/c/hang.c::d612 outcome"] == "hang"
     hang = next(c for c in cases if "hang" in c.get("classname", ""))
     failure = hang.find("failure")
     assert failure is not None
@@ -102,8 +112,11 @@ def test_kernel_that_panics_at_boot_errors_every_test_once(project: pytest.Pytes
             timeouts: {{boot: 120}}
     """,
     )
-    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", timeout=300)
+    result = project.runpytest_subprocess(
+        "guest-tests", "--results-dir=res", "--junitxml=junit.xml", timeout=300
+    )
     result.assert_outcomes(errors=2)
+    assert xunit2_problems(project.path / "junit.xml") == []
     out = result.stdout.str()
     assert "boot-fail: the kernel panicked during boot" in out
     assert "Kernel panic - not syncing" in out  # the console tail is in the report
