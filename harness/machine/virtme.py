@@ -292,35 +292,22 @@ def _drain_to_file(fd: int, path: Path) -> threading.Thread:
     """
 
     def pump() -> None:
-        with path.open("ab") as out, contextlib.closing(_FdReader(fd)) as reader:
-            for chunk in reader:
+        with path.open("ab") as out:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
                 out.write(chunk)
                 out.flush()
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
     thread = threading.Thread(target=pump, name="virtme-stderr", daemon=True)
     thread.start()
     return thread
-
-
-class _FdReader:
-    """Iterate over the chunks of a file descriptor until EOF, then close it."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            yield chunk
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
 
 
 def _descendants(pid: int) -> list[int]:
