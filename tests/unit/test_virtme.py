@@ -73,7 +73,7 @@ def test_host_root_with_overlays_9p_and_the_staged_kernel() -> None:
     assert _after(argv, "--overlay-rwdir") == list(OVERLAYS)
     assert _after(argv, "--kimg") == ["/stage/boot/vmlinuz-6.12"]
     assert _after(argv, "--mods") == ["auto"]
-    assert "--force-9p" in argv
+    assert "--force-9p" in argv and "--force-initramfs" in argv
 
 
 def test_console_is_our_uart_on_stdout_with_earlycon_kept() -> None:
