@@ -20,9 +20,11 @@ test-fast: setup
 	$(PYTEST) tests/unit -q
 
 ## bench: boot floor vs harness boot-to-ready, first result, warm per-test overhead;
+##        each backend against its floor (qemu: poweroff init; virtme: vng --exec true);
 ##        kernel builds: first, incremental after a one-file patch, per-patch series
 bench: setup
 	$(PY) bench/bench_boot.py
+	$(PY) bench/bench_backends.py
 	$(PY) bench/bench_build.py
 
 lint: setup
