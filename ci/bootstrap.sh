@@ -9,6 +9,8 @@ PACKAGES=(
   qemu-system-x86 busybox-static dropbear-bin openssh-client
   gcc libc6-dev make cpio kmod xz-utils zstd dpkg gpgv debian-archive-keyring
   python3 python3-venv
+  # backend: virtme (virtme-ng reads the kernel release with file)
+  file
   # kernels built from source
   ccache bc bison flex libelf-dev libssl-dev git patch
 )

@@ -20,9 +20,16 @@ def _qemu() -> Backend:
     return QemuBackend()
 
 
+def _virtme() -> Backend:
+    from harness.machine.virtme import VirtmeBackend
+
+    return VirtmeBackend()
+
+
 #: backend name -> factory; the first row is the default
 BACKENDS: dict[str, BackendFactory] = {
     "qemu": _qemu,
+    "virtme": _virtme,
 }
 
 DEFAULT_BACKEND = next(iter(BACKENDS))

@@ -20,11 +20,11 @@ from tests.integration.helpers import DEBIAN_612, REPO, write_kernels
 pytestmark = pytest.mark.boot
 
 REPRODUCERS = sorted(p.name for p in (REPO / "guest-tests" / "c").glob("*.c"))
-EXPECT_612 = """
-            expect:
-              uffd_move_swap_pmd:
-                outcome: fail
-                reason: spurious ENOENT on 6.8..6.16 x86-64 (see kernels.yaml)
+EXPECT_612 = """\
+    expect:
+      uffd_move_swap_pmd:
+        outcome: fail
+        reason: spurious ENOENT on 6.8..6.16 x86-64 (see kernels.yaml)
 """
 
 

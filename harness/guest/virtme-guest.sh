@@ -1,0 +1,39 @@
+#!/bin/sh
+# The virtme backend's guest script: run by virtme-ng-init as --script-sh once
+# the host's root is mounted, it plays the part init.sh plays in our own
+# initramfs.  It brings up the NIC QEMU forwards SSH to, starts the host's
+# dropbear with this run's pinned host key, says ready on the kernel console
+# and then waits forever (the guest powers off when this script ends).
+# Usage: sh virtme-guest.sh NONCE HOST_KEY AUTHORIZED_KEYS [THP_MODE]
+# Every path is a host path: the guest sees the host's root read-only.
+nonce=$1 host_key=$2 authorized=$3 thp=${4:-}
+say() { echo "$*" > /dev/kmsg 2>/dev/null || echo "$*"; }
+echo 1 > /proc/sys/kernel/sysrq
+[ -n "$thp" ] && echo "$thp" > /sys/kernel/mm/transparent_hugepage/enabled
+# udev has renamed the one virtio NIC (enp0s..); take whatever is not lo.
+modprobe -q virtio_net 2>/dev/null
+dev=
+for d in /sys/class/net/*; do
+    d=${d##*/}
+    [ "$d" = lo ] || { dev=$d; break; }
+done
+ip link set lo up
+if [ -n "$dev" ]; then
+    ip link set "$dev" up
+    ip addr add 10.0.2.15/24 dev "$dev"
+    ip route add default via 10.0.2.2
+else
+    say "HARNESS-WARN no network interface"
+fi
+# /root is the host's, read-only: a private /root/.ssh also hides the host's keys.
+mount -t tmpfs -o mode=0700 tmpfs /root/.ssh
+cp "$authorized" /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
+# The host's bash would source the host's ~/.bashrc for every SSH command
+# (slow under TCG, and not ours); /etc is a tmpfs overlay, so this stays here.
+sed -i 's|^\(root:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*\):.*$|\1:/bin/sh|' /etc/passwd
+/usr/sbin/dropbear -r "$host_key" -p 22 -s -P /run/dropbear.pid || say "HARNESS-WARN dropbear failed"
+# $(cat): the shell's read builtin reads byte-wise and an int sysctl gives
+# EOF at a non-zero offset ("5" for 512).
+taint=$(cat /proc/sys/kernel/tainted)
+say "HARNESS-READY $nonce taint=$taint release=$(uname -r)"
+while :; do sleep 3600; done
