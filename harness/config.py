@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,8 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
         f.problem(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
     timeouts = _parse_timeouts(f.sub("timeouts")) if "timeouts" in f.data else Timeouts()
     expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
+    if backend in BACKENDS:
+        source = backend_needs(backend, source)
     spec = KernelSpec(
         name=name or "?",
         source=source,
@@ -147,6 +149,24 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
         f.problem(f"cpus must be between 1 and 64, got {cpus}")
     f.finish()
     return spec if len(f.problems) == before else None
+
+
+def backend_needs(backend: str, source: Any) -> Any:
+    """A kernel built from source for the virtme backend gets virtme's config fragment.
+
+    virtme boots the host's root over 9p with overlayfs and talks to its init
+    over virtio-serial; a tinyconfig build has none of that unless told.  The
+    fragment joins the recipe, so such a kernel gets its own build slot.
+    """
+    from harness.kernels.build import BuildSource
+    from harness.machine.virtme import VIRTME_FRAGMENT
+
+    if backend != "virtme" or not isinstance(source, BuildSource):
+        return source
+    if VIRTME_FRAGMENT in source.recipe.fragments:
+        return source
+    recipe = replace(source.recipe, fragments=(*source.recipe.fragments, VIRTME_FRAGMENT))
+    return replace(source, recipe=recipe)
 
 
 def _parse_source(f: Fields, base: Path) -> Any:

@@ -122,8 +122,12 @@ def save_test(run: TestRun, window: str) -> None:
 
 
 def stderr_tail(boot_dir: Path, lines: int = 20) -> str:
-    """The last lines the guest's process wrote to stderr (evidence of how it died)."""
-    path = boot_dir / "qemu-stderr.txt"
-    if not path.is_file():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    """The last lines the guest's process wrote to stderr (evidence of how it died).
+
+    Each backend names its file for the program it runs (qemu-stderr.txt,
+    virtme-stderr.txt).
+    """
+    text = ""
+    for path in sorted(boot_dir.glob("*-stderr.txt")):
+        text += path.read_text(errors="replace")
+    return "\n".join(text.splitlines()[-lines:])

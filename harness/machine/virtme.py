@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.cache import cache_root
-from harness.errors import InfraError, ToolMissing
+from harness.errors import InfraError, ToolMissing, UserError
 from harness.kernels.base import KernelImage
 from harness.machine import process
 from harness.machine.accel import Accel
@@ -106,6 +106,37 @@ BLACKLIST = (
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
 #: files of a modules directory depmod needs; depmod writes the rest in the stage
 _MODULE_FILES = ("kernel", "modules.order", "modules.builtin", "modules.builtin.modinfo")
+
+
+#: what a kernel without modules must have built in to boot under virtme
+VIRTME_FRAGMENT = Path(__file__).resolve().parents[1] / "kernels" / "virtme.config"
+_BUILT_IN_NEEDS = (
+    "CONFIG_9P_FS",
+    "CONFIG_NET_9P_VIRTIO",
+    "CONFIG_OVERLAY_FS",
+    "CONFIG_VIRTIO_CONSOLE",
+)
+
+
+def check_built_config(kernel: KernelImage) -> None:
+    """A kernel without modules whose .config lacks what virtme needs: a UserError now.
+
+    Without it the guest would hang or panic in virtme's init, far from the
+    cause.  Kernels whose .config is not beside the image are not checked.
+    """
+    config = kernel.vmlinuz.parent / ".config"
+    if kernel.modules_dir is not None or not config.is_file():
+        return
+    have = {
+        line.split("=", 1)[0] for line in config.read_text().splitlines() if line.endswith("=y")
+    }
+    missing = [name for name in _BUILT_IN_NEEDS if name not in have]
+    if missing:
+        raise UserError(
+            f"{kernel.origin} lacks {', '.join(missing)} (built in), which the virtme backend "
+            f"needs; add {VIRTME_FRAGMENT} to its build fragments (kernels.yaml "
+            "'backend: virtme' does it for you) or use the qemu backend"
+        )
 
 
 def find_virtme_run() -> str:
@@ -279,6 +310,7 @@ class VirtmeBackend:
         for test in payload.tests:
             if test.binary is not None:
                 shutil.copy2(test.binary, tests_dir / test.name)
+        check_built_config(payload.kernel)
         stage_kernel(payload.kernel)
         return BootFiles(tests_dir=str(tests_dir))
 

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,9 @@ def _headers(release: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def guest(tmp_path_factory: pytest.TempPathFactory) -> KernelGuest:
-    """A 6.12 guest whose tests are one trigger program per case."""
+@pytest.fixture(scope="module", params=["qemu", "virtme"])
+def guest(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> KernelGuest:
+    """A 6.12 guest, under each backend, whose tests are one trigger program per case."""
     work = tmp_path_factory.mktemp("oops")
     shutil.copy(GUEST_DATA / "oops_trigger.h", work)
     for case in [*CASES, "expected_warn", "stuck_bug"]:
@@ -69,6 +70,7 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> KernelGuest:
     shutil.copy(GUEST_DATA / "pass_after_hang.c", work)
     tests = [read_test(p) for p in sorted(work.glob("*.c"))]
     spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12"], REPO)[0]
+    spec = replace(spec, backend=request.param)
     ctx = new_context(new_run_dir(work / "results"), tests, log=lambda _t: None)
     kernel_guest = KernelGuest(spec, ctx, tests)
     assert kernel_guest.prepare() is None

@@ -157,3 +157,40 @@ def test_select_unknown_kernel_lists_known(tmp_path: Path) -> None:
     assert select(specs, [], tmp_path) == specs
     with pytest.raises(ConfigError, match="known kernels: d"):
         select(specs, ["e"], tmp_path)
+
+
+def test_backend_is_read_and_checked(tmp_path: Path) -> None:
+    image = _bzimage(tmp_path / "bzImage")
+    specs = load_kernels(
+        _write(
+            tmp_path,
+            f"""
+            kernels:
+              - {{name: a, image: {image}}}
+              - {{name: b, image: {image}, backend: virtme}}
+            """,
+        )
+    )
+    assert [s.backend for s in specs] == ["qemu", "virtme"]
+    text = _problems(tmp_path, f"kernels:\n  - {{name: a, image: {image}, backend: vmware}}\n")
+    assert "backend 'vmware' is not one of qemu, virtme" in text
+
+
+def test_a_kernel_built_for_virtme_gets_virtme_s_fragment(tmp_path: Path) -> None:
+    from harness.machine.virtme import VIRTME_FRAGMENT
+
+    src = tmp_path / "linux"
+    for name in ("Makefile", "Kconfig", "arch/x86/Kconfig", "scripts/kconfig/Makefile"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("")
+    text = f"""
+    kernels:
+      - {{name: q, build: {{source: {src}}}}}
+      - {{name: v, build: {{source: {src}}}, backend: virtme}}
+    """
+    try:
+        q, v = load_kernels(_write(tmp_path, text))
+    except ConfigError as exc:
+        pytest.fail(f"a plain tree should be accepted: {exc}")
+    assert VIRTME_FRAGMENT not in q.source.recipe.fragments  # type: ignore[attr-defined]
+    assert v.source.recipe.fragments[-1] == VIRTME_FRAGMENT  # type: ignore[attr-defined]

@@ -194,3 +194,23 @@ def test_prepare_copies_tests_where_the_guest_sees_them(
 
 def test_backend_is_registered() -> None:
     assert BACKENDS["virtme"]().name == "virtme"
+
+
+def test_a_built_kernel_without_9p_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from harness.errors import UserError
+    from harness.kernels.base import KernelImage
+    from harness.machine.virtme import VIRTME_FRAGMENT, check_built_config
+
+    (tmp_path / "bzImage").write_bytes(b"")
+    (tmp_path / ".config").write_text("CONFIG_9P_FS=y\n# CONFIG_OVERLAY_FS is not set\n")
+    kernel = KernelImage(tmp_path / "bzImage", None, "6.12.0", "built from linux")
+    with pytest.raises(UserError) as info:
+        check_built_config(kernel)
+    message = str(info.value)
+    assert "CONFIG_NET_9P_VIRTIO, CONFIG_OVERLAY_FS, CONFIG_VIRTIO_CONSOLE" in message
+    assert str(VIRTME_FRAGMENT) in message and "qemu backend" in message
+    (tmp_path / ".config").write_text(
+        "".join(f"{o}=y\n" for o in ("CONFIG_9P_FS", "CONFIG_NET_9P_VIRTIO", "CONFIG_OVERLAY_FS"))
+        + "CONFIG_VIRTIO_CONSOLE=y\n"
+    )
+    check_built_config(kernel)  # all there: no error
