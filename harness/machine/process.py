@@ -4,7 +4,10 @@ Both backends run a process (QEMU, or virtme-ng which runs QEMU and maybe
 virtiofsd) whose stdout is the kernel console.  It is started in its own
 process group, so that stopping it takes every helper it spawned too, and
 with PR_SET_PDEATHSIG, so that a harness killed with SIGKILL does not leave
-a guest behind.  The console is a plain pipe the caller reads until EOF.
+a guest behind.  The console is a plain pipe the caller reads until EOF;
+stderr is a second pipe drained into a file in the boot directory (a pipe,
+not the file itself: QEMU reopens /proc/self/fd/2 with O_TRUNC for virtme's
+script port, which on a regular file would overwrite what came before).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -26,32 +31,74 @@ def _child_setup() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def spawn(
-    argv: list[str], stderr: Path, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``argv`` in a new process group: (process, read end of its stdout).
+@dataclass
+class GuestProcess:
+    """A started guest process: the process, its console pipe, its stderr drain."""
 
-    stderr goes to the file ``stderr`` (evidence of how the process died);
-    stdin is a pipe nobody writes, so a console that reads stdin sees no EOF.
+    proc: subprocess.Popen[bytes]
+    console_fd: int  # read end of stdout; the ConsoleWatcher owns and closes it
+    stderr: Path
+    _drain: threading.Thread
+
+    def stderr_bytes(self, wait: float = 2.0) -> bytes:
+        """Everything written to stderr so far (after the process ended: all of it)."""
+        if self.proc.poll() is not None:
+            self._drain.join(wait)
+        return self.stderr.read_bytes() if self.stderr.is_file() else b""
+
+    def terminate(self, grace: float = 3.0) -> None:
+        """Stop the whole group for sure (see :func:`terminate`) and finish the drain."""
+        terminate(self.proc, grace)
+        self._drain.join(5)
+
+
+def spawn(argv: list[str], stderr: Path, env: dict[str, str] | None = None) -> GuestProcess:
+    """Start ``argv`` in a new process group with stdout and stderr on pipes.
+
+    stdin is a pipe nobody writes, so a stdio chardev sees no terminal and no EOF.
     """
-    read_fd, write_fd = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     try:
-        with stderr.open("ab") as err:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=write_fd,
-                stderr=err,
-                preexec_fn=_child_setup,
-                start_new_session=True,
-                env=env,
-            )
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=out_w,
+            stderr=err_w,
+            preexec_fn=_child_setup,
+            start_new_session=True,
+            env=env,
+        )
     except BaseException:
-        os.close(read_fd)
+        os.close(out_r)
+        os.close(err_r)
         raise
     finally:
-        os.close(write_fd)
-    return proc, read_fd
+        os.close(out_w)
+        os.close(err_w)
+    return GuestProcess(proc, out_r, stderr, _drain_to_file(err_r, stderr))
+
+
+def _drain_to_file(fd: int, path: Path) -> threading.Thread:
+    """Copy a pipe into ``path`` until EOF, in a thread."""
+
+    def pump() -> None:
+        with path.open("ab") as out:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out.write(chunk)
+                out.flush()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    thread = threading.Thread(target=pump, name=f"stderr:{path.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def terminate(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:

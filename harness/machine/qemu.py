@@ -16,9 +16,7 @@ import re
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from harness.machine.base import (
     describe_exit,
 )
 from harness.machine.console import ConsoleWatcher
+from harness.machine.monitor import MonitorSocket
 from harness.machine.ports import free_port
 from harness.machine.ssh import SshChannel
 
@@ -160,12 +159,12 @@ class QemuMachine:
     cfg: MachineConfig
     boot_dir: Path
     binary: str = QEMU
-    proc: subprocess.Popen[bytes] | None = None
+    guest: process.GuestProcess | None = None
     watcher: ConsoleWatcher | None = None
     argv: list[str] = field(default_factory=list)
     port: int = 0
-    _sockdir: Path | None = None
     nonce: str = field(default_factory=lambda: secrets.token_hex(6))
+    monitor: MonitorSocket | None = None
 
     def __enter__(self) -> QemuMachine:
         return self
@@ -179,11 +178,17 @@ class QemuMachine:
         assert self.watcher is not None, "start() the machine first"
         return self.watcher
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The QEMU process, once started."""
+        return self.guest.proc if self.guest is not None else None
+
     def start(self, attempts: int = 5) -> None:
         """Start QEMU, retrying with a new port if the forward was taken meanwhile."""
         if not shutil.which(self.binary):
             raise ToolMissing(self.binary, "qemu-system-x86")
         self.boot_dir.mkdir(parents=True, exist_ok=True)
+        self.monitor = MonitorSocket(self.boot_dir)
         tried: set[int] = set()
         for _ in range(attempts):
             port = free_port(self.cfg.port_range, avoid=tried)
@@ -196,17 +201,17 @@ class QemuMachine:
         )
 
     def _spawn(self, port: int) -> bool:
+        assert self.monitor is not None
         self.port = port
-        self.argv = qemu_command(self.cfg, port, self.nonce, self._monitor_path(), self.binary)
+        self.argv = qemu_command(self.cfg, port, self.nonce, self.monitor.path, self.binary)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
-        stderr = self.boot_dir / "qemu-stderr.txt"
-        self.proc, console_fd = process.spawn(self.argv, stderr)
-        self.watcher = ConsoleWatcher(console_fd, self.boot_dir / "console.log")
+        self.guest = process.spawn(self.argv, self.boot_dir / "qemu-stderr.txt")
+        self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")
         # A taken hostfwd port makes QEMU exit at once with a message on stderr.
         deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline and self.proc.poll() is None:
+        while time.monotonic() < deadline and self.guest.proc.poll() is None:
             time.sleep(0.02)
-        if self.proc.poll() is not None and _HOSTFWD_BUSY in stderr.read_bytes():
+        if self.guest.proc.poll() is not None and _HOSTFWD_BUSY in self.guest.stderr_bytes():
             self.stop()
             return False
         return True
@@ -219,19 +224,11 @@ class QemuMachine:
         """SSH to the guest's dropbear through the forwarded port (host key pinned)."""
         return SshChannel(ready.ssh_port, self.cfg.payload.keys, timeout)
 
-    def _monitor_path(self) -> Path:
-        """The monitor socket: in the boot directory, or a private temporary one
-        when that path is too long for a unix socket (107 bytes)."""
-        if self._sockdir is None:
-            short = len(str(self.boot_dir.resolve() / "monitor.sock")) < 100
-            self._sockdir = self.boot_dir if short else Path(tempfile.mkdtemp(prefix="kharness-"))
-        return self._sockdir / ("monitor.sock" if self._sockdir == self.boot_dir else "monitor")
-
     def magic_key(self, key: str) -> bool:
         """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
-        if self._sockdir is None or not self.running:
+        if self.monitor is None or not self.running:
             return False
-        return monitor_sendkey(self._monitor_path(), f"alt-sysrq-{key}")
+        return self.monitor.sendkey(f"alt-sysrq-{key}")
 
     @property
     def running(self) -> bool:
@@ -248,26 +245,9 @@ class QemuMachine:
 
     def stop(self) -> None:
         """Stop QEMU for sure (SIGTERM, then SIGKILL) and close the console."""
-        if self.proc is not None:
-            process.terminate(self.proc)
+        if self.guest is not None:
+            self.guest.terminate()
         if self.watcher is not None:
             self.watcher.join(5)
-        if self._sockdir is not None:
-            if self._sockdir == self.boot_dir:
-                (self.boot_dir / "monitor.sock").unlink(missing_ok=True)
-            else:
-                shutil.rmtree(self._sockdir, ignore_errors=True)
-            self._sockdir = None
-
-
-def monitor_sendkey(path: Path, keys: str) -> bool:
-    """Send ``sendkey KEYS`` to a QEMU human monitor on a unix socket."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            sock.connect(str(path))
-            sock.sendall(f"sendkey {keys}\n".encode())
-            time.sleep(0.2)
-        return True
-    except OSError:
-        return False
+        if self.monitor is not None:
+            self.monitor.remove()

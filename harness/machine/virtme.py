@@ -40,8 +40,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +59,9 @@ from harness.machine.base import (
     describe_exit,
 )
 from harness.machine.console import ConsoleWatcher
+from harness.machine.monitor import MonitorSocket
 from harness.machine.ports import free_port
-from harness.machine.qemu import monitor_sendkey, wait_ready_line
+from harness.machine.qemu import wait_ready_line
 from harness.machine.ssh import SshChannel
 
 VIRTME_RUN = "virtme-run"
@@ -319,33 +318,6 @@ class VirtmeBackend:
         return VirtmeMachine(cfg, boot_dir)
 
 
-def _drain_to_file(fd: int, path: Path) -> threading.Thread:
-    """Copy a pipe into ``path`` until EOF (a thread).
-
-    virtme-run's stderr must be a pipe: QEMU reopens /proc/self/fd/2 for the
-    script's stderr port with O_TRUNC and its own offset, which on a regular
-    file would overwrite what virtme wrote before.
-    """
-
-    def pump() -> None:
-        with path.open("ab") as out:
-            while True:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out.write(chunk)
-                out.flush()
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-    thread = threading.Thread(target=pump, name="virtme-stderr", daemon=True)
-    thread.start()
-    return thread
-
-
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (from /proc's children lists)."""
     found: list[int] = []
@@ -382,13 +354,12 @@ class VirtmeMachine:
 
     cfg: MachineConfig
     boot_dir: Path
-    proc: subprocess.Popen[bytes] | None = None
+    guest: process.GuestProcess | None = None
     watcher: ConsoleWatcher | None = None
     argv: list[str] = field(default_factory=list)
     port: int = 0
     nonce: str = field(default_factory=lambda: secrets.token_hex(6))
-    _stderr_thread: threading.Thread | None = None
-    _sockdir: Path | None = None  # only when the boot directory's path is too long
+    monitor: MonitorSocket | None = None
 
     def __enter__(self) -> VirtmeMachine:
         return self
@@ -401,6 +372,11 @@ class VirtmeMachine:
         """The kernel console (after :meth:`start`)."""
         assert self.watcher is not None, "start() the machine first"
         return self.watcher
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """virtme-run's process (the PID namespace's unshare when root), once started."""
+        return self.guest.proc if self.guest is not None else None
 
     @property
     def _tmpdir(self) -> Path:
@@ -417,6 +393,7 @@ class VirtmeMachine:
         if not shutil.which("qemu-system-x86_64"):
             raise ToolMissing("qemu-system-x86_64", "qemu-system-x86")
         self.boot_dir.mkdir(parents=True, exist_ok=True)
+        self.monitor = MonitorSocket(self.boot_dir)
         tried: set[int] = set()
         for _ in range(attempts):
             port = free_port(self.cfg.port_range, avoid=tried)
@@ -427,17 +404,8 @@ class VirtmeMachine:
             f"virtme's QEMU could not forward any of ports {sorted(tried)}; see {self.stderr_path}"
         )
 
-    def _monitor_path(self) -> Path:
-        """The monitor socket: in the boot directory, or in a private temporary
-        directory when that path is too long for a unix socket (107 bytes)."""
-        inside = self.boot_dir.resolve() / "monitor.sock"
-        if len(str(inside)) < 100:
-            return inside
-        if self._sockdir is None:
-            self._sockdir = Path(tempfile.mkdtemp(prefix="kharness-"))
-        return self._sockdir / "monitor"
-
     def _spawn(self, port: int) -> bool:
+        assert self.monitor is not None
         self.port = port
         tmp = self._tmpdir
         shutil.rmtree(tmp, ignore_errors=True)
@@ -451,7 +419,7 @@ class VirtmeMachine:
             ssh_port=port,
             nonce=self.nonce,
             authorized=authorized.resolve(),
-            monitor=self._monitor_path(),
+            monitor=self.monitor.path,
             virtme_run=virtme_run,
             pid_namespace=os.geteuid() == 0 and shutil.which("unshare") is not None,
         )
@@ -462,22 +430,19 @@ class VirtmeMachine:
         # boot directory rather than litter /tmp.
         env["TMPDIR"] = str(tmp)
         env["PATH"] = f"{Path(virtme_run).parent}{os.pathsep}{env.get('PATH', '')}"
-        self.proc, console_fd, stderr_fd = _spawn(self.argv, env)
-        self._stderr_thread = _drain_to_file(stderr_fd, self.stderr_path)
-        self.watcher = ConsoleWatcher(console_fd, self.boot_dir / "console.log")
+        self.guest = process.spawn(self.argv, self.stderr_path, env)
+        self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")
         # virtme builds its initramfs before QEMU runs: the first console byte
         # says QEMU runs and its hostfwd was set up; an early exit may say why not.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
+        while time.monotonic() < deadline and self.guest.proc.poll() is None:
             if self.watcher.offset() > 0:
                 self._save_qemu_argv()
                 return True
             time.sleep(0.05)
-        if self.proc.poll() is not None:
-            self._stderr_thread.join(2)
-            if _HOSTFWD_BUSY in self.stderr_path.read_bytes():
-                self.stop()
-                return False
+        if self.guest.proc.poll() is not None and _HOSTFWD_BUSY in self.guest.stderr_bytes():
+            self.stop()
+            return False
         return True
 
     def _save_qemu_argv(self) -> None:
@@ -498,9 +463,9 @@ class VirtmeMachine:
 
     def magic_key(self, key: str) -> bool:
         """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
-        if self.proc is None or not self.running:
+        if self.monitor is None or not self.running:
             return False
-        return monitor_sendkey(self._monitor_path(), f"alt-sysrq-{key}")
+        return self.monitor.sendkey(f"alt-sysrq-{key}")
 
     @property
     def running(self) -> bool:
@@ -517,43 +482,10 @@ class VirtmeMachine:
 
     def stop(self) -> None:
         """Stop the whole process tree for sure, close the console, remove temporary files."""
-        if self.proc is not None:
-            process.terminate(self.proc)
+        if self.guest is not None:
+            self.guest.terminate()
         if self.watcher is not None:
             self.watcher.join(5)
-        if self._stderr_thread is not None:
-            self._stderr_thread.join(5)
-        (self.boot_dir / "monitor.sock").unlink(missing_ok=True)
+        if self.monitor is not None:
+            self.monitor.remove()
         shutil.rmtree(self._tmpdir, ignore_errors=True)
-        if self._sockdir is not None:
-            shutil.rmtree(self._sockdir, ignore_errors=True)
-            self._sockdir = None
-
-
-def _spawn(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, int]:
-    """Start ``argv`` in a new session: (process, console read fd, stderr read fd).
-
-    Like :func:`harness.machine.process.spawn` but with stderr on a pipe too
-    (see :func:`_drain_to_file`); stdin is a pipe nobody writes, because
-    QEMU's stdio chardev for the script's stdin must not see a terminal.
-    """
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=out_w,
-            stderr=err_w,
-            preexec_fn=process._child_setup,
-            start_new_session=True,
-            env=env,
-        )
-    except BaseException:
-        os.close(out_r)
-        os.close(err_r)
-        raise
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-    return proc, out_r, err_r

@@ -1,0 +1,53 @@
+"""QEMU's human monitor on a unix socket: the magic key that needs no guest.
+
+Both backends give QEMU ``-monitor unix:PATH,server=on,wait=off`` so that
+sysrq can be pressed on the guest's keyboard when SSH no longer answers.  The
+socket lives in the boot directory when the path fits a unix socket (107
+bytes), else in a private temporary directory; :meth:`MonitorSocket.remove`
+leaves nothing behind either way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+
+class MonitorSocket:
+    """Where one boot's monitor listens, and how to press keys through it."""
+
+    def __init__(self, boot_dir: Path) -> None:
+        self.boot_dir = boot_dir
+        self._private: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The socket path to give QEMU (made on first use)."""
+        inside = self.boot_dir.resolve() / "monitor.sock"
+        if len(str(inside)) < 100:
+            return inside
+        if self._private is None:
+            self._private = Path(tempfile.mkdtemp(prefix="kharness-"))
+        return self._private / "monitor"
+
+    def sendkey(self, keys: str) -> bool:
+        """``sendkey KEYS`` (e.g. ``alt-sysrq-w``); False when nobody listens."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(str(self.path))
+                sock.sendall(f"sendkey {keys}\n".encode())
+                time.sleep(0.2)
+            return True
+        except OSError:
+            return False
+
+    def remove(self) -> None:
+        """Remove the socket (and the private directory, if one was made)."""
+        (self.boot_dir / "monitor.sock").unlink(missing_ok=True)
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
