@@ -41,8 +41,10 @@ from harness.machine.base import (
     MachineConfig,
     Ready,
 )
+from harness.machine.console import is_report_line
 from harness.oops import KernelReport, parse
 from harness.outcome import Outcome, RunFacts, SetupFacts, Verdict, classify, classify_setup
+from harness.progress import NO_PROGRESS, Activity, Kind, Labelled, Progress, track
 from harness.records import KernelRecord, OutsideReport, TestRun
 from harness.results import Timings
 from harness.testdef import GuestTest
@@ -85,6 +87,7 @@ class RunContext:
     backend: str | None = None  # command-line override of kernels.yaml
     backends: Mapping[str, BackendFactory] = field(default_factory=lambda: BACKENDS)
     policy: Policy = Policy()
+    progress: Progress = NO_PROGRESS  # feedback during downloads, builds, boots and tests
 
 
 def new_context(
@@ -143,6 +146,11 @@ class KernelGuest:
         return self.ctx.backend or self.spec.backend
 
     @property
+    def progress(self) -> Progress:
+        """The run's feedback, with this kernel's name on every line."""
+        return Labelled(self.ctx.progress, self.spec.name)
+
+    @property
     def policy(self) -> Policy:
         """The run's waits."""
         return self.ctx.policy
@@ -164,8 +172,10 @@ class KernelGuest:
             return self.setup_error
         try:
             started = time.monotonic()
-            self.image = self.spec.source.resolve(self.ctx.log)
+            self.image = self.spec.source.resolve(self.ctx.log, self.progress)
             self.timings.add("fetch", time.monotonic() - started)
+            for phase, seconds in self.image.phases.items():
+                self.timings.add(phase, seconds)
             started = time.monotonic()
             compiled = tuple(
                 self.ctx.compiled[t.name] for t in self.tests if t.name in self.ctx.compiled
@@ -229,7 +239,9 @@ class KernelGuest:
             machine.stop()
             raise
         self.machine = machine
-        ready = self.machine.wait_ready(self.spec.timeouts.boot)
+        with track(self.progress, Kind.BOOT, f"boot-{self.boots}") as booting:
+            self._follow_console(booting)
+            ready = self.machine.wait_ready(self.spec.timeouts.boot)
         seconds = time.monotonic() - started
         self.timings.add("boot", seconds)
         results.write_boot(boot_dir, self.backend_name, cfg, ready, seconds)
@@ -246,6 +258,19 @@ class KernelGuest:
         self._seen, self._ran, self._nodes_online = 0, 0, None
         self._attribute_outside(self.machine.console.offset())
         return None
+
+    def _follow_console(self, booting: Activity) -> None:
+        """Show the boot's last console line; stream the console when asked (--console)."""
+        assert self.machine is not None
+        progress, name = self.ctx.progress, self.spec.name
+
+        def line(text: str) -> None:
+            if text.strip():
+                booting.update(detail=text.strip())
+            if progress.streams_console:
+                progress.console(name, text, is_report_line(text))
+
+        self.machine.console.add_listener(line)
 
     def boot_dir(self) -> Path:
         """The current boot's evidence directory."""
@@ -377,7 +402,8 @@ class KernelGuest:
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
         command = wrap(f"{self.files.tests_dir}/{test.name}", tag)
         try:
-            result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
+            with track(self.progress, Kind.TEST, test.name, timeout=timeout):
+                result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
         except GuestUnreachable as exc:
             # The channel broke under us; the console tells whether the kernel did.
             result = CommandResult(test.name, None, "", str(exc), 0.0)
