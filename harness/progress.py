@@ -73,6 +73,27 @@ class Progress(Protocol):
         ...
 
 
+class Mode(Enum):
+    """How feedback is shown: ``--progress`` (or ``$KHARNESS_PROGRESS``)."""
+
+    AUTO = "auto"
+    LIVE = "live"
+    PLAIN = "plain"
+    OFF = "off"
+
+
+def choose(requested: Mode, tty: bool, quiet: bool, console: bool) -> Mode:
+    """The mode in effect: auto is live on a terminal, off in a log or with -q.
+
+    A log still gets plain lines when the console was asked for (--console).
+    """
+    if requested is not Mode.AUTO:
+        return requested
+    if tty and not quiet:
+        return Mode.LIVE
+    return Mode.PLAIN if console else Mode.OFF
+
+
 @contextmanager
 def track(
     progress: Progress,
@@ -369,11 +390,18 @@ class LiveProgress(_Base):
     a test's does not (pytest reports the test).
     """
 
-    def __init__(self, out: TextIO, console: bool = False, width: int | None = None) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        console: bool = False,
+        width: int | None = None,
+        before_write: Callable[[], None] = lambda: None,
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
         super().__init__(console, time.monotonic)
+        self._before_write = before_write  # pytest: end a line it left open first
         self._console = Console(file=out, force_terminal=True, width=width, highlight=False)
         self._live = Live(
             console=self._console,
@@ -395,6 +423,7 @@ class LiveProgress(_Base):
 
     def _started(self, state: ActivityState) -> None:
         if not self._live.is_started:
+            self._before_write()
             self._live.start()
         self._live.refresh()
 
@@ -409,6 +438,8 @@ class LiveProgress(_Base):
         from rich.text import Text
 
         with self._lock:
+            if not self._live.is_started:
+                self._before_write()
             self._console.print(Text(text, style=style or ""), soft_wrap=True)
 
     def console(self, kernel: str, line: str, report: bool) -> None:

@@ -97,12 +97,20 @@ def new_context(
     port_range: tuple[int, int] | None = None,
     log: Callable[[str], None] = print,
     backend: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> RunContext:
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     compiled = {t.name: _compile(t) for t in tests}
     return RunContext(
-        run_dir, make_keys(run_dir / "keys"), compiled, accel, port_range, log, backend
+        run_dir,
+        make_keys(run_dir / "keys"),
+        compiled,
+        accel,
+        port_range,
+        log,
+        backend,
+        progress=progress,
     )
 
 
