@@ -113,9 +113,18 @@ def track(
 
 
 # -- pure formatting ------------------------------------------------------------------------
+_UNITS = ("B", "KiB", "MiB", "GiB")
+
+
+def _in_unit(n: float, unit: str) -> str:
+    """``n`` bytes as a number of ``unit`` (no unit name)."""
+    value = n / 1024 ** _UNITS.index(unit)
+    return f"{value:.0f}" if unit == "B" else f"{value:.1f}"
+
+
 def human_bytes(n: float) -> str:
     """1536 -> '1.5 KiB'; one decimal from KiB up."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
+    for unit in _UNITS:
         if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
@@ -177,7 +186,9 @@ def describe(state: ActivityState, now: float) -> str:
         rate = state.done / elapsed if elapsed > 0 else 0.0
         size = human_bytes(state.done)
         if state.total:
-            size += f"/{human_bytes(state.total)} ({100 * state.done / state.total:.0f}%)"
+            number, unit = human_bytes(state.total).split()
+            size = f"{_in_unit(state.done, unit)}/{number} {unit}"
+            size += f" ({100 * state.done / state.total:.0f}%)"
         text = f"download {state.label}: {size}, {human_bytes(rate)}/s"
         left = eta(state.done, state.total, rate)
         if state.ended is None and left is not None:

@@ -142,6 +142,7 @@ class KernelGuest:
     _seen: int = 0  # console offset up to which reports have been attributed
     _ran: int = 0  # tests run on the current boot
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
+    _booting: Activity | None = None  # the boot's progress line while it boots
 
     @property
     def directory(self) -> Path:
@@ -247,9 +248,10 @@ class KernelGuest:
             machine.stop()
             raise
         self.machine = machine
-        with track(self.progress, Kind.BOOT, f"boot-{self.boots}") as booting:
-            self._follow_console(booting)
+        with track(self.progress, Kind.BOOT, f"boot-{self.boots}") as self._booting:
+            self._follow_console()
             ready = self.machine.wait_ready(self.spec.timeouts.boot)
+        self._booting = None
         seconds = time.monotonic() - started
         self.timings.add("boot", seconds)
         results.write_boot(boot_dir, self.backend_name, cfg, ready, seconds)
@@ -267,13 +269,14 @@ class KernelGuest:
         self._attribute_outside(self.machine.console.offset())
         return None
 
-    def _follow_console(self, booting: Activity) -> None:
+    def _follow_console(self) -> None:
         """Show the boot's last console line; stream the console when asked (--console)."""
         assert self.machine is not None
         progress, name = self.ctx.progress, self.spec.name
 
         def line(text: str) -> None:
-            if text.strip():
+            booting = self._booting
+            if booting is not None and text.strip():
                 booting.update(detail=text.strip())
             if progress.streams_console:
                 progress.console(name, text, is_report_line(text))
