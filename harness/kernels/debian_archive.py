@@ -120,7 +120,9 @@ def fetch(url: str, dest: Path, progress: Progress = NO_PROGRESS, label: str = "
             if not label:
                 data = response.read()
             else:
-                with track(progress, Kind.DOWNLOAD, label) as act:
+                length = response.headers.get("Content-Length", "")
+                total = int(length) if length.isdigit() else None
+                with track(progress, Kind.DOWNLOAD, label, total) as act:
                     data = _read_reporting(response, act)
     except urllib.error.HTTPError as exc:
         raise InfraError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
@@ -135,8 +137,6 @@ def fetch(url: str, dest: Path, progress: Progress = NO_PROGRESS, label: str = "
 
 def _read_reporting(response: Any, act: Activity) -> bytes:
     """The whole body, read in blocks, each reported to ``act``."""
-    length = response.headers.get("Content-Length")
-    act.update(total=int(length) if length and length.isdigit() else None)
     data = bytearray()
     while block := response.read(_BLOCK):
         data += block
