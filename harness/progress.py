@@ -299,6 +299,28 @@ class _Base:
         self._clock = clock
         self._lock = threading.RLock()
         self._running: list[ActivityState] = []
+        self._held: list[tuple[str, str, bool]] = []  # console lines kept for later
+
+    def console(self, kernel: str, line: str, report: bool) -> None:
+        """A console line, shown now while an activity runs, else at the next one.
+
+        Console lines come from the console's reader thread.  While nothing
+        runs, pytest may be between phases (switching its output capture), so
+        they wait for the next activity, or :meth:`close`.
+        """
+        with self._lock:
+            self._held.append((kernel, line, report))
+            if self._running:
+                self._release()
+
+    def _release(self) -> None:
+        """Show the console lines held so far (lock held)."""
+        held, self._held = self._held, []
+        for kernel, line, report in held:
+            self._console_line(kernel, line, report)
+
+    def _console_line(self, kernel: str, line: str, report: bool) -> None:
+        raise NotImplementedError
 
     def activity(
         self, kind: Kind, label: str, total: float | None = None, timeout: float | None = None
@@ -308,6 +330,7 @@ class _Base:
         with self._lock:
             self._running.append(state)
             self._started(state)
+            self._release()
         return state
 
     def end(self, activity: Activity, ok: bool = True) -> float:
@@ -369,10 +392,9 @@ class PlainProgress(_Base):
                 if self._throttle.due(id(state), now):
                     self._emit(describe(state, now))
 
-    def console(self, kernel: str, line: str, report: bool) -> None:
-        """A console line, prefixed by the kernel; '!' marks a kernel report's first line."""
-        with self._lock:
-            self._write(f"{kernel}{'!' if report else ':'} {line}")
+    def _console_line(self, kernel: str, line: str, report: bool) -> None:
+        """Prefixed by the kernel; '!' marks a kernel report's first line."""
+        self._write(f"{kernel}{'!' if report else ':'} {line}")
 
     def start(self) -> PlainProgress:
         """Tick once a second until :meth:`close`."""
@@ -389,6 +411,8 @@ class PlainProgress(_Base):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
+        with self._lock:
+            self._release()
 
 
 class LiveProgress(_Base):
@@ -426,9 +450,10 @@ class LiveProgress(_Base):
     def _render(self) -> object:
         from rich.text import Text
 
-        with self._lock:
-            now = time.monotonic()
-            lines = [describe(s, now) for s in self._running]
+        # No lock here: rich's refresh thread calls this under rich's lock, while
+        # our lock's holder may be waiting for that thread (Live.stop joins it).
+        now = time.monotonic()
+        lines = [describe(s, now) for s in list(self._running)]
         width = self._console.width - 1
         return Text("\n".join(line[:width] for line in lines), style="cyan")
 
@@ -453,13 +478,14 @@ class LiveProgress(_Base):
                 self._before_write()
             self._console.print(Text(text, style=style or ""), soft_wrap=True)
 
-    def console(self, kernel: str, line: str, report: bool) -> None:
-        """A console line prefixed by its kernel; a report's first line in bold red."""
+    def _console_line(self, kernel: str, line: str, report: bool) -> None:
+        """Prefixed by its kernel; a report's first line in bold red."""
         self.print(f"{kernel}| {line}", "bold red" if report else "dim")
 
     def close(self) -> None:
-        """Take the live lines down."""
+        """Take the live lines down, show console lines still held."""
         with self._lock:
             self._running.clear()
-        if self._live.is_started:
-            self._live.stop()
+            if self._live.is_started:
+                self._live.stop()
+            self._release()

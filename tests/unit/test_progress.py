@@ -166,14 +166,20 @@ def test_plain_lines_start_every_ten_seconds_and_end() -> None:
     ]
 
 
-def test_plain_console_lines_are_prefixed_and_reports_marked() -> None:
+def test_plain_console_lines_are_prefixed_reports_marked_and_held_between_activities() -> None:
     out: list[str] = []
     plain = PlainProgress(out.append, console=True)
     plain.console("d612", "[    1.0] Run /init as init process", False)
+    assert out == [], "held while nothing runs (pytest may be switching its capture)"
+    act = plain.activity(Kind.TEST, "d612: a")
     plain.console("d612", "[    9.1] BUG: kernel NULL pointer dereference", True)
-    assert out == [
+    plain.end(act)
+    plain.console("d612", "[    9.9] reboot: Power down", False)
+    plain.close()
+    assert [line for line in out if "[kharness]" not in line] == [
         "d612: [    1.0] Run /init as init process",
         "d612! [    9.1] BUG: kernel NULL pointer dereference",
+        "d612: [    9.9] reboot: Power down",
     ]
 
 
