@@ -21,10 +21,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 
 class Kind(Enum):
@@ -489,3 +489,61 @@ class LiveProgress(_Base):
             if self._live.is_started:
                 self._live.stop()
             self._release()
+
+
+# -- pytest ------------------------------------------------------------------------------------
+class ReporterStream:
+    """A text stream that writes through pytest's terminal reporter, even mid-test.
+
+    pytest captures output while a test's setup and call run; like its own
+    live logging, each write steps out of the capture (``capman``, pytest's
+    capture manager, or None) for its duration.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self, reporter: Any, capman: Any) -> None:
+        self._reporter = reporter
+        self._capman = capman
+
+    def _uncaptured(self) -> AbstractContextManager[None]:
+        if self._capman is None:
+            return nullcontext()
+        return self._capman.global_and_fixture_disabled()
+
+    def write(self, text: str) -> int:
+        """Write ``text`` as is (rich's control codes included)."""
+        with self._uncaptured():
+            self._reporter.write(text, flush=True)
+        return len(text)
+
+    def write_line(self, line: str) -> None:
+        """One line, after ending a line pytest left open."""
+        with self._uncaptured():
+            self._reporter.write_line(line)
+            self._reporter.flush()
+
+    def ensure_newline(self) -> None:
+        """End a line pytest left open (it writes its prefix again after us)."""
+        with self._uncaptured():
+            self._reporter.ensure_newline()
+
+    def flush(self) -> None:
+        """Nothing to do: every write is flushed."""
+
+    def isatty(self) -> bool:
+        """The reporter writes to a terminal (live mode is only chosen then)."""
+        return True
+
+
+def for_reporter(
+    mode: Mode, reporter: Any, capman: Any, console: bool, width: int
+) -> tuple[Progress, ReporterStream | None]:
+    """The progress for ``mode`` through pytest's reporter, and its stream (None when off)."""
+    stream = ReporterStream(reporter, capman)
+    if mode is Mode.LIVE:
+        live = LiveProgress(stream, console, width, before_write=stream.ensure_newline)
+        return live, stream
+    if mode is Mode.PLAIN:
+        return PlainProgress(stream.write_line, console=console).start(), stream
+    return NO_PROGRESS, None

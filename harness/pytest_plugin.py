@@ -20,7 +20,6 @@ interrupted, with the tests it never reached listed as not run.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -158,7 +157,7 @@ class HarnessRun:
         self.interrupted = False
         self._old_sigterm: Any = None
         self.progress: progress_mod.Progress = progress_mod.NO_PROGRESS
-        self._stream: _ReporterStream | None = None  # set when progress is shown
+        self._stream: progress_mod.ReporterStream | None = None  # set when progress is shown
 
     # -- configuration -------------------------------------------------
     def kernels_file(self) -> Path:
@@ -207,15 +206,11 @@ class HarnessRun:
             verbose < 0,
             console,
         )
-        stream = _ReporterStream(reporter, self.config)
-        if mode is not progress_mod.Mode.OFF:
-            self._stream = stream
-        if mode is progress_mod.Mode.LIVE:
-            self.progress = progress_mod.LiveProgress(
-                stream, console, reporter._tw.fullwidth, before_write=stream.ensure_newline
-            )
-        elif mode is progress_mod.Mode.PLAIN:
-            self.progress = progress_mod.PlainProgress(stream.write_line, console=console).start()
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        width = self.config.get_terminal_writer().fullwidth
+        self.progress, self._stream = progress_mod.for_reporter(
+            mode, reporter, capman, console, width
+        )
         return self.progress
 
     def run_dir(self) -> Path:
@@ -350,49 +345,6 @@ class HarnessRun:
                         f"  {guest.spec.name} boot-{o.boot}: kernel report "
                         f"during {o.when} (no test): {o.report.title}"
                     )
-
-
-class _ReporterStream:
-    """A text stream that writes through pytest's terminal reporter, even mid-test.
-
-    pytest captures output while a test's setup and call run; like its own
-    live logging, each write steps out of the capture for its duration.
-    """
-
-    encoding = "utf-8"
-
-    def __init__(self, reporter: Any, config: pytest.Config) -> None:
-        self._reporter = reporter
-        self._capman = config.pluginmanager.get_plugin("capturemanager")
-
-    def _uncaptured(self) -> contextlib.AbstractContextManager[None]:
-        if self._capman is None:
-            return contextlib.nullcontext()
-        return self._capman.global_and_fixture_disabled()
-
-    def write(self, text: str) -> int:
-        """Write ``text`` as is (rich's control codes included)."""
-        with self._uncaptured():
-            self._reporter.write(text, flush=True)
-        return len(text)
-
-    def write_line(self, line: str) -> None:
-        """One line, after ending a line pytest left open."""
-        with self._uncaptured():
-            self._reporter.write_line(line)
-            self._reporter.flush()
-
-    def ensure_newline(self) -> None:
-        """End a line pytest left open (it writes its prefix again after us)."""
-        with self._uncaptured():
-            self._reporter.ensure_newline()
-
-    def flush(self) -> None:
-        """Nothing to do: every write is flushed."""
-
-    def isatty(self) -> bool:
-        """The reporter writes to a terminal (live mode is only chosen then)."""
-        return True
 
 
 def _port_range(config: pytest.Config) -> tuple[int, int] | None:

@@ -102,16 +102,10 @@ def new_context(
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     compiled = {t.name: _compile(t) for t in tests}
-    return RunContext(
-        run_dir,
-        make_keys(run_dir / "keys"),
-        compiled,
-        accel,
-        port_range,
-        log,
-        backend,
-        progress=progress,
+    context = RunContext(
+        run_dir, make_keys(run_dir / "keys"), compiled, accel, port_range, log, backend
     )
+    return replace(context, progress=progress)
 
 
 def _compile(test: GuestTest) -> CompileResult:
