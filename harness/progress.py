@@ -396,6 +396,11 @@ class PlainProgress(_Base):
         """Prefixed by the kernel; '!' marks a kernel report's first line."""
         self._write(f"{kernel}{'!' if report else ':'} {line}")
 
+    def print(self, text: str) -> None:
+        """Any other line, timestamped like the rest."""
+        with self._lock:
+            self._emit(text)
+
     def start(self) -> PlainProgress:
         """Tick once a second until :meth:`close`."""
         self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
@@ -489,6 +494,13 @@ class LiveProgress(_Base):
             if self._live.is_started:
                 self._live.stop()
             self._release()
+
+
+def for_stream(stream: TextIO, console: bool = False) -> LiveProgress | PlainProgress:
+    """Outside pytest: a live line when ``stream`` is a terminal, plain lines otherwise."""
+    if stream.isatty():
+        return LiveProgress(stream, console)
+    return PlainProgress(lambda line: print(line, file=stream, flush=True), console=console).start()
 
 
 # -- pytest ------------------------------------------------------------------------------------

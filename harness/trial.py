@@ -82,12 +82,13 @@ class Trial:
     tests: list[GuestTest]
     log: Callable[[str], None] = print
     spec: KernelSpec | None = None
+    progress: Progress = NO_PROGRESS
     _ctx: RunContext | None = field(default=None, repr=False)
 
     def context(self) -> RunContext:
         """Keys and compiled tests, made once for every kernel of this trial."""
         if self._ctx is None:
-            self._ctx = new_context(self.results, self.tests, log=self.log)
+            self._ctx = new_context(self.results, self.tests, log=self.log, progress=self.progress)
         return self._ctx
 
     def guest(self, name: str, image: KernelImage) -> KernelGuest:

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -150,7 +151,7 @@ class TreeBuild:
 
     @property
     def activity(self) -> Activity:
-        """This build's feedback line, started on first use, ended on exit."""
+        """This build's feedback line: started on first use, ended by make() or on exit."""
         if self._activity is None:
             self._activity = self.meter.activity(Kind.BUILD, self.label or self.recipe.describe())
         return self._activity
@@ -160,10 +161,13 @@ class TreeBuild:
         key = f"build-{name}"
         self.phases[key] = round(self.phases.get(key, 0.0) + time.monotonic() - started, 3)
 
-    def __exit__(self, *exc: object) -> None:
+    def _end_activity(self, ok: bool) -> None:
         if self._activity is not None:
-            self.meter.end(self._activity, ok=exc[0] is None)
+            self.meter.end(self._activity, ok)
             self._activity = None
+
+    def __exit__(self, *exc: object) -> None:
+        self._end_activity(ok=exc[0] is None)
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -247,6 +251,7 @@ class TreeBuild:
             link = meter.link_started or time.monotonic()
             self.phases["build-compile"] = round(link - compile_started, 3)
             self.phases["build-link"] = round(time.monotonic() - link, 3)
+            self._end_activity(ok=sys.exc_info()[0] is None)
         last.write_text(json.dumps({"objects": meter.objects}))
         image = replace(self._store(), phases=dict(self.phases))
         return BuiltKernel(image, problems, time.monotonic() - started, log)
