@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import cli
+from harness.errors import BuildFailed
 from harness.kernels import debian_archive as archive
 from harness.kernels import kbuild
 from harness.machine.console import ConsoleWatcher, is_report_line
@@ -38,6 +40,7 @@ from harness.progress import (
     duration,
     eta,
     final,
+    for_stream,
     human_bytes,
 )
 from tests.unit.fake_kbuild import make_tree
@@ -302,3 +305,37 @@ def test_boot_and_tests_report_elapsed_console_and_reports(tmp_path: Path) -> No
     flagged = [line for kernel, line, report in progress.seen.console_lines if report]
     assert any("BUG: kernel NULL pointer dereference" in line for line in flagged)
     assert all(kernel == "replay-6.12" for kernel, _, _ in progress.seen.console_lines)
+
+
+def test_a_failed_build_ends_its_line_as_stopped(tmp_path: Path) -> None:
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("KHARNESS_CACHE", str(tmp_path / "cache"))
+    try:
+        tree = make_tree(tmp_path / "linux", {"mm/broken.c": "#error no such thing\n"})
+        progress = RecordingProgress()
+        with pytest.raises(BuildFailed, match="no such thing"):
+            _source(tmp_path, tree).resolve(lambda _l: None, progress)
+    finally:
+        monkey.undo()
+    (build,) = progress.of(Kind.BUILD)
+    assert not build.ok and build.ended is not None and build.step == "compile"
+
+
+def test_outside_pytest_a_log_gets_plain_lines(tmp_path: Path) -> None:
+    with (tmp_path / "log.txt").open("w") as log:
+        progress = for_stream(log)
+        assert isinstance(progress, PlainProgress)
+        progress.end(progress.activity(Kind.BOOT, "k: boot-1"))
+        progress.close()
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d \[kharness\] boot k: boot-1: 0:00 \(started\)", lines[0])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d \[kharness\] boot k: boot-1: done in 0\.0s", lines[1])
+
+
+def test_harness_run_uses_plain_lines_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KHARNESS_PROGRESS", raising=False)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert cli._progress_mode(None) == "plain"
+    assert cli._progress_mode("off") == "off"
+    monkeypatch.setenv("KHARNESS_PROGRESS", "live")
+    assert cli._progress_mode(None) == "live"
