@@ -56,7 +56,7 @@ class Progress(Protocol):
     def activity(
         self, kind: Kind, label: str, total: float | None = None, timeout: float | None = None
     ) -> Activity:
-        """Start an activity; :meth:`end` it (or use :meth:`track`)."""
+        """Start an activity; :meth:`end` it (or use :func:`track`)."""
         ...
 
     def end(self, activity: Activity, ok: bool = True) -> float:
