@@ -1,9 +1,10 @@
-"""pytest integration: guest-tests/c/*.c become one test item per kernel.
+"""pytest integration: guest-tests/c/*.c and sh/*.sh become one test item per kernel.
 
 All plugin state lives in one :class:`HarnessRun` object, stored under a
 StashKey and registered as a plugin; no module globals.  Node ids read
-``guest-tests/c/<test>.c::<kernel>``.  Items are ordered kernel by kernel so
-each kernel boots once; the guest stops after its kernel's last item.
+``guest-tests/c/<test>.c::<kernel>`` or ``guest-tests/sh/<test>.sh::<kernel>``.
+Items are ordered kernel by kernel so each kernel boots once; the guest stops
+after its kernel's last item.
 
 Outcome translation (the only place it happens; :mod:`harness.outcome`
 decides the outcome itself):
@@ -41,7 +42,7 @@ from harness.report import failure_text, summarize
 from harness.reporters import write_all
 from harness.results import new_run_dir
 from harness.runner import KernelGuest, RunContext, new_context
-from harness.testdef import GuestTest, read_test
+from harness.testdef import KINDS, GuestTest, read_test
 
 STATE = pytest.StashKey["HarnessRun"]()
 
@@ -116,14 +117,14 @@ def _targets_guest_tests(path: Path) -> bool:
     return path.is_dir() and (
         path.name == "guest-tests"
         or (path / "guest-tests").is_dir()
-        or _is_guest_test(path / "x.c")
+        or any(_is_guest_test(path / f"x{suffix}") for suffix in KINDS.values())
     )
 
 
 def _is_guest_test(path: Path) -> bool:
-    return (
-        path.suffix == ".c" and path.parent.name == "c" and path.parent.parent.name == "guest-tests"
-    )
+    """guest-tests/c/*.c or guest-tests/sh/*.sh (testdef.KINDS)."""
+    kind = path.parent.name
+    return KINDS.get(kind) == path.suffix and path.parent.parent.name == "guest-tests"
 
 
 class HarnessRun:
@@ -204,7 +205,7 @@ class HarnessRun:
         self._old_sigterm = sigterm_as_interrupt()
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
-        """Collect guest-tests/c/*.c."""
+        """Collect guest-tests/c/*.c and guest-tests/sh/*.sh."""
         if _is_guest_test(file_path):
             return CFile.from_parent(parent, path=file_path)
         return None
@@ -338,7 +339,7 @@ class GuestFailureRepr(TerminalRepr):
 
 
 class CFile(pytest.File):
-    """A guest-tests/c/*.c file: one item per selected kernel."""
+    """A guest test file (guest-tests/c/*.c, guest-tests/sh/*.sh): one item per kernel."""
 
     def collect(self) -> Iterator[pytest.Item]:
         """Read the header (errors name file and line), then yield the items."""
@@ -347,6 +348,12 @@ class CFile(pytest.File):
             test = read_test(self.path)
         except HarnessError as exc:
             raise self.CollectError(str(exc)) from None
+        other = state.tests.get(test.name)
+        if other is not None and other.source != test.source:
+            raise self.CollectError(
+                f"{self.path}: guest test name '{test.name}' is taken by {other.source}; "
+                "rename one (tests share one directory in the guest)"
+            )
         state.tests[test.name] = test
         for spec in state.specs():
             item = GuestItem.from_parent(self, name=spec.name, spec=spec, test=test)

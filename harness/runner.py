@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness import results
-from harness.compile import CompileResult, compile_test
+from harness.compile import CompileResult, check_script, compile_test
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, GuestUnreachable, HarnessError
 from harness.guest.keys import GuestKeys, make_keys
@@ -106,7 +106,7 @@ def new_context(
 
 def _compile(test: GuestTest) -> CompileResult:
     try:
-        return compile_test(test.source)
+        return check_script(test.source) if test.kind == "sh" else compile_test(test.source)
     except HarnessError as exc:
         return CompileResult(test.name, None, str(exc))
 
@@ -406,7 +406,7 @@ class KernelGuest:
         assert self.channel is not None and self.machine is not None and self.files is not None
         console = self.machine.console
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
-        command = wrap(f"{self.files.tests_dir}/{test.name}", tag)
+        command = wrap(guest_command(test, self.files.tests_dir), tag)
         try:
             result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
         except GuestUnreachable as exc:
@@ -523,6 +523,12 @@ class KernelGuest:
         if self.machine is not None:
             self.machine.stop()
             self.machine = None
+
+
+def guest_command(test: GuestTest, tests_dir: str) -> str:
+    """How the guest starts ``test``: the binary, or the guest's own sh on the script."""
+    path = f"{tests_dir}/{test.name}"
+    return f"sh {path}" if test.kind == "sh" else path
 
 
 def wrap(binary: str, tag: str) -> str:
