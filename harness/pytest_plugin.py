@@ -37,6 +37,7 @@ from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.outcome import EXCEPTIONS, Outcome
+from harness.pytest_kunit import KunitItem, kunit_items
 from harness.records import KernelRecord, TestRun
 from harness.report import failure_text, summarize
 from harness.reporters import write_all
@@ -210,13 +211,27 @@ class HarnessRun:
             return CFile.from_parent(parent, path=file_path)
         return None
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Group items by kernel (in kernels.yaml order) so each kernel boots once."""
-        if not any(isinstance(i, GuestItem) for i in items):
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, items: list[pytest.Item]
+    ) -> None:
+        """Group items by kernel (in kernels.yaml order) so each kernel boots once.
+
+        A run of the guest-tests directory also gets the KUnit items of kernels
+        with ``kunit:`` suites, first on their kernel (KUnit runs at boot).
+        """
+        if self._whole_directory():
+            items[:0] = kunit_items(session, [s for s in self.specs() if s.kunit])
+        if not any(isinstance(i, (GuestItem, KunitItem)) for i in items):
             return
         order = {s.name: n for n, s in enumerate(self.specs())}
-        items.sort(key=lambda i: order.get(i.spec.name, -1) if isinstance(i, GuestItem) else -1)
+        items.sort(key=lambda i: order.get(i.spec.name, -1) if hasattr(i, "spec") else -1)
         self.items = [i for i in items if isinstance(i, GuestItem)]
+
+    def _whole_directory(self) -> bool:
+        """Whether a command-line argument is guest-tests (or a directory holding it)."""
+        here = self.config.invocation_params.dir
+        paths = [here / a.split("::")[0] for a in self.config.args]
+        return any(p.is_dir() and _targets_guest_tests(p) for p in paths)
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         """Ctrl-C or SIGTERM: the summary must say the run was cut short."""
@@ -225,9 +240,9 @@ class HarnessRun:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         """Stop a kernel's guest after its last test."""
-        if not isinstance(item, GuestItem):
+        if not isinstance(item, (GuestItem, KunitItem)):
             return
-        if not isinstance(nextitem, GuestItem) or nextitem.spec.name != item.spec.name:
+        if not isinstance(nextitem, (GuestItem, KunitItem)) or nextitem.spec.name != item.spec.name:
             guest = self.guests.get(item.spec.name)
             if guest is not None:
                 guest.shutdown()
@@ -272,7 +287,7 @@ class HarnessRun:
             if s.name in self.guests
             else KernelRecord(s.name, s.source.describe(), backend=self.backend_of(s))
             for s in self.specs()
-            if any(i.spec.name == s.name for i in self.items)
+            if s.name in self.guests or any(i.spec.name == s.name for i in self.items)
         ]
         outside = [o for g in self.guests.values() for o in g.outside]
         summary = summarize(
