@@ -175,10 +175,10 @@ def backend_needs(backend: str, source: Any) -> Any:
 
 
 def _parse_kunit(f: Fields) -> tuple[str, ...]:
-    """``kunit: [list-kernel-test, "mm*"]``: suite globs, as kunit.filter_glob reads them."""
+    """``kunit: [list-kunit-test, "mm*"]``: suite globs, as kunit.filter_glob reads them."""
     globs = f.get("kunit", list, default=[])
     if not all(isinstance(g, str) and g.strip() for g in globs):
-        f.problem("kunit must be a list of suite names or globs, e.g. [list-kernel-test, 'mm*']")
+        f.problem("kunit must be a list of suite names or globs, e.g. [list-kunit-test, 'mm*']")
         return ()
     return tuple(globs)
 

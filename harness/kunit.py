@@ -6,12 +6,12 @@ boot, before init, and prints KTAP on the console::
     [    0.61] KTAP version 1
     [    0.61] 1..2
     [    0.61]     KTAP version 1
-    [    0.61]     # Subtest: list-kernel-test
+    [    0.61]     # Subtest: list-kunit-test
     [    0.61]     1..39
     [    0.62]     ok 1 list_test_list_init
     [    0.62]     # example_skip_test: SKIP this test should be skipped
     [    0.62]     ok 2 example_skip_test # SKIP this test should be skipped
-    [    0.63] ok 1 list-kernel-test
+    [    0.63] ok 1 list-kunit-test
 
 Suites sit at the top level, cases one level in (4 spaces), parameterised
 sub-cases deeper (part of their case).  A case's console segment runs from

@@ -1,7 +1,7 @@
 """pytest items for KUnit: one per ``kunit:`` glob of a kernel, one record per case.
 
-A kernels.yaml entry with ``kunit: [list-kernel-test, "example*"]`` gets the
-items ``kunit/list-kernel-test::<kernel>`` and ``kunit/example*::<kernel>``
+A kernels.yaml entry with ``kunit: [list-kunit-test, "example*"]`` gets the
+items ``kunit/list-kunit-test::<kernel>`` and ``kunit/example*::<kernel>``
 (``-k list`` selects by suite name), run before the kernel's guest tests so
 the boot KUnit ran on is the one the guest tests reuse.  Each item reads its
 suites' KTAP off that boot's console (:mod:`harness.kunit`); every case becomes

@@ -24,7 +24,7 @@ KUNIT_LOGS = Path(__file__).resolve().parents[1] / "data" / "kunit"
 HEAD = """[    0.812000] KTAP version 1
 [    0.812001] 1..2
 [    0.812002]     KTAP version 1
-[    0.812003]     # Subtest: list-kernel-test
+[    0.812003]     # Subtest: list-kunit-test
 [    0.812004]     # module: list_test
 [    0.812005]     1..3
 [    0.812006]     ok 1 list_test_list_init
@@ -34,8 +34,8 @@ FAILING_CASE = """[    0.812007]     # list_test_list_add: EXPECTATION FAILED at
 [    0.812008]     not ok 2 list_test_list_add
 """
 TAIL = """[    0.812009]     ok 3 list_test_list_del # SKIP not today
-[    0.812010] # list-kernel-test: pass:1 fail:1 skip:1 total:3
-[    0.812011] not ok 1 list-kernel-test
+[    0.812010] # list-kunit-test: pass:1 fail:1 skip:1 total:3
+[    0.812011] not ok 1 list-kunit-test
 [    0.812012]     KTAP version 1
 [    0.812013]     # Subtest: example
 [    0.812014]     1..2
@@ -52,23 +52,23 @@ TAIL = """[    0.812009]     ok 3 list_test_list_del # SKIP not today
 def test_suites_and_cases_with_their_outcomes() -> None:
     suites = parse_kunit(HEAD + FAILING_CASE + TAIL)
     assert [(s.name, s.outcome) for s in suites] == [
-        ("list-kernel-test", Outcome.FAIL),
+        ("list-kunit-test", Outcome.FAIL),
         ("example", Outcome.PASS),
     ]
     cases = {c.id: c for s in suites for c in s.cases}
     assert list(cases) == [
-        "list-kernel-test.list_test_list_init",
-        "list-kernel-test.list_test_list_add",
-        "list-kernel-test.list_test_list_del",
+        "list-kunit-test.list_test_list_init",
+        "list-kunit-test.list_test_list_add",
+        "list-kunit-test.list_test_list_del",
         "example.example_params_test",  # its parameters are part of it, not cases
         "example.example_skip_test",
     ]
-    add = cases["list-kernel-test.list_test_list_add"]
+    add = cases["list-kunit-test.list_test_list_add"]
     assert add.outcome is Outcome.FAIL
     assert "EXPECTATION FAILED at lib/list-test.c:41" in add.summary
-    assert cases["list-kernel-test.list_test_list_del"].summary == "not today"
+    assert cases["list-kunit-test.list_test_list_del"].summary == "not today"
     assert cases["example.example_params_test"].outcome is Outcome.PASS
-    assert [s.name for s in select(suites, "list*")] == ["list-kernel-test"]
+    assert [s.name for s in select(suites, "list*")] == ["list-kunit-test"]
 
 
 def test_a_report_inside_a_case_is_that_cases_oops() -> None:
@@ -89,7 +89,7 @@ def test_a_case_that_panics_the_kernel_is_named_by_its_number() -> None:
     last = suite.cases[-1]
     assert (last.name, last.outcome) == ("case-2", Outcome.PANIC)
     assert last.summary.startswith("panic: ")
-    assert "(in case 2 of list-kernel-test, before its result line)" in last.summary
+    assert "(in case 2 of list-kunit-test, before its result line)" in last.summary
     assert suite.outcome is Outcome.PANIC
 
 
@@ -133,7 +133,7 @@ def test_the_first_boots_console_holds_kunit_on_the_replay_backend(tmp_path: Pat
     finally:
         guest.shutdown()
     assert problem is None
-    assert [s.name for s in parse_kunit(console)] == ["list-kernel-test", "example"]
+    assert [s.name for s in parse_kunit(console)] == ["list-kunit-test", "example"]
 
 
 def test_the_plugin_adds_kunit_items_first_on_their_kernel(
