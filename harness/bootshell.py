@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.config import load_kernels, select
 from harness.errors import HarnessError
 from harness.machine.base import Channel
+from harness.progress import for_stream
 from harness.results import new_run_dir
 from harness.runner import KernelGuest, new_context
 from harness.testdef import discover, read_test
@@ -37,16 +38,21 @@ def boot_kernel(
     spec = select(load_kernels(path), [name], path)[0]
     tests = [read_test(p) for k in ("c", "sh") for p in discover(ROOT / "guest-tests" / k)]
     run_dir = new_run_dir(Path(results_base or ROOT / "results").resolve())
+    progress = for_stream(sys.stderr)  # download, build and boot lines
     ctx = new_context(
         run_dir,
         tests,
         Accel(accel) if accel else None,
-        log=lambda text: print(text, file=sys.stderr),
+        log=progress.print,
         backend=backend,
+        progress=progress,
     )
     guest = KernelGuest(spec, ctx, tests)
     try:
-        problem = guest.prepare() or guest.ensure_booted()
+        try:
+            problem = guest.prepare() or guest.ensure_booted()
+        finally:
+            progress.close()
         if problem is not None:
             raise HarnessError("\n".join([problem.summary, *problem.details]))
         assert guest.channel is not None

@@ -49,6 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv.append(f"--accel={args.accel}")
     if args.backend:
         argv.append(f"--backend={args.backend}")
+    argv.append(f"--progress={_progress_mode(args.progress)}")
+    if args.console:
+        argv.append("--console")
     print(f"results: {run_dir}")
     code = int(pytest.main(argv))
     text = run_dir / "summary.txt"
@@ -137,6 +140,16 @@ def _interactive_ssh(guest) -> int:
     return subprocess.call(argv)
 
 
+def _progress_mode(given: str | None) -> str:
+    """--progress, else $KHARNESS_PROGRESS, else live on a terminal and plain lines in a log.
+
+    (Plain pytest keeps quiet in a log unless asked; ``run`` is what CI calls.)
+    """
+    if given:
+        return given
+    return os.environ.get("KHARNESS_PROGRESS") or ("auto" if sys.stdout.isatty() else "plain")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subparser per subcommand."""
     parser = argparse.ArgumentParser(prog="kharness", description=__doc__.split("\n\n")[0])
@@ -148,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", help="base directory for results (default: results/)")
     run.add_argument("--accel", choices=["auto", "kvm", "tcg"])
     run.add_argument("--backend", choices=sorted(BACKENDS), help="override kernels.yaml backend:")
+    run.add_argument(
+        "--progress",
+        choices=["auto", "live", "plain", "off"],
+        help="feedback while working (default: a live line on a terminal, plain lines in a log)",
+    )
+    run.add_argument(
+        "--console", action="store_true", help="stream the guests' consoles, prefixed by kernel"
+    )
     run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)"
     )

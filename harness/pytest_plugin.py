@@ -21,6 +21,7 @@ interrupted, with the tests it never reached listed as not run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key
 
 from harness import config as config_mod
+from harness import progress as progress_mod
 from harness.errors import HarnessError
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
@@ -89,6 +91,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="boot every kernel with this backend (default: each kernel's backend:, qemu)",
     )
     group.addoption(
+        "--progress",
+        choices=[m.value for m in progress_mod.Mode],
+        default=os.environ.get("KHARNESS_PROGRESS", "auto"),
+        help="feedback during downloads, builds, boots and tests: a live line on a terminal "
+        "(auto: off with -q or when not a terminal), plain timestamped lines (CI), or off "
+        "(default: $KHARNESS_PROGRESS, else auto)",
+    )
+    group.addoption(
+        "--console",
+        action="store_true",
+        default=False,
+        help="stream each guest's console live, prefixed by kernel name (also -vv)",
+    )
+    group.addoption(
         "--port-range",
         default=None,
         metavar="LOW-HIGH",
@@ -142,6 +158,8 @@ class HarnessRun:
         self.items: list[GuestItem] = []  # every guest test collected, in run order
         self.interrupted = False
         self._old_sigterm: Any = None
+        self.progress: progress_mod.Progress = progress_mod.NO_PROGRESS
+        self._stream: progress_mod.ReporterStream | None = None  # set when progress is shown
 
     # -- configuration -------------------------------------------------
     def kernels_file(self) -> Path:
@@ -173,8 +191,29 @@ class HarnessRun:
                 _port_range(self.config),
                 log=self._log,
                 backend=self.config.getoption("backend"),
+                progress=self._start_progress(),
             )
         return self._ctx
+
+    def _start_progress(self) -> progress_mod.Progress:
+        """The feedback --progress and --console ask for, written through pytest's reporter."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return self.progress
+        verbose = self.config.option.verbose
+        console = self.config.getoption("console") or verbose >= 2
+        mode = progress_mod.choose(
+            progress_mod.Mode(self.config.getoption("progress")),
+            bool(reporter.isatty),
+            verbose < 0,
+            console,
+        )
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        width = self.config.get_terminal_writer().fullwidth
+        self.progress, self._stream = progress_mod.for_reporter(
+            mode, reporter, capman, console, width
+        )
+        return self.progress
 
     def run_dir(self) -> Path:
         """This run's results directory, made on first use (nothing compiled yet)."""
@@ -190,7 +229,11 @@ class HarnessRun:
 
     def _log(self, text: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.config.option.verbose >= 0:
+        if isinstance(self.progress, progress_mod.LiveProgress):
+            self.progress.print(f"[kharness] {text}")  # above the live line, which stays
+        elif self._stream is not None:  # plain progress: shown as it happens, not captured
+            self._stream.write_line(f"[kharness] {text}")
+        elif reporter is not None and self.config.option.verbose >= 0:
             reporter.write_line(f"[kharness] {text}")
 
     def guest(self, spec: config_mod.KernelSpec) -> KernelGuest:
@@ -265,6 +308,8 @@ class HarnessRun:
         """Stop every guest, whatever happened, and write the summary."""
         for guest in self.guests.values():
             guest.shutdown()
+        if isinstance(self.progress, progress_mod.LiveProgress | progress_mod.PlainProgress):
+            self.progress.close()
         restore_sigterm(self._old_sigterm)
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True

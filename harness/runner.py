@@ -42,8 +42,10 @@ from harness.machine.base import (
     MachineConfig,
     Ready,
 )
+from harness.machine.console import is_report_line
 from harness.oops import KernelReport, parse
 from harness.outcome import Outcome, RunFacts, SetupFacts, Verdict, classify, classify_setup
+from harness.progress import NO_PROGRESS, Activity, Kind, Labelled, Progress, track
 from harness.records import KernelRecord, OutsideReport, TestRun
 from harness.results import Timings
 from harness.testdef import GuestTest
@@ -86,6 +88,7 @@ class RunContext:
     backend: str | None = None  # command-line override of kernels.yaml
     backends: Mapping[str, BackendFactory] = field(default_factory=lambda: BACKENDS)
     policy: Policy = Policy()
+    progress: Progress = NO_PROGRESS  # feedback during downloads, builds, boots and tests
 
 
 def new_context(
@@ -95,13 +98,15 @@ def new_context(
     port_range: tuple[int, int] | None = None,
     log: Callable[[str], None] = print,
     backend: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> RunContext:
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     compiled = {t.name: _compile(t) for t in tests}
-    return RunContext(
+    context = RunContext(
         run_dir, make_keys(run_dir / "keys"), compiled, accel, port_range, log, backend
     )
+    return replace(context, progress=progress)
 
 
 def _compile(test: GuestTest) -> CompileResult:
@@ -133,6 +138,7 @@ class KernelGuest:
     _ran: int = 0  # tests run on the current boot
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
     _config: kernelconfig.KernelConfig | None = None  # for @needs config=, found once
+    _booting: Activity | None = None  # the boot's progress line while it boots
 
     @property
     def directory(self) -> Path:
@@ -143,6 +149,11 @@ class KernelGuest:
     def backend_name(self) -> str:
         """The backend booting this kernel: --backend, else kernels.yaml's."""
         return self.ctx.backend or self.spec.backend
+
+    @property
+    def progress(self) -> Progress:
+        """The run's feedback, with this kernel's name on every line."""
+        return Labelled(self.ctx.progress, self.spec.name)
 
     @property
     def policy(self) -> Policy:
@@ -166,8 +177,10 @@ class KernelGuest:
             return self.setup_error
         try:
             started = time.monotonic()
-            self.image = self.spec.source.resolve(self.ctx.log)
+            self.image = self.spec.source.resolve(self.ctx.log, self.progress)
             self.timings.add("fetch", time.monotonic() - started)
+            for phase, seconds in self.image.phases.items():
+                self.timings.add(phase, seconds)
             started = time.monotonic()
             compiled = tuple(
                 self.ctx.compiled[t.name] for t in self.tests if t.name in self.ctx.compiled
@@ -231,7 +244,10 @@ class KernelGuest:
             machine.stop()
             raise
         self.machine = machine
-        ready = self.machine.wait_ready(self.spec.timeouts.boot)
+        with track(self.progress, Kind.BOOT, f"boot-{self.boots}") as self._booting:
+            self._follow_console()
+            ready = self.machine.wait_ready(self.spec.timeouts.boot)
+        self._booting = None
         seconds = time.monotonic() - started
         self.timings.add("boot", seconds)
         results.write_boot(boot_dir, self.backend_name, cfg, ready, seconds)
@@ -248,6 +264,20 @@ class KernelGuest:
         self._seen, self._ran, self._nodes_online = 0, 0, None
         self._attribute_outside(self.machine.console.offset())
         return None
+
+    def _follow_console(self) -> None:
+        """Show the boot's last console line; stream the console when asked (--console)."""
+        assert self.machine is not None
+        progress, name = self.ctx.progress, self.spec.name
+
+        def line(text: str) -> None:
+            booting = self._booting
+            if booting is not None and text.strip():
+                booting.update(detail=text.strip())
+            if progress.streams_console:
+                progress.console(name, text, is_report_line(text))
+
+        self.machine.console.add_listener(line)
 
     def boot_dir(self) -> Path:
         """The current boot's evidence directory."""
@@ -411,7 +441,8 @@ class KernelGuest:
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
         command = wrap(guest_command(test, self.files.tests_dir), tag)
         try:
-            result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
+            with track(self.progress, Kind.TEST, test.name, timeout=timeout):
+                result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
         except GuestUnreachable as exc:
             # The channel broke under us; the console tells whether the kernel did.
             result = CommandResult(test.name, None, "", str(exc), 0.0)

@@ -13,6 +13,7 @@ and the next patch is still tried (it may be the fix).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.patches import Patch, PatchFailed, read_series
 from harness.kernels.srctree import locate
 from harness.outcome import Outcome
+from harness.progress import for_stream
 from harness.results import new_run_dir, write_json
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
@@ -95,11 +97,18 @@ class SeriesReport:
 def run_series(
     source: BuildSource, patches: tuple[Patch, ...], trial: Trial, log: Callable[[str], None]
 ) -> SeriesReport:
-    """Base build, then one incremental rebuild and test run per patch."""
+    """Base build, then one incremental rebuild and test run per patch.
+
+    The builds report to the trial's progress, as its boots and tests do.
+    """
     names = tuple(t.name for t in trial.tests)
     steps: list[Step] = []
-    with TreeBuild(source.recipe, log, build_cache()) as build:
-        build.checkout(locate(source.source, source.base, build.cache, source.rev, log))
+    progress = trial.progress
+    with TreeBuild(
+        source.recipe, log, build_cache(), meter=progress, label=source.short()
+    ) as build:
+        tree = locate(source.source, source.base, build.cache, source.rev, log, progress)
+        build.checkout(tree)
         for index, patch in enumerate((None, *patches)):
             label = patch.label if patch else "base (no patches)"
             try:
@@ -155,8 +164,13 @@ def cmd_series(args: argparse.Namespace) -> int:
         )
     run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
     # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
-    trial = Trial(run_dir, select_tests(args.test, Path(args.tests_dir)), spec=spec)
-    report = run_series(source, patches, trial, print)
+    progress = for_stream(sys.stderr)  # with the build's and the trial's lines
+    tests = select_tests(args.test, Path(args.tests_dir))
+    trial = Trial(run_dir, tests, progress.print, spec, progress)
+    try:
+        report = run_series(source, patches, trial, progress.print)
+    finally:
+        progress.close()
     text = report.render()
     (run_dir / "series.txt").write_text(text + "\n")
     breaks = {t: report.first_break(t) for t in report.tests}

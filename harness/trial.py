@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.config import KernelSpec
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
+from harness.progress import NO_PROGRESS, Progress
 from harness.runner import KernelGuest, RunContext, TestRun, new_context
 from harness.testdef import GuestTest, discover, read_test
 
@@ -36,7 +37,7 @@ class PreparedImage:
         """Where the image came from."""
         return self.image.origin
 
-    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+    def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
         """Nothing to fetch: the image is there."""
         return self.image
 
@@ -82,12 +83,13 @@ class Trial:
     tests: list[GuestTest]
     log: Callable[[str], None] = print
     spec: KernelSpec | None = None
+    progress: Progress = NO_PROGRESS
     _ctx: RunContext | None = field(default=None, repr=False)
 
     def context(self) -> RunContext:
         """Keys and compiled tests, made once for every kernel of this trial."""
         if self._ctx is None:
-            self._ctx = new_context(self.results, self.tests, log=self.log)
+            self._ctx = new_context(self.results, self.tests, log=self.log, progress=self.progress)
         return self._ctx
 
     def guest(self, name: str, image: KernelImage) -> KernelGuest:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from harness.progress import NO_PROGRESS, Progress
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,7 @@ class KernelImage:
     modules_dir: Path | None  # .../lib/modules/<release>
     release: str | None  # uname -r, when known before booting
     origin: str  # one line for reports: where it came from, exact version
+    phases: dict[str, float] = field(default_factory=dict, compare=False)  # seconds per step
 
 
 class KernelSource(Protocol):
@@ -27,6 +30,10 @@ class KernelSource(Protocol):
         """One line naming the source as the user wrote it."""
         ...
 
-    def resolve(self, log: Callable[[str], None]) -> KernelImage:
-        """Fetch or locate the kernel; raise UserError/InfraError with the fix."""
+    def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
+        """Fetch or locate the kernel; raise UserError/InfraError with the fix.
+
+        Downloads and build steps report themselves to ``progress``; the
+        seconds of each step the provider measured are in ``phases``.
+        """
         ...

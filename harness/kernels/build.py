@@ -31,9 +31,10 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +60,7 @@ from harness.kernels.srctree import (
     kernel_tree_problem,
     locate,
 )
+from harness.progress import NO_PROGRESS, Activity, Kind, Progress
 from harness.yamlcheck import Fields
 
 #: Bump when the way a kernel is built changes, so cached images are not reused.
@@ -124,7 +126,11 @@ class TreeBuild:
     applied: list[Patch] = field(default_factory=list)
     problems: tuple[ConfigProblem, ...] = ()
     lock: bool = True  # False: the caller already holds the slot (a bisect step)
+    meter: Progress = NO_PROGRESS  # live feedback: step, objects compiled, elapsed
+    label: str = ""  # what the feedback calls this build (the kernel's name)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per build step
     _lock: IO[str] | None = None
+    _activity: Activity | None = None
 
     @property
     def ws(self) -> Workspace:
@@ -143,7 +149,25 @@ class TreeBuild:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
         return self
 
+    @property
+    def activity(self) -> Activity:
+        """This build's feedback line: started on first use, ended by make() or on exit."""
+        if self._activity is None:
+            self._activity = self.meter.activity(Kind.BUILD, self.label or self.recipe.describe())
+        return self._activity
+
+    def _step(self, name: str, started: float) -> None:
+        """Add the seconds since ``started`` to the step ``name``."""
+        key = f"build-{name}"
+        self.phases[key] = round(self.phases.get(key, 0.0) + time.monotonic() - started, 3)
+
+    def _end_activity(self, ok: bool) -> None:
+        if self._activity is not None:
+            self.meter.end(self._activity, ok)
+            self._activity = None
+
     def __exit__(self, *exc: object) -> None:
+        self._end_activity(ok=exc[0] is None)
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -161,9 +185,12 @@ class TreeBuild:
         """Apply one patch; PatchFailed (a BuildFailed) names it and its rejected hunk."""
         assert self.source is not None, "checkout() first"
         self.progress(f"applying {patch.label}")
+        self.activity.update(step=f"apply series ({len(self.applied) + 1}: {patch.subject})")
+        started = time.monotonic()
         self.ws.record_touched(patch.files())  # first: a crash mid-apply still gets reset
         apply_patch(patch, self.ws.src, self.source.git, self.ws.root / "patches")
         self.applied.append(patch)
+        self._step("apply", started)
 
     def log_path(self, label: str) -> Path:
         """A new log file for one step, named by time and label."""
@@ -211,10 +238,22 @@ class TreeBuild:
         """Configure and build; the image is copied out of the slot into the image store."""
         log = self.log_path(label)
         started = time.monotonic()
+        self.activity.update(step="config")
         problems = self.configure(log)
+        self._step("config", started)
         tools = kbuild.toolchain(self.cache, self.recipe.make_options)
-        kbuild.build_image(tools, self.ws.src, self.ws.out, log, self.progress)
-        image = self._store()
+        last = self.ws.root / "last-build.json"
+        meter = kbuild.StepMeter(self.activity, _last_objects(last))
+        compile_started = time.monotonic()
+        try:
+            kbuild.build_image(tools, self.ws.src, self.ws.out, log, self.progress, meter)
+        finally:
+            link = meter.link_started or time.monotonic()
+            self.phases["build-compile"] = round(link - compile_started, 3)
+            self.phases["build-link"] = round(time.monotonic() - link, 3)
+            self._end_activity(ok=sys.exc_info()[0] is None)
+        last.write_text(json.dumps({"objects": meter.objects}))
+        image = replace(self._store(), phases=dict(self.phases))
         return BuiltKernel(image, problems, time.monotonic() - started, log)
 
     def origin(self) -> str:
@@ -255,21 +294,26 @@ class BuildSource:
         series = "".join(f" + {p.name}" for p in self.series)
         return f"build {self.source}{rev} ({self.recipe.describe()}){series}"
 
+    def short(self) -> str:
+        """'linux-source-6.12 + 2 patches': a progress line's label."""
+        count = len(self.patches()) if self.series else 0
+        return Path(self.source).name + (f" + {count} patch(es)" if count else "")
+
     def patches(self) -> tuple[Patch, ...]:
         """Every patch of every series file, in order."""
         return tuple(p for path in self.series for p in read_series(path).patches)
 
-    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+    def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
         """Build (or reuse an identical earlier build); BuildFailed when it does not build."""
         cache = build_cache()
-        tree = locate(self.source, self.base, cache, self.rev, log)
+        tree = locate(self.source, self.base, cache, self.rev, log, progress)
         patches = self.patches()
         key = self._image_key(tree, patches)
         cached = _recall(cache, key)
         if cached is not None:
             log(f"reusing {cached.origin}")
             return cached
-        with TreeBuild(self.recipe, log, cache) as build:
+        with TreeBuild(self.recipe, log, cache, meter=progress, label=self.short()) as build:
             build.checkout(tree)
             for patch in patches:
                 build.apply(patch)
@@ -285,6 +329,14 @@ class BuildSource:
         for patch in patches:
             digest.update(patch.text.encode() + b"\0")
         return digest.hexdigest()[:24]
+
+
+def _last_objects(path: Path) -> int | None:
+    """How many objects the slot's last successful build compiled (None: unknown, or none)."""
+    try:
+        return int(json.loads(path.read_text())["objects"]) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _recall(cache: Path, key: str | None) -> KernelImage | None:

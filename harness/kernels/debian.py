@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from harness.cache import atomic_dir, cache_root
 from harness.errors import HarnessError, KernelNotFound
 from harness.kernels import debian_archive as archive
 from harness.kernels.base import KernelImage
+from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 
 _SPLIT_PARTS = ("linux-binary-", "linux-modules-")
@@ -89,7 +91,7 @@ class DebianSource:
         """The pattern and suite as written."""
         return f"debian {self.package}" + (f" from {self.suite}" if self.suite else "")
 
-    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+    def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
         """Find the newest match, download and unpack it (once), return the kernel."""
         cache = cache_root() / "debian"
         try:
@@ -101,7 +103,7 @@ class DebianSource:
             log(f"{self.describe()}: archive unreachable ({exc}); using cached {cached.origin}")
             return cached
         entry = newest_match(self.package, entries)
-        image = unpack_kernel(entry, entries, cache, log)
+        image = unpack_kernel(entry, entries, cache, log, progress)
         self._remember(cache, image)
         return image
 
@@ -153,22 +155,26 @@ def unpack_kernel(
     entries: list[archive.PackageEntry],
     cache: Path,
     log: Callable[[str], None],
+    progress: Progress = NO_PROGRESS,
 ) -> KernelImage:
     """Download and unpack ``entry`` (following the split layout) into the cache."""
     root = cache / "kernels" / f"{entry.name}_{entry.version}".replace("~", "_")
     wanted = [entry]
     for name, version in split_parts(entry):
         wanted.append(_exact(name, version, entries))
+    phases: dict[str, float] = {}
     if not root.exists():
+        started = time.monotonic()
         with atomic_dir(root) as scratch:
             for part in wanted:
                 log(f"downloading {part.name} {part.version} ({part.size // 1048576} MiB)")
-                deb = archive.download_deb(part, cache)
+                deb = archive.download_deb(part, cache, progress)
                 archive.unpack_deb(deb, scratch)
                 deb.unlink()
+        phases["download"] = round(time.monotonic() - started, 3)
     vmlinuz, modules = _find_kernel(root)
     origin = f"Debian {entry.name} {entry.version} ({entry.suite})"
-    return KernelImage(vmlinuz, modules, modules.name if modules else None, origin)
+    return KernelImage(vmlinuz, modules, modules.name if modules else None, origin, phases)
 
 
 def _exact(name: str, version: str, entries: list[archive.PackageEntry]) -> archive.PackageEntry:

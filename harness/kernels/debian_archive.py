@@ -21,16 +21,19 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from debian.deb822 import Packages
 
 from harness.cache import atomic_write
 from harness.errors import InfraError, ToolMissing
+from harness.progress import NO_PROGRESS, Activity, Kind, Progress, track
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _TIMEOUT = 60.0
 _INDEX = "main/binary-amd64/Packages.xz"
+_BLOCK = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -106,11 +109,21 @@ def mirror_for(suite: str, sources: list[AptSource]) -> str:
     return sources[0].uri if sources else DEFAULT_MIRROR
 
 
-def fetch(url: str, dest: Path) -> Path:
-    """Download ``url`` to ``dest`` atomically; InfraError names the URL on failure."""
+def fetch(url: str, dest: Path, progress: Progress = NO_PROGRESS, label: str = "") -> Path:
+    """Download ``url`` to ``dest`` atomically; InfraError names the URL on failure.
+
+    With a ``label`` the download is reported to ``progress`` as it goes
+    (bytes, total, rate, time left).
+    """
     try:
         with urllib.request.urlopen(url, timeout=_TIMEOUT) as response:
-            data = response.read()
+            if not label:
+                data = response.read()
+            else:
+                length = response.headers.get("Content-Length", "")
+                total = int(length) if length.isdigit() else None
+                with track(progress, Kind.DOWNLOAD, label, total) as act:
+                    data = _read_reporting(response, act)
     except urllib.error.HTTPError as exc:
         raise InfraError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
@@ -120,6 +133,15 @@ def fetch(url: str, dest: Path) -> Path:
         ) from None
     atomic_write(dest, data)
     return dest
+
+
+def _read_reporting(response: Any, act: Activity) -> bytes:
+    """The whole body, read in blocks, each reported to ``act``."""
+    data = bytearray()
+    while block := response.read(_BLOCK):
+        data += block
+        act.update(done=len(data))
+    return bytes(data)
 
 
 def sha256_of(path: Path) -> str:
@@ -195,12 +217,12 @@ def _entries(text: str, mirror: str, suite: str) -> Iterator[PackageEntry]:
         )
 
 
-def download_deb(entry: PackageEntry, cache: Path) -> Path:
+def download_deb(entry: PackageEntry, cache: Path, progress: Progress = NO_PROGRESS) -> Path:
     """Fetch one .deb and check it against the SHA256 of the signed index."""
     dest = cache / "debs" / Path(entry.filename).name
     if dest.exists() and sha256_of(dest) == entry.sha256:
         return dest
-    fetch(f"{entry.mirror}/{entry.filename}", dest)
+    fetch(f"{entry.mirror}/{entry.filename}", dest, progress, f"{entry.name} {entry.version}")
     if sha256_of(dest) != entry.sha256:
         dest.unlink()
         raise InfraError(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.errors import KernelNotFound
 from harness.kernels.base import KernelImage
+from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 
 _BZIMAGE_MAGIC_OFFSET = 0x202
@@ -49,7 +50,7 @@ class ImageSource:
         """The path, as resolved against kernels.yaml."""
         return f"image {self.path}" + (f" (modules {self.modules})" if self.modules else "")
 
-    def resolve(self, log: Callable[[str], None]) -> KernelImage:
+    def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
         """Check again (the file may have changed since validation) and hand it over."""
         problem = kernel_image_problem(self.path)
         if problem:

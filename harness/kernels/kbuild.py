@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from harness.errors import BuildFailed, InfraError, ToolMissing
+from harness.progress import Activity
 
 _ERROR_LINE = re.compile(
     r"(: (fatal )?error: |undefined reference to |^ERROR: |\*\*\* |: multiple definition of "
@@ -27,6 +29,11 @@ _ERROR_LINE = re.compile(
 )
 _ERROR_CONTEXT = 3
 _MAX_DETAIL_LINES = 60
+# kbuild's short lines: an object compiled or assembled, and the first step of the final link
+_OBJECT_LINE = re.compile(r"^\s+(CC|AS)( \[M\])?\s+\S+\.o\s*$")
+_LINK_LINE = re.compile(
+    r"^\s+(LD|KSYMS|LDS|AR)\s+\S*(vmlinux|\.tmp_vmlinux)|^\s+BUILD\s+\S*bzImage"
+)
 _BUILD_TIMEOUT = 4 * 3600
 
 
@@ -97,28 +104,55 @@ def run_make(
     targets: tuple[str, ...],
     log: Path,
     env: dict[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> MakeResult:
-    """Run make, appending all its output to ``log``; never raises on a failed build."""
+    """Run make, appending all its output to ``log``; never raises on a failed build.
+
+    ``on_line`` sees each line of make's output as the log grows (read back
+    from the log twice a second, so make writes to a plain file as before).
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = tools.argv(src, out, targets)
     started = time.monotonic()
-    with log.open("a") as sink:
+    with log.open("a") as sink, log.open() as follow:
         sink.write(f"$ {' '.join(argv)}\n")
         sink.flush()
+        follow.seek(0, os.SEEK_END)
+        proc = subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, env={**tools.env(), **(env or {})}
+        )
         try:
-            proc = subprocess.run(
-                argv,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env={**tools.env(), **(env or {})},
-                timeout=_BUILD_TIMEOUT,
-                check=False,
-            )
+            returncode = _wait(proc, follow, on_line)
         except subprocess.TimeoutExpired:
             raise InfraError(
                 f"make {' '.join(targets)} ran longer than {_BUILD_TIMEOUT // 3600} h; see {log}"
             ) from None
-    return MakeResult(proc.returncode, time.monotonic() - started, log)
+        finally:
+            if proc.poll() is None:  # timeout or Ctrl-C: no make left behind
+                proc.kill()
+                proc.wait()
+    return MakeResult(returncode, time.monotonic() - started, log)
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], follow: IO[str], on_line: Callable[[str], None] | None
+) -> int:
+    """Wait for make (bounded), feeding ``on_line`` the log's new lines meanwhile."""
+    deadline = time.monotonic() + _BUILD_TIMEOUT
+    pending = ""
+    while True:
+        try:
+            returncode = proc.wait(timeout=0.5 if on_line else _BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            if on_line is None or time.monotonic() > deadline:
+                raise
+            returncode = None
+        if on_line is not None:
+            *lines, pending = (pending + follow.read()).split("\n")
+            for line in lines:
+                on_line(line)
+        if returncode is not None:
+            return returncode
 
 
 def error_lines(log_text: str) -> str:
@@ -142,12 +176,44 @@ def build_failed(what: str, result: MakeResult) -> BuildFailed:
     return BuildFailed(f"{summary}; full log: {result.log}", details=details, log=str(result.log))
 
 
+@dataclass
+class StepMeter:
+    """Follows kbuild's output: objects compiled so far, and when linking starts.
+
+    ``activity`` gets the step ("compile", then "link") and the object count;
+    ``expected`` is how many objects the same slot compiled last time.
+    """
+
+    activity: Activity
+    expected: int | None = None
+    objects: int = 0
+    link_started: float | None = None  # monotonic time of the first link line
+
+    def __post_init__(self) -> None:
+        self.activity.update(step="compile", done=0, total=self.expected)
+
+    def line(self, text: str) -> None:
+        """One line of make's output."""
+        if self.link_started is None and _LINK_LINE.match(text):
+            self.link_started = time.monotonic()
+            self.activity.update(step="link")
+        elif _OBJECT_LINE.match(text):
+            self.objects += 1
+            self.activity.update(done=self.objects)
+
+
 def build_image(
-    tools: Toolchain, src: Path, out: Path, log: Path, progress: Callable[[str], None]
+    tools: Toolchain,
+    src: Path,
+    out: Path,
+    log: Path,
+    progress: Callable[[str], None],
+    meter: StepMeter | None = None,
 ) -> MakeResult:
     """Build bzImage; BuildFailed with the error lines when it does not build."""
     progress(f"make bzImage in {out} (-j{tools.jobs}{', ccache' if tools.ccache_dir else ''})")
-    result = run_make(tools, src, out, ("bzImage",), log)
+    on_line = meter.line if meter is not None else None
+    result = run_make(tools, src, out, ("bzImage",), log, on_line=on_line)
     if result.returncode != 0 or not (out / "arch/x86/boot/bzImage").is_file():
         raise build_failed("kernel build", result)
     progress(f"built in {result.seconds:.0f}s")

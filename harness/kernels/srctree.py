@@ -35,6 +35,7 @@ from debian.debian_support import Version
 from harness.cache import atomic_dir
 from harness.errors import HarnessError, InfraError, KernelNotFound, NotAKernelTree, UserError
 from harness.kernels import debian_archive as archive
+from harness.progress import NO_PROGRESS, Progress
 
 _PACKAGE = re.compile(r"^linux-source-\d+\.\d+$")
 _GIT_TIMEOUT = 600
@@ -140,7 +141,9 @@ def newest_source_package(name: str, entries: list[archive.PackageEntry]) -> arc
     return max(matches, key=lambda e: Version(e.version))
 
 
-def fetch_source_package(name: str, cache: Path, log: Callable[[str], None]) -> SourceTree:
+def fetch_source_package(
+    name: str, cache: Path, log: Callable[[str], None], progress: Progress = NO_PROGRESS
+) -> SourceTree:
     """Download and unpack the newest ``name`` (once) and return its tree."""
     entries: list[archive.PackageEntry] = []
     sources = archive.read_apt_sources()
@@ -161,7 +164,7 @@ def fetch_source_package(name: str, cache: Path, log: Callable[[str], None]) -> 
     if not root.exists():
         with atomic_dir(root) as scratch:
             log(f"downloading {entry.name} {entry.version} ({entry.size // 1048576} MiB)")
-            deb = archive.download_deb(entry, cache / "debian")
+            deb = archive.download_deb(entry, cache / "debian", progress)
             archive.unpack_deb(deb, scratch / "deb")
             _untar_source(scratch / "deb", scratch, log)
             shutil.rmtree(scratch / "deb")
@@ -196,11 +199,16 @@ def _untar_source(unpacked: Path, dest: Path, log: Callable[[str], None]) -> Non
 
 
 def locate(
-    source: str, base: Path, cache: Path, rev: str | None, log: Callable[[str], None]
+    source: str,
+    base: Path,
+    cache: Path,
+    rev: str | None,
+    log: Callable[[str], None],
+    progress: Progress = NO_PROGRESS,
 ) -> SourceTree:
     """Turn kernels.yaml's ``source:`` into a checked :class:`SourceTree`."""
     if is_package_name(source) and not (base / source).exists():
-        return fetch_source_package(source, cache, log)
+        return fetch_source_package(source, cache, log, progress)
     path = (base / source).expanduser().resolve()
     if not path.exists():
         raise KernelNotFound(

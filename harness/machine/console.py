@@ -15,12 +15,19 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.oops.formats import any_header, panic_header
 
 _PANIC = re.compile(panic_header().encode())
 _REPORT = re.compile(any_header().encode())
+_REPORT_TEXT = re.compile(any_header())
+
+
+def is_report_line(line: str) -> bool:
+    """Whether a console line looks like the first line of a kernel report (a hint)."""
+    return _REPORT_TEXT.search(line) is not None
 
 
 class ConsoleWatcher:
@@ -39,6 +46,8 @@ class ConsoleWatcher:
         self._panic_at: int | None = None
         self._report_at: int | None = None  # last offset where a report seemed to start
         self._last_rx = time.monotonic()
+        self._listeners: list[Callable[[str], None]] = []
+        self._lines_end = 0  # offset after the last complete line given to listeners
         self._thread = threading.Thread(target=self._pump, name="console", daemon=True)
         self._thread.start()
 
@@ -58,6 +67,8 @@ class ConsoleWatcher:
                 self._last_rx = time.monotonic()
                 self._scan(start)
                 self._cond.notify_all()
+                if self._listeners:
+                    self._feed(self._listeners)
         with self._cond:
             self._eof = True
             self._cond.notify_all()
@@ -73,6 +84,29 @@ class ConsoleWatcher:
                 self._panic_at = m.start()
         for m in _REPORT.finditer(self._buf, start):
             self._report_at = m.start()
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with each complete console line, those already seen first.
+
+        It runs on the reader thread, under the watcher's lock: it must be quick
+        (the progress line, the --console stream) and must not call back here.
+        """
+        with self._cond:
+            self._listeners.append(listener)
+            self._feed([listener], 0)
+
+    def _feed(self, listeners: list[Callable[[str], None]], start: int | None = None) -> None:
+        """Give ``listeners`` the complete lines after ``start`` (lock held)."""
+        begin = self._lines_end if start is None else start
+        end = self._buf.rfind(b"\n", begin) + 1
+        if end <= begin:
+            return
+        for raw in bytes(self._buf[begin:end]).splitlines():
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            for listener in listeners:
+                listener(line)
+        if start is None or end > self._lines_end:
+            self._lines_end = max(self._lines_end, end)
 
     def report_since(self, offset: int) -> bool:
         """Whether something that looks like a kernel report started after ``offset``."""

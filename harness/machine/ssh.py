@@ -99,7 +99,7 @@ class SshChannel:
         try:
             return self._run(command, timeout, stdin, abort)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise GuestUnreachable(f"SSH session lost: {exc or type(exc).__name__}") from None
+            raise GuestUnreachable(f"SSH session lost: {str(exc) or type(exc).__name__}") from None
 
     def _run(
         self,
@@ -115,11 +115,14 @@ class SshChannel:
         chan = transport.open_session(timeout=10)
         out, err = bytearray(), bytearray()
         try:
-            chan.settimeout(0.1)
+            # Sending may take a while on a slow (TCG) guest: the whole timeout,
+            # then short timeouts while the streams are drained.
+            chan.settimeout(timeout)
             chan.exec_command(command)
             if stdin is not None:
                 chan.sendall(stdin)
                 chan.shutdown_write()
+            chan.settimeout(0.1)
             finished = self._drain(chan, out, err, started + timeout, abort or (lambda: False))
             timed_out = finished is None
             code = chan.recv_exit_status() if finished else None

@@ -66,3 +66,14 @@ def add_tests(project: pytest.Pytester, *names: str) -> None:
 def write_kernels(project: pytest.Pytester, body: str) -> None:
     """Write the project's kernels.yaml."""
     (project.path / "kernels.yaml").write_text(textwrap.dedent(body))
+
+
+def default_sigint() -> None:
+    """preexec_fn: SIGINT as on a terminal, even when this suite runs as a background job.
+
+    A shell starts background jobs with SIGINT ignored, Python keeps an ignored
+    SIGINT ignored, and a test that sends SIGINT would then wait in vain.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

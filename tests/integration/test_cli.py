@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cache import cache_root
-from tests.integration.helpers import REPO, harness_qemus
+from tests.integration.helpers import REPO, default_sigint, harness_qemus
 
 pytestmark = pytest.mark.boot
 
@@ -85,6 +85,7 @@ def test_signal_stops_the_guest(tmp_path: Path, sig: signal.Signals) -> None:
         env=_env(),
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stderr is not None

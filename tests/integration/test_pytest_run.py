@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import DEBIAN_612, add_tests, harness_qemus, write_kernels
+from tests.integration.helpers import (
+    DEBIAN_612,
+    add_tests,
+    default_sigint,
+    harness_qemus,
+    write_kernels,
+)
 from tests.unit.test_junit_schema import xunit2_problems
 
 pytestmark = pytest.mark.boot
@@ -202,6 +208,7 @@ def test_interrupted_run_says_so_in_every_report(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 240
@@ -249,6 +256,7 @@ def test_qemu_killed_under_a_test_is_infrastructure_not_panic(project: pytest.Py
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 240

@@ -40,6 +40,7 @@ $(O)/%.o: $(CURDIR)/%.c $(O)/.config
 
 bzImage: $(OBJS)
 > @mkdir -p $(O)/arch/x86/boot $(O)/include/config
+> @echo "  LD      vmlinux"
 > @python3 $(CURDIR)/scripts/kconfig/fake_link.py $(O)/arch/x86/boot/bzImage $(O)/.config $(OBJS)
 > @echo 6.12.0-fake > $(O)/include/config/kernel.release
 > @echo "Kernel: arch/x86/boot/bzImage is ready"

@@ -25,6 +25,7 @@ from harness.kernels.build import BuildSource, make_recipe
 from harness.kernels.kconfig import FragmentError
 from harness.kernels.patches import read_series
 from harness.outcome import Outcome, Verdict
+from harness.progress import NO_PROGRESS
 from harness.series import SeriesReport, Step, run_series
 from tests.unit.fake_kbuild import format_patch, git, git_tree, make_tree
 
@@ -181,6 +182,7 @@ class _RecordingTrial:
     def __init__(self) -> None:
         self.tests = [type("T", (), {"name": "t"})()]
         self.booted: list[str] = []
+        self.progress = NO_PROGRESS
 
     def run(self, name: str, image: KernelImage) -> list[runner.TestRun]:
         self.booted.append(name)

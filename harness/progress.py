@@ -1,0 +1,561 @@
+"""Feedback during long work: downloads, builds, boots and tests, and the live console.
+
+The runner, the kernel providers and the pytest plugin report what they are
+doing to a :class:`Progress` object handed to them (``RunContext.progress``,
+a ``progress=`` argument); nothing here is global.  Three implementations:
+
+* :class:`NoProgress`: silence, for library use and tests (the default);
+* :class:`PlainProgress`: timestamped lines for a log (CI): one when an
+  activity starts, at most one per ``interval`` seconds while it runs, one
+  when it ends;
+* :class:`LiveProgress`: one live, updating line per activity on a terminal,
+  drawn by rich, written through whatever stream it is given (the plugin
+  hands it pytest's terminal reporter, so pytest's own output stays intact).
+
+What a line says is pure (:func:`describe`), and so is when a plain line is
+due (:class:`Throttle`), so both are unit tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol, TextIO
+
+
+class Kind(Enum):
+    """What a long activity is; it decides how its line reads."""
+
+    DOWNLOAD = "download"
+    BUILD = "build"
+    BOOT = "boot"
+    TEST = "test"
+
+
+class Activity(Protocol):
+    """One running activity, updated by whoever does the work."""
+
+    def update(
+        self,
+        done: float | None = None,
+        total: float | None = None,
+        step: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """New figures (bytes or objects done, expected total), step or detail line."""
+        ...
+
+
+class Progress(Protocol):
+    """Where long work reports itself; see the module docstring."""
+
+    def activity(
+        self, kind: Kind, label: str, total: float | None = None, timeout: float | None = None
+    ) -> Activity:
+        """Start an activity; :meth:`end` it (or use :func:`track`)."""
+        ...
+
+    def end(self, activity: Activity, ok: bool = True) -> float:
+        """End an activity; its elapsed seconds."""
+        ...
+
+    def console(self, kernel: str, line: str, report: bool) -> None:
+        """One guest console line (only called when the console is streamed)."""
+        ...
+
+    @property
+    def streams_console(self) -> bool:
+        """Whether the guest console is to be streamed (--console)."""
+        ...
+
+
+class Mode(Enum):
+    """How feedback is shown: ``--progress`` (or ``$KHARNESS_PROGRESS``)."""
+
+    AUTO = "auto"
+    LIVE = "live"
+    PLAIN = "plain"
+    OFF = "off"
+
+
+def choose(requested: Mode, tty: bool, quiet: bool, console: bool) -> Mode:
+    """The mode in effect: auto is live on a terminal, off in a log or with -q.
+
+    A log still gets plain lines when the console was asked for (--console).
+    """
+    if requested is not Mode.AUTO:
+        return requested
+    if tty and not quiet:
+        return Mode.LIVE
+    return Mode.PLAIN if console else Mode.OFF
+
+
+@contextmanager
+def track(
+    progress: Progress,
+    kind: Kind,
+    label: str,
+    total: float | None = None,
+    timeout: float | None = None,
+) -> Iterator[Activity]:
+    """``with track(progress, Kind.BOOT, name) as act:``, ended whatever happens."""
+    act = progress.activity(kind, label, total, timeout)
+    ok = False
+    try:
+        yield act
+        ok = True
+    finally:
+        progress.end(act, ok)
+
+
+# -- pure formatting ------------------------------------------------------------------------
+_UNITS = ("B", "KiB", "MiB", "GiB")
+
+
+def _in_unit(n: float, unit: str) -> str:
+    """``n`` bytes as a number of ``unit`` (no unit name)."""
+    value = n / 1024 ** _UNITS.index(unit)
+    return f"{value:.0f}" if unit == "B" else f"{value:.1f}"
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'; one decimal from KiB up."""
+    for unit in _UNITS:
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def duration(seconds: float) -> str:
+    """65 -> '1:05', 3725 -> '1:02:05'."""
+    s = max(0, int(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def eta(done: float, total: float | None, rate: float) -> float | None:
+    """Seconds left at ``rate`` per second; None when it cannot be told."""
+    if total is None or rate <= 0 or done > total:
+        return None
+    return (total - done) / rate
+
+
+@dataclass
+class ActivityState:
+    """What is known of one activity; :func:`describe` turns it into a line."""
+
+    kind: Kind
+    label: str
+    started: float
+    total: float | None = None
+    timeout: float | None = None
+    done: float = 0.0
+    step: str | None = None
+    detail: str | None = None
+    ended: float | None = None
+    ok: bool = True
+
+    def update(
+        self,
+        done: float | None = None,
+        total: float | None = None,
+        step: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Record new figures; None leaves a figure as it was."""
+        if done is not None:
+            self.done = done
+        if total is not None:
+            self.total = total
+        if step is not None:
+            self.step = step
+        if detail is not None:
+            self.detail = detail
+
+
+def describe(state: ActivityState, now: float) -> str:
+    """The one line for ``state`` at time ``now`` (monotonic seconds)."""
+    elapsed = (state.ended or now) - state.started
+    if state.kind is Kind.DOWNLOAD:
+        rate = state.done / elapsed if elapsed > 0 else 0.0
+        size = human_bytes(state.done)
+        if state.total:
+            number, unit = human_bytes(state.total).split()
+            size = f"{_in_unit(state.done, unit)}/{number} {unit}"
+            size += f" ({100 * state.done / state.total:.0f}%)"
+        text = f"download {state.label}: {size}, {human_bytes(rate)}/s"
+        left = eta(state.done, state.total, rate)
+        if state.ended is None and left is not None:
+            text += f", {duration(left)} left"
+        return text + f", {duration(elapsed)}"
+    if state.kind is Kind.BUILD:
+        text = f"build {state.label}: {state.step or 'starting'}"
+        if state.step == "compile":
+            of = f"/~{state.total:.0f} (last build)" if state.total else ""
+            text += f" {state.done:.0f}{of} objects"
+        return text + f", {duration(elapsed)}"
+    if state.kind is Kind.BOOT:
+        text = f"boot {state.label}: {duration(elapsed)}"
+        return text + (f" | {state.detail}" if state.detail else "")
+    text = f"test {state.label}: {duration(elapsed)}"
+    return text + (f" of {duration(state.timeout)} timeout" if state.timeout else "")
+
+
+def final(state: ActivityState) -> str:
+    """The line that closes an activity."""
+    assert state.ended is not None
+    word = "done" if state.ok else "stopped"
+    seconds = f"{state.ended - state.started:.1f}s"
+    if state.kind is Kind.DOWNLOAD:
+        return f"download {state.label}: {human_bytes(state.done)} {word} in {seconds}"
+    if state.kind is Kind.BUILD and state.ok:
+        objects = f", {state.done:.0f} objects compiled" if state.done else ""
+        return f"build {state.label}: {word} in {seconds}{objects}"
+    return f"{state.kind.value} {state.label}: {word} in {seconds}"
+
+
+@dataclass
+class Throttle:
+    """Whether a plain line is due: at most one per ``interval`` seconds per activity."""
+
+    interval: float = 10.0
+    _last: dict[int, float] = field(default_factory=dict)
+
+    def due(self, key: int, now: float) -> bool:
+        """True (and remember ``now``) when ``key`` last printed ``interval`` s ago or never."""
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[key] = now
+        return True
+
+    def forget(self, key: int) -> None:
+        """The activity ended."""
+        self._last.pop(key, None)
+
+
+class Labelled:
+    """A Progress that puts ``prefix`` before every activity's label (the kernel's name)."""
+
+    def __init__(self, inner: Progress, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    @property
+    def streams_console(self) -> bool:
+        """As the wrapped progress."""
+        return self.inner.streams_console
+
+    def activity(
+        self, kind: Kind, label: str, total: float | None = None, timeout: float | None = None
+    ) -> Activity:
+        """The wrapped progress's activity, labelled '<prefix>: <label>'."""
+        return self.inner.activity(kind, f"{self.prefix}: {label}", total, timeout)
+
+    def end(self, activity: Activity, ok: bool = True) -> float:
+        """As the wrapped progress."""
+        return self.inner.end(activity, ok)
+
+    def console(self, kernel: str, line: str, report: bool) -> None:
+        """As the wrapped progress."""
+        self.inner.console(kernel, line, report)
+
+
+# -- implementations ------------------------------------------------------------------------
+class NoProgress:
+    """Says nothing: library use and tests."""
+
+    streams_console = False
+
+    def activity(
+        self, kind: Kind, label: str, total: float | None = None, timeout: float | None = None
+    ) -> Activity:
+        """A state nobody renders (it still keeps time)."""
+        return ActivityState(kind, label, time.monotonic(), total, timeout)
+
+    def end(self, activity: Activity, ok: bool = True) -> float:
+        """Elapsed seconds."""
+        assert isinstance(activity, ActivityState)
+        return time.monotonic() - activity.started
+
+    def console(self, kernel: str, line: str, report: bool) -> None:
+        """Nothing."""
+
+
+NO_PROGRESS: Progress = NoProgress()
+
+
+class _Base:
+    """Bookkeeping shared by the plain and live forms: the running activities."""
+
+    def __init__(self, console: bool, clock: Callable[[], float]) -> None:
+        self.streams_console = console
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._running: list[ActivityState] = []
+        self._held: list[tuple[str, str, bool]] = []  # console lines kept for later
+
+    def console(self, kernel: str, line: str, report: bool) -> None:
+        """A console line, shown now while an activity runs, else at the next one.
+
+        Console lines come from the console's reader thread.  While nothing
+        runs, pytest may be between phases (switching its output capture), so
+        they wait for the next activity, or :meth:`close`.
+        """
+        with self._lock:
+            self._held.append((kernel, line, report))
+            if self._running:
+                self._release()
+
+    def _release(self) -> None:
+        """Show the console lines held so far (lock held)."""
+        held, self._held = self._held, []
+        for kernel, line, report in held:
+            self._console_line(kernel, line, report)
+
+    def _console_line(self, kernel: str, line: str, report: bool) -> None:
+        raise NotImplementedError
+
+    def activity(
+        self, kind: Kind, label: str, total: float | None = None, timeout: float | None = None
+    ) -> Activity:
+        """Start an activity and show it."""
+        state = ActivityState(kind, label, self._clock(), total, timeout)
+        with self._lock:
+            self._running.append(state)
+            self._started(state)
+            self._release()
+        return state
+
+    def end(self, activity: Activity, ok: bool = True) -> float:
+        """End an activity, show its closing line; elapsed seconds."""
+        assert isinstance(activity, ActivityState)
+        with self._lock:
+            activity.ended, activity.ok = self._clock(), ok
+            if activity in self._running:
+                self._running.remove(activity)
+            self._ended(activity)
+        return activity.ended - activity.started
+
+    def _started(self, state: ActivityState) -> None:
+        raise NotImplementedError
+
+    def _ended(self, state: ActivityState) -> None:
+        raise NotImplementedError
+
+
+class PlainProgress(_Base):
+    """Timestamped lines for logs: start, every ``interval`` s at most, end.
+
+    ``write`` takes one line without its newline.  :meth:`tick` emits what is
+    due; :meth:`start` runs it once a second on a daemon thread (a test's
+    elapsed time moves even when nobody calls :meth:`Activity.update`).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        interval: float = 10.0,
+        console: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        stamp: Callable[[], str] = lambda: time.strftime("%H:%M:%S"),
+    ) -> None:
+        super().__init__(console, clock)
+        self._write = write
+        self._stamp = stamp
+        self._throttle = Throttle(interval)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _emit(self, text: str) -> None:
+        self._write(f"{self._stamp()} [kharness] {text}")
+
+    def _started(self, state: ActivityState) -> None:
+        self._throttle.due(id(state), state.started)
+        self._emit(f"{describe(state, state.started)} (started)")
+
+    def _ended(self, state: ActivityState) -> None:
+        self._throttle.forget(id(state))
+        self._emit(final(state))
+
+    def tick(self) -> None:
+        """One line for each running activity whose last line is ``interval`` s old."""
+        with self._lock:
+            now = self._clock()
+            for state in self._running:
+                if self._throttle.due(id(state), now):
+                    self._emit(describe(state, now))
+
+    def _console_line(self, kernel: str, line: str, report: bool) -> None:
+        """Prefixed by the kernel; '!' marks a kernel report's first line."""
+        self._write(f"{kernel}{'!' if report else ':'} {line}")
+
+    def print(self, text: str) -> None:
+        """Any other line, timestamped like the rest."""
+        with self._lock:
+            self._emit(text)
+
+    def start(self) -> PlainProgress:
+        """Tick once a second until :meth:`close`."""
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            self.tick()
+
+    def close(self) -> None:
+        """Stop ticking."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        with self._lock:
+            self._release()
+
+
+class LiveProgress(_Base):
+    """A live line per running activity on a terminal, drawn with rich.
+
+    ``out`` is the terminal stream (the plugin passes a writer that goes
+    through pytest's terminal reporter).  Lines printed while activities run
+    (:meth:`print`, console lines) go above the live lines, which rich redraws
+    below them.  Closing lines of downloads, builds and boots stay on screen;
+    a test's does not (pytest reports the test).
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        console: bool = False,
+        width: int | None = None,
+        before_write: Callable[[], None] = lambda: None,
+    ) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        super().__init__(console, time.monotonic)
+        self._before_write = before_write  # pytest: end a line it left open first
+        self._console = Console(file=out, force_terminal=True, width=width, highlight=False)
+        self._live = Live(
+            console=self._console,
+            get_renderable=self._render,
+            refresh_per_second=2,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+
+    def _render(self) -> object:
+        from rich.text import Text
+
+        # No lock here: rich's refresh thread calls this under rich's lock, while
+        # our lock's holder may be waiting for that thread (Live.stop joins it).
+        now = time.monotonic()
+        lines = [describe(s, now) for s in list(self._running)]
+        width = self._console.width - 1
+        return Text("\n".join(line[:width] for line in lines), style="cyan")
+
+    def _started(self, state: ActivityState) -> None:
+        if not self._live.is_started:
+            self._before_write()
+            self._live.start()
+        self._live.refresh()
+
+    def _ended(self, state: ActivityState) -> None:
+        if state.kind is not Kind.TEST or not state.ok:
+            self.print(f"[kharness] {final(state)}")
+        if not self._running and self._live.is_started:
+            self._live.stop()
+
+    def print(self, text: str, style: str | None = None) -> None:
+        """A line above the live lines (or plainly, when none runs)."""
+        from rich.text import Text
+
+        with self._lock:
+            if not self._live.is_started:
+                self._before_write()
+            self._console.print(Text(text, style=style or ""), soft_wrap=True)
+
+    def _console_line(self, kernel: str, line: str, report: bool) -> None:
+        """Prefixed by its kernel; a report's first line in bold red."""
+        self.print(f"{kernel}| {line}", "bold red" if report else "dim")
+
+    def close(self) -> None:
+        """Take the live lines down, show console lines still held."""
+        with self._lock:
+            self._running.clear()
+            if self._live.is_started:
+                self._live.stop()
+            self._release()
+
+
+def for_stream(stream: TextIO, console: bool = False) -> LiveProgress | PlainProgress:
+    """Outside pytest: a live line when ``stream`` is a terminal, plain lines otherwise."""
+    if stream.isatty():
+        return LiveProgress(stream, console)
+    return PlainProgress(lambda line: print(line, file=stream, flush=True), console=console).start()
+
+
+# -- pytest ------------------------------------------------------------------------------------
+class ReporterStream:
+    """A text stream that writes through pytest's terminal reporter, even mid-test.
+
+    pytest captures output while a test's setup and call run; like its own
+    live logging, each write steps out of the capture (``capman``, pytest's
+    capture manager, or None) for its duration.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self, reporter: Any, capman: Any) -> None:
+        self._reporter = reporter
+        self._capman = capman
+
+    def _uncaptured(self) -> AbstractContextManager[None]:
+        if self._capman is None:
+            return nullcontext()
+        return self._capman.global_and_fixture_disabled()
+
+    def write(self, text: str) -> int:
+        """Write ``text`` as is (rich's control codes included)."""
+        with self._uncaptured():
+            self._reporter.write(text, flush=True)
+        return len(text)
+
+    def write_line(self, line: str) -> None:
+        """One line, after ending a line pytest left open."""
+        with self._uncaptured():
+            self._reporter.write_line(line)
+            self._reporter.flush()
+
+    def ensure_newline(self) -> None:
+        """End a line pytest left open (it writes its prefix again after us)."""
+        with self._uncaptured():
+            self._reporter.ensure_newline()
+
+    def flush(self) -> None:
+        """Nothing to do: every write is flushed."""
+
+    def isatty(self) -> bool:
+        """The reporter writes to a terminal (live mode is only chosen then)."""
+        return True
+
+
+def for_reporter(
+    mode: Mode, reporter: Any, capman: Any, console: bool, width: int
+) -> tuple[Progress, ReporterStream | None]:
+    """The progress for ``mode`` through pytest's reporter, and its stream (None when off)."""
+    stream = ReporterStream(reporter, capman)
+    if mode is Mode.LIVE:
+        live = LiveProgress(stream, console, width, before_write=stream.ensure_newline)
+        return live, stream
+    if mode is Mode.PLAIN:
+        return PlainProgress(stream.write_line, console=console).start(), stream
+    return NO_PROGRESS, None

@@ -1,0 +1,102 @@
+"""Feedback during a real run: a live line on a terminal, plain lines in a log.
+
+One run under a pseudo-terminal (pexpect) with an empty kernel cache, so the
+kernel is really downloaded from the mirror apt uses (Debian 6.1, ~70 MB, the
+smallest of the default kernels), then booted, then a test that sleeps a
+few seconds runs; one run with output to a pipe, as in CI.  About two boots.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.integration.helpers import DEBIAN_612, write_kernels
+
+pytestmark = pytest.mark.boot
+
+DEBIAN_61 = '{package: "linux-image-6.1.0-*-amd64-unsigned", suite: bookworm-security}'
+SLOW = r"""/* Sleeps a few seconds, then passes: long enough to be seen running.
+ * @timeout: 30
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+int main(void)
+{
+	printf("TAP version 13\n1..1\n");
+	fflush(stdout);
+	sleep(3);
+	printf("ok 1 - slept\n");
+	return 0;
+}
+"""
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+SUMMARY = re.compile(r"^=+ 1 passed in [\d.]+s(?: \([\d:]+\))? =+$")
+
+
+def _slow_project(project: pytest.Pytester, kernel: str) -> None:
+    (project.path / "guest-tests" / "c" / "slow.c").write_text(SLOW)
+    write_kernels(project, f"kernels:\n  - name: k\n    debian: {kernel}\n")
+
+
+def _last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1].strip()
+
+
+def test_live_progress_on_a_terminal(project: pytest.Pytester, tmp_path: Path) -> None:
+    _slow_project(project, DEBIAN_61)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pytest", "guest-tests", "--results-dir=res"],
+        cwd=str(project.path),
+        env={**os.environ, "KHARNESS_CACHE": str(tmp_path / "empty-cache")},
+        encoding="utf-8",
+        timeout=600,
+        dimensions=(40, 160),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    raw = child.before or ""
+    text = ANSI.sub("", raw).replace("\r", "\n")
+    assert child.exitstatus == 0, text[-3000:]
+    assert re.search(r"download k: linux-image-6\.1\.0-\S+ \S+: [\d.]+ ?\S*/[\d.]+ MiB", text)
+    assert re.search(r"\[kharness\] download k: linux-image-6\.1\S* \S+: [\d.]+ MiB done in", text)
+    assert re.search(r"boot k: boot-1: 0:0\d", text)
+    assert re.search(r"\[kharness\] boot k: boot-1: done in [\d.]+s", text)
+    assert re.search(r"test k: slow: 0:0[1-3] of 0:30 timeout", text), "the running test's line"
+    assert "\x1b[2K" in raw, "the live line is redrawn in place"
+    assert SUMMARY.match(_last_line(text)), _last_line(text)
+
+
+def test_plain_lines_when_not_a_terminal(project: pytest.Pytester) -> None:
+    _slow_project(project, DEBIAN_612)
+    result = project.runpytest_subprocess(
+        "guest-tests", "--results-dir=res", "--progress=plain", "--console", timeout=300
+    )
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    stamped = r"\d\d:\d\d:\d\d \[kharness\] "
+    for line in (
+        r"boot k: boot-1: 0:00 \(started\)",
+        r"boot k: boot-1: done in [\d.]+s",
+        r"test k: slow: 0:00 of 0:30 timeout \(started\)",
+        r"test k: slow: done in [\d.]+s",
+    ):
+        assert re.search(f"^{stamped}{line}$", out, re.M), line
+    assert re.search(r"^k: \[\s*[\d.]+\] Linux version", out, re.M), "console streamed"
+    assert "\x1b[" not in out, "no terminal control codes in a log"
+    progress = re.findall(f"^{stamped}(boot|test) ", out, re.M)
+    assert len(progress) <= 2 * 2 + 2, "start, end and at most one line per 10 s"
+    assert SUMMARY.match(_last_line(out)), _last_line(out)
+
+
+def test_options_in_pytest_help(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess("--help")
+    assert "--progress={auto,live,plain,off}" in result.stdout.str()
+    assert "--console" in result.stdout.str()
