@@ -355,7 +355,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bisect", help="find the commit that broke a guest test")
     p.add_argument("--good", required=True, help="a commit where the test passes")
     p.add_argument("--bad", required=True, help="a later commit where it fails")
-    p.add_argument("--test", required=True, help="guest test name (guest-tests/c/NAME.c)")
+    p.add_argument("--test", required=True, help="guest test (guest-tests/c/NAME.c, sh/NAME.sh)")
     p.add_argument("--tree", required=True, help="the kernel git checkout (not modified)")
     p.add_argument(
         "--kernel-config",

@@ -36,7 +36,7 @@ def boot_kernel(
 
     path = kernels_file
     spec = select(load_kernels(path), [name], path)[0]
-    tests = [read_test(p) for p in discover(ROOT / "guest-tests" / "c")]
+    tests = [read_test(p) for k in ("c", "sh") for p in discover(ROOT / "guest-tests" / k)]
     run_dir = new_run_dir(Path(results_base or ROOT / "results").resolve())
     progress = for_stream(sys.stderr)  # download, build and boot lines
     ctx = new_context(

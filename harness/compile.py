@@ -3,7 +3,8 @@
 Each test compiles on its own so that one that does not build is one errored
 test carrying the compiler's message, while the others still run.  Binaries
 are cached by the hash of the compiler, the flags, the source and the headers
-beside it.
+beside it.  A shell test is not compiled: busybox's ``sh -n`` (the shell of
+the QEMU guest) checks its syntax, and the script itself goes to the guest.
 """
 
 from __future__ import annotations
@@ -60,3 +61,16 @@ def compile_test(source: Path, cc: str = "gcc") -> CompileResult:
     tmp.rename(out)
     atomic_write(out.with_suffix(".log"), log.encode())
     return CompileResult(source.stem, out, log)
+
+
+#: the shell the QEMU guest runs scripts with; ``sh -n`` with it checks their syntax
+BUSYBOX = "/bin/busybox"
+
+
+def check_script(source: Path) -> CompileResult:
+    """A shell test: itself, or the syntax error ``sh -n`` finds (never raises)."""
+    shell = [BUSYBOX, "sh"] if Path(BUSYBOX).is_file() else ["sh"]
+    cmd = [*shell, "-n", str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    log = f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
+    return CompileResult(source.stem, source if proc.returncode == 0 else None, log)

@@ -72,6 +72,7 @@ class KernelSpec:
     timeouts: Timeouts = field(default_factory=Timeouts)
     reboot_after_oops: bool = True
     expect: Mapping[str, Expectation] = field(default_factory=dict)
+    kunit: tuple[str, ...] = ()  # KUnit suite globs whose boot-time results are reported
 
 
 def load_kernels(path: Path) -> list[KernelSpec]:
@@ -133,6 +134,9 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
     expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
     if backend in BACKENDS:
         source = backend_needs(backend, source)
+    kunit = _parse_kunit(f)
+    if kunit:
+        source = kunit_needs(source)
     spec = KernelSpec(
         name=name or "?",
         source=source,
@@ -144,6 +148,7 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
         timeouts=timeouts,
         reboot_after_oops=f.get("reboot_after_oops", bool, default=True),
         expect=expect,
+        kunit=kunit,
     )
     if cpus is not None and not 1 <= cpus <= 64:
         f.problem(f"cpus must be between 1 and 64, got {cpus}")
@@ -166,6 +171,30 @@ def backend_needs(backend: str, source: Any) -> Any:
     if VIRTME_FRAGMENT in source.recipe.fragments:
         return source
     recipe = replace(source.recipe, fragments=(*source.recipe.fragments, VIRTME_FRAGMENT))
+    return replace(source, recipe=recipe)
+
+
+def _parse_kunit(f: Fields) -> tuple[str, ...]:
+    """``kunit: [list-kunit-test, "mm*"]``: suite globs, as kunit.filter_glob reads them."""
+    globs = f.get("kunit", list, default=[])
+    if not all(isinstance(g, str) and g.strip() for g in globs):
+        f.problem("kunit must be a list of suite names or globs, e.g. [list-kunit-test, 'mm*']")
+        return ()
+    return tuple(globs)
+
+
+def kunit_needs(source: Any) -> Any:
+    """A kernel built from source that lists ``kunit:`` suites gets CONFIG_KUNIT=y.
+
+    The suites' own options (CONFIG_LIST_KUNIT_TEST=y, ...) come from the
+    entry's fragments; built in, they run at boot and print KTAP on the console.
+    """
+    from harness.kernels.build import BuildSource
+    from harness.kernels.kconfig import KUNIT_FRAGMENT
+
+    if not isinstance(source, BuildSource) or KUNIT_FRAGMENT in source.recipe.fragments:
+        return source
+    recipe = replace(source.recipe, fragments=(*source.recipe.fragments, KUNIT_FRAGMENT))
     return replace(source, recipe=recipe)
 
 

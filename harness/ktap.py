@@ -23,14 +23,14 @@ class KtapResult:
     passed: int
     failures: tuple[str, ...]  # each "not ok" line with up to 3 diagnostics before it
     skipped: int
-    skip_reason: str | None  # from a "1..0 # SKIP why" plan
+    skip_reason: str | None  # from a "1..0 # SKIP why" plan, else the last "# SKIP why" line
     diagnostics: tuple[str, ...]  # every "# ..." line, for counts the test printed
     bailed_out: str | None
 
 
 def parse_ktap(text: str) -> KtapResult:
     """Parse KTAP from a test's stdout; tolerant of noise between lines."""
-    planned = skip_reason = bail = None
+    planned = skip_reason = bail = last_skip = None
     passed = skipped = 0
     failures: list[str] = []
     diags: list[str] = []
@@ -55,9 +55,18 @@ def parse_ktap(text: str) -> KtapResult:
             continue
         if "# SKIP" in m.group(3).upper():
             skipped += 1
+            last_skip = _skip_directive(m.group(3))
         elif m.group(1) == "ok":
             passed += 1
         else:
             failures.append("\n".join([*recent, line.strip()]))
         recent = []
-    return KtapResult(planned, passed, tuple(failures), skipped, skip_reason, tuple(diags), bail)
+    reason = skip_reason or last_skip  # a test that skips after its plan: its last SKIP line
+    return KtapResult(planned, passed, tuple(failures), skipped, reason, tuple(diags), bail)
+
+
+def _skip_directive(text: str) -> str:
+    """'madvise # SKIP kernel lacks X' -> 'kernel lacks X' (the description if no reason)."""
+    before, _, after = text.partition("#")
+    reason = re.sub(r"^\s*SKIP\b\s*", "", after, flags=re.IGNORECASE).strip()
+    return reason or before.strip()

@@ -1,9 +1,10 @@
-"""pytest integration: guest-tests/c/*.c become one test item per kernel.
+"""pytest integration: guest-tests/c/*.c and sh/*.sh become one test item per kernel.
 
 All plugin state lives in one :class:`HarnessRun` object, stored under a
 StashKey and registered as a plugin; no module globals.  Node ids read
-``guest-tests/c/<test>.c::<kernel>``.  Items are ordered kernel by kernel so
-each kernel boots once; the guest stops after its kernel's last item.
+``guest-tests/c/<test>.c::<kernel>`` or ``guest-tests/sh/<test>.sh::<kernel>``.
+Items are ordered kernel by kernel so each kernel boots once; the guest stops
+after its kernel's last item.
 
 Outcome translation (the only place it happens; :mod:`harness.outcome`
 decides the outcome itself):
@@ -38,12 +39,13 @@ from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.outcome import EXCEPTIONS, Outcome
+from harness.pytest_kunit import KunitItem, kunit_items
 from harness.records import KernelRecord, TestRun
 from harness.report import failure_text, summarize
 from harness.reporters import write_all
 from harness.results import new_run_dir
 from harness.runner import KernelGuest, RunContext, new_context
-from harness.testdef import GuestTest, read_test
+from harness.testdef import KINDS, GuestTest, read_test
 
 STATE = pytest.StashKey["HarnessRun"]()
 
@@ -132,14 +134,14 @@ def _targets_guest_tests(path: Path) -> bool:
     return path.is_dir() and (
         path.name == "guest-tests"
         or (path / "guest-tests").is_dir()
-        or _is_guest_test(path / "x.c")
+        or any(_is_guest_test(path / f"x{suffix}") for suffix in KINDS.values())
     )
 
 
 def _is_guest_test(path: Path) -> bool:
-    return (
-        path.suffix == ".c" and path.parent.name == "c" and path.parent.parent.name == "guest-tests"
-    )
+    """guest-tests/c/*.c or guest-tests/sh/*.sh (testdef.KINDS)."""
+    kind = path.parent.name
+    return KINDS.get(kind) == path.suffix and path.parent.parent.name == "guest-tests"
 
 
 class HarnessRun:
@@ -247,18 +249,32 @@ class HarnessRun:
         self._old_sigterm = sigterm_as_interrupt()
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.File | None:
-        """Collect guest-tests/c/*.c."""
+        """Collect guest-tests/c/*.c and guest-tests/sh/*.sh."""
         if _is_guest_test(file_path):
             return CFile.from_parent(parent, path=file_path)
         return None
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Group items by kernel (in kernels.yaml order) so each kernel boots once."""
-        if not any(isinstance(i, GuestItem) for i in items):
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, items: list[pytest.Item]
+    ) -> None:
+        """Group items by kernel (in kernels.yaml order) so each kernel boots once.
+
+        A run of the guest-tests directory also gets the KUnit items of kernels
+        with ``kunit:`` suites, first on their kernel (KUnit runs at boot).
+        """
+        if self._whole_directory():
+            items[:0] = kunit_items(session, [s for s in self.specs() if s.kunit])
+        if not any(isinstance(i, (GuestItem, KunitItem)) for i in items):
             return
         order = {s.name: n for n, s in enumerate(self.specs())}
-        items.sort(key=lambda i: order.get(i.spec.name, -1) if isinstance(i, GuestItem) else -1)
+        items.sort(key=lambda i: order.get(i.spec.name, -1) if hasattr(i, "spec") else -1)
         self.items = [i for i in items if isinstance(i, GuestItem)]
+
+    def _whole_directory(self) -> bool:
+        """Whether a command-line argument is guest-tests (or a directory holding it)."""
+        here = self.config.invocation_params.dir
+        paths = [here / a.split("::")[0] for a in self.config.args]
+        return any(p.is_dir() and _targets_guest_tests(p) for p in paths)
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         """Ctrl-C or SIGTERM: the summary must say the run was cut short."""
@@ -267,9 +283,9 @@ class HarnessRun:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         """Stop a kernel's guest after its last test."""
-        if not isinstance(item, GuestItem):
+        if not isinstance(item, (GuestItem, KunitItem)):
             return
-        if not isinstance(nextitem, GuestItem) or nextitem.spec.name != item.spec.name:
+        if not isinstance(nextitem, (GuestItem, KunitItem)) or nextitem.spec.name != item.spec.name:
             guest = self.guests.get(item.spec.name)
             if guest is not None:
                 guest.shutdown()
@@ -316,7 +332,7 @@ class HarnessRun:
             if s.name in self.guests
             else KernelRecord(s.name, s.source.describe(), backend=self.backend_of(s))
             for s in self.specs()
-            if any(i.spec.name == s.name for i in self.items)
+            if s.name in self.guests or any(i.spec.name == s.name for i in self.items)
         ]
         outside = [o for g in self.guests.values() for o in g.outside]
         summary = summarize(
@@ -383,7 +399,7 @@ class GuestFailureRepr(TerminalRepr):
 
 
 class CFile(pytest.File):
-    """A guest-tests/c/*.c file: one item per selected kernel."""
+    """A guest test file (guest-tests/c/*.c, guest-tests/sh/*.sh): one item per kernel."""
 
     def collect(self) -> Iterator[pytest.Item]:
         """Read the header (errors name file and line), then yield the items."""
@@ -392,6 +408,12 @@ class CFile(pytest.File):
             test = read_test(self.path)
         except HarnessError as exc:
             raise self.CollectError(str(exc)) from None
+        other = state.tests.get(test.name)
+        if other is not None and other.source != test.source:
+            raise self.CollectError(
+                f"{self.path}: guest test name '{test.name}' is taken by {other.source}; "
+                "rename one (tests share one directory in the guest)"
+            )
         state.tests[test.name] = test
         for spec in state.specs():
             item = GuestItem.from_parent(self, name=spec.name, spec=spec, test=test)

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness import results
-from harness.compile import CompileResult, compile_test
+from harness.compile import CompileResult, check_script, compile_test
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, GuestUnreachable, HarnessError
 from harness.guest.keys import GuestKeys, make_keys
+from harness.kernels import kernelconfig
 from harness.kernels.base import KernelImage
 from harness.ktap import parse_ktap
 from harness.machine import accel as accel_mod
@@ -110,7 +111,7 @@ def new_context(
 
 def _compile(test: GuestTest) -> CompileResult:
     try:
-        return compile_test(test.source)
+        return check_script(test.source) if test.kind == "sh" else compile_test(test.source)
     except HarnessError as exc:
         return CompileResult(test.name, None, str(exc))
 
@@ -136,6 +137,7 @@ class KernelGuest:
     _seen: int = 0  # console offset up to which reports have been attributed
     _ran: int = 0  # tests run on the current boot
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
+    _config: kernelconfig.KernelConfig | None = None  # for @needs config=, found once
     _booting: Activity | None = None  # the boot's progress line while it boots
 
     @property
@@ -335,10 +337,41 @@ class KernelGuest:
         failed = self.preflight(test)
         if failed is not None:
             return failed
-        unmet = self._unmet_needs(test)
+        unmet = self._unmet_needs(test) or self._unmet_config(test)
         if unmet:
             return self._record(test, classify_setup(SetupFacts("need", unmet)), started)
-        return self._execute(test, started)
+        return self._execute(test, started, self._config_notes(test))
+
+    def kernel_config(self) -> kernelconfig.KernelConfig:
+        """This kernel's config: beside its image on the host, else /proc/config.gz."""
+        if self._config is None:
+            assert self.image is not None and self.channel is not None
+            self._config = kernelconfig.from_host(self.image)
+            if self._config is None:
+                try:
+                    proc = self.channel.run(kernelconfig.PROC_CONFIG_COMMAND, 30)
+                except GuestUnreachable:  # the test's own run will say what broke
+                    return kernelconfig.from_guest(None)
+                self._config = kernelconfig.from_guest(proc.stdout if proc.exit_code == 0 else "")
+        return self._config
+
+    def _unmet_config(self, test: GuestTest) -> str | None:
+        """The skip reason naming the options the kernel lacks; unknown config: say so, run."""
+        if not test.needs.config:
+            return None
+        config = self.kernel_config()
+        missing = config.missing(test.needs.config)
+        if missing:
+            return kernelconfig.unmet_message(missing, config.source)
+        return None
+
+    def _config_notes(self, test: GuestTest) -> tuple[str, ...]:
+        """For the result's details and the log: config needs that could not be checked."""
+        if not test.needs.config or self.kernel_config().values is not None:
+            return ()
+        note = kernelconfig.unknown_note(test.needs.config, self.kernel_config())
+        self.ctx.log(f"{self.spec.name} {test.name}: {note}")
+        return (note,)
 
     def _unmet_needs(self, test: GuestTest) -> str | None:
         assert self.channel is not None
@@ -355,7 +388,7 @@ class KernelGuest:
                 )
         return None
 
-    def _execute(self, test: GuestTest, started: float) -> TestRun:
+    def _execute(self, test: GuestTest, started: float, notes: tuple[str, ...] = ()) -> TestRun:
         """Run the test between kmsg markers, then judge its console window."""
         assert self.machine is not None and self.files is not None
         console = self.machine.console
@@ -363,7 +396,7 @@ class KernelGuest:
         window_start = console.offset()
         self._attribute_outside(window_start)
         self._ran += 1
-        result, notes = self._run_in_guest(test, tag, window_start)
+        result, hang_notes = self._run_in_guest(test, tag, window_start)
         machine_exit = self._exit_if_gone()
         died = console.panicked
         if not died and machine_exit is None:
@@ -378,8 +411,9 @@ class KernelGuest:
             tail = results.stderr_tail(self.boot_dir())
             facts = _with_exit(facts, machine_exit, tail)
         verdict = classify(facts)
-        if notes and verdict.outcome is Outcome.HANG:
-            verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + notes)
+        verdict = replace(verdict, details=verdict.details + notes)
+        if hang_notes and verdict.outcome is Outcome.HANG:
+            verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + hang_notes)
         self._reboot_if_untrusted(verdict, taint, reports)
         command = CommandResult(
             result.command, rc, result.stdout, stderr, result.seconds, result.timed_out
@@ -405,7 +439,7 @@ class KernelGuest:
         assert self.channel is not None and self.machine is not None and self.files is not None
         console = self.machine.console
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
-        command = wrap(f"{self.files.tests_dir}/{test.name}", tag)
+        command = wrap(guest_command(test, self.files.tests_dir), tag)
         try:
             with track(self.progress, Kind.TEST, test.name, timeout=timeout):
                 result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
@@ -523,6 +557,12 @@ class KernelGuest:
         if self.machine is not None:
             self.machine.stop()
             self.machine = None
+
+
+def guest_command(test: GuestTest, tests_dir: str) -> str:
+    """How the guest starts ``test``: the binary, or the guest's own sh on the script."""
+    path = f"{tests_dir}/{test.name}"
+    return f"sh {path}" if test.kind == "sh" else path
 
 
 def wrap(binary: str, tag: str) -> str:

@@ -1,10 +1,11 @@
-"""What a guest test declares about itself, read from its C header comment.
+"""What a guest test declares about itself, read from its header comment.
 
-The first ``/* ... */`` comment of a guest-tests/c/*.c file may hold lines of
-the form ``@key: value``::
+The first ``/* ... */`` comment of a guest-tests/c/*.c file, or the leading
+``#`` comment block of a guest-tests/sh/*.sh file, may hold lines of the form
+``@key: value``::
 
     * @timeout: 120
-    * @needs: numa-nodes=2 memory=2G thp=always
+    * @needs: numa-nodes=2 memory=2G thp=always config=USERFAULTFD,MIGRATION
     * @expect-report: ^kernel BUG in move_pages_huge_pmd$
 
 An unknown ``@key`` or a bad value is an error naming the file and the line:
@@ -21,7 +22,10 @@ from harness.errors import ConfigError
 
 DEFAULT_TIMEOUT = 60.0
 _THP_MODES = ("always", "madvise", "never")
-_TAG = re.compile(r"^\s*\*?\s*@([A-Za-z][\w-]*)\s*:\s*(.*?)\s*$")
+_TAG = re.compile(r"^\s*[*#]?\s*@([A-Za-z][\w-]*)\s*:\s*(.*?)\s*$")
+_OPTION = re.compile(r"^(?:CONFIG_)?([A-Z0-9_]+)$")
+#: the kinds of guest test: the directory under guest-tests/ and the file suffix
+KINDS = {"c": ".c", "sh": ".sh"}
 
 
 @dataclass(frozen=True)
@@ -31,11 +35,12 @@ class Needs:
     numa_nodes: int = 1
     memory_mib: int = 0
     thp: str | None = None
+    config: tuple[str, ...] = ()  # CONFIG_ options the kernel must have (y or m)
 
 
 @dataclass(frozen=True)
 class GuestTest:
-    """One C reproducer and its declared metadata."""
+    """One guest test (a C reproducer or a shell script) and its declared metadata."""
 
     name: str
     source: Path
@@ -43,19 +48,38 @@ class GuestTest:
     needs: Needs = field(default_factory=Needs)
     expect_report: str | None = None  # a title regex: the test crashes the kernel on purpose
 
+    @property
+    def kind(self) -> str:
+        """'c' for a reproducer compiled on the host, 'sh' for a script the guest's shell runs."""
+        return "sh" if self.source.suffix == ".sh" else "c"
 
-def header_comment(text: str) -> tuple[str, int]:
-    """The first /* */ comment and the line it starts on (1-based)."""
+
+def header_comment(text: str, shell: bool = False) -> tuple[str, int]:
+    """The first /* */ comment (or leading # block) and the line it starts on (1-based)."""
+    if shell:
+        return _shell_header(text)
     m = re.search(r"/\*.*?\*/", text, re.DOTALL)
     if not m:
         return "", 0
     return m.group(0), text.count("\n", 0, m.start()) + 1
 
 
+def _shell_header(text: str) -> tuple[str, int]:
+    """The ``#`` lines a script starts with (shebang included), blank lines allowed."""
+    block = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        block.append(line)
+    return "\n".join(block), 1
+
+
 def read_test(path: Path) -> GuestTest:
     """Parse ``path``'s header; ConfigError names the file and line on a bad tag."""
-    comment, first = header_comment(path.read_text(errors="replace"))
+    text = path.read_text(errors="replace")
+    comment, first = header_comment(text, shell=path.suffix == ".sh")
     values: dict[str, object] = {}
+    needs: list[str] = []
     for offset, line in enumerate(comment.splitlines()):
         m = _TAG.match(line)
         if not m:
@@ -64,14 +88,17 @@ def read_test(path: Path) -> GuestTest:
         key, value = m.group(1).lower(), m.group(2)
         if key == "timeout":
             values["timeout"] = _positive(value, where)
-        elif key == "needs":
-            values["needs"] = parse_needs(value, where)
+        elif key == "needs":  # several @needs lines add up
+            parse_needs(value, where)
+            needs.append(value)
         elif key == "expect-report":
             values["expect_report"] = _regex(value, where)
         else:
             raise ConfigError(
                 f"{where}: unknown header tag '@{key}'; known: @timeout, @needs, @expect-report"
             )
+    if needs:
+        values["needs"] = parse_needs(" ".join(needs), str(path))
     return GuestTest(name=path.stem, source=path, **values)  # type: ignore[arg-type]
 
 
@@ -94,10 +121,11 @@ def _regex(value: str, where: str) -> str:
 
 
 def parse_needs(text: str, where: str) -> Needs:
-    """``numa-nodes=2 memory=2G thp=always`` -> :class:`Needs`."""
+    """``numa-nodes=2 memory=2G thp=always config=A,B`` -> :class:`Needs`."""
     from harness.yamlcheck import parse_size_mib
 
     numa, memory, thp = 1, 0, None
+    config: list[str] = []
     for token in text.split():
         key, _, value = token.partition("=")
         if key == "numa-nodes" and value.isdigit() and int(value) >= 1:
@@ -109,14 +137,30 @@ def parse_needs(text: str, where: str) -> Needs:
                 raise ConfigError(problems[0])
         elif key == "thp" and value in _THP_MODES:
             thp = value
+        elif key == "config":
+            config += _options(value, where)
         else:
             raise ConfigError(
-                f"{where}: @needs token '{token}' is not understood; "
-                "use numa-nodes=N, memory=SIZE, thp=always|madvise|never"
+                f"{where}: @needs token '{token}' is not understood; use numa-nodes=N, "
+                "memory=SIZE, thp=always|madvise|never, config=OPTION[,OPTION...]"
             )
-    return Needs(numa, memory, thp)
+    return Needs(numa, memory, thp, tuple(dict.fromkeys(config)))
+
+
+def _options(value: str, where: str) -> list[str]:
+    """``USERFAULTFD,CONFIG_MIGRATION`` -> ['CONFIG_USERFAULTFD', 'CONFIG_MIGRATION']."""
+    names = []
+    for part in value.split(","):
+        m = _OPTION.match(part.strip())
+        if not m:
+            raise ConfigError(
+                f"{where}: @needs config= option '{part}' is not a kernel config name; "
+                "write config=USERFAULTFD,TRANSPARENT_HUGEPAGE (CONFIG_ prefix optional)"
+            )
+        names.append("CONFIG_" + m.group(1))
+    return names
 
 
 def discover(directory: Path) -> list[Path]:
-    """The guest test sources, sorted: every *.c directly in ``directory``."""
-    return sorted(directory.glob("*.c"))
+    """The guest test sources of one kind's directory, sorted (*.c or *.sh)."""
+    return sorted(p for suffix in KINDS.values() for p in directory.glob(f"*{suffix}"))

@@ -44,10 +44,11 @@ class PreparedImage:
 
 def select_tests(names: list[str], tests_dir: Path = DEFAULT_TESTS_DIR) -> list[GuestTest]:
     """The named guest tests (all of ``tests_dir`` when none); UserError lists the known ones."""
-    known = {p.stem: p for p in discover(tests_dir)}
+    dirs = (tests_dir, tests_dir.parent / "sh")  # shell tests live beside guest-tests/c
+    known = {p.stem: p for d in dirs for p in discover(d)}
     if not known:
         raise UserError(f"{tests_dir} holds no *.c guest tests")
-    wanted = [n.removesuffix(".c") for n in names] or sorted(known)
+    wanted = [n.removesuffix(".c").removesuffix(".sh") for n in names] or sorted(known)
     missing = [n for n in wanted if n not in known]
     if missing:
         raise UserError(

@@ -23,6 +23,7 @@ struct ktap_state {
 	int number;
 	int failed;
 	int skipped;
+	int plan_printed;
 	unsigned long taint_before;
 };
 
@@ -46,6 +47,7 @@ static inline void ktap_plan(int n)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ktap.planned = n;
+	ktap.plan_printed = 1;
 	ktap.taint_before = ktap_read_taint();
 	printf("TAP version 13\n1..%d\n", n);
 }
@@ -117,6 +119,40 @@ static inline void __attribute__((noreturn)) ktap_bail(const char *fmt, ...)
 	printf(" (errno %d: %s)\n", err, strerror(err));
 	va_end(ap);
 	exit(KSFT_FAIL);
+}
+
+/* errno values that mean "this kernel does not have it", not "it is broken" */
+static inline int ktap_errno_unsupported(int err)
+{
+	return err == ENOSYS || err == EOPNOTSUPP;
+}
+
+/*
+ * A call the test cannot do without failed (errno still set).  ENOSYS or
+ * EOPNOTSUPP mean the kernel lacks ``feature``: a kselftest skip naming it
+ * (exit 4), as "1..0 # SKIP" before the plan or a "# SKIP" result line after
+ * it.  Any other errno is a Bail out (a failure), as ktap_bail().
+ */
+static inline void __attribute__((noreturn, format(printf, 2, 3)))
+ktap_need_failed(const char *feature, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+	int err = errno;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (!ktap_errno_unsupported(err)) {
+		errno = err;
+		ktap_bail("%s", what);
+	}
+	if (!ktap.plan_printed)
+		ktap_skip_all("kernel lacks %s: %s failed (errno %d: %s)", feature,
+			      what, err, strerror(err));
+	printf("ok %d - %s # SKIP kernel lacks %s (errno %d: %s)\n",
+	       ++ktap.number, what, feature, err, strerror(err));
+	exit(ktap.failed ? KSFT_FAIL : KSFT_SKIP);
 }
 
 /*

@@ -16,6 +16,7 @@
  * for an unprivileged user, and /dev/userfaultfd USERFAULTFD_IOC_NEW.
  *
  * @timeout: 60
+ * @needs: config=USERFAULTFD
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -83,7 +84,8 @@ static int uffd_open(void)
 	int fd = sys_userfaultfd(UFFD_OPEN_FLAGS);
 
 	if (fd < 0)
-		ktap_bail("userfaultfd(O_CLOEXEC|O_NONBLOCK)");
+		ktap_need_failed("userfaultfd (CONFIG_USERFAULTFD)",
+				 "userfaultfd(O_CLOEXEC|O_NONBLOCK)");
 	return fd;
 }
 
@@ -187,10 +189,9 @@ static __u64 check_probe(void)
 	int fd, ok;
 
 	fd = sys_userfaultfd(UFFD_OPEN_FLAGS);
-	if (fd < 0 && errno == ENOSYS)
-		ktap_skip_all("userfaultfd() returns ENOSYS: CONFIG_USERFAULTFD is off");
 	if (fd < 0)
-		ktap_bail("userfaultfd(O_CLOEXEC|O_NONBLOCK) as root");
+		ktap_need_failed("userfaultfd (CONFIG_USERFAULTFD)",
+				 "userfaultfd(O_CLOEXEC|O_NONBLOCK) as root");
 
 	ktap_plan(NR_CHECKS);
 

@@ -40,6 +40,7 @@
  *
  * @timeout: 120
  * @needs: numa-nodes=2 memory=2G thp=always
+ * @needs: config=USERFAULTFD,TRANSPARENT_HUGEPAGE,MIGRATION,NUMA
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -391,11 +392,9 @@ static void probe_move_pages(void)
 	if (page == MAP_FAILED)
 		ktap_bail("mmap");
 	*(volatile char *)page = 1;
-	if (sys_move_pages(1, &page, NULL, &status, 0) < 0) {
-		if (errno == ENOSYS)
-			ktap_skip_all("move_pages(2) not available (CONFIG_MIGRATION/NUMA)");
-		ktap_bail("move_pages query");
-	}
+	if (sys_move_pages(1, &page, NULL, &status, 0) < 0)
+		ktap_need_failed("move_pages(2) (CONFIG_MIGRATION, CONFIG_NUMA)",
+				 "move_pages query");
 	munmap(page, page_size);
 }
 
@@ -1037,7 +1036,7 @@ int main(void)
 
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0)
-		ktap_bail("userfaultfd()");
+		ktap_need_failed("userfaultfd (CONFIG_USERFAULTFD)", "userfaultfd()");
 	memset(&api, 0, sizeof(api));
 	api.api = UFFD_API;
 	/* SIGBUS instead of blocking if a hole is ever touched */

@@ -36,6 +36,7 @@
  * completes a write to a protected page without a WP message.
  *
  * @timeout: 90
+ * @needs: config=USERFAULTFD,PTE_MARKER_UFFD_WP,SHMEM,MEMFD_CREATE,ADVISE_SYSCALLS
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -204,7 +205,8 @@ static void punch(int idx)
 {
 	if (fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)idx * page_size, page_size))
-		ktap_bail("fallocate(PUNCH_HOLE) of page %d", idx);
+		ktap_need_failed("shmem hole punching (CONFIG_SHMEM)",
+				 "fallocate(PUNCH_HOLE) of page %d", idx);
 }
 
 /* Put data back into the page cache behind the mapping's back. */
@@ -229,8 +231,9 @@ static void refill(int idx, uint64_t tag)
 static void zap(int idx, int n)
 {
 	if (madvise(page_addr(idx), (size_t)n * page_size, MADV_DONTNEED))
-		ktap_bail("madvise(MADV_DONTNEED) of pages %d..%d", idx,
-			  idx + n - 1);
+		ktap_need_failed("madvise(2) (CONFIG_ADVISE_SYSCALLS)",
+				 "madvise(MADV_DONTNEED) of pages %d..%d", idx,
+				 idx + n - 1);
 }
 
 static void pagemap_read(int idx, int n, uint64_t *out)
@@ -403,7 +406,7 @@ static void setup_uffd(void)
 
 	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0)
-		ktap_bail("userfaultfd()");
+		ktap_need_failed("userfaultfd (CONFIG_USERFAULTFD)", "userfaultfd()");
 	if (ioctl(uffd, UFFDIO_API, &api))
 		ktap_bail("UFFDIO_API with UFFD_FEATURE_WP_HUGETLBFS_SHMEM");
 	memset(&reg, 0, sizeof(reg));
@@ -756,7 +759,7 @@ int main(void)
 
 	memfd = memfd_create("uffd_wp_punch", MFD_CLOEXEC);
 	if (memfd < 0)
-		ktap_bail("memfd_create");
+		ktap_need_failed("memfd_create(2) (CONFIG_MEMFD_CREATE)", "memfd_create");
 	if (ftruncate(memfd, NR_PAGES * page_size))
 		ktap_bail("ftruncate memfd");
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.errors import FragmentError
 
 GUEST_FRAGMENT = Path(__file__).with_name("guest.config")
+KUNIT_FRAGMENT = Path(__file__).with_name("kunit.config")  # kernels.yaml kunit: adds it
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")

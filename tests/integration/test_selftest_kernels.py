@@ -13,6 +13,11 @@ build directory: switching between a plain copy and a git worktree would
 rebuild everything.  The entries' series and expectations are read from
 kernels-selftest.yaml unchanged; only their ``source`` points at the history's
 base commit, which holds exactly the package's files.
+
+The self-test kernels also build in two KUnit suites (``kunit:`` in
+kernels-selftest.yaml): their boot consoles must show every case of both
+passing or skipping, one record per case; the bisect builds with the same
+recipe, so it shares their build directory.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ import pytest
 
 from harness.bisect import BAD, GOOD, BisectPlan, bisect
 from harness.config import KernelSpec, load_kernels
-from harness.kernels.build import BuildSource, build_cache, make_recipe
+from harness.kernels.build import BuildSource, build_cache
 from harness.kernels.patches import read_series
 from harness.kernels.srctree import fetch_source_package
+from harness.kunit import parse_kunit, select
 from harness.outcome import Outcome
 from harness.trial import Trial, select_tests
 from tests.integration.helpers import REPO
@@ -169,14 +175,28 @@ def test_reproducers_on_selftest_kernel(
     want = {t.name: Outcome.PASS for t in trial.tests}
     want.update({test: e.outcome for test, e in spec.expect.items()})
     assert got == want, "\n".join(f"{r.test}: {r.verdict.summary}" for r in runs)
+    _check_kunit(spec, trial.results / name / "boot-1" / "console.log")
+
+
+def _check_kunit(spec: KernelSpec, console: Path) -> None:
+    """Each kunit: glob found its suite on the first boot; every case passed or skipped."""
+    suites = parse_kunit(console.read_text(errors="replace"))
+    for glob in spec.kunit:
+        assert select(suites, glob), f"no KUnit suite '{glob}' in {console}"
+    cases = [c for glob in spec.kunit for s in select(suites, glob) for c in s.cases]
+    bad = [f"{c.id}: {c.summary}" for c in cases if c.outcome not in (Outcome.PASS, Outcome.SKIP)]
+    assert not bad, "\n".join(bad)
+    assert len(cases) > 20 and any(c.outcome is Outcome.SKIP for c in cases)
+    print(f"{spec.name}: {len(cases)} KUnit cases passed or skipped")
 
 
 def test_bisect_names_the_bug_commit(
-    history: History, tmp_path_factory: pytest.TempPathFactory
+    history: History, specs: dict[str, KernelSpec], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """git bisect run with the harness as predicate finds the commit that put the bug in."""
     results = tmp_path_factory.mktemp("bisect-results")
-    plan = BisectPlan(history.repo, BISECT_TEST, make_recipe(), results)
+    recipe = specs["selftest-good"].source.recipe  # the self-tests' build directory
+    plan = BisectPlan(history.repo, BISECT_TEST, recipe, results)
     started = time.monotonic()
     result = bisect(plan, history.base, history.head)
     print(f"bisect in {time.monotonic() - started:.0f}s:\n{result.output[-1500:]}")
