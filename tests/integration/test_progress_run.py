@@ -100,3 +100,67 @@ def test_options_in_pytest_help(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("--help")
     assert "--progress={auto,live,plain,off}" in result.stdout.str()
     assert "--console" in result.stdout.str()
+
+
+#: a one-line patch with a fresh token each run: the build slot shared with the
+#: self-test kernels recompiles one object and relinks (seconds once warm)
+TOKEN_PATCH = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
+From: kharness progress test <progress@kharness.invalid>
+Date: Thu, 1 Jan 2026 00:00:00 +0000
+Subject: [PATCH] progress test: a comment in mm/userfaultfd.c
+
+---
+ mm/userfaultfd.c | 1 +
+ 1 file changed, 1 insertion(+)
+
+--- a/mm/userfaultfd.c
++++ b/mm/userfaultfd.c
+@@ -1,3 +1,4 @@
+ // SPDX-License-Identifier: GPL-2.0-only
++/* kharness progress test {token} */
+ /*
+  *  mm/userfaultfd.c
+"""
+
+
+@pytest.mark.build
+def test_build_step_progress_on_a_terminal(project: pytest.Pytester) -> None:
+    import uuid
+
+    from tests.integration.helpers import REPO
+
+    patch = project.path / "token.patch"
+    patch.write_text(TOKEN_PATCH.format(token=uuid.uuid4().hex))
+    (project.path / "guest-tests" / "c" / "slow.c").write_text(SLOW)
+    fragment = REPO / "guest-tests" / "kunit" / "selftest.config"
+    fix = REPO / "guest-tests" / "fixes" / "uffd-move-devmap-migration-entry.patch"
+    write_kernels(
+        project,
+        f"""
+        kernels:
+          - name: k
+            build:
+              source: linux-source-6.12
+              fragments: [{fragment}]
+              series: [{fix}, {patch}]
+        """,
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pytest", "guest-tests", "--results-dir=res"],
+        cwd=str(project.path),
+        encoding="utf-8",
+        timeout=1800,
+        dimensions=(40, 160),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    raw = child.before or ""
+    text = ANSI.sub("", raw).replace("\r", "\n")
+    assert child.exitstatus == 0, text[-3000:]
+    assert re.search(
+        r"build k: linux-source-6\.12 \+ 2 patch\(es\): (apply series|config|compile)", text
+    )
+    assert re.search(r"build k: [^\n]*: (compile \d+/|link)", text), "a compile or link step"
+    assert re.search(r"test k: slow: 0:0[1-3] of 0:30 timeout", text)
+    assert SUMMARY.match(_last_line(text)), _last_line(text)
