@@ -1,1 +1,9 @@
-"""Booting a kernel under QEMU: accelerator choice, ports, command line, lifecycle."""
+"""Booting kernels: the Backend/Machine/Channel seams and their implementations.
+
+``base.py`` holds the protocols and the records that cross them;
+``backends.py`` the table of backends by name; one module per backend
+(``qemu.py``, ``virtme.py``, ``replay.py`` for the tests) and per channel
+(``ssh.py``, ``replay_channel.py``); shared parts: ``accel.py`` (KVM or
+TCG), ``console.py`` (the console watcher), ``process.py`` (start and stop a
+process tree for sure), ``monitor.py`` (the magic key), ``ports.py``.
+"""
