@@ -12,13 +12,10 @@ PR_SET_PDEATHSIG in the child.
 
 from __future__ import annotations
 
-import re
-import secrets
 import shlex
 import shutil
-import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import InfraError, ToolMissing
@@ -28,20 +25,14 @@ from harness.machine.accel import Accel
 from harness.machine.base import (
     BASE_CMDLINE,
     BootFiles,
-    Channel,
     GuestPayload,
     GuestShape,
     MachineConfig,
-    Ready,
-    describe_exit,
 )
 from harness.machine.console import ConsoleWatcher
-from harness.machine.monitor import MonitorSocket
-from harness.machine.ports import free_port
-from harness.machine.ssh import SshChannel
+from harness.machine.hosted import HostedMachine
 
 QEMU = "qemu-system-x86_64"
-READY = rb"HARNESS-READY (\S+) taint=(\d+) release=([^\s]+)\r*\n"
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
 
 
@@ -123,15 +114,6 @@ def smp_args(shape: GuestShape) -> list[str]:
     return args
 
 
-def wait_ready_line(console: ConsoleWatcher, nonce: str, port: int, timeout: float) -> Ready | None:
-    """Wait for ``HARNESS-READY <nonce>``: a stale line of another boot cannot match."""
-    started = time.monotonic()
-    m = console.wait_for(READY.replace(rb"(\S+)", re.escape(nonce.encode()), 1), timeout)
-    if not m:
-        return None
-    return Ready(port, time.monotonic() - started, int(m.group(1)), m.group(2).decode())
-
-
 class QemuBackend:
     """Boots the kernel with the harness's initramfs (busybox, dropbear, the tests)."""
 
@@ -153,59 +135,21 @@ class QemuBackend:
 
 
 @dataclass
-class QemuMachine:
-    """One QEMU process with a console watcher; use as a context manager."""
+class QemuMachine(HostedMachine):
+    """One QEMU process booting the harness's initramfs."""
 
-    cfg: MachineConfig
-    boot_dir: Path
     binary: str = QEMU
-    guest: process.GuestProcess | None = None
-    watcher: ConsoleWatcher | None = None
-    argv: list[str] = field(default_factory=list)
-    port: int = 0
-    nonce: str = field(default_factory=lambda: secrets.token_hex(6))
-    monitor: MonitorSocket | None = None
 
-    def __enter__(self) -> QemuMachine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def console(self) -> ConsoleWatcher:
-        """The serial console (after :meth:`start`)."""
-        assert self.watcher is not None, "start() the machine first"
-        return self.watcher
-
-    @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
-        """The QEMU process, once started."""
-        return self.guest.proc if self.guest is not None else None
-
-    def start(self, attempts: int = 5) -> None:
-        """Start QEMU, retrying with a new port if the forward was taken meanwhile."""
+    def _check_tools(self) -> None:
         if not shutil.which(self.binary):
             raise ToolMissing(self.binary, "qemu-system-x86")
-        self.boot_dir.mkdir(parents=True, exist_ok=True)
-        self.monitor = MonitorSocket(self.boot_dir)
-        tried: set[int] = set()
-        for _ in range(attempts):
-            port = free_port(self.cfg.port_range, avoid=tried)
-            tried.add(port)
-            if self._spawn(port):
-                return
-        raise InfraError(
-            f"QEMU could not forward any of ports {sorted(tried)}; "
-            f"see {self.boot_dir / 'qemu-stderr.txt'}"
-        )
 
     def _spawn(self, port: int) -> bool:
         assert self.monitor is not None
         self.port = port
         self.argv = qemu_command(self.cfg, port, self.nonce, self.monitor.path, self.binary)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
-        self.guest = process.spawn(self.argv, self.boot_dir / "qemu-stderr.txt")
+        self.guest = process.spawn(self.argv, self.stderr_path)
         self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")
         # A taken hostfwd port makes QEMU exit at once with a message on stderr.
         deadline = time.monotonic() + 0.5
@@ -215,39 +159,3 @@ class QemuMachine:
             self.stop()
             return False
         return True
-
-    def wait_ready(self, timeout: float) -> Ready | None:
-        """Wait for this boot's ready line; None if the kernel died or time ran out."""
-        return wait_ready_line(self.console, self.nonce, self.port, timeout)
-
-    def connect(self, ready: Ready, timeout: float = 30.0) -> Channel:
-        """SSH to the guest's dropbear through the forwarded port (host key pinned)."""
-        return SshChannel(ready.ssh_port, self.cfg.payload.keys, timeout)
-
-    def magic_key(self, key: str) -> bool:
-        """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
-        if self.monitor is None or not self.running:
-            return False
-        return self.monitor.sendkey(f"alt-sysrq-{key}")
-
-    @property
-    def running(self) -> bool:
-        """QEMU is still alive."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def exit_status(self) -> str | None:
-        """How QEMU ended, once it has."""
-        return describe_exit(self.proc.poll()) if self.proc is not None else None
-
-    def command_line(self) -> list[str]:
-        """QEMU's argv of this boot."""
-        return list(self.argv)
-
-    def stop(self) -> None:
-        """Stop QEMU for sure (SIGTERM, then SIGKILL) and close the console."""
-        if self.guest is not None:
-            self.guest.terminate()
-        if self.watcher is not None:
-            self.watcher.join(5)
-        if self.monitor is not None:
-            self.monitor.remove()

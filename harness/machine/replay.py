@@ -29,7 +29,7 @@ from pathlib import Path
 
 from harness.machine.base import BootFiles, Channel, GuestPayload, MachineConfig, Ready
 from harness.machine.console import ConsoleWatcher
-from harness.machine.qemu import wait_ready_line
+from harness.machine.hosted import wait_ready_line
 
 RELEASE = "6.12.0-replay"
 

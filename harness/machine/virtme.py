@@ -35,13 +35,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cache import cache_root
@@ -51,18 +49,12 @@ from harness.machine import process
 from harness.machine.accel import Accel
 from harness.machine.base import (
     BootFiles,
-    Channel,
     GuestPayload,
     GuestShape,
     MachineConfig,
-    Ready,
-    describe_exit,
 )
 from harness.machine.console import ConsoleWatcher
-from harness.machine.monitor import MonitorSocket
-from harness.machine.ports import free_port
-from harness.machine.qemu import wait_ready_line
-from harness.machine.ssh import SshChannel
+from harness.machine.hosted import HostedMachine
 
 VIRTME_RUN = "virtme-run"
 GUEST_SCRIPT = Path(__file__).resolve().parent.parent / "guest" / "virtme-guest.sh"
@@ -349,60 +341,20 @@ def _qemu_argv(pid: int) -> list[str] | None:
 
 
 @dataclass
-class VirtmeMachine:
-    """One virtme-run process tree with a console watcher; use as a context manager."""
+class VirtmeMachine(HostedMachine):
+    """One virtme-run process tree (QEMU below it) on the host's root."""
 
-    cfg: MachineConfig
-    boot_dir: Path
-    guest: process.GuestProcess | None = None
-    watcher: ConsoleWatcher | None = None
-    argv: list[str] = field(default_factory=list)
-    port: int = 0
-    nonce: str = field(default_factory=lambda: secrets.token_hex(6))
-    monitor: MonitorSocket | None = None
-
-    def __enter__(self) -> VirtmeMachine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def console(self) -> ConsoleWatcher:
-        """The kernel console (after :meth:`start`)."""
-        assert self.watcher is not None, "start() the machine first"
-        return self.watcher
-
-    @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
-        """virtme-run's process (the PID namespace's unshare when root), once started."""
-        return self.guest.proc if self.guest is not None else None
+    attempts = 3
+    stderr_name = "virtme-stderr.txt"
 
     @property
     def _tmpdir(self) -> Path:
         """TMPDIR of virtme-run: inside the boot directory, removed by stop()."""
         return self.boot_dir / "virtme-tmp"
 
-    @property
-    def stderr_path(self) -> Path:
-        """virtme-run's and QEMU's stderr, kept apart from the console."""
-        return self.boot_dir / "virtme-stderr.txt"
-
-    def start(self, attempts: int = 3) -> None:
-        """Start virtme-run, retrying with a new port if the forward was taken meanwhile."""
+    def _check_tools(self) -> None:
         if not shutil.which("qemu-system-x86_64"):
             raise ToolMissing("qemu-system-x86_64", "qemu-system-x86")
-        self.boot_dir.mkdir(parents=True, exist_ok=True)
-        self.monitor = MonitorSocket(self.boot_dir)
-        tried: set[int] = set()
-        for _ in range(attempts):
-            port = free_port(self.cfg.port_range, avoid=tried)
-            tried.add(port)
-            if self._spawn(port):
-                return
-        raise InfraError(
-            f"virtme's QEMU could not forward any of ports {sorted(tried)}; see {self.stderr_path}"
-        )
 
     def _spawn(self, port: int) -> bool:
         assert self.monitor is not None
@@ -453,39 +405,5 @@ class VirtmeMachine:
         if argv is not None:
             (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(argv) + "\n")
 
-    def wait_ready(self, timeout: float) -> Ready | None:
-        """Wait for this boot's ready line; None if the kernel died or time ran out."""
-        return wait_ready_line(self.console, self.nonce, self.port, timeout)
-
-    def connect(self, ready: Ready, timeout: float = 30.0) -> Channel:
-        """SSH to the guest's dropbear through the forwarded port (host key pinned)."""
-        return SshChannel(ready.ssh_port, self.cfg.payload.keys, timeout)
-
-    def magic_key(self, key: str) -> bool:
-        """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
-        if self.monitor is None or not self.running:
-            return False
-        return self.monitor.sendkey(f"alt-sysrq-{key}")
-
-    @property
-    def running(self) -> bool:
-        """virtme-run (and so QEMU) is still alive."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def exit_status(self) -> str | None:
-        """How virtme-run ended, once it has (255: the guest died under a script)."""
-        return describe_exit(self.proc.poll()) if self.proc is not None else None
-
-    def command_line(self) -> list[str]:
-        """The argv of this boot (QEMU's own is in qemu-cmdline.txt)."""
-        return list(self.argv)
-
-    def stop(self) -> None:
-        """Stop the whole process tree for sure, close the console, remove temporary files."""
-        if self.guest is not None:
-            self.guest.terminate()
-        if self.watcher is not None:
-            self.watcher.join(5)
-        if self.monitor is not None:
-            self.monitor.remove()
+    def _cleanup(self) -> None:
         shutil.rmtree(self._tmpdir, ignore_errors=True)
