@@ -194,31 +194,40 @@ int main(void) { sleep(100); return 0; }
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_interrupted_run_says_so_in_every_report(
-    project: pytest.Pytester, sig: signal.Signals
-) -> None:
+def _start_sleeper_run(project: pytest.Pytester, *extra: str) -> subprocess.Popen[str]:
+    """pytest in a subprocess on a project whose first test sleeps 100 s."""
     (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
     add_tests(project, "pass_after_hang")
     write_kernels(project, f"kernels:\n  - {{name: d612, debian: {DEBIAN_612}}}\n")
-    before = harness_qemus()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", "--junitxml=j.xml"],
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", *extra],
         cwd=project.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         preexec_fn=default_sigint,
     )
+
+
+def _wait_until_sleeper_runs(project: pytest.Pytester, proc: subprocess.Popen[str]) -> None:
+    """Until the sleeping test's start marker is on the console (bounded)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = list((project.path / "res").glob("*/d612/boot-1/console.log"))
+        if logs and "HARNESS-START a_sleeps" in logs[0].read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    pytest.fail("the first test never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_says_so_in_every_report(
+    project: pytest.Pytester, sig: signal.Signals
+) -> None:
+    before = harness_qemus()
+    proc = _start_sleeper_run(project, "--junitxml=j.xml")
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            logs = list((project.path / "res").glob("*/d612/boot-1/console.log"))
-            if logs and "HARNESS-START a_sleeps" in logs[0].read_text(errors="replace"):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the first test never started")
+        _wait_until_sleeper_runs(project, proc)
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -246,27 +255,10 @@ def test_interrupted_run_says_so_in_every_report(
 
 
 def test_qemu_killed_under_a_test_is_infrastructure_not_panic(project: pytest.Pytester) -> None:
-    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
-    add_tests(project, "pass_after_hang")
-    write_kernels(project, f"kernels:\n  - {{name: d612, debian: {DEBIAN_612}}}\n")
     before = harness_qemus()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", "-rA"],
-        cwd=project.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=default_sigint,
-    )
+    proc = _start_sleeper_run(project, "-rA")
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            logs = list((project.path / "res").glob("*/d612/boot-1/console.log"))
-            if logs and "HARNESS-START a_sleeps" in logs[0].read_text(errors="replace"):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the first test never started")
+        _wait_until_sleeper_runs(project, proc)
         (victim,) = harness_qemus() - before
         subprocess.run(["kill", "-KILL", str(victim)], check=True)
         out, _ = proc.communicate(timeout=300)
