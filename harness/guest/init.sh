@@ -21,7 +21,7 @@ for word in $cmdline; do
 done
 if [ -f /etc/harness/modules ]; then
     while read -r m; do
-        insmod "/lib/harness-modules/$m.ko" || echo "HARNESS-WARN insmod $m failed"
+        insmod "/lib/harness-modules/$m.ko" || echo "HARNESS-WARN insmod $m failed" > /dev/kmsg
     done < /etc/harness/modules
 fi
 ip link set lo up
@@ -31,7 +31,11 @@ ip route add default via 10.0.2.2
 dropbear -r /etc/dropbear/host_key -p 22 -s -P /run/dropbear.pid
 read -r taint < /proc/sys/kernel/tainted
 read -r release < /proc/sys/kernel/osrelease
-echo "HARNESS-READY $nonce taint=$taint release=$release"
+# Through /dev/kmsg, not the tty: a printk record reaches the console whole,
+# while a tty write can be split by a kernel line printed in its middle
+# ("release=6.12.117+deb12-amd64[    2.129029] tsc: ..." cost a CI run 180 s).
+echo "HARNESS-READY $nonce taint=$taint release=$release" > /dev/kmsg ||
+    echo "HARNESS-READY $nonce taint=$taint release=$release"
 # Later, out of the boot path: every sysrq key (the host may send sysrq-w via
 # QEMU's keyboard when SSH is dead), debugfs for reproducers that want it.
 echo 1 > /proc/sys/kernel/sysrq
