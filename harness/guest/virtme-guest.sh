@@ -25,12 +25,16 @@ if [ -n "$dev" ]; then
 else
     say "HARNESS-WARN no network interface"
 fi
-# /root is the host's, read-only: a private /root/.ssh also hides the host's keys.
-mount -t tmpfs -o mode=0700 tmpfs /root/.ssh
-cp "$authorized" /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
-# The host's bash would source the host's ~/.bashrc for every SSH command
-# (slow under TCG, and not ours); /etc is a tmpfs overlay, so this stays here.
-sed -i 's|^\(root:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*\):.*$|\1:/bin/sh|' /etc/passwd
+# /root is the host's, read-only, and may have no .ssh at all (a fresh
+# machine): root gets a home of its own on the writable /tmp overlay, with
+# only this run's key.  /etc is a tmpfs overlay, so the passwd edit stays in
+# the guest.  The shell becomes /bin/sh: the host's bash would source the
+# host's ~/.bashrc for every SSH command (slow under TCG, and not ours).
+home=/tmp/harness-root
+mkdir -p "$home/.ssh" && chmod 700 "$home" "$home/.ssh"
+cp "$authorized" "$home/.ssh/authorized_keys" && chmod 600 "$home/.ssh/authorized_keys" ||
+    say "HARNESS-WARN no authorized_keys in $home"
+sed -i "s|^\(root:[^:]*:[^:]*:[^:]*:[^:]*\):[^:]*:.*\$|\1:$home:/bin/sh|" /etc/passwd
 /usr/sbin/dropbear -r "$host_key" -p 22 -s -P /run/dropbear.pid || say "HARNESS-WARN dropbear failed"
 # $(cat): the shell's read builtin reads byte-wise and an int sysctl gives
 # EOF at a non-zero offset ("5" for 512).
