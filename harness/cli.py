@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import bisect, series
+from harness import bisect, compare, series
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
 from harness.machine.backends import BACKENDS
@@ -52,6 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv.append(f"--progress={_progress_mode(args.progress)}")
     if args.console:
         argv.append("--console")
+    if args.runs != 1:
+        argv.append(f"--runs={args.runs}")
     print(f"results: {run_dir}")
     code = int(pytest.main(argv))
     text = run_dir / "summary.txt"
@@ -170,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--console", action="store_true", help="stream the guests' consoles, prefixed by kernel"
     )
     run.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each test N times; report pass rates and flaky tests",
+    )
+    run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)"
     )
     run.set_defaults(func=cmd_run)
@@ -195,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     series.add_parser(sub)
     bisect.add_parser(sub)
+    compare.add_parser(sub)
     return parser
 
 

@@ -43,4 +43,10 @@ def load_summary(run_dir: Path) -> RunSummary:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc}); the run may have been killed") from None
-    return RunSummary.from_json(data, str(path))
+    try:
+        return RunSummary.from_json(data, str(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(
+            f"{path}: not a summary this harness can read ({type(exc).__name__}: {exc}); "
+            "was it written by kharness, and completely?"
+        ) from None
