@@ -154,6 +154,8 @@ def _progress_mode(given: str | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subparser per subcommand."""
+    from harness.reporters import REPORTERS
+
     parser = argparse.ArgumentParser(prog="kharness", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kernels-file", help="kernels.yaml to use (default: the repository's)")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render a results directory's reports")
     report.add_argument("run_dir", nargs="?", default=str(ROOT / "results" / "latest"))
-    report.add_argument("--format", choices=["summary.txt", "kcidb.json"], default="summary.txt")
+    report.add_argument("--format", choices=sorted(REPORTERS), default="summary.txt")
     report.set_defaults(func=cmd_report)
 
     series.add_parser(sub)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.records import RunSummary
-from harness.reporters import kcidb, text
+from harness.reporters import kcidb, patchwork, text
 from harness.results import write_json
 
 #: file name in the results directory -> renderer
 REPORTERS: dict[str, Callable[[RunSummary], str]] = {
-    module.FILENAME: module.render for module in (text, kcidb)
+    module.FILENAME: module.render for module in (text, kcidb, patchwork)
 }
 
 
