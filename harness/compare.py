@@ -117,7 +117,8 @@ class Change:
 
 
 def _short(t: TestRecord) -> str:
-    return t.outcome.value if t.outcome is Outcome.PASS else t.summary
+    rate = f" ({t.passes}/{t.attempts} runs passed)" if t.runs else ""
+    return t.outcome.value + rate if t.outcome is Outcome.PASS else t.summary
 
 
 def _crash(t: TestRecord) -> str:
