@@ -98,6 +98,8 @@ class Change:
             return f"{self.where}: {_crash(self.old)} -> {_crash(self.new)}"
         if self.kind is ChangeKind.FLAKY:
             return f"{self.where}: passed {self.new.passes} of {self.new.attempts} runs"
+        if self.kind is ChangeKind.STILL_FAILING and self.old.summary == self.new.summary:
+            return f"{self.where}: {self.new.summary}"
         return f"{self.where}: {_short(self.old)} -> {self.new.summary}"
 
     def to_json(self) -> dict[str, Any]:

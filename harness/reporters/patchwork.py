@@ -23,6 +23,7 @@ that).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -124,16 +125,26 @@ def _names(tests: list[TestRecord]) -> str:
 
 
 def checks(
-    summary: RunSummary, comparison: Comparison | None = None, base_url: str | None = None
+    summary: RunSummary,
+    comparison: Comparison | None = None,
+    base_url: str | None = None,
+    name: str | None = None,
 ) -> list[Check]:
-    """One check per kernel of the run (the NEW side's kernels of ``comparison``)."""
+    """One check per kernel of the run (the NEW side's kernels of ``comparison``).
+
+    ``name`` replaces the kernel's name in the context (the series mode's
+    steps are kernels named 00, 01, ...: its checks say ``kharness-series``).
+    """
     kernels = [k.name for k in summary.kernels] or list(
         dict.fromkeys(t.kernel for t in summary.tests)
     )
     if comparison is not None:
         kernels = [new for _old, new in comparison.kernels]
     url = results_url(summary, base_url)
-    return [_kernel_check(summary, k, comparison, url) for k in kernels]
+    found = [_kernel_check(summary, k, comparison, url) for k in kernels]
+    if name is not None:
+        found = [dataclasses.replace(c, context=context(name)) for c in found]
+    return found
 
 
 def document(found: list[Check]) -> str:

@@ -184,7 +184,7 @@ class _RecordingTrial:
         self.booted: list[str] = []
         self.progress = NO_PROGRESS
 
-    def run(self, name: str, image: KernelImage) -> list[runner.TestRun]:
+    def run(self, name: str, image: KernelImage, runs: int = 1) -> list[runner.TestRun]:
         self.booted.append(name)
         bad = b"return 9" in image.vmlinuz.read_bytes()
         verdict = Verdict(Outcome.FAIL if bad else Outcome.PASS, "fail" if bad else "pass")
