@@ -140,6 +140,8 @@ def _test(run: str, t: TestRecord) -> dict[str, Any]:
             "evidence": t.evidence,
         },
     }
+    if t.runs:  # --runs N: the pass rate, and whether it was flaky
+        test["misc"] |= {"runs": t.attempts, "passes": t.passes, "flaky": t.flaky}
     if t.outcome is not Outcome.NOT_RUN:
         test["duration"] = t.seconds
     return test

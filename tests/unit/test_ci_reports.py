@@ -78,6 +78,15 @@ def test_kcidb_has_one_issue_per_crash_title_and_one_incident_per_sighting() -> 
     assert other["issues"][0]["id"] == issues[BUG["title"]]["id"]
 
 
+def test_kcidb_carries_the_pass_rate_of_repeated_tests() -> None:
+    runs = [{"outcome": "pass", "summary": "pass"}, {"outcome": "fail", "summary": "fail"}]
+    doc = json.loads(kcidb.render(_summary([_t("r", "k1", "fail", runs=runs)], ["k1"])))
+    kcidb_io.schema.LATEST.validate(doc)
+    assert (
+        doc["tests"][0]["misc"] | {"runs": 2, "passes": 1, "flaky": True} == doc["tests"][0]["misc"]
+    )
+
+
 def test_kcidb_without_reports_has_no_issues() -> None:
     doc = json.loads(kcidb.render(_summary([_t("b", "k1", "pass")], ["k1"])))
     kcidb_io.schema.LATEST.validate(doc)
