@@ -173,6 +173,11 @@ class SeriesReport:
 
     def _verdict(self, test: str) -> str:
         if self.broken_at_base(test):
+            fix = next(
+                (s for s in self.steps[1:] if s.outcome(test) in _OK and not s.flaky(test)), None
+            )
+            if fix is not None and self.steps[-1].outcome(test) in _OK:
+                return f"failing without the series, fixed by patch {fix.index}: {fix.label}"
             return "already failing without the series"
         step = self.first_break(test)
         return f"first broken by patch {step.index}: {step.label}" if step else "not broken"

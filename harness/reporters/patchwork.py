@@ -23,7 +23,6 @@ that).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -79,7 +78,11 @@ def _plural(n: int, what: str) -> str:
 
 
 def _kernel_check(
-    summary: RunSummary, kernel: str, comparison: Comparison | None, url: str | None
+    summary: RunSummary,
+    kernel: str,
+    comparison: Comparison | None,
+    url: str | None,
+    name: str | None = None,
 ) -> Check:
     tests = [t for t in summary.tests if t.kernel == kernel]
     flaky = [t for t in tests if t.flaky]
@@ -113,11 +116,11 @@ def _kernel_check(
     else:
         state = "success"
     passed = sum(t.outcome is Outcome.PASS and not t.flaky for t in tests)
-    head = f"{passed}/{len(tests)} passed on {kernel}"
+    head = f"{passed}/{len(tests)} passed on {name or kernel}"
     description = "; ".join([head, *parts])
     if len(description) > _DESCRIPTION_MAX:
         description = description[: _DESCRIPTION_MAX - 3] + "..."
-    return Check(state, context(kernel), description, url)
+    return Check(state, context(name or kernel), description, url)
 
 
 def _names(tests: list[TestRecord]) -> str:
@@ -141,10 +144,7 @@ def checks(
     if comparison is not None:
         kernels = [new for _old, new in comparison.kernels]
     url = results_url(summary, base_url)
-    found = [_kernel_check(summary, k, comparison, url) for k in kernels]
-    if name is not None:
-        found = [dataclasses.replace(c, context=context(name)) for c in found]
-    return found
+    return [_kernel_check(summary, k, comparison, url, name) for k in kernels]
 
 
 def document(found: list[Check]) -> str:

@@ -268,3 +268,9 @@ def test_steps_are_read_back_from_the_results(tmp_path: Path) -> None:
         Judgement(BAD, "oops", 2, 1),
         Judgement(GOOD, "2 run(s) passed", 2, 0),
     ]
+
+
+def test_a_base_failure_the_series_fixes_is_named_so() -> None:
+    report = _report((F, P), (P, P), (P, P))
+    assert "a: failing without the series, fixed by patch 1: patch 1" in report.render()
+    assert report.first_break("a") is None
