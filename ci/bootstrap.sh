@@ -13,6 +13,8 @@ PACKAGES=(
   file
   # kernels built from source
   ccache bc bison flex libelf-dev libssl-dev git patch
+  # the tests open results/<run>/index.html in a real headless browser
+  chromium
 )
 
 missing=()

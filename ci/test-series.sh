@@ -2,18 +2,21 @@
 # What a CI bot runs for a mailing-list series: a kernel tree and the series in,
 # reports out.
 #
-#   ci/test-series.sh TREE SERIES [--test NAME ...]
+#   ci/test-series.sh TREE SERIES [--test NAME ...] [--runs N]
 #
 # TREE is a kernel git checkout (left untouched: the harness works in a
 # worktree of its own), SERIES an mbox (b4 am style, cover letter allowed) or a
-# directory of patches.  It builds the base and each patch in turn (one
-# incremental rebuild per patch), runs the guest tests after each, and prints
-# the matrix naming the first patch that breaks each test; the whole series is
-# then run once more through pytest for JUnit, summary.txt (fit to paste into
-# a reply) and kcidb.json.  Exit 0 when no patch breaks a test.
+# directory of patches.  One run builds the base and each patch in turn (one
+# incremental rebuild per patch) and runs the guest tests after each; its
+# summary leads with the regressions the series brings against its own base
+# (failures the base already had are listed apart, flaky tests too), names the
+# first patch that breaks each test, and writes summary.txt, kcidb.json,
+# patchwork.json (one check per patch) and index.html.  The whole series is
+# then run once more through pytest for JUnit.  Exit 0 unless the series
+# regressed something (or the harness itself failed).
 set -euo pipefail
 if (($# < 2)); then
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 tree=$(realpath "$1") series=$(realpath "$2"); shift 2
@@ -26,11 +29,12 @@ kernels:
   - name: series
     build: {source: "$tree", series: ["$series"]}
 YAML
-# --test NAME ... limits both steps: the series matrix and the final pytest run
-names=()
+# --test NAME ... limits both steps (the final pytest run through -k); --runs N too
+names=() runs=()
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   [[ ${args[i]} == --test ]] && names+=("${args[i + 1]:-}")
+  [[ ${args[i]} == --runs ]] && runs=(--runs "${args[i + 1]:-}")
 done
 select=()
 if ((${#names[@]})); then
@@ -38,7 +42,18 @@ if ((${#names[@]})); then
   select=(-- -k "${expr# or }")
 fi
 py="$repo/.venv/bin/python"
+results="${KHARNESS_RESULTS:-$repo/results}"
 status=0
-"$py" -m harness --kernels-file "$work/kernels.yaml" series series "$@" || status=$?
-"$py" -m harness --kernels-file "$work/kernels.yaml" run "${select[@]}" || status=$((status ? status : $?))
+"$py" -m harness --kernels-file "$work/kernels.yaml" series series --results-dir "$results" "$@" \
+  || status=$?
+series_run=$(readlink -f "$results/latest")
+run_status=0
+"$py" -m harness --kernels-file "$work/kernels.yaml" run --results-dir "$results" "${runs[@]}" \
+  "${select[@]}" || run_status=$?
+# failures the base already had do not fail the bot (pytest's 1); a broken harness does
+((run_status > 1 && status == 0)) && status=$run_status
+echo
+echo "=== series summary (regressions first): $series_run ==="
+cat "$series_run/summary.txt" 2>/dev/null || echo "(no summary: the series run did not finish)"
+echo "page: $series_run/index.html   checks: $series_run/patchwork.json"
 exit "$status"

@@ -15,6 +15,9 @@ O= directory, boots it and runs the test, then answers in git's terms:
 * 255 abort: the harness itself could not work (QEMU missing, ...).
 
 ``--runs N`` repeats a flaky reproducer: bad as soon as one run is bad.
+Each step records its runs and failures (``steps.jsonl``); at the end the
+bisect says how sure it is (:func:`confidence`): runs per step, failures
+seen, and the odds that a commit called good hid the bug.
 ``--kernel NAME`` boots every step with that kernels.yaml entry's settings
 (cmdline, memory, CPUs, accel, timeouts, expectations; ``--kernels-file``
 picks the file); without it, the defaults.
@@ -23,6 +26,7 @@ picks the file); without it, the defaults.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -65,14 +69,23 @@ class Observation:
 
 @dataclass(frozen=True)
 class Judgement:
-    """The exit code for git bisect run and why."""
+    """The exit code for git bisect run and why, with the evidence it rests on."""
 
     code: int
     reason: str
+    runs: int = 0  # test runs this judgement saw
+    failures: int = 0  # of them, runs that were bad (matching the signature, if any)
 
 
 def judge(observations: Sequence[Observation], signature: str | None) -> Judgement:
-    """Good, bad or skip from the runs of one commit (see the module docstring)."""
+    """Good, bad or skip from the runs of one commit, counting runs and failures."""
+    verdict = _judge(observations, signature)
+    failures = sum(_judge([o], signature).code == BAD for o in observations)
+    return dataclasses.replace(verdict, runs=len(observations), failures=failures)
+
+
+def _judge(observations: Sequence[Observation], signature: str | None) -> Judgement:
+    """Good, bad or skip (see the module docstring)."""
     other: str | None = None
     for obs in observations:
         if obs.outcome in _CANNOT_TEST:
@@ -191,17 +204,83 @@ def _record(plan: BisectPlan, commit: str, subject: str, verdict: Judgement) -> 
                     "subject": subject,
                     "code": verdict.code,
                     "reason": verdict.reason,
+                    "runs": verdict.runs,
+                    "failures": verdict.failures,
                     "time": time.time(),
                 }
             )
             + "\n"
         )
+    seen = f" ({verdict.failures} bad of {verdict.runs} run(s))" if verdict.runs else ""
     print(
         f"bisect: {commit[:12]} -> {({GOOD: 'good', BAD: 'bad'}).get(verdict.code, 'skip')}: "
-        f"{verdict.reason}",
+        f"{verdict.reason}{seen}",
         flush=True,
     )
     return verdict
+
+
+def read_steps(results: Path) -> list[Judgement]:
+    """The judgements the steps of a bisect recorded in ``steps.jsonl``."""
+    path = results / "steps.jsonl"
+    if not path.is_file():
+        return []
+    steps = []
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        steps.append(Judgement(d["code"], d["reason"], d.get("runs", 0), d.get("failures", 0)))
+    return steps
+
+
+def confidence(steps: Sequence[Judgement], runs: int) -> str:
+    """How sure the bisection is: runs per step, failures seen, the odds a good was wrong.
+
+    A commit is called good after ``runs`` clean runs.  The bad steps show how
+    often the bug reproduces (failures per run; each bad step stops at its
+    first failure, so this is the geometric estimate); a commit that really
+    has the bug passes ``runs`` runs by chance with probability (1 - rate) **
+    runs.  That chance, for one good step and for all of them, is the risk
+    that the first bad commit is later than the one named.
+    """
+    good = [s for s in steps if s.code == GOOD]
+    bad = [s for s in steps if s.code == BAD]
+    skipped = [s for s in steps if s.code not in (GOOD, BAD)]
+    lines = [
+        f"bisect confidence: {len(steps)} step(s), {runs} run(s) per step: "
+        f"{len(bad)} bad, {len(good)} good, {len(skipped)} skipped"
+    ]
+    bad_runs, failures = sum(s.runs for s in bad), sum(s.failures for s in bad)
+    if bad_runs:
+        rate = failures / bad_runs
+        lines.append(
+            f"  bad steps: {failures} failure(s) in {bad_runs} run(s): the bug reproduces "
+            f"{rate:.0%} of runs"
+        )
+        if good:
+            miss = (1 - rate) ** runs
+            all_good = 1 - (1 - miss) ** len(good)
+            lines.append(
+                f"  good steps: {sum(s.runs for s in good)} run(s), all clean; at that rate a "
+                f"buggy commit passes {runs} run(s) with probability {miss:.1%} "
+                f"({all_good:.1%} that any of the {len(good)} good verdict(s) is wrong)"
+            )
+            if miss > 0.05:
+                lines.append(f"  not sure: bisect again with --runs {_runs_for(rate)}")
+    elif good:
+        lines.append("  no bad step was tested (git used the --bad commit as given)")
+    return "\n".join(lines)
+
+
+def _runs_for(rate: float, risk: float = 0.01) -> int:
+    """Runs per step for a ``risk`` chance of missing a bug reproducing at ``rate``."""
+    if rate <= 0:
+        return 10
+    if rate >= 1:
+        return 1
+    n = 1
+    while (1 - rate) ** n > risk and n < 50:
+        n += 1
+    return n
 
 
 def step_main(argv: list[str]) -> int:
@@ -342,11 +421,13 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         kernels_file,
     )
     result = bisect(plan, args.good, args.bad)
+    sure = confidence(read_steps(results), plan.runs)
     if result.first_bad is None:
         print(f"bisect: no single first bad commit found (skipped commits?); log: {result.log}")
         print(result.output[-2000:])
+        print(sure)
         return 1
-    print(f"first bad commit: {result.first_bad} {result.subject}\nlog: {result.log}")
+    print(f"first bad commit: {result.first_bad} {result.subject}\n{sure}\nlog: {result.log}")
     return 0
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import bisect, series
+from harness import bisect, compare, series
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
 from harness.machine.backends import BACKENDS
@@ -52,6 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv.append(f"--progress={_progress_mode(args.progress)}")
     if args.console:
         argv.append("--console")
+    if args.runs != 1:
+        argv.append(f"--runs={args.runs}")
     print(f"results: {run_dir}")
     code = int(pytest.main(argv))
     text = run_dir / "summary.txt"
@@ -62,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render the reports of a results directory and print one of them."""
-    from harness.reporters import REPORTERS, load_summary, write_all
+    from harness.reporters import load_summary, write_all
 
     run_dir = Path(args.run_dir).resolve()
     if not (run_dir / "summary.json").is_file():
@@ -71,7 +73,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     write_all(load_summary(run_dir), run_dir)
     print((run_dir / args.format).read_text(), end="")
-    return 0 if args.format in REPORTERS else 2
+    return 0
 
 
 def cmd_kernels(args: argparse.Namespace) -> int:
@@ -152,6 +154,8 @@ def _progress_mode(given: str | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subparser per subcommand."""
+    from harness.reporters import DIR_REPORTERS, REPORTERS
+
     parser = argparse.ArgumentParser(prog="kharness", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kernels-file", help="kernels.yaml to use (default: the repository's)")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -168,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--console", action="store_true", help="stream the guests' consoles, prefixed by kernel"
+    )
+    run.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each test N times; report pass rates and flaky tests",
     )
     run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)"
@@ -190,11 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render a results directory's reports")
     report.add_argument("run_dir", nargs="?", default=str(ROOT / "results" / "latest"))
-    report.add_argument("--format", choices=["summary.txt", "kcidb.json"], default="summary.txt")
+    report.add_argument(
+        "--format", choices=sorted([*REPORTERS, *DIR_REPORTERS]), default="summary.txt"
+    )
     report.set_defaults(func=cmd_report)
 
     series.add_parser(sub)
     bisect.add_parser(sub)
+    compare.add_parser(sub)
     return parser
 
 

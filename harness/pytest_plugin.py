@@ -34,6 +34,7 @@ from _pytest.junitxml import xml_key
 
 from harness import config as config_mod
 from harness import progress as progress_mod
+from harness import repeats
 from harness.errors import HarnessError
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
@@ -105,6 +106,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="stream each guest's console live, prefixed by kernel name (also -vv)",
     )
     group.addoption(
+        "--runs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each guest test N times and report its pass rate; a test that both "
+        "passed and failed is flaky (default: 1)",
+    )
+    group.addoption(
         "--port-range",
         default=None,
         metavar="LOW-HIGH",
@@ -118,6 +127,8 @@ def pytest_configure(config: pytest.Config) -> None:
     When guest tests are in scope, kernels.yaml is validated now, so a mistake
     in it is one usage error before anything is collected or booted.
     """
+    if config.getoption("runs") < 1:
+        raise pytest.UsageError(f"--runs must be at least 1, got {config.getoption('runs')}")
     run = HarnessRun(config)
     config.stash[STATE] = run
     config.pluginmanager.register(run, "kharness-run")
@@ -453,8 +464,11 @@ class GuestItem(pytest.Item):
     def runtest(self) -> None:
         """Run in the guest; translate the verdict into pytest's vocabulary."""
         state = self.config.stash[STATE]
-        run = state.guest(self.spec).run(self.test)
-        state.runs.append(run)
+        count = self.config.getoption("runs")
+        guest = state.guest(self.spec)
+        runs = [guest.run(self.test, n + 1 if count > 1 else 0) for n in range(count)]
+        state.runs.extend(runs)
+        run = repeats.combine(runs)  # several runs: the first failure, with the pass rate
         self.result = run
         self._attach(run)
         outcome = run.verdict.outcome

@@ -94,8 +94,44 @@ class ReportRecord:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One of several runs of a test on a kernel (``--runs N``)."""
+
+    outcome: Outcome
+    summary: str
+    seconds: float = 0.0
+    evidence: str = ""
+    titles: tuple[str, ...] = ()  # kernel report titles of this run
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {
+            "outcome": self.outcome.value,
+            "summary": self.summary,
+            "seconds": round(self.seconds, 3),
+            "evidence": self.evidence,
+            "titles": list(self.titles),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Attempt:
+        """Back from :meth:`to_json`."""
+        return cls(
+            Outcome(data["outcome"]),
+            data.get("summary", ""),
+            data.get("seconds", 0.0),
+            data.get("evidence", ""),
+            tuple(data.get("titles", ())),
+        )
+
+
+@dataclass(frozen=True)
 class TestRecord:
-    """One test on one kernel in a run's summary."""
+    """One test on one kernel in a run's summary.
+
+    A test run several times (``--runs N``) is still one record: its outcome
+    is the first failing run's (or the common one), ``runs`` holds every run.
+    """
 
     __test__ = False
 
@@ -110,11 +146,36 @@ class TestRecord:
     expected_reason: str | None = None
     details: tuple[str, ...] = ()
     reports: tuple[ReportRecord, ...] = ()
+    runs: tuple[Attempt, ...] = ()  # every run when the test ran more than once
 
     @property
     def as_expected(self) -> bool:
         """Whether this is what the run should have given (see outcome.as_expected)."""
         return as_expected(self.outcome, self.expected)
+
+    @property
+    def passes(self) -> int:
+        """How many of its runs passed."""
+        if not self.runs:
+            return int(self.outcome is Outcome.PASS)
+        return sum(a.outcome is Outcome.PASS for a in self.runs)
+
+    @property
+    def attempts(self) -> int:
+        """How many times it ran (1 unless ``--runs N``)."""
+        return len(self.runs) or 1
+
+    @property
+    def flaky(self) -> bool:
+        """Both passed and failed across its runs: never a regression by itself."""
+        outcomes = {a.outcome for a in self.runs}
+        return Outcome.PASS in outcomes and any(o.is_failure for o in outcomes)
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        """The kernel report titles of this test, in order, each once."""
+        seen = [r.title for r in self.reports] + [t for a in self.runs for t in a.titles]
+        return tuple(dict.fromkeys(seen))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -131,6 +192,14 @@ class TestRecord:
             "boot": self.boot,
             "evidence": self.evidence,
             "reports": [r.to_json() for r in self.reports],
+            **(self._runs_json() if self.runs else {}),
+        }
+
+    def _runs_json(self) -> dict[str, Any]:
+        return {
+            "runs": [a.to_json() for a in self.runs],
+            "passes": self.passes,
+            "flaky": self.flaky,
         }
 
     @classmethod
@@ -148,6 +217,7 @@ class TestRecord:
             data.get("expected_reason"),
             tuple(data.get("details", ())),
             tuple(ReportRecord.from_json(r) for r in data.get("reports", ())),
+            tuple(Attempt.from_json(a) for a in data.get("runs", ())),
         )
 
 
@@ -273,8 +343,16 @@ class RunSummary:
         )
 
 
-def test_record(run: TestRun, expect: tuple[Outcome, str] | None = None) -> TestRecord:
-    """The summary's record of a runner TestRun (with kernels.yaml's expectation)."""
+def test_record(
+    run: TestRun,
+    expect: tuple[Outcome, str] | None = None,
+    runs: tuple[Attempt, ...] = (),
+) -> TestRecord:
+    """The summary's record of a runner TestRun (with kernels.yaml's expectation).
+
+    ``runs``: every run when the test ran several times (``run`` is then
+    their combination, :func:`harness.repeats.combine`).
+    """
     return TestRecord(
         run.test,
         run.kernel,
@@ -287,6 +365,7 @@ def test_record(run: TestRun, expect: tuple[Outcome, str] | None = None) -> Test
         expect[1] if expect else None,
         run.verdict.details,
         tuple(ReportRecord.of(r) for r in run.reports),
+        runs,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from harness import repeats
 from harness.outcome import Outcome
 from harness.records import (
     KernelRecord,
@@ -16,6 +17,7 @@ from harness.records import (
     OutsideReport,
     ReportRecord,
     RunSummary,
+    TestRecord,
     TestRun,
     not_run_records,
     test_record,
@@ -63,13 +65,23 @@ def summarize(
     """The typed record of a run that summary.json and every reporter are made from.
 
     ``expects`` maps (test, kernel) to kernels.yaml's expectation; ``not_run``
-    lists the (test, kernel) pairs an interruption kept from running.
+    lists the (test, kernel) pairs an interruption kept from running.  Several
+    runs of one test on one kernel (``--runs N``) make one record.
     """
     return RunSummary(
         run_id,
         tuple(kernels),
-        tuple(test_record(r, expects.get((r.test, r.kernel))) for r in runs)
+        tuple(_record(group, expects) for group in repeats.group(runs))
         + tuple(not_run_records(not_run, expects)),
         tuple(OutsideRecord(o.kernel, o.boot, o.when, ReportRecord.of(o.report)) for o in outside),
         interrupted,
     )
+
+
+def _record(
+    runs: list[TestRun], expects: Mapping[tuple[str, str], tuple[Outcome, str]]
+) -> TestRecord:
+    """One test's record from its run(s)."""
+    combined = repeats.combine(runs)
+    attempts = tuple(repeats.attempt(r) for r in runs) if len(runs) > 1 else ()
+    return test_record(combined, expects.get((combined.test, combined.kernel)), attempts)

@@ -319,28 +319,38 @@ class KernelGuest:
         return self.setup_error
 
     # -- tests -------------------------------------------------------------------
-    def preflight(self, test: GuestTest) -> TestRun | None:
+    def preflight(self, test: GuestTest, attempt: int = 0) -> TestRun | None:
         """Everything before the test runs; a TestRun (error, boot-fail) if it cannot."""
         started = time.monotonic()
         compiled = self.ctx.compiled.get(test.name)
         if compiled is not None and not compiled.ok:
             verdict = classify_setup(SetupFacts("compile", "", (compiled.log,)))
-            return self._record(test, verdict, started)
+            return self._record(test, verdict, started, attempt)
         problem = self.prepare() or self.ensure_booted()
         if problem is not None:
-            return self._record(test, problem, started)
+            return self._record(test, problem, started, attempt)
         return None
 
-    def run(self, test: GuestTest) -> TestRun:
-        """Run ``test`` on this kernel's guest and classify what happened."""
+    def run(self, test: GuestTest, attempt: int = 0) -> TestRun:
+        """Run ``test`` on this kernel's guest and classify what happened.
+
+        ``attempt`` numbers the runs of a test run several times (``--runs
+        N``, from 1): each keeps its evidence in ``<test>/run-<attempt>/``.
+        """
         started = time.monotonic()
-        failed = self.preflight(test)
+        failed = self.preflight(test, attempt)
         if failed is not None:
             return failed
         unmet = self._unmet_needs(test) or self._unmet_config(test)
         if unmet:
-            return self._record(test, classify_setup(SetupFacts("need", unmet)), started)
-        return self._execute(test, started, self._config_notes(test))
+            verdict = classify_setup(SetupFacts("need", unmet))
+            return self._record(test, verdict, started, attempt)
+        return self._execute(test, started, self._config_notes(test), attempt)
+
+    def test_dir(self, test: GuestTest, attempt: int = 0) -> Path:
+        """Where the evidence of one run of ``test`` goes."""
+        base = self.directory / test.name
+        return base / f"run-{attempt}" if attempt else base
 
     def kernel_config(self) -> kernelconfig.KernelConfig:
         """This kernel's config: beside its image on the host, else /proc/config.gz."""
@@ -388,7 +398,9 @@ class KernelGuest:
                 )
         return None
 
-    def _execute(self, test: GuestTest, started: float, notes: tuple[str, ...] = ()) -> TestRun:
+    def _execute(
+        self, test: GuestTest, started: float, notes: tuple[str, ...] = (), attempt: int = 0
+    ) -> TestRun:
         """Run the test between kmsg markers, then judge its console window."""
         assert self.machine is not None and self.files is not None
         console = self.machine.console
@@ -423,7 +435,7 @@ class KernelGuest:
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            self.directory / test.name,
+            self.test_dir(test, attempt),
             command,
             reports,
             taint,
@@ -535,13 +547,15 @@ class KernelGuest:
         self.machine.console.wait_quiet(self.policy.dump_quiet, self.policy.dump_wait)
         return (f"blocked tasks dumped with {how}: see the console window",)
 
-    def _record(self, test: GuestTest, verdict: Verdict, started: float) -> TestRun:
+    def _record(
+        self, test: GuestTest, verdict: Verdict, started: float, attempt: int = 0
+    ) -> TestRun:
         run = TestRun(
             test.name,
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            self.directory / test.name,
+            self.test_dir(test, attempt),
             boot=self.boots,
         )
         results.save_test(run, "")

@@ -8,16 +8,28 @@ the first patch that breaks it: the answer a reviewer wants for a
 mailing-list series.  A patch that does not apply ends the run (the rest
 cannot apply on top of it); a patch that does not build is a build-fail row
 and the next patch is still tried (it may be the fix).
+
+The run's reports lead with what the series made worse: the base (step 0)
+and the last step are compared (:mod:`harness.compare`), so a failure the
+base already had is listed apart and never blamed on the series, and a test
+that both passed and failed under ``--runs N`` is flaky, not a regression.
+Every step is a "kernel" of the run's summary.json (``00`` the base, ``01``
+after patch 1, ...), so summary.txt, kcidb.json and index.html show the
+whole matrix; patchwork.json holds one check per patch against the base.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import repeats
+from harness.compare import ChangeKind, Comparison, compare
 from harness.config import KernelSpec, load_kernels, select
 from harness.errors import BuildFailed, UserError
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
@@ -25,6 +37,9 @@ from harness.kernels.patches import Patch, PatchFailed, read_series
 from harness.kernels.srctree import locate
 from harness.outcome import Outcome
 from harness.progress import for_stream
+from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
+from harness.report import summarize
+from harness.reporters import patchwork, write_all
 from harness.results import new_run_dir, write_json
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
@@ -41,10 +56,21 @@ class Step:
     outcomes: tuple[tuple[str, Outcome], ...]
     build_seconds: float = 0.0
     error: str | None = None  # the build or apply failure, if any
+    runs: tuple[TestRun, ...] = ()  # every run of every test (--runs N: several each)
+
+    @property
+    def name(self) -> str:
+        """The step's kernel name in the results directory: 00 the base, 01, ..."""
+        return f"{self.index:02d}"
 
     def outcome(self, test: str) -> Outcome | None:
         """This step's outcome for ``test`` (None: never ran)."""
         return dict(self.outcomes).get(test)
+
+    def flaky(self, test: str) -> bool:
+        """Whether ``test`` both passed and failed in this step's runs."""
+        outcomes = {r.verdict.outcome for r in self.runs if r.test == test}
+        return Outcome.PASS in outcomes and any(o.is_failure for o in outcomes)
 
 
 @dataclass(frozen=True)
@@ -62,7 +88,9 @@ class SeriesReport:
             (
                 s
                 for s in self.steps[1:]
-                if s.outcome(test) is not None and s.outcome(test) not in _OK
+                if s.outcome(test) is not None
+                and s.outcome(test) not in _OK
+                and not s.flaky(test)  # flaky: never a break by itself
             ),
             None,
         )
@@ -76,9 +104,7 @@ class SeriesReport:
         width = max([len(t) for t in self.tests] + [10])
         lines = ["step  " + "  ".join(t.ljust(width) for t in self.tests) + "  patch"]
         for step in self.steps:
-            cells = [
-                (step.outcome(t).value if step.outcome(t) else "-").ljust(width) for t in self.tests
-            ]
+            cells = [self._cell(step, t).ljust(width) for t in self.tests]
             lines.append(f"{step.index:>4}  " + "  ".join(cells) + f"  {step.label}")
             if step.error:
                 lines.append(f"      ({step.error.splitlines()[0][:150]})")
@@ -87,19 +113,108 @@ class SeriesReport:
             lines.append(f"{test}: {self._verdict(test)}")
         return "\n".join(lines)
 
+    @staticmethod
+    def _cell(step: Step, test: str) -> str:
+        outcome = step.outcome(test)
+        if outcome is None:
+            return "-"
+        return "flaky" if step.flaky(test) else outcome.value
+
+    def summary(self, run_id: str, interrupted: bool = False) -> RunSummary:
+        """The run as a summary whose kernels are the steps (00 the base, 01, ...)."""
+        records: list[TestRecord] = []
+        kernels = []
+        for step in self.steps:
+            kernels.append(KernelRecord(step.name, step.label, timings=_build_time(step)))
+            ran = summarize(run_id, step.runs, [], [], {}).tests
+            records += ran
+            done = {t.test for t in ran}
+            summary = f"build-fail: {(step.error or 'did not build').splitlines()[0][:200]}"
+            records += [
+                TestRecord(test, step.name, outcome, summary, details=(step.error or "",))
+                for test, outcome in step.outcomes
+                if test not in done
+            ]
+        return RunSummary(run_id, tuple(kernels), tuple(records), interrupted=interrupted)
+
+    def against_base(self, summary: RunSummary, index: int | None = None) -> Comparison:
+        """Step ``index`` (default: the last) compared with the base, by test name."""
+        step = self.steps[-1 if index is None else index]
+        base = self.steps[0]
+        return compare(_only(summary, base.name), _only(summary, step.name), {base.name: step.name})
+
+    def lead(self, comparison: Comparison) -> str:
+        """What a reviewer reads first: the regressions the series brings, then the rest."""
+        regressions = comparison.regressions
+        verdict = (
+            f"{len(regressions)} regression(s) introduced by the series"
+            if regressions
+            else "no regressions introduced by the series"
+        )
+        lines = [f"kharness series: {verdict}"]
+        sections = (
+            ("Regressions (good on the base, failing after the series)", regressions),
+            ("Flaky after the series (not counted as regressions)", comparison.of(_FLAKY)),
+            ("Changed crash (the base failed too, differently)", comparison.of(_CHANGED)),
+            ("Failures the base already had", comparison.of(_STILL)),
+            ("Fixed by the series", comparison.of(_FIXED)),
+            ("Not comparable", comparison.of(_UNKNOWN)),
+        )
+        for heading, changes in sections:
+            if not changes:
+                continue
+            lines += ["", f"{heading}:"]
+            for change in changes:
+                lines.append(f"  {change.test}: {change.line().split(': ', 1)[1]}")
+                step = self.first_break(change.test)
+                if change in regressions and step is not None:
+                    lines.append(f"    first broken by patch {step.index}: {step.label}")
+        return "\n".join(lines)
+
     def _verdict(self, test: str) -> str:
         if self.broken_at_base(test):
+            fix = next(
+                (s for s in self.steps[1:] if s.outcome(test) in _OK and not s.flaky(test)), None
+            )
+            if fix is not None and self.steps[-1].outcome(test) in _OK:
+                return f"failing without the series, fixed by patch {fix.index}: {fix.label}"
             return "already failing without the series"
         step = self.first_break(test)
         return f"first broken by patch {step.index}: {step.label}" if step else "not broken"
 
 
+_FLAKY, _CHANGED, _STILL, _FIXED, _UNKNOWN = (
+    ChangeKind.FLAKY,
+    ChangeKind.CHANGED_CRASH,
+    ChangeKind.STILL_FAILING,
+    ChangeKind.FIXED,
+    ChangeKind.NOT_COMPARABLE,
+)
+
+
+def _only(summary: RunSummary, kernel: str) -> RunSummary:
+    return RunSummary(
+        summary.run,
+        tuple(k for k in summary.kernels if k.name == kernel),
+        tuple(t for t in summary.tests if t.kernel == kernel),
+    )
+
+
+def _build_time(step: Step) -> dict[str, float]:
+    return {"build": step.build_seconds} if step.build_seconds else {}
+
+
 def run_series(
-    source: BuildSource, patches: tuple[Patch, ...], trial: Trial, log: Callable[[str], None]
+    source: BuildSource,
+    patches: tuple[Patch, ...],
+    trial: Trial,
+    log: Callable[[str], None],
+    runs: int = 1,
 ) -> SeriesReport:
     """Base build, then one incremental rebuild and test run per patch.
 
     The builds report to the trial's progress, as its boots and tests do.
+    ``runs``: how many times each test runs on each step (pass rates, flaky).
     """
     names = tuple(t.name for t in trial.tests)
     steps: list[Step] = []
@@ -122,15 +237,11 @@ def run_series(
             except BuildFailed as exc:
                 steps.append(_failed(index, label, names, exc))
                 continue
-            runs = trial.run(f"{index:02d}", built.image)
-            steps.append(
-                Step(
-                    index,
-                    label,
-                    tuple((r.test, r.verdict.outcome) for r in runs),
-                    round(built.seconds, 1),
-                )
+            done = trial.run(f"{index:02d}", built.image, runs)
+            outcomes = tuple(
+                (g[0].test, repeats.combine(g).verdict.outcome) for g in repeats.group(done)
             )
+            steps.append(Step(index, label, outcomes, round(built.seconds, 1), None, tuple(done)))
     return SeriesReport(names, tuple(steps))
 
 
@@ -165,25 +276,73 @@ def cmd_series(args: argparse.Namespace) -> int:
     run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
     # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
     progress = for_stream(sys.stderr)  # with the build's and the trial's lines
+    if args.runs < 1:
+        raise UserError(f"--runs must be at least 1, got {args.runs}")
     tests = select_tests(args.test, Path(args.tests_dir))
     trial = Trial(run_dir, tests, progress.print, spec, progress)
     try:
-        report = run_series(source, patches, trial, progress.print)
+        report = run_series(source, patches, trial, progress.print, args.runs)
     finally:
         progress.close()
-    text = report.render()
-    (run_dir / "series.txt").write_text(text + "\n")
+    regressed = write_reports(report, run_dir)
+    print(f"\n{(run_dir / 'series.txt').read_text()}\nresults: {run_dir}")
+    return 1 if regressed else 0
+
+
+def write_reports(report: SeriesReport, run_dir: Path) -> bool:
+    """summary.json and every report, led by the regressions; True if any (or a break).
+
+    A test broken by one patch and repaired by a later one is not a
+    regression of the series, but it still fails the run: the series does
+    not bisect cleanly.
+    """
+    summary = report.summary(run_dir.name)
+    write_all(summary, run_dir)
+    if not report.steps:
+        (run_dir / "series.txt").write_text("kharness series: nothing was built\n")
+        return False
+    comparison = report.against_base(summary)
+    lead = report.lead(comparison)
+    (run_dir / "series.txt").write_text(f"{lead}\n\n{report.render()}\n")
+    text = run_dir / "summary.txt"
+    text.write_text(f"{lead}\n\n{text.read_text()}")
+    (run_dir / patchwork.FILENAME).write_text(per_patch_checks(report, summary))
     breaks = {t: report.first_break(t) for t in report.tests}
     write_json(
         run_dir / "series.json",
         {
             "tests": report.tests,
-            "steps": report.steps,
+            "steps": [_step_json(s) for s in report.steps],
             "first_break": {t: s.index if s else None for t, s in breaks.items()},
+            "comparison": comparison.to_json(),
         },
     )
-    print(f"\n{text}\n\nresults: {run_dir}")
-    return 1 if any(breaks.values()) else 0
+    return bool(comparison.regressions) or any(breaks.values())
+
+
+def _step_json(step: Step) -> dict[str, object]:
+    return {
+        "index": step.index,
+        "label": step.label,
+        "outcomes": {t: o.value for t, o in step.outcomes},
+        "flaky": [t for t, _o in step.outcomes if step.flaky(t)],
+        "build_seconds": step.build_seconds,
+        "error": step.error,
+    }
+
+
+def per_patch_checks(report: SeriesReport, summary: RunSummary) -> str:
+    """patchwork.json: the series' check (last step against the base) and one per patch."""
+    url = os.environ.get(patchwork.URL_ENV)
+    whole = patchwork.checks(summary, report.against_base(summary), url, "series")
+    patches = []
+    for n, step in enumerate(report.steps[1:], 1):
+        found = patchwork.checks(summary, report.against_base(summary, n), url, "series")
+        patches.append(
+            {"index": step.index, "patch": step.label, "checks": [c.to_json() for c in found]}
+        )
+    doc = {"checks": [c.to_json() for c in whole], "patches": patches}
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -203,6 +362,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="NAME",
         help="only this guest test (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each test N times per step; a test that passes and fails is flaky",
     )
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
     p.add_argument("--results-dir", help="base directory for results (default: results/)")

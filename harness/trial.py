@@ -109,7 +109,7 @@ class Trial:
         try:
             for test in self.tests:
                 for attempt in range(runs):
-                    run = guest.run(test)
+                    run = guest.run(test, attempt + 1 if runs > 1 else 0)
                     done.append(run)
                     self.log(f"{name}: {test.name} run {attempt + 1}/{runs}: {run.verdict.summary}")
                     if stop(run):

@@ -1,7 +1,9 @@
 """Reporters: a run's :class:`~harness.records.RunSummary` in, one file out.
 
 Each reporter is a module with ``FILENAME`` and ``render(summary) -> str``;
-adding a format is one module and one entry in :data:`REPORTERS`.  They read
+adding a format is one module and one entry in :data:`REPORTERS` (or in
+:data:`DIR_REPORTERS` for one that also reads the evidence files, such as
+the HTML page: ``render(summary, run_dir)``).  They read
 the typed summary and nothing else, so ``python -m harness report DIR`` can
 rebuild them from a results directory's summary.json long after the run.
 """
@@ -14,22 +16,29 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.records import RunSummary
-from harness.reporters import kcidb, text
+from harness.reporters import html, kcidb, patchwork, text
 from harness.results import write_json
 
 #: file name in the results directory -> renderer
 REPORTERS: dict[str, Callable[[RunSummary], str]] = {
-    module.FILENAME: module.render for module in (text, kcidb)
+    module.FILENAME: module.render for module in (text, kcidb, patchwork)
 }
+#: reporters that also read the evidence files of the results directory
+DIR_REPORTERS: dict[str, Callable[[RunSummary, Path], str]] = {html.FILENAME: html.render}
 
 
 def write_all(summary: RunSummary, run_dir: Path) -> list[Path]:
     """Write summary.json and every format beside it; returns the files written."""
     write_json(run_dir / "summary.json", summary.to_json())
     written = [run_dir / "summary.json"]
-    for name, render in REPORTERS.items():
+    outputs = {name: lambda render=render: render(summary) for name, render in REPORTERS.items()}
+    outputs |= {
+        name: lambda render=render: render(summary, run_dir)
+        for name, render in DIR_REPORTERS.items()
+    }
+    for name, make in outputs.items():
         path = run_dir / name
-        path.write_text(render(summary))
+        path.write_text(make())
         written.append(path)
     return written
 
@@ -43,4 +52,10 @@ def load_summary(run_dir: Path) -> RunSummary:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc}); the run may have been killed") from None
-    return RunSummary.from_json(data, str(path))
+    try:
+        return RunSummary.from_json(data, str(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(
+            f"{path}: not a summary this harness can read ({type(exc).__name__}: {exc}); "
+            "was it written by kharness, and completely?"
+        ) from None

@@ -1,10 +1,15 @@
-"""KCIDB (kernelci.org's common reporting database) I/O data, schema v5.
+"""KCIDB (kernelci.org's common reporting database) I/O data, schema v5.3.
 
 One checkout for the run, one build per kernel (a Debian package or an image
 counts as a build we were given), one test per guest test on that kernel.
 Kernel reports travel in ``misc`` and the verdict line in ``log_excerpt``;
 the status of each outcome comes from the one outcome table
 (:data:`harness.outcome.RULES`).
+
+Each distinct crash title is an ``issue`` whose id is the title itself (so
+the same bug seen by another run, on another kernel, is the same issue), and
+each sighting an ``incident`` linking the issue to the test (or, for a report
+outside any test, to the build) that showed it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import re
 from typing import Any
 
 from harness.outcome import Outcome
-from harness.records import RunSummary, TestRecord
+from harness.records import ReportRecord, RunSummary, TestRecord
 
 FILENAME = "kcidb.json"
 ORIGIN = "kharness"
-SCHEMA_VERSION = {"major": 5, "minor": 3}
+SCHEMA_VERSION = {"major": 5, "minor": 3}  # issues and incidents came with v5
 
 
 def _id(*parts: str) -> str:
@@ -48,13 +53,76 @@ def render(summary: RunSummary) -> str:
                 },
             }
         )
-    doc = {
+    doc: dict[str, Any] = {
         "version": SCHEMA_VERSION,
         "checkouts": [{"id": checkout, "origin": ORIGIN}],
         "builds": builds,
         "tests": [_test(run, t) for t in summary.tests],
     }
+    issues, incidents = _issues(run, summary)
+    if issues:
+        doc["issues"] = issues
+        doc["incidents"] = incidents
     return json.dumps(doc, indent=2) + "\n"
+
+
+ISSUE_VERSION = 1
+
+
+def issue_id(title: str) -> str:
+    """The issue of a crash title: the same id for the same bug in every run."""
+    return f"{ORIGIN}:{title}"
+
+
+def _issues(run: str, summary: RunSummary) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One issue per crash title, one incident per test (or boot) that showed it."""
+    issues: dict[str, dict[str, Any]] = {}
+    incidents: list[dict[str, Any]] = []
+
+    def sighting(report: ReportRecord, where: dict[str, str], ident: str, note: str) -> None:
+        iid = issue_id(report.title)
+        issues.setdefault(
+            iid,
+            {
+                "id": iid,
+                "version": ISSUE_VERSION,
+                "origin": ORIGIN,
+                "report_subject": report.title,
+                "comment": report.title,
+                "culprit": {"code": True, "tool": False, "harness": False},
+                "categories": [f"runtime.{_category(report.type)}"],
+                "misc": {"type": report.type, "guilty_frame": report.guilty_frame},
+            },
+        )
+        incidents.append(
+            {
+                "id": ident,
+                "origin": ORIGIN,
+                "issue_id": iid,
+                "issue_version": ISSUE_VERSION,
+                **where,
+                "present": True,
+                "comment": note,
+            }
+        )
+
+    for t in summary.tests:
+        titles = list(dict.fromkeys(r.title for r in t.reports))
+        for n, title in enumerate(titles):
+            report = next(r for r in t.reports if r.title == title)
+            where = {"test_id": _id(run, t.kernel, t.test), "build_id": _id(run, t.kernel)}
+            ident = _id(run, t.kernel, t.test, f"incident{n}")
+            sighting(report, where, ident, f"{t.test} on {t.kernel}: {t.outcome.value}")
+    for n, o in enumerate(summary.outside):
+        ident = _id(run, o.kernel, f"boot-{o.boot}", f"incident{n}")
+        note = f"{o.kernel} boot-{o.boot}, during {o.when} (no test)"
+        sighting(o.report, {"build_id": _id(run, o.kernel)}, ident, note)
+    return list(issues.values()), incidents
+
+
+def _category(report_type: str) -> str:
+    """A KCIDB path component from a report type ("general protection fault" -> ...)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", report_type).strip("_").lower() or "report"
 
 
 def _test(run: str, t: TestRecord) -> dict[str, Any]:
@@ -72,6 +140,8 @@ def _test(run: str, t: TestRecord) -> dict[str, Any]:
             "evidence": t.evidence,
         },
     }
+    if t.runs:  # --runs N: the pass rate, and whether it was flaky
+        test["misc"] |= {"runs": t.attempts, "passes": t.passes, "flaky": t.flaky}
     if t.outcome is not Outcome.NOT_RUN:
         test["duration"] = t.seconds
     return test

@@ -15,9 +15,12 @@ FILENAME = "summary.txt"
 
 
 def _cell(t: TestRecord) -> str:
+    if t.flaky:
+        return f"FLAKY {t.passes}/{t.attempts}"
+    rate = f" {t.passes}/{t.attempts}" if t.runs else ""
     if t.expected and t.as_expected:
-        return f"{t.outcome.value} (expected)"
-    return t.outcome.rule.cell
+        return f"{t.outcome.value} (expected){rate}"
+    return t.outcome.rule.cell + rate
 
 
 def render(summary: RunSummary) -> str:

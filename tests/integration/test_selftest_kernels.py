@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect import BAD, GOOD, BisectPlan, bisect
+from harness.bisect import BAD, GOOD, BisectPlan, bisect, confidence, read_steps
 from harness.config import KernelSpec, load_kernels
 from harness.kernels.build import BuildSource, build_cache
 from harness.kernels.patches import read_series
@@ -205,3 +205,6 @@ def test_bisect_names_the_bug_commit(
     steps = [json.loads(line) for line in (results / "steps.jsonl").read_text().splitlines()]
     assert steps and all(s["code"] in (GOOD, BAD) for s in steps), steps
     assert any(s["commit"] == history.bug and s["code"] == BAD for s in steps)
+    # how sure: every step ran the test once; each bad one saw its one failure
+    assert all(s["runs"] == 1 and s["failures"] == int(s["code"] == BAD) for s in steps), steps
+    assert "reproduces 100% of runs" in confidence(read_steps(results), 1)

@@ -13,8 +13,10 @@ from harness.bisect import (
     SKIP,
     BisectPlan,
     BisectRangeError,
+    Judgement,
     Observation,
     check_range,
+    confidence,
     judge,
     recipe_from_args,
 )
@@ -184,7 +186,7 @@ class _RecordingTrial:
         self.booted: list[str] = []
         self.progress = NO_PROGRESS
 
-    def run(self, name: str, image: KernelImage) -> list[runner.TestRun]:
+    def run(self, name: str, image: KernelImage, runs: int = 1) -> list[runner.TestRun]:
         self.booted.append(name)
         bad = b"return 9" in image.vmlinuz.read_bytes()
         verdict = Verdict(Outcome.FAIL if bad else Outcome.PASS, "fail" if bad else "pass")
@@ -222,3 +224,53 @@ def test_per_patch_run_builds_incrementally_and_names_the_breaking_patch(
 
 def _compiled_count(log: Path) -> int:
     return sum(1 for line in log.read_text().splitlines() if line.startswith("  CC "))
+
+
+def test_judgements_count_runs_and_failures() -> None:
+    sig = r"kernel BUG in f"
+    same = Observation(OOPS, "oops", ("kernel BUG in f",))
+    other = Observation(OOPS, "oops", ("WARNING in g",))
+    verdict = judge([Observation(P, "pass"), other, same, same], sig)
+    assert (verdict.code, verdict.runs, verdict.failures) == (BAD, 4, 2)
+    clean = judge([Observation(P, "pass")] * 3, None)
+    assert (clean.code, clean.runs, clean.failures) == (GOOD, 3, 0)
+
+
+def test_bisect_says_how_sure_it_is() -> None:
+    # a bug that shows in 1 run of 2 (each bad step stops at its first failure)
+    steps = [
+        Judgement(BAD, "oops", 2, 1),
+        Judgement(GOOD, "3 run(s) passed", 3, 0),
+        Judgement(BAD, "oops", 2, 1),
+        Judgement(SKIP, "does not build", 0, 0),
+        Judgement(GOOD, "3 run(s) passed", 3, 0),
+    ]
+    text = confidence(steps, 3)
+    assert text.splitlines()[0] == (
+        "bisect confidence: 5 step(s), 3 run(s) per step: 2 bad, 2 good, 1 skipped"
+    )
+    assert "2 failure(s) in 4 run(s): the bug reproduces 50% of runs" in text
+    # (1 - 0.5) ** 3 = 12.5% per good step; 1 - 0.875 ** 2 = 23.4% for either
+    assert "probability 12.5% (23.4% that any of the 2 good verdict(s) is wrong)" in text
+    assert "not sure: bisect again with --runs 7" in text  # 0.5 ** 7 < 1%
+    sure = confidence([Judgement(BAD, "fail", 1, 1), Judgement(GOOD, "passed", 1, 0)], 1)
+    assert "reproduces 100% of runs" in sure and "probability 0.0%" in sure
+    assert "not sure" not in sure
+
+
+def test_steps_are_read_back_from_the_results(tmp_path: Path) -> None:
+    from harness.bisect import _record, read_steps
+
+    plan = BisectPlan(tmp_path, "t", make_recipe(guest_config=False), tmp_path)
+    _record(plan, "a" * 40, "mm: x", Judgement(BAD, "oops", 2, 1))
+    _record(plan, "b" * 40, "mm: y", Judgement(GOOD, "2 run(s) passed", 2, 0))
+    assert read_steps(tmp_path) == [
+        Judgement(BAD, "oops", 2, 1),
+        Judgement(GOOD, "2 run(s) passed", 2, 0),
+    ]
+
+
+def test_a_base_failure_the_series_fixes_is_named_so() -> None:
+    report = _report((F, P), (P, P), (P, P))
+    assert "a: failing without the series, fixed by patch 1: patch 1" in report.render()
+    assert report.first_break("a") is None

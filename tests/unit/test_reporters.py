@@ -12,7 +12,7 @@ import pytest
 from harness.errors import UserError
 from harness.outcome import Outcome
 from harness.records import SCHEMA_VERSION, RunSummary
-from harness.reporters import REPORTERS, kcidb, load_summary, text, write_all
+from harness.reporters import DIR_REPORTERS, REPORTERS, kcidb, load_summary, text, write_all
 
 
 def _t(test: str, kernel: str, outcome: str, expected: str | None = None, **kw: object) -> dict:
@@ -126,7 +126,7 @@ def test_an_empty_run_claims_nothing() -> None:
 
 def test_summary_round_trips_through_the_results_directory(tmp_path: Path) -> None:
     written = write_all(SUMMARY, tmp_path)
-    assert {p.name for p in written} == {"summary.json", *REPORTERS}
+    assert {p.name for p in written} == {"summary.json", *REPORTERS, *DIR_REPORTERS}
     back = load_summary(tmp_path)
     assert back == SUMMARY
     assert back.tests[2].outcome is Outcome.OOPS and back.tests[2].reports[0].guilty_frame

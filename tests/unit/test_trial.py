@@ -90,7 +90,7 @@ def test_series_cli_hands_the_entry_to_its_trial(
     kernels = _kernels(tmp_path, f"build: {{source: {tree}, series: [{patch}]}}")
     seen: list[Trial] = []
 
-    def fake_run_series(source, patches, trial, log):  # type: ignore[no-untyped-def]
+    def fake_run_series(source, patches, trial, log, runs):  # type: ignore[no-untyped-def]
         seen.append(trial)
         return series.SeriesReport(tuple(t.name for t in trial.tests), ())
 

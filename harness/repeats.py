@@ -1,0 +1,68 @@
+"""A test run several times (``--runs N``): one verdict, a pass rate, flaky or not.
+
+A reproducer for a race may fail one run in three.  Running it N times and
+keeping every run tells a reader how sure a result is: "passed 2 of 3 runs"
+is *flaky*, which a comparison of two runs never counts as a regression by
+itself (a failure that comes and goes says nothing about what changed).
+
+:func:`combine` turns the runs of one test on one kernel into the one
+:class:`~harness.records.TestRun` that pytest raises and the summary records:
+the first failing run (its evidence, its reports), with the pass rate in its
+one-line summary.  The runs themselves become :class:`~harness.records.Attempt`
+values of the summary's record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+from harness.outcome import Outcome
+from harness.records import Attempt, TestRun
+
+
+def attempt(run: TestRun) -> Attempt:
+    """The summary's view of one of several runs."""
+    return Attempt(
+        run.verdict.outcome,
+        run.verdict.summary,
+        run.seconds,
+        str(run.directory),
+        tuple(r.title for r in run.reports),
+    )
+
+
+def group(runs: Iterable[TestRun]) -> list[list[TestRun]]:
+    """Runs grouped by (test, kernel), in the order each pair first ran."""
+    groups: dict[tuple[str, str], list[TestRun]] = {}
+    for run in runs:
+        groups.setdefault((run.test, run.kernel), []).append(run)
+    return list(groups.values())
+
+
+def combine(runs: Sequence[TestRun]) -> TestRun:
+    """One TestRun standing for every run of one test on one kernel.
+
+    A single run is returned as it is.  Several: the first run whose outcome
+    is not a pass (else the first), with the pass rate in its summary and the
+    seconds of all runs.
+    """
+    if not runs:
+        raise ValueError("combine() needs at least one run")
+    if len(runs) == 1:
+        return runs[0]
+    total = len(runs)
+    passed = sum(r.verdict.outcome is Outcome.PASS for r in runs)
+    index, chosen = next(
+        ((i, r) for i, r in enumerate(runs) if r.verdict.outcome is not Outcome.PASS),
+        (0, runs[0]),
+    )
+    failed = any(r.verdict.outcome.is_failure for r in runs)
+    if passed and failed:
+        summary = (
+            f"flaky: passed {passed} of {total} runs; run {index + 1}: {chosen.verdict.summary}"
+        )
+    else:
+        summary = f"{chosen.verdict.summary} (passed {passed} of {total} runs)"
+    verdict = dataclasses.replace(chosen.verdict, summary=summary)
+    return dataclasses.replace(chosen, verdict=verdict, seconds=sum(r.seconds for r in runs))
