@@ -42,6 +42,7 @@ DIST = "loadgroup"
 #: workerinput keys the controller sets for each worker
 RUN_DIR_KEY = "kharness_run_dir"
 REMOTE_KEY = "kharness_remote"
+GROUP_KEY = "kharness_loadgroup"
 #: what QEMU and the guest need on top of the guest's RAM (MiB)
 GUEST_OVERHEAD_MIB = 256
 
@@ -67,7 +68,13 @@ def configure_controller(config: pytest.Config, run: HarnessRun) -> None:
     Runs before xdist's own ``pytest_configure`` makes its session, so the
     distribution mode set here is the one the workers get.
     """
-    if is_worker(config) or not config.getoption("tx", None):
+    if is_worker(config):
+        # a worker parses the command line again, without what the controller
+        # decided: the grouping comes with workerinput
+        if worker_input(config).get(GROUP_KEY):
+            config.option.loadgroup = True
+        return
+    if not config.getoption("tx", None):
         return
     if config.getoption("dist", "no") in ("no", "load"):
         config.option.dist = DIST
@@ -117,6 +124,29 @@ def pair_of(nodeid: str) -> tuple[str, str]:
     return (Path(name).stem if "." in name else name), kernel
 
 
+def kernel_scope(nodeid: str) -> str:
+    """The work unit of a node id: its kernel (the part after the last ``::``)."""
+    return strip_group(nodeid).rpartition("::")[2]
+
+
+def make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's loadgroup scheduler, grouping by the kernel a node id ends with.
+
+    xdist marks a group by appending ``@<group>`` to the node id on the
+    worker, which pytest 9.2's structured node ids no longer let it do (the
+    marks are there, the ids stay plain, every test became its own group).
+    The kernel is the last part of every harness node id anyway, so the scope
+    is read from there; xdist still does all the scheduling.
+    """
+    from xdist.scheduler import LoadGroupScheduling
+
+    class KernelGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return kernel_scope(nodeid)
+
+    return KernelGroups(config, log)
+
+
 class XdistController:
     """Controller-side hooks: results directory for workers, collected pairs, lost workers."""
 
@@ -129,6 +159,12 @@ class XdistController:
         """Tell each worker where evidence goes: our directory, or its own on another host."""
         node.workerinput[RUN_DIR_KEY] = str(self.run.run_dir())
         node.workerinput[REMOTE_KEY] = not node.gateway.spec.popen
+        node.workerinput[GROUP_KEY] = True
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """Work units are kernels (see :func:`make_scheduler`)."""
+        return make_scheduler(config, log) if config.getoption("dist") == DIST else None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
@@ -170,7 +206,7 @@ class XdistController:
         who = f"test host {spec.ssh}" if spec.ssh else f"worker {node.gateway.id}"
         crashed = strip_group(crashitem)
         self.run.lost_worker = True
-        unit = sched.workqueue.pop(sched._split_scope(crashitem), {})
+        unit = sched.workqueue.pop(kernel_scope(crashitem), {})
         _, kernel = pair_of(crashitem)
         why = (
             f"infrastructure error: {who} was lost while running {crashed} on kernel "
