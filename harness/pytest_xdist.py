@@ -217,7 +217,7 @@ class XdistController:
             if not done and nodeid != crashitem:
                 rest = pytest.TestReport(
                     nodeid=strip_group(nodeid),
-                    location=(nodeid.split("::")[0], None, strip_group(nodeid)),
+                    location=_location(nodeid),
                     keywords={},
                     outcome="failed",
                     longrepr="",
@@ -236,11 +236,18 @@ class XdistController:
     def _error(report: Any, nodeid: str, why: str) -> None:
         """Make ``report`` a setup error of ``nodeid`` carrying an ERROR record."""
         report.nodeid = nodeid
+        report.location = _location(nodeid)
         report.when = "setup"
         report.outcome = "failed"
         report.longrepr = why
         test, kernel = pair_of(nodeid)
         Shipment((TestRecord(test, kernel, Outcome.ERROR, why),)).attach(report)
+
+
+def _location(nodeid: str) -> tuple[str, int, str]:
+    """Where a serial run's report says the test is (GuestItem.reportinfo)."""
+    test, kernel = pair_of(nodeid)
+    return nodeid.split("::")[0], 0, f"{test} on {kernel}"
 
 
 def auto_workers(
