@@ -163,6 +163,7 @@ def test_dead_worker_errors_its_kernel_only(project: pytest.Pytester) -> None:
         """,
     )
     base = project.path / "res"
+    log = project.path / "pytest-output.txt"
     before = harness_qemus()
     proc = subprocess.Popen(
         [
@@ -170,7 +171,7 @@ def test_dead_worker_errors_its_kernel_only(project: pytest.Pytester) -> None:
             *(f"--results-dir={base}", f"--junitxml={base}/junit.xml", "-p", "no:cacheprovider"),
         ],
         cwd=project.path,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),  # a file: a full pipe nobody reads would stall pytest
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -179,11 +180,12 @@ def test_dead_worker_errors_its_kernel_only(project: pytest.Pytester) -> None:
         worker = _worker_of("kb", base)
         assert worker is not None and worker != proc.pid
         os.kill(worker, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
+    out = log.read_text()
     run = _run_dir(base)
     summary = json.loads((run / "summary.json").read_text())
     got = {(t["test"], t["kernel"]): t for t in summary["tests"]}
