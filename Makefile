@@ -8,8 +8,9 @@ setup:
 	@bash ci/bootstrap.sh
 
 ## run: every reproducer on every kernel of kernels.yaml; evidence in results/latest
+##      JOBS=N (or auto): kernels side by side; HOSTS=hosts.yaml: on other machines
 run: setup
-	$(PY) -m harness run
+	$(PY) -m harness run $(if $(JOBS),-n $(JOBS)) $(if $(HOSTS),--hosts $(HOSTS))
 
 ## test: the project's own tests (unit + integration tests that boot real kernels)
 test: setup
