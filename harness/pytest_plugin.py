@@ -522,9 +522,10 @@ class HarnessRun:
             if self.interrupted or self.lost_worker:
                 missing = len(set(self.pairs()) - {(r.test, r.kernel) for r in self.records})
                 why = "interrupted" if self.interrupted else "a worker was lost"
-                terminalreporter.write_line(
-                    f"{why}: {missing} test(s) did not run (summary.txt lists them)"
-                )
+                if missing or self.interrupted:
+                    terminalreporter.write_line(
+                        f"{why}: {missing} test(s) did not run (summary.txt lists them)"
+                    )
             shipped = dict(self.kernel_records)
             for name, guest in self.guests.items():
                 shipped[name] = KernelShipment(guest.record(), _outside(guest))

@@ -210,7 +210,7 @@ class XdistController:
         _, kernel = pair_of(crashitem)
         why = (
             f"infrastructure error: {who} was lost while running {crashed} on kernel "
-            f"{kernel}; not a kernel verdict (its other kernels went to other workers)"
+            f"{kernel}; not a kernel verdict (kernels it had not started go to other workers)"
         )
         self._error(report, crashed, why)
         for nodeid, done in unit.items():
