@@ -141,7 +141,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(run, "kharness-run")
     if _guest_run(config):
         run.specs()
-    pytest_xdist.configure_controller(config, run)
+        pytest_xdist.configure_controller(config, run)  # -n / --tx on guest tests
 
 
 pytest_configure = pytest.hookimpl(tryfirst=True)(pytest_configure)  # before xdist's
