@@ -84,6 +84,7 @@ def ns_hosts(tmp_path: Path, session_tag: str, kernel_cache: Path) -> Iterator[l
     _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "client"))
     authorized = keys / "authorized_keys"
     shutil.copy(keys / "client.pub", authorized)
+    scratch_before = _remote_scratch()  # a lost host's scratch results stay on its "disk"
     made_run_sshd = not Path("/run/sshd").exists()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     short = uuid.uuid4().hex[:5]
@@ -151,6 +152,8 @@ def ns_hosts(tmp_path: Path, session_tag: str, kernel_cache: Path) -> Iterator[l
             subprocess.run(["ip", "link", "del", f"kh{short}{n}"], capture_output=True)
         if made_run_sshd:
             shutil.rmtree("/run/sshd", ignore_errors=True)
+        for scratch in _remote_scratch() - scratch_before:
+            shutil.rmtree(scratch, ignore_errors=True)
     assert not [ns for ns in _namespaces() if ns.startswith(f"kh{short}")]
 
 
