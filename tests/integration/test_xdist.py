@@ -215,3 +215,48 @@ def test_dead_worker_errors_its_kernel_only(project: pytest.Pytester) -> None:
     while harness_qemus() - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not harness_qemus() - before
+
+
+def test_sigterm_under_n_stops_every_guest_and_says_interrupted(project: pytest.Pytester) -> None:
+    """SIGTERM to the controller mid-test: workers and guests stop, reports say interrupted."""
+    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
+    write_kernels(
+        project,
+        f"""
+        kernels:
+          - {{name: ka, debian: {DEBIAN_612}, cmdline: kharness_test_sleep}}
+          - {{name: kb, debian: {DEBIAN_612}, cmdline: kharness_test_sleep}}
+        """,
+    )
+    base = project.path / "res"
+    log = project.path / "pytest-output.txt"
+    before = harness_qemus()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pytest", "guest-tests", "-v", "-n", "2"),
+            *(f"--results-dir={base}", "-p", "no:cacheprovider"),
+        ],
+        cwd=project.path,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_sleeper("*/kb/boot-1/console.log", base, proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log.read_text()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    summary = json.loads((_run_dir(base) / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    got = {(t["test"], t["kernel"]): t["outcome"] for t in summary["tests"]}
+    assert got[("a_sleeps", "kb")] == "not-run", got
+    assert set(got) == {("a_sleeps", "ka"), ("a_sleeps", "kb")}
+    deadline = time.monotonic() + 10
+    while harness_qemus() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not harness_qemus() - before, "every worker's guest must stop"
