@@ -8,8 +8,9 @@ setup:
 	@bash ci/bootstrap.sh
 
 ## run: every reproducer on every kernel of kernels.yaml; evidence in results/latest
+##      JOBS=N (or auto): kernels side by side; HOSTS=hosts.yaml: on other machines
 run: setup
-	$(PY) -m harness run
+	$(PY) -m harness run $(if $(JOBS),-n $(JOBS)) $(if $(HOSTS),--hosts $(HOSTS))
 
 ## test: the project's own tests (unit + integration tests that boot real kernels)
 test: setup
@@ -22,10 +23,12 @@ test-fast: setup
 ## bench: boot floor vs harness boot-to-ready, first result, warm per-test overhead;
 ##        each backend against its floor (qemu: poweroff init; virtme: vng --exec true);
 ##        kernel builds: first, incremental after a one-file patch, per-patch series
+##        the default matrix serial vs -n 2 vs -n auto (wall and CPU ratios)
 bench: setup
 	$(PY) bench/bench_boot.py
 	$(PY) bench/bench_backends.py
 	$(PY) bench/bench_build.py
+	$(PY) bench/bench_parallel.py
 
 lint: setup
 	.venv/bin/ruff check harness tests bench conftest.py

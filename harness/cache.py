@@ -10,6 +10,7 @@ later run would trust.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -57,3 +58,20 @@ def atomic_write(final: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def locked(name: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``name`` (a lock file beside a cache entry).
+
+    Parallel workers that want the same entry (one Debian kernel under two
+    names, on two workers) wait for the first to make it instead of both
+    downloading it; the lock goes with the process, also when it is killed.
+    """
+    name.parent.mkdir(parents=True, exist_ok=True)
+    with name.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

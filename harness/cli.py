@@ -32,11 +32,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
     import pytest
 
+    from harness.hosts import load_hosts
     from harness.results import new_run_dir
 
+    if args.hosts and args.jobs:
+        raise UserError("-n and --hosts: give workers per host in the hosts file ('workers:')")
+    hosts = load_hosts(Path(args.hosts).resolve()) if args.hosts else []
     run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
+    # with ssh hosts no path may be named (see harness.pytest_xdist): the guest
+    # tests come from testpaths, read in the project directory
+    where = (
+        ["-o", "testpaths=guest-tests", f"--rootdir={ROOT}"]
+        if hosts
+        else [str(ROOT / "guest-tests")]
+    )
     argv = [
-        str(ROOT / "guest-tests"),
+        *where,
+        *(f"--tx={h.tx()}" for h in hosts),
+        *(["-n", args.jobs] if args.jobs else []),
         "-v",
         "-ra",
         f"--run-dir={run_dir}",
@@ -55,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.runs != 1:
         argv.append(f"--runs={args.runs}")
     print(f"results: {run_dir}")
+    if hosts:
+        os.chdir(ROOT)
     code = int(pytest.main(argv))
     text = run_dir / "summary.txt"
     if text.is_file():
@@ -180,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run each test N times; report pass rates and flaky tests",
     )
+    run.add_argument(
+        "-n",
+        "--jobs",
+        help="kernels side by side: a number or 'auto' (cores, memory, guest sizes); pytest-xdist",
+    )
+    run.add_argument("--hosts", help="hosts.yaml: run kernels on these machines over ssh")
     run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)"
     )

@@ -10,6 +10,7 @@ the QEMU guest) checks its syntax, and the script itself goes to the guest.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def compile_test(source: Path, cc: str = "gcc") -> CompileResult:
     if out.exists():
         return CompileResult(source.stem, out, "")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # parallel runs compile too
     cmd = [cc, *CFLAGS, "-I", str(source.parent), str(source), "-o", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     log = f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}"

@@ -30,13 +30,16 @@ class KunitFailed(Exception):
 
 def kunit_items(session: pytest.Session, specs: list[config_mod.KernelSpec]) -> list[pytest.Item]:
     """One item per (kernel, kunit glob), in kernels.yaml order."""
-    return [
+    items = [
         KunitItem.from_parent(
             session, name=f"kunit/{glob}", nodeid=f"kunit/{glob}::{spec.name}", spec=spec, glob=glob
         )
         for spec in specs
         for glob in spec.kunit
     ]
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(item.spec.name))  # one worker per kernel
+    return items
 
 
 class KunitItem(pytest.Item):

@@ -17,13 +17,20 @@ decides the outcome itself):
 
 An interrupted session (Ctrl-C, SIGTERM) still writes every report, marked
 interrupted, with the tests it never reached listed as not run.
+
+The summary and the reports are written from test reports alone: each one
+carries its records (:mod:`harness.shipping`), so a serial run and a run
+spread over pytest-xdist workers (:mod:`harness.pytest_xdist`) give the same
+results directory.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +41,27 @@ from _pytest.junitxml import xml_key
 
 from harness import config as config_mod
 from harness import progress as progress_mod
-from harness import repeats
+from harness import pytest_xdist, repeats
 from harness.errors import HarnessError
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.outcome import EXCEPTIONS, Outcome
 from harness.pytest_kunit import KunitItem, kunit_items
-from harness.records import KernelRecord, TestRun
-from harness.report import failure_text, summarize
+from harness.records import (
+    KernelRecord,
+    OutsideRecord,
+    ReportRecord,
+    RunSummary,
+    TestRecord,
+    TestRun,
+    not_run_records,
+)
+from harness.report import failure_text, test_records
 from harness.reporters import write_all
 from harness.results import new_run_dir
 from harness.runner import KernelGuest, RunContext, new_context
+from harness.shipping import EvidenceSync, KernelShipment, Shipment
 from harness.testdef import KINDS, GuestTest, read_test
 
 STATE = pytest.StashKey["HarnessRun"]()
@@ -132,11 +148,36 @@ def pytest_configure(config: pytest.Config) -> None:
     run = HarnessRun(config)
     config.stash[STATE] = run
     config.pluginmanager.register(run, "kharness-run")
-    if any(
-        _targets_guest_tests(config.invocation_params.dir / arg.split("::")[0])
-        for arg in config.args
-    ):
+    if _guest_run(config):
         run.specs()
+        pytest_xdist.configure_controller(config, run)  # -n / --tx on guest tests
+
+
+pytest_configure = pytest.hookimpl(tryfirst=True)(pytest_configure)  # before xdist's
+
+
+def _guest_run(config: pytest.Config) -> bool:
+    """Whether guest tests are in scope (an argument, or testpaths when none is given)."""
+    args = config.args or config.getini("testpaths")
+    return any(
+        _targets_guest_tests(config.invocation_params.dir / str(arg).split("::")[0]) for arg in args
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` for guest tests: guests side by side as cores and memory allow."""
+    args = config.args or config.getini("testpaths")
+    here = config.invocation_params.dir
+    if not any(_targets_guest_tests(here / str(a).split("::")[0]) for a in args):
+        return None  # the project's own tests: xdist's default (one per core)
+    opt = config.getoption("kernels_file")
+    path = Path(opt).resolve() if opt else config.rootpath / "kernels.yaml"
+    try:
+        specs = config_mod.select(config_mod.load_kernels(path), config.getoption("kernel"), path)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return pytest_xdist.auto_workers(specs)
 
 
 def _targets_guest_tests(path: Path) -> bool:
@@ -165,8 +206,16 @@ class HarnessRun:
         self._run_dir: Path | None = None
         self.guests: dict[str, KernelGuest] = {}
         self.tests: dict[str, GuestTest] = {}
-        self.runs: list[TestRun] = []
+        self.runs: list[TestRun] = []  # made by this process, shipped with its reports
         self.items: list[GuestItem] = []  # every guest test collected, in run order
+        # what the controller writes the results from (a serial run is its own controller)
+        self.records: list[TestRecord] = []
+        self.kernel_records: dict[str, KernelShipment] = {}
+        self._selection: list[tuple[str, str]] | None = None  # (test, kernel) from xdist workers
+        self.lost_worker = False  # an xdist worker died: what it never reached is not run
+        self._shipped = 0  # self.runs[:_shipped] went out with earlier reports
+        self._finished: KernelGuest | None = None  # stopped at this teardown, record to ship
+        self._sync: EvidenceSync | None = None  # a worker on another host: files to ship
         self.interrupted = False
         self._old_sigterm: Any = None
         self.progress: progress_mod.Progress = progress_mod.NO_PROGRESS
@@ -209,7 +258,7 @@ class HarnessRun:
     def _start_progress(self) -> progress_mod.Progress:
         """The feedback --progress and --console ask for, written through pytest's reporter."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
+        if reporter is None or pytest_xdist.is_worker(self.config):
             return self.progress
         verbose = self.config.option.verbose
         console = self.config.getoption("console") or verbose >= 2
@@ -229,8 +278,13 @@ class HarnessRun:
     def run_dir(self) -> Path:
         """This run's results directory, made on first use (nothing compiled yet)."""
         if self._run_dir is None:
-            given = self.config.getoption("run_dir")
-            if given is None:
+            given = pytest_xdist.worker_input(self.config).get(pytest_xdist.RUN_DIR_KEY)
+            given = given or self.config.getoption("run_dir")
+            if pytest_xdist.worker_input(self.config).get(pytest_xdist.REMOTE_KEY):
+                # another host: a scratch directory, shipped back report by report
+                self._run_dir = Path(tempfile.mkdtemp(prefix="kharness-remote-"))
+                self._sync = EvidenceSync(self._run_dir)
+            elif given is None:
                 base = self.config.getoption("results_dir") or self.config.rootpath / "results"
                 self._run_dir = new_run_dir(Path(base).resolve())
             else:
@@ -238,7 +292,13 @@ class HarnessRun:
                 self._run_dir.mkdir(parents=True, exist_ok=True)
         return self._run_dir
 
+    def log(self, text: str) -> None:
+        """A line for the user (nothing on xdist workers, which have no terminal)."""
+        self._log(text)
+
     def _log(self, text: str) -> None:
+        if pytest_xdist.is_worker(self.config):
+            return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if isinstance(self.progress, progress_mod.LiveProgress):
             self.progress.print(f"[kharness] {text}")  # above the live line, which stays
@@ -265,6 +325,7 @@ class HarnessRun:
             return CFile.from_parent(parent, path=file_path)
         return None
 
+    @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the group marks
     def pytest_collection_modifyitems(
         self, session: pytest.Session, items: list[pytest.Item]
     ) -> None:
@@ -280,6 +341,10 @@ class HarnessRun:
         order = {s.name: n for n, s in enumerate(self.specs())}
         items.sort(key=lambda i: order.get(i.spec.name, -1) if hasattr(i, "spec") else -1)
         self.items = [i for i in items if isinstance(i, GuestItem)]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The guest tests that will run, once every plugin has selected (-k, -m, ...)."""
+        self.items = [i for i in session.items if isinstance(i, GuestItem)]
 
     def _whole_directory(self) -> bool:
         """Whether a command-line argument is guest-tests (or a directory holding it)."""
@@ -300,6 +365,7 @@ class HarnessRun:
             guest = self.guests.get(item.spec.name)
             if guest is not None:
                 guest.shutdown()
+                self._finished = guest
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -313,7 +379,82 @@ class HarnessRun:
         # call.excinfo is None for a strict XPASS: pytest's own text says it best
         if isinstance(item, GuestItem) and run is not None and report.failed and call.excinfo:
             report.longrepr = GuestFailureRepr(run, item.path)
+        if isinstance(item, (GuestItem, KunitItem)):
+            self._ship(report)
         return report
+
+    def _ship(self, report: pytest.TestReport) -> None:
+        """Put on ``report`` what the results need: new records, a finished kernel, files."""
+        runs, self._shipped = self.runs[self._shipped :], len(self.runs)
+        kernel = None
+        if self._finished is not None and report.when == "teardown":
+            guest, self._finished = self._finished, None
+            kernel = KernelShipment(guest.record(), _outside(guest))
+        files = self._sync.changed() if self._sync is not None else {}
+        root = str(self._run_dir) if self._sync is not None else None
+        Shipment(test_records(runs), kernel, files, root).attach(report)
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_report_from_serializable(
+        self, config: pytest.Config, data: dict[str, Any]
+    ) -> pytest.TestReport | None:
+        """A worker's report as a serial run would have made it.
+
+        The node id loses xdist's ``@<kernel>`` group suffix, shipped files
+        land in our results directory with paths pointing there, and a guest
+        test's failure gets its verdict back as the crash message.
+        """
+        if data.get("$report_type") != "TestReport":
+            return None
+        report = pytest.TestReport._from_json(data)
+        report.nodeid = pytest_xdist.strip_group(report.nodeid)
+        shipment = Shipment.of(report)
+        if shipment is None:
+            return report
+        run_dir = self.run_dir()
+        if shipment.root is not None:
+            try:
+                shipment = shipment.unpack(run_dir)
+            except ValueError as exc:  # keep the verdicts, refuse the files
+                self._log(f"a worker sent evidence outside the results, ignored: {exc}")
+                shipment = Shipment(shipment.records, shipment.kernel)
+            report.sections = [(k, shipment.rebase(v, run_dir)) for k, v in report.sections]
+            if isinstance(report.longrepr, str):
+                report.longrepr = shipment.rebase(report.longrepr, run_dir)
+            Shipment(shipment.records, shipment.kernel).attach(report)
+        mine = [
+            r for r in shipment.records if (r.test, r.kernel) == pytest_xdist.pair_of(report.nodeid)
+        ]
+        if report.failed and report.when == "call" and isinstance(report.longrepr, str) and mine:
+            report.longrepr = ShippedFailureRepr(
+                report.longrepr, report.location[0], mine[0].summary
+            )
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """The controller (or a serial run) takes the records a report carries."""
+        if pytest_xdist.is_worker(self.config):
+            return
+        shipment = Shipment.of(report)
+        if shipment is None:
+            return
+        self.records.extend(shipment.records)
+        if shipment.kernel is not None:
+            self.kernel_records[shipment.kernel.record.name] = shipment.kernel
+        xml = self.config.stash.get(xml_key, None)  # None without --junitxml
+        if xml is not None:
+            for record in shipment.records:
+                facts = {
+                    "kernel": record.kernel,
+                    "outcome": record.outcome.value,
+                    "evidence": record.evidence,
+                }
+                for key, value in facts.items():
+                    xml.add_global_property(f"{report.nodeid} {key}", value)
+
+    def selected(self, pairs: list[tuple[str, str]]) -> None:
+        """The (test, kernel) pairs xdist's workers collected: what this run should give."""
+        self._selection = pairs
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Stop every guest, whatever happened, and write the summary."""
@@ -322,6 +463,13 @@ class HarnessRun:
         if isinstance(self.progress, progress_mod.LiveProgress | progress_mod.PlainProgress):
             self.progress.close()
         restore_sigterm(self._old_sigterm)
+        # a run an interrupt kept from its report still counts (serial runs)
+        self.records.extend(test_records(self.runs[self._shipped :]))
+        self._shipped = len(self.runs)
+        if pytest_xdist.is_worker(self.config):
+            if self._sync is not None and self._run_dir is not None:
+                shutil.rmtree(self._run_dir, ignore_errors=True)  # everything went back
+            return  # the controller writes the results
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
         if self._run_dir is not None or (self.interrupted and self.items):
@@ -330,26 +478,47 @@ class HarnessRun:
     def write_reports(self) -> None:
         """summary.json and every reporter's file, from what really ran."""
         run_dir = self.run_dir()
-        done = {(r.test, r.kernel) for r in self.runs}
-        pairs = [(i.test.name, i.spec.name) for i in self.items]
-        not_run = [p for p in pairs if p not in done] if self.interrupted else []
+        done = {(r.test, r.kernel) for r in self.records}
+        pairs = self.pairs()
+        short = self.interrupted or self.lost_worker
+        not_run = [p for p in pairs if p not in done] if short else []
+        specs = {s.name: s for s in self.specs()}
         expects = {
-            (i.test.name, i.spec.name): (e.outcome, e.reason)
-            for i in self.items
-            if (e := i.spec.expect.get(i.test.name)) is not None
+            (test, kernel): (e.outcome, e.reason)
+            for test, kernel in pairs
+            if kernel in specs and (e := specs[kernel].expect.get(test)) is not None
         }
+        shipped = dict(self.kernel_records)
+        for name, guest in self.guests.items():  # ours are the freshest (a stop in sessionfinish)
+            shipped[name] = KernelShipment(guest.record(), _outside(guest))
+        used = {k for _, k in pairs} | set(shipped)
         kernels = [
-            self.guests[s.name].record()
-            if s.name in self.guests
+            shipped[s.name].record
+            if s.name in shipped
             else KernelRecord(s.name, s.source.describe(), backend=self.backend_of(s))
             for s in self.specs()
-            if s.name in self.guests or any(i.spec.name == s.name for i in self.items)
+            if s.name in used
         ]
-        outside = [o for g in self.guests.values() for o in g.outside]
-        summary = summarize(
-            run_dir.name, self.runs, kernels, outside, expects, not_run, self.interrupted
+        tests = tuple(
+            replace(r, expected=e[0], expected_reason=e[1])
+            if (e := expects.get((r.test, r.kernel)))
+            else r
+            for r in self.records
+        )
+        summary = RunSummary(
+            run_dir.name,
+            tuple(kernels),
+            tests + tuple(not_run_records(not_run, expects)),
+            tuple(o for s in self.specs() if s.name in shipped for o in shipped[s.name].outside),
+            self.interrupted,
         )
         write_all(summary, run_dir)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(test, kernel) of every guest test of this run, in run order."""
+        if self._selection is not None:
+            return list(self._selection)
+        return [(i.test.name, i.spec.name) for i in self.items]
 
     def backend_of(self, spec: config_mod.KernelSpec) -> str:
         """The backend that boots ``spec``: --backend, else its kernels.yaml entry."""
@@ -360,18 +529,30 @@ class HarnessRun:
         if self._run_dir is not None:
             terminalreporter.write_sep("-", "kernel harness")
             terminalreporter.write_line(f"results: {self._run_dir}")
-            if self.interrupted:
-                missing = len(self.items) - len({(r.test, r.kernel) for r in self.runs})
-                terminalreporter.write_line(
-                    f"interrupted: {missing} test(s) did not run (summary.txt lists them)"
-                )
-            for guest in self.guests.values():
-                terminalreporter.write_line(f"  {guest.spec.name}: {guest.timings.phases}")
-                for o in guest.outside:
+            if self.interrupted or self.lost_worker:
+                missing = len(set(self.pairs()) - {(r.test, r.kernel) for r in self.records})
+                why = "interrupted" if self.interrupted else "a worker was lost"
+                if missing or self.interrupted:
                     terminalreporter.write_line(
-                        f"  {guest.spec.name} boot-{o.boot}: kernel report "
+                        f"{why}: {missing} test(s) did not run (summary.txt lists them)"
+                    )
+            shipped = dict(self.kernel_records)
+            for name, guest in self.guests.items():
+                shipped[name] = KernelShipment(guest.record(), _outside(guest))
+            for name, kernel in shipped.items():
+                terminalreporter.write_line(f"  {name}: {dict(kernel.record.timings)}")
+                for o in kernel.outside:
+                    terminalreporter.write_line(
+                        f"  {name} boot-{o.boot}: kernel report "
                         f"during {o.when} (no test): {o.report.title}"
                     )
+
+
+def _outside(guest: KernelGuest) -> tuple[OutsideRecord, ...]:
+    """A guest's kernel reports outside any test, as the summary records them."""
+    return tuple(
+        OutsideRecord(o.kernel, o.boot, o.when, ReportRecord.of(o.report)) for o in guest.outside
+    )
 
 
 def _port_range(config: pytest.Config) -> tuple[int, int] | None:
@@ -409,6 +590,22 @@ class GuestFailureRepr(TerminalRepr):
         return failure_text(self.run)
 
 
+class ShippedFailureRepr(TerminalRepr):
+    """A worker's guest failure text, with the verdict as its crash message again."""
+
+    def __init__(self, text: str, path: str, message: str) -> None:
+        self.text = text
+        self.reprcrash = _Crash(path, 0, message)
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        """Write the failure text as the worker rendered it."""
+        for line in self.text.splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class CFile(pytest.File):
     """A guest test file (guest-tests/c/*.c, guest-tests/sh/*.sh): one item per kernel."""
 
@@ -428,6 +625,7 @@ class CFile(pytest.File):
         state.tests[test.name] = test
         for spec in state.specs():
             item = GuestItem.from_parent(self, name=spec.name, spec=spec, test=test)
+            item.add_marker(pytest.mark.xdist_group(spec.name))  # one worker per kernel
             expect = spec.expect.get(test.name)
             if expect is not None:
                 item.add_marker(
@@ -497,10 +695,8 @@ class GuestItem(pytest.Item):
             "outcome": run.verdict.outcome.value,
             "evidence": str(run.directory),
         }
-        xml = self.config.stash.get(xml_key, None)  # None without --junitxml
-        if xml is not None:
-            for key, value in facts.items():
-                xml.add_global_property(f"{self.nodeid} {key}", value)
+        # the suite-level properties are added where the report arrives
+        # (HarnessRun.pytest_runtest_logreport), on the controller under xdist
         log = "".join(f"{key}: {value}\n" for key, value in facts.items())
         if run.result is not None:
             self.add_report_section("call", "stdout", run.result.stdout)

@@ -78,6 +78,15 @@ def summarize(
     )
 
 
+def test_records(runs: Iterable[TestRun]) -> tuple[TestRecord, ...]:
+    """One record per (test, kernel): several runs of a test (``--runs N``) make one.
+
+    What a pytest run (serial or a worker) ships with its reports; kernels.yaml's
+    expectations are added where the summary is written.
+    """
+    return tuple(_record(group, {}) for group in repeats.group(runs))
+
+
 def _record(
     runs: list[TestRun], expects: Mapping[tuple[str, str], tuple[Outcome, str]]
 ) -> TestRecord:

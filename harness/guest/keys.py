@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from harness.cache import atomic_dir
 from harness.errors import InfraError, ToolMissing
 
 
@@ -29,29 +30,39 @@ class GuestKeys:
 
 
 def make_keys(directory: Path) -> GuestKeys:
-    """Create both key pairs in ``directory`` (reused if already there)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create both key pairs in ``directory`` (reused if already there).
+
+    The pair is made in a scratch directory renamed into place, so parallel
+    workers sharing one results directory agree on one pair: whoever renames
+    first wins and the others read theirs.
+    """
     host_key = directory / "guest_host_ed25519.dropbear"
     client_key = directory / "client_ed25519"
-    if not host_key.exists():
-        _dropbearkey("-t", "ed25519", "-f", str(host_key))
+    if directory.is_dir() and not (host_key.exists() and client_key.with_suffix(".pub").exists()):
+        _new_keys(host_key, client_key)  # a directory someone else made: fill it
+    elif not directory.exists():
+        with atomic_dir(directory) as scratch:
+            _new_keys(scratch / host_key.name, scratch / client_key.name)
     host_public = _dropbearkey("-y", "-f", str(host_key))
     host_line = next(line for line in host_public.splitlines() if line.startswith("ssh-"))
-    if not client_key.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        client_key.write_bytes(pem)
-        client_key.chmod(0o600)
-        pub = key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
-        client_key.with_suffix(".pub").write_text(pub.decode() + " kharness\n")
     client_public = client_key.with_suffix(".pub").read_text().strip()
     return GuestKeys(host_key, " ".join(host_line.split()[:2]), client_key, client_public)
+
+
+def _new_keys(host_key: Path, client_key: Path) -> None:
+    _dropbearkey("-t", "ed25519", "-f", str(host_key))
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    client_key.write_bytes(pem)
+    client_key.chmod(0o600)
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    client_key.with_suffix(".pub").write_text(pub.decode() + " kharness\n")
 
 
 def _dropbearkey(*args: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from debian.debian_support import Version
 
-from harness.cache import atomic_dir, cache_root
+from harness.cache import atomic_dir, cache_root, locked
 from harness.errors import HarnessError, KernelNotFound
 from harness.kernels import debian_archive as archive
 from harness.kernels.base import KernelImage
@@ -163,15 +163,16 @@ def unpack_kernel(
     for name, version in split_parts(entry):
         wanted.append(_exact(name, version, entries))
     phases: dict[str, float] = {}
-    if not root.exists():
-        started = time.monotonic()
-        with atomic_dir(root) as scratch:
-            for part in wanted:
-                log(f"downloading {part.name} {part.version} ({part.size // 1048576} MiB)")
-                deb = archive.download_deb(part, cache, progress)
-                archive.unpack_deb(deb, scratch)
-                deb.unlink()
-        phases["download"] = round(time.monotonic() - started, 3)
+    with locked(root.with_name(f".{root.name}.lock")):  # parallel workers: one download
+        if not root.exists():
+            started = time.monotonic()
+            with atomic_dir(root) as scratch:
+                for part in wanted:
+                    log(f"downloading {part.name} {part.version} ({part.size // 1048576} MiB)")
+                    deb = archive.download_deb(part, cache, progress)
+                    archive.unpack_deb(deb, scratch)
+                    deb.unlink()
+            phases["download"] = round(time.monotonic() - started, 3)
     vmlinuz, modules = _find_kernel(root)
     origin = f"Debian {entry.name} {entry.version} ({entry.suite})"
     return KernelImage(vmlinuz, modules, modules.name if modules else None, origin, phases)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,14 +48,25 @@ def no_qemu_left_behind(session_tag: str) -> Iterator[None]:
     assert not left, f"QEMU processes left behind: {sorted(left)}"
 
 
+@pytest.fixture(scope="session")
+def kernel_cache() -> Path:
+    """The real kernel cache, found before pytester points HOME elsewhere.
+
+    Session scope makes pytest set it up before any function's pytester.
+    """
+    return cache_root()
+
+
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(
+    kernel_cache: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     """A throwaway project: conftest, guest-tests/c with the shared headers.
 
     pytester points HOME at a temporary directory; the kernel cache must stay
     the real one or every test would download its kernels again.
     """
-    monkeypatch.setenv("KHARNESS_CACHE", str(cache_root()))
+    monkeypatch.setenv("KHARNESS_CACHE", str(kernel_cache))
     # runpytest_subprocess runs this checkout's harness, whichever one is installed
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))

@@ -1,0 +1,262 @@
+"""Kernels side by side with pytest-xdist (-n): same results as serial, a dead worker.
+
+Two names for the Debian 6.12 kernel the suite already uses make a two-kernel
+matrix at no download cost; each test boots each kernel once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import DEBIAN_612, add_tests, harness_qemus, write_kernels
+
+pytestmark = pytest.mark.boot
+
+#: kb's command line makes the sleeper sleep; on ka it returns at once
+SLEEPER = r"""/* Sleeps on a kernel booted with kharness_test_sleep, else passes at once. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    char line[4096] = "";
+    FILE *f = fopen("/proc/cmdline", "r");
+    if (f && fgets(line, sizeof line, f) && strstr(line, "kharness_test_sleep"))
+        sleep(100);
+    return 0;
+}
+"""
+
+
+def _run_dir(base: Path) -> Path:
+    (run,) = [p for p in base.iterdir() if p.is_dir() and not p.is_symlink()]
+    return run
+
+
+def _results(run: Path) -> dict:
+    """What must not depend on how the run was spread: every result, in every format."""
+    summary = json.loads((run / "summary.json").read_text())
+    tests = sorted(
+        (t["test"], t["kernel"], t["outcome"], t["expected"], t["summary"], t["as_expected"])
+        for t in summary["tests"]
+    )
+    kcidb = json.loads((run / "kcidb.json").read_text())
+    statuses = sorted(
+        (t["path"], t["status"], t["build_id"].replace(run.name, "RUN")) for t in kcidb["tests"]
+    )
+    junit = ET.parse(run / "junit.xml").getroot()
+    cases = sorted(
+        (
+            c.get("classname"),
+            c.get("name"),
+            tuple(sorted((e.tag, e.get("message") or "") for e in c if e.tag not in _OUTPUT)),
+        )
+        for c in junit.iter("testcase")
+    )
+    props = sorted(
+        (p.get("name"), p.get("value"))
+        for p in junit.iter("property")
+        if not p.get("name", "").endswith(" evidence")
+    )
+    text = (run / "summary.txt").read_text().replace(run.name, "RUN")
+    return {"tests": tests, "kcidb": statuses, "junit": cases, "props": props, "text": text}
+
+
+_OUTPUT = ("system-out", "system-err", "properties")
+
+
+def test_parallel_results_equal_serial(project: pytest.Pytester) -> None:
+    """-n 2: one boot per kernel, each kernel on one worker, and exactly the serial results."""
+    add_tests(project, "fails", "uffd_api_unknown_feature")
+    write_kernels(
+        project,
+        f"""
+        kernels:
+          - name: ka
+            debian: {DEBIAN_612}
+            expect:
+              fails: {{outcome: fail, reason: "known here"}}
+          - name: kb
+            debian: {DEBIAN_612}
+        """,
+    )
+    runs = {}
+    for label, extra in (("serial", ()), ("parallel", ("-n", "2"))):
+        base = project.path / label
+        result = project.runpytest_subprocess(
+            "guest-tests",
+            "-v",
+            f"--results-dir={base}",
+            f"--junitxml={base}/junit.xml",
+            *extra,
+            timeout=600,
+        )
+        result.assert_outcomes(passed=2, failed=1, xfailed=1)
+        run = _run_dir(base)
+        os.replace(base / "junit.xml", run / "junit.xml")
+        runs[label] = (run, result.stdout.str())
+    serial, parallel = (_results(runs[k][0]) for k in ("serial", "parallel"))
+    for key in serial:
+        assert serial[key] == parallel[key], key
+    out = runs["parallel"][1]
+    assert "scheduling tests via KernelGroups" in out
+    # each kernel ran on one worker, and booted once
+    workers = {
+        kernel: {m[0] for m in re.findall(rf"\[(gw\d+)\] .*::{kernel}\b", out)}
+        for kernel in ("ka", "kb")
+    }
+    assert all(len(w) == 1 for w in workers.values()), workers
+    run = runs["parallel"][0]
+    summary = json.loads((run / "summary.json").read_text())
+    assert {k: v["boots"] for k, v in summary["kernels"].items()} == {"ka": 1, "kb": 1}
+    for t in summary["tests"]:
+        assert Path(t["evidence"]).parent.parent == run, t
+        assert (Path(t["evidence"]) / "result.json").is_file()
+    # the controller alone wrote the run: one results directory, one latest link
+    assert sorted(p.name for p in (project.path / "parallel").iterdir()) == sorted(
+        ["latest", run.name]
+    )  # (junit.xml was moved into the run)
+
+
+def _worker_of(kernel: str, root: Path) -> int | None:
+    """The pid of the process that booted ``kernel`` (QEMU's parent), from QEMU's argv."""
+    for pid in harness_qemus():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if f"/{kernel}/initrd.img" in argv and str(root) in argv:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                return int(stat.rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+    return None
+
+
+def _wait_for_sleeper(console_glob: str, base: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = list(base.glob(console_glob))
+        if logs and "HARNESS-START a_sleeps" in logs[0].read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the sleeping test never started (pytest exit {proc.poll()})")
+
+
+def test_dead_worker_errors_its_kernel_only(project: pytest.Pytester) -> None:
+    """A worker killed mid-test: its kernel's unfinished tests are errors, the rest stands."""
+    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
+    add_tests(project, "noop")
+    write_kernels(
+        project,
+        f"""
+        kernels:
+          - {{name: ka, debian: {DEBIAN_612}}}
+          - {{name: kb, debian: {DEBIAN_612}, cmdline: kharness_test_sleep}}
+        """,
+    )
+    base = project.path / "res"
+    log = project.path / "pytest-output.txt"
+    before = harness_qemus()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pytest", "guest-tests", "-v", "-rA", "-n", "2"),
+            *(f"--results-dir={base}", f"--junitxml={base}/junit.xml", "-p", "no:cacheprovider"),
+        ],
+        cwd=project.path,
+        stdout=log.open("w"),  # a file: a full pipe nobody reads would stall pytest
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_sleeper("*/kb/boot-1/console.log", base, proc)
+        worker = _worker_of("kb", base)
+        assert worker is not None and worker != proc.pid
+        os.kill(worker, signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log.read_text()
+    run = _run_dir(base)
+    summary = json.loads((run / "summary.json").read_text())
+    got = {(t["test"], t["kernel"]): t for t in summary["tests"]}
+    assert {k: v["outcome"] for k, v in got.items()} == {
+        ("a_sleeps", "ka"): "pass",
+        ("noop", "ka"): "pass",
+        ("a_sleeps", "kb"): "error",
+        ("noop", "kb"): "error",
+    }, out
+    assert (
+        "was lost while running guest-tests/c/a_sleeps.c::kb" in got[("a_sleeps", "kb")]["summary"]
+    )
+    assert "not run" in got[("noop", "kb")]["summary"]
+    assert "infrastructure error" in got[("noop", "kb")]["summary"]
+    junit = ET.parse(base / "junit.xml").getroot()
+    kinds = {
+        c.get("name"): [e.tag for e in c if e.tag in ("error", "failure", "skipped")]
+        for c in junit.iter("testcase")
+        if c.get("name") == "kb"
+    }
+    assert kinds == {"kb": ["error"]}, kinds  # both kb cases (same name, two classnames)
+    assert sum(1 for c in junit.iter("testcase") if c.find("error") is not None) == 2
+    assert "2 passed" in out and "2 errors" in out, out
+    # ka's evidence is all there; no QEMU of this run is left (the dead worker's died with it)
+    assert (run / "ka" / "noop" / "result.json").is_file()
+    deadline = time.monotonic() + 10
+    while harness_qemus() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not harness_qemus() - before
+
+
+def test_sigterm_under_n_stops_every_guest_and_says_interrupted(project: pytest.Pytester) -> None:
+    """SIGTERM to the controller mid-test: workers and guests stop, reports say interrupted."""
+    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
+    write_kernels(
+        project,
+        f"""
+        kernels:
+          - {{name: ka, debian: {DEBIAN_612}, cmdline: kharness_test_sleep}}
+          - {{name: kb, debian: {DEBIAN_612}, cmdline: kharness_test_sleep}}
+        """,
+    )
+    base = project.path / "res"
+    log = project.path / "pytest-output.txt"
+    before = harness_qemus()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pytest", "guest-tests", "-v", "-n", "2"),
+            *(f"--results-dir={base}", "-p", "no:cacheprovider"),
+        ],
+        cwd=project.path,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_sleeper("*/kb/boot-1/console.log", base, proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log.read_text()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    summary = json.loads((_run_dir(base) / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    got = {(t["test"], t["kernel"]): t["outcome"] for t in summary["tests"]}
+    assert got[("a_sleeps", "kb")] == "not-run", got
+    assert set(got) == {("a_sleeps", "ka"), ("a_sleeps", "kb")}
+    deadline = time.monotonic() + 10
+    while harness_qemus() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not harness_qemus() - before, "every worker's guest must stop"
