@@ -28,6 +28,7 @@ from harness.errors import BuildFailed, GuestUnreachable, HarnessError
 from harness.guest.keys import GuestKeys, make_keys
 from harness.kernels import kernelconfig
 from harness.kernels.base import KernelImage
+from harness.kernels.kselftest_build import BuiltTarget
 from harness.ktap import parse_ktap
 from harness.machine import accel as accel_mod
 from harness.machine.backends import BACKENDS, BackendFactory
@@ -139,6 +140,8 @@ class KernelGuest:
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
     _config: kernelconfig.KernelConfig | None = None  # for @needs config=, found once
     _booting: Activity | None = None  # the boot's progress line while it boots
+    kselftests: dict[str, BuiltTarget] | None = None  # selftests: targets built so far
+    kselftest_pushed: set[tuple[int, str]] = field(default_factory=set)  # (boot, target)
 
     @property
     def directory(self) -> Path:
@@ -325,10 +328,10 @@ class KernelGuest:
         compiled = self.ctx.compiled.get(test.name)
         if compiled is not None and not compiled.ok:
             verdict = classify_setup(SetupFacts("compile", "", (compiled.log,)))
-            return self._record(test, verdict, started)
+            return self.record_setup(test, verdict, started)
         problem = self.prepare() or self.ensure_booted()
         if problem is not None:
-            return self._record(test, problem, started)
+            return self.record_setup(test, problem, started)
         return None
 
     def run(self, test: GuestTest) -> TestRun:
@@ -339,8 +342,8 @@ class KernelGuest:
             return failed
         unmet = self._unmet_needs(test) or self._unmet_config(test)
         if unmet:
-            return self._record(test, classify_setup(SetupFacts("need", unmet)), started)
-        return self._execute(test, started, self._config_notes(test))
+            return self.record_setup(test, classify_setup(SetupFacts("need", unmet)), started)
+        return self.execute(test, started, self._config_notes(test))
 
     def kernel_config(self) -> kernelconfig.KernelConfig:
         """This kernel's config: beside its image on the host, else /proc/config.gz."""
@@ -388,15 +391,26 @@ class KernelGuest:
                 )
         return None
 
-    def _execute(self, test: GuestTest, started: float, notes: tuple[str, ...] = ()) -> TestRun:
-        """Run the test between kmsg markers, then judge its console window."""
+    def execute(
+        self,
+        test: GuestTest,
+        started: float,
+        notes: tuple[str, ...] = (),
+        guest_cmd: str | None = None,
+        directory: Path | None = None,
+    ) -> TestRun:
+        """Run the test between kmsg markers, then judge its console window.
+
+        ``guest_cmd`` replaces how the guest starts it (a kselftest runs in its
+        target's directory), ``directory`` where its evidence goes.
+        """
         assert self.machine is not None and self.files is not None
         console = self.machine.console
         tag = f"{test.name}-{self.boots}-{int(started * 1000) % 100000}"
         window_start = console.offset()
         self._attribute_outside(window_start)
         self._ran += 1
-        result, hang_notes = self._run_in_guest(test, tag, window_start)
+        result, hang_notes = self._run_in_guest(test, tag, window_start, guest_cmd)
         machine_exit = self._exit_if_gone()
         died = console.panicked
         if not died and machine_exit is None:
@@ -423,7 +437,7 @@ class KernelGuest:
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            self.directory / test.name,
+            directory or self.directory / test.name,
             command,
             reports,
             taint,
@@ -433,13 +447,13 @@ class KernelGuest:
         return run
 
     def _run_in_guest(
-        self, test: GuestTest, tag: str, window_start: int
+        self, test: GuestTest, tag: str, window_start: int, guest_cmd: str | None = None
     ) -> tuple[CommandResult, tuple[str, ...]]:
         """The test's command with its timeout: (result, hang notes)."""
         assert self.channel is not None and self.machine is not None and self.files is not None
         console = self.machine.console
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
-        command = wrap(guest_command(test, self.files.tests_dir), tag)
+        command = wrap(guest_cmd or guest_command(test, self.files.tests_dir), tag)
         try:
             with track(self.progress, Kind.TEST, test.name, timeout=timeout):
                 result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
@@ -535,13 +549,16 @@ class KernelGuest:
         self.machine.console.wait_quiet(self.policy.dump_quiet, self.policy.dump_wait)
         return (f"blocked tasks dumped with {how}: see the console window",)
 
-    def _record(self, test: GuestTest, verdict: Verdict, started: float) -> TestRun:
+    def record_setup(
+        self, test: GuestTest, verdict: Verdict, started: float, directory: Path | None = None
+    ) -> TestRun:
+        """A test that never ran (``verdict`` says why), recorded with its evidence dir."""
         run = TestRun(
             test.name,
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            self.directory / test.name,
+            directory or self.directory / test.name,
             boot=self.boots,
         )
         results.save_test(run, "")

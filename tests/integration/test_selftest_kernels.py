@@ -205,3 +205,45 @@ def test_bisect_names_the_bug_commit(
     steps = [json.loads(line) for line in (results / "steps.jsonl").read_text().splitlines()]
     assert steps and all(s["code"] in (GOOD, BAD) for s in steps), steps
     assert any(s["commit"] == history.bug and s["code"] == BAD for s in steps)
+
+
+def test_kselftest_target_from_the_kernel_tree(history: History, project: pytest.Pytester) -> None:
+    """``selftests: [mincore, size]`` on the good kernel, ``-k mincore``: one boot.
+
+    The kernel is the self-test kernels' (same recipe and tree: reused from
+    the cache, no kernel build).  mincore is built from that tree against its
+    own headers, static, copied into the busybox guest and run with its
+    runner timeout; its kselftest_harness KTAP subtests become records.
+    ``size`` is listed too but deselected by ``-k``: never built nor run.
+    """
+    fragments = [REPO / "guest-tests/kunit/selftest.config", REPO / "harness/kernels/kunit.config"]
+    series = REPO / "guest-tests/fixes/uffd-move-devmap-migration-entry.patch"
+    (project.path / "kernels.yaml").write_text(
+        "kernels:\n"
+        "  - name: selftest-good\n"
+        f"    build: {{source: {history.repo}, rev: {history.base}, "
+        f"fragments: [{', '.join(map(str, fragments))}], series: [{series}]}}\n"
+        "    selftests: [mincore, size]\n"
+    )
+    started = time.monotonic()
+    result = project.runpytest_subprocess(
+        "guest-tests", "--results-dir=res", "-rA", "-k", "mincore", timeout=1800
+    )
+    out = result.stdout.str()
+    print(f"kselftest run in {time.monotonic() - started:.0f}s")
+    assert "kselftest/mincore/mincore_selftest::selftest-good" in out, out[-3000:]
+    assert "get_size" not in out and "1 deselected" in out, out[-3000:]
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    summary = json.loads((run / "summary.json").read_text())
+    by_test = {t["test"]: t for t in summary["tests"]}
+    main = by_test["kselftest.mincore.mincore_selftest"]
+    subs = {k: v for k, v in by_test.items() if k.startswith(f"{main['test']}.")}
+    print(json.dumps(summary["kernels"], indent=1))
+    print("\n".join(f"{k}: {v['outcome']}: {v['summary']}" for k, v in subs.items()))
+    assert main["evidence"].endswith("selftest-good/kselftest/mincore/mincore_selftest")
+    assert "TAP version 13" in (Path(main["evidence"]) / "stdout.txt").read_text()
+    assert len(subs) >= 4, subs
+    assert main["outcome"] == "pass", main
+    result.assert_outcomes(passed=1, deselected=1)
+    phases = summary["kernels"]["selftest-good"]["timings"]
+    assert phases["boot"] > 0 and "kselftest-build" in phases
