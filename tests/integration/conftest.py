@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,14 +48,27 @@ def no_qemu_left_behind(session_tag: str) -> Iterator[None]:
     assert not left, f"QEMU processes left behind: {sorted(left)}"
 
 
+@pytest.fixture(scope="session")
+def kernel_cache() -> Path:
+    """The real kernel cache, read before any pytester points HOME elsewhere.
+
+    Session scope makes it resolve before the function-scoped ``pytester``
+    fixture sets HOME to a temporary directory (read inside ``project`` it
+    named a fresh cache per test: a download or a full kernel build each).
+    """
+    return cache_root()
+
+
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(
+    kernel_cache: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     """A throwaway project: conftest, guest-tests/c with the shared headers.
 
     pytester points HOME at a temporary directory; the kernel cache must stay
     the real one or every test would download its kernels again.
     """
-    monkeypatch.setenv("KHARNESS_CACHE", str(cache_root()))
+    monkeypatch.setenv("KHARNESS_CACHE", str(kernel_cache))
     # runpytest_subprocess runs this checkout's harness, whichever one is installed
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
