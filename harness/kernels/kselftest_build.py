@@ -176,16 +176,12 @@ def selftests_tree(source: BuildSource, log: Callable[[str], None]) -> Path:
         return tree.path
     dest = cache / "kselftest" / "trees" / tree.identity
     if not (dest / "tools").is_dir():
+        subarch = f"{tree.identity}:scripts/subarch.include"  # the selftests Makefile reads it
+        has_subarch = run_git(tree.path, "cat-file", "-e", subarch, check=False).returncode == 0
+        paths = ["tools", *(["scripts/subarch.include"] if has_subarch else [])]
         with atomic_dir(dest) as scratch:
             archive = scratch / "tools.tar"
-            run_git(
-                tree.path,
-                "archive",
-                f"--output={archive}",
-                tree.identity,
-                "tools",
-                "scripts/subarch.include",
-            )
+            run_git(tree.path, "archive", f"--output={archive}", tree.identity, *paths)
             shutil.unpack_archive(archive, scratch, "tar")
             archive.unlink()
     return dest
