@@ -13,6 +13,8 @@ PACKAGES=(
   file
   # kernels built from source
   ccache bc bison flex libelf-dev libssl-dev git patch
+  # kselftests (selftests:): their install step copies with rsync
+  rsync
 )
 
 missing=()

@@ -7,6 +7,7 @@ and the headers to compile against, TARGETS selects, install lists the tests.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import textwrap
 from pathlib import Path
@@ -29,7 +30,8 @@ from harness.kselftest import (
 from harness.outcome import Outcome
 from tests.unit.fake_kbuild import git_tree, make_tree, selftests_files
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kselftest"
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data" / "kselftest"
 GOOD = "#include <linux/fake.h>\nint main(void) { return FAKE_UAPI_VERSION == 612 ? 0 : 1; }\n"
 BROKEN = "int main(void) { return undeclared_thing; }\n"
 
@@ -203,3 +205,57 @@ def test_names_read_well_in_node_ids_and_records() -> None:
     test = KselftestTest("net/forwarding", "router.sh")
     assert test.node_name == "kselftest/net/forwarding/router.sh"
     assert test.record_name == "kselftest.net/forwarding.router.sh"
+
+
+# -- pytest items (no boot: the broken target fails before one) --------------------
+
+
+def _project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, targets: str) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    tree = make_tree(pytester.path / "linux", selftests_files({"vm": GOOD, "bad": BROKEN}))
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
+    (pytester.path / "guest-tests" / "c").mkdir(parents=True)
+    (pytester.path / "kernels.yaml").write_text(
+        f"kernels:\n  - name: k\n    build: {{source: {tree}, guest_config: false}}\n"
+        f"    selftests: [{targets}]\n"
+    )
+
+
+def test_items_per_test_and_k_selects_by_target(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(pytester, monkeypatch, "vm, bad")
+    result = pytester.runpytest_subprocess("guest-tests", "--collect-only", "-q", "-k", "vm")
+    lines = result.stdout.str().splitlines()
+    assert "kselftest/vm/vm_test::k" in lines and "kselftest/vm/run.sh::k" in lines
+    assert not any("kselftest/bad/" in line for line in lines)
+
+
+def test_an_unknown_target_is_a_usage_error_before_anything_builds(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(pytester, monkeypatch, "vm, vn")
+    result = pytester.runpytest_subprocess("guest-tests", "--results-dir=res")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "kernel 'k': selftests: 'vn' is not a kselftest target of its tree" in err
+    assert not (pytester.path / "res").exists()
+
+
+def test_a_target_that_does_not_build_errors_with_the_compiler_lines(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(pytester, monkeypatch, "vm, bad")
+    result = pytester.runpytest_subprocess(
+        "guest-tests", "--results-dir=res", "-k", "bad_test", timeout=300
+    )
+    result.assert_outcomes(errors=1, deselected=3)
+    out = result.stdout.str()
+    assert "ERROR at setup of kselftest/bad/bad_test::k" in out
+    assert "build-fail: kselftest build of 'bad' failed" in out
+    assert "'undeclared_thing' undeclared" in out and "Traceback" not in out
+    (run,) = [p for p in (pytester.path / "res").iterdir() if p.name != "latest"]
+    summary = json.loads((run / "summary.json").read_text())
+    (record,) = summary["tests"]
+    assert record["test"] == "kselftest.bad.bad_test" and record["outcome"] == "build-fail"
+    assert record["evidence"].endswith("k/kselftest/bad/bad_test")
