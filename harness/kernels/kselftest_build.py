@@ -108,6 +108,8 @@ def _make_targets(
     headers = kbuild.run_make(tools, ws.src, ws.out, ("headers",), log)
     if headers.returncode != 0:
         return _failed(targets, kbuild.build_failed("make headers", headers))
+    if not (ws.src / ".git").exists():
+        _private_copies(ws.src / SELFTESTS)
     found = {}
     for target in targets:
         build.activity.update(step=f"kselftest {target}")
@@ -142,6 +144,23 @@ def _make_one(
         return _failed([target], exc)[target]
     tests = _listed(dest / "kselftest-list.txt", target)
     return BuiltTarget(target, dest, tests, settings_timeout(dest / target), seconds)
+
+
+def _private_copies(directory: Path) -> None:
+    """Give files hard-linked to a pristine tree copies of their own.
+
+    A plain tree's slot is a hard-link copy (``cp -al``) and kbuild never
+    writes into it, but some selftest Makefiles write beside their sources
+    (mm regenerates local_config.mk with ``>``), which would rewrite the
+    pristine tree's file through the shared inode.
+    """
+    for path in directory.rglob("*"):
+        if path.is_symlink() or not path.is_file() or path.stat().st_nlink < 2:
+            continue
+        data, mode = path.read_bytes(), path.stat().st_mode
+        path.unlink()
+        path.write_bytes(data)
+        path.chmod(mode)
 
 
 def _listed(path: Path, target: str) -> tuple[str, ...]:

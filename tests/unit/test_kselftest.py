@@ -259,3 +259,18 @@ def test_a_target_that_does_not_build_errors_with_the_compiler_lines(
     (record,) = summary["tests"]
     assert record["test"] == "kselftest.bad.bad_test" and record["outcome"] == "build-fail"
     assert record["evidence"].endswith("k/kselftest/bad/bad_test")
+
+
+def test_building_in_a_plain_tree_slot_never_writes_the_pristine_tree(tmp_path: Path) -> None:
+    files = selftests_files({"vm": GOOD})
+    files["tools/testing/selftests/vm/Makefile"] = (
+        "TEST_GEN_PROGS := vm_test\ninclude ../lib.mk\n"
+        "$(OUTPUT)/vm_test: local_config.h\n"
+        "local_config.h:\n> echo '#define GENERATED 1' > $@\n"  # as mm's check_config.sh
+    )
+    files["tools/testing/selftests/vm/local_config.h"] = "#define PRISTINE 1\n"
+    tree = make_tree(tmp_path / "linux", files)
+    built = build_targets(_source(tmp_path, tree, "vm"), ("vm",), print)["vm"]
+    assert built.error is None, built.details
+    pristine = tree / "tools/testing/selftests/vm/local_config.h"
+    assert pristine.read_text() == "#define PRISTINE 1\n"
