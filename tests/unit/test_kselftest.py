@@ -266,7 +266,7 @@ def test_building_in_a_plain_tree_slot_never_writes_the_pristine_tree(tmp_path: 
     files["tools/testing/selftests/vm/Makefile"] = (
         "TEST_GEN_PROGS := vm_test\ninclude ../lib.mk\n"
         "$(OUTPUT)/vm_test: local_config.h\n"
-        "local_config.h:\n> echo '#define GENERATED 1' > $@\n"  # as mm's check_config.sh
+        "local_config.h: FORCE\n> echo '#define GENERATED 1' > $@\nFORCE:\n"  # mm: check_config.sh
     )
     files["tools/testing/selftests/vm/local_config.h"] = "#define PRISTINE 1\n"
     tree = make_tree(tmp_path / "linux", files)
