@@ -18,6 +18,10 @@ The self-test kernels also build in two KUnit suites (``kunit:`` in
 kernels-selftest.yaml): their boot consoles must show every case of both
 passing or skipping, one record per case; the bisect builds with the same
 recipe, so it shares their build directory.
+
+Last, one kselftest target (mincore: one static binary, five kselftest_harness
+subtests) is built from the good kernel's tree in that same build directory
+and run through pytest on the good kernel, reused from the cache: one boot.
 """
 
 from __future__ import annotations
