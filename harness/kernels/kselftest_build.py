@@ -1,8 +1,10 @@
 """Building a kernel's kselftest targets from the very tree (and series) the kernel came from.
 
-For a ``build:`` kernel with ``selftests: [mincore, ...]``, in the kernel's
-own build slot and under its lock: check the pristine source out, apply the
-same series, ``make headers`` into the slot's O= directory, then per target::
+For a ``build:`` kernel with ``selftests: [mincore, ...]``, in a build slot
+of their own (``<cache>/build/kselftest/slots/<recipe>``: the kernel's slot
+stays the kernel's, its objects never wiped nor its lock held by a
+kselftest build): check the pristine source out, apply the same series,
+``make headers`` into the slot's O= directory, then per target::
 
     make -C src/tools/testing/selftests O=<slot>/out TARGETS=<t> \\
          KSFT_INSTALL_PATH=<store> install        (CFLAGS=-static LDFLAGS=-static)
@@ -35,6 +37,8 @@ from harness.progress import NO_PROGRESS, Progress
 
 #: bump when the way kselftests are built changes, so stored ones are not reused
 KSELFTEST_RECIPE = "1"
+#: how the build's progress line is labelled
+LABEL = "kselftest"
 #: static binaries: the QEMU guest has no C library (lib.mk adds CFLAGS to every link)
 STATIC_ENV = {"CFLAGS": "-static", "LDFLAGS": "-static"}
 
@@ -87,7 +91,8 @@ def build_targets(
     if not shutil.which("rsync"):  # lib.mk's install copies with rsync
         return {**done, **_failed(missing, ToolMissing("rsync", "rsync"))}
     try:
-        with TreeBuild(source.recipe, log, cache, meter=progress, label="kselftest") as build:
+        slots = cache / "kselftest"  # beside, never in, the kernel's own slot
+        with TreeBuild(source.recipe, log, slots, meter=progress, label=LABEL) as build:
             build.checkout(tree)
             for patch in patches:
                 build.apply(patch)
