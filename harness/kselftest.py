@@ -151,8 +151,26 @@ class Subtest:
     details: tuple[str, ...] = ()  # the diagnostics printed just before a failure
 
 
-def subtests(stdout: str) -> list[Subtest]:
-    """Every top-level ``ok``/``not ok`` line of ``stdout`` (nested KTAP is its parent's)."""
+def subtests(stdout: str, stderr: str = "") -> list[Subtest]:
+    """Every top-level ``ok``/``not ok`` line of ``stdout`` (nested KTAP is its parent's).
+
+    A failure's details are the diagnostics just before it, then the
+    ``stderr`` lines naming it: kselftest_harness writes its assertions there
+    (``# mincore_selftest.c:260:check_file_mmap:Expected ra_pages (0) > 0``).
+    """
+    return [_with_stderr(sub, stderr) for sub in _results(stdout)]
+
+
+def _with_stderr(sub: Subtest, stderr: str) -> Subtest:
+    if sub.outcome is not Outcome.FAIL or not stderr:
+        return sub
+    short = re.escape(sub.name.rsplit(".", 1)[-1])
+    named = re.compile(rf"^#.*(?:^|[\s:]){short}:")
+    lines = tuple(line for line in stderr.splitlines() if named.search(line))
+    return Subtest(sub.name, sub.outcome, sub.summary, sub.details + lines)
+
+
+def _results(stdout: str) -> list[Subtest]:
     found: list[Subtest] = []
     recent: list[str] = []
     for raw in stdout.splitlines():

@@ -165,7 +165,7 @@ def subtest_runs(run: TestRun) -> list[TestRun]:
     if run.result is None:
         return []
     found = []
-    for sub in subtests(run.result.stdout):
+    for sub in subtests(run.result.stdout, run.result.stderr):
         name = safe_name(sub.name)
         record = TestRun(
             f"{run.test}.{name}",

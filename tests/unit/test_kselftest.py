@@ -274,3 +274,18 @@ def test_building_in_a_plain_tree_slot_never_writes_the_pristine_tree(tmp_path: 
     assert built.error is None, built.details
     pristine = tree / "tools/testing/selftests/vm/local_config.h"
     assert pristine.read_text() == "#define PRISTINE 1\n"
+
+
+def test_a_failed_subtest_gets_its_assertions_from_stderr() -> None:
+    """mincore on the 6.12 self-test kernel: /tmp is tmpfs, which does no read-ahead."""
+    stdout = (DATA / "guest-6.12-stdout.txt").read_text()
+    stderr = (DATA / "guest-6.12-stderr.txt").read_text()
+    by_name = {s.name: s for s in subtests(stdout, stderr)}
+    failed = by_name["global.check_file_mmap"]
+    assert failed.outcome is Outcome.FAIL
+    assert failed.details[-3:] == (
+        "# mincore_selftest.c:260:check_file_mmap:Expected ra_pages (0) > 0 (0)",
+        "# mincore_selftest.c:261:check_file_mmap:No read-ahead pages found in memory",
+        "# check_file_mmap: Test failed",
+    )
+    assert by_name["global.check_tmpfs_mmap"].details == ()
