@@ -221,7 +221,7 @@ def _project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, targets
     )
 
 
-def test_items_per_test_and_k_selects_by_target(
+def test_items_per_test_and_k_selects_by_target_or_test(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _project(pytester, monkeypatch, "vm, bad")
@@ -229,6 +229,9 @@ def test_items_per_test_and_k_selects_by_target(
     lines = result.stdout.str().splitlines()
     assert "kselftest/vm/vm_test::k" in lines and "kselftest/vm/run.sh::k" in lines
     assert not any("kselftest/bad/" in line for line in lines)
+    result = pytester.runpytest_subprocess("guest-tests", "--collect-only", "-q", "-k", "bad_test")
+    chosen = [line for line in result.stdout.str().splitlines() if line.startswith("kselftest/")]
+    assert chosen == ["kselftest/bad/bad_test::k"]
 
 
 def test_an_unknown_target_is_a_usage_error_before_anything_builds(
