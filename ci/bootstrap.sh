@@ -17,6 +17,8 @@ PACKAGES=(
   ccache bc bison flex libelf-dev libssl-dev git patch
   # the tests open results/<run>/index.html in a real headless browser
   chromium
+  # kselftests (selftests:): their install step copies with rsync
+  rsync
 )
 
 missing=()

@@ -17,6 +17,8 @@ Schema (one entry under ``kernels:``)::
       backend: qemu                   # qemu | virtme (harness/machine/backends.py)
       timeouts: {boot: 120, test: 300}
       reboot_after_oops: true
+      kunit: [list-kunit-test]        # KUnit suites run at boot (build: kernels)
+      selftests: [mincore]            # kselftest targets built from the tree (build: kernels)
       expect:
         uffd_move_swap_pmd: {outcome: fail, reason: "spurious ENOENT ..."}
 """
@@ -73,6 +75,7 @@ class KernelSpec:
     reboot_after_oops: bool = True
     expect: Mapping[str, Expectation] = field(default_factory=dict)
     kunit: tuple[str, ...] = ()  # KUnit suite globs whose boot-time results are reported
+    selftests: tuple[str, ...] = ()  # kselftest targets built from the kernel's own tree
 
 
 def load_kernels(path: Path) -> list[KernelSpec]:
@@ -137,6 +140,7 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
     kunit = _parse_kunit(f)
     if kunit:
         source = kunit_needs(source)
+    selftests = _parse_selftests(f, source)
     spec = KernelSpec(
         name=name or "?",
         source=source,
@@ -149,6 +153,7 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
         reboot_after_oops=f.get("reboot_after_oops", bool, default=True),
         expect=expect,
         kunit=kunit,
+        selftests=selftests,
     )
     if cpus is not None and not 1 <= cpus <= 64:
         f.problem(f"cpus must be between 1 and 64, got {cpus}")
@@ -181,6 +186,28 @@ def _parse_kunit(f: Fields) -> tuple[str, ...]:
         f.problem("kunit must be a list of suite names or globs, e.g. [list-kunit-test, 'mm*']")
         return ()
     return tuple(globs)
+
+
+def _parse_selftests(f: Fields, source: Any) -> tuple[str, ...]:
+    """``selftests: [mincore, mm]``: kselftest targets, only for a kernel built from source."""
+    from harness.kernels.build import BuildSource
+    from harness.kselftest import target_problem
+
+    targets = f.get("selftests", list, default=[])
+    if not targets:
+        return ()
+    problems = [p for t in targets if (p := target_problem(t))]
+    if problems:
+        f.problem(f"selftests: {problems[0]}; write e.g. selftests: [mincore, timers]")
+        return ()
+    if source is not None and not isinstance(source, BuildSource):
+        f.problem(
+            f"selftests: {list(targets)} needs a kernel built from source (build:), whose "
+            f"tree the kselftests are built from; this kernel comes from '{source.kind}': "
+            "remove selftests: here, or add a build: entry for the same tree"
+        )
+        return ()
+    return tuple(dict.fromkeys(targets))
 
 
 def kunit_needs(source: Any) -> Any:

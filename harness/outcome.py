@@ -242,7 +242,8 @@ class SetupFacts:
     Stages: ``compile`` (the test), ``fetch`` (the kernel), ``build`` (from
     source or its series), ``start`` (the guest's process), ``boot`` (no
     ready line), ``connect`` (ready, but the channel never opened), ``need``
-    (the guest lacks what the test needs).
+    (the guest lacks what the test needs), ``kselftest`` (a built kselftest
+    could not be put into the guest or is not where its target says).
     """
 
     stage: str
@@ -258,6 +259,7 @@ _SETUP = {
     "boot": (Outcome.BOOT_FAIL, "boot-fail"),
     "connect": (Outcome.BOOT_FAIL, "boot-fail"),
     "need": (Outcome.SKIP, ""),
+    "kselftest": (Outcome.ERROR, "error"),
 }
 
 

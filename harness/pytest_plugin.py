@@ -2,7 +2,8 @@
 
 All plugin state lives in one :class:`HarnessRun` object, stored under a
 StashKey and registered as a plugin; no module globals.  Node ids read
-``guest-tests/c/<test>.c::<kernel>`` or ``guest-tests/sh/<test>.sh::<kernel>``.
+``guest-tests/c/<test>.c::<kernel>`` or ``guest-tests/sh/<test>.sh::<kernel>``
+(KUnit: :mod:`harness.pytest_kunit`, kselftests: :mod:`harness.pytest_kselftest`).
 Items are ordered kernel by kernel so each kernel boots once; the guest stops
 after its kernel's last item.
 
@@ -332,10 +333,16 @@ class HarnessRun:
         """Group items by kernel (in kernels.yaml order) so each kernel boots once.
 
         A run of the guest-tests directory also gets the KUnit items of kernels
-        with ``kunit:`` suites, first on their kernel (KUnit runs at boot).
+        with ``kunit:`` suites, first on their kernel (KUnit runs at boot), then
+        the kselftest items of kernels with ``selftests:`` targets (built before
+        the first boot when no KUnit item boots the kernel first).
         """
         if self._whole_directory():
-            items[:0] = kunit_items(session, [s for s in self.specs() if s.kunit])
+            from harness.pytest_kselftest import kselftest_items  # it imports GuestItem
+
+            kunit = kunit_items(session, [s for s in self.specs() if s.kunit])
+            kself = kselftest_items(session, [s for s in self.specs() if s.selftests], self._log)
+            items[:0] = kunit + kself
         if not any(isinstance(i, (GuestItem, KunitItem)) for i in items):
             return
         order = {s.name: n for n, s in enumerate(self.specs())}
@@ -666,7 +673,10 @@ class GuestItem(pytest.Item):
         guest = state.guest(self.spec)
         runs = [guest.run(self.test, n + 1 if count > 1 else 0) for n in range(count)]
         state.runs.extend(runs)
-        run = repeats.combine(runs)  # several runs: the first failure, with the pass rate
+        self.conclude(repeats.combine(runs))  # several runs: the first failure, with the pass rate
+
+    def conclude(self, run: TestRun) -> None:
+        """Attach the run's evidence and say its verdict in pytest's vocabulary."""
         self.result = run
         self._attach(run)
         outcome = run.verdict.outcome

@@ -28,6 +28,7 @@ from harness.errors import BuildFailed, GuestUnreachable, HarnessError
 from harness.guest.keys import GuestKeys, make_keys
 from harness.kernels import kernelconfig
 from harness.kernels.base import KernelImage
+from harness.kernels.kselftest_build import BuiltTarget
 from harness.ktap import parse_ktap
 from harness.machine import accel as accel_mod
 from harness.machine.backends import BACKENDS, BackendFactory
@@ -139,6 +140,8 @@ class KernelGuest:
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
     _config: kernelconfig.KernelConfig | None = None  # for @needs config=, found once
     _booting: Activity | None = None  # the boot's progress line while it boots
+    kselftests: dict[str, BuiltTarget] | None = None  # selftests: targets built so far
+    kselftest_pushed: set[tuple[int, str]] = field(default_factory=set)  # (boot, target)
 
     @property
     def directory(self) -> Path:
@@ -325,10 +328,10 @@ class KernelGuest:
         compiled = self.ctx.compiled.get(test.name)
         if compiled is not None and not compiled.ok:
             verdict = classify_setup(SetupFacts("compile", "", (compiled.log,)))
-            return self._record(test, verdict, started, attempt)
+            return self.record_setup(test, verdict, started, attempt=attempt)
         problem = self.prepare() or self.ensure_booted()
         if problem is not None:
-            return self._record(test, problem, started, attempt)
+            return self.record_setup(test, problem, started, attempt=attempt)
         return None
 
     def run(self, test: GuestTest, attempt: int = 0) -> TestRun:
@@ -344,8 +347,8 @@ class KernelGuest:
         unmet = self._unmet_needs(test) or self._unmet_config(test)
         if unmet:
             verdict = classify_setup(SetupFacts("need", unmet))
-            return self._record(test, verdict, started, attempt)
-        return self._execute(test, started, self._config_notes(test), attempt)
+            return self.record_setup(test, verdict, started, attempt=attempt)
+        return self.execute(test, started, self._config_notes(test), attempt=attempt)
 
     def test_dir(self, test: GuestTest, attempt: int = 0) -> Path:
         """Where the evidence of one run of ``test`` goes."""
@@ -398,17 +401,28 @@ class KernelGuest:
                 )
         return None
 
-    def _execute(
-        self, test: GuestTest, started: float, notes: tuple[str, ...] = (), attempt: int = 0
+    def execute(
+        self,
+        test: GuestTest,
+        started: float,
+        notes: tuple[str, ...] = (),
+        guest_cmd: str | None = None,
+        directory: Path | None = None,
+        attempt: int = 0,
     ) -> TestRun:
-        """Run the test between kmsg markers, then judge its console window."""
+        """Run the test between kmsg markers, then judge its console window.
+
+        ``guest_cmd`` replaces how the guest starts it (a kselftest runs in its
+        target's directory), ``directory`` where its evidence goes; ``attempt`` numbers the runs
+        of a test run several times (``--runs N``).
+        """
         assert self.machine is not None and self.files is not None
         console = self.machine.console
         tag = f"{test.name}-{self.boots}-{int(started * 1000) % 100000}"
         window_start = console.offset()
         self._attribute_outside(window_start)
         self._ran += 1
-        result, hang_notes = self._run_in_guest(test, tag, window_start)
+        result, hang_notes = self._run_in_guest(test, tag, window_start, guest_cmd)
         machine_exit = self._exit_if_gone()
         died = console.panicked
         if not died and machine_exit is None:
@@ -435,7 +449,7 @@ class KernelGuest:
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            self.test_dir(test, attempt),
+            directory or self.test_dir(test, attempt),
             command,
             reports,
             taint,
@@ -445,13 +459,13 @@ class KernelGuest:
         return run
 
     def _run_in_guest(
-        self, test: GuestTest, tag: str, window_start: int
+        self, test: GuestTest, tag: str, window_start: int, guest_cmd: str | None = None
     ) -> tuple[CommandResult, tuple[str, ...]]:
         """The test's command with its timeout: (result, hang notes)."""
         assert self.channel is not None and self.machine is not None and self.files is not None
         console = self.machine.console
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
-        command = wrap(guest_command(test, self.files.tests_dir), tag)
+        command = wrap(guest_cmd or guest_command(test, self.files.tests_dir), tag)
         try:
             with track(self.progress, Kind.TEST, test.name, timeout=timeout):
                 result = self.channel.run(command, timeout, abort=self._stop_waiting(window_start))
@@ -547,15 +561,21 @@ class KernelGuest:
         self.machine.console.wait_quiet(self.policy.dump_quiet, self.policy.dump_wait)
         return (f"blocked tasks dumped with {how}: see the console window",)
 
-    def _record(
-        self, test: GuestTest, verdict: Verdict, started: float, attempt: int = 0
+    def record_setup(
+        self,
+        test: GuestTest,
+        verdict: Verdict,
+        started: float,
+        directory: Path | None = None,
+        attempt: int = 0,
     ) -> TestRun:
+        """A test that never ran (``verdict`` says why), recorded with its evidence dir."""
         run = TestRun(
             test.name,
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            self.test_dir(test, attempt),
+            directory or self.test_dir(test, attempt),
             boot=self.boots,
         )
         results.save_test(run, "")

@@ -308,7 +308,7 @@ class BuildSource:
         cache = build_cache()
         tree = locate(self.source, self.base, cache, self.rev, log, progress)
         patches = self.patches()
-        key = self._image_key(tree, patches)
+        key = self.image_key(tree, patches)
         cached = _recall(cache, key)
         if cached is not None:
             log(f"reusing {cached.origin}")
@@ -321,7 +321,7 @@ class BuildSource:
         _remember(cache, key, built.image)
         return built.image
 
-    def _image_key(self, tree: SourceTree, patches: tuple[Patch, ...]) -> str | None:
+    def image_key(self, tree: SourceTree, patches: tuple[Patch, ...]) -> str | None:
         """Identical inputs give an identical kernel; none for a plain tree (it may change)."""
         if not tree.git and not is_package_name(self.source):
             return None

@@ -10,9 +10,11 @@ details, which the runner turns into the ``build-fail`` outcome.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -118,8 +120,12 @@ def run_make(
         sink.write(f"$ {' '.join(argv)}\n")
         sink.flush()
         follow.seek(0, os.SEEK_END)
-        proc = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.STDOUT, env={**tools.env(), **(env or {})}
+        proc = subprocess.Popen(  # its own process group: its sub-makes and compilers too
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**tools.env(), **(env or {})},
+            start_new_session=True,
         )
         try:
             returncode = _wait(proc, follow, on_line)
@@ -128,10 +134,16 @@ def run_make(
                 f"make {' '.join(targets)} ran longer than {_BUILD_TIMEOUT // 3600} h; see {log}"
             ) from None
         finally:
-            if proc.poll() is None:  # timeout or Ctrl-C: no make left behind
-                proc.kill()
-                proc.wait()
+            if proc.poll() is None:  # timeout, Ctrl-C or SIGTERM: no make, no cc1 left behind
+                _kill_group(proc)
     return MakeResult(returncode, time.monotonic() - started, log)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill make and everything it started (killing make alone orphans its sub-makes)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _wait(

@@ -50,9 +50,11 @@ def no_qemu_left_behind(session_tag: str) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def kernel_cache() -> Path:
-    """The real kernel cache, found before pytester points HOME elsewhere.
+    """The real kernel cache, read before any pytester points HOME elsewhere.
 
-    Session scope makes pytest set it up before any function's pytester.
+    Session scope makes it resolve before the function-scoped ``pytester``
+    fixture sets HOME to a temporary directory (read inside ``project`` it
+    named a fresh cache per test: a download or a full kernel build each).
     """
     return cache_root()
 

@@ -18,6 +18,10 @@ The self-test kernels also build in two KUnit suites (``kunit:`` in
 kernels-selftest.yaml): their boot consoles must show every case of both
 passing or skipping, one record per case; the bisect builds with the same
 recipe, so it shares their build directory.
+
+Last, one kselftest target (mincore: one static binary, five kselftest_harness
+subtests) is built from the good kernel's tree in that same build directory
+and run through pytest on the good kernel, reused from the cache: one boot.
 """
 
 from __future__ import annotations
@@ -208,3 +212,59 @@ def test_bisect_names_the_bug_commit(
     # how sure: every step ran the test once; each bad one saw its one failure
     assert all(s["runs"] == 1 and s["failures"] == int(s["code"] == BAD) for s in steps), steps
     assert "reproduces 100% of runs" in confidence(read_steps(results), 1)
+
+
+def test_kselftest_target_from_the_kernel_tree(history: History, project: pytest.Pytester) -> None:
+    """``selftests: [mincore, size]`` on the good kernel, ``-k mincore``: one boot.
+
+    The kernel is the self-test kernels' (same recipe and tree: reused from
+    the cache, no kernel build).  mincore is built from that tree against its
+    own headers, static, copied into the busybox guest and run with its
+    runner timeout; its five kselftest_harness subtests become records.  On
+    this guest check_file_mmap fails for real (its file is on tmpfs, which
+    does no read-ahead): kernels.yaml expects that, keyed by the kselftest's
+    name, so the item is a strict xfail.  ``size`` is listed but deselected
+    by ``-k``: never built nor run.
+    """
+    fragments = [REPO / "guest-tests/kunit/selftest.config", REPO / "harness/kernels/kunit.config"]
+    series = REPO / "guest-tests/fixes/uffd-move-devmap-migration-entry.patch"
+    (project.path / "kernels.yaml").write_text(
+        "kernels:\n"
+        "  - name: selftest-good\n"
+        f"    build: {{source: {history.repo}, rev: {history.base}, "
+        f"fragments: [{', '.join(map(str, fragments))}], series: [{series}]}}\n"
+        "    selftests: [mincore, size]\n"
+        "    expect:\n"
+        "      kselftest.mincore.mincore_selftest:\n"
+        "        {outcome: fail, reason: check_file_mmap needs read-ahead; /tmp is tmpfs}\n"
+    )
+    started = time.monotonic()
+    result = project.runpytest_subprocess(
+        "guest-tests", "--results-dir=res", "-rA", "-k", "mincore", timeout=1800
+    )
+    out = result.stdout.str()
+    print(f"kselftest run in {time.monotonic() - started:.0f}s")
+    result.assert_outcomes(xfailed=1, deselected=1)
+    assert "XFAIL kselftest/mincore/mincore_selftest::selftest-good" in out, out[-3000:]
+    assert "get_size" not in out
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    summary = json.loads((run / "summary.json").read_text())
+    by_test = {t["test"]: t for t in summary["tests"]}
+    main = by_test.pop("kselftest.mincore.mincore_selftest")
+    assert main["outcome"] == "fail" and main["as_expected"], main
+    assert main["evidence"].endswith("selftest-good/kselftest/mincore/mincore_selftest")
+    assert "TAP version 13" in (Path(main["evidence"]) / "stdout.txt").read_text()
+    subs = {
+        k.removeprefix("kselftest.mincore.mincore_selftest.global."): v for k, v in by_test.items()
+    }
+    assert {k: v["outcome"] for k, v in subs.items()} == {
+        "basic_interface": "pass",
+        "check_anonymous_locked_pages": "pass",
+        "check_huge_pages": "skip",  # tinyconfig: no CONFIG_HUGETLB_PAGE
+        "check_file_mmap": "fail",
+        "check_tmpfs_mmap": "pass",
+    }
+    assert "No read-ahead pages found in memory" in "\n".join(subs["check_file_mmap"]["details"])
+    timings = summary["kernels"]["selftest-good"]["timings"]
+    print(f"timings: {timings}, mincore ran {main['seconds']:.1f}s")
+    assert summary["kernels"]["selftest-good"]["boots"] == 1 and "kselftest-build" in timings

@@ -38,6 +38,11 @@ $(O)/%.o: $(CURDIR)/%.c $(O)/.config
 >   echo "make[2]: *** [scripts/Makefile.build:229: $*.o] Error 1"; exit 1; fi
 > @cp $< $@
 
+headers:
+> @mkdir -p $(O)/usr/include/linux
+> @echo "  HDRINST usr/include/linux/fake.h"
+> @echo '#define FAKE_UAPI_VERSION 612' > $(O)/usr/include/linux/fake.h
+
 bzImage: $(OBJS)
 > @mkdir -p $(O)/arch/x86/boot $(O)/include/config
 > @echo "  LD      vmlinux"
@@ -110,6 +115,46 @@ config BASE_tinyconfig
 config BASE_defconfig
 \tbool
 """
+
+
+#: tools/testing/selftests as kselftest has it, in small: O= sets BUILD and the
+#: headers it compiles against, TARGETS selects, install copies and lists the tests
+SELFTESTS_MAKEFILE = r"""
+.RECIPEPREFIX = >
+BUILD := $(abspath $(O))/kselftest
+export KHDR_INCLUDES := -isystem $(abspath $(O))/usr/include
+all:
+> @for t in $(TARGETS); do mkdir -p $(BUILD)/$$t && \
+>   $(MAKE) -s -C $$t OUTPUT=$(BUILD)/$$t || exit 2; done
+install: all
+> @for t in $(TARGETS); do mkdir -p $(KSFT_INSTALL_PATH)/$$t && \
+>   cp $(BUILD)/$$t/* $$t/settings $$t/*.sh $(KSFT_INSTALL_PATH)/$$t/ 2>/dev/null; \
+>   $(MAKE) -s -C $$t COLLECTION=$$t emit_tests >> $(KSFT_INSTALL_PATH)/kselftest-list.txt; done
+"""
+
+SELFTESTS_LIB_MK = r"""
+.RECIPEPREFIX = >
+OUTPUT ?= $(CURDIR)
+all: $(patsubst %,$(OUTPUT)/%,$(TEST_GEN_PROGS))
+$(OUTPUT)/%: %.c
+> $(CC) $(CFLAGS) $(KHDR_INCLUDES) $< -o $@
+emit_tests:
+> @for t in $(TEST_GEN_PROGS) $(TEST_PROGS); do echo "$(COLLECTION):$$t"; done
+"""
+
+
+def selftests_files(targets: dict[str, str]) -> dict[str, str]:
+    """A fake selftests tree: one target per entry, one C test (``<target>_test.c``) each."""
+    base = "tools/testing/selftests"
+    files = {f"{base}/Makefile": SELFTESTS_MAKEFILE, f"{base}/lib.mk": SELFTESTS_LIB_MK}
+    for target, source in targets.items():
+        files[f"{base}/{target}/Makefile"] = (
+            f"TEST_GEN_PROGS := {target}_test\nTEST_PROGS := run.sh\ninclude ../lib.mk\n"
+        )
+        files[f"{base}/{target}/{target}_test.c"] = source
+        files[f"{base}/{target}/run.sh"] = "#!/bin/bash\necho ok\n"
+        files[f"{base}/{target}/settings"] = "timeout=120\n"
+    return files
 
 
 def make_tree(root: Path, files: dict[str, str] | None = None) -> Path:

@@ -210,3 +210,38 @@ def test_cli_resolve_reports_a_patch_that_does_not_apply(
     )
     assert main(["--kernels-file", str(kernels), "kernels", "--resolve"]) == 2
     assert "patch mm: stale does not apply" in capsys.readouterr().err
+
+
+def test_an_interrupted_make_leaves_no_sub_make_or_compiler_behind(tmp_path: Path) -> None:
+    """Ctrl-C (or SIGTERM) during a build kills make's whole process group, not make alone."""
+    import os
+
+    from harness.kernels import kbuild
+
+    marker = f"{os.getpid() % 1000}.{len(str(tmp_path))}17"  # a sleep nobody else runs
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Makefile").write_text(f"all:\n\t@echo started; sleep {marker} & sleep {marker}\n")
+
+    def interrupt(line: str) -> None:
+        if "started" in line:
+            raise KeyboardInterrupt
+
+    tools = kbuild.Toolchain(1, None)
+    with pytest.raises(KeyboardInterrupt):
+        kbuild.run_make(
+            tools, src, tmp_path / "out", ("all",), tmp_path / "make.log", None, interrupt
+        )
+    left = [
+        p.name
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and f"sleep\0{marker}".encode() in _cmdline(p)
+    ]
+    assert left == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""

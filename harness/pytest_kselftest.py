@@ -1,0 +1,109 @@
+"""pytest items for kselftests: one per test of each ``selftests:`` target of a kernel.
+
+A kernels.yaml ``build:`` entry with ``selftests: [mincore]`` gets the items
+``kselftest/mincore/mincore_selftest::<kernel>`` (``-k mincore`` selects by
+target or test name).  The tests are listed from the target's Makefile in
+the tree before the series (:func:`harness.kselftest.list_tests`); a target
+the tree lacks is a usage error naming the kernel, the key and the fix,
+before anything builds or boots.
+
+Each item is a :class:`~harness.pytest_plugin.GuestItem` whose test is
+``kselftest.<target>.<test>``: same outcome translation, same failure text,
+same ``expect:`` (xfail), same summary and reports.  Building the target
+happens in setup, so a target that does not build is an *error* carrying the
+compiler's lines (build-fail), like a kernel that does not build.  The
+test's KTAP subtests are recorded too (``kselftest.<target>.<test>.<sub>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import config as config_mod
+from harness import kselftest_run
+from harness.errors import HarnessError
+from harness.kernels.build import BuildSource
+from harness.kernels.kselftest_build import selftests_tree
+from harness.kselftest import KselftestTest, list_tests
+from harness.pytest_plugin import GuestItem
+from harness.report import failure_text
+
+
+def kselftest_items(
+    session: pytest.Session, specs: list[config_mod.KernelSpec], log: Callable[[str], None]
+) -> list[pytest.Item]:
+    """One item per (kernel, target, test), in kernels.yaml order; UsageError on bad input."""
+    items: list[pytest.Item] = []
+    for spec in specs:
+        if not spec.selftests:
+            continue
+        assert isinstance(spec.source, BuildSource), "config.py admits build: only"
+        try:
+            tree = selftests_tree(spec.source, log)
+            listed = [(t, list_tests(tree, t, spec.name)) for t in spec.selftests]
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        for target, names in listed:
+            items += [_item(session, spec, KselftestTest(target, name)) for name in names]
+    return items
+
+
+def _item(session: pytest.Session, spec: config_mod.KernelSpec, test: KselftestTest) -> Any:
+    item = KselftestItem.from_parent(
+        session,
+        name=test.node_name,
+        nodeid=f"{test.node_name}::{spec.name}",
+        spec=spec,
+        test=kselftest_run.guest_test(test),
+        kself=test,
+    )
+    expect = spec.expect.get(test.record_name)
+    if expect is not None:
+        from harness.outcome import EXCEPTIONS
+
+        item.add_marker(
+            pytest.mark.xfail(
+                reason=f"{expect.outcome.value}: {expect.reason}",
+                raises=EXCEPTIONS[expect.outcome],
+                strict=True,
+            )
+        )
+    return item
+
+
+class KselftestItem(GuestItem):
+    """One kselftest test on one kernel."""
+
+    def __init__(self, *, kself: KselftestTest, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kself = kself
+
+    def setup(self) -> None:
+        """Kernel, target build and boot: their failure is an error, not a failed test."""
+        from harness.pytest_plugin import STATE
+
+        state = self.config.stash[STATE]
+        failed = kselftest_run.preflight(state.guest(self.spec), self.kself)
+        if failed is not None:
+            state.runs.append(failed)
+            self.result = failed
+            self._attach(failed)
+            pytest.fail(failure_text(failed), pytrace=False)
+
+    def runtest(self) -> None:
+        """Run it in the guest; record its subtests; translate the verdict."""
+        from harness.pytest_plugin import STATE
+
+        state = self.config.stash[STATE]
+        run = kselftest_run.run(state.guest(self.spec), self.kself)
+        state.runs.append(run)
+        state.runs.extend(kselftest_run.subtest_runs(run))
+        self.conclude(run)
+
+    def reportinfo(self) -> tuple[Path | str, int | None, str]:
+        """Where pytest says the item is: the test on its kernel."""
+        return self.path, None, self.nodeid
