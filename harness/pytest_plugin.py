@@ -330,7 +330,9 @@ class HarnessRun:
         kernels = [
             self.guests[s.name].record()
             if s.name in self.guests
-            else KernelRecord(s.name, s.source.describe(), backend=self.backend_of(s))
+            else KernelRecord(
+                s.name, s.source.describe(), backend=self.backend_of(s), arch=s.arch.name
+            )
             for s in self.specs()
             if s.name in self.guests or any(i.spec.name == s.name for i in self.items)
         ]

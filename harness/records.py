@@ -163,10 +163,12 @@ class KernelRecord:
     boots: int = 0
     boot_taint: int | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    arch: str = "x86_64"  # harness/arch.py name
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the name is the key it is stored under)."""
         return {
+            "arch": self.arch,
             "source": self.source,
             "origin": self.origin,
             "release": self.release,
@@ -188,6 +190,7 @@ class KernelRecord:
             data.get("boots", 0),
             data.get("boot_taint"),
             dict(data.get("timings", {})),
+            data.get("arch", "x86_64"),
         )
 
 

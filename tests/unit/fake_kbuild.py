@@ -117,7 +117,7 @@ def make_tree(root: Path, files: dict[str, str] | None = None) -> Path:
     content = {
         "Makefile": textwrap.dedent(MAKEFILE).lstrip(),
         "Kconfig": KCONFIG,
-        "arch/x86/Kconfig": "",
+        "arch/Kconfig": "",
         "scripts/kconfig/fake_conf.py": FAKE_CONF,
         "scripts/kconfig/fake_link.py": FAKE_LINK,
         "kernel/fork.c": "int fork(void) { return 0; }\n",
