@@ -513,7 +513,6 @@ SKIP_ARM64: tuple[str, ...] = (
     r"show_pte",
     r"arm64_notify_die",
     r"bug_brk_handler|bug_handler|brk_handler|call_el1_break_hook|do_el1_brk\w*",
-    r"dump_backtrace|arch_stack_walk|kunwind_\w+",
     r"gic_handle_irq|call_on_irq_stack|do_interrupt_handler|handle_domain_irq",
 )
 
@@ -554,6 +553,10 @@ ARM64_FORMATS: tuple[Format, ...] = (
 )
 
 FORMATS = FORMATS + ARM64_FORMATS
+
+# arm64's stack dumper prints itself ("dump_backtrace", "show_stack", then
+# "dump_stack_lvl"): report machinery for every row, as dump_stack is.
+SKIP_COMMON = SKIP_COMMON + (r"dump_backtrace", r"arch_stack_walk", r"kunwind_\w+")
 
 # arm64's register dump, between "pc :" and "Call trace:"
 ARM64_BODY: tuple[str, ...] = (
