@@ -13,6 +13,8 @@ PACKAGES=(
   file
   # kernels built from source
   ccache bc bison flex libelf-dev libssl-dev git patch
+  # arm64 guests (harness/arch.py): the emulator and the cross compiler
+  qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils
 )
 
 missing=()
