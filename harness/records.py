@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.arch import X86_64
 from harness.errors import UserError
 from harness.machine.base import CommandResult
 from harness.oops import KernelReport
@@ -163,7 +164,7 @@ class KernelRecord:
     boots: int = 0
     boot_taint: int | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
-    arch: str = "x86_64"  # harness/arch.py name
+    arch: str = X86_64.name  # harness/arch.py name (summaries before arm64: x86_64)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the name is the key it is stored under)."""
@@ -190,7 +191,7 @@ class KernelRecord:
             data.get("boots", 0),
             data.get("boot_taint"),
             dict(data.get("timings", {})),
-            data.get("arch", "x86_64"),
+            data.get("arch", X86_64.name),
         )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from debian.debian_support import Version
 
-from harness.arch import ARCHES, Arch, host
+from harness.arch import ARCHES, X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
 from harness.errors import HarnessError, KernelNotFound
 from harness.kernels import debian_archive as archive
@@ -45,7 +45,7 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 def newest_match(
-    pattern: str, entries: list[archive.PackageEntry], debian_arch: str = "amd64"
+    pattern: str, entries: list[archive.PackageEntry], debian_arch: str = X86_64.debian
 ) -> archive.PackageEntry:
     """The newest package whose name matches; KernelNotFound if none or ambiguous."""
     rx = pattern_regex(pattern)
@@ -131,7 +131,7 @@ class DebianSource:
         return entries
 
     def _memo(self, cache: Path) -> Path:
-        suffix = "" if self.arch.debian == "amd64" else f"@{self.arch.debian}"
+        suffix = "" if self.arch is X86_64 else f"@{self.arch.debian}"
         key = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{self.package}@{self.suite or 'apt'}{suffix}")
         return cache / "resolved" / f"{key}.json"
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from debian.deb822 import Packages
 
+from harness.arch import X86_64
 from harness.cache import atomic_write
 from harness.errors import InfraError, ToolMissing
 from harness.progress import NO_PROGRESS, Activity, Kind, Progress, track
@@ -192,7 +193,8 @@ def load_index(mirror: str, suite: str, cache: Path, debian_arch: str) -> list[P
     """The verified Packages index of ``suite`` on ``mirror`` for ``debian_arch`` (cached)."""
     base = f"{mirror}/dists/{suite}"
     index = index_path(debian_arch)
-    key = f"{mirror}_{suite}" + ("" if debian_arch == "amd64" else f"_{debian_arch}")
+    # amd64 keeps the cache path it had before other architectures existed
+    key = f"{mirror}_{suite}" + ("" if debian_arch == X86_64.debian else f"_{debian_arch}")
     where = cache / "index" / re.sub(r"[^A-Za-z0-9.-]+", "_", key)
     release = fetch(f"{base}/InRelease", where / "InRelease")
     expected = index_sha256(verify_release(release), index)

@@ -556,7 +556,7 @@ FORMATS = FORMATS + ARM64_FORMATS
 
 # arm64's stack dumper prints itself ("dump_backtrace", "show_stack", then
 # "dump_stack_lvl"): report machinery for every row, as dump_stack is.
-SKIP_COMMON = SKIP_COMMON + (r"dump_backtrace", r"arch_stack_walk", r"kunwind_\w+")
+SKIP_COMMON = (*SKIP_COMMON, r"dump_backtrace", r"arch_stack_walk", r"kunwind_\w+")
 
 # arm64's register dump, between "pc :" and "Call trace:"
 ARM64_BODY: tuple[str, ...] = (
