@@ -24,6 +24,7 @@ test-fast: setup
 ##        kernel builds: first, incremental after a one-file patch, per-patch series
 bench: setup
 	$(PY) bench/bench_boot.py
+	$(PY) bench/bench_boot.py --kernel debian-6.12-arm64 --runs 3 --warm 10
 	$(PY) bench/bench_backends.py
 	$(PY) bench/bench_build.py
 
