@@ -10,9 +10,11 @@ details, which the runner turns into the ``build-fail`` outcome.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -126,8 +128,13 @@ def run_make(
         sink.write(f"$ {' '.join(argv)}\n")
         sink.flush()
         follow.seek(0, os.SEEK_END)
+        # its own process group: stopping make must stop its sub-makes and compilers too
         proc = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.STDOUT, env={**tools.env(), **(env or {})}
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**tools.env(), **(env or {})},
+            start_new_session=True,
         )
         try:
             returncode = _wait(proc, follow, on_line)
@@ -137,7 +144,8 @@ def run_make(
             ) from None
         finally:
             if proc.poll() is None:  # timeout or Ctrl-C: no make left behind
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     return MakeResult(returncode, time.monotonic() - started, log)
 
