@@ -35,7 +35,8 @@ _MAX_DETAIL_LINES = 60
 # kbuild's short lines: an object compiled or assembled, and the first step of the final link
 _OBJECT_LINE = re.compile(r"^\s+(CC|AS)( \[M\])?\s+\S+\.o\s*$")
 _LINK_LINE = re.compile(
-    r"^\s+(LD|KSYMS|LDS|AR)\s+\S*(vmlinux|\.tmp_vmlinux)|^\s+(BUILD|OBJCOPY)\s+\S*Image"
+    # not "LDS arch/*/kernel/vmlinux.lds": arm64 preprocesses its linker script early
+    r"^\s+(LD|KSYMS|LDS|AR)\s+\S*(vmlinux|\.tmp_vmlinux)(?!\.lds)|^\s+(BUILD|OBJCOPY)\s+\S*Image"
 )
 _BUILD_TIMEOUT = 4 * 3600
 
