@@ -22,7 +22,7 @@ from pathlib import Path
 from debian.debian_support import Version
 
 from harness.arch import Arch
-from harness.cache import atomic_dir, cache_root
+from harness.cache import atomic_dir, atomic_write, cache_root
 from harness.errors import InfraError, ToolMissing
 from harness.kernels import debian_archive as archive
 
@@ -88,17 +88,31 @@ def foreign_userland(arch: Arch) -> Userland:
     sources = archive.read_apt_sources()
     suite = base_suite(sources)
     mirror = archive.mirror_for(suite, sources)
-    index = newest(archive.load_index(mirror, suite, cache, arch.debian))
-    parts = closure([BUSYBOX_PACKAGE, DROPBEAR_PACKAGE], index)
-    stamp = hashlib.sha256("".join(f"{e.name}={e.version}\n" for e in parts).encode())
-    root = cache_root() / "userland" / f"{arch.debian}-{stamp.hexdigest()[:16]}"
-    if not root.exists():
-        with atomic_dir(root) as scratch:
-            for part in parts:
-                archive.unpack_deb(archive.download_deb(part, cache), scratch)
+    # Reading a whole Packages index costs seconds; the signed Release file
+    # (small) names the index's hash, and an unchanged index gives the same parts.
+    memo = _memo(mirror, suite, cache, arch)
+    root = Path(memo.read_text().strip()) if memo.is_file() else None
+    if root is None or not root.is_dir():
+        index = newest(archive.load_index(mirror, suite, cache, arch.debian))
+        parts = closure([BUSYBOX_PACKAGE, DROPBEAR_PACKAGE], index)
+        stamp = hashlib.sha256("".join(f"{e.name}={e.version}\n" for e in parts).encode())
+        root = cache_root() / "userland" / f"{arch.debian}-{stamp.hexdigest()[:16]}"
+        if not root.exists():
+            with atomic_dir(root) as scratch:
+                for part in parts:
+                    archive.unpack_deb(archive.download_deb(part, cache), scratch)
+        atomic_write(memo, f"{root}\n".encode())
     busybox = _first(root, ("bin/busybox", "usr/bin/busybox"))
     dropbear = _first(root, ("usr/sbin/dropbear", "sbin/dropbear"))
     return Userland(busybox, dropbear, tuple(shared_libraries(dropbear, root)), arch.is_host)
+
+
+def _memo(mirror: str, suite: str, cache: Path, arch: Arch) -> Path:
+    """Where the userland resolved from the index that the signed Release names is noted."""
+    where = cache / "index" / re.sub(r"[^A-Za-z0-9.-]+", "_", f"{mirror}_{suite}_release")
+    release = archive.fetch(f"{mirror}/dists/{suite}/InRelease", where / "InRelease")
+    index = archive.index_sha256(archive.verify_release(release), archive.index_path(arch.debian))
+    return cache_root() / "userland" / f"{arch.debian}-index-{index[:16]}"
 
 
 def _first(root: Path, names: tuple[str, ...]) -> Path:
