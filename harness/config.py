@@ -25,6 +25,7 @@ Schema (one entry under ``kernels:``)::
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -127,6 +128,12 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
     if name is not None and not _NAME.match(name):
         f.problem(f"name '{name}' may hold only letters, digits and . _ + -")
     arch = _parse_arch(f)
+    if not arch.is_host and not shutil.which(arch.cc):
+        f.problem(
+            f"arch {arch.name} needs the compiler {arch.cc} (the reproducers, and kernels built"
+            f" from source, are compiled for it); apt-get install {arch.cc_packages}"
+            " (ci/bootstrap.sh lists them)"
+        )
     source = _parse_source(f, base, arch)
     memory = parse_size_mib(f.get("memory", (str, int), default=2048), f.where, f.problems)
     cpus = f.get("cpus", int, default=2)

@@ -150,9 +150,14 @@ def test_missing_cross_compiler_is_a_config_error(tmp_path: Path, monkeypatch) -
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text("")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    text = _yaml(tmp_path, "  - {name: x, arch: arm64, build: linux}\n")
-    assert "needs the compiler aarch64-linux-gnu-gcc" in text
+    text = _yaml(
+        tmp_path,
+        "  - {name: x, arch: arm64, build: linux}\n"
+        "  - {name: y, arch: arm64, debian: linux-image-6.12.*-arm64-unsigned}\n",
+    )
+    assert "kernel #1 (x): arch arm64 needs the compiler aarch64-linux-gnu-gcc" in text
     assert "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross" in text
+    assert "kernel #2 (y): arch arm64 needs the compiler" in text
 
 
 def test_arm64_build_recipe_has_its_own_slot_and_fragment(tmp_path: Path) -> None:
