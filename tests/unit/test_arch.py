@@ -218,3 +218,15 @@ def test_userland_closure_follows_first_alternatives() -> None:
 def test_kcidb_architecture_comes_from_the_table() -> None:
     summary = RunSummary(run="r", kernels=(KernelRecord("k", "debian x", arch="arm64"),), tests=())
     assert '"architecture": "arm64"' in kcidb.render(summary)
+
+
+def test_zboot_image_entry_boots_its_unpacked_payload(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path / "cache"))
+    image = ARM64_HEAD.read_bytes() + b"\0" * 4096
+    (tmp_path / "vmlinuz").write_bytes(_zboot(gzip.compress(image), b"gzip") + b"\0" * 0x240)
+    path = tmp_path / "kernels.yaml"
+    path.write_text("kernels:\n  - {name: z, arch: arm64, image: vmlinuz}\n")
+    (spec,) = load_kernels(path)
+    kernel = spec.source.resolve(lambda _t: None)
+    assert kernel.vmlinuz != tmp_path / "vmlinuz" and kernel.vmlinuz.read_bytes() == image
+    assert spec.source.resolve(lambda _t: None).vmlinuz == kernel.vmlinuz, "unpacked once"
