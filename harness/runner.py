@@ -31,7 +31,7 @@ from harness.kernels import kernelconfig
 from harness.kernels.base import KernelImage
 from harness.ktap import parse_ktap
 from harness.machine import accel as accel_mod
-from harness.machine.backends import BACKENDS, BackendFactory
+from harness.machine.backends import BACKENDS, DEFAULT_BACKEND, BackendFactory
 from harness.machine.base import (
     Backend,
     BootFiles,
@@ -179,6 +179,11 @@ class KernelGuest:
             if name not in self.ctx.backends:
                 known = ", ".join(sorted(self.ctx.backends))
                 raise HarnessError(f"unknown backend '{name}'; known backends: {known}")
+            if name != DEFAULT_BACKEND and not self.spec.arch.is_host:
+                raise HarnessError(
+                    f"backend '{name}' boots only the host's architecture; kernel "
+                    f"'{self.spec.name}' is {self.spec.arch.name}: use --backend {DEFAULT_BACKEND}"
+                )
             self._backend = self.ctx.backends[name]()
         return self._backend
 
@@ -198,10 +203,11 @@ class KernelGuest:
             for phase, seconds in self.image.phases.items():
                 self.timings.add(phase, seconds)
             started = time.monotonic()
+            backend = self.backend()  # a backend that cannot boot this arch says so first
             built = self.compiled()
             compiled = tuple(built[t.name] for t in self.tests if t.name in built)
             self.payload = GuestPayload(self.image, compiled, self.ctx.keys, self.spec.arch)
-            self.files = self.backend().prepare(self.payload, self.directory)
+            self.files = backend.prepare(self.payload, self.directory)
             self.timings.add("image", time.monotonic() - started)
         except BuildFailed as exc:
             details = (exc.details,) + ((f"full log: {exc.log}",) if exc.log else ())
