@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -210,3 +213,26 @@ def test_cli_resolve_reports_a_patch_that_does_not_apply(
     )
     assert main(["--kernels-file", str(kernels), "kernels", "--resolve"]) == 2
     assert "patch mm: stale does not apply" in capsys.readouterr().err
+
+
+def test_interrupted_make_leaves_no_sub_make_behind(tmp_path: Path) -> None:
+    """Ctrl-C during a build stops make's whole process group, sub-makes and compilers too."""
+    from harness.kernels import kbuild
+
+    src = tmp_path / "src"
+    src.mkdir()
+    marker = f"{os.getpid() % 97 + 1}.{os.getpid() % 89 + 1}"  # a sleep nobody else runs
+    (src / "Makefile").write_text(
+        f"all:\n\t@echo go\n\t@$(MAKE) -f $(CURDIR)/Makefile sub\nsub:\n\t@sleep {marker}\n"
+    )
+
+    def interrupt(line: str) -> None:
+        if line.strip() == "go":
+            time.sleep(0.5)  # let the sub-make start its sleep
+            raise KeyboardInterrupt
+
+    tools = kbuild.Toolchain(1, None)
+    with pytest.raises(KeyboardInterrupt):
+        kbuild.run_make(tools, src, tmp_path / "out", ("all",), tmp_path / "log", on_line=interrupt)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    assert left.stdout == "", f"left behind: {left.stdout}"
