@@ -236,3 +236,17 @@ def test_interrupted_make_leaves_no_sub_make_behind(tmp_path: Path) -> None:
         kbuild.run_make(tools, src, tmp_path / "out", ("all",), tmp_path / "log", on_line=interrupt)
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
     assert left.stdout == "", f"left behind: {left.stdout}"
+
+
+def test_arm64_cross_build_makes_an_arm64_image(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    (spec,) = _kernels(
+        tmp_path, f"- {{name: a, arch: arm64, build: {{source: {tree}, guest_config: false}}}}\n"
+    )
+    assert isinstance(spec.source, BuildSource)
+    image, log = _resolve(spec.source)
+    assert image.vmlinuz.name == "Image"
+    assert image.vmlinuz.read_bytes()[0x38:0x3C] == b"ARM\x64"
+    make = [line for line in log if line.startswith("$ ") and line.endswith(" Image")]
+    assert make and "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" in make[0]
+    assert "arm64 tinyconfig" in image.origin
