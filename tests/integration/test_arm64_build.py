@@ -56,7 +56,10 @@ def test_cross_built_image_has_the_guest_options(guest: KernelGuest) -> None:
     assert guest.image is not None and guest.image.vmlinuz.name == "Image"
     config = kernelconfig.from_host(guest.image)
     assert config is not None
-    wanted = ("SERIAL_AMBA_PL011_CONSOLE", "VIRTIO_PCI", "USERFAULTFD", "NUMA", "ARM64")
+    wanted = tuple(
+        f"CONFIG_{o}"
+        for o in ("SERIAL_AMBA_PL011_CONSOLE", "VIRTIO_PCI", "USERFAULTFD", "NUMA", "ARM64")
+    )
     assert config.missing(wanted) == ()
     built = Path(guest.image.vmlinuz).read_bytes()[0x38:0x3C]
     assert built == b"ARM\x64", "an arm64 Image header"
