@@ -26,6 +26,7 @@ test-fast: setup
 ##        the default matrix serial vs -n 2 vs -n auto (wall and CPU ratios)
 bench: setup
 	$(PY) bench/bench_boot.py
+	$(PY) bench/bench_boot.py --kernel debian-6.12-arm64 --runs 3 --warm 10
 	$(PY) bench/bench_backends.py
 	$(PY) bench/bench_build.py
 	$(PY) bench/bench_parallel.py

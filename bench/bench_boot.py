@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.config import load_kernels, select  # noqa: E402
 from harness.guest.cpio import CpioArchive  # noqa: E402
+from harness.guest.userland import foreign_userland  # noqa: E402
 from harness.machine import accel  # noqa: E402
 from harness.machine.base import MachineConfig  # noqa: E402
 from harness.machine.ports import free_port  # noqa: E402
@@ -55,8 +56,10 @@ def floor_once(cfg: MachineConfig) -> float:
 def floor_config(guest: KernelGuest, tmp: Path) -> MachineConfig:
     """The guest's own machine config with a poweroff-at-once initrd."""
     cfg = guest.machine_config()
+    arch = guest.spec.arch
+    busybox = Path("/bin/busybox") if arch.is_host else foreign_userland(arch).busybox
     archive = CpioArchive()
-    archive.add_file("bin/busybox", Path("/bin/busybox").read_bytes(), 0o755)
+    archive.add_file("bin/busybox", busybox.read_bytes(), 0o755)
     archive.add_file("init", POWEROFF_INIT, 0o755)
     initrd = tmp / "poweroff.cpio"
     initrd.write_bytes(archive.getvalue())
@@ -88,8 +91,9 @@ def main() -> int:
         if guest.prepare() is not None:
             print(f"cannot prepare {args.kernel}: {guest.setup_error}")
             return 1
-        choice = accel.choose(spec.accel)
-        print(f"kernel {args.kernel}: {guest.image.origin if guest.image else '?'}")
+        choice = accel.choose(spec.accel, spec.arch)
+        origin = guest.image.origin if guest.image else "?"
+        print(f"kernel {args.kernel} ({spec.arch.name}): {origin}")
         print(f"accelerator: {choice.accel.value} ({choice.reason})")
         # Interleaved, so that load from elsewhere hits floor and harness alike.
         floor_cfg = floor_config(guest, Path(tmp))

@@ -19,6 +19,8 @@ PACKAGES=(
   chromium
   # kselftests (selftests:): their install step copies with rsync
   rsync
+  # arm64 guests (harness/arch.py): the emulator and the cross compiler
+  qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils
 )
 
 missing=()

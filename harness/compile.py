@@ -1,7 +1,9 @@
 """Compiling the C reproducers on the host, static, one file at a time.
 
-Each test compiles on its own so that one that does not build is one errored
-test carrying the compiler's message, while the others still run.  Binaries
+Each test compiles on its own, for the architecture of the guest it runs in
+(Debian's cross compiler, named in :mod:`harness.arch`, for a foreign one),
+so that one that does not build is one errored test carrying the compiler's
+message, while the others still run.  Binaries
 are cached by the hash of the compiler, the flags, the source and the headers
 beside it.  A shell test is not compiled: busybox's ``sh -n`` (the shell of
 the QEMU guest) checks its syntax, and the script itself goes to the guest.
@@ -16,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arch import Arch, host
 from harness.cache import atomic_write, cache_root
 from harness.errors import ToolMissing
 
@@ -41,10 +44,14 @@ def _compiler_id(cc: str) -> str:
     return proc.stdout.splitlines()[0] if proc.stdout else cc
 
 
-def compile_test(source: Path, cc: str = "gcc") -> CompileResult:
-    """Compile ``source`` (cached); never raises for a compile error."""
+def compile_test(source: Path, arch: Arch | None = None) -> CompileResult:
+    """Compile ``source`` for ``arch`` (default: the host's; cached); never raises for a
+    compile error.  Another architecture's binaries come from Debian's cross compiler.
+    """
+    arch = arch or host()
+    cc = arch.cc
     if not shutil.which(cc):
-        raise ToolMissing(cc, "gcc libc6-dev")
+        raise ToolMissing(cc, arch.cc_packages)
     digest = hashlib.sha256(_compiler_id(cc).encode() + " ".join(CFLAGS).encode())
     for path in [source, *sorted(source.parent.glob("*.h"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

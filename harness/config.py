@@ -10,6 +10,7 @@ Schema (one entry under ``kernels:``)::
     - name: debian-6.12               # unique; used in test ids (file.c::name)
       debian: {package: "linux-image-6.12.*+deb12-amd64-unsigned", suite: bookworm-security}
       # or  image: {path: ../bzImage, modules: ../mods/lib/modules/6.12.0}
+      arch: x86_64                    # x86_64 | arm64 (harness/arch.py); default: the host's
       cmdline: "nokaslr"              # appended to the harness's own
       memory: 2G                      # default 2G
       cpus: 2                         # default 2 (one per NUMA node)
@@ -26,6 +27,7 @@ Schema (one entry under ``kernels:``)::
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from harness.arch import ARCHES, Arch, by_name, host
 from harness.errors import ConfigError
 from harness.kernels.base import KernelSource
 from harness.kernels.registry import PROVIDERS, SHORTHAND
@@ -66,6 +69,7 @@ class KernelSpec:
 
     name: str
     source: KernelSource
+    arch: Arch = field(default_factory=host)
     cmdline: str = ""
     memory_mib: int = 2048
     cpus: int = 2
@@ -126,13 +130,25 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
     name = f.get("name", str, required=True)
     if name is not None and not _NAME.match(name):
         f.problem(f"name '{name}' may hold only letters, digits and . _ + -")
-    source = _parse_source(f, base)
+    arch = _parse_arch(f)
+    if not arch.is_host and not shutil.which(arch.cc):
+        f.problem(
+            f"arch {arch.name} needs the compiler {arch.cc} (the reproducers, and kernels built"
+            f" from source, are compiled for it); apt-get install {arch.cc_packages}"
+            " (ci/bootstrap.sh lists them)"
+        )
+    source = _parse_source(f, base, arch)
     memory = parse_size_mib(f.get("memory", (str, int), default=2048), f.where, f.problems)
     cpus = f.get("cpus", int, default=2)
     accel = _parse_accel(f)
     backend = f.get("backend", str, default=DEFAULT_BACKEND)
     if backend is not None and backend not in BACKENDS:
         f.problem(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
+    elif backend is not None and backend != "qemu" and not arch.is_host:
+        f.problem(
+            f"backend '{backend}' boots only the host's architecture ({host().name}), "
+            f"not {arch.name}; use 'backend: qemu' for arch {arch.name}"
+        )
     timeouts = _parse_timeouts(f.sub("timeouts")) if "timeouts" in f.data else Timeouts()
     expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
     if backend in BACKENDS:
@@ -144,6 +160,7 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
     spec = KernelSpec(
         name=name or "?",
         source=source,
+        arch=arch,
         cmdline=f.get("cmdline", str, default=""),
         memory_mib=memory or 2048,
         cpus=cpus,
@@ -225,7 +242,17 @@ def kunit_needs(source: Any) -> Any:
     return replace(source, recipe=recipe)
 
 
-def _parse_source(f: Fields, base: Path) -> Any:
+def _parse_arch(f: Fields) -> Arch:
+    """``arch: arm64`` (or an alias such as aarch64); the host's when absent."""
+    text = f.get("arch", str, default=host().name)
+    arch = by_name(text)
+    if arch is None:
+        f.problem(f"arch '{text}' is not one of {', '.join(ARCHES)}")
+        return host()
+    return arch
+
+
+def _parse_source(f: Fields, base: Path, arch: Arch) -> Any:
     kinds = [k for k in PROVIDERS if k in f.data]
     for kind in PROVIDERS:
         f.get(kind, (dict, str))  # marks the key as known
@@ -237,7 +264,7 @@ def _parse_source(f: Fields, base: Path) -> Any:
     value = f.data[kind]
     if isinstance(value, str):
         value = {SHORTHAND[kind]: value}
-    return PROVIDERS[kind](Fields(value, f"{f.where}: {kind}", f.problems), base)
+    return PROVIDERS[kind](Fields(value, f"{f.where}: {kind}", f.problems), base, arch)
 
 
 def _parse_accel(f: Fields) -> Accel:

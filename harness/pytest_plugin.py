@@ -502,7 +502,9 @@ class HarnessRun:
         kernels = [
             shipped[s.name].record
             if s.name in shipped
-            else KernelRecord(s.name, s.source.describe(), backend=self.backend_of(s))
+            else KernelRecord(
+                s.name, s.source.describe(), backend=self.backend_of(s), arch=s.arch.name
+            )
             for s in self.specs()
             if s.name in used
         ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.arch import X86_64
 from harness.errors import UserError
 from harness.machine.base import CommandResult
 from harness.oops import KernelReport
@@ -233,10 +234,12 @@ class KernelRecord:
     boots: int = 0
     boot_taint: int | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    arch: str = X86_64.name  # harness/arch.py name (summaries before arm64: x86_64)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the name is the key it is stored under)."""
         return {
+            "arch": self.arch,
             "source": self.source,
             "origin": self.origin,
             "release": self.release,
@@ -258,6 +261,7 @@ class KernelRecord:
             data.get("boots", 0),
             data.get("boot_taint"),
             dict(data.get("timings", {})),
+            data.get("arch", X86_64.name),
         )
 
 

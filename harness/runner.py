@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness import results
+from harness.arch import Arch
 from harness.compile import CompileResult, check_script, compile_test
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, GuestUnreachable, HarnessError
@@ -31,7 +32,7 @@ from harness.kernels.base import KernelImage
 from harness.kernels.kselftest_build import BuiltTarget
 from harness.ktap import parse_ktap
 from harness.machine import accel as accel_mod
-from harness.machine.backends import BACKENDS, BackendFactory
+from harness.machine.backends import BACKENDS, DEFAULT_BACKEND, BackendFactory
 from harness.machine.base import (
     Backend,
     BootFiles,
@@ -90,6 +91,17 @@ class RunContext:
     backends: Mapping[str, BackendFactory] = field(default_factory=lambda: BACKENDS)
     policy: Policy = Policy()
     progress: Progress = NO_PROGRESS  # feedback during downloads, builds, boots and tests
+    #: tests compiled for guests of another architecture than the host's, by (arch, test)
+    foreign: dict[tuple[str, str], CompileResult] = field(default_factory=dict)
+
+    def compiled_for(self, arch: Arch, tests: list[GuestTest]) -> Mapping[str, CompileResult]:
+        """``tests`` compiled for ``arch``: the host's were compiled up front, others now."""
+        if arch.is_host:
+            return self.compiled
+        for t in tests:
+            if (arch.name, t.name) not in self.foreign:
+                self.foreign[(arch.name, t.name)] = _compile(t, arch)
+        return {t.name: self.foreign[(arch.name, t.name)] for t in tests}
 
 
 def new_context(
@@ -110,9 +122,9 @@ def new_context(
     return replace(context, progress=progress)
 
 
-def _compile(test: GuestTest) -> CompileResult:
+def _compile(test: GuestTest, arch: Arch | None = None) -> CompileResult:
     try:
-        return check_script(test.source) if test.kind == "sh" else compile_test(test.source)
+        return check_script(test.source) if test.kind == "sh" else compile_test(test.source, arch)
     except HarnessError as exc:
         return CompileResult(test.name, None, str(exc))
 
@@ -170,8 +182,17 @@ class KernelGuest:
             if name not in self.ctx.backends:
                 known = ", ".join(sorted(self.ctx.backends))
                 raise HarnessError(f"unknown backend '{name}'; known backends: {known}")
+            if name != DEFAULT_BACKEND and not self.spec.arch.is_host:
+                raise HarnessError(
+                    f"backend '{name}' boots only the host's architecture; kernel "
+                    f"'{self.spec.name}' is {self.spec.arch.name}: use --backend {DEFAULT_BACKEND}"
+                )
             self._backend = self.ctx.backends[name]()
         return self._backend
+
+    def compiled(self) -> Mapping[str, CompileResult]:
+        """This kernel's tests compiled for its architecture."""
+        return self.ctx.compiled_for(self.spec.arch, self.tests)
 
     # -- before the first boot -------------------------------------------------
     def prepare(self) -> Verdict | None:
@@ -185,11 +206,11 @@ class KernelGuest:
             for phase, seconds in self.image.phases.items():
                 self.timings.add(phase, seconds)
             started = time.monotonic()
-            compiled = tuple(
-                self.ctx.compiled[t.name] for t in self.tests if t.name in self.ctx.compiled
-            )
-            self.payload = GuestPayload(self.image, compiled, self.ctx.keys)
-            self.files = self.backend().prepare(self.payload, self.directory)
+            backend = self.backend()  # a backend that cannot boot this arch says so first
+            built = self.compiled()
+            compiled = tuple(built[t.name] for t in self.tests if t.name in built)
+            self.payload = GuestPayload(self.image, compiled, self.ctx.keys, self.spec.arch)
+            self.files = backend.prepare(self.payload, self.directory)
             self.timings.add("image", time.monotonic() - started)
         except BuildFailed as exc:
             details = (exc.details,) + ((f"full log: {exc.log}",) if exc.log else ())
@@ -212,6 +233,7 @@ class KernelGuest:
             self.boots,
             self.ready.boot_taint if self.ready else None,
             dict(self.timings.phases),
+            self.spec.arch.name,
         )
 
     def machine_config(self) -> MachineConfig:
@@ -221,7 +243,7 @@ class KernelGuest:
         memory = max([self.spec.memory_mib, *(t.needs.memory_mib for t in self.tests)])
         thp = next((t.needs.thp for t in self.tests if t.needs.thp), None)
         shape = GuestShape(memory, max(self.spec.cpus, nodes), nodes, self.spec.cmdline, thp)
-        choice = accel_mod.choose(self.ctx.accel or self.spec.accel)
+        choice = accel_mod.choose(self.ctx.accel or self.spec.accel, self.spec.arch)
         return MachineConfig(self.payload, self.files, choice, shape, self.ctx.port_range)
 
     # -- boots -------------------------------------------------------------------
@@ -325,7 +347,7 @@ class KernelGuest:
     def preflight(self, test: GuestTest, attempt: int = 0) -> TestRun | None:
         """Everything before the test runs; a TestRun (error, boot-fail) if it cannot."""
         started = time.monotonic()
-        compiled = self.ctx.compiled.get(test.name)
+        compiled = self.compiled().get(test.name)
         if compiled is not None and not compiled.ok:
             verdict = classify_setup(SetupFacts("compile", "", (compiled.log,)))
             return self.record_setup(test, verdict, started, attempt=attempt)

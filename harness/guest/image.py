@@ -2,7 +2,8 @@
 
 Layers, each cached by the hash of what went into it:
 
-* base: busybox, dropbear and the libraries it links, /init, passwd;
+* base: busybox, dropbear and the libraries it links, /init, passwd (the
+  host's programs, or Debian's for another architecture: :mod:`.userland`);
 * modules: the kernel's own network modules, decompressed (per kernel release);
 * tests: the compiled reproducers under /opt/tests;
 * keys: this run's SSH host key and authorized client key (tiny, never cached).
@@ -20,12 +21,14 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.arch import Arch, host
 from harness.cache import atomic_write, cache_root
 from harness.compile import CompileResult
 from harness.errors import ToolMissing
 from harness.guest.cpio import CpioArchive
 from harness.guest.keys import GuestKeys
 from harness.guest.modules import resolve_modules
+from harness.guest.userland import Userland, foreign_userland
 from harness.kernels.base import KernelImage
 
 INIT_SCRIPT = Path(__file__).with_name("init.sh")
@@ -69,20 +72,31 @@ def _cached_layer(kind: str, inputs: Iterable[bytes], build) -> Path:
     return path
 
 
-def base_layer() -> Path:
-    """busybox + dropbear + /init: the same for every kernel."""
+def host_userland() -> Userland:
+    """The host's busybox-static and dropbear with the libraries ldd names."""
     busybox, dropbear = _need(_BUSYBOX), _need(_DROPBEAR)
-    libs = shared_libraries(dropbear)
-    files = [busybox, dropbear, INIT_SCRIPT, *libs]
+    libs = tuple((str(lib), lib) for lib in shared_libraries(dropbear))
+    return Userland(busybox, dropbear, libs, True)
+
+
+def base_layer(arch: Arch | None = None) -> Path:
+    """busybox + dropbear + /init: the same for every kernel of one architecture."""
+    arch = arch or host()
+    land = host_userland() if arch.is_host else foreign_userland(arch)
+    busybox, dropbear = land.busybox, land.dropbear
+    # A foreign busybox cannot run here: the host's busybox-static of the same
+    # Debian release has the same applets.
+    applets = busybox_applets(busybox if land.can_run else _need(_BUSYBOX))
+    files = [busybox, dropbear, INIT_SCRIPT, *(lib for _, lib in land.libraries)]
 
     def build() -> bytes:
         a = CpioArchive()
         a.add_file("bin/busybox", busybox.read_bytes(), 0o755)
-        for applet in busybox_applets(busybox):
+        for applet in applets:
             a.add_symlink(f"bin/{applet}", "busybox")
         a.add_file("bin/dropbear", dropbear.read_bytes(), 0o755)
-        for lib in libs:
-            a.add_file(str(lib), lib.resolve().read_bytes(), 0o755)
+        for guest_path, lib in land.libraries:
+            a.add_file(guest_path, lib.resolve().read_bytes(), 0o755)
         a.add_file("init", INIT_SCRIPT.read_bytes(), 0o755)
         a.add_file(
             "etc/passwd",
@@ -152,11 +166,15 @@ def assemble(layers: list[Path | None], dest: Path) -> Path:
 
 
 def build_initrd(
-    kernel: KernelImage, tests: list[CompileResult], keys: GuestKeys, dest: Path
+    kernel: KernelImage,
+    tests: list[CompileResult],
+    keys: GuestKeys,
+    dest: Path,
+    arch: Arch | None = None,
 ) -> Path:
-    """The whole initrd for ``kernel`` with ``tests`` and ``keys``, written to ``dest``."""
+    """The whole initrd for ``kernel`` (of ``arch``) with ``tests`` and ``keys``, at ``dest``."""
     layers = [
-        base_layer(),
+        base_layer(arch),
         modules_layer(kernel),
         tests_layer(tests),
         keys_layer(keys, keys.host_key.parent),

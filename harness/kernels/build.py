@@ -19,7 +19,7 @@ Builds with the same recipe (base config, fragments, make options) share one
 directory (``out/``), used by one build at a time under a file lock.  Each
 build resets the copy to the pristine source, which rewrites only what the
 previous kernel's patches changed, so kernels that differ by a patch rebuild
-a few objects and ccache catches the rest.  The finished bzImage is copied out
+a few objects and ccache catches the rest.  The finished image is copied out
 of the slot, so a later build cannot change a kernel that is already booting.
 """
 
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
 from harness.errors import HarnessError
 from harness.kernels import kbuild
@@ -47,6 +48,7 @@ from harness.kernels.kconfig import (
     GUEST_FRAGMENT,
     ConfigProblem,
     check_config,
+    guest_fragment,
     index_kconfig,
     merge,
     parse_config,
@@ -79,10 +81,13 @@ class BuildRecipe:
     base_config: str = "tinyconfig"
     fragments: tuple[Path, ...] = (GUEST_FRAGMENT,)
     make_options: tuple[str, ...] = ()
+    arch: Arch = field(default_factory=host)
 
     def key(self) -> str:
         """A short hash of everything that shapes the objects in ``out/``."""
-        digest = hashlib.sha256(f"{RECIPE_VERSION}\0{self.base_config}\0".encode())
+        # x86_64 keeps the key it had before architectures existed (warm caches stay warm)
+        arch = "" if self.arch is X86_64 else f"{self.arch.name}\0"
+        digest = hashlib.sha256(f"{RECIPE_VERSION}\0{arch}{self.base_config}\0".encode())
         for path in self.fragments:
             digest.update(path.read_bytes() + b"\0")
         for option in self.make_options:
@@ -90,8 +95,9 @@ class BuildRecipe:
         return digest.hexdigest()[:16]
 
     def describe(self) -> str:
-        """'tinyconfig + guest.config + extra.config'."""
-        return " + ".join([self.base_config, *(p.name for p in self.fragments)])
+        """'tinyconfig + guest.config + extra.config' (with the arch when not x86_64)."""
+        text = " + ".join([self.base_config, *(p.name for p in self.fragments)])
+        return text if self.arch is X86_64 else f"{self.arch.name} {text}"
 
 
 def make_recipe(
@@ -99,10 +105,12 @@ def make_recipe(
     fragments: tuple[Path, ...] = (),
     guest_config: bool = True,
     make_options: tuple[str, ...] = (),
+    arch: Arch | None = None,
 ) -> BuildRecipe:
-    """A recipe with the harness's guest.config first unless ``guest_config`` is false."""
-    first = (GUEST_FRAGMENT,) if guest_config else ()
-    return BuildRecipe(base_config, first + tuple(fragments), tuple(make_options))
+    """A recipe with the harness's guest fragment for ``arch`` first unless told not to."""
+    arch = arch or host()
+    first = (guest_fragment(arch),) if guest_config else ()
+    return BuildRecipe(base_config, first + tuple(fragments), tuple(make_options), arch)
 
 
 @dataclass(frozen=True)
@@ -205,7 +213,7 @@ class TreeBuild:
 
     def configure(self, log: Path) -> tuple[ConfigProblem, ...]:
         """Base config + fragments + olddefconfig into out/.config; report lost options."""
-        tools = kbuild.toolchain(self.cache, self.recipe.make_options)
+        tools = kbuild.toolchain(self.cache, self.recipe.make_options, self.recipe.arch)
         work = self.ws.root / "config"
         work.mkdir(parents=True, exist_ok=True)
         base, new = work / "base.config", work / "new.config"
@@ -241,7 +249,7 @@ class TreeBuild:
         self.activity.update(step="config")
         problems = self.configure(log)
         self._step("config", started)
-        tools = kbuild.toolchain(self.cache, self.recipe.make_options)
+        tools = kbuild.toolchain(self.cache, self.recipe.make_options, self.recipe.arch)
         last = self.ws.root / "last-build.json"
         meter = kbuild.StepMeter(self.activity, _last_objects(last))
         compile_started = time.monotonic()
@@ -266,15 +274,17 @@ class TreeBuild:
 
     def _store(self) -> KernelImage:
         out = self.ws.out
-        bzimage = out / "arch/x86/boot/bzImage"
-        digest = hashlib.sha256(bzimage.read_bytes()).hexdigest()[:20]
+        built = self.recipe.arch.build_image
+        image = out / built
+        digest = hashlib.sha256(image.read_bytes()).hexdigest()[:20]
         dest = self.cache / "images" / digest
         if not dest.exists():
             with atomic_dir(dest) as scratch:
-                for name in ("arch/x86/boot/bzImage", ".config", "System.map"):
+                for name in (built, ".config", "System.map"):
                     if (out / name).is_file():
                         shutil.copyfile(out / name, scratch / Path(name).name)
-        return KernelImage(dest / "bzImage", None, kbuild.kernel_release(out), self.origin())
+        release = kbuild.kernel_release(out)
+        return KernelImage(dest / Path(built).name, None, release, self.origin())
 
 
 @dataclass(frozen=True)
@@ -364,8 +374,9 @@ def _remember(cache: Path, key: str | None, image: KernelImage) -> None:
     )
 
 
-def from_yaml(f: Fields, base: Path) -> BuildSource | None:
+def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | None:
     """``build: SOURCE`` or the mapping of the module docstring; every problem recorded."""
+    arch = arch or host()
     source = f.get("source", str, required=True)
     rev = f.get("rev", str)
     config = f.get("config", str, default="tinyconfig")
@@ -390,7 +401,7 @@ def from_yaml(f: Fields, base: Path) -> BuildSource | None:
             f.problem(f"source: {problem}")
     if source is None:
         return None
-    recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make))
+    recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make), arch)
     return BuildSource(source, base, rev, recipe, tuple(series))
 
 

@@ -19,15 +19,17 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from debian.debian_support import Version
 
+from harness.arch import ARCHES, X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root, locked
 from harness.errors import HarnessError, KernelNotFound
 from harness.kernels import debian_archive as archive
 from harness.kernels.base import KernelImage
+from harness.kernels.image import bootable
 from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 
@@ -42,13 +44,17 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
-def newest_match(pattern: str, entries: list[archive.PackageEntry]) -> archive.PackageEntry:
+def newest_match(
+    pattern: str, entries: list[archive.PackageEntry], debian_arch: str = X86_64.debian
+) -> archive.PackageEntry:
     """The newest package whose name matches; KernelNotFound if none or ambiguous."""
     rx = pattern_regex(pattern)
     matches = [e for e in entries if rx.match(e.name)]
     if not matches:
         suites = ", ".join(sorted({e.suite for e in entries})) or "no suite"
-        raise KernelNotFound(f"no package in {suites} matches '{pattern}'{_near(pattern, entries)}")
+        raise KernelNotFound(
+            f"no {debian_arch} package in {suites} matches '{pattern}'{_near(pattern, entries)}"
+        )
     best = max(Version(e.version) for e in matches)
     top = {e.name: e for e in matches if Version(e.version) == best}
     if len(top) > 1:
@@ -85,11 +91,13 @@ class DebianSource:
 
     package: str
     suite: str | None = None
+    arch: Arch = field(default_factory=host)
     kind: str = "debian"
 
     def describe(self) -> str:
-        """The pattern and suite as written."""
-        return f"debian {self.package}" + (f" from {self.suite}" if self.suite else "")
+        """The pattern and suite as written (and the architecture when not the host's)."""
+        text = f"debian {self.package}" + (f" from {self.suite}" if self.suite else "")
+        return text if self.arch.is_host else f"{text} ({self.arch.debian})"
 
     def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
         """Find the newest match, download and unpack it (once), return the kernel."""
@@ -102,8 +110,8 @@ class DebianSource:
                 raise
             log(f"{self.describe()}: archive unreachable ({exc}); using cached {cached.origin}")
             return cached
-        entry = newest_match(self.package, entries)
-        image = unpack_kernel(entry, entries, cache, log, progress)
+        entry = newest_match(self.package, entries, self.arch.debian)
+        image = unpack_kernel(entry, entries, cache, log, progress, self.arch)
         self._remember(cache, image)
         return image
 
@@ -119,11 +127,12 @@ class DebianSource:
         for suite in suites:
             mirror = archive.mirror_for(suite, sources)
             log(f"reading {mirror} {suite}")
-            entries += archive.load_index(mirror, suite, cache)
+            entries += archive.load_index(mirror, suite, cache, self.arch.debian)
         return entries
 
     def _memo(self, cache: Path) -> Path:
-        key = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{self.package}@{self.suite or 'apt'}")
+        suffix = "" if self.arch is X86_64 else f"@{self.arch.debian}"
+        key = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{self.package}@{self.suite or 'apt'}{suffix}")
         return cache / "resolved" / f"{key}.json"
 
     def _remember(self, cache: Path, image: KernelImage) -> None:
@@ -147,7 +156,8 @@ class DebianSource:
             return None
         if not Path(d["vmlinuz"]).is_file():
             return None
-        return KernelImage(Path(d["vmlinuz"]), Path(d["modules"]), d["release"], d["origin"])
+        modules = Path(d["modules"]) if d.get("modules") not in (None, "None") else None
+        return KernelImage(Path(d["vmlinuz"]), modules, d["release"], d["origin"])
 
 
 def unpack_kernel(
@@ -156,8 +166,13 @@ def unpack_kernel(
     cache: Path,
     log: Callable[[str], None],
     progress: Progress = NO_PROGRESS,
+    arch: Arch | None = None,
 ) -> KernelImage:
-    """Download and unpack ``entry`` (following the split layout) into the cache."""
+    """Download and unpack ``entry`` (following the split layout) into the cache.
+
+    A kernel QEMU cannot load as packaged (arm64's EFI zboot vmlinuz) is
+    unpacked beside it once; see :func:`harness.kernels.image.bootable`.
+    """
     root = cache / "kernels" / f"{entry.name}_{entry.version}".replace("~", "_")
     wanted = [entry]
     for name, version in split_parts(entry):
@@ -174,6 +189,7 @@ def unpack_kernel(
                     deb.unlink()
             phases["download"] = round(time.monotonic() - started, 3)
     vmlinuz, modules = _find_kernel(root)
+    vmlinuz = bootable(vmlinuz, arch or host())
     origin = f"Debian {entry.name} {entry.version} ({entry.suite})"
     return KernelImage(vmlinuz, modules, modules.name if modules else None, origin, phases)
 
@@ -202,16 +218,30 @@ def _find_kernel(root: Path) -> tuple[Path, Path | None]:
     return vmlinuz, None
 
 
-def from_yaml(f: Fields, base: Path) -> DebianSource | None:
+def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> DebianSource | None:
     """``debian: PATTERN`` or ``debian: {package: PATTERN, suite: SUITE}``."""
+    arch = arch or host()
     package = f.get("package", str, required=True)
     suite = f.get("suite", str)
     f.finish()
     if package is None:
         return None
+    example = f"linux-image-6.12.*-{arch.debian}-unsigned"
     if not package.startswith("linux-"):
+        f.problem(f"package '{package}' is not a kernel package; write e.g. {example}")
+    other = _other_arch(package, arch)
+    if other is not None:
         f.problem(
-            f"package '{package}' is not a kernel package; "
-            "write e.g. linux-image-6.12.*-amd64-unsigned"
+            f"package '{package}' is a Debian {other.debian} kernel but the entry's arch is "
+            f"{arch.name}; write e.g. {example}, or set 'arch: {other.name}'"
         )
-    return DebianSource(package, suite)
+    return DebianSource(package, suite, arch)
+
+
+def _other_arch(package: str, arch: Arch) -> Arch | None:
+    """Another architecture whose Debian name is a dash part of ``package``."""
+    parts = package.split("-")
+    for other in ARCHES.values():
+        if other is not arch and other.debian in parts:
+            return other
+    return None

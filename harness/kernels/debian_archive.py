@@ -25,6 +25,7 @@ from typing import Any
 
 from debian.deb822 import Packages
 
+from harness.arch import X86_64
 from harness.cache import atomic_write
 from harness.errors import InfraError, ToolMissing
 from harness.progress import NO_PROGRESS, Activity, Kind, Progress, track
@@ -32,7 +33,6 @@ from harness.progress import NO_PROGRESS, Activity, Kind, Progress, track
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _TIMEOUT = 60.0
-_INDEX = "main/binary-amd64/Packages.xz"
 _BLOCK = 1 << 18
 
 
@@ -171,7 +171,12 @@ def verify_release(inrelease: Path) -> str:
     return inrelease.read_text(errors="replace")
 
 
-def index_sha256(release_text: str, name: str = _INDEX) -> str:
+def index_path(debian_arch: str) -> str:
+    """The Packages index of one architecture, relative to ``dists/<suite>``."""
+    return f"main/binary-{debian_arch}/Packages.xz"
+
+
+def index_sha256(release_text: str, name: str) -> str:
     """The SHA256 that a Release file gives for ``name``."""
     in_sha = False
     for line in release_text.splitlines():
@@ -184,20 +189,23 @@ def index_sha256(release_text: str, name: str = _INDEX) -> str:
     raise InfraError(f"the Release file does not list {name}")
 
 
-def load_index(mirror: str, suite: str, cache: Path) -> list[PackageEntry]:
-    """The verified Packages index of ``suite`` on ``mirror`` (cached by hash)."""
+def load_index(mirror: str, suite: str, cache: Path, debian_arch: str) -> list[PackageEntry]:
+    """The verified Packages index of ``suite`` on ``mirror`` for ``debian_arch`` (cached)."""
     base = f"{mirror}/dists/{suite}"
-    where = cache / "index" / re.sub(r"[^A-Za-z0-9.-]+", "_", f"{mirror}_{suite}")
+    index = index_path(debian_arch)
+    # amd64 keeps the cache path it had before other architectures existed
+    key = f"{mirror}_{suite}" + ("" if debian_arch == X86_64.debian else f"_{debian_arch}")
+    where = cache / "index" / re.sub(r"[^A-Za-z0-9.-]+", "_", key)
     release = fetch(f"{base}/InRelease", where / "InRelease")
-    expected = index_sha256(verify_release(release))
+    expected = index_sha256(verify_release(release), index)
     packed = where / f"Packages.{expected[:16]}.xz"
     if not packed.exists() or sha256_of(packed) != expected:
         for stale in where.glob("Packages.*.xz"):
             stale.unlink()
-        fetch(f"{base}/{_INDEX}", packed)
+        fetch(f"{base}/{index}", packed)
         if sha256_of(packed) != expected:
             packed.unlink()
-            raise InfraError(f"{base}/{_INDEX}: SHA256 does not match the signed Release file")
+            raise InfraError(f"{base}/{index}: SHA256 does not match the signed Release file")
     return list(_entries(lzma.decompress(packed.read_bytes()).decode(), mirror, suite))
 
 

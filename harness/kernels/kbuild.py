@@ -18,10 +18,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from harness.arch import Arch, host
 from harness.errors import BuildFailed, InfraError, ToolMissing
 from harness.progress import Activity
 
@@ -34,7 +35,8 @@ _MAX_DETAIL_LINES = 60
 # kbuild's short lines: an object compiled or assembled, and the first step of the final link
 _OBJECT_LINE = re.compile(r"^\s+(CC|AS)( \[M\])?\s+\S+\.o\s*$")
 _LINK_LINE = re.compile(
-    r"^\s+(LD|KSYMS|LDS|AR)\s+\S*(vmlinux|\.tmp_vmlinux)|^\s+BUILD\s+\S*bzImage"
+    # not "LDS arch/*/kernel/vmlinux.lds": arm64 preprocesses its linker script early
+    r"^\s+(LD|KSYMS|LDS|AR)\s+\S*(vmlinux|\.tmp_vmlinux)(?!\.lds)|^\s+(BUILD|OBJCOPY)\s+\S*Image"
 )
 _BUILD_TIMEOUT = 4 * 3600
 
@@ -46,6 +48,7 @@ class Toolchain:
     jobs: int
     ccache_dir: Path | None  # None: ccache not installed, plain gcc
     make_options: tuple[str, ...] = ()
+    arch: Arch = field(default_factory=host)
 
     def argv(self, src: Path, out: Path, targets: tuple[str, ...]) -> list[str]:
         """The full make command line."""
@@ -62,8 +65,10 @@ class Toolchain:
             "KBUILD_BUILD_HOST=kharness",
             "KBUILD_BUILD_TIMESTAMP=2000-01-01",
         ]
+        if not self.arch.is_host:
+            argv += [f"ARCH={self.arch.kbuild_arch}", f"CROSS_COMPILE={self.arch.cross_compile}"]
         if self.ccache_dir is not None:
-            argv += ["CC=ccache gcc", "HOSTCC=ccache gcc"]
+            argv += [f"CC=ccache {self.arch.cc}", "HOSTCC=ccache gcc"]
         return [*argv, *self.make_options, *targets]
 
     def env(self) -> dict[str, str]:
@@ -75,11 +80,15 @@ class Toolchain:
         return env
 
 
-def toolchain(cache: Path, make_options: tuple[str, ...] = ()) -> Toolchain:
-    """The toolchain for this machine: -j nproc, ccache under the harness cache if present."""
+def toolchain(
+    cache: Path, make_options: tuple[str, ...] = (), arch: Arch | None = None
+) -> Toolchain:
+    """The toolchain for ``arch`` (default: the host's): -j nproc, ccache if present."""
+    arch = arch or host()
     for tool, package in (
         ("make", "make"),
         ("gcc", "gcc"),
+        (arch.cc, arch.cc_packages),
         ("flex", "flex"),
         ("bison", "bison"),
         ("bc", "bc"),
@@ -87,7 +96,7 @@ def toolchain(cache: Path, make_options: tuple[str, ...] = ()) -> Toolchain:
         if not shutil.which(tool):
             raise ToolMissing(tool, package)
     ccache = cache / "ccache" if shutil.which("ccache") else None
-    return Toolchain(os.cpu_count() or 1, ccache, make_options)
+    return Toolchain(os.cpu_count() or 1, ccache, make_options, arch)
 
 
 @dataclass(frozen=True)
@@ -222,11 +231,13 @@ def build_image(
     progress: Callable[[str], None],
     meter: StepMeter | None = None,
 ) -> MakeResult:
-    """Build bzImage; BuildFailed with the error lines when it does not build."""
-    progress(f"make bzImage in {out} (-j{tools.jobs}{', ccache' if tools.ccache_dir else ''})")
+    """Build the bootable image; BuildFailed with the error lines when it does not build."""
+    target = tools.arch.make_target
+    ccache = ", ccache" if tools.ccache_dir else ""
+    progress(f"make {target} ARCH={tools.arch.kbuild_arch} in {out} (-j{tools.jobs}{ccache})")
     on_line = meter.line if meter is not None else None
-    result = run_make(tools, src, out, ("bzImage",), log, on_line=on_line)
-    if result.returncode != 0 or not (out / "arch/x86/boot/bzImage").is_file():
+    result = run_make(tools, src, out, (target,), log, on_line=on_line)
+    if result.returncode != 0 or not (out / tools.arch.build_image).is_file():
         raise build_failed("kernel build", result)
     progress(f"built in {result.seconds:.0f}s")
     return result

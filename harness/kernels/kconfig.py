@@ -17,10 +17,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arch import Arch
 from harness.errors import FragmentError
 
 GUEST_FRAGMENT = Path(__file__).with_name("guest.config")
 KUNIT_FRAGMENT = Path(__file__).with_name("kunit.config")  # kernels.yaml kunit: adds it
+
+
+def guest_fragment(arch: Arch) -> Path:
+    """What every guest of ``arch`` needs (guest.config is the host's, x86_64)."""
+    return Path(__file__).with_name(arch.guest_config)
+
+
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.arch import Arch
 from harness.kernels import build, debian, image
 from harness.kernels.base import KernelSource
 from harness.yamlcheck import Fields
 
-#: kernels.yaml key -> parser of that key's mapping into a KernelSource
-PROVIDERS: dict[str, Callable[[Fields, Path], KernelSource]] = {
+#: kernels.yaml key -> parser of that key's mapping (and the entry's arch) into a KernelSource
+PROVIDERS: dict[str, Callable[[Fields, Path, Arch], KernelSource | None]] = {
     "image": image.from_yaml,
     "debian": debian.from_yaml,
     "build": build.from_yaml,

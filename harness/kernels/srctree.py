@@ -32,6 +32,7 @@ from pathlib import Path
 
 from debian.debian_support import Version
 
+from harness.arch import host
 from harness.cache import atomic_dir
 from harness.errors import HarnessError, InfraError, KernelNotFound, NotAKernelTree, UserError
 from harness.kernels import debian_archive as archive
@@ -52,7 +53,7 @@ def kernel_tree_problem(path: Path) -> str | None:
         return f"{path} is not a directory"
     missing = [
         n
-        for n in ("Makefile", "Kconfig", "arch/x86/Kconfig", "scripts/kconfig")
+        for n in ("Makefile", "Kconfig", "arch/Kconfig", "scripts/kconfig")
         if not (path / n).exists()
     ]
     if missing:
@@ -149,8 +150,9 @@ def fetch_source_package(
     sources = archive.read_apt_sources()
     for suite in sorted({s for src in sources for s in src.suites}):
         try:
+            # linux-source is "Architecture: all": every index has it; the host's is cached
             entries += archive.load_index(
-                archive.mirror_for(suite, sources), suite, cache / "debian"
+                archive.mirror_for(suite, sources), suite, cache / "debian", host().debian
             )
         except HarnessError as exc:
             log(f"skipping suite {suite}: {exc}")

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arch import Arch, host
+
 
 class Accel(enum.Enum):
     """Accelerator requested in kernels.yaml or on the command line."""
@@ -54,8 +56,16 @@ def _cpu_flags(text: str) -> set[str]:
     return set()
 
 
-def choose(requested: Accel) -> AccelChoice:
-    """Resolve ``auto``; an explicit request is honoured (and its risk stated)."""
+def choose(requested: Accel, arch: Arch | None = None) -> AccelChoice:
+    """Resolve ``auto``; an explicit request is honoured (and its risk stated).
+
+    A guest of another architecture than the host's always runs under TCG:
+    KVM runs only the host's instruction set.
+    """
+    if arch is not None and not arch.is_host:
+        return AccelChoice(
+            Accel.TCG, f"TCG: an {arch.name} guest on an {host().name} host cannot use KVM"
+        )
     ok, why = kvm_usable()
     if requested is Accel.TCG:
         return AccelChoice(Accel.TCG, "tcg requested")

@@ -20,18 +20,24 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from harness.arch import Arch, host
 from harness.compile import CompileResult
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.accel import AccelChoice
 from harness.machine.console import ConsoleWatcher
 
-#: the kernel command line every backend's guest gets (virtme adds its own on top)
-BASE_CMDLINE = "console=ttyS0,115200 panic=-1 mitigations=off"
+#: the kernel command line every backend's guest gets after its console (virtme adds its own)
+BASE_CMDLINE = "panic=-1 mitigations=off"
+
+
+def base_cmdline(arch: Arch) -> str:
+    """The harness's own kernel command line for a guest of ``arch``: console first."""
+    return f"console={arch.console},115200 {BASE_CMDLINE}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class GuestPayload:
     kernel: KernelImage
     tests: tuple[CompileResult, ...]
     keys: GuestKeys
+    arch: Arch = field(default_factory=host)
 
 
 @dataclass(frozen=True)

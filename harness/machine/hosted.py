@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.arch import MagicKey
 from harness.errors import InfraError
 from harness.machine import process
 from harness.machine.base import Channel, MachineConfig, Ready, describe_exit
@@ -111,10 +112,31 @@ class HostedMachine:
         return SshChannel(ready.ssh_port, self.cfg.payload.keys, timeout)
 
     def magic_key(self, key: str) -> bool:
-        """Press Alt-SysRq-``key`` on the guest's keyboard via the monitor (no SSH needed)."""
+        """Press sysrq-``key`` without the guest's help (no SSH needed).
+
+        With a keyboard (x86): Alt-SysRq-``key`` through the monitor.  Without
+        one (arm64): a break on the serial line, then the key; QEMU's mux
+        chardev turns ``Ctrl-A b`` on its stdin into the break.
+        """
         if self.monitor is None or not self.running:
             return False
+        if self.cfg.payload.arch.magic_key is MagicKey.SERIAL_BREAK:
+            return self._serial_break(key)
         return self.monitor.sendkey(f"alt-sysrq-{key}")
+
+    def _serial_break(self, key: str) -> bool:
+        stdin = self.proc.stdin if self.proc is not None else None
+        if stdin is None:
+            return False
+        try:
+            stdin.write(b"\x01b")
+            stdin.flush()
+            time.sleep(0.2)
+            stdin.write(key.encode())
+            stdin.flush()
+        except OSError:
+            return False
+        return True
 
     @property
     def running(self) -> bool:

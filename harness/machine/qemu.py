@@ -18,21 +18,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arch import MagicKey
 from harness.errors import InfraError, ToolMissing
 from harness.guest.image import TESTS_DIR, build_initrd
 from harness.machine import process
 from harness.machine.accel import Accel
 from harness.machine.base import (
-    BASE_CMDLINE,
     BootFiles,
     GuestPayload,
     GuestShape,
     MachineConfig,
+    base_cmdline,
 )
 from harness.machine.console import ConsoleWatcher
 from harness.machine.hosted import HostedMachine
 
-QEMU = "qemu-system-x86_64"
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
 
 
@@ -41,12 +41,20 @@ def qemu_command(
     ssh_port: int,
     nonce: str,
     monitor: Path | None = None,
-    binary: str = QEMU,
+    binary: str | None = None,
 ) -> list[str]:
-    """The full QEMU argv for ``cfg``: change how guests start here and only here."""
+    """The full QEMU argv for ``cfg``: change how guests start here and only here.
+
+    The guest's architecture (``cfg.payload.arch``) picks the emulator,
+    machine, CPU and console.  For a guest with no keyboard the console's
+    chardev is a mux, so that a serial break can be sent through QEMU's stdin
+    (``Ctrl-A b``): its only sysrq path that needs no SSH.
+    """
     shape = cfg.shape
-    kvm = cfg.accel.accel is Accel.KVM
-    append = f"{BASE_CMDLINE} rdinit=/init harness.nonce={nonce}"
+    arch = cfg.payload.arch
+    kvm = cfg.accel.accel is Accel.KVM and arch.is_host
+    append = f"{base_cmdline(arch)} rdinit=/init harness.nonce={nonce}"
+    serial_break = arch.magic_key is MagicKey.SERIAL_BREAK
     if shape.thp:
         append += f" harness.thp={shape.thp}"
     if shape.cmdline:
@@ -54,18 +62,18 @@ def qemu_command(
     if cfg.files.initrd is None:
         raise InfraError("the QEMU backend needs an initrd; prepare() did not make one")
     argv = [
-        binary,
+        binary or arch.qemu,
         "-nodefaults",
         "-no-user-config",
         "-display",
         "none",
         "-no-reboot",
         "-machine",
-        "q35",
+        arch.machine,
         "-accel",
         "kvm" if kvm else "tcg",
         "-cpu",
-        "host" if kvm else "max",
+        "host" if kvm else arch.cpu_tcg,
         "-m",
         f"{shape.memory_mib}M",
         *smp_args(shape),
@@ -76,7 +84,7 @@ def qemu_command(
         "-append",
         append,
         "-chardev",
-        "stdio,id=con,signal=off",
+        "stdio,id=con,signal=off,mux=on" if serial_break else "stdio,id=con,signal=off",
         "-serial",
         "chardev:con",
         "-netdev",
@@ -119,13 +127,17 @@ class QemuBackend:
 
     name = "qemu"
 
-    def __init__(self, binary: str = QEMU) -> None:
-        self.binary = binary
+    def __init__(self, binary: str | None = None) -> None:
+        self.binary = binary  # None: the emulator of each guest's architecture
 
     def prepare(self, payload: GuestPayload, directory: Path) -> BootFiles:
         """One initrd per kernel, assembled from cached layers."""
         initrd = build_initrd(
-            payload.kernel, list(payload.tests), payload.keys, directory / "initrd.img"
+            payload.kernel,
+            list(payload.tests),
+            payload.keys,
+            directory / "initrd.img",
+            payload.arch,
         )
         return BootFiles(tests_dir=TESTS_DIR, initrd=initrd)
 
@@ -138,16 +150,21 @@ class QemuBackend:
 class QemuMachine(HostedMachine):
     """One QEMU process booting the harness's initramfs."""
 
-    binary: str = QEMU
+    binary: str | None = None
+
+    @property
+    def emulator(self) -> str:
+        """The QEMU binary this boot runs."""
+        return self.binary or self.cfg.payload.arch.qemu
 
     def _check_tools(self) -> None:
-        if not shutil.which(self.binary):
-            raise ToolMissing(self.binary, "qemu-system-x86")
+        if not shutil.which(self.emulator):
+            raise ToolMissing(self.emulator, self.cfg.payload.arch.qemu_package)
 
     def _spawn(self, port: int) -> bool:
         assert self.monitor is not None
         self.port = port
-        self.argv = qemu_command(self.cfg, port, self.nonce, self.monitor.path, self.binary)
+        self.argv = qemu_command(self.cfg, port, self.nonce, self.monitor.path, self.emulator)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.guest = process.spawn(self.argv, self.stderr_path)
         self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")

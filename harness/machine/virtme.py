@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arch import host
 from harness.cache import cache_root
 from harness.errors import InfraError, ToolMissing, UserError
 from harness.kernels.base import KernelImage
@@ -353,8 +354,9 @@ class VirtmeMachine(HostedMachine):
         return self.boot_dir / "virtme-tmp"
 
     def _check_tools(self) -> None:
-        if not shutil.which("qemu-system-x86_64"):
-            raise ToolMissing("qemu-system-x86_64", "qemu-system-x86")
+        arch = host()  # virtme boots the host's own root: only the host's architecture
+        if not shutil.which(arch.qemu):
+            raise ToolMissing(arch.qemu, arch.qemu_package)
 
     def _spawn(self, port: int) -> bool:
         assert self.monitor is not None

@@ -207,6 +207,9 @@ class Format:
     stack_start:   regex of the line from which the relevant stack is read
                    (default: the report's first line).
     detail:        regex searched in the whole report for more title fields.
+    preamble:      how many lines after this header a chained header is still
+                   part of it (default CHAIN_WINDOW); arm64 prints a dozen
+                   lines of fault decoding before its die() line.
     """
 
     header: str
@@ -218,6 +221,7 @@ class Format:
     end: str | None = None
     stack_start: str | None = None
     detail: str | None = None
+    preamble: int | None = None
 
 
 SANITIZER_END = r"={20,}\s*$"
@@ -487,3 +491,76 @@ def any_header() -> str:
 
     parts = [re.sub(r"\(\?P<\w+>", "(?:", expand(f.header)) for f in FORMATS]
     return "|".join(f"(?:{p})" for p in parts)
+
+
+# --- arm64 ------------------------------------------------------------------------
+# arm64 prints its own fault headers ("Unable to handle kernel ..."), then the
+# fault decoding (Mem abort info, ESR, the page-table walk), then die()'s
+# "Internal error: <kind>: <esr> [#N]" line, then "pc : func+off/len" and
+# "lr : ...", registers x29..x0 and "Call trace:" with frames without "? ".
+# WARN() and BUG() print the same "WARNING: CPU: ..." and "kernel BUG at"
+# lines as on x86 (rows above), BUG() followed by "Internal error: Oops - BUG".
+
+#: exception entry and fault handling frames of arm64: machinery, never the bug
+SKIP_ARM64: tuple[str, ...] = (
+    r"_*do_kernel_fault",
+    r"die_kernel_fault",
+    r"do_(?:page|translation|mem|sp_pc|el1|bad)_\w*(?:fault|abort)\w*",
+    r"do_mem_abort",
+    r"do_bad_area",
+    r"el[01]_\w+",
+    r"el[01]h?t?_(?:64|32)_\w+",
+    r"show_pte",
+    r"arm64_notify_die",
+    r"bug_brk_handler|bug_handler|brk_handler|call_el1_break_hook|do_el1_brk\w*",
+    r"gic_handle_irq|call_on_irq_stack|do_interrupt_handler|handle_domain_irq",
+)
+
+ARM64_FORMATS: tuple[Format, ...] = (
+    Format(
+        header=r"Unable to handle kernel NULL pointer dereference at virtual address",
+        title="BUG: kernel NULL pointer dereference in {FRAME}",
+        type=ReportType.PAGE_FAULT,
+        skip=SKIP_ARM64,
+        preamble=20,
+    ),
+    Format(
+        header=r"Unable to handle kernel paging request at virtual address",
+        title="BUG: unable to handle page fault in {FRAME}",
+        type=ReportType.PAGE_FAULT,
+        skip=SKIP_ARM64,
+        preamble=20,
+    ),
+    # write to read-only memory, execute from non-executable memory, access to
+    # user memory outside uaccess routines, ...
+    Format(
+        header=r"Unable to handle kernel (?P<what>[a-z][\w -]*?)(?: at virtual address|$)",
+        title="BUG: unable to handle kernel {what} in {FRAME}",
+        type=ReportType.PAGE_FAULT,
+        skip=SKIP_ARM64,
+        preamble=20,
+    ),
+    # die(): "Internal error: Oops: 0000000096000006 [#1] SMP", "Internal error:
+    # Oops - BUG: 00000000f2000800 [#1] SMP", "Internal error: undefined
+    # instruction: ...". Chained after the rows above and "kernel BUG at".
+    Format(
+        header=r"Internal error: (?P<kind>[A-Za-z][A-Za-z -]*?): [0-9a-f]+ \[#{NUM}\]",
+        title="{kind} in {FRAME}",
+        type=ReportType.OOPS,
+        skip=SKIP_ARM64,
+        chained=True,
+    ),
+)
+
+FORMATS = FORMATS + ARM64_FORMATS
+
+# arm64's stack dumper prints itself ("dump_backtrace", "show_stack", then
+# "dump_stack_lvl"): report machinery for every row, as dump_stack is.
+SKIP_COMMON = (*SKIP_COMMON, r"dump_backtrace", r"arch_stack_walk", r"kunwind_\w+")
+
+# arm64's register dump, between "pc :" and "Call trace:"
+ARM64_BODY: tuple[str, ...] = (
+    r"(?:pstate|pc|lr|sp|x\d+|pmr_save|Mem abort info|Data abort info|"
+    r"(?:user|swapper) pgtable)\s*:",
+)
+BODY = BODY + ARM64_BODY

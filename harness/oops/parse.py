@@ -173,7 +173,8 @@ def _feed(span: _Span, i: int, line: str) -> None:
 
 def _absorbs(span: _Span, row: _Row, i: int) -> bool:
     """A chained header inside the preamble is part of the open report."""
-    return row.fmt.chained and not span.anchored and i - span.first <= F.CHAIN_WINDOW
+    window = span.row.fmt.preamble or F.CHAIN_WINDOW
+    return row.fmt.chained and not span.anchored and i - span.first <= window
 
 
 def _segment(lines: Sequence[str], eligible: Sequence[bool]) -> list[_Span]:

@@ -18,6 +18,7 @@ import json
 import re
 from typing import Any
 
+from harness.arch import ARCHES
 from harness.outcome import Outcome
 from harness.records import ReportRecord, RunSummary, TestRecord
 
@@ -42,7 +43,7 @@ def render(summary: RunSummary) -> str:
                 "id": _id(run, k.name),
                 "checkout_id": checkout,
                 "origin": ORIGIN,
-                "architecture": "x86_64",
+                "architecture": ARCHES[k.arch].kcidb if k.arch in ARCHES else k.arch,
                 "config_name": k.name,
                 "status": "FAIL" if failed else "PASS",
                 "misc": {

@@ -6,7 +6,8 @@ honoured, an olddefconfig that drops options whose ``depends on`` is unmet
 (as kconfig does), "compiles" every ``*.c`` into O= with real make
 dependencies (so incremental rebuilds are real: only changed sources are
 remade, each printed as ``  CC      name.o``), fails on a ``#error`` line the
-way gcc reports it, and links a bzImage with the x86 boot header.
+way gcc reports it, and links a bzImage with the x86 boot header (or, with
+``ARCH=arm64 CROSS_COMPILE=...``, an ``Image`` with arm64's header magic).
 """
 
 from __future__ import annotations
@@ -49,12 +50,22 @@ bzImage: $(OBJS)
 > @python3 $(CURDIR)/scripts/kconfig/fake_link.py $(O)/arch/x86/boot/bzImage $(O)/.config $(OBJS)
 > @echo 6.12.0-fake > $(O)/include/config/kernel.release
 > @echo "Kernel: arch/x86/boot/bzImage is ready"
+
+Image: $(OBJS)
+> @test "$(ARCH)" = arm64 -a -n "$(CROSS_COMPILE)" || { echo "*** Image needs ARCH=arm64"; exit 2; }
+> @mkdir -p $(O)/arch/arm64/boot $(O)/include/config
+> @echo "  LD      vmlinux"
+> @python3 $(CURDIR)/scripts/kconfig/fake_link.py $(O)/arch/arm64/boot/Image $(O)/.config $(OBJS)
+> @echo 6.12.0-fake > $(O)/include/config/kernel.release
 """
 
 FAKE_LINK = """
 import sys
 image = bytearray(0x400)
-image[0x202:0x206] = b"HdrS"
+if sys.argv[1].endswith("/Image"):
+    image[0x38:0x3C] = b"ARM\\x64"  # arm64 Image header magic
+else:
+    image[0x202:0x206] = b"HdrS"
 for name in sys.argv[2:]:
     image += open(name, "rb").read()
 open(sys.argv[1], "wb").write(bytes(image))
@@ -162,7 +173,7 @@ def make_tree(root: Path, files: dict[str, str] | None = None) -> Path:
     content = {
         "Makefile": textwrap.dedent(MAKEFILE).lstrip(),
         "Kconfig": KCONFIG,
-        "arch/x86/Kconfig": "",
+        "arch/Kconfig": "",
         "scripts/kconfig/fake_conf.py": FAKE_CONF,
         "scripts/kconfig/fake_link.py": FAKE_LINK,
         "kernel/fork.c": "int fork(void) { return 0; }\n",

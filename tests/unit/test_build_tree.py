@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -214,7 +215,6 @@ def test_cli_resolve_reports_a_patch_that_does_not_apply(
 
 def test_an_interrupted_make_leaves_no_sub_make_or_compiler_behind(tmp_path: Path) -> None:
     """Ctrl-C (or SIGTERM) during a build kills make's whole process group, not make alone."""
-    import os
 
     from harness.kernels import kbuild
 
@@ -245,3 +245,17 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_arm64_cross_build_makes_an_arm64_image(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    (spec,) = _kernels(
+        tmp_path, f"- {{name: a, arch: arm64, build: {{source: {tree}, guest_config: false}}}}\n"
+    )
+    assert isinstance(spec.source, BuildSource)
+    image, log = _resolve(spec.source)
+    assert image.vmlinuz.name == "Image"
+    assert image.vmlinuz.read_bytes()[0x38:0x3C] == b"ARM\x64"
+    make = [line for line in log if line.startswith("$ ") and line.endswith(" Image")]
+    assert make and "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" in make[0]
+    assert "arm64 tinyconfig" in image.origin

@@ -12,6 +12,7 @@ from harness.kernels.debian_archive import (
     AptSource,
     PackageEntry,
     _entries,
+    index_path,
     index_sha256,
     mirror_for,
     read_apt_sources,
@@ -57,7 +58,7 @@ def test_newest_version_wins_by_debian_ordering() -> None:
 def test_no_match_suggests_similar_names() -> None:
     with pytest.raises(KernelNotFound) as info:
         newest_match("linux-image-6.1.*-amd64-unsigned", INDEX)
-    assert "no package in s matches" in str(info.value)
+    assert "no amd64 package in s matches" in str(info.value)
     assert "linux-image-6.1.0-10-amd64-unsigned" in str(info.value)
 
 
@@ -100,8 +101,10 @@ def test_release_sha256_lookup() -> None:
         "Origin: Debian\nMD5Sum:\n 0123 10 main/binary-amd64/Packages.xz\nSHA256:\n"
         " abcd 99 main/binary-amd64/Packages.gz\n"
         " beef 100 main/binary-amd64/Packages.xz\n"
+        " f00d 90 main/binary-arm64/Packages.xz\n"
     )
-    assert index_sha256(release) == "beef"
+    assert index_sha256(release, index_path("amd64")) == "beef"
+    assert index_sha256(release, index_path("arm64")) == "f00d"
 
 
 def test_packages_paragraphs() -> None:

@@ -12,6 +12,7 @@ import re
 import time
 from pathlib import Path
 
+from harness.arch import ARM64
 from harness.compile import CompileResult
 from harness.config import KernelSpec, Timeouts
 from harness.guest.keys import GuestKeys
@@ -251,3 +252,11 @@ def test_the_evidence_records_the_boot(tmp_path: Path) -> None:
     boot = tmp_path / "results" / "replay-6.12" / "boot-1"
     assert '"backend": "replay"' in (boot / "boot.json").read_text()
     assert "Linux version" in (boot / "console.log").read_text()
+
+
+def test_a_host_only_backend_refuses_a_foreign_arch_before_compiling(tmp_path: Path) -> None:
+    guest, _backend = guest_with(tmp_path, Script(BOOT), test_("a"), arch=ARM64)
+    verdict = guest.prepare()
+    assert verdict is not None and verdict.outcome is Outcome.ERROR
+    assert "backend 'replay' boots only the host's architecture" in verdict.summary
+    assert "kernel 'replay-6.12' is arm64: use --backend qemu" in verdict.summary

@@ -14,9 +14,11 @@ RAW=$(mktemp)
 NOTE=$(awk -v a="$KERNEL-$CASE: " -v b="$CASE: " \
 	'index($0, a) == 1 { print substr($0, length(a) + 1); exit }
 	 index($0, b) == 1 { n = substr($0, length(b) + 1) } END { if (n) print n }' "$HERE/notes.txt" | head -n1)
+MACHINE=
+[[ $KERNEL == *-arm64 ]] && MACHINE=" (qemu-system-aarch64 virt, cortex-a57)"
 KVER=$(sed -n 's/.*Linux version \([^ ]*\).*/\1/p' "$RAW" | head -n1)
 {
-	echo "SOURCE: Debian $KVER, QEMU TCG -smp 2, captured $(date -u +%F)" \
+	echo "SOURCE: Debian $KVER, QEMU TCG -smp 2$MACHINE, captured $(date -u +%F)" \
 		"with tests/data/oops/capture/trigger.sh $KERNEL $CASE"
 	[ -n "$NOTE" ] && echo "NOTE: $NOTE"
 	echo

@@ -5,6 +5,7 @@
 #
 #   trigger.sh KERNEL CASE OUT.log
 #   KERNEL: 6.12 | 6.1 | 7.3 (7.3 has no headers: only module-free cases)
+#           6.12-arm64 (Debian arm64 under qemu-system-aarch64; see below)
 #   CASE:   boot noise warn bug null gpf pagefault divzero softlockup hardlockup hung
 #           sched_atomic list refcount kfence irq two rcustall initoops
 #           sysrq oom panic_oops softlockup2 noinit
@@ -12,6 +13,10 @@
 # Needs: qemu-system-x86_64, busybox-static, cpio, gcc, and for module cases
 # apt-get install linux-headers-<kver>. Kernels are expected extracted under
 # /tmp/kernels (dpkg -x of Debian's linux-image packages).
+# 6.12-arm64: the kernel and the arm64 busybox as the harness caches them
+# (python -m harness boot on an arm64 entry fetches both), the module
+# cross-built against the headers fetch_arm64_headers.py unpacks into
+# $ARM64_HEADERS (default /tmp/a64/hdr/usr/src/linux-headers-<kver>).
 set -euo pipefail
 KERNEL=$1 CASE=$2 OUT=$3
 SRC=$(cd "$(dirname "$0")" && pwd)
@@ -20,10 +25,21 @@ case "$KERNEL" in
 6.12) KVER=6.12.117+deb12-amd64; VMLINUZ=/tmp/kernels/root-6.12/boot/vmlinuz-$KVER ;;
 6.1) KVER=6.1.0-56-amd64; VMLINUZ=/tmp/kernels/root-6.1/boot/vmlinuz-$KVER ;;
 7.3) KVER=7.3.4+deb13-amd64; VMLINUZ=/tmp/kernels/root-7.3/usr/lib/modules/$KVER/vmlinuz ;;
+6.12-arm64) KVER=6.12.117+deb12-arm64
+	VMLINUZ=$(ls ~/.cache/kpatch-harness/debian/kernels/linux-image-6.12.*+deb12-arm64-unsigned_*/boot/vmlinuz-$KVER | tail -n1) ;;
 *) echo "unknown kernel $KERNEL" >&2; exit 2 ;;
 esac
 MEM=1G
-APPEND="console=ttyS0 panic=-1 rdinit=/init harness.case=$CASE"
+CONSOLE=ttyS0 QEMU=(qemu-system-x86_64) BUSYBOX=/bin/busybox CC=gcc
+HDR=/usr/src/linux-headers-$KVER
+case "$KVER" in
+*-arm64)
+	CONSOLE=ttyAMA0 QEMU=(qemu-system-aarch64 -machine virt,gic-version=3 -cpu cortex-a57)
+	BUSYBOX=$(ls ~/.cache/kpatch-harness/userland/arm64-*/bin/busybox | tail -n1)
+	CC=aarch64-linux-gnu-gcc
+	HDR=${ARM64_HEADERS:-/tmp/a64/hdr/usr/src/linux-headers-$KVER} ;;
+esac
+APPEND="console=$CONSOLE panic=-1 rdinit=/init harness.case=$CASE"
 case "$CASE" in
 rcustall) APPEND+=" rcupdate.rcu_cpu_stall_timeout=3 nowatchdog" ;;
 hardlockup) APPEND+=" rcupdate.rcu_cpu_stall_timeout=3" ;;
@@ -34,20 +50,19 @@ esac
 
 ROOT=$WORK/root-$KVER-$CASE
 rm -rf "$ROOT" && mkdir -p "$ROOT"/{bin,proc,sys,dev}
-cp /bin/busybox "$ROOT/bin/busybox"
+cp "$BUSYBOX" "$ROOT/bin/busybox"
 cp "$SRC/init.sh" "$ROOT/init" && chmod +x "$ROOT/init"
 # noinit: an /init that cannot be executed -> "No working init found" panic.
 [ "$CASE" = noinit ] && printf '#!/bin/missing-shell\n' >"$ROOT/init"
-HDR=/usr/src/linux-headers-$KVER
 if [ -d "$HDR" ]; then
 	BUILD=$WORK/build-$KVER
 	mkdir -p "$BUILD" && cp "$SRC/harness_oops.c" "$SRC/Kbuild" "$BUILD/"
 	make -s -C "$HDR" M="$BUILD" modules >&2
 	cp "$BUILD/harness_oops.ko" "$ROOT/"
 fi
-gcc -static -O1 -o "$ROOT/hog" "$SRC/hog.c"
+"$CC" -static -O1 -o "$ROOT/hog" "$SRC/hog.c"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/initrd-$KVER-$CASE.gz"
 
-timeout 150 qemu-system-x86_64 -accel tcg -m "$MEM" -smp 2 -nographic -no-reboot \
+timeout 150 "${QEMU[@]}" -accel tcg -m "$MEM" -smp 2 -nographic -no-reboot \
 	-kernel "$VMLINUZ" -initrd "$WORK/initrd-$KVER-$CASE.gz" -append "$APPEND" \
 	</dev/null >"$OUT" 2>&1 || echo "qemu exit $?" >&2
