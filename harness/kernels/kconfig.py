@@ -21,6 +21,7 @@ from harness.errors import FragmentError
 
 GUEST_FRAGMENT = Path(__file__).with_name("guest.config")
 KUNIT_FRAGMENT = Path(__file__).with_name("kunit.config")  # kernels.yaml kunit: adds it
+DEBUGINFO_FRAGMENT = Path(__file__).with_name("debuginfo.config")  # build: {debug_info: true}
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")

@@ -9,7 +9,8 @@ claims more than what ran.
 
 from __future__ import annotations
 
-from harness.records import RunSummary, TestRecord
+from harness.oops.frames import render_decoded
+from harness.records import ReportRecord, RunSummary, TestRecord
 
 FILENAME = "summary.txt"
 
@@ -57,13 +58,29 @@ def render(summary: RunSummary) -> str:
         lines += [f"  {t.test} on {t.kernel}" for t in not_run]
     if summary.outside:
         lines += ["", "Kernel reports outside any test:"]
-        lines += [
-            f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}" for o in summary.outside
-        ]
+        for o in summary.outside:
+            lines.append(
+                f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}{_times(o.report)}"
+            )
+            lines += _decoded(o.report, "    ")
     lines += ["", "Kernels:"]
     for k in summary.kernels:
         lines.append(f"  {k.name}: {k.origin or k.source} [{k.backend}]")
     return "\n".join(lines) + "\n"
+
+
+def _times(r: ReportRecord) -> str:
+    """' (x3, 6.6s to 12.7s)' for a repeated report, '' for one printed once."""
+    if r.count <= 1:
+        return ""
+    if r.first_time is None or r.last_time is None:
+        return f" (x{r.count})"
+    return f" (x{r.count}, {r.first_time:.1f}s to {r.last_time:.1f}s)"
+
+
+def _decoded(r: ReportRecord, indent: str) -> list[str]:
+    """The symbolized trace and suggested To/Cc, when the run had debug info."""
+    return render_decoded(r.symbolized, indent) if r.symbolized else []
 
 
 def _section(title: str, tests: list[TestRecord], with_reason: bool) -> list[str]:
@@ -72,7 +89,9 @@ def _section(title: str, tests: list[TestRecord], with_reason: bool) -> list[str
     lines = ["", f"{title}:"]
     for t in tests:
         lines.append(f"  {t.test} on {t.kernel}: {t.summary}")
-        lines += [f"    kernel report: {r.title}" for r in t.reports]
+        for r in t.reports:
+            lines.append(f"    kernel report: {r.title}{_times(r)}")
+            lines += _decoded(r, "      ")
         if with_reason and t.expected_reason:
             lines.append(f"    reason: {t.expected_reason}")
     return lines

@@ -172,7 +172,7 @@ def test_boot_panic_fails_every_test_at_once_with_the_crash_named(tmp_path: Path
     assert a.verdict.summary == (
         "boot-fail: the kernel panicked during boot: Kernel panic: No working init found."
     )
-    assert "console tail" in a.verdict.details[0]
+    assert "last console lines" in a.verdict.details[0]
     assert b.verdict == a.verdict and len(backend.machines) == 1
 
 
