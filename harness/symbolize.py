@@ -39,7 +39,7 @@ TOOL_TIMEOUT = 120.0
 # "ffffffff81234560 g     F .text	0000000000000040 move_pages" (objdump -t -w)
 _SYMBOL = re.compile(
     r"^(?P<value>[0-9a-f]+) (?P<flags>.{7}) (?P<section>\S+)\s+(?P<size>[0-9a-f]+)"
-    r"(?: \.hidden)? (?P<name>\S+)$"
+    r"\s+(?:\.hidden\s+)?(?P<name>\S+)$"
 )
 # "0xffffffff81234567: move_pages at /src/mm/userfaultfd.c:1734 (discriminator 2)"
 # " (inlined by) move_pages_pte at /src/mm/userfaultfd.c:1100"

@@ -19,6 +19,7 @@ from harness.kernels.base import KernelImage
 from harness.machine.replay import Chunk, ReplayBackend, Script, Step, lines
 from harness.outcome import Outcome
 from harness.records import TestRun
+from harness.report import failure_text
 from harness.runner import KernelGuest, Policy, RunContext
 from harness.testdef import GuestTest, Needs
 from harness.trial import PreparedImage
@@ -46,6 +47,7 @@ PANIC = excerpt("6.12-panic_oops", r"BUG: kernel NULL pointer|Oops:", r"Kernel p
 HUNG_TASK = excerpt("6.12-hung", r"INFO: task sh:\d+ blocked for more than 3", r"</TASK>")
 BLOCKED_DUMP = "[    8.282645] sysrq: Show Blocked State\n" + HUNG_TASK.split("\n", 3)[3]
 NO_INIT = excerpt("6.12-noinit", r"Run /init as init process", r"Kernel Offset:")
+INIT_OOPS = excerpt("6.12-initoops", r"BUG: kernel NULL pointer", r"Kernel Offset:")
 
 
 def guest_with(
@@ -174,6 +176,26 @@ def test_boot_panic_fails_every_test_at_once_with_the_crash_named(tmp_path: Path
     )
     assert "last console lines" in a.verdict.details[0]
     assert b.verdict == a.verdict and len(backend.machines) == 1
+
+
+def test_boot_that_oopsed_then_panicked_names_the_oops_not_the_panic(tmp_path: Path) -> None:
+    """init oopsed, the kernel panicked ("Attempted to kill init!"): the oops is the crash."""
+    script = Script(BOOT + lines(INIT_OOPS), ready=False, exit_after_boot=True)
+    guest, _ = guest_with(tmp_path, script, test_("a"), timeouts=Timeouts(boot=300.0))
+    started = time.monotonic()
+    (a,) = run_all(guest, test_("a"))
+    assert time.monotonic() - started < 60, "waited for the boot timeout, not the panic"
+    assert a.verdict.summary == (
+        "boot-fail: the kernel panicked during boot: "
+        "BUG: kernel NULL pointer dereference in harness_oops_null"
+    )
+    assert [r.title for r in a.reports] == [
+        "BUG: kernel NULL pointer dereference in harness_oops_null"
+    ]
+    tail = a.verdict.details[0]
+    assert "last console lines" in tail and "Attempted to kill init" in tail
+    text = failure_text(a)
+    assert "kernel report: BUG: kernel NULL pointer dereference in harness_oops_null" in text
 
 
 def test_no_ready_line_is_a_boot_failure_bounded_by_the_boot_timeout(tmp_path: Path) -> None:
