@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.kernels.base import DebugInfo
+from harness.kernels.debian import extract_module
 from harness.maintainers import get_maintainers
 from harness.oops import KernelReport
 from harness.oops.frames import Decoded, Frame, SourceLine, SymbolizedFrame
@@ -168,7 +170,21 @@ class Symbolizer:
         return obj
 
     def _module_path(self, module: str) -> Path | None:
-        """The module's .ko under the debug modules directory (- and _ are the same)."""
+        """The module's .ko under the debug modules directory (- and _ are the same).
+
+        A Debian -dbg package's modules are extracted one at a time, when a
+        frame first needs them (the whole package is 6 GiB unpacked).
+        """
+        found = self._find_module(module)
+        if found is None and self.debug.archive is not None:
+            try:
+                extract_module(self.debug, module)
+            except HarnessError as exc:
+                self._notes.append(str(exc))
+            found = self._find_module(module)
+        return found
+
+    def _find_module(self, module: str) -> Path | None:
         if self.debug.modules is None or not self.debug.modules.is_dir():
             return None
         want = module.replace("-", "_")

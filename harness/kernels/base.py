@@ -23,6 +23,7 @@ class DebugInfo:
     vmlinux: Path
     modules: Path | None = None
     source: Path | None = None
+    archive: Path | None = None  # a -dbg .deb whose .ko files are extracted into modules on demand
 
 
 @dataclass(frozen=True)
