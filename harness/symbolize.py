@@ -49,6 +49,7 @@ _LINE = re.compile(
     r"^(?:0x(?P<addr>[0-9a-f]+): | \(inlined by\) )(?P<func>\S+) at (?P<file>.+?):"
     r"(?P<line>\d+|\?)(?: \(discriminator \d+\))?$"
 )
+_ADDRESS = re.compile(r"^0x[0-9a-f]+: ")
 #: top-level directories of a kernel tree: where a compiled-in path becomes tree-relative
 _TOP = frozenset(
     [
@@ -152,7 +153,7 @@ class Symbolizer:
             for (i, address), lines in zip(items, decoded, strict=True):
                 if lines:
                     found[i] = lines
-                else:
+                elif frames[i].reliable:  # a "?" frame may well be stale stack
                     self._notes.append(f"no line info at {address:#x} in {Path(path).name}")
         return found
 
@@ -215,12 +216,10 @@ class Symbolizer:
         out = self.run([*argv, *(f"{a:#x}" for a in addresses)])
         entries: list[list[SourceLine]] = []
         for text in out.splitlines():
-            m = _LINE.match(text)
-            if m is None:
-                continue
-            if m.group("addr") is not None:
+            if _ADDRESS.match(text):  # every address starts an entry, "?? ??:0" ones too
                 entries.append([])
-            if not entries or m.group("line") == "?" or m.group("func") == "??":
+            m = _LINE.match(text)
+            if m is None or not entries or m.group("line") == "?" or m.group("func") == "??":
                 continue
             entries[-1].append(
                 SourceLine(m.group("func"), self._relative(m.group("file")), int(m.group("line")))
