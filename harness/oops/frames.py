@@ -105,7 +105,8 @@ def render_decoded(decoded: Decoded, indent: str = "  ") -> list[str]:
     """The symbolized trace as lines, decode_stacktrace.sh style, for every text output.
 
     ``RIP: move_pages_huge_pmd+0x6b3/0x6c0 (mm/huge_memory.c:2491)``, one line
-    per frame, each inlined function on its own line marked ``(inlined)``.
+    per frame, each inlined function on its own line marked ``(inlined)``
+    (not for ``?`` frames, which may be stale stack).
     """
     lines: list[str] = []
     if decoded.guilty is not None:
@@ -124,6 +125,8 @@ def render_decoded(decoded: Decoded, indent: str = "  ") -> list[str]:
             continue
         *inlined, own = frame.lines
         lines.append(f"{head}{frame.frame} ({own.where})")
+        if not frame.reliable:
+            continue  # a "?" frame may be stale stack: its line, not its inlining
         for line in reversed(inlined):
             lines.append(f"{indent}   {line.function} ({line.where}) (inlined)")
     if decoded.maintainers:
