@@ -187,3 +187,27 @@ def test_maintainers_split_into_to_and_cc() -> None:
         "linux-mm@kvack.org",
         "linux-kernel@vger.kernel.org",
     )
+
+
+def test_text_summary_shows_the_symbolized_trace_and_to_cc(built: Path) -> None:
+    from dataclasses import replace
+
+    from harness.outcome import Outcome
+    from harness.records import RunSummary, TestRecord
+    from harness.reporters import text
+
+    vmlinux = built / "vmlinux"
+    report = _report(_frame(vmlinux, "outer.cold", r"ud2", after=False))
+    decoded = Symbolizer(DebugInfo(vmlinux, None, None)).decode(report)  # type: ignore[arg-type]
+    decoded = replace(decoded, maintainers=parse_maintainers(ROLESTATS))
+    record = ReportRecord.of(replace(report, decoded=decoded))  # type: ignore[type-var]
+    test = TestRecord("t", "k", Outcome.OOPS, "oops: kernel BUG in outer", reports=(record,))
+    rendered = text.render(RunSummary.from_json(RunSummary("r", tests=(test,)).to_json()))
+    assert "      guilty: outer (mm/sym.c:10)" in rendered
+    assert "RIP: outer.cold+0x0/0x2 (mm/sym.c:10)" in rendered
+    assert "inner (mm/sym.c:4) (inlined)" in rendered
+    to = "To: Andrew Morton <akpm@linux-foundation.org>, Alexander Viro <viro@zeniv.linux.org.uk>"
+    assert to in rendered
+    assert (
+        "Cc: Jan Kara <jack@suse.cz>, linux-mm@kvack.org, linux-kernel@vger.kernel.org" in rendered
+    )
