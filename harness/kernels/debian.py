@@ -115,7 +115,8 @@ class DebianSource:
         image = unpack_kernel(entry, entries, cache, log, progress)
         if self.debug_info and image.release:
             dbg = debug_package(entry, image.release, entries)
-            image = replace(image, debug=unpack_debug(dbg, image.release, cache, log, progress))
+            debug = unpack_debug(dbg, image.release, cache, log, progress)
+            image = replace(image, debug=replace(debug, source=cached_source_tree(entry)))
         self._remember(cache, image)
         return image
 
@@ -242,6 +243,21 @@ def locate_debug(root: Path, release: str, deb: Path | None) -> DebugInfo:
         )
     modules = root / _DEBUG_MODULES.format(release=release)
     return DebugInfo(vmlinux, modules, None, deb)
+
+
+def cached_source_tree(entry: archive.PackageEntry) -> Path | None:
+    """The same version's linux-source tree, if a build already unpacked it (no download).
+
+    With it, get_maintainer.pl names who to tell for a Debian kernel's report too.
+    """
+    from harness.kernels.build import build_cache
+
+    m = re.match(r"(\d+\.\d+)", entry.version)
+    if not m:
+        return None
+    name = f"linux-source-{m.group(1)}"
+    tree = build_cache() / "sources" / f"{name}_{entry.version}".replace("~", "_") / name
+    return tree if (tree / "MAINTAINERS").is_file() else None
 
 
 def extract_module(debug: DebugInfo, module: str) -> None:

@@ -56,6 +56,8 @@ def test_debian_panic_is_symbolized_with_the_dbg_package(
     assert "sysrq_handle_crash+" in failure_text(run) and "drivers/tty/sysrq.c:" in failure_text(
         run
     )
+    if image.debug.source is not None:  # linux-source of this version was in the cache
+        assert decoded.to and "linux-kernel@vger.kernel.org" in decoded.cc, decoded.maintainers
     kernel = KernelRecord("d612dbg", source.describe(), image.origin, image.release)
     rendered = text.render(summarize("dbg", [run], [kernel], [], {}))
     assert f"guilty: sysrq_handle_crash ({decoded.guilty.where})" in rendered
