@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -203,6 +204,8 @@ def _check_symbolized(name: str, runs: list[TestRun], image: KernelImage) -> Non
     bug = [i + 1 for i, line in enumerate(source) if "BUG_ON(!pmd_trans_huge(src_pmdval));" in line]
     assert len(bug) == 1, "the slot's tree does not hold the bug patch"
     where = f"mm/huge_memory.c:{bug[0]}"
+    said = re.search(r"kernel BUG at (\S+):(\d+)!", report.text)  # the kernel's own word
+    assert said and f"{said.group(1)}:{said.group(2)}" == where, report.text[:300]
     assert decoded.guilty == SourceLine("move_pages_huge_pmd", "mm/huge_memory.c", bug[0])
     assert decoded.frames[0].ip and decoded.frames[0].where == where
     callers = [f.lines[-1].where for f in decoded.frames[1:] if f.reliable and f.lines]
