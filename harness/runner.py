@@ -322,7 +322,8 @@ class KernelGuest:
             why = f"the guest's process ended after {seconds:.1f}s ({machine.exit_status()})"
         else:
             why = f"no ready line within {self.spec.timeouts.boot:.0f}s"
-        crash = boot_crash(self.reports_in(console.text()))
+        self._attribute_outside(console.offset())  # parsed and symbolized once, here
+        crash = boot_crash(tuple(o.report for o in self.outside if o.boot == self.boots))
         title = f": {crash.title}" if crash else ""
         tail = console.tail(30)
         self.shutdown()

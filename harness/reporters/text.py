@@ -47,11 +47,10 @@ def render(summary: RunSummary) -> str:
     for kernel in kernels:
         cells = [_cell(by_key[(kernel, n)]) if (kernel, n) in by_key else "-" for n in names]
         lines.append(f"  {kernel:{width}}  " + "  ".join(c.ljust(16) for c in cells))
-    lines += _section("Unexpected", bad, with_reason=False)
+    shown: set[tuple[str, str]] = set()  # (kernel, title) whose trace is already printed
+    lines += _section("Unexpected", bad, False, shown)
     lines += _section(
-        "Expected failures",
-        [t for t in tests if t.expected and t.as_expected],
-        with_reason=True,
+        "Expected failures", [t for t in tests if t.expected and t.as_expected], True, shown
     )
     if not_run:
         lines += ["", "Not run (interrupted):"]
@@ -62,7 +61,7 @@ def render(summary: RunSummary) -> str:
             lines.append(
                 f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}{_times(o.report)}"
             )
-            lines += _decoded(o.report, "    ")
+            lines += _decoded(o.kernel, o.report, "    ", shown)
     lines += ["", "Kernels:"]
     for k in summary.kernels:
         lines.append(f"  {k.name}: {k.origin or k.source} [{k.backend}]")
@@ -78,12 +77,23 @@ def _times(r: ReportRecord) -> str:
     return f" (x{r.count}, {r.first_time:.1f}s to {r.last_time:.1f}s)"
 
 
-def _decoded(r: ReportRecord, indent: str) -> list[str]:
-    """The symbolized trace and suggested To/Cc, when the run had debug info."""
-    return render_decoded(r.symbolized, indent) if r.symbolized else []
+def _decoded(kernel: str, r: ReportRecord, indent: str, shown: set[tuple[str, str]]) -> list[str]:
+    """The symbolized trace and suggested To/Cc, when the run had debug info.
+
+    Once per kernel and title: a boot failure errors every test of its
+    kernel, and a mail needs its trace once.
+    """
+    if r.symbolized is None:
+        return []
+    if (kernel, r.title) in shown:
+        return [f"{indent}(symbolized above)"]
+    shown.add((kernel, r.title))
+    return render_decoded(r.symbolized, indent)
 
 
-def _section(title: str, tests: list[TestRecord], with_reason: bool) -> list[str]:
+def _section(
+    title: str, tests: list[TestRecord], with_reason: bool, shown: set[tuple[str, str]]
+) -> list[str]:
     if not tests:
         return []
     lines = ["", f"{title}:"]
@@ -91,7 +101,7 @@ def _section(title: str, tests: list[TestRecord], with_reason: bool) -> list[str
         lines.append(f"  {t.test} on {t.kernel}: {t.summary}")
         for r in t.reports:
             lines.append(f"    kernel report: {r.title}{_times(r)}")
-            lines += _decoded(r, "      ")
+            lines += _decoded(t.kernel, r, "      ", shown)
         if with_reason and t.expected_reason:
             lines.append(f"    reason: {t.expected_reason}")
     return lines

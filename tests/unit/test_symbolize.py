@@ -202,7 +202,10 @@ def test_text_summary_shows_the_symbolized_trace_and_to_cc(built: Path) -> None:
     decoded = replace(decoded, maintainers=parse_maintainers(ROLESTATS))
     record = ReportRecord.of(replace(report, decoded=decoded))  # type: ignore[type-var]
     test = TestRecord("t", "k", Outcome.OOPS, "oops: kernel BUG in outer", reports=(record,))
-    rendered = text.render(RunSummary.from_json(RunSummary("r", tests=(test,)).to_json()))
+    again = replace(test, test="u")  # a boot failure errors every test with the same crash
+    summary = RunSummary("r", tests=(test, again))
+    rendered = text.render(RunSummary.from_json(summary.to_json()))
+    assert rendered.count("guilty: outer") == 1 and "(symbolized above)" in rendered
     assert "      guilty: outer (mm/sym.c:10)" in rendered
     assert "RIP: outer.cold+0x0/0x2 (mm/sym.c:10)" in rendered
     assert "inner (mm/sym.c:4) (inlined)" in rendered
