@@ -200,13 +200,13 @@ def _check_symbolized(name: str, runs: list[TestRun], image: KernelImage) -> Non
     (report, *_) = [r for r in run.reports if r.type is not ReportType.PANIC]
     decoded = report.decoded
     assert decoded is not None, "no symbolized trace"
-    source = (image.debug.source / "mm" / "huge_memory.c").read_text().splitlines()
-    bug = [i + 1 for i, line in enumerate(source) if "BUG_ON(!pmd_trans_huge(src_pmdval));" in line]
-    assert len(bug) == 1, "the slot's tree does not hold the bug patch"
-    where = f"mm/huge_memory.c:{bug[0]}"
+    line = _added_line(
+        REPO / "guest-tests/bugs/uffd_move_swap_pmd.patch", "BUG_ON(!pmd_trans_huge("
+    )
+    where = f"mm/huge_memory.c:{line}"
     said = re.search(r"kernel BUG at (\S+):(\d+)!", report.text)  # the kernel's own word
     assert said and f"{said.group(1)}:{said.group(2)}" == where, report.text[:300]
-    assert decoded.guilty == SourceLine("move_pages_huge_pmd", "mm/huge_memory.c", bug[0])
+    assert decoded.guilty == SourceLine("move_pages_huge_pmd", "mm/huge_memory.c", line)
     assert decoded.frames[0].ip and decoded.frames[0].where == where
     callers = [f.lines[-1].where for f in decoded.frames[1:] if f.reliable and f.lines]
     assert any(c.startswith("mm/userfaultfd.c:") for c in callers), callers  # move_pages()
@@ -218,6 +218,22 @@ def _check_symbolized(name: str, runs: list[TestRun], image: KernelImage) -> Non
     rendered = text.render(summarize("selftest", runs, [kernel], [], {}))
     assert where in rendered and "To: Andrew Morton <akpm@linux-foundation.org>" in rendered
     print(rendered)
+
+
+def _added_line(patch: Path, text: str) -> int:
+    """The line number, in the patched file, of the one added line holding ``text``."""
+    number = 0
+    for raw in patch.read_text().splitlines():
+        hunk = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)", raw)
+        if hunk:
+            number = int(hunk.group(1))
+        elif raw.startswith("+") and not raw.startswith("+++"):
+            if text in raw:
+                return number
+            number += 1
+        elif raw.startswith(" "):
+            number += 1
+    raise AssertionError(f"no added line with {text!r} in {patch}")
 
 
 def test_boot_panic_is_named_symbolized_and_quick(
