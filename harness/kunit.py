@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness import results
-from harness.oops import KernelReport, parse
+from harness.oops import KernelReport, fold, parse
 from harness.outcome import Outcome, Verdict
 from harness.records import TestRun
 
@@ -110,7 +110,7 @@ def parse_kunit(console: str) -> list[KunitSuite]:
 
 def _case(current: _Open, m: re.Match[str], segment: str) -> KunitCase:
     ok, name, directive = m.group(1) == "ok", m.group(3), (m.group(4) or "").lstrip("# ")
-    reports = tuple(parse(segment))
+    reports = tuple(fold(parse(segment)))
     diags = tuple(d for d in current.diags if not d.startswith(("Subtest:", "module:")))
     titles = tuple(r.title for r in reports)
     if reports:
@@ -134,7 +134,7 @@ def _close(current: _Open, console: str, offset: int, ok: bool | None) -> KunitS
     cases = list(current.cases)
     if ok is None:
         segment = console[current.start : offset]
-        reports = tuple(parse(segment))
+        reports = tuple(fold(parse(segment)))
         title = reports[0].title if reports else "the console ends inside the suite"
         number = len(cases) + 1
         cases.append(

@@ -19,10 +19,14 @@ from harness.arch import X86_64
 from harness.errors import UserError
 from harness.machine.base import CommandResult
 from harness.oops import KernelReport
+from harness.oops.frames import Decoded, Maintainer, SourceLine, SymbolizedFrame
 from harness.outcome import Outcome, Verdict, as_expected
 
 #: summary.json's shape; bump when a field changes meaning or disappears
-SCHEMA_VERSION = 2
+#: (3: a report record may stand for repeats, ``count``; ``symbolized`` added)
+SCHEMA_VERSION = 3
+#: older shapes this harness still reads (fields they lack take their defaults)
+READABLE_VERSIONS = (2, 3)
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,25 @@ class ReportRecord:
     rip: str | None = None
     taint: str | None = None
     call_trace: tuple[str, ...] = ()
+    count: int = 1  # the same report printed this many times (one bug, one record)
+    first_time: float | None = None  # printk timestamps (s since boot) of first and last
+    last_time: float | None = None
+    symbolized: Decoded | None = None  # file:line per frame and maintainers, if debug info
 
     @classmethod
     def of(cls, rep: KernelReport) -> ReportRecord:
         """From the parser's report."""
         return cls(
-            rep.type.value, rep.title, rep.guilty_frame, rep.rip, rep.taint, tuple(rep.call_trace)
+            rep.type.value,
+            rep.title,
+            rep.guilty_frame,
+            rep.rip,
+            rep.taint,
+            tuple(rep.call_trace),
+            rep.count,
+            rep.time,
+            rep.last_time if rep.last_time is not None else rep.time,
+            rep.decoded,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -79,11 +96,16 @@ class ReportRecord:
             "rip": self.rip,
             "taint": self.taint,
             "call_trace": list(self.call_trace),
+            "count": self.count,
+            "first_time": self.first_time,
+            "last_time": self.last_time,
+            "symbolized": decoded_to_json(self.symbolized) if self.symbolized else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReportRecord:
-        """Back from :meth:`to_json`."""
+        """Back from :meth:`to_json` (schema 2 records have no count nor symbolized)."""
+        symbolized = data.get("symbolized")
         return cls(
             data["type"],
             data["title"],
@@ -91,7 +113,57 @@ class ReportRecord:
             data.get("rip"),
             data.get("taint"),
             tuple(data.get("call_trace", ())),
+            int(data.get("count", 1)),
+            data.get("first_time"),
+            data.get("last_time"),
+            decoded_from_json(symbolized) if symbolized else None,
         )
+
+
+def _line_json(line: SourceLine) -> dict[str, Any]:
+    return {"function": line.function, "file": line.file, "line": line.line}
+
+
+def _line_back(data: Mapping[str, Any]) -> SourceLine:
+    return SourceLine(data["function"], data["file"], int(data["line"]))
+
+
+def decoded_to_json(decoded: Decoded) -> dict[str, Any]:
+    """A symbolized trace as plain JSON (summary.json, result.json)."""
+    return {
+        "guilty": _line_json(decoded.guilty) if decoded.guilty else None,
+        "frames": [
+            {
+                "frame": f.frame,
+                "ip": f.ip,
+                "reliable": f.reliable,
+                "lines": [_line_json(line) for line in f.lines],
+            }
+            for f in decoded.frames
+        ],
+        "to": list(decoded.to),
+        "cc": list(decoded.cc),
+        "maintainers": [{"address": m.address, "role": m.role} for m in decoded.maintainers],
+        "note": decoded.note,
+    }
+
+
+def decoded_from_json(data: Mapping[str, Any]) -> Decoded:
+    """Back from :func:`decoded_to_json` (``to``/``cc`` are derived, not read)."""
+    return Decoded(
+        tuple(
+            SymbolizedFrame(
+                f["frame"],
+                tuple(_line_back(line) for line in f.get("lines", ())),
+                bool(f.get("ip", False)),
+                bool(f.get("reliable", True)),
+            )
+            for f in data.get("frames", ())
+        ),
+        _line_back(data["guilty"]) if data.get("guilty") else None,
+        tuple(Maintainer(m["address"], m["role"]) for m in data.get("maintainers", ())),
+        data.get("note", ""),
+    )
 
 
 @dataclass(frozen=True)
@@ -333,9 +405,10 @@ class RunSummary:
     def from_json(cls, data: Mapping[str, Any], where: str = "summary.json") -> RunSummary:
         """Back from :meth:`to_json`; a UserError for a file of another schema."""
         version = data.get("schema_version") if isinstance(data, Mapping) else None
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise UserError(
-                f"{where}: schema version {version!r}, this harness reads {SCHEMA_VERSION}; "
+                f"{where}: schema version {version!r}, this harness reads "
+                f"{', '.join(map(str, READABLE_VERSIONS))}; "
                 "re-run the tests or use the harness version that wrote it"
             )
         return cls(

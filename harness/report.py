@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from harness import repeats
+from harness.oops import repeats as seen_times
+from harness.oops.frames import render_decoded
 from harness.outcome import Outcome
 from harness.records import (
     KernelRecord,
@@ -33,7 +35,10 @@ def failure_text(run: TestRun) -> str:
         lines += ["", detail.rstrip()]
     for report in run.reports:
         text = report.text.splitlines()
-        lines += ["", f"kernel report: {report.title}", *text[:_REPORT_LINES]]
+        lines += ["", f"kernel report: {report.title}{seen_times(report)}"]
+        if report.decoded is not None:
+            lines += ["symbolized:", *render_decoded(report.decoded), "", "as printed:"]
+        lines += text[:_REPORT_LINES]
         if len(text) > _REPORT_LINES:
             lines.append(f"... ({len(text) - _REPORT_LINES} more lines in console.txt)")
     if run.new_taint:

@@ -45,11 +45,12 @@ from harness.machine.base import (
     Ready,
 )
 from harness.machine.console import is_report_line
-from harness.oops import KernelReport, parse
+from harness.oops import KernelReport, ReportType, fold, parse
 from harness.outcome import Outcome, RunFacts, SetupFacts, Verdict, classify, classify_setup
 from harness.progress import NO_PROGRESS, Activity, Kind, Labelled, Progress, track
 from harness.records import KernelRecord, OutsideReport, TestRun
 from harness.results import Timings
+from harness.symbolize import Symbolizer, decode_reports
 from harness.testdef import GuestTest
 
 _TRAILER = re.compile(r"@@HARNESS rc=(\d+) taint_before=(\d+) taint_after=(\d+)\s*$")
@@ -141,6 +142,7 @@ class KernelGuest:
     files: BootFiles | None = None
     payload: GuestPayload | None = None
     setup_error: Verdict | None = None
+    setup_reports: tuple[KernelReport, ...] = ()  # the crash that made setup_error (boot)
     machine: Machine | None = None
     channel: Channel | None = None
     ready: Ready | None = None
@@ -154,6 +156,16 @@ class KernelGuest:
     _booting: Activity | None = None  # the boot's progress line while it boots
     kselftests: dict[str, BuiltTarget] | None = None  # selftests: targets built so far
     kselftest_pushed: set[tuple[int, str]] = field(default_factory=set)  # (boot, target)
+    _symbolizer: Symbolizer | None = None  # made on the first report, if debug info is at hand
+
+    def reports_in(self, text: str) -> tuple[KernelReport, ...]:
+        """The kernel reports of a console text: one per bug, symbolized when possible."""
+        reports = fold(parse(text))
+        if not reports or self.image is None or self.image.debug is None:
+            return tuple(reports)
+        if self._symbolizer is None:
+            self._symbolizer = Symbolizer(self.image.debug)
+        return decode_reports(reports, self._symbolizer)
 
     @property
     def directory(self) -> Path:
@@ -313,7 +325,7 @@ class KernelGuest:
         if self.machine is None or end <= self._seen:
             return
         when = "boot" if self._ran == 0 else "between tests"
-        for report in parse(self.machine.console.text(self._seen, end)):
+        for report in self.reports_in(self.machine.console.text(self._seen, end)):
             self.outside.append(OutsideReport(self.spec.name, self.boots, when, report))
             self.ctx.log(
                 f"{self.spec.name} boot-{self.boots}: kernel report during {when}: {report.title}"
@@ -321,6 +333,11 @@ class KernelGuest:
         self._seen = end
 
     def _boot_failed(self, seconds: float) -> Verdict:
+        """A boot that never got ready: name the crash that killed it, show the console's end.
+
+        ``wait_ready`` returns the moment a panic is printed, so this runs
+        seconds after the kernel died, not after the boot timeout.
+        """
         assert self.machine is not None
         machine, console = self.machine, self.machine.console
         console.wait_quiet(self.policy.settle, self.policy.boot_tail)
@@ -330,15 +347,17 @@ class KernelGuest:
             why = f"the guest's process ended after {seconds:.1f}s ({machine.exit_status()})"
         else:
             why = f"no ready line within {self.spec.timeouts.boot:.0f}s"
-        reports = parse(console.text())
-        title = f": {reports[0].title}" if reports else ""
+        self._attribute_outside(console.offset())  # parsed and symbolized once, here
+        crash = boot_crash(tuple(o.report for o in self.outside if o.boot == self.boots))
+        title = f": {crash.title}" if crash else ""
         tail = console.tail(30)
         self.shutdown()
+        self.setup_reports = (crash,) if crash else ()
         self.setup_error = classify_setup(
             SetupFacts(
                 "boot",
                 f"{why}{title}",
-                (f"console tail ({self.boot_dir()}/console.log):\n{tail}",),
+                (f"last console lines ({self.boot_dir()}/console.log):\n{tail}",),
             )
         )
         return self.setup_error
@@ -452,7 +471,7 @@ class KernelGuest:
         window_end = console.offset()
         window = console.text(window_start, window_end)
         self._seen = window_end
-        reports = tuple(parse(window))
+        reports = self.reports_in(window)
         stderr, rc, taint = split_trailer(result)
         facts = run_facts(test, result, rc, died, reports, taint)
         if machine_exit is not None:
@@ -598,6 +617,7 @@ class KernelGuest:
             verdict,
             time.monotonic() - started,
             directory or self.test_dir(test, attempt),
+            reports=self.setup_reports if verdict is self.setup_error else (),
             boot=self.boots,
         )
         results.save_test(run, "")
@@ -613,6 +633,20 @@ class KernelGuest:
         if self.machine is not None:
             self.machine.stop()
             self.machine = None
+
+
+def boot_crash(reports: tuple[KernelReport, ...]) -> KernelReport | None:
+    """The report that killed a boot: the last one before the first panic, else the panic.
+
+    A fatal oops prints its report, then "Kernel panic - not syncing: Fatal
+    exception" (or "Attempted to kill init!"): the oops is the crash, the
+    panic its consequence.  Without a panic, the last report printed.
+    """
+    panic = next((i for i, r in enumerate(reports) if r.type is ReportType.PANIC), None)
+    before = reports[:panic] if panic is not None else reports
+    if before:
+        return before[-1]
+    return reports[panic] if panic is not None else None
 
 
 def guest_command(test: GuestTest, tests_dir: str) -> str:

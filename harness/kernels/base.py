@@ -11,6 +11,22 @@ from harness.progress import NO_PROGRESS, Progress
 
 
 @dataclass(frozen=True)
+class DebugInfo:
+    """What a symbolizer needs for one kernel: its DWARF, and the tree it came from.
+
+    ``vmlinux`` is the unstripped kernel (KASLR does not matter: frames are
+    looked up by function+offset); ``modules`` a directory holding its ``.ko``
+    files with their DWARF (searched by module name); ``source`` the tree it
+    was built from, for ``scripts/get_maintainer.pl`` (None for packaged kernels).
+    """
+
+    vmlinux: Path
+    modules: Path | None = None
+    source: Path | None = None
+    archive: Path | None = None  # a -dbg .deb whose .ko files are extracted into modules on demand
+
+
+@dataclass(frozen=True)
 class KernelImage:
     """A kernel ready to boot: the image and, if it has any, its modules."""
 
@@ -19,6 +35,7 @@ class KernelImage:
     release: str | None  # uname -r, when known before booting
     origin: str  # one line for reports: where it came from, exact version
     phases: dict[str, float] = field(default_factory=dict, compare=False)  # seconds per step
+    debug: DebugInfo | None = None  # line info for symbolized reports, when at hand
 
 
 class KernelSource(Protocol):

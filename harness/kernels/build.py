@@ -9,6 +9,7 @@ kernels.yaml::
         config: tinyconfig              # base: tinyconfig | defconfig | allnoconfig
         fragments: [extra.config]       # applied after the harness's guest.config
         guest_config: true              # false: no guest.config (you provide it all)
+        debug_info: true                # line info for symbolized reports (debuginfo.config)
         series: [fix.mbox]              # mbox, .patch or directory; applied in order
         make: ["KCFLAGS=-Wno-error"]    # extra make variables
 
@@ -42,9 +43,10 @@ from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
 from harness.errors import HarnessError
 from harness.kernels import kbuild
-from harness.kernels.base import KernelImage
+from harness.kernels.base import DebugInfo, KernelImage
 from harness.kernels.kconfig import (
     BASE_CONFIGS,
+    DEBUGINFO_FRAGMENT,
     GUEST_FRAGMENT,
     ConfigProblem,
     check_config,
@@ -273,18 +275,23 @@ class TreeBuild:
         return f"built from {self.source.label}{patches} ({self.recipe.describe()})"
 
     def _store(self) -> KernelImage:
+        """Copy the image out of the slot; with line info, vmlinux too (the slot moves on)."""
         out = self.ws.out
         built = self.recipe.arch.build_image
         image = out / built
         digest = hashlib.sha256(image.read_bytes()).hexdigest()[:20]
         dest = self.cache / "images" / digest
+        names = [built, ".config", "System.map"]
+        if has_line_info(out / ".config"):
+            names.append("vmlinux")
         if not dest.exists():
             with atomic_dir(dest) as scratch:
-                for name in (built, ".config", "System.map"):
+                for name in names:
                     if (out / name).is_file():
                         shutil.copyfile(out / name, scratch / Path(name).name)
         release = kbuild.kernel_release(out)
-        return KernelImage(dest / Path(built).name, None, release, self.origin())
+        image = KernelImage(dest / Path(built).name, None, release, self.origin())
+        return replace(image, debug=_debug_info(dest, self.ws.src))
 
 
 @dataclass(frozen=True)
@@ -341,6 +348,27 @@ class BuildSource:
         return digest.hexdigest()[:24]
 
 
+def has_line_info(config: Path) -> bool:
+    """Whether a .config builds DWARF into vmlinux (CONFIG_DEBUG_INFO=y)."""
+    try:
+        return "\nCONFIG_DEBUG_INFO=y\n" in "\n" + config.read_text()
+    except OSError:
+        return False
+
+
+def _debug_info(stored: Path, source: Path | None) -> DebugInfo | None:
+    """The stored vmlinux and the slot's tree (for get_maintainer.pl), if it was kept.
+
+    The slot's tree holds the last build's patches, not necessarily this
+    kernel's; MAINTAINERS and get_maintainer.pl are what is read from it.
+    """
+    vmlinux = stored / "vmlinux"
+    if not vmlinux.is_file():
+        return None
+    tree = source if source is not None and (source / "MAINTAINERS").is_file() else None
+    return DebugInfo(vmlinux, None, tree)
+
+
 def _last_objects(path: Path) -> int | None:
     """How many objects the slot's last successful build compiled (None: unknown, or none)."""
     try:
@@ -359,7 +387,9 @@ def _recall(cache: Path, key: str | None) -> KernelImage | None:
     vmlinuz = Path(data["vmlinuz"])
     if not vmlinuz.is_file():
         return None
-    return KernelImage(vmlinuz, None, data["release"], data["origin"])
+    source = Path(data["source"]) if data.get("source") else None
+    image = KernelImage(vmlinuz, None, data["release"], data["origin"])
+    return replace(image, debug=_debug_info(vmlinuz.parent, source))
 
 
 def _remember(cache: Path, key: str | None, image: KernelImage) -> None:
@@ -369,7 +399,12 @@ def _remember(cache: Path, key: str | None, image: KernelImage) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps(
-            {"vmlinuz": str(image.vmlinuz), "release": image.release, "origin": image.origin}
+            {
+                "vmlinuz": str(image.vmlinuz),
+                "release": image.release,
+                "origin": image.origin,
+                "source": str(image.debug.source) if image.debug and image.debug.source else None,
+            }
         )
     )
 
@@ -382,6 +417,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
     config = f.get("config", str, default="tinyconfig")
     fragments = _paths(f, "fragments", base)
     guest_config = f.get("guest_config", bool, default=True)
+    debug_info = f.get("debug_info", bool, default=False)
     series = _paths(f, "series", base)
     make = _strings(f, "make")
     f.finish()
@@ -401,6 +437,8 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
             f.problem(f"source: {problem}")
     if source is None:
         return None
+    if debug_info:
+        fragments.append(DEBUGINFO_FRAGMENT)
     recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make), arch)
     return BuildSource(source, base, rev, recipe, tuple(series))
 

@@ -10,6 +10,14 @@ holds ``boot/vmlinuz-<ver>`` and ``lib/modules/<ver>``.  Newer kernels split
 it: ``linux-image-<ver>`` is a meta package depending on ``linux-binary-<ver>``
 (``usr/lib/modules/<ver>/vmlinuz``) and ``linux-modules-<ver>``.  The provider
 follows the dependencies, so either kind of name works.
+
+``debug_info: true`` also fetches the matching ``linux-image-<release>-dbg``
+package (same version, same verified archive code) for symbolized reports.
+It is big (985 MiB download, 6.4 GiB unpacked for 6.12.117 amd64), so only
+``usr/lib/debug/boot/vmlinux-<release>`` is extracted (354 MiB, the second
+file of the archive: seconds); the verified .deb stays in the cache and a
+module's ``.ko`` is extracted from it the first time a ``[module]`` frame
+needs it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from debian.debian_support import Version
@@ -28,7 +36,7 @@ from harness.arch import ARCHES, X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root, locked
 from harness.errors import HarnessError, KernelNotFound
 from harness.kernels import debian_archive as archive
-from harness.kernels.base import KernelImage
+from harness.kernels.base import DebugInfo, KernelImage
 from harness.kernels.image import bootable
 from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
@@ -92,6 +100,7 @@ class DebianSource:
     package: str
     suite: str | None = None
     arch: Arch = field(default_factory=host)
+    debug_info: bool = False  # also fetch the -dbg package: symbolized reports
     kind: str = "debian"
 
     def describe(self) -> str:
@@ -112,6 +121,10 @@ class DebianSource:
             return cached
         entry = newest_match(self.package, entries, self.arch.debian)
         image = unpack_kernel(entry, entries, cache, log, progress, self.arch)
+        if self.debug_info and image.release:
+            dbg = debug_package(entry, image.release, entries)
+            debug = unpack_debug(dbg, image.release, cache, log, progress)
+            image = replace(image, debug=replace(debug, source=cached_source_tree(entry)))
         self._remember(cache, image)
         return image
 
@@ -145,6 +158,7 @@ class DebianSource:
                     "origin": image.origin,
                     "modules": str(image.modules_dir),
                     "release": image.release,
+                    "debug_deb": str(image.debug.archive) if image.debug else None,
                 }
             )
         )
@@ -157,7 +171,11 @@ class DebianSource:
         if not Path(d["vmlinuz"]).is_file():
             return None
         modules = Path(d["modules"]) if d.get("modules") not in (None, "None") else None
-        return KernelImage(Path(d["vmlinuz"]), modules, d["release"], d["origin"])
+        image = KernelImage(Path(d["vmlinuz"]), modules, d["release"], d["origin"])
+        if self.debug_info and d.get("debug_deb") and d["release"]:
+            root = Path(d["debug_deb"]).parent.parent / "debug" / Path(d["debug_deb"]).stem
+            image = replace(image, debug=locate_debug(root, d["release"], Path(d["debug_deb"])))
+        return image
 
 
 def unpack_kernel(
@@ -194,6 +212,82 @@ def unpack_kernel(
     return KernelImage(vmlinuz, modules, modules.name if modules else None, origin, phases)
 
 
+def debug_package(
+    entry: archive.PackageEntry, release: str, entries: list[archive.PackageEntry]
+) -> archive.PackageEntry:
+    """The -dbg package of a kernel package: ``linux-image-<release>-dbg``, same version."""
+    names = [f"linux-image-{release}-dbg", entry.name.removesuffix("-unsigned") + "-dbg"]
+    for name in dict.fromkeys(names):
+        for e in entries:
+            if e.name == name and e.version == entry.version:
+                return e
+    raise KernelNotFound(
+        f"no debug package {names[0]} {entry.version} in the archive index "
+        f"({entry.suite}); drop 'debug_info: true' or pick a kernel Debian ships -dbg for"
+    )
+
+
+def unpack_debug(
+    dbg: archive.PackageEntry,
+    release: str,
+    cache: Path,
+    log: Callable[[str], None],
+    progress: Progress = NO_PROGRESS,
+) -> DebugInfo:
+    """Download the verified -dbg .deb (kept) and extract its vmlinux (once)."""
+    deb = cache / "debs" / Path(dbg.filename).name
+    root = cache / "debug" / deb.stem
+    if not (root / _DEBUG_VMLINUX.format(release=release)).is_file() or not deb.is_file():
+        log(f"downloading {dbg.name} {dbg.version} ({dbg.size // 1048576} MiB) for line info")
+        deb = archive.download_deb(dbg, cache, progress)
+        with atomic_dir(root) as scratch:
+            archive.extract_members(
+                deb, scratch, ["./" + _DEBUG_VMLINUX.format(release=release)], first_only=True
+            )
+    return locate_debug(root, release, deb)
+
+
+_DEBUG_VMLINUX = "usr/lib/debug/boot/vmlinux-{release}"
+_DEBUG_MODULES = "usr/lib/debug/lib/modules/{release}"
+
+
+def locate_debug(root: Path, release: str, deb: Path | None) -> DebugInfo:
+    """Where a -dbg package puts vmlinux and modules (as Debian 12/13 lay it out)."""
+    vmlinux = root / _DEBUG_VMLINUX.format(release=release)
+    if not vmlinux.is_file():
+        raise KernelNotFound(
+            f"{root}: no {_DEBUG_VMLINUX.format(release=release)} in the debug package"
+        )
+    modules = root / _DEBUG_MODULES.format(release=release)
+    return DebugInfo(vmlinux, modules, None, deb)
+
+
+def cached_source_tree(entry: archive.PackageEntry) -> Path | None:
+    """The same version's linux-source tree, if a build already unpacked it (no download).
+
+    With it, get_maintainer.pl names who to tell for a Debian kernel's report too.
+    """
+    from harness.kernels.build import build_cache
+
+    m = re.match(r"(\d+\.\d+)", entry.version)
+    if not m:
+        return None
+    name = f"linux-source-{m.group(1)}"
+    tree = build_cache() / "sources" / f"{name}_{entry.version}".replace("~", "_") / name
+    return tree if (tree / "MAINTAINERS").is_file() else None
+
+
+def extract_module(debug: DebugInfo, module: str) -> None:
+    """Extract one module's .ko (either spelling, - or _) from the kept -dbg .deb."""
+    if debug.archive is None or debug.modules is None or not debug.archive.is_file():
+        return
+    root = debug.modules.parents[5]  # .../usr/lib/debug/lib/modules/<release>
+    inside = debug.modules.relative_to(root)
+    names = dict.fromkeys([module, module.replace("_", "-"), module.replace("-", "_")])
+    patterns = [f"./{inside}/*/{name}.ko" for name in names]
+    archive.extract_members(debug.archive, root, patterns)
+
+
 def _exact(name: str, version: str, entries: list[archive.PackageEntry]) -> archive.PackageEntry:
     for e in entries:
         if e.name == name and e.version == version:
@@ -223,6 +317,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> DebianSource |
     arch = arch or host()
     package = f.get("package", str, required=True)
     suite = f.get("suite", str)
+    debug_info = f.get("debug_info", bool, default=False)
     f.finish()
     if package is None:
         return None
@@ -235,7 +330,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> DebianSource |
             f"package '{package}' is a Debian {other.debian} kernel but the entry's arch is "
             f"{arch.name}; write e.g. {example}, or set 'arch: {other.name}'"
         )
-    return DebianSource(package, suite, arch)
+    return DebianSource(package, suite, arch, bool(debug_info))
 
 
 def _other_arch(package: str, arch: Arch) -> Arch | None:

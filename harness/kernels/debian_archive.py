@@ -253,3 +253,32 @@ def unpack_deb(deb: Path, dest: Path) -> None:
     )
     if proc.returncode != 0:
         raise InfraError(f"dpkg-deb -x {deb} failed: {proc.stderr.strip()}")
+
+
+def extract_members(deb: Path, dest: Path, patterns: list[str], first_only: bool = False) -> None:
+    """Extract only the files of a .deb matching shell ``patterns`` (tar --wildcards).
+
+    A debug package is a gigabyte of xz and six of files; the symbolizer wants
+    vmlinux and the odd module.  ``first_only`` stops at the first match
+    (tar --occurrence), so a file near the start of the archive is out in
+    seconds, not after the whole stream.
+    """
+    if not shutil.which("dpkg-deb") or not shutil.which("tar"):
+        raise ToolMissing("dpkg-deb", "dpkg")
+    dest.mkdir(parents=True, exist_ok=True)
+    occurrence = ["--occurrence=1"] if first_only else []
+    tar = ["tar", "-x", "-C", str(dest), "--wildcards", *occurrence, *patterns]
+    feed = subprocess.Popen(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        proc = subprocess.run(
+            tar, stdin=feed.stdout, capture_output=True, text=True, timeout=1800, check=False
+        )
+    finally:
+        if feed.stdout is not None:
+            feed.stdout.close()
+        feed.kill()
+        feed.wait()
+    if proc.returncode != 0 and "Not found in archive" not in proc.stderr:
+        raise InfraError(f"extracting {patterns} from {deb} failed: {proc.stderr.strip()[:300]}")

@@ -22,6 +22,7 @@ from harness.errors import FragmentError
 
 GUEST_FRAGMENT = Path(__file__).with_name("guest.config")
 KUNIT_FRAGMENT = Path(__file__).with_name("kunit.config")  # kernels.yaml kunit: adds it
+DEBUGINFO_FRAGMENT = Path(__file__).with_name("debuginfo.config")  # build: {debug_info: true}
 
 
 def guest_fragment(arch: Arch) -> Path:

@@ -16,9 +16,11 @@ the parser finds in a log.
 from harness.oops.formats import FORMATS, Format, ReportType
 from harness.oops.parse import (
     KernelReport,
+    fold,
     is_panic,
     normalize_comm,
     parse,
+    repeats,
     strip_prefix,
     title_matches,
 )
@@ -28,9 +30,11 @@ __all__ = [
     "Format",
     "KernelReport",
     "ReportType",
+    "fold",
     "is_panic",
     "normalize_comm",
     "parse",
+    "repeats",
     "strip_prefix",
     "title_matches",
 ]

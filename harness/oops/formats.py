@@ -103,6 +103,10 @@ SKIP_COMMON: tuple[str, ...] = (
     r"_*(?:const_)?udelay",
     r"delay_loop",
     r"_*mem(?:cpy|set|move|cmp)\w*",
+    # the padding in front of a function (CONFIG_FUNCTION_PADDING): its address
+    # is on the stack as a function pointer (a timer or kthread callback), so
+    # a guessing unwinder prints it; it is never a caller
+    r"__pfx_\w+",
 )
 
 SKIP_SCHED: tuple[str, ...] = (

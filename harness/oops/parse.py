@@ -28,10 +28,11 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.oops import formats as F
 from harness.oops.formats import Format, ReportType
+from harness.oops.frames import Decoded, Frame
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class KernelReport:
     first_line: int
     last_line: int
     corrupted: bool
+    frames: tuple[Frame, ...] = ()  # the call trace with offsets and modules, "?" ones too
+    ip: Frame | None = None  # the RIP/PC line's frame
+    time: float | None = None  # printk timestamp of the header line (seconds since boot)
+    count: int = 1  # how many times the same report was printed (see fold)
+    last_time: float | None = None  # timestamp of the last repeat
+    decoded: Decoded | None = None  # file:line and maintainers, when debug info is at hand
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,11 @@ _CALL_TRACE = re.compile(F.CALL_TRACE)
 _VERSIONS = tuple(re.compile(p) for p in F.VERSION)
 _LINUX_VERSION = re.compile(F.LINUX_VERSION)
 _SUFFIX = re.compile(F.FUNC_SUFFIX)
+_FRAME_PARTS = re.compile(
+    r"(?P<func>[A-Za-z_.$][\w.$]*)\+(?P<off>0x[0-9a-f]+)/(?P<size>0x[0-9a-f]+)"
+    r"(?:\s+\[(?P<module>[\w-]+)\])?"
+)
+_STAMP = re.compile(r"^\r*(?:<\d{1,3}>)?\[\s*(?P<t>\d+\.\d+)\]")
 _OFFSET = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[[\w-]+\])?")
 _HEX = re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b")
 
@@ -221,27 +233,53 @@ def _trace_start(lines: Sequence[str], start: int, last: int) -> int:
     return start if found is None else found
 
 
-def _call_trace(lines: Sequence[str], eligible: Sequence[bool], start: int, last: int) -> list[str]:
-    """The first block of frames from `start`; "? " frames are dropped."""
-    frames: list[str] = []
+def _frame(line: str, reliable: bool = True) -> Frame | None:
+    """The function+offset/size [module] part of a frame or RIP line."""
+    m = _FRAME_PARTS.search(line)
+    if not m:
+        return None
+    off, size = int(m.group("off"), 16), int(m.group("size"), 16)
+    return Frame(m.group("func"), off, size, m.group("module"), reliable)
+
+
+def _call_trace(
+    lines: Sequence[str], eligible: Sequence[bool], start: int, last: int
+) -> list[Frame]:
+    """The first block of frames from `start`, "? " frames marked unreliable."""
+    frames: list[Frame] = []
     seen = False
     for i in range(start, last + 1):
         m = _FRAME.match(lines[i]) if eligible[i] else None
-        if m:
+        frame = _frame(lines[i][m.start("func") :], not m.group("unreliable")) if m else None
+        if frame is not None:
             seen = True
-            if not m.group("unreliable"):
-                frames.append(normalize_func(m.group("func")))
+            frames.append(frame)
         elif seen and eligible[i] and not _FILLER.match(lines[i]):
             break
     return frames
 
 
-def _rip(lines: Sequence[str], start: int, last: int) -> str | None:
+def _names(frames: Sequence[Frame]) -> list[str]:
+    """The trace as function names; only "? " frames if the unwinder left nothing else.
+
+    The guessing unwinder (CONFIG_UNWINDER_GUESS) marks every frame "?": its
+    frames are then all there is to name the culprit, so they are kept.
+    """
+    reliable = [f for f in frames if f.reliable]
+    return [normalize_func(f.func) for f in (reliable or frames)]
+
+
+def _rip(lines: Sequence[str], start: int, last: int) -> Frame | None:
     for i in range(start, last + 1):
         m = _RIP.match(lines[i])
         if m:
-            return normalize_func(m.group("func"))
+            return _frame(lines[i][m.start("func") :])
     return None
+
+
+def _timestamp(line: str) -> float | None:
+    m = _STAMP.match(line)
+    return float(m.group("t")) if m else None
 
 
 def _guilty(row: _Row, candidates: Sequence[str | None]) -> str | None:
@@ -300,13 +338,19 @@ def _fields(span: _Span, lines: Sequence[str]) -> dict[str, str | None]:
 
 
 def _report(
-    span: _Span, lines: Sequence[str], eligible: Sequence[bool], linux: str | None
+    span: _Span,
+    lines: Sequence[str],
+    eligible: Sequence[bool],
+    linux: str | None,
+    raw: Sequence[str],
 ) -> KernelReport:
     """Read one cut-out span into a KernelReport."""
     fields = _fields(span, lines)
     start = _stack_start(span, lines)
-    rip = _rip(lines, start, span.last)
-    trace = _call_trace(lines, eligible, _trace_start(lines, start, span.last), span.last)
+    ip = _rip(lines, start, span.last)
+    rip = normalize_func(ip.func) if ip else None
+    frames = _call_trace(lines, eligible, _trace_start(lines, start, span.last), span.last)
+    trace = _names(frames)
     func = fields.get("func")
     guilty = _guilty(span.row, [normalize_func(func) if func else None, rip, *trace])
     body = lines[span.first : span.last + 1]
@@ -324,6 +368,9 @@ def _report(
         first_line=span.first,
         last_line=span.last,
         corrupted=fmt.expects_trace and (not trace or guilty is None),
+        frames=tuple(frames),
+        ip=ip,
+        time=_timestamp(raw[span.first]),
     )
 
 
@@ -356,12 +403,47 @@ def parse(text: str) -> list[KernelReport]:
     eligible = _eligibility(raw)
     m = _LINUX_VERSION.search(str(text))
     linux = m.group("version") if m else None
-    return [_report(s, lines, eligible, linux) for s in _segment(lines, eligible)]
+    return [_report(s, lines, eligible, linux, raw) for s in _segment(lines, eligible)]
+
+
+def fold(reports: Sequence[KernelReport]) -> list[KernelReport]:
+    """One report per bug: repeats of a title become a count on its first report.
+
+    A hung task re-reported every interval, a WARN in a loop, RCU stalls and
+    soft lockups that keep firing print the same report again and again; a
+    reader wants the bug once, how often, and from when to when (printk
+    timestamps).  The first report's text stays (the earliest is the one
+    closest to the cause); order is by first appearance.
+    """
+    folded: dict[tuple[ReportType, str], KernelReport] = {}
+    for report in reports:
+        key = (report.type, report.title)
+        first = folded.get(key)
+        if first is None:
+            folded[key] = report
+            continue
+        last = report.last_time if report.last_time is not None else report.time
+        folded[key] = replace(
+            first,
+            count=first.count + report.count,
+            last_time=last if last is not None else first.last_time,
+            last_line=report.last_line,
+        )
+    return list(folded.values())
+
+
+def repeats(report: KernelReport) -> str:
+    """'' for a report seen once, else ' (x12, 41.2s to 521.9s)' for titles and summaries."""
+    if report.count <= 1:
+        return ""
+    if report.time is None or report.last_time is None:
+        return f" (x{report.count})"
+    return f" (x{report.count}, {report.time:.1f}s to {report.last_time:.1f}s)"
 
 
 def _describe(report: KernelReport) -> str:
     return (
-        f"{report.type.name:12} {report.title}\n"
+        f"{report.type.name:12} {report.title}{repeats(report)}\n"
         f"{'':12} lines {report.first_line}-{report.last_line} guilty={report.guilty_frame}"
         f" rip={report.rip} corrupted={report.corrupted}"
     )
@@ -371,7 +453,7 @@ def main(argv: Sequence[str]) -> int:
     """Print the reports found in each console log named on the command line."""
     for path in argv:
         with open(path, encoding="utf-8", errors="replace") as f:
-            reports = parse(f.read())
+            reports = fold(parse(f.read()))
         print(f"{path}: {len(reports)} report(s)")
         for report in reports:
             print(_describe(report))

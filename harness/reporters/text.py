@@ -9,7 +9,8 @@ claims more than what ran.
 
 from __future__ import annotations
 
-from harness.records import RunSummary, TestRecord
+from harness.oops.frames import render_decoded
+from harness.records import ReportRecord, RunSummary, TestRecord
 
 FILENAME = "summary.txt"
 
@@ -49,33 +50,61 @@ def render(summary: RunSummary) -> str:
     for kernel in kernels:
         cells = [_cell(by_key[(kernel, n)]) if (kernel, n) in by_key else "-" for n in names]
         lines.append(f"  {kernel:{width}}  " + "  ".join(c.ljust(16) for c in cells))
-    lines += _section("Unexpected", bad, with_reason=False)
+    shown: set[tuple[str, str]] = set()  # (kernel, title) whose trace is already printed
+    lines += _section("Unexpected", bad, False, shown)
     lines += _section(
-        "Expected failures",
-        [t for t in tests if t.expected and t.as_expected],
-        with_reason=True,
+        "Expected failures", [t for t in tests if t.expected and t.as_expected], True, shown
     )
     if not_run:
         lines += ["", "Not run (interrupted):"]
         lines += [f"  {t.test} on {t.kernel}" for t in not_run]
     if summary.outside:
         lines += ["", "Kernel reports outside any test:"]
-        lines += [
-            f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}" for o in summary.outside
-        ]
+        for o in summary.outside:
+            lines.append(
+                f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}{_times(o.report)}"
+            )
+            lines += _decoded(o.kernel, o.report, "    ", shown)
     lines += ["", "Kernels:"]
     for k in summary.kernels:
         lines.append(f"  {k.name}: {k.origin or k.source} [{k.backend}]")
     return "\n".join(lines) + "\n"
 
 
-def _section(title: str, tests: list[TestRecord], with_reason: bool) -> list[str]:
+def _times(r: ReportRecord) -> str:
+    """' (x3, 6.6s to 12.7s)' for a repeated report, '' for one printed once."""
+    if r.count <= 1:
+        return ""
+    if r.first_time is None or r.last_time is None:
+        return f" (x{r.count})"
+    return f" (x{r.count}, {r.first_time:.1f}s to {r.last_time:.1f}s)"
+
+
+def _decoded(kernel: str, r: ReportRecord, indent: str, shown: set[tuple[str, str]]) -> list[str]:
+    """The symbolized trace and suggested To/Cc, when the run had debug info.
+
+    Once per kernel and title: a boot failure errors every test of its
+    kernel, and a mail needs its trace once.
+    """
+    if r.symbolized is None:
+        return []
+    if (kernel, r.title) in shown:
+        return [f"{indent}(symbolized above)"]
+    shown.add((kernel, r.title))
+    return render_decoded(r.symbolized, indent)
+
+
+def _section(
+    title: str, tests: list[TestRecord], with_reason: bool, shown: set[tuple[str, str]]
+) -> list[str]:
     if not tests:
         return []
     lines = ["", f"{title}:"]
     for t in tests:
         lines.append(f"  {t.test} on {t.kernel}: {t.summary}")
-        lines += [f"    kernel report: {r.title}" for r in t.reports]
+        for r in t.reports:
+            lines.append(f"    kernel report: {r.title}{_times(r)}")
+            lines += _decoded(t.kernel, r, "      ", shown)
         if with_reason and t.expected_reason:
             lines.append(f"    reason: {t.expected_reason}")
     return lines

@@ -14,6 +14,12 @@ rebuild everything.  The entries' series and expectations are read from
 kernels-selftest.yaml unchanged; only their ``source`` points at the history's
 base commit, which holds exactly the package's files.
 
+The self-test kernels are built with line info (``debug_info: true``): the
+BUG of selftest-bug-move must come out symbolized, naming the file and line
+of the BUG_ON the patch put in and the maintainers of that file (from the
+tree's own get_maintainer.pl); a boot that panics is named, symbolized, seconds
+after the panic.
+
 The self-test kernels also build in two KUnit suites (``kunit:`` in
 kernels-selftest.yaml): their boot consoles must show every case of both
 passing or skipping, one record per case; the bisect builds with the same
@@ -29,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -39,11 +46,17 @@ import pytest
 
 from harness.bisect import BAD, GOOD, BisectPlan, bisect, confidence, read_steps
 from harness.config import KernelSpec, load_kernels
+from harness.kernels.base import KernelImage
 from harness.kernels.build import BuildSource, build_cache
 from harness.kernels.patches import read_series
 from harness.kernels.srctree import fetch_source_package
 from harness.kunit import parse_kunit, select
+from harness.oops import ReportType
+from harness.oops.frames import SourceLine
 from harness.outcome import Outcome
+from harness.records import KernelRecord, TestRun
+from harness.report import failure_text, summarize
+from harness.reporters import text
 from harness.trial import Trial, select_tests
 from tests.integration.helpers import REPO
 
@@ -180,6 +193,83 @@ def test_reproducers_on_selftest_kernel(
     want.update({test: e.outcome for test, e in spec.expect.items()})
     assert got == want, "\n".join(f"{r.test}: {r.verdict.summary}" for r in runs)
     _check_kunit(spec, trial.results / name / "boot-1" / "console.log")
+    if name == "selftest-bug-move":
+        _check_symbolized(name, runs, image)
+
+
+def _check_symbolized(name: str, runs: list[TestRun], image: KernelImage) -> None:
+    """The BUG_ON's report: file:line of the BUG_ON, its callers, the file's maintainers."""
+    assert image.debug is not None and image.debug.source is not None, image
+    (run,) = [r for r in runs if r.test == "uffd_move_swap_pmd"]
+    (report, *_) = [r for r in run.reports if r.type is not ReportType.PANIC]
+    decoded = report.decoded
+    assert decoded is not None, "no symbolized trace"
+    line = _added_line(
+        REPO / "guest-tests/bugs/uffd_move_swap_pmd.patch", "BUG_ON(!pmd_trans_huge("
+    )
+    where = f"mm/huge_memory.c:{line}"
+    said = re.search(r"kernel BUG at (\S+):(\d+)!", report.text)  # the kernel's own word
+    assert said and f"{said.group(1)}:{said.group(2)}" == where, report.text[:300]
+    assert decoded.guilty == SourceLine("move_pages_huge_pmd", "mm/huge_memory.c", line)
+    assert decoded.frames[0].ip and decoded.frames[0].where == where
+    callers = [f.lines[-1].where for f in decoded.frames[1:] if f.reliable and f.lines]
+    assert any(c.startswith("mm/userfaultfd.c:") for c in callers), callers  # move_pages()
+    assert any(c.startswith("fs/userfaultfd.c:") for c in callers), callers  # the ioctl
+    assert "Andrew Morton <akpm@linux-foundation.org>" in decoded.to
+    assert "linux-mm@kvack.org" in decoded.cc
+    assert f"RIP: {report.ip.text if report.ip else '?'} ({where})" in failure_text(run)
+    kernel = KernelRecord(name, "build", image.origin, image.release)
+    rendered = text.render(summarize("selftest", runs, [kernel], [], {}))
+    assert where in rendered and "To: Andrew Morton <akpm@linux-foundation.org>" in rendered
+    print(rendered)
+
+
+def _added_line(patch: Path, text: str) -> int:
+    """The line number, in the patched file, of the one added line holding ``text``."""
+    number = 0
+    for raw in patch.read_text().splitlines():
+        hunk = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)", raw)
+        if hunk:
+            number = int(hunk.group(1))
+        elif raw.startswith("+") and not raw.startswith("+++"):
+            if text in raw:
+                return number
+            number += 1
+        elif raw.startswith(" "):
+            number += 1
+    raise AssertionError(f"no added line with {text!r} in {patch}")
+
+
+def test_boot_panic_is_named_symbolized_and_quick(
+    specs: dict[str, KernelSpec], trial: Trial
+) -> None:
+    """A kernel whose init cannot start panics at boot: boot-fail names and decodes it.
+
+    ``rdinit=`` naming nothing makes the kernel fall back to ``init=``, which
+    names nothing either: "Requested init ... failed" panics in kernel_init()
+    (init/main.c; a tinyconfig kernel has no block layer, so no root mount is
+    tried first).  The runner stops at the panic, not after the boot timeout,
+    and the boot-fail carries the symbolized report.
+    """
+    spec = dataclasses.replace(
+        specs["selftest-bug-move"],
+        cmdline="rdinit=/does-not-exist init=/does-not-exist-either",
+        timeouts=dataclasses.replace(specs["selftest-bug-move"].timeouts, boot=300),
+    )
+    image = spec.source.resolve(print)  # the bug-move build of the test above: cached
+    broken = Trial(trial.results / "panic", select_tests(["uffd_api_unknown_feature"]), spec=spec)
+    started = time.monotonic()
+    (run,) = broken.run("selftest-no-root", image)
+    assert time.monotonic() - started < 120, "waited for the boot timeout, not the panic"
+    assert run.verdict.outcome is Outcome.BOOT_FAIL
+    assert run.verdict.summary.startswith(
+        "boot-fail: the kernel panicked during boot: Kernel panic: Requested init"
+    ), run.verdict.summary
+    (crash,) = run.reports
+    assert crash.decoded is not None and crash.decoded.guilty is not None
+    assert crash.decoded.guilty.file.startswith("init/"), crash.decoded
+    assert "last console lines" in run.verdict.details[0]
+    print(failure_text(run))
 
 
 def _check_kunit(spec: KernelSpec, console: Path) -> None:

@@ -192,9 +192,20 @@ def test_unreliable_frames_are_dropped() -> None:
     for path in LOGS:
         for r in parse(read_case(path)[1]):
             seen_unreliable |= bool(re.search(r"^ +\? \w", r.text, re.M))
+            if r.frames and not any(f.reliable for f in r.frames):
+                continue  # a guessing unwinder's trace: "?" frames are all there is
             for name in r.call_trace:
                 assert re.search(rf"^ *(?:\[<\w+>\] )?{re.escape(name)}[+.]", r.text, re.M)
     assert seen_unreliable
+
+
+def test_a_trace_of_only_unreliable_frames_still_names_the_culprit() -> None:
+    """CONFIG_UNWINDER_GUESS prints every frame with "? ": the title must not lose its frame."""
+    (guess,) = parse(load("format-guess-unwinder.log"))
+    (reliable, *_) = parse(load("6.12-hung.log"))
+    assert guess.frames and not any(f.reliable for f in guess.frames)
+    assert guess.title == reliable.title == "INFO: task hung in harness_oops_write"
+    assert guess.call_trace[:3] == ("__schedule", "schedule", "schedule_timeout")
 
 
 def test_compiler_suffixes_are_dropped_from_frames() -> None:

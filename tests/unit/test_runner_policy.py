@@ -8,6 +8,7 @@ it would on a real guest.  The waits are shrunk (``FAST``), not skipped.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from harness.kernels.base import KernelImage
 from harness.machine.replay import Chunk, ReplayBackend, Script, Step, lines
 from harness.outcome import Outcome
 from harness.records import TestRun
+from harness.report import failure_text
 from harness.runner import KernelGuest, Policy, RunContext
 from harness.testdef import GuestTest, Needs
 from harness.trial import PreparedImage
@@ -47,6 +49,8 @@ PANIC = excerpt("6.12-panic_oops", r"BUG: kernel NULL pointer|Oops:", r"Kernel p
 HUNG_TASK = excerpt("6.12-hung", r"INFO: task sh:\d+ blocked for more than 3", r"</TASK>")
 BLOCKED_DUMP = "[    8.282645] sysrq: Show Blocked State\n" + HUNG_TASK.split("\n", 3)[3]
 NO_INIT = excerpt("6.12-noinit", r"Run /init as init process", r"Kernel Offset:")
+WARN_LOOP = excerpt("6.12-warnloop", r"cut here", r"harness: trigger warnloop returned")
+INIT_OOPS = excerpt("6.12-initoops", r"BUG: kernel NULL pointer", r"Kernel Offset:")
 
 
 def guest_with(
@@ -173,8 +177,28 @@ def test_boot_panic_fails_every_test_at_once_with_the_crash_named(tmp_path: Path
     assert a.verdict.summary == (
         "boot-fail: the kernel panicked during boot: Kernel panic: No working init found."
     )
-    assert "console tail" in a.verdict.details[0]
+    assert "last console lines" in a.verdict.details[0]
     assert b.verdict == a.verdict and len(backend.machines) == 1
+
+
+def test_boot_that_oopsed_then_panicked_names_the_oops_not_the_panic(tmp_path: Path) -> None:
+    """init oopsed, the kernel panicked ("Attempted to kill init!"): the oops is the crash."""
+    script = Script(BOOT + lines(INIT_OOPS), ready=False, exit_after_boot=True)
+    guest, _ = guest_with(tmp_path, script, test_("a"), timeouts=Timeouts(boot=300.0))
+    started = time.monotonic()
+    (a,) = run_all(guest, test_("a"))
+    assert time.monotonic() - started < 60, "waited for the boot timeout, not the panic"
+    assert a.verdict.summary == (
+        "boot-fail: the kernel panicked during boot: "
+        "BUG: kernel NULL pointer dereference in harness_oops_null"
+    )
+    assert [r.title for r in a.reports] == [
+        "BUG: kernel NULL pointer dereference in harness_oops_null"
+    ]
+    tail = a.verdict.details[0]
+    assert "last console lines" in tail and "Attempted to kill init" in tail
+    text = failure_text(a)
+    assert "kernel report: BUG: kernel NULL pointer dereference in harness_oops_null" in text
 
 
 def test_no_ready_line_is_a_boot_failure_bounded_by_the_boot_timeout(tmp_path: Path) -> None:
@@ -183,6 +207,18 @@ def test_no_ready_line_is_a_boot_failure_bounded_by_the_boot_timeout(tmp_path: P
     (a,) = run_all(guest, test_("a"))
     assert a.verdict.outcome is Outcome.BOOT_FAIL
     assert "no ready line within 1s" in a.verdict.summary
+
+
+def test_a_warn_in_a_loop_is_one_report_with_its_count(tmp_path: Path) -> None:
+    script = Script(BOOT, steps=(Step("/opt/tests/a", console=lines(WARN_LOOP)),))
+    guest, _ = guest_with(tmp_path, script, test_("a"))
+    (a,) = run_all(guest, test_("a"))
+    assert a.verdict.outcome is Outcome.OOPS
+    (report,) = a.reports
+    assert (report.title, report.count) == ("WARNING in harness_oops_warn", 5)
+    assert "kernel report: WARNING in harness_oops_warn (x5, " in failure_text(a)
+    saved = json.loads((a.directory / "result.json").read_text())
+    assert [(r["title"], r["count"]) for r in saved["reports"]] == [(report.title, 5)]
 
 
 def test_report_between_tests_belongs_to_no_test(tmp_path: Path) -> None:

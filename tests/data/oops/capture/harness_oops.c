@@ -41,6 +41,17 @@ static noinline void harness_oops_warn(void)
 	WARN_ON(1);
 }
 
+/* WARN in a loop: the same report five times, a reader wants it once with a count */
+static noinline void harness_oops_warnloop(void)
+{
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		harness_oops_warn();
+		msleep(300);
+	}
+}
+
 static noinline void harness_oops_bug(void)
 {
 	BUG();
@@ -168,6 +179,7 @@ struct harness_oops_case {
 
 static const struct harness_oops_case harness_oops_cases[] = {
 	{ "warn", harness_oops_warn },
+	{ "warnloop", harness_oops_warnloop },
 	{ "bug", harness_oops_bug },
 	{ "null", harness_oops_null },
 	{ "gpf", harness_oops_gpf },
