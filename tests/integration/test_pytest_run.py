@@ -217,6 +217,9 @@ def _wait_until_sleeper_runs(project: pytest.Pytester, proc: subprocess.Popen[st
         if logs and "HARNESS-START a_sleeps" in logs[0].read_text(errors="replace"):
             return
         time.sleep(0.2)
+    if proc.poll() is not None:
+        out, _ = proc.communicate()
+        pytest.fail(f"the run ended (exit {proc.returncode}) before its first test started:\n{out}")
     pytest.fail("the first test never started")
 
 
