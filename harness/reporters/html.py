@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.oops.formats import any_header
+from harness.oops.frames import render_decoded
 from harness.records import KernelRecord, ReportRecord, RunSummary, TestRecord
 
 FILENAME = "index.html"
@@ -32,7 +33,10 @@ FILENAME = "index.html"
 CONSOLE_LINES = 80
 _EVIDENCE_FILES = ("stdout.txt", "stderr.txt", "console.txt", "result.json")
 #: ReportRecord fields drawn by hand; any other field is shown as it is
-_REPORT_FIELDS = {"type", "title", "guilty_frame", "rip", "taint", "call_trace"}
+_REPORT_FIELDS = {
+    "type", "title", "guilty_frame", "rip", "taint", "call_trace",
+    "count", "first_time", "last_time", "symbolized",
+}  # fmt: skip
 _BUILD_PHASES = ("fetch", "image")
 #: the first line of any kernel report (harness/oops/formats.py), marked in console windows
 _REPORT_HEADER = re.compile(any_header())
@@ -181,14 +185,38 @@ def _report(report: ReportRecord) -> list[str]:
         out.append(f'<li>guilty frame: <span class="guilty">{_e(report.guilty_frame)}</span></li>')
     if report.taint:
         out.append(f"<li>taint: {_e(report.taint)}</li>")
+    if report.count > 1:
+        times = (
+            f", first at {report.first_time:.1f}s, last at {report.last_time:.1f}s"
+            if report.first_time is not None and report.last_time is not None
+            else ""
+        )
+        out.append(f'<li class="repeats">printed {report.count} times{_e(times)}</li>')
     for key, value in report.to_json().items():  # fields added later show as they are
         if key in _REPORT_FIELDS or value in (None, "", [], {}):
             continue
         out.append(f"<li>{_e(key)}: {_value(value)}</li>")
     out.append("</ul>")
-    if report.call_trace or report.rip:
+    if report.symbolized is not None:
+        out.append('<pre class="trace symbolized">' + "\n".join(_decoded(report)) + "</pre>")
+    elif report.call_trace or report.rip:
         out.append('<pre class="trace">' + "\n".join(_trace(report)) + "</pre>")
     return out
+
+
+def _decoded(report: ReportRecord) -> list[str]:
+    """The symbolized trace (file:line, inlined frames, To/Cc), the guilty frame marked."""
+    assert report.symbolized is not None
+    marked = False
+    lines = []
+    for line in render_decoded(report.symbolized, indent=""):
+        frame = line.removeprefix("RIP: ").strip()
+        guilty = not marked and line.startswith(("RIP: ", " ")) and report.guilty_frame is not None
+        guilty = guilty and _names_frame(frame, report.guilty_frame or "")
+        marked = marked or guilty
+        cls = ' class="guilty"' if guilty else ""
+        lines.append(f"<span{cls}>{'&#9654; ' if guilty else '  '}{_e(line)}</span>")
+    return lines
 
 
 def _value(value: Any) -> str:

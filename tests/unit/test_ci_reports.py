@@ -86,6 +86,18 @@ def test_kcidb_carries_the_pass_rate_of_repeated_tests() -> None:
     assert (misc["runs"], misc["passes"], misc["flaky"]) == (2, 1, True)
 
 
+def test_kcidb_says_how_often_a_repeated_report_was_printed() -> None:
+    """One bug printed five times is one incident that says so (and its first and last time)."""
+    loop = {**WARN, "count": 5, "first_time": 6.9, "last_time": 8.2}
+    doc = json.loads(kcidb.render(_summary([_t("w", "k1", "oops", [loop, BUG])], ["k1"])))
+    kcidb_io.schema.LATEST.validate(doc)
+    comments = {i["issue_id"]: i["comment"] for i in doc["incidents"]}
+    assert comments[kcidb.issue_id(WARN["title"])].endswith("(printed 5 times, 6.9s to 8.2s)")
+    assert "printed" not in comments[kcidb.issue_id(BUG["title"])]
+    (report, _) = doc["tests"][0]["misc"]["reports"]
+    assert (report["count"], report["first_time"], report["last_time"]) == (5, 6.9, 8.2)
+
+
 def test_kcidb_without_reports_has_no_issues() -> None:
     doc = json.loads(kcidb.render(_summary([_t("b", "k1", "pass")], ["k1"])))
     kcidb_io.schema.LATEST.validate(doc)

@@ -10,12 +10,14 @@ and no script error may appear.  Chromium missing is a failure, not a skip.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 
 from harness.oops import parse
+from harness.oops.frames import Decoded, Maintainer, SourceLine, SymbolizedFrame
 from harness.outcome import Outcome
 from harness.records import (
     SCHEMA_VERSION,
@@ -55,10 +57,32 @@ def _boot(run: Path, kernel: str, n: int, seconds: float) -> None:
     (d / "boot.json").write_text(json.dumps({"seconds": seconds}))
 
 
+def _symbolized(report: ReportRecord) -> ReportRecord:
+    """The report as a kernel with debug info gives it: printed thrice, file:line, To/Cc.
+
+    The lines are made up (no debug info for Debian's 6.12 here); the
+    symbolizer itself is tested in test_symbolize.py, this is about the page.
+    """
+    assert report.rip and report.guilty_frame
+
+    def frame(text: str, n: int, ip: bool = False) -> SymbolizedFrame:
+        name = text.removeprefix("? ").split("+")[0]
+        line = SourceLine(name, "drivers/misc/harness_oops.c", 40 + n)
+        return SymbolizedFrame(text.removeprefix("? "), (line,), ip, not text.startswith("? "))
+
+    decoded = Decoded(
+        (frame(report.rip, 0, ip=True), *(frame(f, n) for n, f in enumerate(report.call_trace))),
+        SourceLine(report.guilty_frame, "drivers/misc/harness_oops.c", 40),
+        (Maintainer("Jane Doe <jane@example.org>", "maintainer"), Maintainer("x@y.org", "list")),
+    )
+    return replace(report, count=3, first_time=41.2, last_time=44.0, symbolized=decoded)
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> tuple[Path, RunSummary]:
     run = tmp_path / "20261127-120000-1"
     bug_text, bug = _window("6.12-bug.log")
+    bug = _symbolized(bug)
     warn = _window("6.12-warn.log")[1]
     for kernel in ("d612", "fix"):
         _boot(run, kernel, 1, 5.5)
@@ -159,6 +183,9 @@ def test_a_failure_card_shows_verdict_ktap_report_and_console(
         assert f"verdict: oops: {bug.title}" in text
         assert "not ok 1 - move # crashed" in text
         assert f"kernel report: {bug.title}" in text
+        assert "printed 3 times, first at 41.2s, last at 44.0s" in text
+        assert f"guilty: {bug.guilty_frame} (drivers/misc/harness_oops.c:40)" in text
+        assert "To: Jane Doe <jane@example.org>" in text and "Cc: x@y.org" in text
         guilty = browser.evaluate(f"{card}.querySelector('.trace .guilty').innerText")
         assert bug.guilty_frame and bug.guilty_frame in guilty and guilty.startswith("\u25b6")
         marked = browser.evaluate(f"{card}.querySelector('.console .report-line').innerText")
