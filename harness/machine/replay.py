@@ -77,12 +77,17 @@ class Script:
 
 
 class ReplayBackend:
-    """Boots nothing: every Machine plays the same script from the start."""
+    """Boots nothing: every Machine plays the same script from the start.
+
+    ``later`` scripts play on the second, third, ... boot (the last one on
+    every boot after): a boot that crashes and a retry that comes up.
+    """
 
     name = "replay"
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, *later: Script) -> None:
         self.script = script
+        self.later = later
         self.machines: list[ReplayMachine] = []  # every boot, for the tests to inspect
 
     def prepare(self, payload: GuestPayload, directory: Path) -> BootFiles:
@@ -92,7 +97,8 @@ class ReplayBackend:
 
     def machine(self, cfg: MachineConfig, boot_dir: Path) -> ReplayMachine:
         """A machine that will play the script."""
-        m = ReplayMachine(self.script, cfg, boot_dir)
+        scripts = (self.script, *self.later)
+        m = ReplayMachine(scripts[min(len(self.machines), len(scripts) - 1)], cfg, boot_dir)
         self.machines.append(m)
         return m
 

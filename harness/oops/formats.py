@@ -375,7 +375,7 @@ FORMATS: tuple[Format, ...] = (
     # The die() line. After "BUG: ..." or "kernel BUG at" it is chained; on
     # its own ("Oops: 0000 [#1]", "divide error: 0000 [#1]") it is the report.
     Format(
-        header=r"(?:Oops: )?(?P<kind>[A-Za-z][A-Za-z ]*?)(?:, [^:]*)?: [0-9a-f]{4} \[#{NUM}\]",
+        header=r"(?:Oops: )?(?P<kind>[A-Za-z][A-Za-z0-9 ]*?)(?:, [^:]*)?: [0-9a-f]{4} \[#{NUM}\]",
         title="{kind} in {FRAME}",
         type=ReportType.OOPS,
         chained=True,

@@ -50,14 +50,20 @@ HUNG_TASK = excerpt("6.12-hung", r"INFO: task sh:\d+ blocked for more than 3", r
 BLOCKED_DUMP = "[    8.282645] sysrq: Show Blocked State\n" + HUNG_TASK.split("\n", 3)[3]
 NO_INIT = excerpt("6.12-noinit", r"Run /init as init process", r"Kernel Offset:")
 WARN_LOOP = excerpt("6.12-warnloop", r"cut here", r"harness: trigger warnloop returned")
+#: a sound Debian kernel that TCG crashed while it patched its own text (real, from this machine)
+TCG_INT3 = excerpt("6.12-tcg-int3-boot", r"Linux version", r"Kernel Offset:")
 INIT_OOPS = excerpt("6.12-initoops", r"BUG: kernel NULL pointer", r"Kernel Offset:")
 
 
 def guest_with(
-    tmp_path: Path, script: Script, *tests: GuestTest, **spec: object
+    tmp_path: Path,
+    script: Script,
+    *tests: GuestTest,
+    later: tuple[Script, ...] = (),
+    **spec: object,
 ) -> tuple[KernelGuest, ReplayBackend]:
     """A KernelGuest on the replay backend with ``tests`` compiled (to nothing)."""
-    backend = ReplayBackend(script)
+    backend = ReplayBackend(script, *later)
     keys = GuestKeys(tmp_path / "host", "ssh-ed25519 AAAA", tmp_path / "client", "ssh-ed25519 B")
     compiled = {t.name: CompileResult(t.name, tmp_path / t.name, "") for t in tests}
     ctx = RunContext(
@@ -178,7 +184,27 @@ def test_boot_panic_fails_every_test_at_once_with_the_crash_named(tmp_path: Path
         "boot-fail: the kernel panicked during boot: Kernel panic: No working init found."
     )
     assert "last console lines" in a.verdict.details[0]
-    assert b.verdict == a.verdict and len(backend.machines) == 1
+    # tried policy.boot_attempts times, then every test has the same verdict
+    assert b.verdict == a.verdict and len(backend.machines) == FAST.boot_attempts == 2
+    assert [o.boot for o in guest.outside] == [1, 2]
+
+
+def test_a_boot_crashed_by_the_emulator_is_tried_once_more(tmp_path: Path) -> None:
+    """The first boot dies in early boot (TCG's int3 crash); the second comes up.
+
+    The tests run on the second boot and pass; the first boot's crash is kept
+    as a report outside tests, so the results still show it.
+    """
+    crashed = Script(lines(TCG_INT3), ready=False, exit_after_boot=True)
+    fine = Script(BOOT, steps=(Step("/opt/tests/a"),))
+    guest, backend = guest_with(tmp_path, crashed, test_("a"), later=(fine,))
+    (a,) = run_all(guest, test_("a"))
+    assert a.verdict.outcome is Outcome.PASS and a.boot == 2, a.verdict
+    assert len(backend.machines) == 2
+    assert [(o.boot, o.when, o.report.title) for o in guest.outside][:1] == [
+        (1, "boot", "int3 in sched_clock_cpu")
+    ]
+    assert (guest.directory / "boot-1" / "console.log").is_file()
 
 
 def test_boot_that_oopsed_then_panicked_names_the_oops_not_the_panic(tmp_path: Path) -> None:
