@@ -110,6 +110,10 @@ SKIP_COMMON: tuple[str, ...] = (
 )
 
 SKIP_SCHED: tuple[str, ...] = (
+    # the context switch itself: arm64 prints it on top of a blocked task's
+    # stack ("__switch_to", above "__schedule"), x86 does not
+    r"__switch_to\w*",
+    r"cpu_switch_to",
     r"_*schedule\w*",
     r"io_schedule\w*",
     r"msleep\w*",

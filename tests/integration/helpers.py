@@ -7,8 +7,15 @@ import re
 import shutil
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from harness.outcome import Outcome
+
+if TYPE_CHECKING:
+    from harness.records import TestRun
+    from harness.runner import KernelGuest
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DATA = REPO / "tests" / "data" / "guest"
@@ -19,6 +26,21 @@ DEBIAN_612 = '{package: "linux-image-6.12.*-amd64-unsigned", suite: bookworm-sec
 TEST_TAG = "KHARNESS_TEST_TAG"
 #: What a harness QEMU's command line looks like (it carries harness.nonce).
 HARNESS_QEMU = r"qemu-system.*harness\.nonce"
+
+#: The report classes provoked through harness_oops.ko (tests/data/oops/capture) by
+#: tests/data/guest/oops_trigger.h, on x86_64 (test_kernel_reports) and arm64
+#: (test_arm64): case -> (outcome, title regex).  One table for both: the parser
+#: titles arm64's own headers ("Unable to handle kernel NULL pointer dereference",
+#: "Internal error: Oops - BUG") as their x86 counterparts (ARM64_FORMATS in
+#: harness/oops/formats.py; the 6.12-arm64-* logs in tests/data/oops).
+REPORT_CASES: dict[str, tuple[Outcome, str]] = {
+    "warn": (Outcome.OOPS, r"^WARNING in harness_oops_warn$"),
+    "bug": (Outcome.OOPS, r"^kernel BUG in harness_oops_bug$"),
+    "null": (Outcome.OOPS, r"^BUG: kernel NULL pointer dereference in harness_oops_null$"),
+    "softlockup": (Outcome.OOPS, r"^BUG: soft lockup in harness_oops_softlockup$"),
+    "hung": (Outcome.OOPS, r"^INFO: task hung in harness_oops_"),
+    "sysrq": (Outcome.PANIC, r"^Kernel panic: sysrq triggered crash$"),
+}
 
 
 def tagged_processes(pattern: str, tag: str) -> set[int]:
@@ -77,3 +99,44 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def write_trigger(work: Path, case: str, header: str = "", defines: str = "") -> Path:
+    """trig_<case>.c: a guest test that provokes ``case`` through oops_trigger.h."""
+    trigger = case.removeprefix("expected_").removeprefix("stuck_")
+    body = f'{header}{defines}#define CASE "{trigger}"\n#include "oops_trigger.h"\n'
+    path = work / f"trig_{case}.c"
+    path.write_text(body)
+    return path
+
+
+def run_with_module(guest: KernelGuest, name: str) -> TestRun:
+    """Run guest test ``name`` with harness_oops.ko (``guest.module``) loaded first."""
+    assert guest.ensure_booted() is None, guest.setup_error
+    assert guest.channel is not None
+    guest.channel.push(guest.module.read_bytes(), "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
+    loaded = guest.channel.run(
+        "grep -q ^harness_oops /proc/modules || insmod /tmp/harness_oops.ko", 30
+    )
+    assert loaded.exit_code == 0, loaded.stderr
+    return guest.run(next(t for t in guest.tests if t.name == name))
+
+
+def check_report_case(guest: KernelGuest, case: str) -> TestRun:
+    """Provoke ``case``: its outcome, its title, attributed to its test, then a fresh boot.
+
+    ``guest`` must hold trig_<case> and pass_after_hang; the latter must run on
+    the next boot and pass (the kernel is not trusted after a report).
+    """
+    outcome, title = REPORT_CASES[case]
+    run = run_with_module(guest, f"trig_{case}")
+    assert run.verdict.outcome is outcome, run.verdict
+    assert run.reports, "the report must be attributed to the test"
+    assert re.search(title, run.reports[0].title), run.reports[0].title
+    assert run.result is not None and run.verdict.summary.startswith(outcome.value)
+    if outcome is Outcome.PANIC:
+        assert run.seconds < 60, "a panic must end the test at once, not at its timeout"
+    after = guest.run(next(t for t in guest.tests if t.name == "pass_after_hang"))
+    assert after.verdict.outcome is Outcome.PASS, after.verdict
+    assert after.boot == run.boot + 1, "no test runs on a kernel that reported"
+    return run

@@ -3,15 +3,15 @@
 One guest serves the whole module (CI budget: an arm64 boot costs about 18 s
 under TCG): its shape, the sysrq key sent as a serial break, the reproducers
 cross-compiled for arm64 with their real outcomes, and two arm64 report
-classes (the real "Unable to handle kernel paging request" that
-uffd_move_swap_pmd provokes on 6.12, and a WARN from harness_oops.ko
-cross-built against Debian's arm64 headers).  Tests run in file order.
+classes: the real "Unable to handle kernel paging request" that
+uffd_move_swap_pmd provokes on 6.12, and every class of REPORT_CASES (the table
+test_kernel_reports provokes on x86_64) from harness_oops.ko cross-built
+against Debian's arm64 headers.  Tests run in file order.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +25,13 @@ from harness.outcome import Outcome
 from harness.results import new_run_dir
 from harness.runner import KernelGuest, new_context
 from harness.testdef import read_test
-from tests.integration.helpers import GUEST_DATA, REPO
+from tests.integration.helpers import (
+    GUEST_DATA,
+    REPO,
+    REPORT_CASES,
+    check_report_case,
+    write_trigger,
+)
 
 pytestmark = pytest.mark.boot
 CAPTURE = REPO / "tests" / "data" / "oops" / "capture"
@@ -71,11 +77,11 @@ def _cross_module(release: str, work: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelGuest]:
-    """debian-6.12-arm64 with the reproducers and a WARN trigger, prepared once."""
+    """debian-6.12-arm64 with the reproducers and one trigger per report class, prepared once."""
     work = tmp_path_factory.mktemp("arm64")
     shutil.copy(GUEST_DATA / "oops_trigger.h", work)
-    (work / "trig_warn.c").write_text('#define CASE "warn"\n#include "oops_trigger.h"\n')
-    tests = [read_test(p) for p in [*REPRODUCERS, work / "trig_warn.c"]]
+    triggers = [write_trigger(work, case) for case in REPORT_CASES]
+    tests = [read_test(p) for p in [*REPRODUCERS, *triggers, GUEST_DATA / "pass_after_hang.c"]]
     spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12-arm64"], REPO)[0]
     ctx = new_context(new_run_dir(work / "results"), tests, log=lambda _t: None)
     kernel_guest = KernelGuest(spec, ctx, tests)
@@ -131,16 +137,10 @@ def test_uffd_move_swap_pmd_oopses_on_arm64(guest: KernelGuest) -> None:
     assert run.reports[0].title == "BUG: unable to handle page fault in pmd_migration_entry_wait"
     expected = guest.spec.expect["uffd_move_swap_pmd"]
     assert expected.outcome is run.verdict.outcome, "kernels.yaml holds the real outcome"
-    guest.first_boot = run.boot  # type: ignore[attr-defined]
 
 
-def test_arm64_warn_is_titled_and_gets_a_fresh_boot(guest: KernelGuest) -> None:
-    assert guest.ensure_booted() is None and guest.channel is not None
-    guest.channel.push(guest.module.read_bytes(), "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
-    loaded = guest.channel.run("insmod /tmp/harness_oops.ko", 30)
-    assert loaded.exit_code == 0, loaded.stderr
-    run = guest.run(_test(guest, "trig_warn"))
-    assert run.verdict.outcome is Outcome.OOPS, run.verdict
-    assert re.fullmatch(r"WARNING in harness_oops_warn", run.reports[0].title)
-    assert run.reports[0].rip == "harness_oops_warn", "read from arm64's 'pc :' line"
-    assert run.boot == getattr(guest, "first_boot", 0) + 1, "no test runs on a kernel that oopsed"
+@pytest.mark.parametrize("case", list(REPORT_CASES))
+def test_report_is_detected_titled_and_recovered(guest: KernelGuest, case: str) -> None:
+    run = check_report_case(guest, case)
+    if case == "warn":
+        assert run.reports[0].rip == "harness_oops_warn", "read from arm64's 'pc :' line"

@@ -10,7 +10,6 @@ test must run on a fresh boot, and no QEMU may be left behind.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -23,20 +22,17 @@ from harness.outcome import Outcome
 from harness.results import new_run_dir
 from harness.runner import KernelGuest, new_context
 from harness.testdef import read_test
-from tests.integration.helpers import GUEST_DATA, REPO
+from tests.integration.helpers import (
+    GUEST_DATA,
+    REPO,
+    REPORT_CASES,
+    check_report_case,
+    run_with_module,
+    write_trigger,
+)
 
 pytestmark = pytest.mark.boot
 CAPTURE = REPO / "tests" / "data" / "oops" / "capture"
-
-#: case -> (outcome, title regex)
-CASES = {
-    "warn": (Outcome.OOPS, r"^WARNING in harness_oops_warn$"),
-    "bug": (Outcome.OOPS, r"^kernel BUG in harness_oops_bug$"),
-    "null": (Outcome.OOPS, r"^BUG: kernel NULL pointer dereference in harness_oops_null$"),
-    "softlockup": (Outcome.OOPS, r"^BUG: soft lockup in harness_oops_softlockup$"),
-    "hung": (Outcome.OOPS, r"^INFO: task hung in harness_oops_"),
-    "sysrq": (Outcome.PANIC, r"^Kernel panic: sysrq triggered crash$"),
-}
 
 
 def _headers(release: str) -> Path:
@@ -59,14 +55,12 @@ def guest(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     """A 6.12 guest, under each backend, whose tests are one trigger program per case."""
     work = tmp_path_factory.mktemp("oops")
     shutil.copy(GUEST_DATA / "oops_trigger.h", work)
-    for case in [*CASES, "expected_warn", "stuck_bug"]:
-        trigger = case.removeprefix("expected_").removeprefix("stuck_")
-        body = f'#define CASE "{trigger}"\n#include "oops_trigger.h"\n'
-        if case == "expected_warn":
-            body = "/*\n * @expect-report: ^WARNING in harness_oops_warn$\n */\n" + body
-        if case == "stuck_bug":
-            body = "/*\n * @timeout: 120\n */\n#define STUCK 1\n" + body
-        (work / f"trig_{case}.c").write_text(body)
+    for case in REPORT_CASES:
+        write_trigger(work, case)
+    write_trigger(
+        work, "expected_warn", "/*\n * @expect-report: ^WARNING in harness_oops_warn$\n */\n"
+    )
+    write_trigger(work, "stuck_bug", "/*\n * @timeout: 120\n */\n", "#define STUCK 1\n")
     shutil.copy(GUEST_DATA / "pass_after_hang.c", work)
     tests = [read_test(p) for p in sorted(work.glob("*.c"))]
     spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12"], REPO)[0]
@@ -87,47 +81,25 @@ def guest(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     kernel_guest.shutdown()
 
 
-def _run(guest: KernelGuest, name: str):
-    assert guest.ensure_booted() is None
-    assert guest.channel is not None
-    guest.channel.push(guest.module.read_bytes(), "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
-    loaded = guest.channel.run(
-        "grep -q ^harness_oops /proc/modules || insmod /tmp/harness_oops.ko", 30
-    )
-    assert loaded.exit_code == 0, loaded.stderr
-    return guest.run(next(t for t in guest.tests if t.name == name))
-
-
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(REPORT_CASES))
 def test_report_is_detected_titled_and_recovered(guest: KernelGuest, case: str) -> None:
-    outcome, title = CASES[case]
-    run = _run(guest, f"trig_{case}")
-    assert run.verdict.outcome is outcome, run.verdict
-    assert run.reports, "the report must be attributed to the test"
-    assert re.search(title, run.reports[0].title), run.reports[0].title
-    assert run.result is not None and run.verdict.summary.startswith(outcome.value)
-    if outcome is Outcome.PANIC:
-        assert run.seconds < 60, "a panic must end the test at once, not at its timeout"
-    # the kernel is not trusted after a report: the next test gets a fresh boot
-    after = guest.run(next(t for t in guest.tests if t.name == "pass_after_hang"))
-    assert after.verdict.outcome is Outcome.PASS
-    assert after.boot == run.boot + 1
+    check_report_case(guest, case)
 
 
 def test_expected_report_passes(guest: KernelGuest) -> None:
-    run = _run(guest, "trig_expected_warn")
+    run = run_with_module(guest, "trig_expected_warn")
     assert run.verdict.outcome is Outcome.PASS, run.verdict
     assert "expected kernel report seen" in run.verdict.summary
 
 
 def test_module_load_is_not_blamed_on_a_test(guest: KernelGuest) -> None:
-    run = _run(guest, "pass_after_hang")
+    run = run_with_module(guest, "pass_after_hang")
     assert run.verdict.outcome is Outcome.PASS
     assert run.new_taint == 0, "the out-of-tree module's taint came before the test"
 
 
 def test_oops_then_stuck_ends_before_the_timeout(guest: KernelGuest) -> None:
-    run = _run(guest, "trig_stuck_bug")
+    run = run_with_module(guest, "trig_stuck_bug")
     assert run.verdict.outcome is Outcome.OOPS, run.verdict
     assert run.verdict.summary == "oops: kernel BUG in harness_oops_bug"
     # the test never exits; the harness stops waiting once the report is complete
