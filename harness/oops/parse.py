@@ -269,6 +269,19 @@ def _names(frames: Sequence[Frame]) -> list[str]:
     return [normalize_func(f.func) for f in (reliable or frames)]
 
 
+def _suspects(frames: Sequence[Frame]) -> list[str]:
+    """The trace's names that may be blamed: `_names` without misnamed return addresses.
+
+    A frame below the top one is a return address. At offset 0 it is the
+    first byte of a function, so the call before it was the last instruction
+    of the function in front (a noreturn call such as panic() at the end of
+    sysrq_handle_crash): the printed name is that next function, which never
+    ran. Blaming it would be wrong, so such frames are passed over.
+    """
+    kept = [f for i, f in enumerate(frames) if i == 0 or f.offset != 0]
+    return _names(kept)
+
+
 def _rip(lines: Sequence[str], start: int, last: int) -> Frame | None:
     for i in range(start, last + 1):
         m = _RIP.match(lines[i])
@@ -352,7 +365,8 @@ def _report(
     frames = _call_trace(lines, eligible, _trace_start(lines, start, span.last), span.last)
     trace = _names(frames)
     func = fields.get("func")
-    guilty = _guilty(span.row, [normalize_func(func) if func else None, rip, *trace])
+    suspects = _suspects(frames)
+    guilty = _guilty(span.row, [normalize_func(func) if func else None, rip, *suspects])
     body = lines[span.first : span.last + 1]
     taint, version = _version(body, linux)
     fmt = span.row.fmt

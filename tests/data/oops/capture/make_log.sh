@@ -15,10 +15,13 @@ NOTE=$(awk -v a="$KERNEL-$CASE: " -v b="$CASE: " \
 	'index($0, a) == 1 { print substr($0, length(a) + 1); exit }
 	 index($0, b) == 1 { n = substr($0, length(b) + 1) } END { if (n) print n }' "$HERE/notes.txt" | head -n1)
 MACHINE=
-[[ $KERNEL == *-arm64 ]] && MACHINE=" (qemu-system-aarch64 virt, cortex-a57)"
+[[ $KERNEL == *-arm64* ]] && MACHINE=" (qemu-system-aarch64 virt, cortex-a57)"
 KVER=$(sed -n 's/.*Linux version \([^ ]*\).*/\1/p' "$RAW" | head -n1)
+ORIGIN="Debian $KVER"
+[[ $KERNEL == *-arm64-built ]] && ORIGIN="an arm64 kernel the harness cross-built from linux-source-6.12" \
+	&& ORIGIN+=" (tinyconfig + harness/kernels/guest-arm64.config), kernel $KVER"
 {
-	echo "SOURCE: Debian $KVER, QEMU TCG -smp 2$MACHINE, captured $(date -u +%F)" \
+	echo "SOURCE: $ORIGIN, QEMU TCG -smp 2$MACHINE, captured $(date -u +%F)" \
 		"with tests/data/oops/capture/trigger.sh $KERNEL $CASE"
 	[ -n "$NOTE" ] && echo "NOTE: $NOTE"
 	echo
