@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -22,11 +23,24 @@ def sleepers() -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[
     ours = subprocess.Popen(["sleep", seconds], env={**env, TEST_TAG: tag})
     other = subprocess.Popen(["sleep", seconds], env={**env, TEST_TAG: uuid.uuid4().hex})
     try:
+        for proc in (ours, other):  # on a loaded machine exec may lag Popen's return
+            _wait_for_exec(proc.pid, b"sleep")
         yield tag, ours, other
     finally:
         for proc in (ours, other):
             proc.kill()
             proc.wait()
+
+
+def _wait_for_exec(pid: int, program: bytes) -> None:
+    """Until /proc/PID/cmdline names ``program`` (bounded: a child that never execs fails)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f.read().startswith(program):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not exec {program!r} within 10 s")
 
 
 def test_only_processes_with_the_tag_match(
@@ -68,6 +82,7 @@ def test_an_orphan_is_still_recognised_by_its_tag() -> None:
     )
     orphan = int(shell.stdout)  # its parent shell has exited: reparented
     try:
+        _wait_for_exec(orphan, b"sleep")
         assert tagged_processes(rf"^sleep {seconds}", tag) == {orphan}
     finally:
         os.kill(orphan, signal.SIGKILL)
