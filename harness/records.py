@@ -71,6 +71,15 @@ class ReportRecord:
     last_time: float | None = None
     symbolized: Decoded | None = None  # file:line per frame and maintainers, if debug info
 
+    def repeats(self, word: str = "x{n}") -> str:
+        """'' for a report printed once, else ' (x12, 41.2s to 521.9s)'; ``word`` words the count."""
+        if self.count <= 1:
+            return ""
+        count = word.format(n=self.count)
+        if self.first_time is None or self.last_time is None:
+            return f" ({count})"
+        return f" ({count}, {self.first_time:.1f}s to {self.last_time:.1f}s)"
+
     @classmethod
     def of(cls, rep: KernelReport) -> ReportRecord:
         """From the parser's report."""

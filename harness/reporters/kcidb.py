@@ -103,7 +103,7 @@ def _issues(run: str, summary: RunSummary) -> tuple[list[dict[str, Any]], list[d
                 "issue_version": ISSUE_VERSION,
                 **where,
                 "present": True,
-                "comment": note + _times(report),
+                "comment": note + report.repeats("printed {n} times"),
             }
         )
 
@@ -119,15 +119,6 @@ def _issues(run: str, summary: RunSummary) -> tuple[list[dict[str, Any]], list[d
         note = f"{o.kernel} boot-{o.boot}, during {o.when} (no test)"
         sighting(o.report, {"build_id": _id(run, o.kernel)}, ident, note)
     return list(issues.values()), incidents
-
-
-def _times(report: ReportRecord) -> str:
-    """' (printed 12 times, 41.2s to 521.9s)' for a report repeated; '' for one seen once."""
-    if report.count <= 1:
-        return ""
-    if report.first_time is None or report.last_time is None:
-        return f" (printed {report.count} times)"
-    return f" (printed {report.count} times, {report.first_time:.1f}s to {report.last_time:.1f}s)"
 
 
 def _category(report_type: str) -> str:

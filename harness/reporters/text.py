@@ -62,22 +62,13 @@ def render(summary: RunSummary) -> str:
         lines += ["", "Kernel reports outside any test:"]
         for o in summary.outside:
             lines.append(
-                f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}{_times(o.report)}"
+                f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}{o.report.repeats()}"
             )
             lines += _decoded(o.kernel, o.report, "    ", shown)
     lines += ["", "Kernels:"]
     for k in summary.kernels:
         lines.append(f"  {k.name}: {k.origin or k.source} [{k.backend}]")
     return "\n".join(lines) + "\n"
-
-
-def _times(r: ReportRecord) -> str:
-    """' (x3, 6.6s to 12.7s)' for a repeated report, '' for one printed once."""
-    if r.count <= 1:
-        return ""
-    if r.first_time is None or r.last_time is None:
-        return f" (x{r.count})"
-    return f" (x{r.count}, {r.first_time:.1f}s to {r.last_time:.1f}s)"
 
 
 def _decoded(kernel: str, r: ReportRecord, indent: str, shown: set[tuple[str, str]]) -> list[str]:
@@ -103,7 +94,7 @@ def _section(
     for t in tests:
         lines.append(f"  {t.test} on {t.kernel}: {t.summary}")
         for r in t.reports:
-            lines.append(f"    kernel report: {r.title}{_times(r)}")
+            lines.append(f"    kernel report: {r.title}{r.repeats()}")
             lines += _decoded(t.kernel, r, "      ", shown)
         if with_reason and t.expected_reason:
             lines.append(f"    reason: {t.expected_reason}")
