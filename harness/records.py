@@ -72,7 +72,7 @@ class ReportRecord:
     symbolized: Decoded | None = None  # file:line per frame and maintainers, if debug info
 
     def repeats(self, word: str = "x{n}") -> str:
-        """'' for a report printed once, else ' (x12, 41.2s to 521.9s)'; ``word`` words the count."""
+        """'' if printed once, else ' (x12, 41.2s to 521.9s)'; ``word`` words the count."""
         if self.count <= 1:
             return ""
         count = word.format(n=self.count)
