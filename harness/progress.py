@@ -530,8 +530,16 @@ class ReporterStream:
         return len(text)
 
     def write_line(self, line: str) -> None:
-        """One line, after ending a line pytest left open."""
+        """One line, after ending a line pytest left open.
+
+        pytest's reporter ends only lines it began with a file name; xdist's
+        progress dots leave a line open that it does not know of, so the
+        terminal writer's column is asked too.
+        """
         with self._uncaptured():
+            writer = getattr(self._reporter, "_tw", None)
+            if writer is not None and getattr(writer, "width_of_current_line", 0):
+                self._reporter.write("\n")
             self._reporter.write_line(line)
             self._reporter.flush()
 

@@ -48,6 +48,7 @@ from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.outcome import EXCEPTIONS, Outcome
+from harness.progress_relay import RelayProgress, RelayServer
 from harness.pytest_kunit import KunitItem, kunit_items
 from harness.records import (
     KernelRecord,
@@ -221,6 +222,7 @@ class HarnessRun:
         self._old_sigterm: Any = None
         self.progress: progress_mod.Progress = progress_mod.NO_PROGRESS
         self._stream: progress_mod.ReporterStream | None = None  # set when progress is shown
+        self._relay: RelayServer | None = None  # an xdist controller showing workers' progress
 
     # -- configuration -------------------------------------------------
     def kernels_file(self) -> Path:
@@ -257,10 +259,33 @@ class HarnessRun:
         return self._ctx
 
     def _start_progress(self) -> progress_mod.Progress:
-        """The feedback --progress and --console ask for, written through pytest's reporter."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or pytest_xdist.is_worker(self.config):
+        """The feedback --progress and --console ask for, written through pytest's reporter.
+
+        An xdist worker has no terminal: it relays its progress to the
+        controller when the controller offered a relay (local workers).
+        """
+        if pytest_xdist.is_worker(self.config):
+            given = pytest_xdist.worker_input(self.config)
+            if given.get(pytest_xdist.RELAY_KEY) and self.progress is progress_mod.NO_PROGRESS:
+                self.progress = RelayProgress(
+                    given[pytest_xdist.RELAY_KEY],
+                    str(given.get("workerid", "?")),
+                    bool(given.get(pytest_xdist.CONSOLE_KEY)),
+                )
             return self.progress
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return self.progress
+        mode, console = self._progress_mode(reporter)
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        width = self.config.get_terminal_writer().fullwidth
+        self.progress, self._stream = progress_mod.for_reporter(
+            mode, reporter, capman, console, width
+        )
+        return self.progress
+
+    def _progress_mode(self, reporter: Any) -> tuple[progress_mod.Mode, bool]:
+        """The progress mode in effect, and whether the guest console is streamed."""
         verbose = self.config.option.verbose
         console = self.config.getoption("console") or verbose >= 2
         mode = progress_mod.choose(
@@ -269,12 +294,30 @@ class HarnessRun:
             verbose < 0,
             console,
         )
-        capman = self.config.pluginmanager.get_plugin("capturemanager")
-        width = self.config.get_terminal_writer().fullwidth
-        self.progress, self._stream = progress_mod.for_reporter(
-            mode, reporter, capman, console, width
-        )
-        return self.progress
+        return mode, console
+
+    def progress_relay(self) -> tuple[str, bool] | None:
+        """An xdist controller: the relay workers send progress to (address, console).
+
+        None when progress is off.  The workers' lines are plain, timestamped
+        and marked with the worker, even on a terminal: xdist writes its
+        reports from the controller's main thread while workers run, and a
+        live line redrawn beside those writes would garble both.
+        """
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return None
+        mode, console = self._progress_mode(reporter)
+        if mode is progress_mod.Mode.OFF:
+            return None
+        if self._relay is None:
+            capman = self.config.pluginmanager.get_plugin("capturemanager")
+            width = self.config.get_terminal_writer().fullwidth
+            self.progress, self._stream = progress_mod.for_reporter(
+                progress_mod.Mode.PLAIN, reporter, capman, console, width
+            )
+            self._relay = RelayServer(self.progress, self._log).start()
+        return self._relay.address, console
 
     def run_dir(self) -> Path:
         """This run's results directory, made on first use (nothing compiled yet)."""
@@ -299,6 +342,8 @@ class HarnessRun:
 
     def _log(self, text: str) -> None:
         if pytest_xdist.is_worker(self.config):
+            if isinstance(self.progress, RelayProgress):
+                self.progress.log(text)
             return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if isinstance(self.progress, progress_mod.LiveProgress):
@@ -467,7 +512,11 @@ class HarnessRun:
         """Stop every guest, whatever happened, and write the summary."""
         for guest in self.guests.values():
             guest.shutdown()
+        if self._relay is not None:
+            self._relay.close()
         if isinstance(self.progress, progress_mod.LiveProgress | progress_mod.PlainProgress):
+            self.progress.close()
+        if isinstance(self.progress, RelayProgress):
             self.progress.close()
         restore_sigterm(self._old_sigterm)
         # a run an interrupt kept from its report still counts (serial runs)

@@ -16,6 +16,9 @@ what belongs together and what a lost worker means:
   unfinished tests of the kernel it was running as errors that say so; xdist
   hands its other kernels to the remaining workers; a lost ssh host is not
   dialled again (a local worker is replaced, as xdist does);
+* a local worker's progress (downloads, builds, boots, tests) reaches the
+  controller through :mod:`harness.progress_relay`, which shows it marked
+  with the worker's id; a worker on another host shows none;
 * ``-n auto`` asks :func:`auto_workers`: as many guests as the cores hold
   their vCPUs and the available memory holds their RAM, at most one per kernel.
 """
@@ -43,6 +46,8 @@ DIST = "loadgroup"
 RUN_DIR_KEY = "kharness_run_dir"
 REMOTE_KEY = "kharness_remote"
 GROUP_KEY = "kharness_loadgroup"
+RELAY_KEY = "kharness_progress_relay"  # where a local worker sends its progress
+CONSOLE_KEY = "kharness_console"  # whether it streams guest consoles (--console)
 #: what QEMU and the guest need on top of the guest's RAM (MiB)
 GUEST_OVERHEAD_MIB = 256
 
@@ -160,6 +165,9 @@ class XdistController:
         node.workerinput[RUN_DIR_KEY] = str(self.run.run_dir())
         node.workerinput[REMOTE_KEY] = not node.gateway.spec.popen
         node.workerinput[GROUP_KEY] = True
+        relay = self.run.progress_relay() if node.gateway.spec.popen else None
+        if relay is not None:  # a host elsewhere cannot reach it: its reports still come
+            node.workerinput[RELAY_KEY], node.workerinput[CONSOLE_KEY] = relay
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

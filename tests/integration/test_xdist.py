@@ -80,6 +80,14 @@ def _results(run: Path) -> dict:
 _OUTPUT = ("system-out", "system-err", "properties")
 
 
+def workers_of(out: str) -> dict[str, set[str]]:
+    """The xdist workers each kernel's tests ran on, from -v output."""
+    return {
+        kernel: {m for m in re.findall(rf"\[(gw\d+)\] [^\n]*::{kernel}\b", out)}
+        for kernel in ("ka", "kb")
+    }
+
+
 def test_parallel_results_equal_serial(project: pytest.Pytester) -> None:
     """-n 2: one boot per kernel, each kernel on one worker, and exactly the serial results."""
     add_tests(project, "fails", "uffd_api_unknown_feature")
@@ -96,7 +104,8 @@ def test_parallel_results_equal_serial(project: pytest.Pytester) -> None:
         """,
     )
     runs = {}
-    for label, extra in (("serial", ()), ("parallel", ("-n", "2"))):
+    # the parallel run also shows its workers' progress (harness/progress_relay.py)
+    for label, extra in (("serial", ()), ("parallel", ("-n", "2", "--progress=plain"))):
         base = project.path / label
         result = project.runpytest_subprocess(
             "guest-tests",
@@ -116,11 +125,12 @@ def test_parallel_results_equal_serial(project: pytest.Pytester) -> None:
     out = runs["parallel"][1]
     assert "scheduling tests via KernelGroups" in out
     # each kernel ran on one worker, and booted once
-    workers = {
-        kernel: {m[0] for m in re.findall(rf"\[(gw\d+)\] .*::{kernel}\b", out)}
-        for kernel in ("ka", "kb")
-    }
+    workers = workers_of(out)
     assert all(len(w) == 1 for w in workers.values()), workers
+    # each worker's boot and tests reached the controller's output, marked with the worker
+    for kernel, (worker,) in workers.items():
+        assert re.search(rf"\[kharness\] boot \[{worker}\] {kernel}: boot-\d+: done in", out), out
+        assert re.search(rf"\[kharness\] test \[{worker}\] {kernel}: fails: done in", out), out
     run = runs["parallel"][0]
     summary = json.loads((run / "summary.json").read_text())
     assert {k: len(ready_boots(run / k)) for k in summary["kernels"]} == {"ka": 1, "kb": 1}
