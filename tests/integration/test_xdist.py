@@ -74,7 +74,22 @@ def _results(run: Path) -> dict:
         if not p.get("name", "").endswith(" evidence")
     )
     text = (run / "summary.txt").read_text().replace(run.name, "RUN")
-    return {"tests": tests, "kcidb": statuses, "junit": cases, "props": props, "text": text}
+    # a boot TCG crashed before it got ready, and was retried, is reported in either run
+    # as it happened; the rest of the reports outside tests must match
+    text = re.sub(r"\nKernel reports outside any test:\n(?:  .*\n)+", "\n", text)
+    outside = sorted(
+        (o["kernel"], o["when"], o["title"])
+        for o in summary["outside"]
+        if o["boot"] in ready_boots(run / o["kernel"])
+    )
+    return {
+        "tests": tests,
+        "kcidb": statuses,
+        "junit": cases,
+        "props": props,
+        "text": text,
+        "outside": outside,
+    }
 
 
 _OUTPUT = ("system-out", "system-err", "properties")
