@@ -79,7 +79,7 @@ def _results(run: Path) -> dict:
     text = re.sub(r"\nKernel reports outside any test:\n(?:  .*\n)+", "\n", text)
     outside = sorted(
         (o["kernel"], o["when"], o["title"])
-        for o in summary["outside"]
+        for o in summary["reports_outside_tests"]
         if o["boot"] in ready_boots(run / o["kernel"])
     )
     return {
