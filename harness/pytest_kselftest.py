@@ -29,8 +29,10 @@ from harness.errors import HarnessError
 from harness.kernels.build import BuildSource
 from harness.kernels.kselftest_build import selftests_tree
 from harness.kselftest import KselftestTest, list_tests
+from harness.pytest_marks import mark_for_kernel
 from harness.pytest_plugin import GuestItem
-from harness.report import failure_text
+from harness.records import TestRun
+from harness.runner import KernelGuest
 
 
 def kselftest_items(
@@ -61,18 +63,7 @@ def _item(session: pytest.Session, spec: config_mod.KernelSpec, test: KselftestT
         test=kselftest_run.guest_test(test),
         kself=test,
     )
-    expect = spec.expect.get(test.record_name)
-    if expect is not None:
-        from harness.outcome import EXCEPTIONS
-
-        item.add_marker(
-            pytest.mark.xfail(
-                reason=f"{expect.outcome.value}: {expect.reason}",
-                raises=EXCEPTIONS[expect.outcome],
-                strict=True,
-            )
-        )
-    return item
+    return mark_for_kernel(item, spec, test.record_name)
 
 
 class KselftestItem(GuestItem):
@@ -82,17 +73,9 @@ class KselftestItem(GuestItem):
         super().__init__(**kwargs)
         self.kself = kself
 
-    def setup(self) -> None:
+    def preflight(self, guest: KernelGuest) -> TestRun | None:
         """Kernel, target build and boot: their failure is an error, not a failed test."""
-        from harness.pytest_plugin import STATE
-
-        state = self.config.stash[STATE]
-        failed = kselftest_run.preflight(state.guest(self.spec), self.kself)
-        if failed is not None:
-            state.runs.append(failed)
-            self.result = failed
-            self._attach(failed)
-            pytest.fail(failure_text(failed), pytrace=False)
+        return kselftest_run.preflight(guest, self.kself)
 
     def runtest(self) -> None:
         """Run it in the guest; record its subtests; translate the verdict."""

@@ -20,6 +20,7 @@ import pytest
 from harness import config as config_mod
 from harness.kunit import KunitSuite, boot_console, case_run, parse_kunit, select
 from harness.outcome import Outcome
+from harness.pytest_marks import mark_for_kernel
 
 _BAD = (Outcome.FAIL, Outcome.OOPS, Outcome.PANIC)
 
@@ -37,9 +38,7 @@ def kunit_items(session: pytest.Session, specs: list[config_mod.KernelSpec]) -> 
         for spec in specs
         for glob in spec.kunit
     ]
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(item.spec.name))  # one worker per kernel
-    return items
+    return [mark_for_kernel(item, item.spec, None) for item in items]
 
 
 class KunitItem(pytest.Item):

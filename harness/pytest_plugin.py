@@ -50,6 +50,7 @@ from harness.machine.backends import BACKENDS
 from harness.outcome import EXCEPTIONS, Outcome
 from harness.progress_relay import RelayProgress, RelayServer
 from harness.pytest_kunit import KunitItem, kunit_items
+from harness.pytest_marks import mark_for_kernel
 from harness.records import (
     KernelRecord,
     OutsideRecord,
@@ -683,17 +684,7 @@ class CFile(pytest.File):
         state.tests[test.name] = test
         for spec in state.specs():
             item = GuestItem.from_parent(self, name=spec.name, spec=spec, test=test)
-            item.add_marker(pytest.mark.xdist_group(spec.name))  # one worker per kernel
-            expect = spec.expect.get(test.name)
-            if expect is not None:
-                item.add_marker(
-                    pytest.mark.xfail(
-                        reason=f"{expect.outcome.value}: {expect.reason}",
-                        raises=EXCEPTIONS[expect.outcome],
-                        strict=True,
-                    )
-                )
-            yield item
+            yield mark_for_kernel(item, spec, test.name)
 
 
 class GuestItem(pytest.Item):
@@ -708,7 +699,7 @@ class GuestItem(pytest.Item):
     def setup(self) -> None:
         """Kernel, image and boot happen here, so that their failure is an *error*."""
         state = self.config.stash[STATE]
-        failed = state.guest(self.spec).preflight(self.test)
+        failed = self.preflight(state.guest(self.spec))
         if failed is not None:
             state.runs.append(failed)
             self.result = failed
@@ -716,6 +707,10 @@ class GuestItem(pytest.Item):
             # pytest renders setup errors itself (not via repr_failure): pytrace=False
             # keeps the report to our text instead of a traceback of the plugin.
             pytest.fail(failure_text(failed), pytrace=False)
+
+    def preflight(self, guest: KernelGuest) -> TestRun | None:
+        """What must be done before the test can run; a TestRun when it could not be."""
+        return guest.preflight(self.test)
 
     def runtest(self) -> None:
         """Run in the guest; translate the verdict into pytest's vocabulary."""

@@ -27,7 +27,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 
 from debian.debian_support import Version
@@ -98,6 +98,7 @@ class DebianSource:
     """A Debian kernel package pattern and, optionally, the suite to look in."""
 
     package: str
+    _: KW_ONLY  # the rest by name: a positional mix-up once passed an arch as the suite
     suite: str | None = None
     arch: Arch = field(default_factory=host)
     debug_info: bool = False  # also fetch the -dbg package: symbolized reports
@@ -330,7 +331,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> DebianSource |
             f"package '{package}' is a Debian {other.debian} kernel but the entry's arch is "
             f"{arch.name}; write e.g. {example}, or set 'arch: {other.name}'"
         )
-    return DebianSource(package, suite, arch, bool(debug_info))
+    return DebianSource(package, suite=suite, arch=arch, debug_info=bool(debug_info))
 
 
 def _other_arch(package: str, arch: Arch) -> Arch | None:

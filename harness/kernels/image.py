@@ -20,7 +20,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 from harness.arch import ARM64, X86_64, Arch, host
@@ -122,6 +122,7 @@ class ImageSource:
     """A kernel image path and optionally its lib/modules/<release> directory."""
 
     path: Path
+    _: KW_ONLY
     modules: Path | None = None
     arch: Arch = field(default_factory=host)
     kind: str = "image"
@@ -157,4 +158,4 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> ImageSource | 
             f"modules directory {modules} has no kernel/ subdirectory; "
             "point it at .../lib/modules/<release> (make modules_install INSTALL_MOD_PATH=...)"
         )
-    return ImageSource(path, modules, arch)
+    return ImageSource(path, modules=modules, arch=arch)

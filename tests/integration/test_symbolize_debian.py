@@ -38,7 +38,9 @@ def _cached() -> bool:
 def test_debian_panic_is_symbolized_with_the_dbg_package(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    source = DebianSource("linux-image-6.12.*-amd64-unsigned", "bookworm-security", debug_info=True)
+    source = DebianSource(
+        "linux-image-6.12.*-amd64-unsigned", suite="bookworm-security", debug_info=True
+    )
     image = source.resolve(print)
     assert image.debug is not None and image.debug.vmlinux.is_file()
     crash = read_test(GUEST_DATA / "sysrq_crash.sh")

@@ -61,7 +61,9 @@ def test_full_entry_is_read(tmp_path: Path) -> None:
     assert (mine.memory_mib, mine.cpus, mine.accel) == (3072, 4, Accel.TCG)
     assert (mine.timeouts.boot, mine.timeouts.test, mine.reboot_after_oops) == (30, 10, False)
     assert mine.expect["uffd_move_swap_pmd"].outcome is Outcome.OOPS
-    assert deb.source == DebianSource("linux-image-6.12.*-amd64-unsigned", "bookworm-security")
+    assert deb.source == DebianSource(
+        "linux-image-6.12.*-amd64-unsigned", suite="bookworm-security"
+    )
     assert deb.memory_mib == 2048
 
 
