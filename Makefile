@@ -23,13 +23,15 @@ test-fast: setup
 ## bench: boot floor vs harness boot-to-ready, first result, warm per-test overhead;
 ##        each backend against its floor (qemu: poweroff init; virtme: vng --exec true);
 ##        kernel builds: first, incremental after a one-file patch, per-patch series
-##        the default matrix serial vs -n 2 vs -n auto (wall and CPU ratios)
+##        the default matrix serial vs -n 2 vs -n auto (wall and CPU ratios);
+##        the default matrix with and without its arm64 kernel
 bench: setup
 	$(PY) bench/bench_boot.py
 	$(PY) bench/bench_boot.py --kernel debian-6.12-arm64 --runs 3 --warm 10
 	$(PY) bench/bench_backends.py
 	$(PY) bench/bench_build.py
 	$(PY) bench/bench_parallel.py
+	$(PY) bench/bench_matrix.py
 
 lint: setup
 	.venv/bin/ruff check harness tests bench conftest.py
