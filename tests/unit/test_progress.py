@@ -34,6 +34,7 @@ from harness.progress import (
     LiveProgress,
     Mode,
     PlainProgress,
+    ReporterStream,
     Throttle,
     choose,
     describe,
@@ -339,3 +340,22 @@ def test_harness_run_uses_plain_lines_in_a_log(monkeypatch: pytest.MonkeyPatch) 
     assert cli._progress_mode("off") == "off"
     monkeypatch.setenv("KHARNESS_PROGRESS", "live")
     assert cli._progress_mode(None) == "live"
+
+
+def test_a_plain_line_never_joins_a_line_pytest_left_open(pytestconfig: pytest.Config) -> None:
+    """xdist's progress dots leave a line open that pytest's reporter does not track."""
+    from _pytest.terminal import TerminalReporter
+
+    out = io.StringIO()
+    reporter = TerminalReporter(pytestconfig, out)
+    stream = ReporterStream(reporter, None)
+    reporter.write("..")
+    stream.write_line("12:00:00 [kharness] boot [gw0] k: boot-1: done in 5.0s")
+    stream.write_line("12:00:01 [kharness] test [gw0] k: t: 0:00 (started)")
+    reporter.write(".")
+    assert out.getvalue().splitlines() == [
+        "..",
+        "12:00:00 [kharness] boot [gw0] k: boot-1: done in 5.0s",
+        "12:00:01 [kharness] test [gw0] k: t: 0:00 (started)",
+        ".",
+    ]
