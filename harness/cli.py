@@ -230,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     series.add_parser(sub)
     bisect.add_parser(sub)
     compare.add_parser(sub)
+    # also after the subcommand, where people type it (kharness run --kernels-file k.yaml);
+    # SUPPRESS keeps a value given before the subcommand when none is given after it
+    for name in ("run", "kernels", "boot", "series", "bisect"):
+        if "--kernels-file" not in sub.choices[name]._option_string_actions:
+            sub.choices[name].add_argument(
+                "--kernels-file", default=argparse.SUPPRESS, help="kernels.yaml to use"
+            )
     return parser
 
 

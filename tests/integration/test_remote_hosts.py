@@ -331,3 +331,46 @@ def _wait_for_sleeper_host(hosts: list[NsHost], proc: subprocess.Popen[str]) -> 
                     return host
         time.sleep(0.3)
     pytest.fail(f"a_sleeps never started on kb (pytest exit {proc.poll()})")
+
+
+def test_harness_run_with_a_hosts_file(ns_hosts: list[NsHost], tmp_path: Path) -> None:
+    """What a user types (``make run HOSTS=hosts.yaml``): one kernel per host, merged results.
+
+    The project's own guest tests (narrowed with ``-k``) on two kernels, the
+    hosts given by a hosts.yaml that names each host's ssh config, as a user's
+    would name a Host of ~/.ssh/config.
+    """
+    hosts_file = tmp_path / "hosts.yaml"
+    hosts_file.write_text(
+        "hosts:\n"
+        + "".join(
+            f"  - {{ssh: {h.alias}, path: {REPO}, python: {PYTHON}, "
+            f"ssh_config: {tmp_path / 'ssh_config'}}}\n"
+            for h in ns_hosts
+        )
+    )
+    kernels = tmp_path / "kernels.yaml"
+    kernels.write_text(
+        "kernels:\n"
+        + "".join(
+            f'  - {{name: {k}, debian: {{package: "linux-image-6.12.*-amd64-unsigned",'
+            " suite: bookworm-security}}\n"
+            for k in ("ka", "kb")
+        )
+    )
+    base = tmp_path / "res"
+    argv = [PYTHON, "-m", "harness", "run", "--hosts", str(hosts_file)]  # as make run HOSTS=
+    argv += [f"--kernels-file={kernels}", f"--results-dir={base}", "--", "-k", "uffd_api"]
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    run = _run_dir(base)
+    summary = json.loads((run / "summary.json").read_text())
+    got = {(t["test"], t["kernel"]): t["outcome"] for t in summary["tests"]}
+    assert got == {("uffd_api_unknown_feature", k): "pass" for k in ("ka", "kb")}, out
+    workers = {k: set(re.findall(rf"\[(gw\d)\] .*::{k}\b", out)) for k in ("ka", "kb")}
+    assert all(len(w) == 1 for w in workers.values()) and workers["ka"] != workers["kb"], out
+    for t in summary["tests"]:
+        assert (Path(t["evidence"]) / "stdout.txt").is_file(), t  # shipped back
+    assert "uffd_api_unknown_feature" in out and str(run) in out  # the summary it prints
+    assert (run / "junit.xml").is_file() and (run / "index.html").is_file()
