@@ -31,7 +31,6 @@ def _kernels_file(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
     import pytest
-
     from harness.hosts import load_hosts
     from harness.results import new_run_dir
 
