@@ -47,16 +47,17 @@ CONSOLE=ttyS0 QEMU=(qemu-system-x86_64) BUSYBOX=/bin/busybox CC=gcc
 HDR=/usr/src/linux-headers-$KVER
 KMAKE=()
 case "$KVER" in
-*-arm64)
-	CONSOLE=ttyAMA0 QEMU=(qemu-system-aarch64 -machine virt,gic-version=3 -cpu cortex-a57)
-	BUSYBOX=$(ls ~/.cache/kpatch-harness/userland/arm64-*/bin/busybox | tail -n1)
-	CC=aarch64-linux-gnu-gcc
-	HDR=${ARM64_HEADERS:-/tmp/a64/hdr/usr/src/linux-headers-$KVER} ;;
+# the built kernel first: its release also ends in -arm64
 *-built-arm64)
 	CONSOLE=ttyAMA0 QEMU=(qemu-system-aarch64 -machine virt,gic-version=3 -cpu cortex-a57)
 	BUSYBOX=$(ls ~/.cache/kpatch-harness/userland/arm64-*/bin/busybox | tail -n1)
 	CC=aarch64-linux-gnu-gcc HDR=$BUILT KMAKE=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
 	grep -q '^CONFIG_MODULES=y' "$BUILT/.config" || HDR=/nonexistent ;;
+*-arm64)
+	CONSOLE=ttyAMA0 QEMU=(qemu-system-aarch64 -machine virt,gic-version=3 -cpu cortex-a57)
+	BUSYBOX=$(ls ~/.cache/kpatch-harness/userland/arm64-*/bin/busybox | tail -n1)
+	CC=aarch64-linux-gnu-gcc
+	HDR=${ARM64_HEADERS:-/tmp/a64/hdr/usr/src/linux-headers-$KVER} ;;
 esac
 APPEND="console=$CONSOLE panic=-1 rdinit=/init harness.case=$CASE"
 case "$CASE" in
