@@ -31,13 +31,18 @@ def _kernels_file(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
     import pytest
+    from harness.config import load_kernels, select
     from harness.hosts import load_hosts
-    from harness.results import new_run_dir
+    from harness.results import drop_if_empty, latest_target, new_run_dir
 
     if args.hosts and args.jobs:
         raise UserError("-n and --hosts: give workers per host in the hosts file ('workers:')")
     hosts = load_hosts(Path(args.hosts).resolve()) if args.hosts else []
-    run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
+    kernels = _kernels_file(args)
+    select(load_kernels(kernels), args.kernel, kernels)  # a mistake: one error, no results dir
+    base = Path(args.results_dir or ROOT / "results").resolve()
+    previous = latest_target(base)
+    run_dir = new_run_dir(base)
     # with ssh hosts no path may be named (see harness.pytest_xdist): the guest
     # tests come from testpaths, read in the project directory
     where = (
@@ -70,6 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if hosts:
         os.chdir(ROOT)
     code = int(pytest.main(argv))
+    if drop_if_empty(run_dir, previous):  # pytest refused the arguments: nothing ran
+        print(f"nothing ran; {run_dir} removed")
+        return code
     text = run_dir / "summary.txt"
     if text.is_file():
         print("\n" + text.read_text(), end="")

@@ -45,6 +45,35 @@ def new_run_dir(base: Path) -> Path:
     return run
 
 
+def drop_if_empty(run: Path, previous: str | None) -> bool:
+    """Remove ``run`` when nothing was written to it, and point ``latest`` back.
+
+    A run refused before anything ran (a usage error) must not leave an
+    empty directory that ``results/latest`` then names.  ``previous`` is
+    where ``latest`` pointed before :func:`new_run_dir` (None: nowhere).
+    """
+    if not run.is_dir() or any(run.iterdir()):
+        return False
+    run.rmdir()
+    latest = run.parent / "latest"
+    try:
+        if latest.is_symlink() and os.readlink(latest) == run.name:
+            latest.unlink()
+            if previous is not None and (run.parent / previous).is_dir():
+                latest.symlink_to(previous)
+    except OSError:
+        pass
+    return True
+
+
+def latest_target(base: Path) -> str | None:
+    """Where ``base/latest`` points now (None when it does not)."""
+    try:
+        return os.readlink(base / "latest")
+    except OSError:
+        return None
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
