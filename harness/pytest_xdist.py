@@ -169,6 +169,26 @@ class XdistController:
         if relay is not None:  # a host elsewhere cannot reach it: its reports still come
             node.workerinput[RELAY_KEY], node.workerinput[CONSOLE_KEY] = relay
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Sequence[Any]) -> None:
+        """Copy no pytest onto the hosts: each runs the pytest of its own venv.
+
+        For every ssh (or ``chdir``) spec xdist rsyncs its own ``pytest`` and
+        ``_pytest`` packages into the worker's directory, which for a test host
+        is the project checkout: the copies stayed there and shadowed the host's
+        installed pytest.  Hosts are set up with ``make setup`` at the same
+        commit, so they have pytest; directories a user names with
+        ``--rsyncdir`` are still sent.
+        """
+        dsession = config.pluginmanager.getplugin("dsession")
+        manager = getattr(dsession, "nodemanager", None)
+        if manager is None:
+            return
+        import _pytest
+
+        own = {Path(pytest.__file__).resolve().parent, Path(_pytest.__file__).resolve().parent}
+        manager.roots = [root for root in manager.roots if Path(root).resolve() not in own]
+
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         """Work units are kernels (see :func:`make_scheduler`)."""

@@ -262,6 +262,7 @@ def test_matrix_across_hosts_then_one_is_lost(
     assert str(run) in out and "kharness-remote-" not in (run / "summary.json").read_text()
     assert "evidence: " + str(run) in out  # failure text and log sections point here too
     assert not _remote_scratch() - scratch_before, "a host kept its scratch results"
+    assert not {"pytest", "_pytest"} & {p.name for p in project.path.iterdir()}, "rsynced"
     assert "fails on kb" in (run / "summary.txt").read_text()
 
     # -- the same matrix with a host lost while it runs kb -------------------------
@@ -361,9 +362,13 @@ def test_harness_run_with_a_hosts_file(ns_hosts: list[NsHost], tmp_path: Path) -
     base = tmp_path / "res"
     argv = [PYTHON, "-m", "harness", "run", "--hosts", str(hosts_file)]  # as make run HOSTS=
     argv += [f"--kernels-file={kernels}", f"--results-dir={base}", "--", "-k", "uffd_api"]
+    before = set(REPO.iterdir())
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
+    # xdist once rsynced its pytest into each host's project directory (here: this checkout)
+    new = {p.name for p in set(REPO.iterdir()) - before} - {"__pycache__"}  # conftest.py's
+    assert not new, f"the run wrote {new} into the hosts' project"
     run = _run_dir(base)
     summary = json.loads((run / "summary.json").read_text())
     got = {(t["test"], t["kernel"]): t["outcome"] for t in summary["tests"]}
