@@ -46,11 +46,11 @@ def _connect(address: str, timeout: float) -> socket.socket:
 class RelayProgress:
     """A worker's Progress: every event goes to the controller's :class:`RelayServer`.
 
-    Activities keep their own state here too (:class:`ActivityState`), so
-    ``end`` answers the elapsed time without asking the controller.  Updates
-    are sent at most every :data:`UPDATE_INTERVAL` seconds per activity (a
-    build updates per object compiled); the last figures go out before the
-    end.  Thread-safe: the console reader thread updates a boot's line.
+    Activities keep their own state here too (:class:`_Relayed`), so ``end``
+    answers the elapsed time without asking the controller.  Updates are
+    sent at most every :data:`UPDATE_INTERVAL` seconds per activity (a build
+    updates per object compiled); the last figures go out before the end.
+    Thread-safe: the console reader thread updates a boot's line.
     """
 
     def __init__(
@@ -63,10 +63,7 @@ class RelayProgress:
         self._sock: socket.socket | None = None
         self._broken = False
         self._lock = threading.Lock()
-        self._ids: dict[int, int] = {}  # id(ActivityState) -> relay id
-        self._sent: dict[int, float] = {}  # relay id -> when its last update went out
-        self._pending: dict[int, dict[str, Any]] = {}  # relay id -> figures not yet sent
-        self._next = 0
+        self._next = 0  # the last activity number given
 
     def _send(self, message: dict[str, Any]) -> None:
         """One JSON line; a relay that fails once is closed for good (lock held)."""
@@ -75,8 +72,8 @@ class RelayProgress:
         try:
             if self._sock is None:
                 self._sock = _connect(self.address, self._timeout)
-                self._sock.sendall(json.dumps({"op": "hello", "worker": self.worker}).encode())
-                self._sock.sendall(b"\n")
+                hello = {"op": "hello", "worker": self.worker}
+                self._sock.sendall(json.dumps(hello).encode() + b"\n")
             self._sock.sendall(json.dumps(message).encode() + b"\n")
         except OSError:
             self._broken = True
@@ -86,43 +83,38 @@ class RelayProgress:
         self, kind: Kind, label: str, total: float | None = None, timeout: float | None = None
     ) -> Activity:
         """Start an activity here and on the controller."""
-        state = _Relayed(self, kind, label, time.monotonic(), total, timeout)
         with self._lock:
             self._next += 1
-            self._ids[id(state)] = self._next
-            self._sent[self._next] = state.started
-            message = {"op": "start", "id": self._next, "kind": kind.value, "label": label}
+            state = _Relayed(kind, label, time.monotonic(), total, timeout, relay=self)
+            state.ident, state.sent_at = self._next, state.started
+            message = {"op": "start", "id": state.ident, "kind": kind.value, "label": label}
             self._send(message | {"total": total, "timeout": timeout})
         return state
 
-    def _updated(self, state: ActivityState, figures: dict[str, Any]) -> None:
+    def _updated(self, state: _Relayed, figures: dict[str, Any]) -> None:
         """An update of ``state``: sent now when due, else kept for the next one."""
         with self._lock:
-            ident = self._ids.get(id(state))
-            if ident is None:
+            if state.ended is not None:
                 return
-            pending = self._pending.setdefault(ident, {})
-            pending.update({k: v for k, v in figures.items() if v is not None})
+            state.pending.update({k: v for k, v in figures.items() if v is not None})
             now = time.monotonic()
-            if now - self._sent[ident] >= UPDATE_INTERVAL:
-                self._flush(ident, now)
+            if now - state.sent_at >= UPDATE_INTERVAL:
+                self._flush(state, now)
 
-    def _flush(self, ident: int, now: float) -> None:
-        pending = self._pending.pop(ident, None)
-        self._sent[ident] = now
+    def _flush(self, state: _Relayed, now: float) -> None:
+        pending, state.pending, state.sent_at = state.pending, {}, now
         if pending:
-            self._send({"op": "update", "id": ident, **pending})
+            self._send({"op": "update", "id": state.ident, **pending})
 
     def end(self, activity: Activity, ok: bool = True) -> float:
         """End the activity here and on the controller; its elapsed seconds."""
-        assert isinstance(activity, ActivityState)
-        activity.ended, activity.ok = time.monotonic(), ok
+        assert isinstance(activity, _Relayed)
         with self._lock:
-            ident = self._ids.pop(id(activity), None)
-            if ident is not None:
-                self._flush(ident, activity.ended)
-                self._sent.pop(ident, None)
-                self._send({"op": "end", "id": ident, "ok": ok})
+            if activity.ended is None:
+                self._flush(activity, time.monotonic())
+                activity.ended, activity.ok = time.monotonic(), ok
+                self._send({"op": "end", "id": activity.ident, "ok": ok})
+        assert activity.ended is not None
         return activity.ended - activity.started
 
     def console(self, kernel: str, line: str, report: bool) -> None:
@@ -144,20 +136,14 @@ class RelayProgress:
                 self._sock = None
 
 
+@dataclass(eq=False)
 class _Relayed(ActivityState):
     """An activity of a :class:`RelayProgress`: its updates are relayed."""
 
-    def __init__(
-        self,
-        relay: RelayProgress,
-        kind: Kind,
-        label: str,
-        started: float,
-        total: float | None,
-        timeout: float | None,
-    ) -> None:
-        super().__init__(kind, label, started, total, timeout)
-        self.relay = relay
+    relay: RelayProgress | None = field(default=None, repr=False)
+    ident: int = 0  # its number on the relay
+    sent_at: float = 0.0  # when its last update went out
+    pending: dict[str, Any] = field(default_factory=dict)  # figures not yet sent
 
     def update(
         self,
@@ -168,8 +154,8 @@ class _Relayed(ActivityState):
     ) -> None:
         """Record the figures and relay them."""
         super().update(done, total, step, detail)
-        figures = {"done": done, "total": total, "step": step, "detail": detail}
-        self.relay._updated(self, figures)
+        assert self.relay is not None
+        self.relay._updated(self, {"done": done, "total": total, "step": step, "detail": detail})
 
 
 # -- controller side -------------------------------------------------------------------------

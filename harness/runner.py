@@ -73,6 +73,9 @@ class Policy:
     seen in CI), a crash real hardware never shows.  A kernel that cannot
     boot fails every attempt (a panic is noticed at once, so this is cheap);
     a failed attempt's crash stays in the results as a report outside tests.
+    Only a boot that died (a panic, QEMU's process gone) is tried again: one
+    that hangs to the boot timeout, or whose SSH never answers, would hang
+    again, and retrying it would double the wait.
     """
 
     settle: float = 0.5
@@ -161,6 +164,7 @@ class KernelGuest:
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
     _config: kernelconfig.KernelConfig | None = None  # for @needs config=, found once
     _booting: Activity | None = None  # the boot's progress line while it boots
+    _boot_died: bool = False  # the last failed boot crashed (worth one more try)
     kselftests: dict[str, BuiltTarget] | None = None  # selftests: targets built so far
     kselftest_pushed: set[tuple[int, str]] = field(default_factory=set)  # (boot, target)
     _symbolizer: Symbolizer | None = None  # made on the first report, if debug info is at hand
@@ -274,7 +278,7 @@ class KernelGuest:
             return self.setup_error
         verdict = self._boot()
         for _ in range(1, self.policy.boot_attempts):
-            if verdict is None or verdict.outcome is not Outcome.BOOT_FAIL:
+            if verdict is None or not self._boot_died:
                 break
             self.ctx.log(
                 f"{self.spec.name}: boot-{self.boots} failed ({verdict.summary}); "
@@ -288,7 +292,7 @@ class KernelGuest:
         """One boot: start, wait for the ready line, connect; a verdict if it failed."""
         self.shutdown()
         self.boots += 1
-        self._seen = 0  # a new console: nothing of it attributed yet
+        self._seen, self._boot_died = 0, False  # a new console: nothing of it attributed yet
         boot_dir = self.boot_dir()
         cfg = self.machine_config()
         started = time.monotonic()
@@ -363,6 +367,7 @@ class KernelGuest:
         assert self.machine is not None
         machine, console = self.machine, self.machine.console
         console.wait_quiet(self.policy.settle, self.policy.boot_tail)
+        self._boot_died = console.panicked or not machine.running
         if console.panicked:
             why = "the kernel panicked during boot"
         elif not machine.running:

@@ -105,7 +105,7 @@ def default_sigint() -> None:
 def ready_boots(kernel_dir: Path) -> list[int]:
     """The boots of a kernel's evidence directory that reached the ready line, in order.
 
-    A boot that never got ready is retried (``Policy.boot_attempts``: TCG can
+    A boot that crashed before it got ready is retried (``Policy.boot_attempts``: TCG can
     crash a sound kernel in early boot, "Oops: int3" in
     tests/data/oops/6.12-tcg-int3-boot.log), so a test that counts boots
     counts these, and checks the others were failed boots, not lost ones.

@@ -233,6 +233,7 @@ def test_no_ready_line_is_a_boot_failure_bounded_by_the_boot_timeout(tmp_path: P
     (a,) = run_all(guest, test_("a"))
     assert a.verdict.outcome is Outcome.BOOT_FAIL
     assert "no ready line within 1s" in a.verdict.summary
+    assert guest.boots == 1, "a boot that hangs would hang again: no second wait"
 
 
 def test_a_warn_in_a_loop_is_one_report_with_its_count(tmp_path: Path) -> None:
