@@ -451,12 +451,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="boot each step with this kernels.yaml entry's cmdline, memory, timeouts, ... "
         "(default: the harness defaults)",
     )
-    p.add_argument(
-        "--kernels-file",
-        default=argparse.SUPPRESS,  # keeps `kharness --kernels-file X bisect` working
-        metavar="PATH",
-        help="kernels.yaml for --kernel (default: the repository's)",
-    )
     p.add_argument("--signature", help="regex on kernel report titles: only that bug is bad")
     p.add_argument("--runs", type=int, default=1, help="runs per commit for a flaky test")
     p.add_argument("--results-dir", help="base directory for results (default: results/)")

@@ -31,6 +31,7 @@ def _kernels_file(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
     import pytest
+
     from harness.config import load_kernels, select
     from harness.hosts import load_hosts
     from harness.results import drop_if_empty, latest_target, new_run_dir
@@ -240,10 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     # also after the subcommand, where people type it (kharness run --kernels-file k.yaml);
     # SUPPRESS keeps a value given before the subcommand when none is given after it
     for name in ("run", "kernels", "boot", "series", "bisect"):
-        if "--kernels-file" not in sub.choices[name]._option_string_actions:
-            sub.choices[name].add_argument(
-                "--kernels-file", default=argparse.SUPPRESS, help="kernels.yaml to use"
-            )
+        sub.choices[name].add_argument(
+            "--kernels-file",
+            default=argparse.SUPPRESS,
+            metavar="PATH",
+            help="kernels.yaml to use (default: the repository's)",
+        )
     return parser
 
 

@@ -277,7 +277,12 @@ class HarnessRun:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return self.progress
-        mode, console = self._progress_mode(reporter)
+        return self._through_reporter(reporter, *self._progress_mode(reporter))
+
+    def _through_reporter(
+        self, reporter: Any, mode: progress_mod.Mode, console: bool
+    ) -> progress_mod.Progress:
+        """This run's progress in ``mode``, written through pytest's terminal reporter."""
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         width = self.config.get_terminal_writer().fullwidth
         self.progress, self._stream = progress_mod.for_reporter(
@@ -312,12 +317,8 @@ class HarnessRun:
         if mode is progress_mod.Mode.OFF:
             return None
         if self._relay is None:
-            capman = self.config.pluginmanager.get_plugin("capturemanager")
-            width = self.config.get_terminal_writer().fullwidth
-            self.progress, self._stream = progress_mod.for_reporter(
-                progress_mod.Mode.PLAIN, reporter, capman, console, width
-            )
-            self._relay = RelayServer(self.progress, self._log).start()
+            plain = self._through_reporter(reporter, progress_mod.Mode.PLAIN, console)
+            self._relay = RelayServer(plain, self._log).start()
         return self._relay.address, console
 
     def run_dir(self) -> Path:
@@ -515,9 +516,8 @@ class HarnessRun:
             guest.shutdown()
         if self._relay is not None:
             self._relay.close()
-        if isinstance(self.progress, progress_mod.LiveProgress | progress_mod.PlainProgress):
-            self.progress.close()
-        if isinstance(self.progress, RelayProgress):
+        closing = progress_mod.LiveProgress | progress_mod.PlainProgress | RelayProgress
+        if isinstance(self.progress, closing):
             self.progress.close()
         restore_sigterm(self._old_sigterm)
         # a run an interrupt kept from its report still counts (serial runs)
