@@ -35,7 +35,7 @@ from harness.machine import accel  # noqa: E402
 from harness.machine.accel import Accel  # noqa: E402
 from harness.machine.virtme import stage_kernel  # noqa: E402
 from harness.results import new_run_dir  # noqa: E402
-from harness.runner import KernelGuest, new_context  # noqa: E402
+from harness.session import KernelGuest, new_context  # noqa: E402
 from harness.testdef import read_test  # noqa: E402
 
 

@@ -33,7 +33,7 @@ from harness.machine.base import MachineConfig  # noqa: E402
 from harness.machine.ports import free_port  # noqa: E402
 from harness.machine.qemu import qemu_command  # noqa: E402
 from harness.results import new_run_dir  # noqa: E402
-from harness.runner import KernelGuest, new_context  # noqa: E402
+from harness.session import KernelGuest, new_context  # noqa: E402
 from harness.testdef import read_test  # noqa: E402
 
 POWEROFF_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"

@@ -43,8 +43,8 @@ from harness.kernels.build import BuildRecipe, TreeBuild, build_cache, make_reci
 from harness.kernels.kconfig import BASE_CONFIGS, read_fragment
 from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
 from harness.outcome import Outcome
+from harness.records import TestRun
 from harness.results import new_run_dir
-from harness.runner import TestRun
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255

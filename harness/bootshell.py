@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.machine.base import Channel
 from harness.progress import for_stream
 from harness.results import new_run_dir
-from harness.runner import KernelGuest, new_context
+from harness.session import KernelGuest, new_context
 from harness.testdef import discover, read_test
 
 ROOT = Path(__file__).resolve().parent.parent

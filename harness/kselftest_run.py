@@ -20,11 +20,12 @@ import io
 import shlex
 import tarfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness import results
 from harness.errors import GuestUnreachable
+from harness.kernels.build import BuildSource
 from harness.kernels.kselftest_build import BuiltTarget, build_targets
 from harness.kselftest import (
     DEFAULT_TIMEOUT,
@@ -36,27 +37,35 @@ from harness.kselftest import (
 )
 from harness.outcome import SetupFacts, Verdict, classify_setup
 from harness.records import TestRun
+from harness.session import KernelGuest
+from harness.session.extras import ExtrasKey
 from harness.testdef import GuestTest
-
-if TYPE_CHECKING:
-    from harness.runner import KernelGuest
 
 _PUSH_TIMEOUT = 300.0
 
 
+@dataclass
+class KselftestState:
+    """What one guest has of the kselftests: targets built so far, targets pushed per boot."""
+
+    built: dict[str, BuiltTarget] = field(default_factory=dict)
+    pushed: set[tuple[int, str]] = field(default_factory=set)  # (boot, target)
+
+
+#: each guest's kselftest state, kept in the guest's extras (the session never names it)
+STATE = ExtrasKey("kselftest", KselftestState)
+
+
 def built_target(guest: KernelGuest, target: str) -> BuiltTarget:
     """``target`` built for this kernel, on first use (a deselected target costs nothing)."""
-    if guest.kselftests is None:
-        guest.kselftests = {}
-    if target not in guest.kselftests:
-        from harness.kernels.build import BuildSource
-
+    state = guest.extras.get(STATE)
+    if target not in state.built:
         assert isinstance(guest.spec.source, BuildSource), "config.py admits build: only"
         started = time.monotonic()
         built = build_targets(guest.spec.source, (target,), guest.ctx.log, guest.progress)
-        guest.kselftests[target] = built[target]
-        guest.timings.add("kselftest-build", time.monotonic() - started)
-    return guest.kselftests[target]
+        state.built[target] = built[target]
+        guest.add_timing("kselftest-build", time.monotonic() - started)
+    return state.built[target]
 
 
 def guest_test(test: KselftestTest, built: BuiltTarget | None = None) -> GuestTest:
@@ -116,7 +125,8 @@ def run(guest: KernelGuest, test: KselftestTest) -> TestRun:
 def _push(guest: KernelGuest, built: BuiltTarget) -> Verdict | None:
     """Copy the installed target into this boot's guest once; an error verdict if it failed."""
     key = (guest.boots, built.target)
-    if key in guest.kselftest_pushed:
+    state = guest.extras.get(STATE)
+    if key in state.pushed:
         return None
     assert guest.channel is not None and built.install is not None
     data = io.BytesIO()
@@ -132,7 +142,7 @@ def _push(guest: KernelGuest, built: BuiltTarget) -> Verdict | None:
         why = result.stderr.strip() if result is not None else why
         message = f"cannot copy kselftest target '{built.target}' into the guest: {why}"
         return classify_setup(SetupFacts("kselftest", message))
-    guest.kselftest_pushed.add(key)
+    state.pushed.add(key)
     return None
 
 

@@ -27,15 +27,12 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from harness import results
 from harness.oops import KernelReport, fold, parse
 from harness.outcome import Outcome, Verdict
 from harness.records import TestRun
-
-if TYPE_CHECKING:
-    from harness.runner import KernelGuest
+from harness.session import KernelGuest
 
 _STAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 _SUBTEST = re.compile(r"^( {4})# Subtest: (\S+)\s*$")

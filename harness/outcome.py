@@ -64,7 +64,10 @@ class OutcomeRule:
     outcome; ``error`` ones fail during setup), ``kcidb`` the KCIDB v5 test
     status, ``cell`` the text summary's matrix cell, ``ends_guest`` whether
     the next test needs a fresh boot, ``expectable`` whether kernels.yaml may
-    ``expect`` it, ``untestable`` whether it tells nothing about the kernel.
+    ``expect`` it, ``untestable`` whether it tells nothing about the kernel,
+    ``kernel_lives`` whether the kernel lives on after it (then only a kernel
+    report or new taint calls for a fresh boot, and kernels.yaml's
+    ``reboot_after_oops: false`` may keep the guest instead).
     """
 
     pytest: str
@@ -73,13 +76,16 @@ class OutcomeRule:
     ends_guest: bool = False
     expectable: bool = False
     untestable: bool = False
+    kernel_lives: bool = False
 
 
 RULES: dict[Outcome, OutcomeRule] = {
-    Outcome.PASS: OutcomeRule("passed", "PASS", "pass"),
-    Outcome.SKIP: OutcomeRule("skipped", "SKIP", "skip", untestable=True),
-    Outcome.FAIL: OutcomeRule("failed", "FAIL", "FAIL", expectable=True),
-    Outcome.OOPS: OutcomeRule("failed", "FAIL", "OOPS", ends_guest=True, expectable=True),
+    Outcome.PASS: OutcomeRule("passed", "PASS", "pass", kernel_lives=True),
+    Outcome.SKIP: OutcomeRule("skipped", "SKIP", "skip", untestable=True, kernel_lives=True),
+    Outcome.FAIL: OutcomeRule("failed", "FAIL", "FAIL", expectable=True, kernel_lives=True),
+    Outcome.OOPS: OutcomeRule(
+        "failed", "FAIL", "OOPS", ends_guest=True, expectable=True, kernel_lives=True
+    ),
     Outcome.PANIC: OutcomeRule("failed", "FAIL", "PANIC", ends_guest=True, expectable=True),
     Outcome.HANG: OutcomeRule("failed", "FAIL", "HANG", ends_guest=True, expectable=True),
     Outcome.BOOT_FAIL: OutcomeRule("error", "MISS", "BOOT", ends_guest=True, untestable=True),

@@ -32,7 +32,7 @@ from harness.kselftest import KselftestTest, list_tests
 from harness.pytest_marks import mark_for_kernel
 from harness.pytest_plugin import GuestItem
 from harness.records import TestRun
-from harness.runner import KernelGuest
+from harness.session import KernelGuest
 
 
 def kselftest_items(

@@ -63,7 +63,7 @@ from harness.records import (
 from harness.report import failure_text, test_records
 from harness.reporters import write_all
 from harness.results import new_run_dir
-from harness.runner import KernelGuest, RunContext, new_context
+from harness.session import KernelGuest, RunContext, new_context
 from harness.shipping import EvidenceSync, KernelShipment, Shipment
 from harness.testdef import KINDS, GuestTest, read_test
 

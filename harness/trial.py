@@ -3,8 +3,8 @@
 pytest drives the normal matrix; the per-patch series mode and the bisect
 predicate need the same thing programmatically: boot a kernel that was just
 built, run a few reproducers (some of them several times), get
-:class:`~harness.runner.TestRun` values back and stop QEMU.  This module builds
-the :class:`~harness.runner.RunContext` the way the pytest plugin does
+:class:`~harness.records.TestRun` values back and stop QEMU.  This module builds
+the :class:`~harness.session.RunContext` the way the pytest plugin does
 (results directory, keys, compiled tests) and wraps a finished image as a
 kernel source, so the runner itself is used unchanged.
 """
@@ -20,7 +20,8 @@ from harness.config import KernelSpec
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
 from harness.progress import NO_PROGRESS, Progress
-from harness.runner import KernelGuest, RunContext, TestRun, new_context
+from harness.records import TestRun
+from harness.session import KernelGuest, RunContext, new_context
 from harness.testdef import GuestTest, discover, read_test
 
 DEFAULT_TESTS_DIR = Path(__file__).resolve().parent.parent / "guest-tests" / "c"

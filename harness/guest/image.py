@@ -25,13 +25,13 @@ from harness.arch import Arch, host
 from harness.cache import atomic_write, cache_root
 from harness.compile import CompileResult
 from harness.errors import ToolMissing
+from harness.guest import protocol
 from harness.guest.cpio import CpioArchive
 from harness.guest.keys import GuestKeys
 from harness.guest.modules import resolve_modules
 from harness.guest.userland import Userland, foreign_userland
 from harness.kernels.base import KernelImage
 
-INIT_SCRIPT = Path(__file__).with_name("init.sh")
 TESTS_DIR = "/opt/tests"
 _BUSYBOX = ("/bin/busybox", "busybox-static")
 _DROPBEAR = ("/usr/sbin/dropbear", "dropbear-bin")
@@ -87,7 +87,8 @@ def base_layer(arch: Arch | None = None) -> Path:
     # A foreign busybox cannot run here: the host's busybox-static of the same
     # Debian release has the same applets.
     applets = busybox_applets(busybox if land.can_run else _need(_BUSYBOX))
-    files = [busybox, dropbear, INIT_SCRIPT, *(lib for _, lib in land.libraries)]
+    files = [busybox, dropbear, *(lib for _, lib in land.libraries)]
+    init = protocol.render_script(protocol.INIT_TEMPLATE)
 
     def build() -> bytes:
         a = CpioArchive()
@@ -97,7 +98,7 @@ def base_layer(arch: Arch | None = None) -> Path:
         a.add_file("bin/dropbear", dropbear.read_bytes(), 0o755)
         for guest_path, lib in land.libraries:
             a.add_file(guest_path, lib.resolve().read_bytes(), 0o755)
-        a.add_file("init", INIT_SCRIPT.read_bytes(), 0o755)
+        a.add_file("init", init, 0o755)
         a.add_file(
             "etc/passwd",
             b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
@@ -109,7 +110,7 @@ def base_layer(arch: Arch | None = None) -> Path:
             a.add_dir(d, 0o700 if d.startswith("root") else 0o755)
         return a.getvalue()
 
-    return _cached_layer("base", (f.read_bytes() for f in files), build)
+    return _cached_layer("base", [init, *(f.read_bytes() for f in files)], build)
 
 
 def modules_layer(kernel: KernelImage) -> Path | None:

@@ -1,5 +1,6 @@
 #!/bin/busybox sh
 # /init of the harness guest: mount, load network modules, start sshd, say ready.
+# A template: harness/guest/protocol.py fills in the protocol's lines.
 # The host waits for the ready line on the serial console; it carries the
 # boot's nonce (from the kernel command line) so a stale line cannot match.
 # Every fork costs under TCG: builtins (read, case) are used where they can be,
@@ -34,8 +35,9 @@ read -r release < /proc/sys/kernel/osrelease
 # Through /dev/kmsg, not the tty: a printk record reaches the console whole,
 # while a tty write can be split by a kernel line printed in its middle
 # ("release=6.12.117+deb12-amd64[    2.129029] tsc: ..." cost a CI run 180 s).
-echo "HARNESS-READY $nonce taint=$taint release=$release" > /dev/kmsg ||
-    echo "HARNESS-READY $nonce taint=$taint release=$release"
+# The ready line's words come from harness/guest/protocol.py, which renders
+# this template.
+echo "@HARNESS_READY_LINE@" > /dev/kmsg || echo "@HARNESS_READY_LINE@"
 # Later, out of the boot path: every sysrq key (the host may send sysrq-w via
 # QEMU's keyboard when SSH is dead), debugfs for reproducers that want it.
 echo 1 > /proc/sys/kernel/sysrq

@@ -6,6 +6,8 @@
 # and then waits forever (the guest powers off when this script ends).
 # Usage: sh virtme-guest.sh NONCE HOST_KEY AUTHORIZED_KEYS [THP_MODE]
 # Every path is a host path: the guest sees the host's root read-only.
+# A template: harness/guest/protocol.py fills in the protocol's lines and the
+# backend runs the rendered copy from the boot directory.
 nonce=$1 host_key=$2 authorized=$3 thp=${4:-}
 say() { echo "$*" > /dev/kmsg 2>/dev/null || echo "$*"; }
 echo 1 > /proc/sys/kernel/sysrq
@@ -39,5 +41,6 @@ sed -i "s|^\(root:[^:]*:[^:]*:[^:]*:[^:]*\):[^:]*:.*\$|\1:$home:/bin/sh|" /etc/p
 # $(cat): the shell's read builtin reads byte-wise and an int sysctl gives
 # EOF at a non-zero offset ("5" for 512).
 taint=$(cat /proc/sys/kernel/tainted)
-say "HARNESS-READY $nonce taint=$taint release=$(uname -r)"
+release=$(uname -r)
+say "@HARNESS_READY_LINE@"  # the words: harness/guest/protocol.py renders this template
 while :; do sleep 3600; done

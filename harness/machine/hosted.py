@@ -9,7 +9,6 @@ argv is built and how a spawn is judged differ: subclasses implement
 
 from __future__ import annotations
 
-import re
 import secrets
 import subprocess
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from harness.arch import MagicKey
 from harness.errors import InfraError
+from harness.guest import protocol
 from harness.machine import process
 from harness.machine.base import Channel, MachineConfig, Ready, describe_exit
 from harness.machine.console import ConsoleWatcher
@@ -25,17 +25,15 @@ from harness.machine.monitor import MonitorSocket
 from harness.machine.ports import free_port
 from harness.machine.ssh import SshChannel
 
-#: the guest's ready line (init.sh, virtme-guest.sh, the replay machine print it)
-READY = rb"HARNESS-READY (\S+) taint=(\d+) release=([^\s]+)\r*\n"
-
 
 def wait_ready_line(console: ConsoleWatcher, nonce: str, port: int, timeout: float) -> Ready | None:
     """Wait for ``HARNESS-READY <nonce>``: a stale line of another boot cannot match."""
     started = time.monotonic()
-    m = console.wait_for(READY.replace(rb"(\S+)", re.escape(nonce.encode()), 1), timeout)
+    m = console.wait_for(protocol.ready_pattern(nonce), timeout)
     if not m:
         return None
-    return Ready(port, time.monotonic() - started, int(m.group(1)), m.group(2).decode())
+    facts = protocol.parse_ready(m)
+    return Ready(port, time.monotonic() - started, facts.taint, facts.release)
 
 
 @dataclass

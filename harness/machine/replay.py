@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.guest import protocol
 from harness.machine.base import BootFiles, Channel, GuestPayload, MachineConfig, Ready
 from harness.machine.console import ConsoleWatcher
 from harness.machine.hosted import wait_ready_line
@@ -144,9 +145,7 @@ class ReplayMachine:
         if self.script.exit_after_boot:
             self.exit("exit status 0")
         elif self.script.ready:
-            self.print(
-                f"HARNESS-READY {self.nonce} taint={self.script.boot_taint} release={RELEASE}\n"
-            )
+            self.print(protocol.ready_line(self.nonce, self.script.boot_taint, RELEASE))
 
     def wait_ready(self, timeout: float) -> Ready | None:
         """The ready line, as with QEMU."""

@@ -10,16 +10,14 @@ with no step, exit 0 with no output.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
 
 from harness.errors import GuestUnreachable
+from harness.guest import protocol
 from harness.machine.base import CommandResult
 from harness.machine.replay import ReplayMachine, Step
-
-_TAG = re.compile(r"HARNESS-START (\S+)'")
 
 
 class ReplayChannel:
@@ -41,9 +39,9 @@ class ReplayChannel:
             raise GuestUnreachable("SSH session lost: the replayed channel is gone")
         started = time.monotonic()
         step = m.step_for(command) or Step(".*")
-        tag = _TAG.search(command)
+        tag = protocol.tag_in_command(command)
         if tag:
-            m.print(f"[  100.000000] HARNESS-START {tag.group(1)}\n")
+            m.print(f"[  100.000000] {protocol.start_marker(tag)}\n")
         m.play(step.console)
         if step.kernel_exits:
             m.exit("exit status 0")
@@ -62,9 +60,8 @@ class ReplayChannel:
         if step.afterwards:
             threading.Thread(target=m.play, args=(step.afterwards,), daemon=True).start()
         if tag:
-            m.print(f"[  100.500000] HARNESS-END {tag.group(1)}\n")
-            stderr += f"\n@@HARNESS rc={step.exit_code} taint_before=0 "
-            stderr += f"taint_after={step.new_taint}\n"
+            m.print(f"[  100.500000] {protocol.end_marker(tag)}\n")
+            stderr += protocol.trailer(step.exit_code, 0, step.new_taint)
         return CommandResult(command, step.exit_code, step.stdout, stderr, _since(started))
 
     @staticmethod

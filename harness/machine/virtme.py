@@ -45,6 +45,7 @@ from pathlib import Path
 from harness.arch import host
 from harness.cache import cache_root
 from harness.errors import InfraError, ToolMissing, UserError
+from harness.guest import protocol
 from harness.kernels.base import KernelImage
 from harness.machine import process
 from harness.machine.accel import Accel
@@ -58,7 +59,8 @@ from harness.machine.console import ConsoleWatcher
 from harness.machine.hosted import HostedMachine
 
 VIRTME_RUN = "virtme-run"
-GUEST_SCRIPT = Path(__file__).resolve().parent.parent / "guest" / "virtme-guest.sh"
+#: the rendered guest script's name in a boot directory (from protocol.VIRTME_TEMPLATE)
+GUEST_SCRIPT_NAME = "virtme-guest.sh"
 #: the UART we add is the second one; earlycon writes to it by I/O port
 CONSOLE_IOPORT = "0x2f8"
 #: what vng lays over the read-only host root so the guest may write there
@@ -223,7 +225,7 @@ def kernel_options(shape: GuestShape, nonce: str = "") -> list[str]:
 
 
 def guest_script_command(
-    nonce: str, host_key: Path, authorized: Path, thp: str | None, script: Path = GUEST_SCRIPT
+    script: Path, nonce: str, host_key: Path, authorized: Path, thp: str | None
 ) -> str:
     """The --script-sh line: our guest script with this boot's nonce and keys."""
     args = [str(script), nonce, str(host_key), str(authorized)]
@@ -240,6 +242,7 @@ def virtme_command(
     nonce: str,
     authorized: Path,
     monitor: Path,
+    script: Path,
     virtme_run: str = VIRTME_RUN,
     pid_namespace: bool = True,
 ) -> list[str]:
@@ -252,7 +255,7 @@ def virtme_command(
     argv += [virtme_run, "--name", "kharness"]
     argv += [
         "--script-sh",
-        guest_script_command(nonce, cfg.payload.keys.host_key, authorized, shape.thp),
+        guest_script_command(script, nonce, cfg.payload.keys.host_key, authorized, shape.thp),
     ]
     for path in OVERLAYS:
         argv += ["--overlay-rwdir", path]
@@ -366,6 +369,8 @@ class VirtmeMachine(HostedMachine):
         tmp.mkdir(parents=True)
         authorized = self.boot_dir / "authorized_keys"
         authorized.write_text(self.cfg.payload.keys.client_public + "\n")
+        script = self.boot_dir / GUEST_SCRIPT_NAME
+        script.write_bytes(protocol.render_script(protocol.VIRTME_TEMPLATE))
         virtme_run = find_virtme_run()
         self.argv = virtme_command(
             self.cfg,
@@ -374,6 +379,7 @@ class VirtmeMachine(HostedMachine):
             nonce=self.nonce,
             authorized=authorized.resolve(),
             monitor=self.monitor.path,
+            script=script.resolve(),
             virtme_run=virtme_run,
             pid_namespace=os.geteuid() == 0 and shutil.which("unshare") is not None,
         )

@@ -16,7 +16,7 @@ from harness.outcome import Outcome
 
 if TYPE_CHECKING:
     from harness.records import TestRun
-    from harness.runner import KernelGuest
+    from harness.session import KernelGuest
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DATA = REPO / "tests" / "data" / "guest"

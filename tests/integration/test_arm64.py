@@ -23,7 +23,7 @@ import pytest
 from harness.config import load_kernels, select
 from harness.outcome import Outcome
 from harness.results import new_run_dir
-from harness.runner import KernelGuest, new_context
+from harness.session import KernelGuest, new_context
 from harness.testdef import read_test
 from tests.integration.helpers import (
     GUEST_DATA,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runner import Policy
+from harness.session import Policy
 from tests.integration.helpers import (
     DEBIAN_612,
     add_tests,

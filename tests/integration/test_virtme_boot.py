@@ -21,7 +21,7 @@ from harness.guest.keys import make_keys
 from harness.machine.accel import Accel, AccelChoice
 from harness.machine.base import GuestPayload, GuestShape, MachineConfig
 from harness.machine.virtme import VirtmeBackend, find_virtme_run
-from harness.runner import Policy
+from harness.session import Policy
 from tests.integration.helpers import REPO
 
 pytestmark = pytest.mark.boot

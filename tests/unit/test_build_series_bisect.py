@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import runner
+from harness import records
 from harness.bisect import (
     BAD,
     GOOD,
@@ -186,11 +186,11 @@ class _RecordingTrial:
         self.booted: list[str] = []
         self.progress = NO_PROGRESS
 
-    def run(self, name: str, image: KernelImage, runs: int = 1) -> list[runner.TestRun]:
+    def run(self, name: str, image: KernelImage, runs: int = 1) -> list[records.TestRun]:
         self.booted.append(name)
         bad = b"return 9" in image.vmlinuz.read_bytes()
         verdict = Verdict(Outcome.FAIL if bad else Outcome.PASS, "fail" if bad else "pass")
-        return [runner.TestRun("t", name, verdict, 0.0, Path("."))]
+        return [records.TestRun("t", name, verdict, 0.0, Path("."))]
 
 
 def test_per_patch_run_builds_incrementally_and_names_the_breaking_patch(

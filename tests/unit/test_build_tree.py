@@ -16,7 +16,7 @@ from harness.kernels.build import BuildSource
 from harness.kernels.patches import PatchFailed
 from harness.kernels.srctree import NotAKernelTree, locate
 from harness.outcome import Outcome
-from harness.runner import KernelGuest, RunContext
+from harness.session import KernelGuest, RunContext
 from tests.unit.fake_kbuild import format_patch, git, git_tree, make_tree
 
 MEMORY = "int fault(void) { return 1; }"

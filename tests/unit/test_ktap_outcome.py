@@ -78,7 +78,7 @@ def test_taint_letters() -> None:
 
 @pytest.mark.parametrize(("text", "count"), [("0", 1), ("0-1", 2), ("0,2-3", 3), ("", 0)])
 def test_node_list_counting(text: str, count: int) -> None:
-    from harness.runner import count_ranges as _count_ranges
+    from harness.session.needs import count_ranges as _count_ranges
 
     assert _count_ranges(text) == count
 

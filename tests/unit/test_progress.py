@@ -44,6 +44,7 @@ from harness.progress import (
     for_stream,
     human_bytes,
 )
+from harness.session import KernelGuest
 from tests.unit.fake_kbuild import make_tree
 from tests.unit.test_build_tree import _patch, _source
 from tests.unit.test_runner_policy import BOOT, NULL_OOPS, guest_with, run_all, test_
@@ -293,7 +294,7 @@ def test_boot_and_tests_report_elapsed_console_and_reports(tmp_path: Path) -> No
     step = Step("/opt/tests/a", console=lines(NULL_OOPS), exit_code=0)
     guest, _ = guest_with(tmp_path, Script(BOOT, steps=(step, Step("/opt/tests/b"))))
     progress = RecordingProgress(console=True)
-    guest.ctx = dataclasses.replace(guest.ctx, progress=progress)
+    guest = KernelGuest(guest.spec, dataclasses.replace(guest.ctx, progress=progress), guest.tests)
     a, b = run_all(guest, test_("a", timeout=30), test_("b"))
     guest.shutdown()
     assert a.verdict.outcome is Outcome.OOPS and b.verdict.outcome is Outcome.PASS

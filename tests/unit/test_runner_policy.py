@@ -22,7 +22,7 @@ from harness.machine.replay import Chunk, ReplayBackend, Script, Step, lines
 from harness.outcome import Outcome
 from harness.records import TestRun
 from harness.report import failure_text
-from harness.runner import KernelGuest, Policy, RunContext
+from harness.session import KernelGuest, Policy, RunContext
 from harness.testdef import GuestTest, Needs
 from harness.trial import PreparedImage
 

@@ -22,7 +22,7 @@ from harness.machine.base import GuestPayload
 from harness.machine.replay import Script, Step
 from harness.machine.virtme import VirtmeBackend
 from harness.outcome import Outcome
-from harness.runner import guest_command
+from harness.session import guest_command
 from harness.testdef import Needs, discover, read_test
 from tests.unit.test_runner_policy import BOOT, guest_with, run_all
 

@@ -1,7 +1,7 @@
 """series and bisect boot with the kernels.yaml entry's settings, not bare defaults.
 
 Nothing boots here: the spec of the guest a Trial would boot is inspected
-(the guest's machine is made from that spec: runner.KernelGuest.machine_config).
+(the guest's machine is made from that spec: session.KernelGuest.machine_config).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from harness.errors import ConfigError
 from harness.kernels.base import KernelImage
 from harness.machine.accel import Accel
 from harness.outcome import Outcome
-from harness.runner import RunContext
+from harness.session import RunContext
 from harness.trial import PreparedImage, Trial, trial_spec
 from tests.unit.fake_kbuild import format_patch, make_tree
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from harness.compile import CompileResult
+from harness.guest import protocol
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.accel import Accel, AccelChoice
 from harness.machine.backends import BACKENDS
 from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineConfig
 from harness.machine.virtme import (
-    GUEST_SCRIPT,
     OVERLAYS,
     VirtmeBackend,
     guest_script_command,
@@ -41,6 +41,7 @@ def _argv(cfg: MachineConfig, **kw: object) -> list[str]:
         "nonce": "n0nce",
         "authorized": Path("/b/authorized_keys"),
         "monitor": Path("/b/monitor.sock"),
+        "script": Path("/b/virtme-guest.sh"),
     }
     args.update(kw)
     return virtme_command(cfg, **args)  # type: ignore[arg-type]
@@ -99,12 +100,24 @@ def test_ssh_forward_and_monitor_socket() -> None:
 def test_guest_script_gets_nonce_keys_and_thp() -> None:
     argv = _argv(_cfg(thp="always"))
     script = shlex.split(_after(argv, "--script-sh")[0])
-    assert script == ["sh", str(GUEST_SCRIPT), "n0nce", "/k/host", "/b/authorized_keys", "always"]
-    assert GUEST_SCRIPT.is_file()
+    assert script == [
+        "sh",
+        "/b/virtme-guest.sh",
+        "n0nce",
+        "/k/host",
+        "/b/authorized_keys",
+        "always",
+    ]
+
+
+def test_guest_script_is_rendered_with_the_protocols_ready_line() -> None:
+    text = protocol.render_script(protocol.VIRTME_TEMPLATE).decode()
+    assert protocol.READY_TOKEN not in text
+    assert f'say "{protocol.READY_SHELL}"' in text
 
 
 def test_guest_script_quotes_odd_paths() -> None:
-    line = guest_script_command("n", Path("/a b/key"), Path("/c'd/auth"), None)
+    line = guest_script_command(Path("/s"), "n", Path("/a b/key"), Path("/c'd/auth"), None)
     assert shlex.split(line)[2:] == ["n", "/a b/key", "/c'd/auth"]
 
 

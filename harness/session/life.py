@@ -1,0 +1,128 @@
+"""A kernel's boots: the running guest, a crashed boot tried again, the guest stopped for sure.
+
+The life of one kernel's guest is a sequence of boots; between them
+nothing runs.  This module owns the machine and channel of the current boot
+and the setup error of the last failed one; everything the console shows
+outside a test's window is attributed to no test on the way
+(:mod:`.outside`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.machine.base import Channel, Machine, Ready
+from harness.oops import KernelReport
+from harness.outcome import Verdict
+from harness.progress import Progress
+from harness.results import Timings
+from harness.session.boot import BootRun
+from harness.session.context import RunContext
+from harness.session.outside import OutsideReports
+from harness.session.prepare import Preparation
+
+
+@dataclass
+class GuestLife:
+    """One kernel's boots, the live one's machine and channel."""
+
+    prep: Preparation
+    ctx: RunContext
+    progress: Progress  # labelled with the kernel
+    outside: OutsideReports
+    timings: Timings
+    on_boot: Callable[[], None]  # a fresh boot is ready (per-boot caches start over)
+    machine: Machine | None = None
+    channel: Channel | None = None
+    ready: Ready | None = None
+    boots: int = 0
+    setup_error: Verdict | None = None
+    setup_reports: tuple[KernelReport, ...] = ()  # the crash that made setup_error (boot)
+    ran: int = field(default=0)  # tests run on the current boot
+
+    @property
+    def directory(self) -> Path:
+        """This kernel's part of the results directory."""
+        return self.ctx.results / self.prep.spec.name
+
+    def boot_dir(self) -> Path:
+        """The current boot's evidence directory."""
+        return self.directory / f"boot-{self.boots}"
+
+    def ensure_booted(self) -> Verdict | None:
+        """Boot unless a live guest is there; a BOOT_FAIL verdict if it never got ready.
+
+        A boot that crashed is tried again, up to ``Policy.boot_attempts``.
+        """
+        if self.channel is not None and self.machine is not None and self.machine.running:
+            return None
+        if self.setup_error is not None:
+            return self.setup_error
+        attempts = max(1, self.ctx.policy.boot_attempts)
+        for attempt in range(1, attempts + 1):
+            verdict, died = self._boot()
+            if verdict is None or not died or attempt == attempts:
+                return verdict
+            self.ctx.log(
+                f"{self.prep.spec.name}: boot-{self.boots} failed ({verdict.summary}); "
+                "booting once more (TCG can crash a sound kernel in early boot)"
+            )
+            self.setup_error, self.setup_reports = None, ()
+        return self.setup_error
+
+    def _boot(self) -> tuple[Verdict | None, bool]:
+        """One boot: (a verdict if it failed, whether it died rather than hung)."""
+        self.shutdown()
+        self.boots += 1
+        self.outside.new_console()
+        spec = self.prep.spec
+        boot = BootRun(
+            spec.name,
+            self.boots,
+            self.prep.backend_name,
+            self.prep.backend(),
+            self.prep.machine_config(),
+            self.boot_dir(),
+            spec.timeouts.boot,
+            self.ctx.policy,
+            self.progress,
+            self.ctx.progress,
+            self._attribute_boot,
+        ).boot()
+        if boot.boot_seconds is not None:
+            self.timings.add("boot", boot.boot_seconds)
+        if boot.verdict is not None:
+            self.setup_error, self.setup_reports = boot.verdict, boot.crash
+            return boot.verdict, boot.died
+        assert boot.machine is not None
+        self.timings.add("ssh", boot.ssh_seconds)
+        self.machine, self.channel, self.ready = boot.machine, boot.channel, boot.ready
+        self.ran = 0
+        self.on_boot()
+        self.attribute(self.machine.console.offset())
+        return None, False
+
+    def _attribute_boot(self, machine: Machine, end: int) -> tuple[KernelReport, ...]:
+        """Attribute a failing boot's console; the reports of that boot."""
+        self.outside.attribute(machine.console.text, end, self.boots, "boot")
+        return self.outside.of_boot(self.boots)
+
+    def attribute(self, end: int) -> None:
+        """Record reports printed since the last window: they belong to no test."""
+        if self.machine is None:
+            return
+        when = "boot" if self.ran == 0 else "between tests"
+        self.outside.attribute(self.machine.console.text, end, self.boots, when)
+
+    def shutdown(self) -> None:
+        """Close the channel and stop the machine, if any (idempotent)."""
+        if self.machine is not None:
+            self.attribute(self.machine.console.offset())
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.machine is not None:
+            self.machine.stop()
+            self.machine = None
