@@ -37,20 +37,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import paths
 from harness.config import KernelSpec, load_kernels, select
 from harness.errors import BisectRangeError, BuildFailed, HarnessError, UserError
 from harness.kernels.build import BuildRecipe, TreeBuild, build_cache, make_recipe
 from harness.kernels.kconfig import BASE_CONFIGS, read_fragment
 from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
-from harness.outcome import Outcome
+from harness.outcome import UNTESTABLE, Outcome
+from harness.paths import REPO_ROOT, results_base
+from harness.repeats import runs_count
 from harness.records import TestRun
 from harness.results import new_run_dir
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255
-ROOT = Path(__file__).resolve().parent.parent
 _FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.MULTILINE)
-_CANNOT_TEST = (Outcome.BUILD_FAIL, Outcome.BOOT_FAIL, Outcome.ERROR, Outcome.SKIP)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _judge(observations: Sequence[Observation], signature: str | None) -> Judgem
     """Good, bad or skip (see the module docstring)."""
     other: str | None = None
     for obs in observations:
-        if obs.outcome in _CANNOT_TEST:
+        if obs.outcome in UNTESTABLE:
             return Judgement(SKIP, f"cannot judge this commit: {obs.summary}")
         if not obs.outcome.is_failure:
             continue
@@ -166,7 +167,7 @@ def kernel_spec(name: str | None, kernels_file: Path | None) -> KernelSpec | Non
     """The kernels.yaml entry ``name`` (None without a name); ConfigError if it is wrong."""
     if name is None:
         return None
-    path = kernels_file or ROOT / "kernels.yaml"
+    path = paths.kernels_file(kernels_file)
     return select(load_kernels(path), [name], path)[0]
 
 
@@ -374,7 +375,7 @@ def _bisect_run(src: Path, plan_file: Path, log_file: Path, log: Callable[[str],
 
 def _step_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -395,8 +396,6 @@ def recipe_from_args(values: list[str]) -> BuildRecipe:
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     """The ``bisect`` subcommand."""
-    if args.runs < 1:
-        raise UserError(f"--runs must be at least 1, got {args.runs}")
     if args.signature is not None:
         try:
             re.compile(args.signature)
@@ -408,7 +407,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     kernels_file = Path(args.kernels_file).resolve() if args.kernels_file else None
     kernel_spec(args.kernel, kernels_file)  # a wrong --kernel is one error, before anything runs
     check_range(tree, args.good, args.bad)  # before a results directory is made
-    results = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
+    results = new_run_dir(results_base(args.results_dir))
     plan = BisectPlan(
         tree,
         args.test,
@@ -452,7 +451,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: the harness defaults)",
     )
     p.add_argument("--signature", help="regex on kernel report titles: only that bug is bad")
-    p.add_argument("--runs", type=int, default=1, help="runs per commit for a flaky test")
+    p.add_argument("--runs", type=runs_count, default=1, help="runs per commit for a flaky test")
     p.add_argument("--results-dir", help="base directory for results (default: results/)")
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bisect)

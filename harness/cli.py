@@ -19,13 +19,20 @@ from pathlib import Path
 from harness import bisect, compare, series
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
+from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
+from harness.paths import REPO_ROOT, RESULTS_DIR, kernels_file, results_base
+from harness.progress import Mode
+from harness.repeats import runs_count
 
-ROOT = Path(__file__).resolve().parent.parent
+#: the choices of the options the plugin has too, from the same enums and tables
+ACCELS = [a.value for a in Accel]
+BACKEND_NAMES = sorted(BACKENDS)
+PROGRESS_MODES = [m.value for m in Mode]
 
 
 def _kernels_file(args: argparse.Namespace) -> Path:
-    return Path(args.kernels_file).resolve() if args.kernels_file else ROOT / "kernels.yaml"
+    return kernels_file(args.kernels_file)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -41,15 +48,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     hosts = load_hosts(Path(args.hosts).resolve()) if args.hosts else []
     kernels = _kernels_file(args)
     select(load_kernels(kernels), args.kernel, kernels)  # a mistake: one error, no results dir
-    base = Path(args.results_dir or ROOT / "results").resolve()
+    base = results_base(args.results_dir)
     previous = latest_target(base)
     run_dir = new_run_dir(base)
     # with ssh hosts no path may be named (see harness.pytest_xdist): the guest
     # tests come from testpaths, read in the project directory
     where = (
-        ["-o", "testpaths=guest-tests", f"--rootdir={ROOT}"]
+        ["-o", "testpaths=guest-tests", f"--rootdir={REPO_ROOT}"]
         if hosts
-        else [str(ROOT / "guest-tests")]
+        else [str(REPO_ROOT / "guest-tests")]
     )
     argv = [
         *where,
@@ -74,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv.append(f"--runs={args.runs}")
     print(f"results: {run_dir}")
     if hosts:
-        os.chdir(ROOT)
+        os.chdir(REPO_ROOT)
     code = int(pytest.main(argv))
     if drop_if_empty(run_dir, previous):  # pytest refused the arguments: nothing ran
         print(f"nothing ran; {run_dir} removed")
@@ -87,7 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render the reports of a results directory and print one of them."""
-    from harness.reporters import load_summary, write_all
+    from harness.records import load_summary
+    from harness.reporters import write_all
 
     run_dir = Path(args.run_dir).resolve()
     if not (run_dir / "summary.json").is_file():
@@ -186,11 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the guest tests on the kernels (pytest)")
     run.add_argument("--kernel", action="append", default=[], help="only this kernel (repeatable)")
     run.add_argument("--results-dir", help="base directory for results (default: results/)")
-    run.add_argument("--accel", choices=["auto", "kvm", "tcg"])
-    run.add_argument("--backend", choices=sorted(BACKENDS), help="override kernels.yaml backend:")
+    run.add_argument("--accel", choices=ACCELS)
+    run.add_argument("--backend", choices=BACKEND_NAMES, help="override kernels.yaml backend:")
     run.add_argument(
         "--progress",
-        choices=["auto", "live", "plain", "off"],
+        choices=PROGRESS_MODES,
         help="feedback while working (default: a live line on a terminal, plain lines in a log)",
     )
     run.add_argument(
@@ -198,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--runs",
-        type=int,
+        type=runs_count,
         default=1,
         metavar="N",
         help="run each test N times; report pass rates and flaky tests",
@@ -224,12 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--command", help="run this command instead of a shell, then stop")
     boot.add_argument("--timeout", type=float, default=300.0, help="for --command (seconds)")
     boot.add_argument("--results-dir", help="base directory for results (default: results/)")
-    boot.add_argument("--accel", choices=["auto", "kvm", "tcg"])
-    boot.add_argument("--backend", choices=sorted(BACKENDS), help="override kernels.yaml backend:")
+    boot.add_argument("--accel", choices=ACCELS)
+    boot.add_argument("--backend", choices=BACKEND_NAMES, help="override kernels.yaml backend:")
     boot.set_defaults(func=cmd_boot)
 
     report = sub.add_parser("report", help="re-render a results directory's reports")
-    report.add_argument("run_dir", nargs="?", default=str(ROOT / "results" / "latest"))
+    report.add_argument("run_dir", nargs="?", default=str(RESULTS_DIR / "latest"))
     report.add_argument(
         "--format", choices=sorted([*REPORTERS, *DIR_REPORTERS]), default="summary.txt"
     )

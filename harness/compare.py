@@ -31,11 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.outcome import Outcome
-from harness.records import RunSummary, TestRecord
-
-#: outcomes that say nothing either way about the kernel's code
-_NOT_COMPARABLE = (Outcome.ERROR, Outcome.NOT_RUN)
+from harness.outcome import NOT_COMPARABLE, Outcome
+from harness.records import RunSummary, TestRecord, load_summary
 
 
 class ChangeKind(enum.Enum):
@@ -65,7 +62,7 @@ def state(t: TestRecord) -> str:
     """``good``, ``skipped``, ``failing``, ``flaky`` or ``unknown``: what a comparison sees."""
     if t.flaky:
         return "flaky"
-    if t.outcome in _NOT_COMPARABLE:
+    if t.outcome in NOT_COMPARABLE:
         return "unknown"
     if t.outcome is Outcome.SKIP and t.expected is None:
         return "skipped"
@@ -271,8 +268,6 @@ def compare(old: RunSummary, new: RunSummary, mapping: dict[str, str] | None = N
 
 def load_run(path: str) -> RunSummary:
     """A results directory's summary; UserErrors name a missing or broken one."""
-    from harness.reporters import load_summary
-
     directory = Path(path)
     if not directory.exists():
         raise UserError(f"{path}: no such results directory")

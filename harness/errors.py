@@ -12,6 +12,10 @@ exception: it is a result, see :mod:`harness.outcome`.
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
 
 class HarnessError(Exception):
     """Base class: an error the harness explains to its user in one message."""
@@ -86,3 +90,33 @@ class PatchFailed(BuildFailed):
 
 class NotAKernelTree(UserError):
     """A path given as a kernel source is not the top of a Linux source tree."""
+
+
+class CommandFailed(subprocess.CalledProcessError):
+    """A command exited non-zero; its message ends with the tail of what it printed.
+
+    ``CalledProcessError`` says only "returned non-zero exit status 2": with
+    the output captured and dropped, a failing step never said why.  Still a
+    CalledProcessError, so every ``except`` that caught one catches this.
+    """
+
+    #: lines of stdout and of stderr kept in the message
+    TAIL = 40
+
+    def __str__(self) -> str:
+        parts = [super().__str__()]
+        for name, text in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if isinstance(text, bytes):
+                text = text.decode(errors="replace")
+            lines = (text or "").rstrip("\n").splitlines()[-self.TAIL :]
+            if lines:
+                parts.append(f"--- its {name} (last {len(lines)} lines):\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+
+def run_checked(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` with output captured as text; a failure raises :class:`CommandFailed`."""
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, **kwargs)
+    if done.returncode != 0:
+        raise CommandFailed(done.returncode, list(argv), done.stdout, done.stderr)
+    return done

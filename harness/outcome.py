@@ -10,6 +10,7 @@ reporters only ever translate a verdict, they never re-derive it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.ktap import KtapResult
@@ -54,6 +55,11 @@ class Outcome(enum.Enum):
         """Says nothing about the kernel under test (bisect skips such a commit)."""
         return self.rule.untestable
 
+    @property
+    def comparable(self) -> bool:
+        """Comparing two runs can use it: the harness did test (see compare)."""
+        return self.rule.comparable
+
 
 @dataclass(frozen=True)
 class OutcomeRule:
@@ -64,7 +70,10 @@ class OutcomeRule:
     outcome; ``error`` ones fail during setup), ``kcidb`` the KCIDB v5 test
     status, ``cell`` the text summary's matrix cell, ``ends_guest`` whether
     the next test needs a fresh boot, ``expectable`` whether kernels.yaml may
-    ``expect`` it, ``untestable`` whether it tells nothing about the kernel,
+    ``expect`` it, ``untestable`` whether it tells nothing about the kernel
+    (bisect skips such a commit), ``comparable`` whether two runs can be
+    compared on it: not when the harness itself could not test (error, not
+    run), while a kernel that did not build or boot is the change's doing;
     ``kernel_lives`` whether the kernel lives on after it (then only a kernel
     report or new taint calls for a fresh boot, and kernels.yaml's
     ``reboot_after_oops: false`` may keep the guest instead).
@@ -76,6 +85,7 @@ class OutcomeRule:
     ends_guest: bool = False
     expectable: bool = False
     untestable: bool = False
+    comparable: bool = True
     kernel_lives: bool = False
 
 
@@ -90,12 +100,30 @@ RULES: dict[Outcome, OutcomeRule] = {
     Outcome.HANG: OutcomeRule("failed", "FAIL", "HANG", ends_guest=True, expectable=True),
     Outcome.BOOT_FAIL: OutcomeRule("error", "MISS", "BOOT", ends_guest=True, untestable=True),
     Outcome.BUILD_FAIL: OutcomeRule("error", "MISS", "BUILD", ends_guest=True, untestable=True),
-    Outcome.ERROR: OutcomeRule("error", "ERROR", "ERROR", ends_guest=True, untestable=True),
-    Outcome.NOT_RUN: OutcomeRule("error", "MISS", "-", untestable=True),
+    Outcome.ERROR: OutcomeRule(
+        "error", "ERROR", "ERROR", ends_guest=True, untestable=True, comparable=False
+    ),
+    Outcome.NOT_RUN: OutcomeRule("error", "MISS", "-", untestable=True, comparable=False),
 }
 
+# The sets other modules test membership in, derived from RULES so that no
+# module keeps its own list (a set also answers ``None in SET`` with False).
 #: Outcomes a kernels.yaml ``expect`` entry may name (they become xfail).
 EXPECTABLE = frozenset(o for o, rule in RULES.items() if rule.expectable)
+#: nothing for a reader to look at: pass or skip (:attr:`Outcome.ok`)
+OK = frozenset(o for o in Outcome if o.ok)
+#: a run that says nothing about the kernel: bisect skips the commit
+UNTESTABLE = frozenset(o for o in Outcome if o.untestable)
+#: the harness could not test: neither side of a comparison can use it
+NOT_COMPARABLE = frozenset(o for o in Outcome if not o.comparable)
+#: a failed test in pytest's terms (:attr:`Outcome.is_failure`)
+FAILURES = frozenset(o for o in Outcome if o.is_failure)
+
+
+def is_flaky(outcomes: Iterable[Outcome]) -> bool:
+    """Runs of one test both passed and failed: flaky, never a regression by itself."""
+    seen = set(outcomes)
+    return Outcome.PASS in seen and bool(seen & FAILURES)
 
 
 class GuestTestFailure(Exception):

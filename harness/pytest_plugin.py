@@ -41,8 +41,8 @@ from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key
 
 from harness import config as config_mod
+from harness import paths, pytest_xdist, repeats
 from harness import progress as progress_mod
-from harness import pytest_xdist, repeats
 from harness.errors import HarnessError
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
@@ -126,7 +126,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--runs",
-        type=int,
+        type=repeats.runs_count,
         default=1,
         metavar="N",
         help="run each guest test N times and report its pass rate; a test that both "
@@ -146,8 +146,6 @@ def pytest_configure(config: pytest.Config) -> None:
     When guest tests are in scope, kernels.yaml is validated now, so a mistake
     in it is one usage error before anything is collected or booted.
     """
-    if config.getoption("runs") < 1:
-        raise pytest.UsageError(f"--runs must be at least 1, got {config.getoption('runs')}")
     run = HarnessRun(config)
     config.stash[STATE] = run
     config.pluginmanager.register(run, "kharness-run")
@@ -175,7 +173,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if not any(_targets_guest_tests(here / str(a).split("::")[0]) for a in args):
         return None  # the project's own tests: xdist's default (one per core)
     opt = config.getoption("kernels_file")
-    path = Path(opt).resolve() if opt else config.rootpath / "kernels.yaml"
+    path = paths.kernels_file(opt, config.rootpath)
     try:
         specs = config_mod.select(config_mod.load_kernels(path), config.getoption("kernel"), path)
     except HarnessError as exc:
@@ -229,7 +227,7 @@ class HarnessRun:
     def kernels_file(self) -> Path:
         """The kernels.yaml in effect."""
         opt = self.config.getoption("kernels_file")
-        return Path(opt).resolve() if opt else self.config.rootpath / "kernels.yaml"
+        return paths.kernels_file(opt, self.config.rootpath)
 
     def specs(self) -> list[config_mod.KernelSpec]:
         """The selected kernels, validated once; a usage error names every problem."""

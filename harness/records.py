@@ -10,17 +10,18 @@ dict whose shape it has to guess.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.arch import X86_64
+from harness.command import CommandResult
 from harness.errors import UserError
-from harness.machine.base import CommandResult
 from harness.oops import KernelReport
-from harness.oops.frames import Decoded, Maintainer, SourceLine, SymbolizedFrame
-from harness.outcome import Outcome, Verdict, as_expected
+from harness.oops.frames import Decoded, decoded_from_json, decoded_to_json
+from harness.outcome import Outcome, Verdict, as_expected, is_flaky
 
 #: summary.json's shape; bump when a field changes meaning or disappears
 #: (3: a report record may stand for repeats, ``count``; ``symbolized`` added)
@@ -129,52 +130,6 @@ class ReportRecord:
         )
 
 
-def _line_json(line: SourceLine) -> dict[str, Any]:
-    return {"function": line.function, "file": line.file, "line": line.line}
-
-
-def _line_back(data: Mapping[str, Any]) -> SourceLine:
-    return SourceLine(data["function"], data["file"], int(data["line"]))
-
-
-def decoded_to_json(decoded: Decoded) -> dict[str, Any]:
-    """A symbolized trace as plain JSON (summary.json, result.json)."""
-    return {
-        "guilty": _line_json(decoded.guilty) if decoded.guilty else None,
-        "frames": [
-            {
-                "frame": f.frame,
-                "ip": f.ip,
-                "reliable": f.reliable,
-                "lines": [_line_json(line) for line in f.lines],
-            }
-            for f in decoded.frames
-        ],
-        "to": list(decoded.to),
-        "cc": list(decoded.cc),
-        "maintainers": [{"address": m.address, "role": m.role} for m in decoded.maintainers],
-        "note": decoded.note,
-    }
-
-
-def decoded_from_json(data: Mapping[str, Any]) -> Decoded:
-    """Back from :func:`decoded_to_json` (``to``/``cc`` are derived, not read)."""
-    return Decoded(
-        tuple(
-            SymbolizedFrame(
-                f["frame"],
-                tuple(_line_back(line) for line in f.get("lines", ())),
-                bool(f.get("ip", False)),
-                bool(f.get("reliable", True)),
-            )
-            for f in data.get("frames", ())
-        ),
-        _line_back(data["guilty"]) if data.get("guilty") else None,
-        tuple(Maintainer(m["address"], m["role"]) for m in data.get("maintainers", ())),
-        data.get("note", ""),
-    )
-
-
 @dataclass(frozen=True)
 class Attempt:
     """One of several runs of a test on a kernel (``--runs N``)."""
@@ -250,8 +205,7 @@ class TestRecord:
     @property
     def flaky(self) -> bool:
         """Both passed and failed across its runs: never a regression by itself."""
-        outcomes = {a.outcome for a in self.runs}
-        return Outcome.PASS in outcomes and any(o.is_failure for o in outcomes)
+        return is_flaky(a.outcome for a in self.runs)
 
     @property
     def titles(self) -> tuple[str, ...]:
@@ -473,3 +427,25 @@ def not_run_records(
         )
         for test, kernel in pairs
     ]
+
+
+def load_summary(run_dir: Path) -> RunSummary:
+    """Read a results directory's summary.json back into its record.
+
+    Here beside the record (not with the reporters) so that ``compare`` and
+    ``report`` read a summary without depending on any output format.
+    """
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no summary.json; is this a results directory?")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); the run may have been killed") from None
+    try:
+        return RunSummary.from_json(data, str(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(
+            f"{path}: not a summary this harness can read ({type(exc).__name__}: {exc}); "
+            "was it written by kharness, and completely?"
+        ) from None

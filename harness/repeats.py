@@ -14,10 +14,11 @@ values of the summary's record.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Iterable, Sequence
 
-from harness.outcome import Outcome
+from harness.outcome import Outcome, is_flaky
 from harness.records import Attempt, TestRun
 
 
@@ -57,8 +58,7 @@ def combine(runs: Sequence[TestRun]) -> TestRun:
         ((i, r) for i, r in enumerate(runs) if r.verdict.outcome is not Outcome.PASS),
         (0, runs[0]),
     )
-    failed = any(r.verdict.outcome.is_failure for r in runs)
-    if passed and failed:
+    if is_flaky(r.verdict.outcome for r in runs):
         summary = (
             f"flaky: passed {passed} of {total} runs; run {index + 1}: {chosen.verdict.summary}"
         )
@@ -66,3 +66,18 @@ def combine(runs: Sequence[TestRun]) -> TestRun:
         summary = f"{chosen.verdict.summary} (passed {passed} of {total} runs)"
     verdict = dataclasses.replace(chosen.verdict, summary=summary)
     return dataclasses.replace(chosen, verdict=verdict, seconds=sum(r.seconds for r in runs))
+
+
+def runs_count(text: str) -> int:
+    """The argument type of ``--runs`` (run, series, bisect, the pytest plugin): N >= 1.
+
+    One check for every command line, made while the arguments are parsed,
+    so a bad count is a usage error before any results directory exists.
+    """
+    try:
+        runs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of runs, not {text!r}") from None
+    if runs < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {runs}")
+    return runs

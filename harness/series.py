@@ -35,16 +35,14 @@ from harness.errors import BuildFailed, UserError
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.patches import Patch, PatchFailed, read_series
 from harness.kernels.srctree import locate
-from harness.outcome import Outcome
+from harness.outcome import OK, Outcome, is_flaky
+from harness.paths import kernels_file, results_base
 from harness.progress import for_stream
 from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
 from harness.report import summarize
 from harness.reporters import patchwork, write_all
 from harness.results import new_run_dir, write_json
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
-
-_OK = (Outcome.PASS, Outcome.SKIP)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,7 @@ class Step:
 
     def flaky(self, test: str) -> bool:
         """Whether ``test`` both passed and failed in this step's runs."""
-        outcomes = {r.verdict.outcome for r in self.runs if r.test == test}
-        return Outcome.PASS in outcomes and any(o.is_failure for o in outcomes)
+        return is_flaky(r.verdict.outcome for r in self.runs if r.test == test)
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ class SeriesReport:
                 s
                 for s in self.steps[1:]
                 if s.outcome(test) is not None
-                and s.outcome(test) not in _OK
+                and s.outcome(test) not in OK
                 and not s.flaky(test)  # flaky: never a break by itself
             ),
             None,
@@ -97,7 +94,7 @@ class SeriesReport:
 
     def broken_at_base(self, test: str) -> bool:
         """Whether the test already fails without the series."""
-        return bool(self.steps) and self.steps[0].outcome(test) not in _OK
+        return bool(self.steps) and self.steps[0].outcome(test) not in OK
 
     def render(self) -> str:
         """A plain-text matrix fit for a mail reply."""
@@ -174,9 +171,9 @@ class SeriesReport:
     def _verdict(self, test: str) -> str:
         if self.broken_at_base(test):
             fix = next(
-                (s for s in self.steps[1:] if s.outcome(test) in _OK and not s.flaky(test)), None
+                (s for s in self.steps[1:] if s.outcome(test) in OK and not s.flaky(test)), None
             )
-            if fix is not None and self.steps[-1].outcome(test) in _OK:
+            if fix is not None and self.steps[-1].outcome(test) in OK:
                 return f"failing without the series, fixed by patch {fix.index}: {fix.label}"
             return "already failing without the series"
         step = self.first_break(test)
@@ -252,7 +249,7 @@ def _failed(index: int, label: str, names: tuple[str, ...], exc: BuildFailed) ->
 
 def _kernel(args: argparse.Namespace) -> KernelSpec:
     """The kernels.yaml entry named on the command line: a ``build:`` kernel."""
-    path = Path(args.kernels_file).resolve() if args.kernels_file else ROOT / "kernels.yaml"
+    path = kernels_file(args.kernels_file)
     spec = select(load_kernels(path), [args.kernel], path)[0]
     if not isinstance(spec.source, BuildSource):
         raise UserError(
@@ -273,11 +270,9 @@ def cmd_series(args: argparse.Namespace) -> int:
         raise UserError(
             f"kernel '{args.kernel}' has no series; give 'series:' in kernels.yaml or --series PATH"
         )
-    run_dir = new_run_dir(Path(args.results_dir or ROOT / "results").resolve())
+    run_dir = new_run_dir(results_base(args.results_dir))
     # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
     progress = for_stream(sys.stderr)  # with the build's and the trial's lines
-    if args.runs < 1:
-        raise UserError(f"--runs must be at least 1, got {args.runs}")
     tests = select_tests(args.test, Path(args.tests_dir))
     trial = Trial(run_dir, tests, progress.print, spec, progress)
     try:
@@ -365,7 +360,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--runs",
-        type=int,
+        type=repeats.runs_count,
         default=1,
         metavar="N",
         help="run each test N times per step; a test that passes and fails is flaky",

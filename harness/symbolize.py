@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, run_checked
 from harness.kernels.base import DebugInfo
 from harness.kernels.debian import extract_module
 from harness.maintainers import get_maintainers
@@ -97,9 +97,7 @@ Runner = Callable[[Sequence[str]], str]
 
 
 def _run(argv: Sequence[str]) -> str:
-    return subprocess.run(
-        list(argv), capture_output=True, text=True, check=True, timeout=TOOL_TIMEOUT
-    ).stdout
+    return run_checked(argv, timeout=TOOL_TIMEOUT).stdout
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.arch import Arch, host
+from harness.command import CommandResult
 from harness.compile import CompileResult
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
@@ -38,18 +39,6 @@ BASE_CMDLINE = "panic=-1 mitigations=off"
 def base_cmdline(arch: Arch) -> str:
     """The harness's own kernel command line for a guest of ``arch``: console first."""
     return f"console={arch.console},115200 {BASE_CMDLINE}"
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What one command did in the guest."""
-
-    command: str
-    exit_code: int | None  # None when it did not finish
-    stdout: str
-    stderr: str
-    seconds: float
-    timed_out: bool = False
 
 
 @dataclass(frozen=True)

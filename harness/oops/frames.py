@@ -10,7 +10,9 @@ with file:line per frame, inlined callers included; the maintainers lookup
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -137,3 +139,49 @@ def render_decoded(decoded: Decoded, indent: str = "  ") -> list[str]:
     if decoded.note:
         lines.append(f"{indent}({decoded.note})")
     return lines
+
+
+def _line_json(line: SourceLine) -> dict[str, Any]:
+    return {"function": line.function, "file": line.file, "line": line.line}
+
+
+def _line_back(data: Mapping[str, Any]) -> SourceLine:
+    return SourceLine(data["function"], data["file"], int(data["line"]))
+
+
+def decoded_to_json(decoded: Decoded) -> dict[str, Any]:
+    """A symbolized trace as plain JSON (summary.json, result.json)."""
+    return {
+        "guilty": _line_json(decoded.guilty) if decoded.guilty else None,
+        "frames": [
+            {
+                "frame": f.frame,
+                "ip": f.ip,
+                "reliable": f.reliable,
+                "lines": [_line_json(line) for line in f.lines],
+            }
+            for f in decoded.frames
+        ],
+        "to": list(decoded.to),
+        "cc": list(decoded.cc),
+        "maintainers": [{"address": m.address, "role": m.role} for m in decoded.maintainers],
+        "note": decoded.note,
+    }
+
+
+def decoded_from_json(data: Mapping[str, Any]) -> Decoded:
+    """Back from :func:`decoded_to_json` (``to``/``cc`` are derived, not read)."""
+    return Decoded(
+        tuple(
+            SymbolizedFrame(
+                f["frame"],
+                tuple(_line_back(line) for line in f.get("lines", ())),
+                bool(f.get("ip", False)),
+                bool(f.get("reliable", True)),
+            )
+            for f in data.get("frames", ())
+        ),
+        _line_back(data["guilty"]) if data.get("guilty") else None,
+        tuple(Maintainer(m["address"], m["role"]) for m in data.get("maintainers", ())),
+        data.get("note", ""),
+    )

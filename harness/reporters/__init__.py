@@ -10,11 +10,9 @@ rebuild them from a results directory's summary.json long after the run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import UserError
 from harness.records import RunSummary
 from harness.reporters import html, kcidb, patchwork, text
 from harness.results import write_json
@@ -41,21 +39,3 @@ def write_all(summary: RunSummary, run_dir: Path) -> list[Path]:
         path.write_text(make())
         written.append(path)
     return written
-
-
-def load_summary(run_dir: Path) -> RunSummary:
-    """Read a results directory's summary.json back into its record."""
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir}: no summary.json; is this a results directory?")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); the run may have been killed") from None
-    try:
-        return RunSummary.from_json(data, str(path))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UserError(
-            f"{path}: not a summary this harness can read ({type(exc).__name__}: {exc}); "
-            "was it written by kharness, and completely?"
-        ) from None

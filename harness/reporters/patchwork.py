@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.compare import ChangeKind, Comparison
-from harness.outcome import Outcome
+from harness.outcome import NOT_COMPARABLE, Outcome
 from harness.records import RunSummary, TestRecord
 
 FILENAME = "patchwork.json"
@@ -86,7 +86,7 @@ def _kernel_check(
 ) -> Check:
     tests = [t for t in summary.tests if t.kernel == kernel]
     flaky = [t for t in tests if t.flaky]
-    untested = [t for t in tests if t.outcome in (Outcome.ERROR, Outcome.NOT_RUN)]
+    untested = [t for t in tests if t.outcome in NOT_COMPARABLE]
     if comparison is not None:
         changes = [c for c in comparison.changes if c.new_kernel == kernel]
         failing = [c.new for c in changes if c.kind is ChangeKind.REGRESSION]

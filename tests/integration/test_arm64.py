@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_kernels, select
+from harness.errors import run_checked
 from harness.outcome import Outcome
 from harness.results import new_run_dir
 from harness.session import KernelGuest, new_context
@@ -39,39 +40,43 @@ GUEST_TESTS = REPO / "guest-tests"
 REPRODUCERS = [*sorted((GUEST_TESTS / "c").glob("*.c")), GUEST_TESTS / "sh" / "thp_sysfs.sh"]
 
 
-def _kbuild(version: str) -> None:
-    """The host's kbuild tools for ``version`` (amd64 binaries that build any arch's modules)."""
-    if Path(f"/usr/lib/linux-kbuild-{version}").is_dir():
+def _host_build_packages(version: str) -> None:
+    """What the arm64 headers build with, from the host's (amd64) Debian packages.
+
+    linux-kbuild-VER: the amd64 kbuild tools that build any arch's modules;
+    linux-headers-VER-common: the arch-independent half of the headers, which
+    the arm64 headers' Makefile includes (``include /usr/src/linux-headers-
+    VER-common/Makefile``).  fetch_arm64_headers.py unpacks only the arm64
+    half, so without this the build depended on test_kernel_reports having
+    installed the amd64 headers (which pull in -common) earlier: on a fresh
+    machine this module runs first and ``make modules`` failed with exit 2.
+    """
+    wanted = {
+        f"linux-kbuild-{version}": Path(f"/usr/lib/linux-kbuild-{version}"),
+        f"linux-headers-{version}-common": Path(f"/usr/src/linux-headers-{version}-common"),
+    }
+    missing = [package for package, path in wanted.items() if not path.is_dir()]
+    if not missing:
         return
     if os.geteuid() != 0:
-        pytest.skip(f"needs linux-kbuild-{version}: apt-get install linux-kbuild-{version}")
+        pytest.skip(f"needs {' '.join(missing)}: apt-get install {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", f"linux-kbuild-{version}"]
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
     if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        run_checked(["apt-get", "update", "-qq"], env=env)
+        run_checked(cmd, env=env)
 
 
 def _cross_module(release: str, work: Path) -> Path:
     """harness_oops.ko cross-built against Debian's arm64 headers of ``release``."""
     version = release.removesuffix("-arm64")
-    _kbuild(version)
+    _host_build_packages(version)
     fetch = CAPTURE / "fetch_arm64_headers.py"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, str(fetch), version, str(work / "headers")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_checked([sys.executable, str(fetch), version, str(work / "headers")], env=env)
     build = work / "module"
     shutil.copytree(CAPTURE, build, ignore=shutil.ignore_patterns("*.sh", "*.txt", "*.md", "*.py"))
-    subprocess.run(
-        ["make", "-s", "-C", done.stdout.strip(), f"M={build}", "modules"],
-        check=True,
-        capture_output=True,
-    )
+    run_checked(["make", "-s", "-C", done.stdout.strip(), f"M={build}", "modules"])
     return build / "harness_oops.ko"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_kernels, select
+from harness.errors import run_checked
 from harness.outcome import Outcome
 from harness.results import new_run_dir
 from harness.session import KernelGuest, new_context
@@ -45,8 +46,8 @@ def _headers(release: str) -> Path:
     cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", f"linux-headers-{release}"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        run_checked(["apt-get", "update", "-qq"], env=env)
+        run_checked(cmd, env=env)
     return path
 
 
@@ -71,11 +72,8 @@ def guest(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     assert kernel_guest.image is not None and kernel_guest.image.release
     build = work / "module"
     shutil.copytree(CAPTURE, build, ignore=shutil.ignore_patterns("*.sh", "*.txt", "*.md"))
-    subprocess.run(
-        ["make", "-s", "-C", str(_headers(kernel_guest.image.release)), f"M={build}", "modules"],
-        check=True,
-        capture_output=True,
-    )
+    headers = _headers(kernel_guest.image.release)
+    run_checked(["make", "-s", "-C", str(headers), f"M={build}", "modules"])
     kernel_guest.module = build / "harness_oops.ko"  # type: ignore[attr-defined]
     yield kernel_guest
     kernel_guest.shutdown()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import run_checked
 from harness.hosts import Host
 from tests.integration.helpers import (
     REPO,
@@ -77,7 +78,7 @@ def _missing() -> str | None:
 
 
 def _run(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True)
+    run_checked(argv)
 
 
 @pytest.fixture
@@ -257,7 +258,8 @@ def test_matrix_across_hosts_then_one_is_lost(
     for kernel in ("ka", "kb"):
         (boot,) = ready_boots(run / kernel)  # one boot that got ready (a failed one is retried)
         assert "HARNESS-START noop" in (run / kernel / f"boot-{boot}" / "console.log").read_text()
-        assert json.loads((run / kernel / "kernel.json").read_text())
+        record = json.loads((run / kernel / "kernel.json").read_text())
+        assert (record["name"], record["error"]) == (kernel, None), record  # resolved, shipped
         assert summary["kernels"][kernel]["boots"] == boot
     assert str(run) in out and "kharness-remote-" not in (run / "summary.json").read_text()
     assert "evidence: " + str(run) in out  # failure text and log sections point here too

@@ -46,6 +46,7 @@ import pytest
 
 from harness.bisect import BAD, GOOD, BisectPlan, bisect, confidence, read_steps
 from harness.config import KernelSpec, load_kernels
+from harness.errors import run_checked
 from harness.kernels.base import KernelImage
 from harness.kernels.build import BuildSource, build_cache
 from harness.kernels.patches import read_series
@@ -97,13 +98,8 @@ class _Committer:
         self.head: str | None = None
 
     def git(self, *args: str, stdin: str | None = None) -> str:
-        return subprocess.run(
-            ["git", "-C", str(self.repo), *args],
-            input=stdin,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
+        return run_checked(
+            ["git", "-C", str(self.repo), *args], input=stdin, env=self.env
         ).stdout.strip()
 
     def put(self, path: str, content: str) -> None:

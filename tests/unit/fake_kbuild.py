@@ -12,9 +12,10 @@ way gcc reports it, and links a bzImage with the x86 boot header (or, with
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 from pathlib import Path
+
+from harness.errors import run_checked
 
 MAKEFILE = r"""
 .RECIPEPREFIX = >
@@ -207,9 +208,7 @@ def git(repo: Path, *args: str) -> str:
         "PATH": "/usr/bin:/bin",
         "HOME": str(repo),
     }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
-    ).stdout
+    return run_checked(["git", "-C", str(repo), *args], env=env).stdout
 
 
 def format_patch(path: str, old: str, new: str, subject: str, number: str = "") -> str:

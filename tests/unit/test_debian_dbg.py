@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import KernelNotFound
+from harness.errors import KernelNotFound, run_checked
 from harness.kernels.base import DebugInfo
 from harness.kernels.debian import debug_package, extract_module, locate_debug
 from harness.kernels.debian_archive import PackageEntry, extract_members
@@ -68,9 +68,7 @@ def dbg_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "Architecture: amd64\nMaintainer: test <t@example.invalid>\nDescription: test\n"
     )
     deb = root / "dbg.deb"
-    subprocess.run(
-        ["dpkg-deb", "-Zxz", "--build", str(pkg), str(deb)], check=True, capture_output=True
-    )
+    run_checked(["dpkg-deb", "-Zxz", "--build", str(pkg), str(deb)])
     return deb
 
 

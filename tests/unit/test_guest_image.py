@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import run_checked
 from harness.guest.cpio import CpioArchive
 from harness.guest.modules import module_depends, resolve_modules
 
@@ -19,9 +20,7 @@ def test_cpio_is_read_back_by_gnu_cpio(tmp_path: Path) -> None:
     a.add_dir("root/.ssh", 0o700)
     archive = tmp_path / "a.cpio"
     archive.write_bytes(a.getvalue())
-    out = subprocess.run(
-        ["cpio", "-itv"], stdin=archive.open("rb"), capture_output=True, text=True, check=True
-    ).stdout
+    out = run_checked(["cpio", "-itv"], stdin=archive.open("rb")).stdout
     assert "etc/x/hello" in out and "bin/sh -> busybox" in out
     assert "drwx------" in out.split("root/.ssh")[0].splitlines()[-1]
     subprocess.run(["cpio", "-idm", "--quiet"], stdin=archive.open("rb"), cwd=tmp_path, check=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.errors import run_checked
 from tests.integration.helpers import TEST_TAG, harness_qemus, tagged_processes
 
 
@@ -73,13 +74,7 @@ def test_an_orphan_is_still_recognised_by_its_tag() -> None:
     tag = uuid.uuid4().hex
     seconds = f"{30 + int(tag[:4], 16) % 1000}.{os.getpid()}1"
     env = {**os.environ, TEST_TAG: tag}
-    shell = subprocess.run(
-        ["sh", "-c", f"sleep {seconds} >/dev/null 2>&1 & echo $!"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    shell = run_checked(["sh", "-c", f"sleep {seconds} >/dev/null 2>&1 & echo $!"], env=env)
     orphan = int(shell.stdout)  # its parent shell has exited: reparented
     try:
         _wait_for_exec(orphan, b"sleep")

@@ -383,13 +383,17 @@ def test_normalize_comm(comm: str, expected: str) -> None:
         "WARNING:",
         "[ 1.0]",
         "x" * 100000,
-        "Kernel panic - not syncing: ",
         "Call Trace:\n ? \n <TASK>",
         "RIP: 0010:",
     ],
 )
-def test_garbage_never_raises(text: str) -> None:
-    assert isinstance(parse(text), list)
+def test_garbage_is_no_report(text: str) -> None:
+    assert parse(text) == []
+
+
+def test_a_bare_panic_line_is_a_panic_without_a_reason() -> None:
+    (report,) = parse("Kernel panic - not syncing: ")
+    assert (report.type, report.title) == (ReportType.PANIC, "Kernel panic:")
 
 
 def test_shuffled_real_lines_never_raise() -> None:
@@ -410,10 +414,22 @@ def test_truncated_oops_is_corrupted() -> None:
     assert r.title == "BUG: kernel NULL pointer dereference in harness_oops_null"  # from RIP
 
 
-def test_every_truncation_of_a_fatal_oops_parses() -> None:
+def test_every_truncation_of_a_fatal_oops_is_corrupted_until_its_stack() -> None:
+    """Cut anywhere: no report before the header, then the oops, complete from its first frame."""
     lines = load("6.12-panic_oops.log").split("\n")
-    for cut in range(360, len(lines)):
-        assert isinstance(parse("\n".join(lines[:cut])), list)
+    header = next(i for i, line in enumerate(lines) if "BUG: kernel NULL pointer" in line)
+    first_frame = next(i for i, line in enumerate(lines) if "Call Trace:" in line) + 2  # <TASK>
+    panic = next(i for i, line in enumerate(lines) if "Kernel panic - not syncing" in line)
+    for cut in range(header - 10, len(lines) + 1):
+        reports = parse("\n".join(lines[:cut]))
+        if cut <= header:
+            assert reports == [], cut
+            continue
+        types = [r.type for r in reports]
+        panicked = [ReportType.PANIC] if cut > panic else []
+        assert types == [ReportType.PAGE_FAULT, *panicked], cut
+        assert reports[0].title.startswith("BUG: kernel NULL pointer dereference"), cut
+        assert reports[0].corrupted is (cut <= first_frame), cut
 
 
 # --- the table -------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import threading
 import time
@@ -121,12 +123,21 @@ def test_an_unreadable_line_is_reported_and_the_relay_goes_on(
 
 
 def test_no_controller_means_silence_not_failure() -> None:
-    worker = RelayProgress("kharness-progress-nobody-listens", "gw0", timeout=0.5)
+    """Every call returns (none raises), and a relay that failed once never tries again."""
+    address = f"kharness-progress-nobody-listens-{os.getpid()}"
+    worker = RelayProgress(address, "gw0", timeout=0.5)
     with track(worker, Kind.TEST, "k: t") as act:
         act.update(detail="x")
     worker.log("lost")
+    late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    late.bind("\0" + address)  # a controller turns up after the worker gave up
+    late.listen()
+    late.settimeout(0.5)
+    worker.log("too late")
     worker.console("k", "line", False)
-    assert worker._broken
+    with pytest.raises(TimeoutError):
+        late.accept()
+    late.close()
 
 
 def test_close_frees_the_address(screen: Screen) -> None:
@@ -135,8 +146,13 @@ def test_close_frees_the_address(screen: Screen) -> None:
     worker = RelayProgress(relay.address, "gw0")
     worker.log("hi")
     screen.wait_for(lambda s: "hi" in s)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    assert probe.connect_ex("\0" + relay.address) == 0  # listening while open
+    probe.close()
     relay.close()
-    again = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    again.bind("\0" + relay.address)  # nothing kept it
-    again.close()
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    assert probe.connect_ex("\0" + relay.address) == errno.ECONNREFUSED  # nobody listens
+    probe.bind("\0" + relay.address)  # and nothing holds the name: it can be taken again
+    assert probe.getsockname() == b"\0" + relay.address.encode()
+    probe.close()
     worker.close()

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from harness.outcome import Outcome, Verdict
-from harness.records import TestRun
-from harness.reporters import load_summary
+from harness.records import TestRun, load_summary
 from harness.series import SeriesReport, Step, write_reports
 
 P, F, OOPS = Outcome.PASS, Outcome.FAIL, Outcome.OOPS

@@ -8,13 +8,12 @@ pytest plugin collects them like the C reproducers.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.compile import check_script
-from harness.errors import ConfigError
+from harness.errors import ConfigError, run_checked
 from harness.guest import image as guest_image
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
@@ -146,9 +145,7 @@ def test_scripts_reach_both_backends_tests_directories(
     script = check_script(REPO / "guest-tests" / "sh" / "thp_sysfs.sh")
     layer = guest_image.tests_layer([script])
     assert layer is not None
-    listing = subprocess.run(
-        ["cpio", "-itv"], stdin=layer.open("rb"), capture_output=True, text=True, check=True
-    ).stdout
+    listing = run_checked(["cpio", "-itv"], stdin=layer.open("rb")).stdout
     assert "-rwxr-xr-x" in listing and "opt/tests/thp_sysfs" in listing
     image = tmp_path / "vmlinuz"
     image.write_bytes(b"MZ")

@@ -28,6 +28,10 @@ tree = dest / f"usr/src/{name}"
 kbuild = Path(f"/usr/lib/linux-kbuild-{version}")
 if not kbuild.is_dir():
     sys.exit(f"{kbuild} missing: apt-get install linux-kbuild-{version}")
+# the arm64 Makefile is one line, "include /usr/src/linux-headers-<ver>-common/Makefile"
+common = Path(f"/usr/src/linux-headers-{version}-common")
+if not common.is_dir():
+    sys.exit(f"{common} missing: apt-get install linux-headers-{version}-common")
 for link in ("scripts", "tools"):
     (tree / link).unlink(missing_ok=True)
     (tree / link).symlink_to(kbuild / link)
