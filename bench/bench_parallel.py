@@ -10,7 +10,7 @@ ratio of each against serial, and whether every result matched serial's.
 Under TCG each guest vCPU keeps a host core busy, so on a 2-core machine two
 guests side by side mostly share the same cores: the aim is that results do
 not change and wall time does not grow, not a 2x speed-up.  ``-n auto`` picks
-from cores, memory and the guests' size (harness.pytest_xdist.auto_workers).
+from cores, memory and the guests' size (harness.plugin.xdist.auto_workers).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.config import load_kernels, select  # noqa: E402
-from harness.pytest_xdist import auto_workers  # noqa: E402
+from harness.plugin.xdist import auto_workers  # noqa: E402
 
 
 def _cpu() -> float:

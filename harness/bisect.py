@@ -45,8 +45,8 @@ from harness.kernels.kconfig import BASE_CONFIGS, read_fragment
 from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
 from harness.outcome import UNTESTABLE, Outcome
 from harness.paths import REPO_ROOT, results_base
-from harness.repeats import runs_count
 from harness.records import TestRun
+from harness.repeats import runs_count
 from harness.results import new_run_dir
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 

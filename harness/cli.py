@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     base = results_base(args.results_dir)
     previous = latest_target(base)
     run_dir = new_run_dir(base)
-    # with ssh hosts no path may be named (see harness.pytest_xdist): the guest
+    # with ssh hosts no path may be named (see harness.plugin.xdist): the guest
     # tests come from testpaths, read in the project directory
     where = (
         ["-o", "testpaths=guest-tests", f"--rootdir={REPO_ROOT}"]

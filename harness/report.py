@@ -8,6 +8,7 @@ kernel records, nothing else.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from harness import repeats
 from harness.oops import repeats as seen_times
@@ -73,13 +74,52 @@ def summarize(
     lists the (test, kernel) pairs an interruption kept from running.  Several
     runs of one test on one kernel (``--runs N``) make one record.
     """
+    return build_summary(
+        run_id,
+        kernels,
+        test_records(runs),
+        expects,
+        not_run,
+        outside_records(outside),
+        interrupted,
+    )
+
+
+def build_summary(
+    run_id: str,
+    kernels: Iterable[KernelRecord],
+    records: Iterable[TestRecord],
+    expects: Mapping[tuple[str, str], tuple[Outcome, str]] | None = None,
+    not_run: Iterable[tuple[str, str]] = (),
+    outside: Iterable[OutsideRecord] = (),
+    interrupted: bool = False,
+) -> RunSummary:
+    """The one way a run's records become a :class:`RunSummary` (pytest plugin, series).
+
+    Records arrive without kernels.yaml's expectations (a worker ships them
+    so); ``expects`` adds them here, and the pairs an interruption kept from
+    running (``not_run``) become NOT_RUN records carrying theirs too.
+    """
+    expects = expects or {}
+    tests = tuple(
+        replace(r, expected=e[0], expected_reason=e[1])
+        if (e := expects.get((r.test, r.kernel)))
+        else r
+        for r in records
+    )
     return RunSummary(
         run_id,
         tuple(kernels),
-        tuple(_record(group, expects) for group in repeats.group(runs))
-        + tuple(not_run_records(not_run, expects)),
-        tuple(OutsideRecord(o.kernel, o.boot, o.when, ReportRecord.of(o.report)) for o in outside),
+        tests + tuple(not_run_records(not_run, expects)),
+        tuple(outside),
         interrupted,
+    )
+
+
+def outside_records(outside: Iterable[OutsideReport]) -> tuple[OutsideRecord, ...]:
+    """Kernel reports outside any test, as the summary records them."""
+    return tuple(
+        OutsideRecord(o.kernel, o.boot, o.when, ReportRecord.of(o.report)) for o in outside
     )
 
 
@@ -89,13 +129,11 @@ def test_records(runs: Iterable[TestRun]) -> tuple[TestRecord, ...]:
     What a pytest run (serial or a worker) ships with its reports; kernels.yaml's
     expectations are added where the summary is written.
     """
-    return tuple(_record(group, {}) for group in repeats.group(runs))
+    return tuple(_record(group) for group in repeats.group(runs))
 
 
-def _record(
-    runs: list[TestRun], expects: Mapping[tuple[str, str], tuple[Outcome, str]]
-) -> TestRecord:
+def _record(runs: list[TestRun]) -> TestRecord:
     """One test's record from its run(s)."""
     combined = repeats.combine(runs)
     attempts = tuple(repeats.attempt(r) for r in runs) if len(runs) > 1 else ()
-    return test_record(combined, expects.get((combined.test, combined.kernel)), attempts)
+    return test_record(combined, None, attempts)

@@ -39,7 +39,7 @@ from harness.outcome import OK, Outcome, is_flaky
 from harness.paths import kernels_file, results_base
 from harness.progress import for_stream
 from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
-from harness.report import summarize
+from harness.report import build_summary, test_records
 from harness.reporters import patchwork, write_all
 from harness.results import new_run_dir, write_json
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
@@ -123,7 +123,7 @@ class SeriesReport:
         kernels = []
         for step in self.steps:
             kernels.append(KernelRecord(step.name, step.label, timings=_build_time(step)))
-            ran = summarize(run_id, step.runs, [], [], {}).tests
+            ran = test_records(step.runs)
             records += ran
             done = {t.test for t in ran}
             summary = f"build-fail: {(step.error or 'did not build').splitlines()[0][:200]}"
@@ -132,7 +132,7 @@ class SeriesReport:
                 for test, outcome in step.outcomes
                 if test not in done
             ]
-        return RunSummary(run_id, tuple(kernels), tuple(records), interrupted=interrupted)
+        return build_summary(run_id, kernels, records, interrupted=interrupted)
 
     def against_base(self, summary: RunSummary, index: int | None = None) -> Comparison:
         """Step ``index`` (default: the last) compared with the base, by test name."""

@@ -73,7 +73,7 @@ def project(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     )
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["harness.plugin.hooks"]\n')
     pytester.makeini("[pytest]\njunit_logging = all\n")
     cdir = pytester.path / "guest-tests" / "c"
     cdir.mkdir(parents=True)

@@ -119,7 +119,7 @@ def test_parallel_results_equal_serial(project: pytest.Pytester) -> None:
         """,
     )
     runs = {}
-    # the parallel run also shows its workers' progress (harness/progress_relay.py)
+    # the parallel run also shows its workers' progress (harness/plugin/relay.py)
     for label, extra in (("serial", ()), ("parallel", ("-n", "2", "--progress=plain"))):
         base = project.path / label
         result = project.runpytest_subprocess(

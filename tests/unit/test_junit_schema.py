@@ -50,7 +50,7 @@ def test_junit_of_a_run_whose_kernel_is_missing_is_valid_xunit2(
         f"""
         from pathlib import Path
 
-        pytest_plugins = ["harness.pytest_plugin"]
+        pytest_plugins = ["harness.plugin.hooks"]
 
         def pytest_collection_finish(session):
             Path({str(image)!r}).unlink()  # validated by now; gone before any boot

@@ -213,7 +213,7 @@ def test_names_read_well_in_node_ids_and_records() -> None:
 def _project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, targets: str) -> None:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     tree = make_tree(pytester.path / "linux", selftests_files({"vm": GOOD, "bad": BROKEN}))
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["harness.plugin.hooks"]\n')
     (pytester.path / "guest-tests" / "c").mkdir(parents=True)
     (pytester.path / "kernels.yaml").write_text(
         f"kernels:\n  - name: k\n    build: {{source: {tree}, guest_config: false}}\n"

@@ -143,7 +143,7 @@ def test_the_plugin_adds_kunit_items_first_on_their_kernel(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
     )
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["harness.plugin.hooks"]\n')
     (pytester.path / "kernels.yaml").write_text(
         "kernels:\n"
         '  - {name: k1, debian: "linux-image-6.12.*-amd64-unsigned"}\n'

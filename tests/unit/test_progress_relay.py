@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from harness.plugin.relay import RelayProgress, RelayServer
 from harness.progress import Kind, PlainProgress, track
-from harness.progress_relay import RelayProgress, RelayServer
 
 
 class Screen:

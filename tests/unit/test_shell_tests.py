@@ -122,7 +122,7 @@ def test_the_plugin_collects_scripts_with_readable_node_ids(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     )
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["harness.plugin.hooks"]\n')
     (pytester.path / "kernels.yaml").write_text(
         'kernels:\n  - {name: k1, debian: "linux-image-6.12.*-amd64-unsigned"}\n'
     )

@@ -11,9 +11,9 @@ from harness.config import KernelSpec
 from harness.errors import ConfigError
 from harness.hosts import Host, load_hosts
 from harness.outcome import Outcome
-from harness.pytest_xdist import auto_workers, kernel_scope, pair_of, strip_group
+from harness.plugin.shipping import EvidenceSync, KernelShipment, Shipment
+from harness.plugin.xdist import auto_workers, kernel_scope, pair_of, strip_group
 from harness.records import KernelRecord, OutsideRecord, ReportRecord, TestRecord
-from harness.shipping import EvidenceSync, KernelShipment, Shipment
 
 
 class _Report:

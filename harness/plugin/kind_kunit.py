@@ -12,25 +12,30 @@ that failed, oopsed or died, or skips when all of them skipped.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from harness import config as config_mod
 from harness.kunit import KunitSuite, boot_console, case_run, parse_kunit, select
-from harness.outcome import Outcome
-from harness.pytest_marks import mark_for_kernel
+from harness.outcome import RULES, Outcome
+from harness.plugin.items import HarnessItem, ItemKind
+from harness.plugin.marks import mark_for_kernel
 
-_BAD = (Outcome.FAIL, Outcome.OOPS, Outcome.PANIC)
+#: case outcomes that fail the item: those pytest calls failed (from a case
+#: :func:`harness.kunit.case_run` gives fail, oops or panic; never hang)
+_BAD = frozenset(o for o, rule in RULES.items() if rule.pytest == "failed")
 
 
 class KunitFailed(Exception):
     """Some KUnit cases of the item failed; the message lists them."""
 
 
-def kunit_items(session: pytest.Session, specs: list[config_mod.KernelSpec]) -> list[pytest.Item]:
-    """One item per (kernel, kunit glob), in kernels.yaml order."""
+def kunit_items(
+    session: pytest.Session, specs: list[config_mod.KernelSpec], log: Callable[[str], None]
+) -> list[pytest.Item]:
+    """One item per (kernel, kunit glob), in kernels.yaml order (kernels without: none)."""
     items = [
         KunitItem.from_parent(
             session, name=f"kunit/{glob}", nodeid=f"kunit/{glob}::{spec.name}", spec=spec, glob=glob
@@ -41,24 +46,16 @@ def kunit_items(session: pytest.Session, specs: list[config_mod.KernelSpec]) -> 
     return [mark_for_kernel(item, item.spec, None) for item in items]
 
 
-class KunitItem(pytest.Item):
-    """The KUnit suites matching one glob, on one kernel."""
+class KunitItem(HarnessItem):
+    """The KUnit suites matching one glob, on one kernel (a record per case)."""
 
-    def __init__(self, *, spec: config_mod.KernelSpec, glob: str, **kwargs: Any) -> None:
+    def __init__(self, *, glob: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.spec = spec
         self.glob = glob
-
-    def reportinfo(self) -> tuple[Path | str, int | None, str]:
-        """Where pytest says the item is: the glob on its kernel."""
-        return self.path, None, self.nodeid
 
     def runtest(self) -> None:
         """Boot (or reuse the first boot), read KUnit's KTAP, record each case."""
-        from harness.pytest_plugin import STATE
-
-        state = self.config.stash[STATE]
-        guest = state.guest(self.spec)
+        guest = self.state.guest(self.spec)
         problem, console = boot_console(guest)
         every = parse_kunit(console)
         suites = select(every, self.glob)
@@ -72,7 +69,7 @@ class KunitItem(pytest.Item):
                 pytrace=False,
             )
         runs = [case_run(guest, c) for s in suites for c in s.cases]
-        state.runs.extend(runs)
+        self.state.runs.extend(runs)
         bad = [r for r in runs if r.verdict.outcome in _BAD]
         if bad:
             raise KunitFailed(_failure_text(suites, bad))
@@ -97,3 +94,7 @@ def _failure_text(suites: list[KunitSuite], bad: list[Any]) -> str:
         lines += [f"      {d}" for d in run.verdict.details[:6]]
         lines.append(f"      evidence: {run.directory}")
     return "\n".join(lines)
+
+
+#: KUnit runs at boot: its items come before a kernel's other items (see kinds.KINDS)
+KIND = ItemKind("KUnit glob", extra_items=kunit_items)

@@ -17,7 +17,7 @@ def mark_for_kernel(item: pytest.Item, spec: KernelSpec, expect_key: str | None)
     """Put ``item`` in its kernel's xdist group and apply ``spec.expect[expect_key]``.
 
     The group keeps all items of a kernel on one worker and one boot (the
-    scheduler in :mod:`harness.pytest_xdist` reads the kernel from the node id
+    scheduler in :mod:`harness.plugin.xdist` reads the kernel from the node id
     too).  An expectation is a *strict* xfail raising exactly the outcome's
     exception: a kernel that stops failing, or fails differently, is reported.
     A KUnit item (``expect_key`` None) judges its cases itself.

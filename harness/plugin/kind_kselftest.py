@@ -7,7 +7,7 @@ the tree before the series (:func:`harness.kselftest.list_tests`); a target
 the tree lacks is a usage error naming the kernel, the key and the fix,
 before anything builds or boots.
 
-Each item is a :class:`~harness.pytest_plugin.GuestItem` whose test is
+Each item is a :class:`~harness.plugin.kind_guest.GuestItem` whose test is
 ``kselftest.<target>.<test>``: same outcome translation, same failure text,
 same ``expect:`` (xfail), same summary and reports.  Building the target
 happens in setup, so a target that does not build is an *error* carrying the
@@ -29,8 +29,9 @@ from harness.errors import HarnessError
 from harness.kernels.build import BuildSource
 from harness.kernels.kselftest_build import selftests_tree
 from harness.kselftest import KselftestTest, list_tests
-from harness.pytest_marks import mark_for_kernel
-from harness.pytest_plugin import GuestItem
+from harness.plugin.items import HarnessItem, ItemKind
+from harness.plugin.kind_guest import GuestItem
+from harness.plugin.marks import mark_for_kernel
 from harness.records import TestRun
 from harness.session import KernelGuest
 
@@ -79,14 +80,15 @@ class KselftestItem(GuestItem):
 
     def runtest(self) -> None:
         """Run it in the guest; record its subtests; translate the verdict."""
-        from harness.pytest_plugin import STATE
-
-        state = self.config.stash[STATE]
-        run = kselftest_run.run(state.guest(self.spec), self.kself)
-        state.runs.append(run)
-        state.runs.extend(kselftest_run.subtest_runs(run))
+        run = kselftest_run.run(self.state.guest(self.spec), self.kself)
+        self.state.runs.append(run)
+        self.state.runs.extend(kselftest_run.subtest_runs(run))
         self.conclude(run)
 
     def reportinfo(self) -> tuple[Path | str, int | None, str]:
-        """Where pytest says the item is: the test on its kernel."""
-        return self.path, None, self.nodeid
+        """Where pytest says the item is: the test on its kernel (its node id)."""
+        return HarnessItem.reportinfo(self)
+
+
+#: built before the first boot when no KUnit item boots the kernel first (see kinds.KINDS)
+KIND = ItemKind("kselftest", extra_items=kselftest_items)

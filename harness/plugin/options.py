@@ -1,0 +1,102 @@
+"""The harness's command-line options, and the checks a value needs before anything runs.
+
+Usable from plain pytest as from ``python -m harness run``, which passes them on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import paths, repeats
+from harness import progress as progress_mod
+from harness.machine.accel import Accel
+from harness.machine.backends import BACKENDS
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the options in pytest's ``kharness`` group."""
+    group = parser.getgroup("kharness", "kernel test harness")
+    group.addoption(
+        "--kernel",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only on this kernel from kernels.yaml (repeatable)",
+    )
+    group.addoption(
+        "--kernels-file",
+        default=None,
+        metavar="PATH",
+        help="kernels.yaml to use (default: kernels.yaml in the rootdir)",
+    )
+    group.addoption(
+        "--results-dir",
+        default=None,
+        metavar="DIR",
+        help="base directory for results (default: results/ in the rootdir)",
+    )
+    group.addoption(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="exact results directory for this run (python -m harness run sets it)",
+    )
+    group.addoption(
+        "--accel",
+        choices=[a.value for a in Accel],
+        default=None,
+        help="override every kernel's accelerator (auto picks KVM only where it works)",
+    )
+    group.addoption(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default=None,
+        help="boot every kernel with this backend (default: each kernel's backend:, qemu)",
+    )
+    group.addoption(
+        "--progress",
+        choices=[m.value for m in progress_mod.Mode],
+        default=os.environ.get("KHARNESS_PROGRESS", "auto"),
+        help="feedback during downloads, builds, boots and tests: a live line on a terminal "
+        "(auto: off with -q or when not a terminal), plain timestamped lines (CI), or off "
+        "(default: $KHARNESS_PROGRESS, else auto)",
+    )
+    group.addoption(
+        "--console",
+        action="store_true",
+        default=False,
+        help="stream each guest's console live, prefixed by kernel name (also -vv)",
+    )
+    group.addoption(
+        "--runs",
+        type=repeats.runs_count,
+        default=1,
+        metavar="N",
+        help="run each guest test N times and report its pass rate; a test that both "
+        "passed and failed is flaky (default: 1)",
+    )
+    group.addoption(
+        "--port-range",
+        default=None,
+        metavar="LOW-HIGH",
+        help="loopback ports to choose the SSH forward from (default: any free)",
+    )
+
+
+def kernels_file(config: pytest.Config) -> Path:
+    """The kernels.yaml in effect: --kernels-file, else the one in the rootdir."""
+    return paths.kernels_file(config.getoption("kernels_file"), config.rootpath)
+
+
+def port_range(config: pytest.Config) -> tuple[int, int] | None:
+    """--port-range as (low, high), None for any free port; a usage error when malformed."""
+    text = config.getoption("port_range")
+    if not text:
+        return None
+    low, _, high = text.partition("-")
+    if not (low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) < 65536):
+        raise pytest.UsageError(f"--port-range '{text}' must look like 40000-40100")
+    return int(low), int(high)
