@@ -40,14 +40,14 @@ from pathlib import Path
 from harness import paths
 from harness.config import KernelSpec, load_kernels, select
 from harness.errors import BisectRangeError, BuildFailed, HarnessError, UserError
+from harness.evidence import new_run_dir
 from harness.kernels.build import BuildRecipe, TreeBuild, build_cache, make_recipe
-from harness.kernels.kconfig import BASE_CONFIGS, read_fragment
+from harness.kernels.config_fragments import BASE_CONFIGS, read_fragment
 from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
 from harness.outcome import UNTESTABLE, Outcome
+from harness.pass_rate import runs_count
 from harness.paths import REPO_ROOT, results_base
 from harness.records import TestRun
-from harness.repeats import runs_count
-from harness.results import new_run_dir
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255

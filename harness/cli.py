@@ -21,9 +21,9 @@ from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
+from harness.pass_rate import runs_count
 from harness.paths import REPO_ROOT, RESULTS_DIR, kernels_file, results_base
 from harness.progress import Mode
-from harness.repeats import runs_count
 
 #: the choices of the options the plugin has too, from the same enums and tables
 ACCELS = [a.value for a in Accel]
@@ -40,8 +40,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from harness.config import load_kernels, select
+    from harness.evidence import drop_if_empty, latest_target, new_run_dir
     from harness.hosts import load_hosts
-    from harness.results import drop_if_empty, latest_target, new_run_dir
 
     if args.hosts and args.jobs:
         raise UserError("-n and --hosts: give workers per host in the hosts file ('workers:')")

@@ -234,7 +234,7 @@ def kunit_needs(source: Any) -> Any:
     entry's fragments; built in, they run at boot and print KTAP on the console.
     """
     from harness.kernels.build import BuildSource
-    from harness.kernels.kconfig import KUNIT_FRAGMENT
+    from harness.kernels.config_fragments import KUNIT_FRAGMENT
 
     if not isinstance(source, BuildSource) or KUNIT_FRAGMENT in source.recipe.fragments:
         return source

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import results
+from harness import evidence
 from harness.errors import GuestUnreachable
 from harness.kernels.build import BuildSource
 from harness.kernels.kselftest_build import BuiltTarget, build_targets
@@ -185,6 +185,6 @@ def subtest_runs(run: TestRun) -> list[TestRun]:
             run.directory / "subtests" / name,
             boot=run.boot,
         )
-        results.save_test(record, "")
+        evidence.save_test(record, "")
         found.append(record)
     return found

@@ -28,7 +28,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from harness import results
+from harness import evidence
 from harness.oops import KernelReport, fold, parse
 from harness.outcome import Outcome, Verdict
 from harness.records import TestRun
@@ -193,5 +193,5 @@ def case_run(guest: KernelGuest, case: KunitCase) -> TestRun:
         reports=case.reports,
         boot=1,
     )
-    results.save_test(run, case.console)
+    evidence.save_test(run, case.console)
     return run

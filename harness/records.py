@@ -72,7 +72,7 @@ class ReportRecord:
     last_time: float | None = None
     symbolized: Decoded | None = None  # file:line per frame and maintainers, if debug info
 
-    def repeats(self, word: str = "x{n}") -> str:
+    def times_printed(self, word: str = "x{n}") -> str:
         """'' if printed once, else ' (x12, 41.2s to 521.9s)'; ``word`` words the count."""
         if self.count <= 1:
             return ""
@@ -391,7 +391,7 @@ def test_record(
     """The summary's record of a runner TestRun (with kernels.yaml's expectation).
 
     ``runs``: every run when the test ran several times (``run`` is then
-    their combination, :func:`harness.repeats.combine`).
+    their combination, :func:`harness.pass_rate.combine`).
     """
     return TestRecord(
         run.test,

@@ -28,10 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import repeats
+from harness import pass_rate
 from harness.compare import ChangeKind, Comparison, compare
 from harness.config import KernelSpec, load_kernels, select
 from harness.errors import BuildFailed, UserError
+from harness.evidence import new_run_dir, write_json
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.patches import Patch, PatchFailed, read_series
 from harness.kernels.srctree import locate
@@ -39,9 +40,8 @@ from harness.outcome import OK, Outcome, is_flaky
 from harness.paths import kernels_file, results_base
 from harness.progress import for_stream
 from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
-from harness.report import build_summary, test_records
 from harness.reporters import patchwork, write_all
-from harness.results import new_run_dir, write_json
+from harness.summarize import build_summary, test_records
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
 
@@ -236,7 +236,7 @@ def run_series(
                 continue
             done = trial.run(f"{index:02d}", built.image, runs)
             outcomes = tuple(
-                (g[0].test, repeats.combine(g).verdict.outcome) for g in repeats.group(done)
+                (g[0].test, pass_rate.combine(g).verdict.outcome) for g in pass_rate.group(done)
             )
             steps.append(Step(index, label, outcomes, round(built.seconds, 1), None, tuple(done)))
     return SeriesReport(names, tuple(steps))
@@ -360,7 +360,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--runs",
-        type=repeats.runs_count,
+        type=pass_rate.runs_count,
         default=1,
         metavar="N",
         help="run each test N times per step; a test that passes and fails is flaky",

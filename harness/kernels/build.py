@@ -44,7 +44,7 @@ from harness.cache import atomic_dir, cache_root
 from harness.errors import HarnessError
 from harness.kernels import kbuild
 from harness.kernels.base import DebugInfo, KernelImage
-from harness.kernels.kconfig import (
+from harness.kernels.config_fragments import (
     BASE_CONFIGS,
     DEBUGINFO_FRAGMENT,
     GUEST_FRAGMENT,

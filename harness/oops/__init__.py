@@ -20,8 +20,8 @@ from harness.oops.parse import (
     is_panic,
     normalize_comm,
     parse,
-    repeats,
     strip_prefix,
+    times_seen,
     title_matches,
 )
 
@@ -34,7 +34,7 @@ __all__ = [
     "is_panic",
     "normalize_comm",
     "parse",
-    "repeats",
     "strip_prefix",
+    "times_seen",
     "title_matches",
 ]

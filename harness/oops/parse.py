@@ -446,7 +446,7 @@ def fold(reports: Sequence[KernelReport]) -> list[KernelReport]:
     return list(folded.values())
 
 
-def repeats(report: KernelReport) -> str:
+def times_seen(report: KernelReport) -> str:
     """'' for a report seen once, else ' (x12, 41.2s to 521.9s)' for titles and summaries."""
     if report.count <= 1:
         return ""
@@ -457,7 +457,7 @@ def repeats(report: KernelReport) -> str:
 
 def _describe(report: KernelReport) -> str:
     return (
-        f"{report.type.name:12} {report.title}{repeats(report)}\n"
+        f"{report.type.name:12} {report.title}{times_seen(report)}\n"
         f"{'':12} lines {report.first_line}-{report.last_line} guilty={report.guilty_frame}"
         f" rip={report.rip} corrupted={report.corrupted}"
     )

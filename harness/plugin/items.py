@@ -30,7 +30,7 @@ from harness.outcome import EXCEPTIONS, Outcome
 from harness.plugin.reprs import GuestFailureRepr
 from harness.plugin.state import STATE, RunState
 from harness.records import TestRun
-from harness.report import failure_text
+from harness.summarize import failure_text
 
 
 class HarnessItem(pytest.Item):

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from harness import repeats
+from harness import pass_rate
 from harness.errors import HarnessError
 from harness.plugin.items import HarnessItem, ItemKind
 from harness.plugin.marks import mark_for_kernel
 from harness.plugin.state import STATE
 from harness.records import TestRun
-from harness.report import failure_text
 from harness.session import KernelGuest
+from harness.summarize import failure_text
 from harness.testdef import KINDS as SUFFIXES
 from harness.testdef import GuestTest, read_test
 
@@ -99,7 +99,7 @@ class GuestItem(HarnessItem):
         guest = self.state.guest(self.spec)
         runs = [guest.run(self.test, n + 1 if count > 1 else 0) for n in range(count)]
         self.state.runs.extend(runs)
-        self.conclude(repeats.combine(runs))  # several runs: the first failure, with the pass rate
+        self.conclude(pass_rate.combine(runs))  # several runs: the first failure, and the rate
 
     def reportinfo(self) -> tuple[Path | str, int | None, str]:
         """Where pytest says the test is."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import paths, repeats
+from harness import pass_rate, paths
 from harness import progress as progress_mod
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
@@ -72,7 +72,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--runs",
-        type=repeats.runs_count,
+        type=pass_rate.runs_count,
         default=1,
         metavar="N",
         help="run each guest test N times and report its pass rate; a test that both "

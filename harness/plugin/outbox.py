@@ -12,8 +12,8 @@ import pytest
 from harness.plugin.rundir import ResultsDir
 from harness.plugin.shipping import KernelShipment, Shipment
 from harness.records import TestRecord, TestRun
-from harness.report import outside_records, test_records
 from harness.session import KernelGuest
+from harness.summarize import outside_records, test_records
 
 
 def kernel_shipment(guest: KernelGuest) -> KernelShipment:

@@ -14,7 +14,7 @@ from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
 
 from harness.records import TestRun
-from harness.report import failure_text
+from harness.summarize import failure_text
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 from harness.plugin.state import RunState
 from harness.records import KernelRecord, RunSummary
-from harness.report import build_summary
 from harness.reporters import write_all
+from harness.summarize import build_summary
 
 
 def run_summary(state: RunState) -> RunSummary:

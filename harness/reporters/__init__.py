@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.evidence import write_json
 from harness.records import RunSummary
 from harness.reporters import html, kcidb, patchwork, text
-from harness.results import write_json
 
 #: file name in the results directory -> renderer
 REPORTERS: dict[str, Callable[[RunSummary], str]] = {

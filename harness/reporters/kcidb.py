@@ -103,7 +103,7 @@ def _issues(run: str, summary: RunSummary) -> tuple[list[dict[str, Any]], list[d
                 "issue_version": ISSUE_VERSION,
                 **where,
                 "present": True,
-                "comment": note + report.repeats("printed {n} times"),
+                "comment": note + report.times_printed("printed {n} times"),
             }
         )
 

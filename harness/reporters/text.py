@@ -62,7 +62,7 @@ def render(summary: RunSummary) -> str:
         lines += ["", "Kernel reports outside any test:"]
         for o in summary.outside:
             lines.append(
-                f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}{o.report.repeats()}"
+                f"  {o.kernel} boot-{o.boot} ({o.when}): {o.report.title}{o.report.times_printed()}"
             )
             lines += _decoded(o.kernel, o.report, "    ", shown)
     lines += ["", "Kernels:"]
@@ -94,7 +94,7 @@ def _section(
     for t in tests:
         lines.append(f"  {t.test} on {t.kernel}: {t.summary}")
         for r in t.reports:
-            lines.append(f"    kernel report: {r.title}{r.repeats()}")
+            lines.append(f"    kernel report: {r.title}{r.times_printed()}")
             lines += _decoded(t.kernel, r, "      ", shown)
         if with_reason and t.expected_reason:
             lines.append(f"    reason: {t.expected_reason}")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import results
+from harness import evidence
 from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
 from harness.machine.console import is_report_line
@@ -82,7 +82,7 @@ class BootRun:
             ready = machine.wait_ready(self.timeout)
         booting.clear()
         seconds = time.monotonic() - started
-        results.write_boot(self.directory, self.backend_name, self.config, ready, seconds)
+        evidence.write_boot(self.directory, self.backend_name, self.config, ready, seconds)
         if ready is None:
             return self._failed(machine, seconds)
         try:

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import results
+from harness import evidence
 from harness.compile import CompileResult
 from harness.config import KernelSpec
+from harness.evidence import Timings
 from harness.kernels.base import KernelImage
 from harness.machine.base import (
     BootFiles,
@@ -34,7 +35,6 @@ from harness.oops import KernelReport
 from harness.outcome import SetupFacts, Verdict, classify_setup
 from harness.progress import Labelled, Progress
 from harness.records import KernelRecord, OutsideReport, TestRun
-from harness.results import Timings
 from harness.session.context import RunContext
 from harness.session.extras import Extras
 from harness.session.life import GuestLife
@@ -165,7 +165,7 @@ class KernelGuest:
             return self.setup_error
         self._life.setup_error = self._prep.prepare(self.progress)
         error = self.setup_error.summary if self.setup_error else None
-        results.write_kernel(self.directory, self.record(), error)
+        evidence.write_kernel(self.directory, self.record(), error)
         return self.setup_error
 
     def machine_config(self) -> MachineConfig:
@@ -246,7 +246,7 @@ class KernelGuest:
         command = guest_cmd or guest_command(test, self.files.tests_dir)
         seen = window.observe(test, command, timeout, tag, start)
         self._outside.seen = seen.end
-        tail = results.stderr_tail(self.boot_dir()) if seen.machine_exit is not None else ""
+        tail = evidence.stderr_tail(self.boot_dir()) if seen.machine_exit is not None else ""
         verdict = verdict_for(test, seen, tail, notes)
         trailer, reports = seen.trailer, seen.reports
         if needs_fresh_guest(
@@ -264,7 +264,7 @@ class KernelGuest:
             trailer.new_taint,
             self.boots,
         )
-        results.save_test(run, seen.window)
+        evidence.save_test(run, seen.window)
         return run
 
     def record_setup(
@@ -285,7 +285,7 @@ class KernelGuest:
             reports=self._life.setup_reports if verdict is self.setup_error else (),
             boot=self.boots,
         )
-        results.save_test(run, "")
+        evidence.save_test(run, "")
         return run
 
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.evidence import Timings
 from harness.machine.base import Channel, Machine, Ready
 from harness.oops import KernelReport
 from harness.outcome import Verdict
 from harness.progress import Progress
-from harness.results import Timings
 from harness.session.boot import BootRun
 from harness.session.context import RunContext
 from harness.session.outside import OutsideReports

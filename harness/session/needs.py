@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.errors import GuestUnreachable
-from harness.kernels import kernelconfig
+from harness.kernels import config_needs
 from harness.kernels.base import KernelImage
 from harness.machine.base import Channel
 from harness.testdef import GuestTest
@@ -25,7 +25,7 @@ class NeedsChecker:
     kernel: str
     log: Callable[[str], None]
     _nodes_online: str | None = None  # /sys/devices/system/node/online of this boot
-    _config: kernelconfig.KernelConfig | None = None  # for @needs config=, found once
+    _config: config_needs.KernelConfig | None = None  # for @needs config=, found once
 
     def new_boot(self) -> None:
         """A fresh boot: its node list is read again when a test needs it."""
@@ -39,20 +39,20 @@ class NeedsChecker:
         """For the result's details and the log: config needs that could not be checked."""
         if not test.needs.config or self.config(image, channel).values is not None:
             return ()
-        note = kernelconfig.unknown_note(test.needs.config, self.config(image, channel))
+        note = config_needs.unknown_note(test.needs.config, self.config(image, channel))
         self.log(f"{self.kernel} {test.name}: {note}")
         return (note,)
 
-    def config(self, image: KernelImage, channel: Channel) -> kernelconfig.KernelConfig:
+    def config(self, image: KernelImage, channel: Channel) -> config_needs.KernelConfig:
         """This kernel's config: beside its image on the host, else /proc/config.gz."""
         if self._config is None:
-            self._config = kernelconfig.from_host(image)
+            self._config = config_needs.from_host(image)
             if self._config is None:
                 try:
-                    proc = channel.run(kernelconfig.PROC_CONFIG_COMMAND, 30)
+                    proc = channel.run(config_needs.PROC_CONFIG_COMMAND, 30)
                 except GuestUnreachable:  # the test's own run will say what broke
-                    return kernelconfig.from_guest(None)
-                self._config = kernelconfig.from_guest(proc.stdout if proc.exit_code == 0 else "")
+                    return config_needs.from_guest(None)
+                self._config = config_needs.from_guest(proc.stdout if proc.exit_code == 0 else "")
         return self._config
 
     def _unmet_config(self, test: GuestTest, image: KernelImage, channel: Channel) -> str | None:
@@ -62,7 +62,7 @@ class NeedsChecker:
         config = self.config(image, channel)
         missing = config.missing(test.needs.config)
         if missing:
-            return kernelconfig.unmet_message(missing, config.source)
+            return config_needs.unmet_message(missing, config.source)
         return None
 
     def _unmet_numa(self, test: GuestTest, channel: Channel) -> str | None:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from harness.compile import CompileResult
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, HarnessError
+from harness.evidence import Timings
 from harness.kernels.base import KernelImage
 from harness.machine import accel as accel_mod
 from harness.machine.backends import DEFAULT_BACKEND
 from harness.machine.base import Backend, BootFiles, GuestPayload, GuestShape, MachineConfig
 from harness.outcome import SetupFacts, Verdict, classify_setup
 from harness.progress import Progress
-from harness.results import Timings
 from harness.session.context import RunContext
 from harness.testdef import GuestTest
 

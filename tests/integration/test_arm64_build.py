@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_kernels
-from harness.kernels import kernelconfig
+from harness.evidence import new_run_dir
+from harness.kernels import config_needs
 from harness.outcome import Outcome
-from harness.results import new_run_dir
 from harness.session import KernelGuest, new_context
 from harness.testdef import read_test
 from tests.integration.helpers import REPO
@@ -54,7 +54,7 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelGuest]:
 
 def test_cross_built_image_has_the_guest_options(guest: KernelGuest) -> None:
     assert guest.image is not None and guest.image.vmlinuz.name == "Image"
-    config = kernelconfig.from_host(guest.image)
+    config = config_needs.from_host(guest.image)
     assert config is not None
     wanted = tuple(
         f"CONFIG_{o}"

@@ -19,8 +19,8 @@ import pytest
 
 from harness.config import load_kernels, select
 from harness.errors import run_checked
+from harness.evidence import new_run_dir
 from harness.outcome import Outcome
-from harness.results import new_run_dir
 from harness.session import KernelGuest, new_context
 from harness.testdef import read_test
 from tests.integration.helpers import (

@@ -56,8 +56,8 @@ from harness.oops import ReportType
 from harness.oops.frames import SourceLine
 from harness.outcome import Outcome
 from harness.records import KernelRecord, TestRun
-from harness.report import failure_text, summarize
 from harness.reporters import text
+from harness.summarize import failure_text, summarize
 from harness.trial import Trial, select_tests
 from tests.integration.helpers import REPO, ready_boots
 

@@ -18,8 +18,8 @@ from harness.cache import cache_root
 from harness.kernels.debian import DebianSource
 from harness.outcome import Outcome
 from harness.records import KernelRecord
-from harness.report import failure_text, summarize
 from harness.reporters import text
+from harness.summarize import failure_text, summarize
 from harness.testdef import read_test
 from harness.trial import Trial
 from tests.integration.helpers import GUEST_DATA

@@ -11,7 +11,7 @@ from harness.compile import CompileResult
 from harness.guest.image import build_initrd, modules_layer
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
-from harness.kernels.kconfig import GUEST_FRAGMENT, read_fragment
+from harness.kernels.config_fragments import GUEST_FRAGMENT, read_fragment
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.kernels.kconfig import (
+from harness.kernels.config_fragments import (
     GUEST_FRAGMENT,
     FragmentError,
     check_config,

@@ -24,7 +24,7 @@ from harness.cli import main
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
 from harness.kernels.build import BuildSource, make_recipe
-from harness.kernels.kconfig import FragmentError
+from harness.kernels.config_fragments import FragmentError
 from harness.kernels.patches import read_series
 from harness.outcome import Outcome, Verdict
 from harness.progress import NO_PROGRESS

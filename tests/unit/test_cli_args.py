@@ -45,7 +45,7 @@ def test_a_run_refused_for_a_wrong_kernel_leaves_no_results_dir(
 
 
 def test_an_empty_run_dir_is_dropped_and_latest_points_back(tmp_path: Path) -> None:
-    from harness.results import drop_if_empty, latest_target, new_run_dir
+    from harness.evidence import drop_if_empty, latest_target, new_run_dir
 
     earlier = new_run_dir(tmp_path)
     (earlier / "summary.json").write_text("{}")

@@ -11,9 +11,9 @@ from harness.cli import main
 from harness.compare import ChangeKind, compare, parse_map
 from harness.errors import UserError
 from harness.outcome import Outcome, Verdict
+from harness.pass_rate import combine
 from harness.records import SCHEMA_VERSION, RunSummary, TestRun
-from harness.repeats import combine
-from harness.report import summarize
+from harness.summarize import summarize
 
 
 def _t(test: str, kernel: str, outcome: str, titles: tuple[str, ...] = (), **kw: object) -> dict:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.oops import ReportType, fold, parse, repeats
+from harness.oops import ReportType, fold, parse, times_seen
 from harness.outcome import Outcome, Verdict
 from harness.records import ReportRecord, RunSummary, TestRecord, TestRun
-from harness.report import failure_text
 from harness.reporters import text
+from harness.summarize import failure_text
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oops"
 
@@ -52,7 +52,7 @@ def test_repeats_fold_into_one_report_with_count_and_times(
     assert report.time is not None and report.last_time is not None
     assert first <= report.time < report.last_time <= last
     assert report.text == raw[0].text  # the first one's text: closest to the cause
-    assert repeats(report) == f" (x{count}, {report.time:.1f}s to {report.last_time:.1f}s)"
+    assert times_seen(report) == f" (x{count}, {report.time:.1f}s to {report.last_time:.1f}s)"
 
 
 def test_different_reports_stay_apart_and_in_order() -> None:
@@ -81,7 +81,7 @@ def test_folded_report_reaches_summary_json_text_and_failure_text(tmp_path: Path
         tests=(TestRecord("t", "k", Outcome.OOPS, verdict.summary, reports=(record,)),),
     )
     rendered = text.render(RunSummary.from_json(summary.to_json()))
-    assert f"kernel report: WARNING in harness_oops_warn{repeats(report)}" in rendered
+    assert f"kernel report: WARNING in harness_oops_warn{times_seen(report)}" in rendered
     run = TestRun("t", "k", verdict, 1.0, tmp_path, reports=(report,))
     assert "kernel report: WARNING in harness_oops_warn (x5, " in failure_text(run)
 

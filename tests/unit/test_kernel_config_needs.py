@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.kernels import kernelconfig
+from harness.kernels import config_needs
 from harness.kernels.base import KernelImage
 from harness.ktap import parse_ktap
 from harness.machine.replay import Script, Step
@@ -51,19 +51,19 @@ def test_bad_config_names_are_refused_with_file_and_line(tmp_path: Path, value: 
 
 
 def test_missing_means_neither_y_nor_m() -> None:
-    config = kernelconfig.KernelConfig(
+    config = config_needs.KernelConfig(
         {"CONFIG_USERFAULTFD": "y", "CONFIG_ZRAM": "m", "CONFIG_ADVISE_SYSCALLS": "n"}, "x"
     )
     wanted = ("CONFIG_USERFAULTFD", "CONFIG_ZRAM", "CONFIG_ADVISE_SYSCALLS", "CONFIG_KASAN")
     assert config.missing(wanted) == ("CONFIG_ADVISE_SYSCALLS", "CONFIG_KASAN")
-    assert kernelconfig.KernelConfig(None, "none").missing(wanted) == ()
+    assert config_needs.KernelConfig(None, "none").missing(wanted) == ()
 
 
 def test_built_kernel_config_beside_its_bzimage(tmp_path: Path) -> None:
     (tmp_path / "bzImage").write_bytes(b"k")
     (tmp_path / ".config").write_text(CONFIG)
     image = KernelImage(tmp_path / "bzImage", None, "6.12.0", "built")
-    found = kernelconfig.from_host(image)
+    found = config_needs.from_host(image)
     assert found is not None and found.source == str(tmp_path / ".config")
     assert found.values == {
         "CONFIG_USERFAULTFD": "y",
@@ -78,15 +78,15 @@ def test_debian_package_config_beside_its_vmlinuz(tmp_path: Path) -> None:
     (boot / "vmlinuz-6.12.1-amd64").write_bytes(b"k")
     (boot / "config-6.12.1-amd64").write_text(CONFIG)
     image = KernelImage(boot / "vmlinuz-6.12.1-amd64", None, "6.12.1-amd64", "debian")
-    found = kernelconfig.from_host(image)
+    found = config_needs.from_host(image)
     assert found is not None and found.source.endswith("config-6.12.1-amd64")
 
 
 def test_no_config_on_the_host_or_in_the_guest(tmp_path: Path) -> None:
     (tmp_path / "vmlinuz").write_bytes(b"k")
-    assert kernelconfig.from_host(KernelImage(tmp_path / "vmlinuz", None, None, "x")) is None
-    assert kernelconfig.from_guest("").values is None
-    assert kernelconfig.from_guest(CONFIG).source == "/proc/config.gz in the guest"
+    assert config_needs.from_host(KernelImage(tmp_path / "vmlinuz", None, None, "x")) is None
+    assert config_needs.from_guest("").values is None
+    assert config_needs.from_guest(CONFIG).source == "/proc/config.gz in the guest"
 
 
 # -- the runner ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from harness.ktap import parse_ktap
 from harness.outcome import Outcome, RunFacts, classify
-from harness.report import taint_letters
+from harness.summarize import taint_letters
 
 KTAP = """TAP version 13
 1..3

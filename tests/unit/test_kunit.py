@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import parse_kernels
-from harness.kernels.kconfig import KUNIT_FRAGMENT
+from harness.kernels.config_fragments import KUNIT_FRAGMENT
 from harness.kunit import boot_console, parse_kunit, select
 from harness.machine.replay import Script, lines
 from harness.outcome import Outcome

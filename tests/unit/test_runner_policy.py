@@ -21,8 +21,8 @@ from harness.kernels.base import KernelImage
 from harness.machine.replay import Chunk, ReplayBackend, Script, Step, lines
 from harness.outcome import Outcome
 from harness.records import TestRun
-from harness.report import failure_text
 from harness.session import KernelGuest, Policy, RunContext
+from harness.summarize import failure_text
 from harness.testdef import GuestTest, Needs
 from harness.trial import PreparedImage
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from harness import repeats
-from harness.oops import repeats as seen_times
+from harness import pass_rate
+from harness.oops import times_seen
 from harness.oops.frames import render_decoded
 from harness.outcome import Outcome
 from harness.records import (
@@ -36,7 +36,7 @@ def failure_text(run: TestRun) -> str:
         lines += ["", detail.rstrip()]
     for report in run.reports:
         text = report.text.splitlines()
-        lines += ["", f"kernel report: {report.title}{seen_times(report)}"]
+        lines += ["", f"kernel report: {report.title}{times_seen(report)}"]
         if report.decoded is not None:
             lines += ["symbolized:", *render_decoded(report.decoded), "", "as printed:"]
         lines += text[:_REPORT_LINES]
@@ -129,11 +129,11 @@ def test_records(runs: Iterable[TestRun]) -> tuple[TestRecord, ...]:
     What a pytest run (serial or a worker) ships with its reports; kernels.yaml's
     expectations are added where the summary is written.
     """
-    return tuple(_record(group) for group in repeats.group(runs))
+    return tuple(_record(group) for group in pass_rate.group(runs))
 
 
 def _record(runs: list[TestRun]) -> TestRecord:
     """One test's record from its run(s)."""
-    combined = repeats.combine(runs)
-    attempts = tuple(repeats.attempt(r) for r in runs) if len(runs) > 1 else ()
+    combined = pass_rate.combine(runs)
+    attempts = tuple(pass_rate.attempt(r) for r in runs) if len(runs) > 1 else ()
     return test_record(combined, None, attempts)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.kernels.base import KernelImage
-from harness.kernels.kconfig import parse_config
+from harness.kernels.config_fragments import parse_config
 
 #: the guest command that prints the running kernel's config, if it has one
 PROC_CONFIG_COMMAND = "zcat /proc/config.gz 2>/dev/null || gzip -dc /proc/config.gz"
