@@ -16,7 +16,7 @@ from harness.config import load_kernels, select
 from harness.errors import HarnessError
 from harness.evidence import new_run_dir
 from harness.machine.base import Channel
-from harness.progress import for_stream
+from harness.progress_display import for_stream
 from harness.session import KernelGuest, new_context
 from harness.testdef import discover, read_test
 

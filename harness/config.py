@@ -38,7 +38,10 @@ import yaml
 from harness.arch import ARCHES, Arch, by_name, host
 from harness.errors import ConfigError
 from harness.kernels.base import KernelSource
+from harness.kernels.build import BuildSource
+from harness.kernels.config_fragments import KUNIT_FRAGMENT
 from harness.kernels.registry import PROVIDERS, SHORTHAND
+from harness.kselftest import target_problem
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS, DEFAULT_BACKEND
 from harness.outcome import EXPECTABLE, Outcome
@@ -185,8 +188,7 @@ def backend_needs(backend: str, source: Any) -> Any:
     over virtio-serial; a tinyconfig build has none of that unless told.  The
     fragment joins the recipe, so such a kernel gets its own build slot.
     """
-    from harness.kernels.build import BuildSource
-    from harness.machine.virtme import VIRTME_FRAGMENT
+    from harness.machine.virtme import VIRTME_FRAGMENT  # lazily: only a virtme kernel loads it
 
     if backend != "virtme" or not isinstance(source, BuildSource):
         return source
@@ -207,8 +209,6 @@ def _parse_kunit(f: Fields) -> tuple[str, ...]:
 
 def _parse_selftests(f: Fields, source: Any) -> tuple[str, ...]:
     """``selftests: [mincore, mm]``: kselftest targets, only for a kernel built from source."""
-    from harness.kernels.build import BuildSource
-    from harness.kselftest import target_problem
 
     targets = f.get("selftests", list, default=[])
     if not targets:
@@ -233,8 +233,6 @@ def kunit_needs(source: Any) -> Any:
     The suites' own options (CONFIG_LIST_KUNIT_TEST=y, ...) come from the
     entry's fragments; built in, they run at boot and print KTAP on the console.
     """
-    from harness.kernels.build import BuildSource
-    from harness.kernels.config_fragments import KUNIT_FRAGMENT
 
     if not isinstance(source, BuildSource) or KUNIT_FRAGMENT in source.recipe.fragments:
         return source

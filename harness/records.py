@@ -11,7 +11,7 @@ dict whose shape it has to guess.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,52 +381,6 @@ class RunSummary:
             tuple(OutsideRecord.from_json(o) for o in data.get("reports_outside_tests", ())),
             bool(data.get("interrupted", False)),
         )
-
-
-def test_record(
-    run: TestRun,
-    expect: tuple[Outcome, str] | None = None,
-    runs: tuple[Attempt, ...] = (),
-) -> TestRecord:
-    """The summary's record of a runner TestRun (with kernels.yaml's expectation).
-
-    ``runs``: every run when the test ran several times (``run`` is then
-    their combination, :func:`harness.pass_rate.combine`).
-    """
-    return TestRecord(
-        run.test,
-        run.kernel,
-        run.verdict.outcome,
-        run.verdict.summary,
-        run.seconds,
-        run.boot,
-        str(run.directory),
-        expect[0] if expect else None,
-        expect[1] if expect else None,
-        run.verdict.details,
-        tuple(ReportRecord.of(r) for r in run.reports),
-        runs,
-    )
-
-
-test_record.__test__ = False  # type: ignore[attr-defined]
-
-
-def not_run_records(
-    pairs: Iterable[tuple[str, str]], expects: Mapping[tuple[str, str], tuple[Outcome, str]]
-) -> list[TestRecord]:
-    """Records for (test, kernel) pairs an interruption kept from running."""
-    return [
-        TestRecord(
-            test,
-            kernel,
-            Outcome.NOT_RUN,
-            "not run: the run was interrupted before this test finished",
-            expected=expects[(test, kernel)][0] if (test, kernel) in expects else None,
-            expected_reason=expects[(test, kernel)][1] if (test, kernel) in expects else None,
-        )
-        for test, kernel in pairs
-    ]
 
 
 def load_summary(run_dir: Path) -> RunSummary:

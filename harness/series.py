@@ -38,7 +38,7 @@ from harness.kernels.patches import Patch, PatchFailed, read_series
 from harness.kernels.srctree import locate
 from harness.outcome import OK, Outcome, is_flaky
 from harness.paths import kernels_file, results_base
-from harness.progress import for_stream
+from harness.progress_display import for_stream
 from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
 from harness.reporters import patchwork, write_all
 from harness.summarize import build_summary, test_records

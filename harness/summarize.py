@@ -15,6 +15,7 @@ from harness.oops import times_seen
 from harness.oops.frames import render_decoded
 from harness.outcome import Outcome
 from harness.records import (
+    Attempt,
     KernelRecord,
     OutsideRecord,
     OutsideReport,
@@ -22,8 +23,6 @@ from harness.records import (
     RunSummary,
     TestRecord,
     TestRun,
-    not_run_records,
-    test_record,
 )
 
 _REPORT_LINES = 60
@@ -137,3 +136,49 @@ def _record(runs: list[TestRun]) -> TestRecord:
     combined = pass_rate.combine(runs)
     attempts = tuple(pass_rate.attempt(r) for r in runs) if len(runs) > 1 else ()
     return test_record(combined, None, attempts)
+
+
+def test_record(
+    run: TestRun,
+    expect: tuple[Outcome, str] | None = None,
+    runs: tuple[Attempt, ...] = (),
+) -> TestRecord:
+    """The summary's record of a runner TestRun (with kernels.yaml's expectation).
+
+    ``runs``: every run when the test ran several times (``run`` is then
+    their combination, :func:`harness.pass_rate.combine`).
+    """
+    return TestRecord(
+        run.test,
+        run.kernel,
+        run.verdict.outcome,
+        run.verdict.summary,
+        run.seconds,
+        run.boot,
+        str(run.directory),
+        expect[0] if expect else None,
+        expect[1] if expect else None,
+        run.verdict.details,
+        tuple(ReportRecord.of(r) for r in run.reports),
+        runs,
+    )
+
+
+def not_run_records(
+    pairs: Iterable[tuple[str, str]], expects: Mapping[tuple[str, str], tuple[Outcome, str]]
+) -> list[TestRecord]:
+    """Records for (test, kernel) pairs an interruption kept from running."""
+    return [
+        TestRecord(
+            test,
+            kernel,
+            Outcome.NOT_RUN,
+            "not run: the run was interrupted before this test finished",
+            expected=expects[(test, kernel)][0] if (test, kernel) in expects else None,
+            expected_reason=expects[(test, kernel)][1] if (test, kernel) in expects else None,
+        )
+        for test, kernel in pairs
+    ]
+
+
+test_record.__test__ = False  # type: ignore[attr-defined]

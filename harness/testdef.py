@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.yamlcheck import parse_size_mib
 
 DEFAULT_TIMEOUT = 60.0
 _THP_MODES = ("always", "madvise", "never")
@@ -122,8 +123,6 @@ def _regex(value: str, where: str) -> str:
 
 def parse_needs(text: str, where: str) -> Needs:
     """``numa-nodes=2 memory=2G thp=always config=A,B`` -> :class:`Needs`."""
-    from harness.yamlcheck import parse_size_mib
-
     numa, memory, thp = 1, 0, None
     config: list[str] = []
     for token in text.split():

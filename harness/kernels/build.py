@@ -37,16 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
-from harness.errors import HarnessError
 from harness.kernels import kbuild
 from harness.kernels.base import DebugInfo, KernelImage
 from harness.kernels.config_fragments import (
-    BASE_CONFIGS,
-    DEBUGINFO_FRAGMENT,
     GUEST_FRAGMENT,
     ConfigProblem,
     check_config,
@@ -61,11 +58,9 @@ from harness.kernels.srctree import (
     SourceTree,
     Workspace,
     is_package_name,
-    kernel_tree_problem,
     locate,
 )
 from harness.progress import NO_PROGRESS, Activity, Kind, Progress
-from harness.yamlcheck import Fields
 
 #: Bump when the way a kernel is built changes, so cached images are not reused.
 RECIPE_VERSION = "1"
@@ -407,57 +402,3 @@ def _remember(cache: Path, key: str | None, image: KernelImage) -> None:
             }
         )
     )
-
-
-def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | None:
-    """``build: SOURCE`` or the mapping of the module docstring; every problem recorded."""
-    arch = arch or host()
-    source = f.get("source", str, required=True)
-    rev = f.get("rev", str)
-    config = f.get("config", str, default="tinyconfig")
-    fragments = _paths(f, "fragments", base)
-    guest_config = f.get("guest_config", bool, default=True)
-    debug_info = f.get("debug_info", bool, default=False)
-    series = _paths(f, "series", base)
-    make = _strings(f, "make")
-    f.finish()
-    if config not in BASE_CONFIGS:
-        f.problem(
-            f"config '{config}' is not one of {', '.join(BASE_CONFIGS)}; "
-            "put your own options in 'fragments'"
-        )
-    for path in fragments:
-        _check(f, lambda p=path: read_fragment(p))
-    for path in series:
-        _check(f, lambda p=path: read_series(p))
-    if source is not None and not is_package_name(source):
-        path = (base / source).expanduser()
-        problem = None if (path / ".git").exists() else kernel_tree_problem(path)
-        if problem:
-            f.problem(f"source: {problem}")
-    if source is None:
-        return None
-    if debug_info:
-        fragments.append(DEBUGINFO_FRAGMENT)
-    recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make), arch)
-    return BuildSource(source, base, rev, recipe, tuple(series))
-
-
-def _check(f: Fields, read: Callable[[], Any]) -> None:
-    try:
-        read()
-    except HarnessError as exc:
-        f.problem(str(exc))
-
-
-def _strings(f: Fields, key: str) -> list[str]:
-    value = f.get(key, (list, str), default=[])
-    items = [value] if isinstance(value, str) else value
-    if not all(isinstance(v, str) for v in items):
-        f.problem(f"'{key}' must be a string or a list of strings")
-        return []
-    return items
-
-
-def _paths(f: Fields, key: str, base: Path) -> list[Path]:
-    return [(base / v).expanduser().resolve() for v in _strings(f, key)]

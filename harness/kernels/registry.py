@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.arch import Arch
-from harness.kernels import build, debian, image
+from harness.kernels import build_yaml, debian, image
 from harness.kernels.base import KernelSource
 from harness.yamlcheck import Fields
 
@@ -18,7 +18,7 @@ from harness.yamlcheck import Fields
 PROVIDERS: dict[str, Callable[[Fields, Path, Arch], KernelSource | None]] = {
     "image": image.from_yaml,
     "debian": debian.from_yaml,
-    "build": build.from_yaml,
+    "build": build_yaml.from_yaml,
 }
 
 #: ``image: PATH``, ``debian: PATTERN``, ``build: SOURCE``: short for the mapping with this key.

@@ -9,19 +9,19 @@ Usage from a test::
     assert any(title_matches(r, r"^WARNING in my_func$") for r in reports)
 
 The formats are a table (`harness.oops.formats.FORMATS`); the walking is in
-`harness.oops.parse`. Run ``python -m harness.oops.parse LOG...`` to see what
+`harness.oops.parse`, one report per bug in `harness.oops.fold`. Run
+``python -m harness.oops LOG...`` to see what
 the parser finds in a log.
 """
 
+from harness.oops.fold import fold, times_seen
 from harness.oops.formats import FORMATS, Format, ReportType
 from harness.oops.parse import (
     KernelReport,
-    fold,
     is_panic,
     normalize_comm,
     parse,
     strip_prefix,
-    times_seen,
     title_matches,
 )
 

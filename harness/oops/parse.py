@@ -26,9 +26,8 @@ died" is `is_panic(text)`; a fatal oops yields both.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from harness.oops import formats as F
 from harness.oops.formats import Format, ReportType
@@ -418,61 +417,3 @@ def parse(text: str) -> list[KernelReport]:
     m = _LINUX_VERSION.search(str(text))
     linux = m.group("version") if m else None
     return [_report(s, lines, eligible, linux, raw) for s in _segment(lines, eligible)]
-
-
-def fold(reports: Sequence[KernelReport]) -> list[KernelReport]:
-    """One report per bug: repeats of a title become a count on its first report.
-
-    A hung task re-reported every interval, a WARN in a loop, RCU stalls and
-    soft lockups that keep firing print the same report again and again; a
-    reader wants the bug once, how often, and from when to when (printk
-    timestamps).  The first report's text stays (the earliest is the one
-    closest to the cause); order is by first appearance.
-    """
-    folded: dict[tuple[ReportType, str], KernelReport] = {}
-    for report in reports:
-        key = (report.type, report.title)
-        first = folded.get(key)
-        if first is None:
-            folded[key] = report
-            continue
-        last = report.last_time if report.last_time is not None else report.time
-        folded[key] = replace(
-            first,
-            count=first.count + report.count,
-            last_time=last if last is not None else first.last_time,
-            last_line=report.last_line,
-        )
-    return list(folded.values())
-
-
-def times_seen(report: KernelReport) -> str:
-    """'' for a report seen once, else ' (x12, 41.2s to 521.9s)' for titles and summaries."""
-    if report.count <= 1:
-        return ""
-    if report.time is None or report.last_time is None:
-        return f" (x{report.count})"
-    return f" (x{report.count}, {report.time:.1f}s to {report.last_time:.1f}s)"
-
-
-def _describe(report: KernelReport) -> str:
-    return (
-        f"{report.type.name:12} {report.title}{times_seen(report)}\n"
-        f"{'':12} lines {report.first_line}-{report.last_line} guilty={report.guilty_frame}"
-        f" rip={report.rip} corrupted={report.corrupted}"
-    )
-
-
-def main(argv: Sequence[str]) -> int:
-    """Print the reports found in each console log named on the command line."""
-    for path in argv:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            reports = fold(parse(f.read()))
-        print(f"{path}: {len(reports)} report(s)")
-        for report in reports:
-            print(_describe(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

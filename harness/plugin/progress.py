@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from harness import progress as progress_mod
+from harness import progress_display
 from harness.plugin.relay import RelayProgress, RelayServer
 from harness.plugin.xdist import CONSOLE_KEY, RELAY_KEY, is_worker, worker_input
 
@@ -22,7 +23,7 @@ class RunProgress:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.progress: progress_mod.Progress = progress_mod.NO_PROGRESS
-        self._stream: progress_mod.ReporterStream | None = None  # set when progress is shown
+        self._stream: progress_display.ReporterStream | None = None  # set when progress is shown
         self._relay: RelayServer | None = None  # an xdist controller showing workers' progress
 
     def start(self) -> progress_mod.Progress:
@@ -51,7 +52,7 @@ class RunProgress:
         """This run's progress in ``mode``, written through pytest's terminal reporter."""
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         width = self.config.get_terminal_writer().fullwidth
-        self.progress, self._stream = progress_mod.for_reporter(
+        self.progress, self._stream = progress_display.for_reporter(
             mode, reporter, capman, console, width
         )
         return self.progress
@@ -94,7 +95,7 @@ class RunProgress:
                 self.progress.log(text)
             return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if isinstance(self.progress, progress_mod.LiveProgress):
+        if isinstance(self.progress, progress_display.LiveProgress):
             self.progress.print(f"[kharness] {text}")  # above the live line, which stays
         elif self._stream is not None:  # plain progress: shown as it happens, not captured
             self._stream.write_line(f"[kharness] {text}")
@@ -105,6 +106,6 @@ class RunProgress:
         """Stop the relay and end the progress display (the live line goes away)."""
         if self._relay is not None:
             self._relay.close()
-        closing = progress_mod.LiveProgress | progress_mod.PlainProgress | RelayProgress
+        closing = progress_display.LiveProgress | progress_display.PlainProgress | RelayProgress
         if isinstance(self.progress, closing):
             self.progress.close()

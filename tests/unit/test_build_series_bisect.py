@@ -18,8 +18,8 @@ from harness.bisect import (
     check_range,
     confidence,
     judge,
-    recipe_from_args,
 )
+from harness.bisect_cli import recipe_from_args
 from harness.cli import main
 from harness.errors import UserError
 from harness.kernels.base import KernelImage

@@ -31,19 +31,16 @@ from harness.outcome import Outcome
 from harness.progress import (
     ActivityState,
     Kind,
-    LiveProgress,
     Mode,
-    PlainProgress,
-    ReporterStream,
     Throttle,
     choose,
     describe,
     duration,
     eta,
     final,
-    for_stream,
     human_bytes,
 )
+from harness.progress_display import LiveProgress, PlainProgress, ReporterStream, for_stream
 from harness.session import KernelGuest
 from tests.unit.fake_kbuild import make_tree
 from tests.unit.test_build_tree import _patch, _source

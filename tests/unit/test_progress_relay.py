@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from harness.plugin.relay import RelayProgress, RelayServer
-from harness.progress import Kind, PlainProgress, track
+from harness.progress import Kind, track
+from harness.progress_display import PlainProgress
 
 
 class Screen:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness import series
-from harness.bisect import BisectPlan, kernel_spec, recipe_from_args
+from harness.bisect import BisectPlan, kernel_spec
+from harness.bisect_cli import recipe_from_args
 from harness.cli import main
 from harness.config import Expectation, KernelSpec, Timeouts, load_kernels
 from harness.errors import ConfigError
