@@ -42,7 +42,7 @@ from _pytest.junitxml import xml_key
 
 from harness import config as config_mod
 from harness import progress as progress_mod
-from harness import pytest_xdist, repeats
+from harness import pytest_hookspecs, pytest_xdist, repeats
 from harness.errors import HarnessError
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.machine.accel import Accel
@@ -70,8 +70,9 @@ from harness.testdef import KINDS, GuestTest, read_test
 STATE = pytest.StashKey["HarnessRun"]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """The harness's command-line options (also usable from plain pytest)."""
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """The harness's command-line options (also usable from plain pytest), and its hooks."""
+    pluginmanager.add_hookspecs(pytest_hookspecs)
     group = parser.getgroup("kharness", "kernel test harness")
     group.addoption(
         "--kernel",
@@ -106,8 +107,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--backend",
-        choices=sorted(BACKENDS),
         default=None,
+        metavar="{" + ",".join(sorted(BACKENDS)) + "}",  # a plugin's are checked in specs()
         help="boot every kernel with this backend (default: each kernel's backend:, qemu)",
     )
     group.addoption(
@@ -174,13 +175,28 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     here = config.invocation_params.dir
     if not any(_targets_guest_tests(here / str(a).split("::")[0]) for a in args):
         return None  # the project's own tests: xdist's default (one per core)
+    return pytest_xdist.auto_workers(load_specs(config))
+
+
+def load_specs(config: pytest.Config) -> list[config_mod.KernelSpec]:
+    """The kernels --kernels-file and --kernel select; any mistake is one usage error.
+
+    Plugins may add kernel sources and backends (:mod:`harness.pytest_hookspecs`).
+    """
     opt = config.getoption("kernels_file")
     path = Path(opt).resolve() if opt else config.rootpath / "kernels.yaml"
+    extra = pytest_hookspecs.extra_backends(config)
+    chosen = config.getoption("backend")
+    if chosen is not None and chosen not in {**BACKENDS, **extra}:
+        known = ", ".join(sorted({**BACKENDS, **extra}))
+        raise pytest.UsageError(f"--backend {chosen}: not a backend; known backends: {known}")
     try:
-        specs = config_mod.select(config_mod.load_kernels(path), config.getoption("kernel"), path)
+        specs = config_mod.load_kernels(
+            path, pytest_hookspecs.extra_providers(config), tuple(extra)
+        )
+        return config_mod.select(specs, config.getoption("kernel"), path)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return pytest_xdist.auto_workers(specs)
 
 
 def _targets_guest_tests(path: Path) -> bool:
@@ -234,12 +250,7 @@ class HarnessRun:
     def specs(self) -> list[config_mod.KernelSpec]:
         """The selected kernels, validated once; a usage error names every problem."""
         if self._specs is None:
-            path = self.kernels_file()
-            try:
-                specs = config_mod.load_kernels(path)
-                self._specs = config_mod.select(specs, self.config.getoption("kernel"), path)
-            except HarnessError as exc:
-                raise pytest.UsageError(str(exc)) from None
+            self._specs = load_specs(self.config)
         return self._specs
 
     def context(self) -> RunContext:
@@ -257,6 +268,8 @@ class HarnessRun:
                 backend=self.config.getoption("backend"),
                 progress=self._start_progress(),
             )
+            extra = pytest_hookspecs.extra_backends(self.config)
+            self._ctx = replace(self._ctx, backends={**self._ctx.backends, **extra})
         return self._ctx
 
     def _start_progress(self) -> progress_mod.Progress:
