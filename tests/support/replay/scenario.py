@@ -12,6 +12,7 @@ tests/data/oops); the scenario only says which part plays when::
       hang: {hang: true}                           # never returns by itself
       null: {console: {file: ../oops/6.12-null.log, from: "BUG: kernel", to: "end trace"}}
       dies: {console: ..., kernel_dies: true}      # the guest's process exits
+      flaky: [{}, {exit: 1}, {}]                   # run after run within one boot
     commands: {"node/online": {stdout: "0\\n"}}    # any other command, by regex
     magic: {w: {file: ..., from: ..., to: ...}}    # what a magic sysrq key prints
 
@@ -75,9 +76,7 @@ def parse(path: Path, problems: list[str]) -> Scenario | None:
     delay = boot.get("line_delay", (int, float), default=0.0)
     taint = boot.get("taint", int, default=0)
     boot.finish()
-    steps = [
-        _step(f.sub("tests").sub(name), _runs(name), path.parent) for name in _keys(f, "tests")
-    ]
+    steps = _test_steps(f.sub("tests"), path.parent) if "tests" in f.data else []
     steps += [_step(f.sub("commands").sub(rx), rx, path.parent) for rx in _keys(f, "commands")]
     magic = {k: lines(_console(f.sub("magic"), k, path.parent)) for k in _keys(f, "magic")}
     f.finish()
@@ -91,6 +90,19 @@ def parse(path: Path, problems: list[str]) -> Scenario | None:
         release=release or "?",
     )
     return Scenario(path, release or "?", script)
+
+
+def _test_steps(tests: Fields, base: Path) -> list[Step]:
+    """Each guest test's answers: one, or a list played run after run within a boot."""
+    steps: list[Step] = []
+    for name in [str(n) for n in tests.data]:
+        value = tests.get(name, (dict, list), default={})
+        answers = value if isinstance(value, list) else [value]
+        for n, answer in enumerate(answers):
+            where = f"{tests.where}: {name}" + (f"[{n}]" if isinstance(value, list) else "")
+            steps.append(_step(Fields(answer, where, tests.problems), _runs(name), base))
+    tests.finish()
+    return steps
 
 
 def _keys(f: Fields, key: str) -> list[str]:
