@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,8 +63,8 @@ def project(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     )
-    scratch = pytester.path.parent / f"{pytester.path.name}-tmp"
-    scratch.mkdir()
+    # short: unix sockets made in it must fit in sun_path
+    scratch = Path(tempfile.mkdtemp(prefix="kh-plumbing-"))
     monkeypatch.setenv("TMPDIR", str(scratch))
     pytester.makeconftest(
         'pytest_plugins = ["harness.pytest_plugin", "tests.support.replay.plugin"]\n'
@@ -75,4 +76,5 @@ def project(
         shutil.copy(header, cdir)
     yield pytester
     left = sorted(p.name for p in scratch.iterdir())
+    shutil.rmtree(scratch)
     assert not left, f"temporary files left behind: {left}"
