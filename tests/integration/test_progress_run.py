@@ -18,28 +18,11 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.integration.helpers import write_kernels
+from tests.integration.helpers import ANSI, SLOW, SUMMARY, write_kernels
 
 pytestmark = pytest.mark.boot
 
 DEBIAN_61 = '{package: "linux-image-6.1.0-*-amd64-unsigned", suite: bookworm-security}'
-SLOW = r"""/* Sleeps a few seconds, then passes: long enough to be seen running.
- * @timeout: 30
- */
-#include <stdio.h>
-#include <unistd.h>
-
-int main(void)
-{
-	printf("TAP version 13\n1..1\n");
-	fflush(stdout);
-	sleep(3);
-	printf("ok 1 - slept\n");
-	return 0;
-}
-"""
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-SUMMARY = re.compile(r"^=+ 1 passed in [\d.]+s(?: \([\d:]+\))? =+$")
 
 
 def _slow_project(project: pytest.Pytester, kernel: str) -> None:

@@ -15,8 +15,7 @@ import sys
 import pexpect
 import pytest
 
-from tests.integration.helpers import write_kernels
-from tests.integration.test_progress_run import ANSI, SLOW, SUMMARY
+from tests.integration.helpers import ANSI, SLOW, SUMMARY, write_kernels
 from tests.plumbing.helpers import replay_kernel
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import (
+    SLEEPER,
     TEST_TAG,
     add_tests,
     ready_boots,
@@ -29,20 +30,6 @@ from tests.integration.helpers import (
     write_kernels,
 )
 from tests.plumbing.helpers import replay_kernel
-
-#: on a real kernel, kb's command line makes the sleeper sleep; the scenarios act that out
-SLEEPER = r"""/* Sleeps on a kernel booted with kharness_test_sleep, else passes at once. */
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-int main(void) {
-    char line[4096] = "";
-    FILE *f = fopen("/proc/cmdline", "r");
-    if (f && fgets(line, sizeof line, f) && strstr(line, "kharness_test_sleep"))
-        sleep(100);
-    return 0;
-}
-"""
 
 
 def _run_dir(base: Path) -> Path:
