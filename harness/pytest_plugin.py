@@ -242,11 +242,6 @@ class HarnessRun:
         self._relay: RelayServer | None = None  # an xdist controller showing workers' progress
 
     # -- configuration -------------------------------------------------
-    def kernels_file(self) -> Path:
-        """The kernels.yaml in effect."""
-        opt = self.config.getoption("kernels_file")
-        return Path(opt).resolve() if opt else self.config.rootpath / "kernels.yaml"
-
     def specs(self) -> list[config_mod.KernelSpec]:
         """The selected kernels, validated once; a usage error names every problem."""
         if self._specs is None:
