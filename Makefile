@@ -12,9 +12,10 @@ setup:
 run: setup
 	$(PY) -m harness run $(if $(JOBS),-n $(JOBS)) $(if $(HOSTS),--hosts $(HOSTS))
 
-## test: the project's own tests (unit + integration tests that boot real kernels)
+## test: the project's own tests (unit; plumbing: pytest, xdist, progress and reports on
+##       replayed real consoles; integration: tests that boot real kernels)
 test: setup
-	$(PYTEST) tests/unit tests/integration -v -rs
+	$(PYTEST) tests/unit tests/plumbing tests/integration -v -rs
 
 ## test-fast: unit tests only, seconds
 test-fast: setup

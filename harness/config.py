@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from harness.errors import ConfigError
 from harness.kernels.base import KernelSource
 from harness.kernels.build import BuildSource
 from harness.kernels.config_fragments import KUNIT_FRAGMENT
-from harness.kernels.registry import PROVIDERS, SHORTHAND
+from harness.kernels.registry import PROVIDERS, SHORTHAND, ProviderParser
 from harness.kselftest import target_problem
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS, DEFAULT_BACKEND
@@ -85,8 +85,28 @@ class KernelSpec:
     selftests: tuple[str, ...] = ()  # kselftest targets built from the kernel's own tree
 
 
-def load_kernels(path: Path) -> list[KernelSpec]:
-    """Read and validate ``path``; raise one ConfigError listing every problem."""
+@dataclass(frozen=True)
+class Known:
+    """The kernel sources and backends kernels.yaml may name.
+
+    The built-in rows, plus what a pytest plugin adds
+    (:mod:`harness.plugin.hookspecs`; the test suite's replayed guest).
+    """
+
+    providers: Mapping[str, ProviderParser] = field(default_factory=lambda: PROVIDERS)
+    backends: tuple[str, ...] = tuple(BACKENDS)
+
+
+def load_kernels(
+    path: Path,
+    providers: Mapping[str, ProviderParser] | None = None,
+    backends: Collection[str] = (),
+) -> list[KernelSpec]:
+    """Read and validate ``path``; raise one ConfigError listing every problem.
+
+    ``providers`` and ``backends`` are extra source keys and backend names
+    (a plugin's, see :mod:`harness.plugin.hookspecs`); none by default.
+    """
     if not path.is_file():
         raise ConfigError(
             f"{path}: no such file; pass --kernels-file PATH or create it "
@@ -97,14 +117,18 @@ def load_kernels(path: Path) -> list[KernelSpec]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     problems: list[str] = []
-    specs = parse_kernels(data, path, problems)
+    rows = Known({**PROVIDERS, **(providers or {})}, (*BACKENDS, *backends))
+    specs = parse_kernels(data, path, problems, rows)
     if problems:
         raise ConfigError(f"{path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     return specs
 
 
-def parse_kernels(data: Any, path: Path, problems: list[str]) -> list[KernelSpec]:
+def parse_kernels(
+    data: Any, path: Path, problems: list[str], rows: Known | None = None
+) -> list[KernelSpec]:
     """Validate the document; append problems instead of raising."""
+    rows = rows or Known()
     top = Fields(data, str(path), problems)
     entries = top.get("kernels", list, default=[], required=True)
     top.finish()
@@ -122,13 +146,13 @@ def parse_kernels(data: Any, path: Path, problems: list[str]) -> list[KernelSpec
             )
         elif isinstance(label, str):
             seen[label] = index
-        spec = _parse_entry(Fields(entry, where, problems), path.parent)
+        spec = _parse_entry(Fields(entry, where, problems), path.parent, rows)
         if spec is not None:
             specs.append(spec)
     return specs
 
 
-def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
+def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
     before = len(f.problems)
     name = f.get("name", str, required=True)
     if name is not None and not _NAME.match(name):
@@ -140,13 +164,13 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
             f" from source, are compiled for it); apt-get install {arch.cc_packages}"
             " (ci/bootstrap.sh lists them)"
         )
-    source = _parse_source(f, base, arch)
+    source = _parse_source(f, base, arch, rows.providers)
     memory = parse_size_mib(f.get("memory", (str, int), default=2048), f.where, f.problems)
     cpus = f.get("cpus", int, default=2)
     accel = _parse_accel(f)
     backend = f.get("backend", str, default=DEFAULT_BACKEND)
-    if backend is not None and backend not in BACKENDS:
-        f.problem(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
+    if backend is not None and backend not in rows.backends:
+        f.problem(f"backend '{backend}' is not one of {', '.join(rows.backends)}")
     elif backend is not None and backend != "qemu" and not arch.is_host:
         f.problem(
             f"backend '{backend}' boots only the host's architecture ({host().name}), "
@@ -154,7 +178,7 @@ def _parse_entry(f: Fields, base: Path) -> KernelSpec | None:
         )
     timeouts = _parse_timeouts(f.sub("timeouts")) if "timeouts" in f.data else Timeouts()
     expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
-    if backend in BACKENDS:
+    if backend in rows.backends:
         source = backend_needs(backend, source)
     kunit = _parse_kunit(f)
     if kunit:
@@ -250,19 +274,21 @@ def _parse_arch(f: Fields) -> Arch:
     return arch
 
 
-def _parse_source(f: Fields, base: Path, arch: Arch) -> Any:
-    kinds = [k for k in PROVIDERS if k in f.data]
-    for kind in PROVIDERS:
+def _parse_source(
+    f: Fields, base: Path, arch: Arch, providers: Mapping[str, ProviderParser]
+) -> Any:
+    kinds = [k for k in providers if k in f.data]
+    for kind in providers:
         f.get(kind, (dict, str))  # marks the key as known
     if len(kinds) != 1:
         found = ", ".join(kinds) or "none"
-        f.problem(f"needs exactly one kernel source out of {', '.join(PROVIDERS)} (found: {found})")
+        f.problem(f"needs exactly one kernel source out of {', '.join(providers)} (found: {found})")
         return None
     kind = kinds[0]
     value = f.data[kind]
-    if isinstance(value, str):
+    if isinstance(value, str) and kind in SHORTHAND:  # a plugin's source may have none
         value = {SHORTHAND[kind]: value}
-    return PROVIDERS[kind](Fields(value, f"{f.where}: {kind}", f.problems), base, arch)
+    return providers[kind](Fields(value, f"{f.where}: {kind}", f.problems), base, arch)
 
 
 def _parse_accel(f: Fields) -> Accel:

@@ -14,8 +14,11 @@ from harness.kernels import build_yaml, debian, image
 from harness.kernels.base import KernelSource
 from harness.yamlcheck import Fields
 
-#: kernels.yaml key -> parser of that key's mapping (and the entry's arch) into a KernelSource
-PROVIDERS: dict[str, Callable[[Fields, Path, Arch], KernelSource | None]] = {
+#: reads one kernels.yaml source key's mapping (and the entry's arch) into a KernelSource
+ProviderParser = Callable[[Fields, Path, Arch], KernelSource | None]
+
+#: kernels.yaml key -> parser of that key's mapping
+PROVIDERS: dict[str, ProviderParser] = {
     "image": image.from_yaml,
     "debian": debian.from_yaml,
     "build": build_yaml.from_yaml,

@@ -24,7 +24,7 @@ import pytest
 from _pytest.junitxml import xml_key
 
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
-from harness.plugin import kinds, options, scope, summary
+from harness.plugin import hookspecs, kinds, options, scope, summary
 from harness.plugin.inbox import rebuild_report
 from harness.plugin.items import HarnessItem, last_of_kernel, order_by_kernel, record_keys
 from harness.plugin.state import STATE, RunState, load_specs
@@ -32,8 +32,9 @@ from harness.plugin.xdist import auto_workers, is_worker
 from harness.plugin.xdist_controller import configure_controller
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """The harness's command-line options (also usable from plain pytest)."""
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """The harness's command-line options (also usable from plain pytest), and its hooks."""
+    pluginmanager.add_hookspecs(hookspecs)
     options.add_options(parser)
 
 

@@ -52,8 +52,8 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--backend",
-        choices=sorted(BACKENDS),
         default=None,
+        metavar="{" + ",".join(sorted(BACKENDS)) + "}",  # a plugin's are checked in load_specs()
         help="boot every kernel with this backend (default: each kernel's backend:, qemu)",
     )
     group.addoption(

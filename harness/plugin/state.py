@@ -15,6 +15,8 @@ import pytest
 from harness import config as config_mod
 from harness.errors import HarnessError
 from harness.machine.accel import Accel
+from harness.machine.backends import BACKENDS
+from harness.plugin import hookspecs
 from harness.plugin.inbox import Inbox
 from harness.plugin.options import kernels_file, port_range
 from harness.plugin.outbox import Outbox, kernel_shipment
@@ -29,10 +31,20 @@ STATE = pytest.StashKey["RunState"]()
 
 
 def load_specs(config: pytest.Config) -> list[config_mod.KernelSpec]:
-    """The kernels the command line selects, validated; a usage error names every problem."""
+    """The kernels the command line selects, validated; a usage error names every problem.
+
+    Plugins may add kernel sources and backends (:mod:`harness.plugin.hookspecs`).
+    """
     path = kernels_file(config)
+    extra = hookspecs.extra_backends(config)
+    known = {**BACKENDS, **extra}
+    chosen = config.getoption("backend")
+    if chosen is not None and chosen not in known:
+        names = ", ".join(sorted(known))
+        raise pytest.UsageError(f"--backend {chosen}: not a backend; known backends: {names}")
     try:
-        return config_mod.select(config_mod.load_kernels(path), config.getoption("kernel"), path)
+        specs = config_mod.load_kernels(path, hookspecs.extra_providers(config), tuple(extra))
+        return config_mod.select(specs, config.getoption("kernel"), path)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -73,6 +85,7 @@ class RunState:
                 log=self.log,
                 backend=self.config.getoption("backend"),
                 progress=self.feedback.start(),
+                backends={**BACKENDS, **hookspecs.extra_backends(self.config)},
             )
         return self._ctx
 

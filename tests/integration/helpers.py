@@ -43,6 +43,39 @@ REPORT_CASES: dict[str, tuple[Outcome, str]] = {
     "sysrq": (Outcome.PANIC, r"^Kernel panic: sysrq triggered crash$"),
 }
 
+#: a guest test that sleeps on a kernel booted with kharness_test_sleep (xdist, remote hosts)
+SLEEPER = r"""/* Sleeps on a kernel booted with kharness_test_sleep, else passes at once. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    char line[4096] = "";
+    FILE *f = fopen("/proc/cmdline", "r");
+    if (f && fgets(line, sizeof line, f) && strstr(line, "kharness_test_sleep"))
+        sleep(100);
+    return 0;
+}
+"""
+
+#: a guest test that sleeps 3 s, then passes: long enough for progress lines to show it
+SLOW = r"""/* Sleeps a few seconds, then passes: long enough to be seen running.
+ * @timeout: 30
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+int main(void)
+{
+	printf("TAP version 13\n1..1\n");
+	fflush(stdout);
+	sleep(3);
+	printf("ok 1 - slept\n");
+	return 0;
+}
+"""
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+SUMMARY = re.compile(r"^=+ 1 passed in [\d.]+s(?: \([\d:]+\))? =+$")
+
 
 def tagged_processes(pattern: str, tag: str) -> set[int]:
     """PIDs whose command line matches ``pattern`` and whose environment holds ``tag``.

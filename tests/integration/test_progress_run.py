@@ -1,9 +1,11 @@
-"""Feedback during a real run: a live line on a terminal, plain lines in a log.
+"""Feedback during a real run: a real download and a real build, on a terminal.
 
 One run under a pseudo-terminal (pexpect) with an empty kernel cache, so the
 kernel is really downloaded from the mirror apt uses (Debian 6.1, ~70 MB, the
 smallest of the default kernels), then booted, then a test that sleeps a
-few seconds runs; one run with output to a pipe, as in CI.  About two boots.
+few seconds runs: one boot.  The build step's progress on a real build.
+Plain lines, the live line of boots and tests and the help text are tested
+on a replayed guest in tests/plumbing/test_progress_run.py.
 """
 
 from __future__ import annotations
@@ -16,28 +18,11 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.integration.helpers import DEBIAN_612, write_kernels
+from tests.integration.helpers import ANSI, SLOW, SUMMARY, write_kernels
 
 pytestmark = pytest.mark.boot
 
 DEBIAN_61 = '{package: "linux-image-6.1.0-*-amd64-unsigned", suite: bookworm-security}'
-SLOW = r"""/* Sleeps a few seconds, then passes: long enough to be seen running.
- * @timeout: 30
- */
-#include <stdio.h>
-#include <unistd.h>
-
-int main(void)
-{
-	printf("TAP version 13\n1..1\n");
-	fflush(stdout);
-	sleep(3);
-	printf("ok 1 - slept\n");
-	return 0;
-}
-"""
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-SUMMARY = re.compile(r"^=+ 1 passed in [\d.]+s(?: \([\d:]+\))? =+$")
 
 
 def _slow_project(project: pytest.Pytester, kernel: str) -> None:
@@ -72,34 +57,6 @@ def test_live_progress_on_a_terminal(project: pytest.Pytester, tmp_path: Path) -
     assert re.search(r"test k: slow: 0:0[1-3] of 0:30 timeout", text), "the running test's line"
     assert "\x1b[2K" in raw, "the live line is redrawn in place"
     assert SUMMARY.match(_last_line(text)), _last_line(text)
-
-
-def test_plain_lines_when_not_a_terminal(project: pytest.Pytester) -> None:
-    _slow_project(project, DEBIAN_612)
-    result = project.runpytest_subprocess(
-        "guest-tests", "--results-dir=res", "--progress=plain", "--console", timeout=300
-    )
-    result.assert_outcomes(passed=1)
-    out = result.stdout.str()
-    stamped = r"\d\d:\d\d:\d\d \[kharness\] "
-    for line in (
-        r"boot k: boot-1: 0:00 \(started\)",
-        r"boot k: boot-1: done in [\d.]+s",
-        r"test k: slow: 0:00 of 0:30 timeout \(started\)",
-        r"test k: slow: done in [\d.]+s",
-    ):
-        assert re.search(f"^{stamped}{line}$", out, re.M), line
-    assert re.search(r"^k: \[\s*[\d.]+\] Linux version", out, re.M), "console streamed"
-    assert "\x1b[" not in out, "no terminal control codes in a log"
-    progress = re.findall(f"^{stamped}(boot|test) ", out, re.M)
-    assert len(progress) <= 2 * 2 + 2, "start, end and at most one line per 10 s"
-    assert SUMMARY.match(_last_line(out)), _last_line(out)
-
-
-def test_options_in_pytest_help(project: pytest.Pytester) -> None:
-    result = project.runpytest_subprocess("--help")
-    assert "--progress={auto,live,plain,off}" in result.stdout.str()
-    assert "--console" in result.stdout.str()
 
 
 #: a one-line patch with a fresh token each run: the build slot shared with the

@@ -1,13 +1,15 @@
-"""End to end through pytest: real kernels boot, real reproducers run, real verdicts.
+"""End to end through pytest on a real kernel: the smoke run, and what only QEMU can show.
 
-Each test runs pytest in a subprocess on a throwaway project, so the plugin is
-exercised exactly as a user runs it, signals and all.
+The plugin's plumbing (outcomes, evidence, JUnit, boot failures, usage errors,
+interrupts) is tested on replayed guests in tests/plumbing/test_pytest_run.py;
+here stay one real run of the same outcomes (the smoke test: real kernel, real
+reproducers, real verdicts), the QEMU backend's port choice, and a QEMU
+process killed under a test.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.session import Policy
 from tests.integration.helpers import (
     DEBIAN_612,
     add_tests,
@@ -108,57 +109,6 @@ def test_outcomes_recovery_and_evidence(project: pytest.Pytester) -> None:
     assert "TAP version 13" in (uffd.findtext("system-out") or "")
 
 
-def test_kernel_that_panics_at_boot_errors_every_test_once(project: pytest.Pytester) -> None:
-    add_tests(project, "pass_after_hang", "skips")
-    write_kernels(
-        project,
-        f"""
-        kernels:
-          - name: broken-boot
-            debian: {DEBIAN_612}
-            cmdline: rdinit=/does-not-exist root=/dev/nowhere
-            timeouts: {{boot: 120}}
-    """,
-    )
-    result = project.runpytest_subprocess(
-        "guest-tests", "--results-dir=res", "--junitxml=junit.xml", timeout=300
-    )
-    result.assert_outcomes(errors=2)
-    assert xunit2_problems(project.path / "junit.xml") == []
-    out = result.stdout.str()
-    assert "boot-fail: the kernel panicked during boot" in out
-    assert "Kernel panic - not syncing" in out  # the console tail is in the report
-    summary = _summary(project)
-    # tried Policy.boot_attempts times (TCG can crash a sound kernel in early boot), no more
-    assert summary["kernels"]["broken-boot"]["boots"] == Policy().boot_attempts == 2
-    assert summary["kernels"]["broken-boot"]["timings"]["boot"] < 120, "waited for the timeout"
-
-
-def test_bad_kernels_yaml_is_one_clear_usage_error(project: pytest.Pytester) -> None:
-    add_tests(project, "pass_after_hang")
-    write_kernels(project, "kernels:\n  - name: x\n    debain: linux-image-6.12.*\n")
-    result = project.runpytest_subprocess("guest-tests", timeout=60)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    err = result.stderr.str()
-    assert "unknown key 'debain'; did you mean 'debian'?" in err
-    assert "Traceback" not in err + result.stdout.str()
-
-
-def test_unknown_package_pattern_errors_that_kernel_only(project: pytest.Pytester) -> None:
-    add_tests(project, "pass_after_hang")
-    write_kernels(
-        project,
-        f"""
-        kernels:
-          - {{name: nosuch, debian: {{package: "linux-image-9.99.*-amd64", suite: bookworm}}}}
-          - {{name: d612, debian: {DEBIAN_612}}}
-    """,
-    )
-    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rA", timeout=300)
-    result.assert_outcomes(passed=1, errors=1)
-    assert "no amd64 package in bookworm matches 'linux-image-9.99.*-amd64'" in result.stdout.str()
-
-
 def test_no_free_port_is_an_error_not_a_hang(project: pytest.Pytester) -> None:
     import socket
 
@@ -173,20 +123,6 @@ def test_no_free_port_is_an_error_not_a_hang(project: pytest.Pytester) -> None:
         )
     result.assert_outcomes(errors=1)
     assert f"no free TCP port on 127.0.0.1 in {port}-{port}" in result.stdout.str()
-
-
-def test_unmet_numa_need_skips_with_the_reason(project: pytest.Pytester) -> None:
-    add_tests(project, "uffd_move_swap_pmd")
-    write_kernels(
-        project,
-        f"""
-        kernels:
-          - {{name: no-numa, debian: {DEBIAN_612}, cmdline: numa=off}}
-    """,
-    )
-    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rs", timeout=300)
-    result.assert_outcomes(skipped=1)
-    assert "needs 2 NUMA nodes, the guest has 1" in result.stdout.str()
 
 
 SLEEPER = """/*
@@ -224,40 +160,6 @@ def _wait_until_sleeper_runs(project: pytest.Pytester, proc: subprocess.Popen[st
         out, _ = proc.communicate()
         pytest.fail(f"the run ended (exit {proc.returncode}) before its first test started:\n{out}")
     pytest.fail("the first test never started")
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_interrupted_run_says_so_in_every_report(
-    project: pytest.Pytester, sig: signal.Signals
-) -> None:
-    before = harness_qemus()
-    proc = _start_sleeper_run(project, "--junitxml=j.xml")
-    try:
-        _wait_until_sleeper_runs(project, proc)
-        proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
-    assert "Traceback" not in out
-    summary = _summary(project)
-    assert summary["interrupted"] is True
-    assert {(t["test"], t["outcome"]) for t in summary["tests"]} == {
-        ("a_sleeps", "not-run"),
-        ("pass_after_hang", "not-run"),
-    }
-    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
-    text = (run / "summary.txt").read_text()
-    assert "INTERRUPTED, 2 of 2 test(s) did not run" in text.splitlines()[0]
-    assert "all results as expected" not in text
-    assert "a_sleeps on d612" in text.split("Not run (interrupted):")[1]
-    kcidb = json.loads((run / "kcidb.json").read_text())
-    assert {t["status"] for t in kcidb["tests"]} == {"MISS"}
-    deadline = time.monotonic() + 10
-    while harness_qemus() - before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not harness_qemus() - before, "the guest must be stopped"
 
 
 def test_qemu_killed_under_a_test_is_infrastructure_not_panic(project: pytest.Pytester) -> None:

@@ -31,13 +31,13 @@ from harness.errors import run_checked
 from harness.hosts import Host
 from tests.integration.helpers import (
     REPO,
+    SLEEPER,
     TEST_TAG,
     add_tests,
     harness_qemus,
     ready_boots,
     write_kernels,
 )
-from tests.integration.test_xdist import SLEEPER
 
 pytestmark = pytest.mark.boot
 

@@ -15,9 +15,9 @@ from harness.errors import ConfigError
 from harness.kernels import config_needs
 from harness.kernels.base import KernelImage
 from harness.ktap import parse_ktap
-from harness.machine.replay import Script, Step
 from harness.outcome import Outcome, RunFacts, classify
 from harness.testdef import Needs, read_test
+from tests.support.replay.script import Script, Step
 from tests.unit.test_runner_policy import BOOT, guest_with, run_all, test_
 
 CONFIG = "CONFIG_USERFAULTFD=y\n# CONFIG_ADVISE_SYSCALLS is not set\nCONFIG_ZRAM=m\n"

@@ -15,8 +15,8 @@ import pytest
 from harness.config import parse_kernels
 from harness.kernels.config_fragments import KUNIT_FRAGMENT
 from harness.kunit import boot_console, parse_kunit, select
-from harness.machine.replay import Script, lines
 from harness.outcome import Outcome
+from tests.support.replay.script import Script, lines
 from tests.unit.test_runner_policy import BOOT, NULL_OOPS, PANIC, excerpt, guest_with
 
 KUNIT_LOGS = Path(__file__).resolve().parents[1] / "data" / "kunit"

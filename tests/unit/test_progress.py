@@ -26,7 +26,6 @@ from harness.errors import BuildFailed
 from harness.kernels import debian_archive as archive
 from harness.kernels import kbuild
 from harness.machine.console import ConsoleWatcher, is_report_line
-from harness.machine.replay import Script, Step, lines
 from harness.outcome import Outcome
 from harness.progress import (
     ActivityState,
@@ -42,6 +41,7 @@ from harness.progress import (
 )
 from harness.progress_display import LiveProgress, PlainProgress, ReporterStream, for_stream
 from harness.session import KernelGuest
+from tests.support.replay.script import Script, Step, lines
 from tests.unit.fake_kbuild import make_tree
 from tests.unit.test_build_tree import _patch, _source
 from tests.unit.test_runner_policy import BOOT, NULL_OOPS, guest_with, run_all, test_

@@ -18,13 +18,14 @@ from harness.compile import CompileResult
 from harness.config import KernelSpec, Timeouts
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
-from harness.machine.replay import Chunk, ReplayBackend, Script, Step, lines
 from harness.outcome import Outcome
 from harness.records import TestRun
 from harness.session import KernelGuest, Policy, RunContext
 from harness.summarize import failure_text
 from harness.testdef import GuestTest, Needs
 from harness.trial import PreparedImage
+from tests.support.replay.machine import ReplayBackend
+from tests.support.replay.script import Chunk, Script, Step, lines
 
 OOPS_LOGS = Path(__file__).resolve().parents[1] / "data" / "oops"
 FAST = Policy(

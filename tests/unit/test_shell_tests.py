@@ -18,11 +18,11 @@ from harness.guest import image as guest_image
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.base import GuestPayload
-from harness.machine.replay import Script, Step
 from harness.machine.virtme import VirtmeBackend
 from harness.outcome import Outcome
 from harness.session import guest_command
 from harness.testdef import Needs, discover, read_test
+from tests.support.replay.script import Script, Step
 from tests.unit.test_runner_policy import BOOT, guest_with, run_all
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,10 +1,11 @@
-"""Regressions between two real runs: compare, --runs and flaky, CI reports, the page.
+"""Regressions between two runs: compare, --runs and flaky, CI reports, the page.
 
-Two pytest runs on the Debian 6.12 kernel, the same tests, the same kernel
-name; the second boots with ``kharness_regress=crash`` on its command line,
-which makes one shell test crash the kernel for real (sysrq c).  The other
-test fails on its second run in a boot, so ``--runs 3`` makes it flaky.
-Three boots in all.  Then: ``compare`` lists exactly the regression and exits
+Two pytest runs on replayed Debian 6.12 guests, the same tests, the same
+kernel name: the subject is compare, the reports and the page, not the
+kernel.  In the second run one shell test crashes the kernel (the real
+console of a sysrq c crash, tests/data/replay/regress-bad.yaml); the other
+test fails on its second run in a boot, so ``--runs 3`` makes it flaky
+(regress-good.yaml).  Then: ``compare`` lists exactly the regression and exits
 1, the reverse lists the fix and the flaky test and exits 0; KCIDB (with an
 issue for the panic) validates; the Patchwork check says fail; and the
 second run's index.html, opened in a real headless Chromium, shows every
@@ -23,9 +24,8 @@ import kcidb_io.schema
 import pytest
 
 from tests.browser import Chromium
-from tests.integration.helpers import DEBIAN_612, REPO, write_kernels
-
-pytestmark = pytest.mark.boot
+from tests.integration.helpers import REPO, write_kernels
+from tests.plumbing.helpers import replay_kernel
 
 CRASH = """#!/bin/sh
 # regress_crash.sh - crashes the kernel when it was booted with kharness_regress=crash
@@ -51,29 +51,21 @@ echo "ok 1 - run $n"
 PANIC_TITLE = "Kernel panic: sysrq triggered crash"
 
 
-def _run(project: pytest.Pytester, name: str, cmdline: str, *args: str) -> Path:
-    write_kernels(
-        project,
-        f"""
-        kernels:
-          - name: d612
-            debian: {DEBIAN_612}
-            cmdline: "{cmdline}"
-    """,
-    )
-    project.runpytest_subprocess("guest-tests", f"--run-dir={name}", *args, timeout=600)
+def _run(project: pytest.Pytester, name: str, scenario: str, *args: str) -> Path:
+    write_kernels(project, f"kernels:\n  - {replay_kernel('d612', scenario)}\n")
+    project.runpytest_subprocess("guest-tests", f"--run-dir={name}", *args, timeout=120)
     return project.path / name
 
 
 @pytest.fixture
 def two_runs(project: pytest.Pytester) -> tuple[Path, Path]:
-    """(good, bad) results directories of two real runs of the same two tests."""
+    """(good, bad) results directories of two runs of the same two tests."""
     sh = project.path / "guest-tests" / "sh"
     sh.mkdir()
     (sh / "regress_crash.sh").write_text(CRASH)
     (sh / "regress_flaky.sh").write_text(FLAKY)
-    good = _run(project, "good", "kharness_regress=none", "--runs=3")
-    bad = _run(project, "bad", "kharness_regress=crash")
+    good = _run(project, "good", "regress-good", "--runs=3")
+    bad = _run(project, "bad", "regress-bad")
     return good, bad
 
 
@@ -88,7 +80,9 @@ def _compare(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_two_real_runs_compared_reported_and_shown(two_runs: tuple[Path, Path]) -> None:
+def test_two_runs_compared_reported_and_shown(
+    two_runs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     good, bad = two_runs
     summary = json.loads((good / "summary.json").read_text())
     flaky = next(t for t in summary["tests"] if t["test"] == "regress_flaky")
@@ -115,6 +109,7 @@ def test_two_real_runs_compared_reported_and_shown(two_runs: tuple[Path, Path]) 
     (check,) = json.loads((bad / "patchwork.json").read_text())["checks"]
     assert check["state"] == "fail" and "regress_crash" in check["description"]
 
+    monkeypatch.delenv("TMPDIR")  # the browser is not under test: its files go where they go
     with Chromium() as browser:
         load = browser.open((bad / "index.html").as_uri())
         assert load.errors == []

@@ -12,18 +12,50 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from harness.errors import GuestUnreachable
 from harness.guest import protocol
 from harness.machine.base import CommandResult
-from harness.machine.replay import ReplayMachine, Step
+from tests.support.replay.script import Chunk, Step
+
+
+class Stage(Protocol):
+    """What the channel needs of the machine it acts on (a ReplayMachine).
+
+    A protocol rather than the class, so the machine can make its channel
+    without the two modules importing each other.
+    """
+
+    channel_dead: bool
+
+    @property
+    def running(self) -> bool:
+        """Whether the 'process' still runs."""
+        ...
+
+    def print(self, text: str) -> None:
+        """Put ``text`` on the console now."""
+        ...
+
+    def play(self, chunks: Iterable[Chunk]) -> None:
+        """Print chunks with their delays."""
+        ...
+
+    def exit(self, status: str) -> None:
+        """The 'process' ends."""
+        ...
+
+    def step_for(self, command: str) -> Step | None:
+        """The scripted answer to ``command``."""
+        ...
 
 
 class ReplayChannel:
-    """A scripted Channel into a :class:`~harness.machine.replay.ReplayMachine`."""
+    """A scripted Channel into a :class:`~tests.support.replay.machine.ReplayMachine`."""
 
-    def __init__(self, machine: ReplayMachine) -> None:
+    def __init__(self, machine: Stage) -> None:
         self.machine = machine
 
     def run(

@@ -7,12 +7,9 @@ is covered by unit tests that run in seconds.  It implements the same
 feeds the real :class:`~harness.machine.console.ConsoleWatcher` through a
 real pipe, in real (short) time: only the kernel is missing.
 
-A :class:`Script` says what the console prints while booting, and how the
-guest answers each command (by regex): what the kernel prints meanwhile
-(real console text, cut from logs captured on real kernels), when the
-command returns and with what, or whether it never does, whether the
-kernel dies, whether the channel breaks.  Test commands get the runner's
-kmsg markers echoed onto the console around their part, as /dev/kmsg would.
+The machine plays a :class:`~tests.support.replay.script.Script`; test
+commands get the runner's kmsg markers echoed onto the console around their
+part, as /dev/kmsg would.
 """
 
 from __future__ import annotations
@@ -24,57 +21,14 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.guest import protocol
 from harness.machine.base import BootFiles, Channel, GuestPayload, MachineConfig, Ready
 from harness.machine.console import ConsoleWatcher
 from harness.machine.hosted import wait_ready_line
-
-RELEASE = "6.12.0-replay"
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Console bytes printed ``delay`` seconds after the previous chunk."""
-
-    data: bytes
-    delay: float = 0.0
-
-
-def lines(text: str, delay: float = 0.0) -> tuple[Chunk, ...]:
-    """Console text as one chunk per line, ``delay`` apart (as a real console trickles)."""
-    return tuple(Chunk((line + "\n").encode(), delay) for line in text.splitlines())
-
-
-@dataclass(frozen=True)
-class Step:
-    """How the guest answers a command matching ``match`` (a regex)."""
-
-    match: str
-    console: tuple[Chunk, ...] = ()  # printed while the command runs
-    exit_code: int | None = 0  # None: it never returns by itself (a hang)
-    stdout: str = ""
-    stderr: str = ""
-    after: float = 0.0  # seconds between the console part and the result
-    new_taint: int = 0  # taint bits the command adds
-    kernel_exits: bool = False  # the guest's process exits after the console part
-    channel_breaks: bool = False  # the channel dies (the kernel may live on)
-    wedges: bool = False  # once it has timed out, the channel answers no more
-    afterwards: tuple[Chunk, ...] = ()  # printed in the background after it returned
-
-
-@dataclass(frozen=True)
-class Script:
-    """A whole recorded guest life."""
-
-    boot: tuple[Chunk, ...] = ()
-    ready: bool = True  # print the ready line after the boot chunks
-    exit_after_boot: bool = False  # the process exits after the boot chunks (boot panic)
-    steps: tuple[Step, ...] = ()
-    magic: dict[str, tuple[Chunk, ...]] = field(default_factory=dict)  # sysrq key -> console
-    boot_taint: int = 0
+from tests.support.replay.channel import ReplayChannel
+from tests.support.replay.script import Chunk, Script, Step
 
 
 class ReplayBackend:
@@ -105,7 +59,7 @@ class ReplayBackend:
 
 
 class ReplayMachine:
-    """Plays :class:`Script` onto a console pipe; answers through :class:`ReplayChannel`."""
+    """Plays a :class:`Script` onto a console pipe; answers through :class:`ReplayChannel`."""
 
     def __init__(self, script: Script, cfg: MachineConfig, boot_dir: Path) -> None:
         self.script = script
@@ -145,7 +99,8 @@ class ReplayMachine:
         if self.script.exit_after_boot:
             self.exit("exit status 0")
         elif self.script.ready:
-            self.print(protocol.ready_line(self.nonce, self.script.boot_taint, RELEASE))
+            script = self.script
+            self.print(protocol.ready_line(self.nonce, script.boot_taint, script.release))
 
     def wait_ready(self, timeout: float) -> Ready | None:
         """The ready line, as with QEMU."""
@@ -153,8 +108,6 @@ class ReplayMachine:
 
     def connect(self, ready: Ready, timeout: float = 30.0) -> Channel:
         """The scripted channel."""
-        from harness.machine.replay_channel import ReplayChannel
-
         return ReplayChannel(self)
 
     def magic_key(self, key: str) -> bool:

@@ -1,0 +1,80 @@
+"""Feedback during a run on a replayed guest: a live line on a terminal, plain lines in a log.
+
+The subject is the progress plumbing (the reporter's live line, plain lines,
+the streamed console), so the guest is a replayed real console; the test
+runs three seconds, as the real reproducer sleeps.  The download progress of
+a real kernel on an empty cache, and a real build's steps, stay in
+tests/integration/test_progress_run.py.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pexpect
+import pytest
+
+from tests.integration.helpers import ANSI, SLOW, SUMMARY, write_kernels
+from tests.plumbing.helpers import replay_kernel
+
+
+def _slow_project(project: pytest.Pytester) -> None:
+    (project.path / "guest-tests" / "c" / "slow.c").write_text(SLOW)
+    write_kernels(project, f"kernels:\n  - {replay_kernel('k')}\n")
+
+
+def _last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1].strip()
+
+
+def test_live_progress_on_a_terminal(project: pytest.Pytester) -> None:
+    _slow_project(project)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pytest", "guest-tests", "--results-dir=res"],
+        cwd=str(project.path),
+        encoding="utf-8",
+        timeout=120,
+        dimensions=(40, 160),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    raw = child.before or ""
+    text = ANSI.sub("", raw).replace("\r", "\n")
+    assert child.exitstatus == 0, text[-3000:]
+    assert re.search(r"boot k: boot-1: 0:0\d", text)
+    assert re.search(r"\[kharness\] boot k: boot-1: done in [\d.]+s", text)
+    assert re.search(r"test k: slow: 0:0[1-3] of 0:30 timeout", text), "the running test's line"
+    assert "\x1b[2K" in raw, "the live line is redrawn in place"
+    assert SUMMARY.match(_last_line(text)), _last_line(text)
+
+
+def test_plain_lines_when_not_a_terminal(project: pytest.Pytester) -> None:
+    _slow_project(project)
+    result = project.runpytest_subprocess(
+        "guest-tests", "--results-dir=res", "--progress=plain", "--console", timeout=120
+    )
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    stamped = r"\d\d:\d\d:\d\d \[kharness\] "
+    for line in (
+        r"boot k: boot-1: 0:00 \(started\)",
+        r"boot k: boot-1: done in [\d.]+s",
+        r"test k: slow: 0:00 of 0:30 timeout \(started\)",
+        r"test k: slow: done in [\d.]+s",
+    ):
+        assert re.search(f"^{stamped}{line}$", out, re.M), line
+    assert re.search(r"^k: \[\s*[\d.]+\] Linux version", out, re.M), "console streamed"
+    assert "\x1b[" not in out, "no terminal control codes in a log"
+    progress = re.findall(f"^{stamped}(boot|test) ", out, re.M)
+    assert len(progress) <= 2 * 2 + 2, "start, end and at most one line per 10 s"
+    assert SUMMARY.match(_last_line(out)), _last_line(out)
+
+
+def test_options_in_pytest_help(project: pytest.Pytester) -> None:
+    out = project.runpytest_subprocess("--help").stdout.str()
+    assert "--progress={auto,live,plain,off}" in out
+    assert "--console" in out
+    assert "--backend={qemu,virtme}" in out
+    assert "replay" not in out, "the test suite's replay backend is not a user's option"

@@ -1,0 +1,227 @@
+"""End to end through pytest on replayed guests: outcomes, evidence, JUnit, errors, signals.
+
+The subject is the plugin (translation of verdicts into pytest outcomes,
+evidence, JUnit, usage errors, interrupts), so the guest is a replayed real
+console (tests/data/replay); tests/integration/test_pytest_run.py keeps the
+real-kernel smoke run and the tests whose subject is QEMU itself.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.session import Policy
+from tests.integration.helpers import add_tests, default_sigint, ready_boots, write_kernels
+from tests.plumbing.helpers import replay_kernel
+from tests.unit.test_junit_schema import xunit2_problems
+
+
+def _summary(project: pytest.Pytester) -> dict:
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    return json.loads((run / "summary.json").read_text())
+
+
+def _outcomes_run(project: pytest.Pytester) -> pytest.RunResult:
+    add_tests(
+        project,
+        "broken",
+        "hang",
+        "pass_after_hang",
+        "fails",
+        "skips",
+        "xfails",
+        "uffd_api_unknown_feature",
+    )
+    expect = 'expect: {xfails: {outcome: fail, reason: "known to fail here"}}'
+    write_kernels(project, f"kernels:\n  - {replay_kernel('d612', extra=expect)}\n")
+    return project.runpytest_subprocess(
+        "guest-tests", "-v", "-rA", "--results-dir=res", "--junitxml=junit.xml", timeout=120
+    )
+
+
+def test_outcomes_become_pytest_outcomes(project: pytest.Pytester) -> None:
+    result = _outcomes_run(project)
+    result.assert_outcomes(passed=2, failed=2, skipped=1, xfailed=1, errors=1)
+    out = result.stdout.str()
+    assert "guest-tests/c/uffd_api_unknown_feature.c::d612 PASSED" in out
+    assert "guest-tests/c/pass_after_hang.c::d612 PASSED" in out
+    assert "error: the test does not compile" in out and "undeclared_symbol" in out
+    assert "hang: no result before the timeout" in out
+    assert "blocked tasks dumped with sysrq-w" in out
+    assert "# expected 42, got 41\nnot ok 2 - answer" in out
+    assert "this kernel lacks the frobnicator" in out
+    assert "XFAIL guest-tests/c/xfails.c::d612 - fail: known to fail here" in out
+
+
+def test_a_hang_gets_a_fresh_boot_and_evidence(project: pytest.Pytester) -> None:
+    _outcomes_run(project)
+    summary = _summary(project)
+    by_test = {t["test"]: t for t in summary["tests"]}
+    assert by_test["hang"]["outcome"] == "hang"
+    run_dir = Path(by_test["hang"]["evidence"]).parent.parent
+    ready = ready_boots(run_dir / "d612")
+    assert ready == [by_test["hang"]["boot"], by_test["pass_after_hang"]["boot"]], "no fresh boot"
+    assert summary["kernels"]["d612"]["boots"] == ready[-1] == 2
+    assert summary["kernels"]["d612"]["boot_taint"] == 0
+    evidence = Path(by_test["uffd_api_unknown_feature"]["evidence"])
+    assert "ok 1 - " in (evidence / "stdout.txt").read_text()
+    boot1 = evidence.parent / f"boot-{ready[0]}"
+    assert "HARNESS-READY" in (boot1 / "console.log").read_text()
+    assert "Show Blocked State" in (evidence.parent / "hang" / "console.txt").read_text()
+
+
+def test_junit_carries_verdicts_and_evidence(project: pytest.Pytester) -> None:
+    _outcomes_run(project)
+    evidence = Path(
+        next(t for t in _summary(project)["tests"] if t["test"] == "uffd_api_unknown_feature")[
+            "evidence"
+        ]
+    )
+    assert xunit2_problems(project.path / "junit.xml") == []
+    root = ET.parse(project.path / "junit.xml").getroot()
+    cases = list(root.iter("testcase"))
+    uffd = next(c for c in cases if "uffd_api_unknown_feature" in c.get("classname", ""))
+    assert uffd.get("name") == "d612"
+    assert uffd.find("properties") is None  # not allowed in an xunit2 testcase
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    node = "guest-tests/c/uffd_api_unknown_feature.c::d612"
+    assert props[f"{node} kernel"] == "d612" and props[f"{node} outcome"] == "pass"
+    assert props[f"{node} evidence"] == str(evidence)
+    assert f"kernel: d612\noutcome: pass\nevidence: {evidence}\n" in (
+        uffd.findtext("system-out") or ""
+    )
+    assert props["guest-tests/c/hang.c::d612 outcome"] == "hang"
+    hang = next(c for c in cases if "hang" in c.get("classname", ""))
+    failure = hang.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "hang: no result before the timeout"
+    assert "HARNESS-START hang" in (hang.findtext("system-out") or "")
+    assert "TAP version 13" in (uffd.findtext("system-out") or "")
+
+
+def test_kernel_that_panics_at_boot_errors_every_test_once(project: pytest.Pytester) -> None:
+    add_tests(project, "pass_after_hang", "skips")
+    write_kernels(project, f"kernels:\n  - {replay_kernel('broken-boot', 'boot-panic')}\n")
+    result = project.runpytest_subprocess(
+        "guest-tests", "--results-dir=res", "--junitxml=junit.xml", timeout=120
+    )
+    result.assert_outcomes(errors=2)
+    assert xunit2_problems(project.path / "junit.xml") == []
+    out = result.stdout.str()
+    assert "boot-fail: the kernel panicked during boot" in out
+    assert "Kernel panic - not syncing" in out  # the console tail is in the report
+    summary = _summary(project)
+    # tried Policy.boot_attempts times (TCG can crash a sound kernel in early boot), no more
+    assert summary["kernels"]["broken-boot"]["boots"] == Policy().boot_attempts == 2
+    assert summary["kernels"]["broken-boot"]["timings"]["boot"] < 120, "waited for the timeout"
+
+
+def test_bad_kernels_yaml_is_one_clear_usage_error(project: pytest.Pytester) -> None:
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, "kernels:\n  - name: x\n    debain: linux-image-6.12.*\n")
+    result = project.runpytest_subprocess("guest-tests", timeout=60)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "unknown key 'debain'; did you mean 'debian'?" in err
+    assert "Traceback" not in err + result.stdout.str()
+
+
+def test_unknown_backend_is_a_usage_error_naming_the_known_ones(project: pytest.Pytester) -> None:
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, f"kernels:\n  - {replay_kernel('d612')}\n")
+    result = project.runpytest_subprocess("guest-tests", "--backend=nope", timeout=60)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "--backend nope: not a backend; known backends: qemu, replay, virtme" in err
+    assert "Traceback" not in err + result.stdout.str()
+
+
+def test_unknown_package_pattern_errors_that_kernel_only(project: pytest.Pytester) -> None:
+    add_tests(project, "pass_after_hang")
+    nosuch = '{name: nosuch, debian: {package: "linux-image-9.99.*-amd64", suite: bookworm}}'
+    write_kernels(project, f"kernels:\n  - {nosuch}\n  - {replay_kernel('d612')}\n")
+    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rA", timeout=300)
+    result.assert_outcomes(passed=1, errors=1)
+    assert "no amd64 package in bookworm matches 'linux-image-9.99.*-amd64'" in result.stdout.str()
+
+
+def test_unmet_numa_need_skips_with_the_reason(project: pytest.Pytester) -> None:
+    add_tests(project, "uffd_move_swap_pmd")
+    write_kernels(project, f"kernels:\n  - {replay_kernel('no-numa', 'no-numa')}\n")
+    result = project.runpytest_subprocess("guest-tests", "--results-dir=res", "-rs", timeout=120)
+    result.assert_outcomes(skipped=1)
+    assert "needs 2 NUMA nodes, the guest has 1" in result.stdout.str()
+
+
+SLEEPER = """/*
+ * @timeout: 120
+ */
+#include <unistd.h>
+int main(void) { sleep(100); return 0; }
+"""
+
+
+def _start_sleeper_run(project: pytest.Pytester, *extra: str) -> subprocess.Popen[str]:
+    """pytest in a subprocess on a project whose first test sleeps (the replay: hangs)."""
+    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, f"kernels:\n  - {replay_kernel('d612')}\n")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", *extra],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+
+
+def _wait_until_sleeper_runs(project: pytest.Pytester, proc: subprocess.Popen[str]) -> None:
+    """Until the sleeping test's start marker is on the console (bounded)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = (project.path / "res").glob("*/d612/boot-*/console.log")
+        if any("HARNESS-START a_sleeps" in log.read_text(errors="replace") for log in logs):
+            return
+        time.sleep(0.1)
+    if proc.poll() is not None:
+        out, _ = proc.communicate()
+        pytest.fail(f"the run ended (exit {proc.returncode}) before its first test started:\n{out}")
+    pytest.fail("the first test never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_says_so_in_every_report(
+    project: pytest.Pytester, sig: signal.Signals
+) -> None:
+    proc = _start_sleeper_run(project, "--junitxml=j.xml")
+    try:
+        _wait_until_sleeper_runs(project, proc)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "Traceback" not in out
+    summary = _summary(project)
+    assert summary["interrupted"] is True
+    assert {(t["test"], t["outcome"]) for t in summary["tests"]} == {
+        ("a_sleeps", "not-run"),
+        ("pass_after_hang", "not-run"),
+    }
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    text = (run / "summary.txt").read_text()
+    assert "INTERRUPTED, 2 of 2 test(s) did not run" in text.splitlines()[0]
+    assert "all results as expected" not in text
+    assert "a_sleeps on d612" in text.split("Not run (interrupted):")[1]
+    kcidb = json.loads((run / "kcidb.json").read_text())
+    assert {t["status"] for t in kcidb["tests"]} == {"MISS"}
