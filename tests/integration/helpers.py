@@ -7,12 +7,14 @@ import os
 import re
 import shutil
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.outcome import Outcome
+from harness.session.extras import ExtrasKey
 
 if TYPE_CHECKING:
     from harness.records import TestRun
@@ -160,11 +162,24 @@ def write_trigger(work: Path, case: str, header: str = "", defines: str = "") ->
     return path
 
 
+@dataclass
+class TriggerModule:
+    """harness_oops.ko built for one guest's kernel (kept in the guest's extras)."""
+
+    path: Path | None = None
+
+
+#: where a report-class fixture leaves the trigger module it built for its guest
+TRIGGER_MODULE = ExtrasKey("harness_oops.ko", TriggerModule)
+
+
 def run_with_module(guest: KernelGuest, name: str) -> TestRun:
-    """Run guest test ``name`` with harness_oops.ko (``guest.module``) loaded first."""
+    """Run guest test ``name`` with harness_oops.ko (:data:`TRIGGER_MODULE`) loaded first."""
     assert guest.ensure_booted() is None, guest.setup_error
     assert guest.channel is not None
-    guest.channel.push(guest.module.read_bytes(), "/tmp/harness_oops.ko")  # type: ignore[attr-defined]
+    module = guest.extras.get(TRIGGER_MODULE).path
+    assert module is not None, "the fixture builds the trigger module before the tests"
+    guest.channel.push(module.read_bytes(), "/tmp/harness_oops.ko")
     loaded = guest.channel.run(
         "grep -q ^harness_oops /proc/modules || insmod /tmp/harness_oops.ko", 30
     )

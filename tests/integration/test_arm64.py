@@ -30,6 +30,7 @@ from tests.integration.helpers import (
     GUEST_DATA,
     REPO,
     REPORT_CASES,
+    TRIGGER_MODULE,
     check_report_case,
     write_trigger,
 )
@@ -92,7 +93,8 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelGuest]:
     kernel_guest = KernelGuest(spec, ctx, tests)
     assert kernel_guest.prepare() is None, kernel_guest.setup_error
     assert kernel_guest.image is not None and kernel_guest.image.release
-    kernel_guest.module = _cross_module(kernel_guest.image.release, work)  # type: ignore[attr-defined]
+    module = _cross_module(kernel_guest.image.release, work)
+    kernel_guest.extras.get(TRIGGER_MODULE).path = module
     yield kernel_guest
     kernel_guest.shutdown()
 

@@ -27,6 +27,7 @@ from tests.integration.helpers import (
     GUEST_DATA,
     REPO,
     REPORT_CASES,
+    TRIGGER_MODULE,
     check_report_case,
     run_with_module,
     write_trigger,
@@ -74,7 +75,7 @@ def guest(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     shutil.copytree(CAPTURE, build, ignore=shutil.ignore_patterns("*.sh", "*.txt", "*.md"))
     headers = _headers(kernel_guest.image.release)
     run_checked(["make", "-s", "-C", str(headers), f"M={build}", "modules"])
-    kernel_guest.module = build / "harness_oops.ko"  # type: ignore[attr-defined]
+    kernel_guest.extras.get(TRIGGER_MODULE).path = build / "harness_oops.ko"
     yield kernel_guest
     kernel_guest.shutdown()
 
