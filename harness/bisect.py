@@ -74,7 +74,7 @@ class Judgement:
     failures: int = 0  # of them, runs that were bad (matching the signature, if any)
 
 
-def judge(observations: Sequence[Observation], signature: str | None) -> Judgement:
+def judge_commit(observations: Sequence[Observation], signature: str | None) -> Judgement:
     """Good, bad or skip from the runs of one commit, counting runs and failures."""
     verdict = _judge(observations, signature)
     failures = sum(_judge([o], signature).code == BAD for o in observations)
@@ -186,9 +186,9 @@ def step(plan: BisectPlan, log: Callable[[str], None] = print) -> Judgement:
         commit[:12],
         built.image,
         plan.runs,
-        stop=lambda r: judge([Observation.of(r)], plan.signature).code == BAD,
+        stop=lambda r: judge_commit([Observation.of(r)], plan.signature).code == BAD,
     )
-    verdict = judge([Observation.of(r) for r in runs], plan.signature)
+    verdict = judge_commit([Observation.of(r) for r in runs], plan.signature)
     return _record(plan, commit, subject, verdict)
 
 

@@ -12,15 +12,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness import paths
 from harness.config import load_kernels, select
 from harness.errors import HarnessError
 from harness.evidence import new_run_dir
 from harness.machine.base import Channel
+from harness.paths import REPO_ROOT
 from harness.progress_display import for_stream
 from harness.session import KernelGuest, new_context
 from harness.testdef import discover, read_test
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
@@ -36,8 +36,8 @@ def boot_kernel(
 
     path = kernels_file
     spec = select(load_kernels(path), [name], path)[0]
-    tests = [read_test(p) for k in ("c", "sh") for p in discover(ROOT / "guest-tests" / k)]
-    run_dir = new_run_dir(Path(results_base or ROOT / "results").resolve())
+    tests = [read_test(p) for k in ("c", "sh") for p in discover(REPO_ROOT / "guest-tests" / k)]
+    run_dir = new_run_dir(paths.results_base(results_base))
     progress = for_stream(sys.stderr)  # download, build and boot lines
     ctx = new_context(
         run_dir,

@@ -125,7 +125,7 @@ def _crash(t: TestRecord) -> str:
     return f"{t.outcome.value}: {titles}" if titles else t.summary
 
 
-def judge(old: TestRecord, new: TestRecord) -> ChangeKind:
+def change_between(old: TestRecord, new: TestRecord) -> ChangeKind:
     """The kind of change from ``old`` to ``new`` (same test, matched kernels)."""
     before, after = state(old), state(new)
     if after == "flaky":
@@ -259,7 +259,7 @@ def compare(old: RunSummary, new: RunSummary, mapping: dict[str, str] | None = N
             elif after is None:
                 only_old.append((name, old_k))
             else:
-                kind = judge(before, after)
+                kind = change_between(before, after)
                 changes.append(Change(kind, name, old_k, new_k, before, after))
     return Comparison(
         old.run, new.run, pairs, tuple(changes), tuple(only_old), tuple(only_new), note

@@ -19,12 +19,13 @@ from pathlib import Path
 from harness.config import KernelSpec
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
+from harness.paths import REPO_ROOT
 from harness.progress import NO_PROGRESS, Progress
 from harness.records import TestRun
 from harness.session import KernelGuest, RunContext, new_context
 from harness.testdef import GuestTest, discover, read_test
 
-DEFAULT_TESTS_DIR = Path(__file__).resolve().parent.parent / "guest-tests" / "c"
+DEFAULT_TESTS_DIR = REPO_ROOT / "guest-tests" / "c"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from harness.bisect import (
     Observation,
     check_range,
     confidence,
-    judge,
+    judge_commit,
 )
 from harness.bisect_cli import recipe_from_args
 from harness.cli import main
@@ -59,11 +59,11 @@ def test_a_test_failing_at_base_is_not_blamed_on_a_patch() -> None:
 
 
 def test_judge_without_signature() -> None:
-    assert judge([Observation(P, "pass")] * 3, None).code == GOOD
-    assert judge([Observation(P, "pass"), Observation(F, "fail: x")], None).code == BAD
-    assert judge([Observation(Outcome.BUILD_FAIL, "build-fail")], None).code == SKIP
-    assert judge([Observation(Outcome.BOOT_FAIL, "boot-fail")], None).code == SKIP
-    assert judge([Observation(Outcome.SKIP, "no UFFDIO_MOVE")], None).code == SKIP
+    assert judge_commit([Observation(P, "pass")] * 3, None).code == GOOD
+    assert judge_commit([Observation(P, "pass"), Observation(F, "fail: x")], None).code == BAD
+    assert judge_commit([Observation(Outcome.BUILD_FAIL, "build-fail")], None).code == SKIP
+    assert judge_commit([Observation(Outcome.BOOT_FAIL, "boot-fail")], None).code == SKIP
+    assert judge_commit([Observation(Outcome.SKIP, "no UFFDIO_MOVE")], None).code == SKIP
 
 
 def test_judge_with_signature_counts_only_the_same_bug() -> None:
@@ -71,10 +71,10 @@ def test_judge_with_signature_counts_only_the_same_bug() -> None:
     same = Observation(OOPS, "oops", ("kernel BUG at mm/huge_memory.c:2471!",))
     other = Observation(OOPS, "oops", ("WARNING in move_pages",))
     plain_fail = Observation(F, "fail: not ok 3")
-    assert judge([same], sig).code == BAD
-    assert judge([other], sig).code == SKIP
-    assert judge([plain_fail], sig).code == SKIP
-    assert judge([other, same], sig).code == BAD  # flaky: any run with the bug is bad
+    assert judge_commit([same], sig).code == BAD
+    assert judge_commit([other], sig).code == SKIP
+    assert judge_commit([plain_fail], sig).code == SKIP
+    assert judge_commit([other, same], sig).code == BAD  # flaky: any run with the bug is bad
 
 
 def _two_branches(tmp_path: Path) -> Path:
@@ -230,9 +230,9 @@ def test_judgements_count_runs_and_failures() -> None:
     sig = r"kernel BUG in f"
     same = Observation(OOPS, "oops", ("kernel BUG in f",))
     other = Observation(OOPS, "oops", ("WARNING in g",))
-    verdict = judge([Observation(P, "pass"), other, same, same], sig)
+    verdict = judge_commit([Observation(P, "pass"), other, same, same], sig)
     assert (verdict.code, verdict.runs, verdict.failures) == (BAD, 4, 2)
-    clean = judge([Observation(P, "pass")] * 3, None)
+    clean = judge_commit([Observation(P, "pass")] * 3, None)
     assert (clean.code, clean.runs, clean.failures) == (GOOD, 3, 0)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from harness.bisect import SKIP, Observation, judge
+from harness.bisect import SKIP, Observation, judge_commit
 from harness.errors import CommandFailed, run_checked
 from harness.outcome import NOT_COMPARABLE, OK, UNTESTABLE, Outcome, is_flaky
 from harness.pass_rate import runs_count
@@ -21,7 +21,7 @@ def test_sets_derived_from_the_rules_table() -> None:
 
 
 def test_bisect_skips_a_commit_whose_test_never_ran() -> None:
-    judgement = judge([Observation(Outcome.NOT_RUN, "not run: interrupted")], None)
+    judgement = judge_commit([Observation(Outcome.NOT_RUN, "not run: interrupted")], None)
     assert judgement.code == SKIP
 
 
