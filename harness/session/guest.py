@@ -133,7 +133,6 @@ class KernelGuest:
 
     def reports_in(self, text: str) -> tuple[KernelReport, ...]:
         """The kernel reports of a console text: one per bug, symbolized when possible."""
-        self._reader.image = self.image
         return self._reader.reports_in(text)
 
     def add_timing(self, phase: str, seconds: float) -> None:
@@ -164,6 +163,7 @@ class KernelGuest:
         if self.files is not None or self.setup_error is not None:
             return self.setup_error
         self._life.setup_error = self._prep.prepare(self.progress)
+        self._reader.image = self.image  # reports are symbolized from here on, in and out of tests
         error = self.setup_error.summary if self.setup_error else None
         evidence.write_kernel(self.directory, self.record(), error)
         return self.setup_error
