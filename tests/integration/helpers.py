@@ -6,7 +6,10 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -209,3 +212,48 @@ def check_report_case(guest: KernelGuest, case: str) -> TestRun:
         f"boot-{run.boot} -> boot-{after.boot}: a ready boot ran no test"
     )
     return run
+
+
+#: a guest test that sleeps 100 s: a run to interrupt, or a guest to lose, mid-test
+SLEEPS_100 = """/*
+ * @timeout: 120
+ */
+#include <unistd.h>
+int main(void) { sleep(100); return 0; }
+"""
+
+
+def start_sleeper_run(
+    project: pytest.Pytester, kernel_entry: str, *extra: str
+) -> subprocess.Popen[str]:
+    """pytest in a subprocess on a project whose first test (a_sleeps) sleeps 100 s.
+
+    ``kernel_entry``: the one kernels.yaml entry, named d612 (a real or a replayed kernel).
+    """
+    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPS_100)
+    add_tests(project, "pass_after_hang")
+    write_kernels(project, f"kernels:\n  - {kernel_entry}\n")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", *extra],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+
+
+def wait_until_sleeper_runs(
+    project: pytest.Pytester, proc: subprocess.Popen[str], within: float
+) -> None:
+    """Until a_sleeps's start marker is on a d612 console (a retried boot's too), bounded."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = (project.path / "res").glob("*/d612/boot-*/console.log")
+        if any("HARNESS-START a_sleeps" in log.read_text(errors="replace") for log in logs):
+            return
+        time.sleep(0.1)
+    if proc.poll() is not None:
+        out, _ = proc.communicate()
+        pytest.fail(f"the run ended (exit {proc.returncode}) before its first test started:\n{out}")
+    pytest.fail("the first test never started")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,9 +19,10 @@ import pytest
 from tests.integration.helpers import (
     DEBIAN_612,
     add_tests,
-    default_sigint,
     harness_qemus,
     ready_boots,
+    start_sleeper_run,
+    wait_until_sleeper_runs,
     write_kernels,
 )
 from tests.unit.test_junit_schema import xunit2_problems
@@ -125,48 +124,11 @@ def test_no_free_port_is_an_error_not_a_hang(project: pytest.Pytester) -> None:
     assert f"no free TCP port on 127.0.0.1 in {port}-{port}" in result.stdout.str()
 
 
-SLEEPER = """/*
- * @timeout: 120
- */
-#include <unistd.h>
-int main(void) { sleep(100); return 0; }
-"""
-
-
-def _start_sleeper_run(project: pytest.Pytester, *extra: str) -> subprocess.Popen[str]:
-    """pytest in a subprocess on a project whose first test sleeps 100 s."""
-    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
-    add_tests(project, "pass_after_hang")
-    write_kernels(project, f"kernels:\n  - {{name: d612, debian: {DEBIAN_612}}}\n")
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", *extra],
-        cwd=project.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=default_sigint,
-    )
-
-
-def _wait_until_sleeper_runs(project: pytest.Pytester, proc: subprocess.Popen[str]) -> None:
-    """Until the sleeping test's start marker is on the console (bounded)."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        logs = (project.path / "res").glob("*/d612/boot-*/console.log")  # a retried boot too
-        if any("HARNESS-START a_sleeps" in log.read_text(errors="replace") for log in logs):
-            return
-        time.sleep(0.2)
-    if proc.poll() is not None:
-        out, _ = proc.communicate()
-        pytest.fail(f"the run ended (exit {proc.returncode}) before its first test started:\n{out}")
-    pytest.fail("the first test never started")
-
-
 def test_qemu_killed_under_a_test_is_infrastructure_not_panic(project: pytest.Pytester) -> None:
     before = harness_qemus()
-    proc = _start_sleeper_run(project, "-rA")
+    proc = start_sleeper_run(project, f"{{name: d612, debian: {DEBIAN_612}}}", "-rA")
     try:
-        _wait_until_sleeper_runs(project, proc)
+        wait_until_sleeper_runs(project, proc, 240)
         (victim,) = harness_qemus() - before
         subprocess.run(["kill", "-KILL", str(victim)], check=True)
         out, _ = proc.communicate(timeout=300)

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from harness.session import Policy
-from tests.integration.helpers import add_tests, default_sigint, ready_boots, write_kernels
+from tests.integration.helpers import (
+    add_tests,
+    ready_boots,
+    start_sleeper_run,
+    wait_until_sleeper_runs,
+    write_kernels,
+)
 from tests.plumbing.helpers import replay_kernel
 from tests.unit.test_junit_schema import xunit2_problems
 
@@ -161,50 +164,13 @@ def test_unmet_numa_need_skips_with_the_reason(project: pytest.Pytester) -> None
     assert "needs 2 NUMA nodes, the guest has 1" in result.stdout.str()
 
 
-SLEEPER = """/*
- * @timeout: 120
- */
-#include <unistd.h>
-int main(void) { sleep(100); return 0; }
-"""
-
-
-def _start_sleeper_run(project: pytest.Pytester, *extra: str) -> subprocess.Popen[str]:
-    """pytest in a subprocess on a project whose first test sleeps (the replay: hangs)."""
-    (project.path / "guest-tests" / "c" / "a_sleeps.c").write_text(SLEEPER)
-    add_tests(project, "pass_after_hang")
-    write_kernels(project, f"kernels:\n  - {replay_kernel('d612')}\n")
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "guest-tests", "--results-dir=res", *extra],
-        cwd=project.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=default_sigint,
-    )
-
-
-def _wait_until_sleeper_runs(project: pytest.Pytester, proc: subprocess.Popen[str]) -> None:
-    """Until the sleeping test's start marker is on the console (bounded)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        logs = (project.path / "res").glob("*/d612/boot-*/console.log")
-        if any("HARNESS-START a_sleeps" in log.read_text(errors="replace") for log in logs):
-            return
-        time.sleep(0.1)
-    if proc.poll() is not None:
-        out, _ = proc.communicate()
-        pytest.fail(f"the run ended (exit {proc.returncode}) before its first test started:\n{out}")
-    pytest.fail("the first test never started")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_says_so_in_every_report(
     project: pytest.Pytester, sig: signal.Signals
 ) -> None:
-    proc = _start_sleeper_run(project, "--junitxml=j.xml")
+    proc = start_sleeper_run(project, replay_kernel("d612"), "--junitxml=j.xml")
     try:
-        _wait_until_sleeper_runs(project, proc)
+        wait_until_sleeper_runs(project, proc, 60)
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:
