@@ -10,6 +10,7 @@ later run would trust.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -37,10 +38,14 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield scratch
-        if final.exists():  # another run finished first: theirs is as good
-            shutil.rmtree(scratch)
-        else:
+        try:
             scratch.rename(final)
+        except OSError as exc:
+            # Another run (an xdist worker beside us) renamed its own into place
+            # first, between our work and our rename: theirs is as good as ours.
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+                raise
+            shutil.rmtree(scratch)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
