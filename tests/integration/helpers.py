@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ import pytest
 
 from harness.outcome import Outcome
 from harness.session.extras import ExtrasKey
+from tests.unit.test_junit_schema import xunit2_problems
 
 if TYPE_CHECKING:
     from harness.records import TestRun
@@ -257,3 +259,31 @@ def wait_until_sleeper_runs(
         out, _ = proc.communicate()
         pytest.fail(f"the run ended (exit {proc.returncode}) before its first test started:\n{out}")
     pytest.fail("the first test never started")
+
+
+def check_junit(junit: Path, evidence: Path) -> None:
+    """The JUnit file of the outcomes run (d612: uffd_api_unknown_feature passes, hang hangs).
+
+    Valid xunit2; each guest test's kernel, outcome and evidence as suite properties
+    and at the head of its system-out; the hang's failure message is its verdict.
+    """
+    assert xunit2_problems(junit) == []
+    root = ET.parse(junit).getroot()
+    cases = list(root.iter("testcase"))
+    uffd = next(c for c in cases if "uffd_api_unknown_feature" in c.get("classname", ""))
+    assert uffd.get("name") == "d612"
+    assert uffd.find("properties") is None  # not allowed in an xunit2 testcase
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    node = "guest-tests/c/uffd_api_unknown_feature.c::d612"
+    assert props[f"{node} kernel"] == "d612" and props[f"{node} outcome"] == "pass"
+    assert props[f"{node} evidence"] == str(evidence)
+    assert f"kernel: d612\noutcome: pass\nevidence: {evidence}\n" in (
+        uffd.findtext("system-out") or ""
+    )
+    assert props["guest-tests/c/hang.c::d612 outcome"] == "hang"
+    hang = next(c for c in cases if "hang" in c.get("classname", ""))
+    failure = hang.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "hang: no result before the timeout"
+    assert "HARNESS-START hang" in (hang.findtext("system-out") or "")
+    assert "TAP version 13" in (uffd.findtext("system-out") or "")
