@@ -99,12 +99,12 @@ class KernelGuest:
     @property
     def directory(self) -> Path:
         """This kernel's part of the results directory."""
-        return self.ctx.results / self.spec.name
+        return self._prep.directory
 
     @property
     def backend_name(self) -> str:
         """The backend booting this kernel: --backend, else kernels.yaml's."""
-        return self.ctx.backend or self.spec.backend
+        return self._prep.backend_name
 
     @property
     def image(self) -> KernelImage | None:

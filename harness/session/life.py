@@ -42,14 +42,9 @@ class GuestLife:
     setup_reports: tuple[KernelReport, ...] = ()  # the crash that made setup_error (boot)
     ran: int = field(default=0)  # tests run on the current boot
 
-    @property
-    def directory(self) -> Path:
-        """This kernel's part of the results directory."""
-        return self.ctx.results / self.prep.spec.name
-
     def boot_dir(self) -> Path:
         """The current boot's evidence directory."""
-        return self.directory / f"boot-{self.boots}"
+        return self.prep.directory / f"boot-{self.boots}"
 
     def ensure_booted(self) -> Verdict | None:
         """Boot unless a live guest is there; a BOOT_FAIL verdict if it never got ready.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.compile import CompileResult
 from harness.config import KernelSpec
@@ -36,6 +37,11 @@ class Preparation:
     files: BootFiles | None = None
     payload: GuestPayload | None = None
     _backend: Backend | None = None
+
+    @property
+    def directory(self) -> Path:
+        """This kernel's part of the results directory."""
+        return self.ctx.results / self.spec.name
 
     @property
     def backend_name(self) -> str:
@@ -74,7 +80,7 @@ class Preparation:
             built = self.compiled()
             compiled = tuple(built[t.name] for t in self.tests if t.name in built)
             self.payload = GuestPayload(self.image, compiled, self.ctx.keys, self.spec.arch)
-            self.files = backend.prepare(self.payload, self.ctx.results / self.spec.name)
+            self.files = backend.prepare(self.payload, self.directory)
             self.timings.add("image", time.monotonic() - started)
         except BuildFailed as exc:
             details = (exc.details,) + ((f"full log: {exc.log}",) if exc.log else ())

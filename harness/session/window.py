@@ -171,10 +171,8 @@ def verdict_for(
     if seen.machine_exit is not None:
         facts = replace(facts, machine_exit=seen.machine_exit, machine_stderr=machine_stderr)
     verdict = classify(facts)
-    verdict = replace(verdict, details=verdict.details + notes)
-    if seen.hang_notes and verdict.outcome is Outcome.HANG:
-        verdict = Verdict(verdict.outcome, verdict.summary, verdict.details + seen.hang_notes)
-    return verdict
+    hang = seen.hang_notes if verdict.outcome is Outcome.HANG else ()
+    return replace(verdict, details=verdict.details + notes + hang)
 
 
 def run_facts(
