@@ -5,7 +5,9 @@ range (good must be an ancestor of bad), takes the build slot of the chosen
 config recipe, puts a git worktree of ``--tree`` there (the user's checkout
 is never moved) and runs ``git bisect run python -m harness.bisect step
 PLAN``.  Each step builds whatever git checked out, incrementally in the same
-O= directory, boots it and runs the test, then answers in git's terms:
+O= directory (or boots the stored image when this commit was built with this
+recipe before: a second bisect over the same range builds nothing), boots it
+and runs the test, then answers in git's terms:
 
 * 0 good: every run passed;
 * 1 bad: a run failed (with ``--signature``: a kernel report whose title
@@ -39,6 +41,7 @@ from pathlib import Path
 from harness import paths
 from harness.config import KernelSpec, load_kernels, select
 from harness.errors import BisectRangeError, BuildFailed, HarnessError
+from harness.kernels import image_store
 from harness.kernels.build import BuildRecipe, TreeBuild, build_cache
 from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
 from harness.outcome import UNTESTABLE, Outcome
@@ -172,19 +175,26 @@ def kernel_spec(name: str | None, kernels_file: Path | None) -> KernelSpec | Non
 
 def step(plan: BisectPlan, log: Callable[[str], None] = print) -> Judgement:
     """Build the checked-out commit, run the test, judge it."""
-    with TreeBuild(plan.recipe, log, build_cache(), lock=False) as build:
+    cache = build_cache()
+    with TreeBuild(plan.recipe, log, cache, lock=False) as build:
         commit = run_git(build.ws.src, "rev-parse", "HEAD").stdout.strip()
         subject = run_git(build.ws.src, "log", "-1", "--format=%s").stdout.strip()
         log(f"bisect step: {commit[:12]} {subject}")
-        build.adopt(SourceTree(plan.tree, True, commit, f"{plan.tree} at {commit[:12]}"))
-        try:
-            built = build.make(f"bisect-{commit[:12]}")
-        except BuildFailed as exc:
-            return _record(plan, commit, subject, Judgement(SKIP, f"does not build: {exc}"))
+        key = image_store.image_key(plan.recipe, commit)
+        image = image_store.recall(cache, key)
+        if image is not None:
+            log(f"reusing {image.origin}")  # an earlier bisect (or entry) built this commit
+        else:
+            build.adopt(SourceTree(plan.tree, True, commit, f"{plan.tree} at {commit[:12]}"))
+            try:
+                image = build.make(f"bisect-{commit[:12]}").image
+            except BuildFailed as exc:
+                return _record(plan, commit, subject, Judgement(SKIP, f"does not build: {exc}"))
+            image_store.remember(cache, key, image)
     trial = Trial(plan.results, select_tests([plan.test], plan.tests_dir), log, plan.spec())
     runs = trial.run(
         commit[:12],
-        built.image,
+        image,
         plan.runs,
         stop=lambda r: judge_commit([Observation.of(r)], plan.signature).code == BAD,
     )

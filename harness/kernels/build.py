@@ -41,8 +41,8 @@ from typing import IO
 
 from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
-from harness.kernels import kbuild
-from harness.kernels.base import DebugInfo, KernelImage
+from harness.kernels import image_store, kbuild
+from harness.kernels.base import KernelImage
 from harness.kernels.config_fragments import (
     GUEST_FRAGMENT,
     ConfigProblem,
@@ -286,7 +286,7 @@ class TreeBuild:
                         shutil.copyfile(out / name, scratch / Path(name).name)
         release = kbuild.kernel_release(out)
         image = KernelImage(dest / Path(built).name, None, release, self.origin())
-        return replace(image, debug=_debug_info(dest, self.ws.src))
+        return replace(image, debug=image_store.debug_info(dest, self.ws.src))
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ class BuildSource:
         tree = locate(self.source, self.base, cache, self.rev, log, progress)
         patches = self.patches()
         key = self.image_key(tree, patches)
-        cached = _recall(cache, key)
+        cached = image_store.recall(cache, key)
         if cached is not None:
             log(f"reusing {cached.origin}")
             return cached
@@ -330,17 +330,14 @@ class BuildSource:
             for patch in patches:
                 build.apply(patch)
             built = build.make(self.describe())
-        _remember(cache, key, built.image)
+        image_store.remember(cache, key, built.image)
         return built.image
 
     def image_key(self, tree: SourceTree, patches: tuple[Patch, ...]) -> str | None:
         """Identical inputs give an identical kernel; none for a plain tree (it may change)."""
         if not tree.git and not is_package_name(self.source):
             return None
-        digest = hashlib.sha256(f"{self.recipe.key()}\0{tree.identity}\0".encode())
-        for patch in patches:
-            digest.update(patch.text.encode() + b"\0")
-        return digest.hexdigest()[:24]
+        return image_store.image_key(self.recipe, tree.identity, patches)
 
 
 def has_line_info(config: Path) -> bool:
@@ -351,54 +348,9 @@ def has_line_info(config: Path) -> bool:
         return False
 
 
-def _debug_info(stored: Path, source: Path | None) -> DebugInfo | None:
-    """The stored vmlinux and the slot's tree (for get_maintainer.pl), if it was kept.
-
-    The slot's tree holds the last build's patches, not necessarily this
-    kernel's; MAINTAINERS and get_maintainer.pl are what is read from it.
-    """
-    vmlinux = stored / "vmlinux"
-    if not vmlinux.is_file():
-        return None
-    tree = source if source is not None and (source / "MAINTAINERS").is_file() else None
-    return DebugInfo(vmlinux, None, tree)
-
-
 def _last_objects(path: Path) -> int | None:
     """How many objects the slot's last successful build compiled (None: unknown, or none)."""
     try:
         return int(json.loads(path.read_text())["objects"]) or None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _recall(cache: Path, key: str | None) -> KernelImage | None:
-    if key is None:
-        return None
-    try:
-        data = json.loads((cache / "images" / "by-key" / f"{key}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    vmlinuz = Path(data["vmlinuz"])
-    if not vmlinuz.is_file():
-        return None
-    source = Path(data["source"]) if data.get("source") else None
-    image = KernelImage(vmlinuz, None, data["release"], data["origin"])
-    return replace(image, debug=_debug_info(vmlinuz.parent, source))
-
-
-def _remember(cache: Path, key: str | None, image: KernelImage) -> None:
-    if key is None:
-        return
-    path = cache / "images" / "by-key" / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "vmlinuz": str(image.vmlinuz),
-                "release": image.release,
-                "origin": image.origin,
-                "source": str(image.debug.source) if image.debug and image.debug.source else None,
-            }
-        )
-    )

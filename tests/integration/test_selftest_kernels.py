@@ -33,18 +33,19 @@ and run through pytest on the good kernel, reused from the cache: one boot.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.bisect import BAD, GOOD, BisectPlan, bisect, confidence, read_steps
+from harness.cache import atomic_dir
 from harness.config import KernelSpec, load_kernels
 from harness.errors import run_checked
 from harness.kernels.base import KernelImage
@@ -118,7 +119,7 @@ class _Committer:
         return self.head
 
 
-def make_history(pristine: Path, repo: Path) -> History:
+def make_history(pristine: Path, repo: Path, patch_file: Path) -> History:
     """base, 2 harmless commits, the UFFDIO_API bug, 1 harmless commit (fixed dates: same ids)."""
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     c = _Committer(repo)
@@ -134,7 +135,6 @@ def make_history(pristine: Path, repo: Path) -> History:
     c.commit("Documentation: harmless change before the bug")
     c.edit("mm/mmap.c", "/*\n", "/* harmless comment change before the bug */\n/*\n")
     c.commit("mm: harmless comment change before the bug")
-    patch_file = REPO / "guest-tests" / "bugs" / f"{BISECT_TEST}.patch"
     c.git("apply", "--cached", str(patch_file))
     bug = c.commit(read_series(patch_file).patches[0].subject)
     c.edit("Documentation/admin-guide/README.rst", "(selftest)", "(selftest, again)")
@@ -145,14 +145,28 @@ def make_history(pristine: Path, repo: Path) -> History:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    """linux-source-6.12 (downloaded once into the cache) as a small git history."""
+def history() -> History:
+    """linux-source-6.12 as a small git history, made once and kept in the build cache.
+
+    Making it hashes the whole 1.3 GB tree (about a minute); kept at a stable
+    path, the build slot's worktree of it stays valid between runs, so the
+    bisect's steps are incremental builds (or, warm, stored images).  The key
+    covers the package version, the bug patch and the code that makes the
+    history, so a change to any of them makes a new one.
+    """
     started = time.monotonic()
-    pristine = fetch_source_package("linux-source-6.12", build_cache(), print).path
-    made = make_history(pristine, tmp_path_factory.mktemp("history") / "linux")
-    print(f"history made in {time.monotonic() - started:.0f}s")
-    yield made
-    shutil.rmtree(made.repo, ignore_errors=True)  # 1.3 GB of uncompressed objects
+    pristine = fetch_source_package("linux-source-6.12", build_cache(), print)
+    patch = REPO / "guest-tests" / "bugs" / f"{BISECT_TEST}.patch"
+    recipe = inspect.getsource(_Committer) + inspect.getsource(make_history)
+    digest = hashlib.sha256(f"{pristine.identity}\0{recipe}\0".encode() + patch.read_bytes())
+    home = build_cache() / "selftest-history" / digest.hexdigest()[:16]
+    if not (home / "history.json").is_file():
+        with atomic_dir(home) as scratch:
+            made = make_history(pristine.path, scratch / "linux", patch)
+            ids = {"base": made.base, "bug": made.bug, "head": made.head}
+            (scratch / "history.json").write_text(json.dumps(ids))
+        print(f"history made in {time.monotonic() - started:.0f}s")
+    return History(home / "linux", **json.loads((home / "history.json").read_text()))
 
 
 @pytest.fixture(scope="module")
