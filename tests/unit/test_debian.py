@@ -119,3 +119,16 @@ def test_packages_paragraphs() -> None:
         "aa",
         "a (= 1)",
     )
+
+
+def test_packages_paragraphs_skip_continuation_lines_and_unread_fields() -> None:
+    """A Description's continuation lines (even one that looks like a field) are not fields."""
+    text = (
+        "Package: linux-image-y\nVersion: 2.0\nDescription: a kernel\n"
+        " SHA256: not-this-one\n .\n Filename: nor-this\n"
+        "Filename: pool/y.deb\nSize: 7\nSHA256: bb\n\n"
+        "Package: linux-source-6.12\nVersion: 6.12.1-1\nFilename: pool/s.deb\nSHA256: cc\n"
+    )
+    first, second = _entries(text, "http://m", "s")
+    assert (first.filename, first.sha256, first.size, first.depends) == ("pool/y.deb", "bb", 7, "")
+    assert (second.name, second.size, second.suite) == ("linux-source-6.12", 0, "s")
