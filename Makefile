@@ -15,7 +15,7 @@ run: setup
 ## test: the project's own tests (unit; plumbing: pytest, xdist, progress and reports on
 ##       replayed real consoles; integration: tests that boot real kernels)
 test: setup
-	$(PYTEST) tests/unit tests/plumbing tests/integration -n 2 --dist loadfile -v -rs --durations=60
+	$(PYTEST) tests/unit tests/plumbing tests/integration -n 2 --dist loadfile --no-loadscope-reorder -v -rs --durations=60
 
 ## test-fast: unit tests only, seconds
 test-fast: setup
