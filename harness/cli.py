@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import bisect_cli, compare, series
+from harness import bisect_cli, compare, mcp, series
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
 from harness.machine.accel import Accel
@@ -246,9 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     series.add_parser(sub)
     bisect_cli.add_parser(sub)
     compare.add_parser(sub)
+    mcp.add_parser(sub)
     # also after the subcommand, where people type it (kharness run --kernels-file k.yaml);
     # SUPPRESS keeps a value given before the subcommand when none is given after it
-    for name in ("run", "kernels", "boot", "series", "bisect"):
+    for name in ("run", "kernels", "boot", "series", "bisect", "mcp"):
         sub.choices[name].add_argument(
             "--kernels-file",
             default=argparse.SUPPRESS,

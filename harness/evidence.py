@@ -126,10 +126,14 @@ def write_boot(
     )
 
 
-def save_test(run: TestRun, window: str) -> None:
-    """``<kernel>/<test>/``: stdout, stderr, the console window and result.json."""
+def save_test(run: TestRun, window: str, streams_saved: bool = False) -> None:
+    """``<kernel>/<test>/``: stdout, stderr, the console window and result.json.
+
+    ``streams_saved``: stdout.txt and stderr.txt were written as the output
+    arrived (bounded, :mod:`harness.machine.capture`); they are not rewritten.
+    """
     run.directory.mkdir(parents=True, exist_ok=True)
-    if run.result is not None:
+    if run.result is not None and not streams_saved:
         (run.directory / "stdout.txt").write_text(run.result.stdout)
         (run.directory / "stderr.txt").write_text(run.result.stderr)
     (run.directory / "console.txt").write_text(window)

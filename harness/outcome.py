@@ -10,6 +10,7 @@ reporters only ever translate a verdict, they never re-derive it.
 from __future__ import annotations
 
 import enum
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -266,7 +267,25 @@ def _classify_exit(facts: RunFacts, ktap_lines: tuple[str, ...]) -> Verdict:
         # the summary is one line: the first "not ok" itself; its diagnostics go in details
         first = ktap_lines[0].splitlines()[-1] if ktap_lines else "exit 1"
         return Verdict(Outcome.FAIL, f"fail: {first}", ktap_lines)
+    killed = signal_of(code)
+    if killed is not None:
+        return Verdict(Outcome.FAIL, f"fail: killed by {killed} (exit status {code})", ktap_lines)
     return Verdict(Outcome.FAIL, f"fail: unexpected exit code {code}", ktap_lines)
+
+
+def signal_of(code: int | None) -> str | None:
+    """The signal behind a shell exit status, ``SIGSEGV`` for 139; None for a plain exit.
+
+    The guest runs each test from a shell, which reports a child killed by
+    signal N as status 128+N (exit codes above 128 are this by convention:
+    kselftest's runner reads them the same way).
+    """
+    if code is None or not 128 < code < 128 + signal.NSIG:
+        return None
+    try:
+        return signal.Signals(code - 128).name
+    except ValueError:
+        return f"signal {code - 128}"
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ still matches several packages at the newest version is an error listing them.
 Two package layouts exist.  Up to Debian 13, ``linux-image-<ver>-amd64[-unsigned]``
 holds ``boot/vmlinuz-<ver>`` and ``lib/modules/<ver>``.  Newer kernels split
 it: ``linux-image-<ver>`` is a meta package depending on ``linux-binary-<ver>``
-(``usr/lib/modules/<ver>/vmlinuz``) and ``linux-modules-<ver>``.  The provider
-follows the dependencies, so either kind of name works.
+(``usr/lib/modules/<ver>/vmlinuz``), ``linux-modules-<ver>`` and
+``linux-base-<ver>`` (the config).  The provider follows the dependencies, so
+either kind of name works.
 
 ``debug_info: true`` also fetches the matching ``linux-image-<release>-dbg``
 package (same version, same verified archive code) for symbolized reports.
@@ -41,7 +42,10 @@ from harness.kernels.image import bootable
 from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 
-_SPLIT_PARTS = ("linux-binary-", "linux-modules-")
+#: The packages a split-layout meta package pulls in: the image, its modules, and
+#: linux-base-<ver> (``usr/lib/modules/<ver>/config`` and System.map: without it no
+#: ``@needs: config=`` can be checked on the host).
+_SPLIT_PARTS = ("linux-binary-", "linux-modules-", "linux-base-")
 
 
 def pattern_regex(pattern: str) -> re.Pattern[str]:
@@ -84,7 +88,7 @@ def _near(pattern: str, entries: list[archive.PackageEntry]) -> str:
 
 
 def split_parts(entry: archive.PackageEntry) -> list[tuple[str, str]]:
-    """(name, version) of linux-binary-*/linux-modules-* an image meta package needs."""
+    """(name, version) of the linux-binary/-modules/-base packages a meta package needs."""
     parts = []
     for dep in entry.depends.split(","):
         m = re.match(r"\s*(\S+)\s*\(=\s*([^)]+)\)", dep.split("|")[0])
@@ -192,10 +196,12 @@ def unpack_kernel(
     A kernel QEMU cannot load as packaged (arm64's EFI zboot vmlinuz) is
     unpacked beside it once; see :func:`harness.kernels.image.bootable`.
     """
-    root = cache / "kernels" / f"{entry.name}_{entry.version}".replace("~", "_")
     wanted = [entry]
     for name, version in split_parts(entry):
         wanted.append(_exact(name, version, entries))
+    # "+base": entries unpacked before linux-base was followed lack the config
+    based = "+base" if any(p.name.startswith("linux-base-") for p in wanted) else ""
+    root = cache / "kernels" / f"{entry.name}_{entry.version}{based}".replace("~", "_")
     phases: dict[str, float] = {}
     with locked(root.with_name(f".{root.name}.lock")):  # parallel workers: one download
         if not root.exists():

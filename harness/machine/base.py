@@ -30,6 +30,7 @@ from harness.compile import CompileResult
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.accel import AccelChoice
+from harness.machine.capture import Capture
 from harness.machine.console import ConsoleWatcher
 
 #: the kernel command line every backend's guest gets after its console (virtme adds its own)
@@ -100,8 +101,13 @@ class Channel(Protocol):
         timeout: float,
         stdin: bytes | None = None,
         abort: Callable[[], bool] | None = None,
+        capture: Capture | None = None,
     ) -> CommandResult:
-        """Run ``command``; on timeout or abort the result says so (never raises for it)."""
+        """Run ``command``; on timeout or abort the result says so (never raises for it).
+
+        ``capture`` takes the output as it arrives and bounds what is kept
+        (:mod:`harness.machine.capture`); the result's text is what it kept.
+        """
         ...
 
     def push(self, data: bytes, remote: str, mode: int = 0o755, timeout: float = 60) -> None:

@@ -21,9 +21,10 @@ import paramiko
 from harness.errors import GuestUnreachable
 from harness.guest.keys import GuestKeys
 from harness.machine.base import CommandResult
+from harness.machine.capture import Capture, StreamCapture
 
 
-def _read_rest(chan: paramiko.Channel, out: bytearray, deadline: float) -> None:
+def _read_rest(chan: paramiko.Channel, out: StreamCapture, deadline: float) -> None:
     """After the exit status: stdout data may still be in flight until EOF."""
     while not chan.eof_received and time.monotonic() < deadline:
         try:
@@ -32,7 +33,7 @@ def _read_rest(chan: paramiko.Channel, out: bytearray, deadline: float) -> None:
             return
         if not data:
             return
-        out += data
+        out.feed(data)
 
 
 class SshChannel:
@@ -89,15 +90,17 @@ class SshChannel:
         timeout: float,
         stdin: bytes | None = None,
         abort: Callable[[], bool] | None = None,
+        capture: Capture | None = None,
     ) -> CommandResult:
         """Run ``command`` with a hard ``timeout``; never raises for the command's sake.
 
         ``abort`` is polled while waiting: when the kernel is known dead there is
         no point waiting for the timeout (the result then has no exit code).
+        ``capture`` bounds and files the output (default: bounded, in memory).
         A broken connection raises GuestUnreachable, never a paramiko error.
         """
         try:
-            return self._run(command, timeout, stdin, abort)
+            return self._run(command, timeout, stdin, abort, capture or Capture.in_memory())
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise GuestUnreachable(f"SSH session lost: {str(exc) or type(exc).__name__}") from None
 
@@ -107,13 +110,13 @@ class SshChannel:
         timeout: float,
         stdin: bytes | None,
         abort: Callable[[], bool] | None,
+        cap: Capture,
     ) -> CommandResult:
         started = time.monotonic()
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise GuestUnreachable("the SSH connection to the guest is gone")
         chan = transport.open_session(timeout=10)
-        out, err = bytearray(), bytearray()
         try:
             # Sending may take a while on a slow (TCG) guest: the whole timeout,
             # then short timeouts while the streams are drained.
@@ -123,7 +126,7 @@ class SshChannel:
                 chan.sendall(stdin)
                 chan.shutdown_write()
             chan.settimeout(0.1)
-            finished = self._drain(chan, out, err, started + timeout, abort or (lambda: False))
+            finished = self._drain(chan, cap, started + timeout, abort or (lambda: False))
             timed_out = finished is None
             code = chan.recv_exit_status() if finished else None
             if code == -1:  # paramiko's "closed without an exit status": the link died
@@ -135,8 +138,8 @@ class SshChannel:
         return CommandResult(
             command,
             code,
-            out.decode(errors="replace"),
-            err.decode(errors="replace"),
+            cap.stdout.text(),
+            cap.stderr.text(),
             time.monotonic() - started,
             timed_out,
         )
@@ -144,8 +147,7 @@ class SshChannel:
     @staticmethod
     def _drain(
         chan: paramiko.Channel,
-        out: bytearray,
-        err: bytearray,
+        cap: Capture,
         deadline: float,
         abort: Callable[[], bool],
     ) -> bool | None:
@@ -157,13 +159,13 @@ class SshChannel:
         while time.monotonic() < deadline:
             got = False
             while chan.recv_ready():
-                out += chan.recv(65536)
+                cap.stdout.feed(chan.recv(65536))
                 got = True
             while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
+                cap.stderr.feed(chan.recv_stderr(65536))
                 got = True
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                _read_rest(chan, out, deadline)
+                _read_rest(chan, cap.stdout, deadline)
                 return True
             if chan.closed or abort():
                 return False

@@ -5,6 +5,7 @@ Usable from plain pytest as from ``python -m harness run``, which passes them on
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from harness import pass_rate, paths
 from harness import progress as progress_mod
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
+from harness.machine.capture import OutputLimit
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -79,11 +81,26 @@ def add_options(parser: pytest.Parser) -> None:
         "passed and failed is flaky (default: 1)",
     )
     group.addoption(
+        "--max-output",
+        type=_output_limit,
+        default=OutputLimit(),
+        metavar="SIZE",
+        help="how much of each test's stdout and of its stderr the evidence keeps: the first "
+        "and last SIZE/2, with a line saying how much was dropped between (default: 1M)",
+    )
+    group.addoption(
         "--port-range",
         default=None,
         metavar="LOW-HIGH",
         help="loopback ports to choose the SSH forward from (default: any free)",
     )
+
+
+def _output_limit(text: str) -> OutputLimit:
+    try:
+        return OutputLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def kernels_file(config: pytest.Config) -> Path:

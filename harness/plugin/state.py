@@ -24,7 +24,7 @@ from harness.plugin.progress import RunProgress
 from harness.plugin.rundir import ResultsDir
 from harness.plugin.shipping import KernelShipment
 from harness.records import TestRun
-from harness.session import KernelGuest, RunContext, new_context
+from harness.session import KernelGuest, Policy, RunContext, new_context
 from harness.testdef import GuestTest
 
 STATE = pytest.StashKey["RunState"]()
@@ -86,6 +86,7 @@ class RunState:
                 backend=self.config.getoption("backend"),
                 progress=self.feedback.start(),
                 backends={**BACKENDS, **hookspecs.extra_backends(self.config)},
+                policy=Policy(output=self.config.getoption("max_output")),
             )
         return self._ctx
 

@@ -71,6 +71,7 @@ def new_context(
     backend: str | None = None,
     progress: Progress = NO_PROGRESS,
     backends: Mapping[str, BackendFactory] | None = None,
+    policy: Policy | None = None,
 ) -> RunContext:
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +85,7 @@ def new_context(
         log,
         backend,
         BACKENDS if backends is None else backends,
+        policy=policy or Policy(),
         progress=progress,
     )
 

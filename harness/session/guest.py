@@ -31,6 +31,7 @@ from harness.machine.base import (
     MachineConfig,
     Ready,
 )
+from harness.machine.capture import Capture
 from harness.oops import KernelReport
 from harness.outcome import SetupFacts, Verdict, classify_setup
 from harness.progress import Labelled, Progress
@@ -244,7 +245,9 @@ class KernelGuest:
         window = TestWindow(self.machine, self.channel, self.policy, self.progress, self.reports_in)
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
         command = guest_cmd or guest_command(test, self.files.tests_dir)
-        seen = window.observe(test, command, timeout, tag, start)
+        directory = directory or self.test_dir(test, attempt)
+        capture = Capture.to_files(directory, self.policy.output)  # on disk as it arrives
+        seen = window.observe(test, command, timeout, tag, start, capture)
         self._outside.seen = seen.end
         tail = evidence.stderr_tail(self.boot_dir()) if seen.machine_exit is not None else ""
         verdict = verdict_for(test, seen, tail, notes)
@@ -258,13 +261,13 @@ class KernelGuest:
             self.spec.name,
             verdict,
             time.monotonic() - started,
-            directory or self.test_dir(test, attempt),
+            directory,
             seen.command(),
             reports,
             trailer.new_taint,
             self.boots,
         )
-        evidence.save_test(run, seen.window)
+        evidence.save_test(run, seen.window, streams_saved=True)
         return run
 
     def record_setup(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from harness.machine.capture import OutputLimit
 from harness.outcome import Outcome
 
 
@@ -27,6 +28,8 @@ class Policy:
     Only a boot that died (a panic, QEMU's process gone) is tried again: one
     that hangs to the boot timeout, or whose SSH never answers, would hang
     again, and retrying it would double the wait.
+    ``output``: how much of a test's stdout and of its stderr is kept
+    (``--max-output``; :mod:`harness.machine.capture`).
     """
 
     settle: float = 0.5
@@ -37,6 +40,7 @@ class Policy:
     dump_wait: float = 15.0
     boot_tail: float = 3.0
     boot_attempts: int = 2
+    output: OutputLimit = field(default_factory=OutputLimit)  # kept of each test stream
 
 
 def needs_fresh_guest(outcome: Outcome, reported: bool, reboot_after_oops: bool) -> bool:

@@ -21,6 +21,7 @@ from harness.errors import GuestUnreachable
 from harness.guest import protocol
 from harness.ktap import parse_ktap
 from harness.machine.base import Channel, CommandResult, Machine
+from harness.machine.capture import Capture
 from harness.oops import KernelReport, parse
 from harness.outcome import Outcome, RunFacts, Verdict, classify
 from harness.progress import Kind, Progress, track
@@ -58,15 +59,26 @@ class TestWindow:
     reports_in: Callable[[str], tuple[KernelReport, ...]]
 
     def observe(
-        self, test: GuestTest, command: str, timeout: float, tag: str, start: int
+        self,
+        test: GuestTest,
+        command: str,
+        timeout: float,
+        tag: str,
+        start: int,
+        capture: Capture | None = None,
     ) -> Observed:
         """Run the test between its markers and wait until its window is complete.
 
         ``start``: the console offset where the window opens (what came before
-        was attributed to no test up to exactly there).
+        was attributed to no test up to exactly there).  ``capture`` files the
+        test's output as it arrives (the trailer is cut off its stderr file).
         """
         console = self.machine.console
-        result, hang_notes = self.run(test, command, timeout, tag, start)
+        capture = capture or Capture.in_memory(self.policy.output)
+        try:
+            result, hang_notes = self.run(test, command, timeout, tag, start, capture)
+        finally:
+            capture.close(lambda rest: protocol.split_trailer(rest, None).stderr)
         machine_exit = self.exit_if_gone()
         died = console.panicked
         if not died and machine_exit is None:
@@ -78,18 +90,27 @@ class TestWindow:
         return Observed(result, trailer, died, reports, text, end, machine_exit, hang_notes)
 
     def run(
-        self, test: GuestTest, command: str, timeout: float, tag: str, start: int
+        self,
+        test: GuestTest,
+        command: str,
+        timeout: float,
+        tag: str,
+        start: int,
+        capture: Capture,
     ) -> tuple[CommandResult, tuple[str, ...]]:
         """The test's command, stopped in time: (result, hang notes)."""
         console = self.machine.console
         try:
             with track(self.progress, Kind.TEST, test.name, timeout=timeout):
                 result = self.channel.run(
-                    protocol.wrap(command, tag), timeout, abort=self.stop_waiting(start)
+                    protocol.wrap(command, tag),
+                    timeout,
+                    abort=self.stop_waiting(start),
+                    capture=capture,
                 )
         except GuestUnreachable as exc:
             # The channel broke under us; the console tells whether the kernel did.
-            result = CommandResult(test.name, None, "", str(exc), 0.0)
+            result = CommandResult(test.name, None, capture.stdout.text(), str(exc), 0.0)
         if result.exit_code is None and not result.timed_out:
             console.wait_quiet(self.policy.settle, self.policy.dying)  # let it say why
         notes: tuple[str, ...] = ()

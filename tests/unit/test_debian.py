@@ -33,7 +33,10 @@ INDEX = [
     _pkg(
         "linux-image-7.3.4+deb13-amd64",
         "7.3.4-1~bpo13+1",
-        "linux-base, linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), "
+        # as trixie-backports writes it (7.2.12): an alternative first, the parts exact
+        "dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base, "
+        "linux-base-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), "
+        "linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), "
         "linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)",
     ),
     _pkg("linux-image-7.3.4+deb13-amd64-dbg", "7.3.4-1~bpo13+1"),
@@ -68,7 +71,9 @@ def test_ambiguous_pattern_lists_the_candidates() -> None:
 
 
 def test_split_layout_follows_exact_dependencies() -> None:
+    """Image, modules and linux-base, which holds the config that ``@needs: config=`` reads."""
     assert split_parts(INDEX[6]) == [
+        ("linux-base-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
         ("linux-binary-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
         ("linux-modules-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
     ]

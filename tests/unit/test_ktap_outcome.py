@@ -54,7 +54,11 @@ def test_ktap_whole_skip_and_bail() -> None:
             Outcome.PANIC,
             "panic: kernel BUG in f",
         ),
-        (RunFacts(139), Outcome.FAIL, "unexpected exit code 139"),
+        (RunFacts(139), Outcome.FAIL, "fail: killed by SIGSEGV (exit status 139)"),
+        (RunFacts(134), Outcome.FAIL, "fail: killed by SIGABRT (exit status 134)"),
+        (RunFacts(137), Outcome.FAIL, "fail: killed by SIGKILL"),
+        (RunFacts(2), Outcome.FAIL, "fail: unexpected exit code 2"),
+        (RunFacts(250), Outcome.FAIL, "fail: unexpected exit code 250"),  # no such signal
     ],
 )
 def test_classify(facts: RunFacts, outcome: Outcome, summary: str) -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from harness.errors import GuestUnreachable
 from harness.guest import protocol
 from harness.machine.base import CommandResult
+from harness.machine.capture import Capture
 from tests.support.replay.script import Chunk, Step
 
 
@@ -64,8 +66,20 @@ class ReplayChannel:
         timeout: float,
         stdin: bytes | None = None,
         abort: Callable[[], bool] | None = None,
+        capture: Capture | None = None,
     ) -> CommandResult:
-        """Act out the step for ``command``; block like a hung command where it says so."""
+        """Act out the step for ``command``; block like a hung command where it says so.
+
+        The step's output goes through ``capture`` as the SSH channel's does,
+        so the evidence files and the output limit behave as on a real guest.
+        """
+        result = self._act(command, timeout, abort)
+        cap = capture or Capture.in_memory()
+        cap.stdout.feed(result.stdout.encode())
+        cap.stderr.feed(result.stderr.encode())
+        return replace(result, stdout=cap.stdout.text(), stderr=cap.stderr.text())
+
+    def _act(self, command: str, timeout: float, abort: Callable[[], bool] | None) -> CommandResult:
         m = self.machine
         if m.channel_dead or not m.running:
             raise GuestUnreachable("SSH session lost: the replayed channel is gone")
