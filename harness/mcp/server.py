@@ -105,11 +105,11 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
     base = settings.results_base
 
     @server.tool(annotations=READ_ONLY)
-    def list_kernels() -> list[dict[str, Any]]:
+    def list_kernels() -> dict[str, Any]:
         """The kernels of kernels.yaml: name, where the kernel comes from, arch, backend."""
         with tool_errors():
             specs = load_kernels(settings.kernels_file)
-        return [
+        kernels = [
             {
                 "name": s.name,
                 "source": s.source.describe(),
@@ -119,6 +119,7 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
             }
             for s in specs
         ]
+        return {"kernels_file": str(settings.kernels_file), "kernels": kernels}
 
     @server.tool(annotations=WORKS)
     async def run_tests(

@@ -101,7 +101,7 @@ def test_tools_errors_a_job_evidence_and_a_command(tmp_path: Path) -> None:
     for name, tool in tools.items():
         assert tool.description and tool.input_schema["type"] == "object", name
         assert bool(tool.annotations and tool.annotations.read_only_hint) == (name in READ_ONLY)
-    assert {"debian-6.12", "debian-6.12-arm64"} <= {k["name"] for k in seen["kernels"]}
+    assert {"debian-6.12", "debian-6.12-arm64"} <= {k["name"] for k in seen["kernels"]["kernels"]}
 
     assert "no-such-kernel" in seen["bad_kernel"] and "known kernels: " in seen["bad_kernel"]
     assert "command" in seen["bad_arg"] and "required" in seen["bad_arg"].lower()
