@@ -17,7 +17,7 @@ run: setup
 test: setup
 	$(PYTEST) tests/unit tests/plumbing tests/integration -n 2 --dist loadfile -v -rs --durations=60
 
-## test-fast: unit tests only, seconds
+## test-fast: unit tests only, about a minute
 test-fast: setup
 	$(PYTEST) tests/unit -q
 

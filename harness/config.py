@@ -110,7 +110,7 @@ def load_kernels(
     if not path.is_file():
         raise ConfigError(
             f"{path}: no such file; pass --kernels-file PATH or create it "
-            "(see README.md, 'kernels.yaml')"
+            "(see docs/kernels-yaml.md)"
         )
     try:
         data = yaml.safe_load(path.read_text())
