@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import pass_rate
+from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.compare import ChangeKind, Comparison, compare
-from harness.config import KernelSpec, load_kernels, select
+from harness.config import KernelSpec, check_host_tools, load_kernels, select
 from harness.errors import BuildFailed, UserError
 from harness.evidence import new_run_dir, write_json
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
@@ -250,10 +251,11 @@ def _failed(index: int, label: str, names: tuple[str, ...], exc: BuildFailed) ->
 def _kernel(args: argparse.Namespace) -> KernelSpec:
     """The kernels.yaml entry named on the command line: a ``build:`` kernel."""
     path = kernels_file(args.kernels_file)
-    spec = select(load_kernels(path), [args.kernel], path)[0]
+    name = one_kernel("series", args.kernels, args.name)
+    spec = check_host_tools(select(load_kernels(path), [name], path))[0]
     if not isinstance(spec.source, BuildSource):
         raise UserError(
-            f"kernel '{args.kernel}' in {path} is a {spec.source.kind} kernel; "
+            f"kernel '{name}' in {path} is a {spec.source.kind} kernel; "
             "series mode needs a 'build:' entry (a source tree to patch)"
         )
     return spec
@@ -268,7 +270,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     patches = source.patches() + extra
     if not patches:
         raise UserError(
-            f"kernel '{args.kernel}' has no series; give 'series:' in kernels.yaml or --series PATH"
+            f"kernel '{spec.name}' has no series; give 'series:' in kernels.yaml or --series PATH"
         )
     run_dir = new_run_dir(results_base(args.results_dir))
     # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
@@ -343,7 +345,8 @@ def per_patch_checks(report: SeriesReport, summary: RunSummary) -> str:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``series`` on the harness CLI."""
     p = subparsers.add_parser("series", help="build and test after each patch of a series")
-    p.add_argument("kernel", help="a build: kernel of kernels.yaml (its series, or --series)")
+    add_kernel_option(p, "the build: kernel of kernels.yaml whose tree is patched", "kernels")
+    add_old_positional(p)
     p.add_argument(
         "--series",
         action="append",
@@ -366,5 +369,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run each test N times per step; a test that passes and fails is flaky",
     )
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
-    p.add_argument("--results-dir", help="base directory for results (default: results/)")
+    p.add_argument(
+        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
+    )
     p.set_defaults(func=cmd_series)
