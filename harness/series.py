@@ -220,7 +220,15 @@ def run_series(
     with TreeBuild(
         source.recipe, log, build_cache(), meter=progress, label=source.short()
     ) as build:
-        tree = locate(source.source, source.base, build.cache, source.rev, log, progress)
+        tree = locate(
+            source.source,
+            source.base,
+            build.cache,
+            source.rev,
+            log,
+            progress,
+            commits_only="kharness series",
+        )
         build.checkout(tree)
         for index, patch in enumerate((None, *patches)):
             label = patch.label if patch else "base (no patches)"

@@ -11,6 +11,7 @@ kernels.yaml::
         guest_config: true              # false: no guest.config (you provide it all)
         debug_info: true                # line info for symbolized reports (debuginfo.config)
         series: [fix.mbox]              # mbox, .patch or directory; applied in order
+        dirty: refuse                   # git tree with uncommitted changes: refuse | build
         make: ["KCFLAGS=-Wno-error"]    # extra make variables
 
 ``build: linux-source-6.12`` is short for ``build: {source: linux-source-6.12}``.
@@ -53,6 +54,7 @@ from harness.kernels.config_fragments import (
     parse_config,
     read_fragment,
 )
+from harness.kernels.dirty import DirtyPolicy
 from harness.kernels.patches import Patch, apply_patch, read_series
 from harness.kernels.srctree import (
     SourceTree,
@@ -299,6 +301,7 @@ class BuildSource:
     recipe: BuildRecipe = field(default_factory=BuildRecipe)
     series: tuple[Path, ...] = ()
     kind: str = "build"
+    dirty: DirtyPolicy = DirtyPolicy.REFUSE  # a git tree with uncommitted changes
 
     def describe(self) -> str:
         """'build linux-source-6.12 (tinyconfig + guest.config) + fix.mbox'."""
@@ -318,7 +321,7 @@ class BuildSource:
     def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
         """Build (or reuse an identical earlier build); BuildFailed when it does not build."""
         cache = build_cache()
-        tree = locate(self.source, self.base, cache, self.rev, log, progress)
+        tree = locate(self.source, self.base, cache, self.rev, log, progress, self.dirty)
         patches = self.patches()
         key = self.image_key(tree, patches)
         cached = image_store.recall(cache, key)
