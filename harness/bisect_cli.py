@@ -10,12 +10,14 @@ import argparse
 import re
 from pathlib import Path
 
+from harness import provenance
 from harness.bisect import BisectPlan, bisect, check_range, confidence, kernel_spec, read_steps
 from harness.errors import UserError
 from harness.evidence import new_run_dir
 from harness.kernels.build import BuildRecipe, make_recipe
 from harness.kernels.config_fragments import BASE_CONFIGS, read_fragment
 from harness.pass_rate import runs_count
+from harness.paths import kernels_file as kernels_path
 from harness.paths import results_base
 from harness.trial import DEFAULT_TESTS_DIR, select_tests
 
@@ -54,6 +56,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     kernel_spec(args.settings_from, kernels_file)  # a wrong name: one error, before anything runs
     check_range(tree, args.good, args.bad)  # before a results directory is made
     results = new_run_dir(results_base(args.results_dir))
+    provenance.record(results, kernels_file or kernels_path(None), [], [args.test])
     plan = BisectPlan(
         tree,
         args.test,

@@ -5,10 +5,12 @@ comes back in one :class:`~harness.errors.ConfigError` that names the file,
 the entry, the key and the fix.  The result is plain frozen data
 (:class:`KernelSpec`), the only shape of a kernel the rest of the harness sees.
 
-Schema (one entry under ``kernels:``)::
+Schema (``base: DIR`` at the top, optional: where relative paths start, by
+default the file's directory; one entry under ``kernels:``)::
 
     - name: debian-6.12               # unique; used in test ids (file.c::name)
       debian: {package: "linux-image-6.12.*+deb12-amd64-unsigned", suite: bookworm-security}
+      # version: "6.12.57-1~deb12u1" in debian: pins the exact package version
       # or  image: {path: ../bzImage, modules: ../mods/lib/modules/6.12.0}
       arch: x86_64                    # x86_64 | arm64 (harness/arch.py); default: the host's
       cmdline: "nokaslr"              # appended to the harness's own
@@ -132,6 +134,8 @@ def parse_kernels(
     rows = rows or Known()
     top = Fields(data, str(path), problems)
     entries = top.get("kernels", list, default=[], required=True)
+    # where relative paths start: the file's directory, or base: (a rerun's pinned copy)
+    base = path.parent / top.get("base", str, default=".")
     top.finish()
     if not entries and not problems:
         problems.append(f"{path}: 'kernels' is empty; add at least one kernel entry")
@@ -147,7 +151,7 @@ def parse_kernels(
             )
         elif isinstance(label, str):
             seen[label] = index
-        spec = _parse_entry(Fields(entry, where, problems), path.parent, rows)
+        spec = _parse_entry(Fields(entry, where, problems), base, rows)
         if spec is not None:
             specs.append(spec)
     return specs

@@ -21,6 +21,7 @@ whole matrix; patchwork.json holds one check per patch against the base.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -28,12 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import pass_rate
+from harness import pass_rate, provenance
 from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.compare import ChangeKind, Comparison, compare
 from harness.config import KernelSpec, check_host_tools, load_kernels, select
 from harness.errors import BuildFailed, UserError
 from harness.evidence import new_run_dir, write_json
+from harness.kernels.base import Exact
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.patches import Patch, PatchFailed, read_series
 from harness.kernels.srctree import locate
@@ -56,6 +58,7 @@ class Step:
     build_seconds: float = 0.0
     error: str | None = None  # the build or apply failure, if any
     runs: tuple[TestRun, ...] = ()  # every run of every test (--runs N: several each)
+    exact: Exact | None = None  # the tree's commit and the hashes of the patches applied
 
     @property
     def name(self) -> str:
@@ -123,7 +126,9 @@ class SeriesReport:
         records: list[TestRecord] = []
         kernels = []
         for step in self.steps:
-            kernels.append(KernelRecord(step.name, step.label, timings=_build_time(step)))
+            kernels.append(
+                KernelRecord(step.name, step.label, timings=_build_time(step), exact=step.exact)
+            )
             ran = test_records(step.runs)
             records += ran
             done = {t.test for t in ran}
@@ -247,7 +252,13 @@ def run_series(
             outcomes = tuple(
                 (g[0].test, pass_rate.combine(g).verdict.outcome) for g in pass_rate.group(done)
             )
-            steps.append(Step(index, label, outcomes, round(built.seconds, 1), None, tuple(done)))
+            exact = Exact(
+                commit=tree.identity if tree.git else None,
+                tree=tree.label,
+                patches=tuple(hashlib.sha256(p.text.encode()).hexdigest() for p in patches[:index]),
+            )
+            seconds = round(built.seconds, 1)
+            steps.append(Step(index, label, outcomes, seconds, None, tuple(done), exact))
     return SeriesReport(names, tuple(steps))
 
 
@@ -280,10 +291,12 @@ def cmd_series(args: argparse.Namespace) -> int:
         raise UserError(
             f"kernel '{spec.name}' has no series; give 'series:' in kernels.yaml or --series PATH"
         )
+    tests = select_tests(args.test, Path(args.tests_dir))
     run_dir = new_run_dir(results_base(args.results_dir))
+    kernels = kernels_file(args.kernels_file)
+    provenance.record(run_dir, kernels, [spec.name], [t.name for t in tests])
     # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
     progress = for_stream(sys.stderr)  # with the build's and the trial's lines
-    tests = select_tests(args.test, Path(args.tests_dir))
     trial = Trial(run_dir, tests, progress.print, spec, progress)
     try:
         report = run_series(source, patches, trial, progress.print, args.runs)

@@ -43,7 +43,7 @@ from typing import IO
 from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
 from harness.kernels import image_store, kbuild
-from harness.kernels.base import KernelImage
+from harness.kernels.base import Exact, KernelImage
 from harness.kernels.config_fragments import (
     GUEST_FRAGMENT,
     ConfigProblem,
@@ -324,17 +324,22 @@ class BuildSource:
         tree = locate(self.source, self.base, cache, self.rev, log, progress, self.dirty)
         patches = self.patches()
         key = self.image_key(tree, patches)
+        exact = Exact(
+            commit=tree.identity if tree.git else None,
+            tree=tree.label,
+            patches=tuple(hashlib.sha256(p.text.encode()).hexdigest() for p in patches),
+        )
         cached = image_store.recall(cache, key)
         if cached is not None:
             log(f"reusing {cached.origin}")
-            return cached
+            return replace(cached, exact=exact)
         with TreeBuild(self.recipe, log, cache, meter=progress, label=self.short()) as build:
             build.checkout(tree)
             for patch in patches:
                 build.apply(patch)
             built = build.make(self.describe())
         image_store.remember(cache, key, built.image)
-        return built.image
+        return replace(built.image, exact=exact)
 
     def image_key(self, tree: SourceTree, patches: tuple[Patch, ...]) -> str | None:
         """Identical inputs give an identical kernel; none for a plain tree (it may change)."""
