@@ -235,12 +235,12 @@ def _progress_mode(given: str | None) -> str:
     return os.environ.get("KHARNESS_PROGRESS") or ("auto" if sys.stdout.isatty() else "plain")
 
 
-def add_guest_options(parser: argparse.ArgumentParser) -> None:
+def add_guest_options(parser: argparse.ArgumentParser, kernel_help: str) -> None:
     """What ``run`` and ``boot`` share: which kernel, where results go, how guests boot.
 
     One place, so an option both take (a kernel given ad hoc, say) is added once.
     """
-    add_kernel_option(parser, "a kernel of kernels.yaml (default for run: all)")
+    add_kernel_option(parser, kernel_help)
     parser.add_argument(
         "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
     )
@@ -264,7 +264,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Run the guest tests on the kernels of kernels.yaml through pytest. "
         "pytest options go after --: kharness run --kernel NAME -- -x -k uffd",
     )
-    add_guest_options(run)
+    add_guest_options(run, "run on this kernel of kernels.yaml (default: all)")
     run.add_argument(
         "--test",
         action="append",
@@ -307,7 +307,7 @@ def _add_boot(sub: argparse._SubParsersAction) -> None:
         "(kharness boot --kernel NAME -- uname -r) run it and exit with its status; "
         "without, open a root shell.",
     )
-    add_guest_options(boot)
+    add_guest_options(boot, "the kernel of kernels.yaml to boot (exactly one)")
     add_old_positional(boot)
     boot.add_argument(
         "--command", help="run this shell command line instead of a shell (or give it after --)"

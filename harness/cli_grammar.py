@@ -23,7 +23,7 @@ def add_kernel_option(parser: argparse.ArgumentParser, what: str, dest: str = "k
         default=[],
         dest=dest,
         metavar="NAME",
-        help=f"{what} (repeatable)",
+        help=what if "one" in what else f"{what} (repeatable)",
     )
 
 

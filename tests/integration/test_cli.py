@@ -22,7 +22,7 @@ def _env() -> dict[str, str]:
 
 
 def _boot(tmp_path: Path, command: str) -> list[str]:
-    """``python -m harness boot --kernel debian-6.12 --command COMMAND`` with results in tmp_path."""
+    """``kharness boot --kernel debian-6.12 --command COMMAND`` with results in tmp_path."""
     return [
         sys.executable,
         "-m",
