@@ -20,7 +20,7 @@ test: setup
 	$(PYTEST) tests/unit tests/plumbing -n 2 -q -rs
 	$(PYTEST) tests/integration -v -rs --durations=40
 
-## test-fast: unit tests only, seconds
+## test-fast: unit tests only, about a minute
 test-fast: setup
 	$(PYTEST) tests/unit -q
 

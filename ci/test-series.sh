@@ -12,11 +12,14 @@
 # (failures the base already had are listed apart, flaky tests too), names the
 # first patch that breaks each test, and writes summary.txt, kcidb.json,
 # patchwork.json (one check per patch) and index.html.  The whole series is
-# then run once more through pytest for JUnit.  Exit 0 unless the series
-# regressed something (or the harness itself failed).
+# then run once more through pytest for JUnit.  Both results directories keep
+# a copy of the temporary kernels.yaml and provenance.json (harness commit,
+# command line; the tree's commit and patch hashes are in summary.json), so
+# the run can be reproduced: kharness rerun RESULTS_DIR.  Exit 0 unless the
+# series regressed something (or the harness itself failed).
 set -euo pipefail
 if (($# < 2)); then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 tree=$(realpath "$1") series=$(realpath "$2"); shift 2
@@ -29,22 +32,17 @@ kernels:
   - name: series
     build: {source: "$tree", series: ["$series"]}
 YAML
-# --test NAME ... limits both steps (the final pytest run through -k); --runs N too
-names=() runs=()
+# --test NAME ... limits both steps; --runs N too
+select=() runs=()
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
-  [[ ${args[i]} == --test ]] && names+=("${args[i + 1]:-}")
+  [[ ${args[i]} == --test ]] && select+=(--test "${args[i + 1]:-}")
   [[ ${args[i]} == --runs ]] && runs=(--runs "${args[i + 1]:-}")
 done
-select=()
-if ((${#names[@]})); then
-  expr=$(printf ' or %s' "${names[@]}")
-  select=(-- -k "${expr# or }")
-fi
 py="$repo/.venv/bin/python"
 results="${KHARNESS_RESULTS:-$repo/results}"
 status=0
-"$py" -m harness --kernels-file "$work/kernels.yaml" series series --results-dir "$results" "$@" \
+"$py" -m harness --kernels-file "$work/kernels.yaml" series --kernel series --results-dir "$results" "$@" \
   || status=$?
 series_run=$(readlink -f "$results/latest")
 run_status=0

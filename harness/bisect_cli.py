@@ -10,12 +10,14 @@ import argparse
 import re
 from pathlib import Path
 
+from harness import provenance
 from harness.bisect import BisectPlan, bisect, check_range, confidence, kernel_spec, read_steps
 from harness.errors import UserError
 from harness.evidence import new_run_dir
 from harness.kernels.build import BuildRecipe, make_recipe
 from harness.kernels.config_fragments import BASE_CONFIGS, read_fragment
 from harness.pass_rate import runs_count
+from harness.paths import kernels_file as kernels_path
 from harness.paths import results_base
 from harness.trial import DEFAULT_TESTS_DIR, select_tests
 
@@ -36,6 +38,12 @@ def recipe_from_args(values: list[str]) -> BuildRecipe:
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     """The ``bisect`` subcommand."""
+    if args.kernel:
+        raise UserError(
+            f"bisect --kernel {args.kernel[0]}: bisect builds each commit of --tree; to boot "
+            f"the steps with that entry's cmdline, memory, timeouts, use --settings-from "
+            f"{args.kernel[0]}"
+        )
     if args.signature is not None:
         try:
             re.compile(args.signature)
@@ -45,9 +53,10 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args.kernel_config)
     select_tests([args.test], Path(args.tests_dir))
     kernels_file = Path(args.kernels_file).resolve() if args.kernels_file else None
-    kernel_spec(args.kernel, kernels_file)  # a wrong --kernel is one error, before anything runs
+    kernel_spec(args.settings_from, kernels_file)  # a wrong name: one error, before anything runs
     check_range(tree, args.good, args.bad)  # before a results directory is made
     results = new_run_dir(results_base(args.results_dir))
+    provenance.record(results, kernels_file or kernels_path(None), [], [args.test])
     plan = BisectPlan(
         tree,
         args.test,
@@ -56,7 +65,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         args.signature,
         args.runs,
         Path(args.tests_dir),
-        args.kernel,
+        args.settings_from,
         kernels_file,
     )
     result = bisect(plan, args.good, args.bad)
@@ -85,13 +94,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="tinyconfig (default) or defconfig, and/or config fragment files",
     )
     p.add_argument(
-        "--kernel",
+        "--settings-from",
         metavar="NAME",
         help="boot each step with this kernels.yaml entry's cmdline, memory, timeouts, ... "
         "(default: the harness defaults)",
     )
-    p.add_argument("--signature", help="regex on kernel report titles: only that bug is bad")
-    p.add_argument("--runs", type=runs_count, default=1, help="runs per commit for a flaky test")
-    p.add_argument("--results-dir", help="base directory for results (default: results/)")
+    # the kernel under test is --tree at each step; --kernel would name another one
+    p.add_argument("--kernel", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--signature", metavar="REGEX", help="regex on kernel report titles: only that bug is bad"
+    )
+    p.add_argument(
+        "--runs", type=runs_count, default=1, metavar="N", help="runs per commit for a flaky test"
+    )
+    p.add_argument(
+        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
+    )
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bisect)

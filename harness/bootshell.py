@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness import paths
-from harness.config import load_kernels, select
+from harness.config import check_host_tools, load_kernels, select
 from harness.errors import HarnessError
 from harness.evidence import new_run_dir
 from harness.machine.base import Channel
@@ -35,7 +35,7 @@ def boot_kernel(
     from harness.machine.accel import Accel
 
     path = kernels_file
-    spec = select(load_kernels(path), [name], path)[0]
+    spec = check_host_tools(select(load_kernels(path), [name], path))[0]
     tests = [read_test(p) for k in ("c", "sh") for p in discover(REPO_ROOT / "guest-tests" / k)]
     run_dir = new_run_dir(paths.results_base(results_base))
     progress = for_stream(sys.stderr)  # download, build and boot lines

@@ -1,22 +1,28 @@
-"""``python -m harness`` / ``kharness``: run, boot, kernels (and more subcommands).
+"""Boot Linux kernels under QEMU, run tests in them, and report each outcome as a pytest result.
 
-``run`` is pytest on guest-tests/ with the results directory and JUnit XML
-decided up front; ``boot`` gives a developer a shell in a guest exactly as the
-tests see it; ``kernels`` shows what kernels.yaml resolves to.  Harness
-errors print as one message with the fix and a non-zero exit, never a
+``kharness`` (``python -m harness``) names a kernel the same way in every
+subcommand, ``--kernel NAME`` (an entry of kernels.yaml), and takes what it
+hands on after ``--``: pytest options for ``run``, a guest command for
+``boot``.  ``run`` is pytest on guest-tests/ with the results directory and
+JUnit XML decided up front; ``boot`` gives a developer a shell in a guest
+exactly as the tests see it; ``kernels`` shows what kernels.yaml resolves to.
+Harness errors print as one message with the fix and a non-zero exit, never a
 traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from harness import bisect_cli, compare, mcp, series
+from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
 from harness.machine.accel import Accel
@@ -35,11 +41,36 @@ def _kernels_file(args: argparse.Namespace) -> Path:
     return kernels_file(args.kernels_file)
 
 
+def guest_test_paths(names: list[str], tests_root: Path = REPO_ROOT / "guest-tests") -> list[Path]:
+    """``--test NAME`` values as the guest test files pytest should collect.
+
+    A name is a file of guest-tests/c or guest-tests/sh without its suffix;
+    a name that matches none is a UserError with a "did you mean" (KUnit
+    suites and kselftests have no file: select those with ``-- -k NAME``).
+    """
+    from harness.testdef import discover
+
+    known = {p.stem: p for kind in ("c", "sh") for p in discover(tests_root / kind)}
+    found = []
+    for name in names:
+        stem = name.removesuffix(".c").removesuffix(".sh")
+        if stem not in known:
+            close = difflib.get_close_matches(stem, list(known), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UserError(
+                f"--test {name}: no guest test of that name in {tests_root}/c or /sh; {hint}"
+                f"known: {', '.join(sorted(known))} (KUnit suites and kselftests: "
+                "kharness run -- -k NAME)"
+            )
+        found.append(known[stem])
+    return list(dict.fromkeys(found))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
     import pytest
 
-    from harness.config import load_kernels, select
+    from harness.config import check_host_tools, load_kernels, select
     from harness.evidence import drop_if_empty, latest_target, new_run_dir
     from harness.hosts import load_hosts
 
@@ -47,38 +78,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("-n and --hosts: give workers per host in the hosts file ('workers:')")
     hosts = load_hosts(Path(args.hosts).resolve()) if args.hosts else []
     kernels = _kernels_file(args)
-    select(load_kernels(kernels), args.kernel, kernels)  # a mistake: one error, no results dir
+    # a mistake: one error, no results dir
+    check_host_tools(select(load_kernels(kernels), args.kernel, kernels))
+    tests = guest_test_paths(args.test)
     base = results_base(args.results_dir)
     previous = latest_target(base)
     run_dir = new_run_dir(base)
-    # with ssh hosts no path may be named (see harness.plugin.xdist): the guest
-    # tests come from testpaths, read in the project directory
-    where = (
-        ["-o", "testpaths=guest-tests", f"--rootdir={REPO_ROOT}"]
-        if hosts
-        else [str(REPO_ROOT / "guest-tests")]
-    )
     argv = [
-        *where,
+        *_where(hosts, tests),
         *(f"--tx={h.tx()}" for h in hosts),
         *(["-n", args.jobs] if args.jobs else []),
         "-v",
         "-ra",
         f"--run-dir={run_dir}",
         f"--junitxml={run_dir / 'junit.xml'}",
-        f"--kernels-file={_kernels_file(args)}",
+        f"--kernels-file={kernels}",
         *(f"--kernel={k}" for k in args.kernel),
+        *_guest_options(args),
         *args.pytest_args,
     ]
-    if args.accel:
-        argv.append(f"--accel={args.accel}")
-    if args.backend:
-        argv.append(f"--backend={args.backend}")
-    argv.append(f"--progress={_progress_mode(args.progress)}")
-    if args.console:
-        argv.append("--console")
-    if args.runs != 1:
-        argv.append(f"--runs={args.runs}")
     print(f"results: {run_dir}")
     if hosts:
         os.chdir(REPO_ROOT)
@@ -90,6 +108,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     if text.is_file():
         print("\n" + text.read_text(), end="")
     return code
+
+
+def _where(hosts: list, tests: list[Path]) -> list[str]:
+    """What pytest collects: guest-tests/, or the files ``--test`` named.
+
+    With ssh hosts no path may be named (see harness.plugin.xdist): the guest
+    tests come from testpaths, read in the project directory, and ``--test``
+    becomes ``-k`` on the file names.
+    """
+    if not hosts:
+        return [str(t) for t in tests] or [str(REPO_ROOT / "guest-tests")]
+    where = ["-o", "testpaths=guest-tests", f"--rootdir={REPO_ROOT}"]
+    if tests:
+        where += ["-k", " or ".join(t.name for t in tests)]
+    return where
+
+
+def _guest_options(args: argparse.Namespace) -> list[str]:
+    """The plugin options ``run`` hands on to pytest, from :func:`add_guest_options`."""
+    argv = []
+    if args.accel:
+        argv.append(f"--accel={args.accel}")
+    if args.backend:
+        argv.append(f"--backend={args.backend}")
+    argv.append(f"--progress={_progress_mode(args.progress)}")
+    if args.console:
+        argv.append("--console")
+    if args.runs != 1:
+        argv.append(f"--runs={args.runs}")
+    return argv
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -122,20 +170,24 @@ def cmd_kernels(args: argparse.Namespace) -> int:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
-    """Boot one kernel as the tests would and open a shell (or run --command)."""
+    """Boot one kernel as the tests would and open a shell (or run the command after --)."""
     from harness.bootshell import boot_kernel
 
+    name = one_kernel("boot", args.kernel, args.name)
+    if args.command and args.guest_command:
+        raise UserError("give the guest command once: --command 'CMD' or -- CMD ARGS")
+    command = shlex.join(args.guest_command) if args.guest_command else args.command
     with boot_kernel(
-        _kernels_file(args), args.name, args.results_dir, args.accel, args.backend
+        _kernels_file(args), name, args.results_dir, args.accel, args.backend
     ) as booted:
         guest, session = booted
         print(
-            f"booted {args.name} in {guest.ready.seconds:.1f}s with {guest.backend_name}; "  # type: ignore[union-attr]
+            f"booted {name} in {guest.ready.seconds:.1f}s with {guest.backend_name}; "  # type: ignore[union-attr]
             f"console log: {guest.boot_dir() / 'console.log'}",
             file=sys.stderr,
         )
-        if args.command:
-            result = session.run(args.command, args.timeout)
+        if command:
+            result = session.run(command, args.timeout)
             sys.stdout.write(result.stdout)
             sys.stderr.write(result.stderr)
             return 124 if result.timed_out else int(result.exit_code or 0)
@@ -183,19 +235,43 @@ def _progress_mode(given: str | None) -> str:
     return os.environ.get("KHARNESS_PROGRESS") or ("auto" if sys.stdout.isatty() else "plain")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: one subparser per subcommand."""
-    from harness.reporters import DIR_REPORTERS, REPORTERS
+def add_guest_options(parser: argparse.ArgumentParser, kernel_help: str) -> None:
+    """What ``run`` and ``boot`` share: which kernel, where results go, how guests boot.
 
-    parser = argparse.ArgumentParser(prog="kharness", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kernels-file", help="kernels.yaml to use (default: the repository's)")
-    sub = parser.add_subparsers(dest="command_name", required=True)
+    One place, so an option both take (a kernel given ad hoc, say) is added once.
+    """
+    add_kernel_option(parser, kernel_help)
+    parser.add_argument(
+        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
+    )
+    parser.add_argument(
+        "--accel",
+        choices=ACCELS,
+        help="accelerator for every kernel: auto uses KVM only where it works (default: each "
+        "kernel's accel:, auto)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        help="boot every kernel with this backend (default: each kernel's backend:, qemu)",
+    )
 
-    run = sub.add_parser("run", help="run the guest tests on the kernels (pytest)")
-    run.add_argument("--kernel", action="append", default=[], help="only this kernel (repeatable)")
-    run.add_argument("--results-dir", help="base directory for results (default: results/)")
-    run.add_argument("--accel", choices=ACCELS)
-    run.add_argument("--backend", choices=BACKEND_NAMES, help="override kernels.yaml backend:")
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run the guest tests on the kernels (pytest; pytest options after --)",
+        description="Run the guest tests on the kernels of kernels.yaml through pytest. "
+        "pytest options go after --: kharness run --kernel NAME -- -x -k uffd",
+    )
+    add_guest_options(run, "run on this kernel of kernels.yaml (default: all)")
+    run.add_argument(
+        "--test",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this guest test, a file of guest-tests/c or sh without suffix (repeatable)",
+    )
     run.add_argument(
         "--progress",
         choices=PROGRESS_MODES,
@@ -214,38 +290,69 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-n",
         "--jobs",
+        metavar="N",
         help="kernels side by side: a number or 'auto' (cores, memory, guest sizes); pytest-xdist",
     )
-    run.add_argument("--hosts", help="hosts.yaml: run kernels on these machines over ssh")
     run.add_argument(
-        "pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments (after --)"
+        "--hosts", metavar="PATH", help="hosts.yaml: run kernels on these machines over ssh"
     )
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, after_dashes="pytest_args")
 
+
+def _add_boot(sub: argparse._SubParsersAction) -> None:
+    boot = sub.add_parser(
+        "boot",
+        help="boot a kernel and give me a shell over SSH, or run the command after --",
+        description="Boot one kernel as the tests see it. With a command after -- "
+        "(kharness boot --kernel NAME -- uname -r) run it and exit with its status; "
+        "without, open a root shell.",
+    )
+    add_guest_options(boot, "the kernel of kernels.yaml to boot (exactly one)")
+    add_old_positional(boot)
+    boot.add_argument(
+        "--command", help="run this shell command line instead of a shell (or give it after --)"
+    )
+    boot.add_argument(
+        "--timeout", type=float, default=300.0, help="for the command, in seconds (default: 300)"
+    )
+    boot.set_defaults(func=cmd_boot, after_dashes="guest_command")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subparser per subcommand."""
+    from harness import rerun
+    from harness.reporters import DIR_REPORTERS, REPORTERS
+
+    parser = argparse.ArgumentParser(prog="kharness", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--kernels-file", metavar="PATH", help="kernels.yaml to use (default: the repository's)"
+    )
+    sub = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
+    _add_run(sub)
     kernels = sub.add_parser("kernels", help="list what kernels.yaml names")
-    kernels.add_argument("--kernel", action="append", default=[])
+    add_kernel_option(kernels, "only this kernel")
     kernels.add_argument("--resolve", action="store_true", help="fetch and show exact versions")
     kernels.set_defaults(func=cmd_kernels)
-
-    boot = sub.add_parser("boot", help="boot a kernel and give me a shell over SSH")
-    boot.add_argument("name", help="kernel name from kernels.yaml")
-    boot.add_argument("--command", help="run this command instead of a shell, then stop")
-    boot.add_argument("--timeout", type=float, default=300.0, help="for --command (seconds)")
-    boot.add_argument("--results-dir", help="base directory for results (default: results/)")
-    boot.add_argument("--accel", choices=ACCELS)
-    boot.add_argument("--backend", choices=BACKEND_NAMES, help="override kernels.yaml backend:")
-    boot.set_defaults(func=cmd_boot)
-
+    _add_boot(sub)
     report = sub.add_parser("report", help="re-render a results directory's reports")
-    report.add_argument("run_dir", nargs="?", default=str(RESULTS_DIR / "latest"))
     report.add_argument(
-        "--format", choices=sorted([*REPORTERS, *DIR_REPORTERS]), default="summary.txt"
+        "run_dir",
+        nargs="?",
+        default=str(RESULTS_DIR / "latest"),
+        help="the results directory (default: results/latest)",
+    )
+    report.add_argument(
+        "--format",
+        choices=sorted([*REPORTERS, *DIR_REPORTERS]),
+        default="summary.txt",
+        help="which report to print (default: summary.txt)",
     )
     report.set_defaults(func=cmd_report)
 
     series.add_parser(sub)
     bisect_cli.add_parser(sub)
     compare.add_parser(sub)
+    rerun.add_parser(sub)
     mcp.add_parser(sub)
     # also after the subcommand, where people type it (kharness run --kernels-file k.yaml);
     # SUPPRESS keeps a value given before the subcommand when none is given after it
@@ -259,11 +366,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what an unknown option most likely was, per subcommand
+_HINTS = {
+    "run": "pytest options go after --: kharness run [OPTIONS] -- -k NAME",
+    "boot": "a command for the guest goes after --: kharness boot --kernel NAME -- uname -r",
+}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; what follows the first ``--`` is handed on (pytest's, the guest's).
+
+    An unknown option is a usage error saying where such options go.
+    """
+    parser = build_parser()
+    rest: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, rest = argv[:at], argv[at + 1 :]
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        hint = _HINTS.get(args.command_name, f"see kharness {args.command_name} --help")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}; {hint}")
+    after = getattr(args, "after_dashes", None)
+    if rest and after is None:
+        parser.error(f"kharness {args.command_name} takes nothing after --: {' '.join(rest)}")
+    if after is not None:
+        setattr(args, after, rest)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn harness errors into one clear line."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
-        args.pytest_args = args.pytest_args[1:]
+    args = parse(sys.argv[1:] if argv is None else argv)
     sigterm_as_interrupt()  # clean up on SIGTERM exactly as on Ctrl-C
     try:
         return args.func(args)

@@ -5,10 +5,12 @@ comes back in one :class:`~harness.errors.ConfigError` that names the file,
 the entry, the key and the fix.  The result is plain frozen data
 (:class:`KernelSpec`), the only shape of a kernel the rest of the harness sees.
 
-Schema (one entry under ``kernels:``)::
+Schema (``base: DIR`` at the top, optional: where relative paths start, by
+default the file's directory; one entry under ``kernels:``)::
 
     - name: debian-6.12               # unique; used in test ids (file.c::name)
       debian: {package: "linux-image-6.12.*+deb12-amd64-unsigned", suite: bookworm-security}
+      # version: "6.12.57-1~deb12u1" in debian: pins the exact package version
       # or  image: {path: ../bzImage, modules: ../mods/lib/modules/6.12.0}
       arch: x86_64                    # x86_64 | arm64 (harness/arch.py); default: the host's
       cmdline: "nokaslr"              # appended to the harness's own
@@ -26,6 +28,7 @@ Schema (one entry under ``kernels:``)::
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
 from collections.abc import Collection, Mapping
@@ -110,7 +113,7 @@ def load_kernels(
     if not path.is_file():
         raise ConfigError(
             f"{path}: no such file; pass --kernels-file PATH or create it "
-            "(see README.md, 'kernels.yaml')"
+            "(see docs/kernels-yaml.md)"
         )
     try:
         data = yaml.safe_load(path.read_text())
@@ -131,6 +134,8 @@ def parse_kernels(
     rows = rows or Known()
     top = Fields(data, str(path), problems)
     entries = top.get("kernels", list, default=[], required=True)
+    # where relative paths start: the file's directory, or base: (a rerun's pinned copy)
+    base = path.parent / top.get("base", str, default=".")
     top.finish()
     if not entries and not problems:
         problems.append(f"{path}: 'kernels' is empty; add at least one kernel entry")
@@ -146,7 +151,7 @@ def parse_kernels(
             )
         elif isinstance(label, str):
             seen[label] = index
-        spec = _parse_entry(Fields(entry, where, problems), path.parent, rows)
+        spec = _parse_entry(Fields(entry, where, problems), base, rows)
         if spec is not None:
             specs.append(spec)
     return specs
@@ -158,12 +163,6 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
     if name is not None and not _NAME.match(name):
         f.problem(f"name '{name}' may hold only letters, digits and . _ + -")
     arch = _parse_arch(f)
-    if not arch.is_host and not shutil.which(arch.cc):
-        f.problem(
-            f"arch {arch.name} needs the compiler {arch.cc} (the reproducers, and kernels built"
-            f" from source, are compiled for it); apt-get install {arch.cc_packages}"
-            " (ci/bootstrap.sh lists them)"
-        )
     source = _parse_source(f, base, arch, rows.providers)
     memory = parse_size_mib(f.get("memory", (str, int), default=2048), f.where, f.problems)
     cpus = f.get("cpus", int, default=2)
@@ -176,6 +175,7 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
             f"backend '{backend}' boots only the host's architecture ({host().name}), "
             f"not {arch.name}; use 'backend: qemu' for arch {arch.name}"
         )
+    f.declare("timeouts", "expect")  # read only when present; still keys an entry may have
     timeouts = _parse_timeouts(f.sub("timeouts")) if "timeouts" in f.data else Timeouts()
     expect = _parse_expect(f.sub("expect")) if "expect" in f.data else {}
     if backend in rows.backends:
@@ -327,6 +327,43 @@ def _parse_expect(f: Fields) -> dict[str, Expectation]:
         elif outcome and reason:
             result[str(test).removesuffix(".c")] = Expectation(outcome, reason)
     return result
+
+
+def check_host_tools(specs: list[KernelSpec]) -> list[KernelSpec]:
+    """``specs`` unchanged, or one ConfigError naming what this host lacks to run them.
+
+    Only the kernels a run selected are checked: an arm64 entry nobody asked
+    for must not stop an x86 run on a machine without the cross compiler.
+    """
+    problems = [
+        f"kernel {s.name}: arch {s.arch.name} needs the compiler {s.arch.cc} (the reproducers,"
+        f" and kernels built from source, are compiled for it); apt-get install"
+        f" {s.arch.cc_packages} (ci/bootstrap.sh lists them), or leave the kernel out"
+        for s in specs
+        if not s.arch.is_host and not shutil.which(s.arch.cc)
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return specs
+
+
+def unknown_expectations(specs: list[KernelSpec], tests: Collection[str]) -> list[str]:
+    """One problem per ``expect:`` key of ``specs`` that names none of ``tests``.
+
+    ``tests`` are the guest test names (files of guest-tests/c and sh) the run
+    knows.  Keys with a dot name a kselftest (``kselftest.<target>.<test>``)
+    or a KUnit case: those lists come from the kernel's tree or its boot,
+    unknown until it is built, so only plain guest test names are checked.
+    """
+    problems = []
+    for spec in specs:
+        for key in spec.expect:
+            if "." in key or key in tests:
+                continue
+            close = difflib.get_close_matches(key, list(tests), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(tests))}"
+            problems.append(f"kernel {spec.name}: expect: '{key}' names no guest test; {hint}")
+    return problems
 
 
 def select(specs: list[KernelSpec], names: list[str], path: Path) -> list[KernelSpec]:

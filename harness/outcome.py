@@ -18,7 +18,7 @@ from harness.ktap import KtapResult
 
 
 class Outcome(enum.Enum):
-    """What happened to one guest test on one kernel (see README, outcome model)."""
+    """What happened to one guest test on one kernel (see docs/results.md, outcome model)."""
 
     PASS = "pass"
     FAIL = "fail"

@@ -19,6 +19,7 @@ from typing import Any
 from harness.arch import X86_64
 from harness.command import CommandResult
 from harness.errors import UserError
+from harness.kernels.base import Exact
 from harness.oops import KernelReport
 from harness.oops.frames import Decoded, decoded_from_json, decoded_to_json
 from harness.outcome import Outcome, Verdict, as_expected, is_flaky
@@ -270,10 +271,12 @@ class KernelRecord:
     boot_taint: int | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     arch: str = X86_64.name  # harness/arch.py name (summaries before arm64: x86_64)
+    exact: Exact | None = None  # what the kernel was made from, exactly (kharness rerun)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the name is the key it is stored under)."""
         return {
+            **({"exact": self.exact.to_json()} if self.exact else {}),
             "arch": self.arch,
             "source": self.source,
             "origin": self.origin,
@@ -297,6 +300,7 @@ class KernelRecord:
             data.get("boot_taint"),
             dict(data.get("timings", {})),
             data.get("arch", X86_64.name),
+            Exact.from_json(data["exact"]) if data.get("exact") else None,
         )
 
 

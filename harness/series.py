@@ -21,6 +21,7 @@ whole matrix; patchwork.json holds one check per patch against the base.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -28,11 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import pass_rate
+from harness import pass_rate, provenance
+from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.compare import ChangeKind, Comparison, compare
-from harness.config import KernelSpec, load_kernels, select
+from harness.config import KernelSpec, check_host_tools, load_kernels, select
 from harness.errors import BuildFailed, UserError
 from harness.evidence import new_run_dir, write_json
+from harness.kernels.base import Exact
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.patches import Patch, PatchFailed, read_series
 from harness.kernels.srctree import locate
@@ -55,6 +58,7 @@ class Step:
     build_seconds: float = 0.0
     error: str | None = None  # the build or apply failure, if any
     runs: tuple[TestRun, ...] = ()  # every run of every test (--runs N: several each)
+    exact: Exact | None = None  # the tree's commit and the hashes of the patches applied
 
     @property
     def name(self) -> str:
@@ -122,7 +126,9 @@ class SeriesReport:
         records: list[TestRecord] = []
         kernels = []
         for step in self.steps:
-            kernels.append(KernelRecord(step.name, step.label, timings=_build_time(step)))
+            kernels.append(
+                KernelRecord(step.name, step.label, timings=_build_time(step), exact=step.exact)
+            )
             ran = test_records(step.runs)
             records += ran
             done = {t.test for t in ran}
@@ -219,7 +225,15 @@ def run_series(
     with TreeBuild(
         source.recipe, log, build_cache(), meter=progress, label=source.short()
     ) as build:
-        tree = locate(source.source, source.base, build.cache, source.rev, log, progress)
+        tree = locate(
+            source.source,
+            source.base,
+            build.cache,
+            source.rev,
+            log,
+            progress,
+            commits_only="kharness series",
+        )
         build.checkout(tree)
         for index, patch in enumerate((None, *patches)):
             label = patch.label if patch else "base (no patches)"
@@ -238,7 +252,13 @@ def run_series(
             outcomes = tuple(
                 (g[0].test, pass_rate.combine(g).verdict.outcome) for g in pass_rate.group(done)
             )
-            steps.append(Step(index, label, outcomes, round(built.seconds, 1), None, tuple(done)))
+            exact = Exact(
+                commit=tree.identity if tree.git else None,
+                tree=tree.label,
+                patches=tuple(hashlib.sha256(p.text.encode()).hexdigest() for p in patches[:index]),
+            )
+            seconds = round(built.seconds, 1)
+            steps.append(Step(index, label, outcomes, seconds, None, tuple(done), exact))
     return SeriesReport(names, tuple(steps))
 
 
@@ -250,10 +270,11 @@ def _failed(index: int, label: str, names: tuple[str, ...], exc: BuildFailed) ->
 def _kernel(args: argparse.Namespace) -> KernelSpec:
     """The kernels.yaml entry named on the command line: a ``build:`` kernel."""
     path = kernels_file(args.kernels_file)
-    spec = select(load_kernels(path), [args.kernel], path)[0]
+    name = one_kernel("series", args.kernels, args.name)
+    spec = check_host_tools(select(load_kernels(path), [name], path))[0]
     if not isinstance(spec.source, BuildSource):
         raise UserError(
-            f"kernel '{args.kernel}' in {path} is a {spec.source.kind} kernel; "
+            f"kernel '{name}' in {path} is a {spec.source.kind} kernel; "
             "series mode needs a 'build:' entry (a source tree to patch)"
         )
     return spec
@@ -268,12 +289,14 @@ def cmd_series(args: argparse.Namespace) -> int:
     patches = source.patches() + extra
     if not patches:
         raise UserError(
-            f"kernel '{args.kernel}' has no series; give 'series:' in kernels.yaml or --series PATH"
+            f"kernel '{spec.name}' has no series; give 'series:' in kernels.yaml or --series PATH"
         )
+    tests = select_tests(args.test, Path(args.tests_dir))
     run_dir = new_run_dir(results_base(args.results_dir))
+    kernels = kernels_file(args.kernels_file)
+    provenance.record(run_dir, kernels, [spec.name], [t.name for t in tests])
     # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
     progress = for_stream(sys.stderr)  # with the build's and the trial's lines
-    tests = select_tests(args.test, Path(args.tests_dir))
     trial = Trial(run_dir, tests, progress.print, spec, progress)
     try:
         report = run_series(source, patches, trial, progress.print, args.runs)
@@ -343,7 +366,8 @@ def per_patch_checks(report: SeriesReport, summary: RunSummary) -> str:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``series`` on the harness CLI."""
     p = subparsers.add_parser("series", help="build and test after each patch of a series")
-    p.add_argument("kernel", help="a build: kernel of kernels.yaml (its series, or --series)")
+    add_kernel_option(p, "the build: kernel of kernels.yaml whose tree is patched", "kernels")
+    add_old_positional(p)
     p.add_argument(
         "--series",
         action="append",
@@ -366,5 +390,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run each test N times per step; a test that passes and fails is flaky",
     )
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
-    p.add_argument("--results-dir", help="base directory for results (default: results/)")
+    p.add_argument(
+        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
+    )
     p.set_defaults(func=cmd_series)

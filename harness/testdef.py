@@ -15,6 +15,7 @@ a typo must never silently drop a requirement.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +164,15 @@ def _options(value: str, where: str) -> list[str]:
 def discover(directory: Path) -> list[Path]:
     """The guest test sources of one kind's directory, sorted (*.c or *.sh)."""
     return sorted(p for suffix in KINDS.values() for p in directory.glob(f"*{suffix}"))
+
+
+def known_names(tests: Iterable[GuestTest]) -> set[str]:
+    """Every guest test name beside ``tests``: their directories and the other kind's.
+
+    What ``expect:`` keys are checked against: a run of one file still knows
+    its neighbours, so naming one of them is no mistake.
+    """
+    roots = {t.source.parent.parent for t in tests}
+    return {p.stem for root in roots for kind in KINDS for p in discover(root / kind)} | {
+        p.stem for t in tests for p in discover(t.source.parent)
+    }

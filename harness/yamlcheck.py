@@ -58,6 +58,10 @@ class Fields:
             return default
         return value
 
+    def declare(self, *keys: str) -> None:
+        """Keys this mapping may hold though nobody read them (yet): known, not typos."""
+        self._seen.update(keys)
+
     def sub(self, key: str) -> Fields:
         """The mapping under ``key`` as its own :class:`Fields`."""
         self._seen.add(key)
@@ -70,8 +74,8 @@ class Fields:
             if key in self._seen:
                 continue
             guess = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean '{guess[0]}'?" if guess else f"; known keys: {', '.join(known)}"
-            self.problem(f"unknown key '{key}'{hint}")
+            hint = f"did you mean '{guess[0]}'? " if guess else ""
+            self.problem(f"unknown key '{key}'; {hint}known keys: {', '.join(known)}")
 
 
 def _describe(value: Any) -> str:

@@ -11,6 +11,7 @@ kernels.yaml::
         guest_config: true              # false: no guest.config (you provide it all)
         debug_info: true                # line info for symbolized reports (debuginfo.config)
         series: [fix.mbox]              # mbox, .patch or directory; applied in order
+        dirty: refuse                   # git tree with uncommitted changes: refuse | build
         make: ["KCFLAGS=-Wno-error"]    # extra make variables
 
 ``build: linux-source-6.12`` is short for ``build: {source: linux-source-6.12}``.
@@ -42,7 +43,7 @@ from typing import IO
 from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
 from harness.kernels import image_store, kbuild
-from harness.kernels.base import KernelImage
+from harness.kernels.base import Exact, KernelImage
 from harness.kernels.config_fragments import (
     GUEST_FRAGMENT,
     ConfigProblem,
@@ -53,6 +54,7 @@ from harness.kernels.config_fragments import (
     parse_config,
     read_fragment,
 )
+from harness.kernels.dirty import DirtyPolicy
 from harness.kernels.patches import Patch, apply_patch, read_series
 from harness.kernels.srctree import (
     SourceTree,
@@ -299,6 +301,7 @@ class BuildSource:
     recipe: BuildRecipe = field(default_factory=BuildRecipe)
     series: tuple[Path, ...] = ()
     kind: str = "build"
+    dirty: DirtyPolicy = DirtyPolicy.REFUSE  # a git tree with uncommitted changes
 
     def describe(self) -> str:
         """'build linux-source-6.12 (tinyconfig + guest.config) + fix.mbox'."""
@@ -318,20 +321,25 @@ class BuildSource:
     def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
         """Build (or reuse an identical earlier build); BuildFailed when it does not build."""
         cache = build_cache()
-        tree = locate(self.source, self.base, cache, self.rev, log, progress)
+        tree = locate(self.source, self.base, cache, self.rev, log, progress, self.dirty)
         patches = self.patches()
         key = self.image_key(tree, patches)
+        exact = Exact(
+            commit=tree.identity if tree.git else None,
+            tree=tree.label,
+            patches=tuple(hashlib.sha256(p.text.encode()).hexdigest() for p in patches),
+        )
         cached = image_store.recall(cache, key)
         if cached is not None:
             log(f"reusing {cached.origin}")
-            return cached
+            return replace(cached, exact=exact)
         with TreeBuild(self.recipe, log, cache, meter=progress, label=self.short()) as build:
             build.checkout(tree)
             for patch in patches:
                 build.apply(patch)
             built = build.make(self.describe())
         image_store.remember(cache, key, built.image)
-        return built.image
+        return replace(built.image, exact=exact)
 
     def image_key(self, tree: SourceTree, patches: tuple[Patch, ...]) -> str | None:
         """Identical inputs give an identical kernel; none for a plain tree (it may change)."""

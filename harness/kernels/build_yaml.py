@@ -14,6 +14,7 @@ from harness.arch import Arch, host
 from harness.errors import HarnessError
 from harness.kernels.build import BuildSource, make_recipe
 from harness.kernels.config_fragments import BASE_CONFIGS, DEBUGINFO_FRAGMENT, read_fragment
+from harness.kernels.dirty import DirtyPolicy
 from harness.kernels.patches import read_series
 from harness.kernels.srctree import is_package_name, kernel_tree_problem
 from harness.yamlcheck import Fields
@@ -30,6 +31,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
     debug_info = f.get("debug_info", bool, default=False)
     series = _paths(f, "series", base)
     make = _strings(f, "make")
+    dirty = _dirty(f)
     f.finish()
     if config not in BASE_CONFIGS:
         f.problem(
@@ -50,7 +52,21 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
     if debug_info:
         fragments.append(DEBUGINFO_FRAGMENT)
     recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make), arch)
-    return BuildSource(source, base, rev, recipe, tuple(series))
+    return BuildSource(source, base, rev, recipe, tuple(series), dirty=dirty)
+
+
+def _dirty(f: Fields) -> DirtyPolicy:
+    """``dirty: refuse`` (default) or ``build``: a git tree with uncommitted changes."""
+    text = f.get("dirty", str, default=DirtyPolicy.REFUSE.value)
+    try:
+        return DirtyPolicy(text)
+    except ValueError:
+        choices = " or ".join(d.value for d in DirtyPolicy)
+        f.problem(
+            f"dirty '{text}' is not {choices} (refuse a git tree with uncommitted changes, "
+            "or build its work tree as it is)"
+        )
+        return DirtyPolicy.REFUSE
 
 
 def _check(f: Fields, read: Callable[[], Any]) -> None:

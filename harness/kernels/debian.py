@@ -12,6 +12,10 @@ it: ``linux-image-<ver>`` is a meta package depending on ``linux-binary-<ver>``
 ``linux-base-<ver>`` (the config).  The provider follows the dependencies, so
 either kind of name works.
 
+``version: 6.12.57-1~deb12u1`` takes exactly that version instead of the
+newest (what ``kharness rerun`` pins); one the archive dropped is refused,
+naming the versions it still has.
+
 ``debug_info: true`` also fetches the matching ``linux-image-<release>-dbg``
 package (same version, same verified archive code) for symbolized reports.
 It is big (985 MiB download, 6.4 GiB unpacked for 6.12.117 amd64), so only
@@ -37,7 +41,7 @@ from harness.arch import ARCHES, X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root, locked
 from harness.errors import HarnessError, KernelNotFound
 from harness.kernels import debian_archive as archive
-from harness.kernels.base import DebugInfo, KernelImage
+from harness.kernels.base import DebugInfo, Exact, KernelImage, PackagePin
 from harness.kernels.image import bootable
 from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
@@ -57,16 +61,32 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 def newest_match(
-    pattern: str, entries: list[archive.PackageEntry], debian_arch: str = X86_64.debian
+    pattern: str,
+    entries: list[archive.PackageEntry],
+    debian_arch: str = X86_64.debian,
+    version: str | None = None,
 ) -> archive.PackageEntry:
-    """The newest package whose name matches; KernelNotFound if none or ambiguous."""
+    """The newest package whose name matches (at ``version`` if given); KernelNotFound if none.
+
+    A version the archive no longer has is refused naming the ones it still has.
+    """
     rx = pattern_regex(pattern)
     matches = [e for e in entries if rx.match(e.name)]
+    suites = ", ".join(sorted({e.suite for e in entries})) or "no suite"
     if not matches:
-        suites = ", ".join(sorted({e.suite for e in entries})) or "no suite"
         raise KernelNotFound(
             f"no {debian_arch} package in {suites} matches '{pattern}'{_near(pattern, entries)}"
         )
+    if version is not None:
+        pinned = [e for e in matches if e.version == version]
+        if not pinned:
+            have = sorted({e.version for e in matches}, key=Version, reverse=True)
+            raise KernelNotFound(
+                f"'{pattern}' version {version} is no longer in {suites} (Debian keeps only "
+                f"the newest builds); versions it has: {', '.join(have)}; set 'version:' to "
+                "one of them, or remove it for the newest"
+            )
+        matches = pinned
     best = max(Version(e.version) for e in matches)
     top = {e.name: e for e in matches if Version(e.version) == best}
     if len(top) > 1:
@@ -106,11 +126,13 @@ class DebianSource:
     suite: str | None = None
     arch: Arch = field(default_factory=host)
     debug_info: bool = False  # also fetch the -dbg package: symbolized reports
+    version: str | None = None  # exactly this Debian version, not the newest
     kind: str = "debian"
 
     def describe(self) -> str:
         """The pattern and suite as written (and the architecture when not the host's)."""
-        text = f"debian {self.package}" + (f" from {self.suite}" if self.suite else "")
+        text = f"debian {self.package}" + (f" = {self.version}" if self.version else "")
+        text += f" from {self.suite}" if self.suite else ""
         return text if self.arch.is_host else f"{text} ({self.arch.debian})"
 
     def resolve(self, log: Callable[[str], None], progress: Progress = NO_PROGRESS) -> KernelImage:
@@ -124,7 +146,7 @@ class DebianSource:
                 raise
             log(f"{self.describe()}: archive unreachable ({exc}); using cached {cached.origin}")
             return cached
-        entry = newest_match(self.package, entries, self.arch.debian)
+        entry = newest_match(self.package, entries, self.arch.debian, self.version)
         image = unpack_kernel(entry, entries, cache, log, progress, self.arch)
         if self.debug_info and image.release:
             dbg = debug_package(entry, image.release, entries)
@@ -150,7 +172,9 @@ class DebianSource:
 
     def _memo(self, cache: Path) -> Path:
         suffix = "" if self.arch is X86_64 else f"@{self.arch.debian}"
-        key = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{self.package}@{self.suite or 'apt'}{suffix}")
+        pin = f"={self.version}" if self.version else ""
+        key = f"{self.package}{pin}@{self.suite or 'apt'}{suffix}"
+        key = re.sub(r"[^A-Za-z0-9.+-]+", "_", key)
         return cache / "resolved" / f"{key}.json"
 
     def _remember(self, cache: Path, image: KernelImage) -> None:
@@ -164,6 +188,7 @@ class DebianSource:
                     "modules": str(image.modules_dir),
                     "release": image.release,
                     "debug_deb": str(image.debug.archive) if image.debug else None,
+                    "exact": image.exact.to_json() if image.exact else None,
                 }
             )
         )
@@ -176,7 +201,8 @@ class DebianSource:
         if not Path(d["vmlinuz"]).is_file():
             return None
         modules = Path(d["modules"]) if d.get("modules") not in (None, "None") else None
-        image = KernelImage(Path(d["vmlinuz"]), modules, d["release"], d["origin"])
+        exact = Exact.from_json(d["exact"]) if d.get("exact") else None
+        image = KernelImage(Path(d["vmlinuz"]), modules, d["release"], d["origin"], exact=exact)
         if self.debug_info and d.get("debug_deb") and d["release"]:
             root = Path(d["debug_deb"]).parent.parent / "debug" / Path(d["debug_deb"]).stem
             image = replace(image, debug=locate_debug(root, d["release"], Path(d["debug_deb"])))
@@ -216,7 +242,15 @@ def unpack_kernel(
     vmlinuz, modules = _find_kernel(root)
     vmlinuz = bootable(vmlinuz, arch or host())
     origin = f"Debian {entry.name} {entry.version} ({entry.suite})"
-    return KernelImage(vmlinuz, modules, modules.name if modules else None, origin, phases)
+    pins = tuple(PackagePin(p.name, p.version, p.sha256) for p in wanted)
+    return KernelImage(
+        vmlinuz,
+        modules,
+        modules.name if modules else None,
+        origin,
+        phases,
+        exact=Exact(version=entry.version, packages=pins),
+    )
 
 
 def debug_package(
@@ -325,6 +359,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> DebianSource |
     package = f.get("package", str, required=True)
     suite = f.get("suite", str)
     debug_info = f.get("debug_info", bool, default=False)
+    version = f.get("version", str)
     f.finish()
     if package is None:
         return None
@@ -337,7 +372,9 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> DebianSource |
             f"package '{package}' is a Debian {other.debian} kernel but the entry's arch is "
             f"{arch.name}; write e.g. {example}, or set 'arch: {other.name}'"
         )
-    return DebianSource(package, suite=suite, arch=arch, debug_info=bool(debug_info))
+    return DebianSource(
+        package, suite=suite, arch=arch, debug_info=bool(debug_info), version=version
+    )
 
 
 def _other_arch(package: str, arch: Arch) -> Arch | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.arch import ARM64, X86_64, Arch, host
 from harness.cache import atomic_write, cache_root
 from harness.errors import InfraError, KernelNotFound, ToolMissing
-from harness.kernels.base import KernelImage
+from harness.kernels.base import Exact, KernelImage
 from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 
@@ -137,7 +137,14 @@ class ImageSource:
         if problem:
             raise KernelNotFound(problem)
         release = self.modules.name if self.modules else None
-        return KernelImage(bootable(self.path, self.arch), self.modules, release, self.describe())
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return KernelImage(
+            bootable(self.path, self.arch),
+            self.modules,
+            release,
+            self.describe(),
+            exact=Exact(sha256=digest),
+        )
 
 
 def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> ImageSource | None:

@@ -78,7 +78,7 @@ def build_targets(
     """Every target of ``targets``, from the store or built now; failures are values."""
     cache = build_cache()
     try:
-        tree = locate(source.source, source.base, cache, source.rev, log, progress)
+        tree = locate(source.source, source.base, cache, source.rev, log, progress, source.dirty)
         patches = source.patches()
         key = source.image_key(tree, patches)
     except HarnessError as exc:
@@ -195,7 +195,9 @@ def selftests_tree(source: BuildSource, log: Callable[[str], None]) -> Path:
     the repository's work tree nor its branch matter.
     """
     cache = build_cache()
-    tree: SourceTree = locate(source.source, source.base, cache, source.rev, log)
+    tree: SourceTree = locate(
+        source.source, source.base, cache, source.rev, log, dirty=source.dirty
+    )
     if not tree.git:
         return tree.path
     dest = cache / "kselftest" / "trees" / tree.identity

@@ -4,8 +4,9 @@ A build never touches the user's tree.  A *source* is one of
 
 * a git checkout (``source: ~/linux``): builds use a detached ``git worktree``
   in the cache at the requested revision, so the user's branch, index and
-  working files stay as they were (uncommitted changes are not built; the
-  repository lists the worktree under .git/worktrees until ``git worktree
+  working files stay as they were (a tree with uncommitted changes is refused,
+  or built as a snapshot with ``dirty: build``: :mod:`harness.kernels.dirty`;
+  the repository lists the worktree under .git/worktrees until ``git worktree
   prune`` runs after the cache is cleared);
 * a plain tree (an unpacked tarball): builds use a hard-link copy in the cache
   (``cp -al``: seconds, no extra space); every file a patch touches is copied
@@ -36,6 +37,7 @@ from harness.arch import host
 from harness.cache import atomic_dir
 from harness.errors import HarnessError, InfraError, KernelNotFound, NotAKernelTree, UserError
 from harness.kernels import debian_archive as archive
+from harness.kernels.dirty import DirtyPolicy, refusal, snapshot, uncommitted
 from harness.progress import NO_PROGRESS, Progress
 
 _PACKAGE = re.compile(r"^linux-source-\d+\.\d+$")
@@ -207,8 +209,15 @@ def locate(
     rev: str | None,
     log: Callable[[str], None],
     progress: Progress = NO_PROGRESS,
+    dirty: DirtyPolicy = DirtyPolicy.REFUSE,
+    commits_only: str | None = None,
 ) -> SourceTree:
-    """Turn kernels.yaml's ``source:`` into a checked :class:`SourceTree`."""
+    """Turn kernels.yaml's ``source:`` into a checked :class:`SourceTree`.
+
+    A git tree at HEAD with uncommitted changes is refused, or snapshotted
+    with ``dirty: build``; ``commits_only`` names a command (series) that
+    refuses it whatever ``dirty`` says (see :mod:`harness.kernels.dirty`).
+    """
     if is_package_name(source) and not (base / source).exists():
         return fetch_source_package(source, cache, log, progress)
     path = (base / source).expanduser().resolve()
@@ -218,6 +227,13 @@ def locate(
             "or a Debian package name such as linux-source-6.12"
         )
     if is_git_tree(path):
+        changed = uncommitted(path) if rev in (None, "HEAD") else []
+        if changed and (dirty is DirtyPolicy.REFUSE or commits_only):
+            raise refusal(path, changed, commits_only)
+        if changed:
+            commit = snapshot(path)
+            log(f"building {path} with its uncommitted changes ({len(changed)} file(s))")
+            return SourceTree(path, True, commit, f"{path} work tree (snapshot {commit[:12]})")
         commit = resolve_rev(path, rev or "HEAD")
         return SourceTree(path, True, commit, f"{path} at {commit[:12]}")
     if rev:

@@ -194,7 +194,7 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
                 saved.write_text(patch)
                 patch_file = str(saved)
             argv = ["-m", "harness", "--kernels-file", str(settings.kernels_file), "series"]
-            argv += [kernel, "--series", str(patch_file), "--results-dir", str(base)]
+            argv += ["--kernel", kernel, "--series", str(patch_file), "--results-dir", str(base)]
             argv += [a for t in tests or [] for a in ("--test", t)]
             job = jobs.start("series", argv)
         return await follow(job, ctx, 24 * 3600 if wait else 0)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from _pytest.junitxml import xml_key
 
+from harness.config import unknown_expectations
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.plugin import hookspecs, kinds, options, scope, summary
 from harness.plugin.inbox import rebuild_report
@@ -30,6 +31,7 @@ from harness.plugin.items import HarnessItem, last_of_kernel, order_by_kernel, r
 from harness.plugin.state import STATE, RunState, load_specs
 from harness.plugin.xdist import auto_workers, is_worker
 from harness.plugin.xdist_controller import configure_controller
+from harness.testdef import known_names
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -86,9 +88,20 @@ class SessionHooks:
         """
         if scope.whole_directory(self.state.config):
             items[:0] = kinds.extra_items(session, self.state.specs(), self.state.log)
+        if self.state.tests:
+            self._check_expectations()
         if any(isinstance(i, HarnessItem) for i in items):
             order_by_kernel(items, self.state.specs())
             self.state.collected = record_keys(items)
+
+    def _check_expectations(self) -> None:
+        """``expect:`` naming a guest test that does not exist is a mistake, said before boots."""
+        known = known_names(self.state.tests.values())
+        problems = unknown_expectations(self.state.specs(), known)
+        if problems:
+            raise pytest.UsageError(
+                f"{options.kernels_file(self.state.config)}: " + "\n  ".join(problems)
+            )
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The guest tests that will run, once every plugin has selected (-k, -m, ...)."""

@@ -44,7 +44,8 @@ def load_specs(config: pytest.Config) -> list[config_mod.KernelSpec]:
         raise pytest.UsageError(f"--backend {chosen}: not a backend; known backends: {names}")
     try:
         specs = config_mod.load_kernels(path, hookspecs.extra_providers(config), tuple(extra))
-        return config_mod.select(specs, config.getoption("kernel"), path)
+        chosen_specs = config_mod.select(specs, config.getoption("kernel"), path)
+        return config_mod.check_host_tools(chosen_specs)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import provenance
+from harness.plugin.options import kernels_file
 from harness.plugin.state import RunState
 from harness.records import KernelRecord, RunSummary
 from harness.reporters import write_all
@@ -48,8 +50,14 @@ def run_summary(state: RunState) -> RunSummary:
 
 
 def write_summary(state: RunState) -> None:
-    """summary.json and every reporter's file, from what really ran."""
+    """summary.json and every reporter's file, and how the run was made (provenance.json)."""
     write_all(run_summary(state), state.results.path())
+    provenance.record(
+        state.results.path(),
+        kernels_file(state.config),
+        [s.name for s in state.specs()],
+        [test for test, _kernel in state.pairs()],
+    )
 
 
 def terminal_summary(reporter: Any, state: RunState) -> None:

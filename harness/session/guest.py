@@ -156,6 +156,7 @@ class KernelGuest:
             self.ready.boot_taint if self.ready else None,
             dict(self.timings.phases),
             self.spec.arch.name,
+            self.image.exact if self.image else None,
         )
 
     # -- before the first boot -----------------------------------------------------

@@ -2,8 +2,8 @@
 
 ``build:`` with ``arch: arm64``: ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-,
 ccache, tinyconfig + harness/kernels/guest-arm64.config in a build slot of its
-own.  The first build costs several minutes on 2 cores (see README, "arm64
-guests"), hence the ``build`` marker and the opt-in (``KHARNESS_ARM64_BUILD=1``);
+own.  The first build costs several minutes on 2 cores (docs/benchmarks.md,
+"Kernel builds"), hence the ``build`` marker and the opt-in (``KHARNESS_ARM64_BUILD=1``);
 later runs reuse the image by recipe.
 """
 

@@ -22,12 +22,13 @@ def _env() -> dict[str, str]:
 
 
 def _boot(tmp_path: Path, command: str) -> list[str]:
-    """``python -m harness boot debian-6.12 --command COMMAND`` with results in tmp_path."""
+    """``kharness boot --kernel debian-6.12 --command COMMAND`` with results in tmp_path."""
     return [
         sys.executable,
         "-m",
         "harness",
         "boot",
+        "--kernel",
         "debian-6.12",
         "--results-dir",
         str(tmp_path),

@@ -62,6 +62,11 @@ def test_outcomes_become_pytest_outcomes(project: pytest.Pytester) -> None:
     assert "# expected 42, got 41\nnot ok 2 - answer" in out
     assert "this kernel lacks the frobnicator" in out
     assert "XFAIL guest-tests/c/xfails.c::d612 - fail: known to fail here" in out
+    (run,) = [p for p in (project.path / "res").iterdir() if p.name != "latest"]
+    made = json.loads((run / "provenance.json").read_text())
+    assert made["kernels"] == ["d612"] and "xfails" in made["tests"]
+    assert len(made["harness"]["commit"]) == 40
+    assert (run / "kernels.yaml").read_text() == (project.path / "kernels.yaml").read_text()
 
 
 def test_a_hang_gets_a_fresh_boot_and_evidence(project: pytest.Pytester) -> None:

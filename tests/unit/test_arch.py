@@ -12,7 +12,7 @@ import pytest
 
 from harness.arch import ARCHES, ARM64, X86_64, MagicKey, by_name, host
 from harness.compile import compile_test
-from harness.config import load_kernels
+from harness.config import check_host_tools, load_kernels, select
 from harness.errors import ConfigError
 from harness.guest.keys import GuestKeys
 from harness.guest.userland import base_suite, closure, newest
@@ -144,20 +144,30 @@ def test_bad_arch_input_is_one_clear_message(tmp_path: Path) -> None:
     assert "backend 'virtme' boots only the host's architecture" in text
 
 
-def test_missing_cross_compiler_is_a_config_error(tmp_path: Path, monkeypatch) -> None:
+def test_missing_cross_compiler_is_an_error_only_for_a_selected_kernel(
+    tmp_path: Path, monkeypatch
+) -> None:
     tree = tmp_path / "linux"
     for name in ("Makefile", "Kconfig", "arch/Kconfig", "scripts/kconfig/Makefile"):
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text("")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    text = _yaml(
-        tmp_path,
+    path = tmp_path / "kernels.yaml"
+    path.write_text(
+        "kernels:\n"
         "  - {name: x, arch: arm64, build: linux}\n"
-        "  - {name: y, arch: arm64, debian: linux-image-6.12.*-arm64-unsigned}\n",
+        "  - {name: y, arch: arm64, debian: linux-image-6.12.*-arm64-unsigned}\n"
+        "  - {name: z, arch: x86_64, debian: linux-image-6.12.*-amd64-unsigned}\n"
     )
-    assert "kernel #1 (x): arch arm64 needs the compiler aarch64-linux-gnu-gcc" in text
+    specs = load_kernels(path)  # the whole file is sound: syntax and keys
+    assert check_host_tools(select(specs, ["z"], path))[0].name == "z"
+    with pytest.raises(ConfigError) as err:
+        check_host_tools(select(specs, [], path))
+    text = str(err.value)
+    assert "kernel x: arch arm64 needs the compiler aarch64-linux-gnu-gcc" in text
     assert "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross" in text
-    assert "kernel #2 (y): arch arm64 needs the compiler" in text
+    assert "kernel y: arch arm64 needs the compiler" in text
+    assert "kernel z" not in text
 
 
 def test_arm64_build_recipe_has_its_own_slot_and_fragment(tmp_path: Path) -> None:

@@ -174,7 +174,7 @@ def test_series_cli_refuses_a_kernel_that_is_not_built_from_source(
 ) -> None:
     kernels = tmp_path / "kernels.yaml"
     kernels.write_text("kernels:\n  - name: deb\n    debian: linux-image-6.12.*-amd64-unsigned\n")
-    assert main(["--kernels-file", str(kernels), "series", "deb"]) == 2
+    assert main(["--kernels-file", str(kernels), "series", "--kernel", "deb"]) == 2
     assert "series mode needs a 'build:' entry" in capsys.readouterr().err
 
 

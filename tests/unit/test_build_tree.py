@@ -13,6 +13,7 @@ from harness.cli import main
 from harness.config import KernelSpec, load_kernels
 from harness.errors import BuildFailed, ConfigError
 from harness.kernels.build import BuildSource
+from harness.kernels.dirty import DirtyTree
 from harness.kernels.patches import PatchFailed
 from harness.kernels.srctree import NotAKernelTree, locate
 from harness.outcome import Outcome
@@ -40,12 +41,13 @@ def _kernels(tmp_path: Path, entries: str) -> list[KernelSpec]:
 
 
 def _source(
-    tmp_path: Path, tree: Path, series: list[Path] = (), fragments: str = ""
+    tmp_path: Path, tree: Path, series: list[Path] = (), fragments: str = "", dirty: str = "refuse"
 ) -> BuildSource:
     entry = f"""\
         - name: k
           build:
             source: {tree}
+            dirty: {dirty}
             guest_config: false
             series: [{", ".join(str(s) for s in series)}]
             fragments: [{fragments}]
@@ -129,16 +131,25 @@ def test_patch_that_does_not_apply_raises_patch_failed(tmp_path: Path) -> None:
 
 def test_git_tree_builds_in_a_worktree_and_leaves_the_checkout_alone(tmp_path: Path) -> None:
     repo = git_tree(tmp_path / "linux")
-    (repo / "kernel/fork.c").write_text("int fork(void) { return 42; } /* uncommitted */\n")
     source = _source(tmp_path, repo, [_patch(tmp_path, "two", "int fault(void) { return 22; }")])
     image, _ = _resolve(source)
     assert b"return 22" in image.vmlinuz.read_bytes()
-    assert b"uncommitted" not in image.vmlinuz.read_bytes()  # committed HEAD is what is built
     assert git(repo, "log", "--format=%s").split("\n")[0] == "base"
-    assert "uncommitted" in (repo / "kernel/fork.c").read_text()
+    assert git(repo, "status", "--porcelain") == ""
     lines: list[str] = []
     again = source.resolve(lines.append)
     assert again.vmlinuz == image.vmlinuz and any("reusing" in line for line in lines)
+
+
+def test_uncommitted_edits_are_refused_or_built_with_dirty_build(tmp_path: Path) -> None:
+    repo = git_tree(tmp_path / "linux")
+    (repo / "kernel/fork.c").write_text("int fork(void) { return 42; } /* uncommitted */\n")
+    with pytest.raises(DirtyTree, match=r"kernel/fork\.c"):
+        _source(tmp_path, repo).resolve(print)
+    image, _ = _resolve(_source(tmp_path, repo, dirty="build"))
+    assert b"uncommitted" in image.vmlinuz.read_bytes()  # the work tree as it is
+    assert git(repo, "log", "--format=%s").split("\n")[0] == "base"
+    assert "uncommitted" in (repo / "kernel/fork.c").read_text()
 
 
 def test_lost_config_option_is_logged_with_its_dependency(tmp_path: Path) -> None:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_kernels, select
+from harness.config import load_kernels, select, unknown_expectations
 from harness.errors import ConfigError
 from harness.kernels.debian import DebianSource
 from harness.kernels.image import ImageSource
 from harness.machine.accel import Accel
 from harness.outcome import Outcome
+from harness.testdef import GuestTest, known_names
 
 
 def _bzimage(path: Path) -> Path:
@@ -196,3 +197,36 @@ def test_a_kernel_built_for_virtme_gets_virtme_s_fragment(tmp_path: Path) -> Non
         pytest.fail(f"a plain tree should be accepted: {exc}")
     assert VIRTME_FRAGMENT not in q.source.recipe.fragments  # type: ignore[attr-defined]
     assert v.source.recipe.fragments[-1] == VIRTME_FRAGMENT  # type: ignore[attr-defined]
+
+
+def test_an_unknown_key_lists_every_key_an_entry_may_have(tmp_path: Path) -> None:
+    path = tmp_path / "kernels.yaml"
+    path.write_text('kernels:\n  - {name: a, debian: "linux-image-6.12.*", zzz: 1}\n')
+    with pytest.raises(ConfigError) as err:
+        load_kernels(path)
+    listed = str(err.value).split("known keys: ", 1)[1].split(", ")
+    for key in ("name", "debian", "build", "image", "memory", "timeouts", "expect", "kunit"):
+        assert key in listed, key
+
+
+def test_expect_naming_no_guest_test_is_a_problem_with_a_guess(tmp_path: Path) -> None:
+    path = tmp_path / "kernels.yaml"
+    path.write_text(
+        "kernels:\n  - name: a\n    debian: 'linux-image-6.12.*'\n    expect:\n"
+        "      uffd_api_unknwn: {outcome: fail, reason: r}\n"
+        "      thp_sysfs: {outcome: fail, reason: r}\n"
+        "      kselftest.mincore.mincore_selftest: {outcome: fail, reason: r}\n"
+    )
+    specs = load_kernels(path)
+    known = {"uffd_api_unknown_feature", "thp_sysfs"}
+    (problem,) = unknown_expectations(specs, known)
+    assert "kernel a: expect: 'uffd_api_unknwn' names no guest test" in problem
+    assert "did you mean 'uffd_api_unknown_feature'?" in problem
+
+
+def test_known_guest_test_names_include_the_neighbours(tmp_path: Path) -> None:
+    for name in ("c/a.c", "c/b.c", "sh/s.sh"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("/* t */\n")
+    test = GuestTest("a", tmp_path / "c" / "a.c")
+    assert known_names([test]) == {"a", "b", "s"}

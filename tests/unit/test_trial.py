@@ -96,7 +96,8 @@ def test_series_cli_hands_the_entry_to_its_trial(
         return series.SeriesReport(tuple(t.name for t in trial.tests), ())
 
     monkeypatch.setattr(series, "run_series", fake_run_series)
-    argv = ["--kernels-file", str(kernels), "series", "mine", "--results-dir", str(tmp_path / "r")]
+    argv = ["--kernels-file", str(kernels), "series", "--kernel", "mine"]
+    argv += ["--results-dir", str(tmp_path / "r")]
     assert main([*argv, "--test", "uffd_api_unknown_feature"]) == 0
     (trial,) = seen
     assert trial.spec is not None and trial.spec.name == "mine"
@@ -126,8 +127,8 @@ def test_bisect_cli_refuses_an_unknown_kernel_before_anything_runs(
     kernels = _kernels(tmp_path, f"image: {_bzimage(tmp_path / 'yaml-bzImage')}")
     argv = ["bisect", "--good", "a", "--bad", "b", "--tree", str(tmp_path)]
     argv += ["--test", "uffd_api_unknown_feature", "--results-dir", str(tmp_path / "r")]
-    assert main([*argv, "--kernel", "nosuch", "--kernels-file", str(kernels)]) == 2
+    assert main([*argv, "--settings-from", "nosuch", "--kernels-file", str(kernels)]) == 2
     assert "nosuch" in capsys.readouterr().err
-    assert main(["--kernels-file", str(kernels), *argv, "--kernel", "nosuch"]) == 2
+    assert main(["--kernels-file", str(kernels), *argv, "--settings-from", "nosuch"]) == 2
     assert "nosuch" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
