@@ -8,12 +8,14 @@ test in /opt/tests, the same QEMU command line.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from harness import paths
-from harness.config import check_host_tools, load_kernels, select
+from harness.config import KernelSpec, check_host_tools, load_kernels, select
 from harness.errors import HarnessError
 from harness.evidence import new_run_dir
 from harness.machine.base import Channel
@@ -23,19 +25,22 @@ from harness.session import KernelGuest, new_context
 from harness.testdef import discover, read_test
 
 
+def entry(kernels_file: Path, name: str) -> KernelSpec:
+    """The kernels.yaml entry ``name``, checked for the host's tools."""
+    return check_host_tools(select(load_kernels(kernels_file), [name], kernels_file))[0]
+
+
 @contextlib.contextmanager
 def boot_kernel(
-    kernels_file: Path,
-    name: str,
+    spec: KernelSpec,
     results_base: str | None = None,
     accel: str | None = None,
     backend: str | None = None,
 ) -> Iterator[tuple[KernelGuest, Channel]]:
-    """Boot ``name`` and yield (guest, channel); the guest always stops afterwards."""
+    """Boot ``spec`` and yield (guest, channel); the guest always stops afterwards."""
     from harness.machine.accel import Accel
 
-    path = kernels_file
-    spec = check_host_tools(select(load_kernels(path), [name], path))[0]
+    check_host_tools([spec])
     tests = [read_test(p) for k in ("c", "sh") for p in discover(REPO_ROOT / "guest-tests" / k)]
     run_dir = new_run_dir(paths.results_base(results_base))
     progress = for_stream(sys.stderr)  # download, build and boot lines
@@ -59,3 +64,35 @@ def boot_kernel(
         yield guest, guest.channel
     finally:
         guest.shutdown()
+
+
+def interactive_ssh(guest: KernelGuest) -> int:
+    """A root shell in the booted guest with the system's ssh, the guest's key pinned."""
+    ssh = shutil.which("ssh")
+    keys = guest.ctx.keys
+    port = guest.ready.ssh_port
+    known = keys.client_key.parent / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {keys.host_public}\n")
+    argv = [
+        "ssh",
+        "-p",
+        str(port),
+        "-i",
+        str(keys.client_key),
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "root@127.0.0.1",
+    ]
+    if ssh is None:
+        print(
+            "openssh-client is not installed (apt-get install -y openssh-client); "
+            f"connect with: {' '.join(argv)}",
+            file=sys.stderr,
+        )
+        return 3
+    print("exit the shell to stop the guest", file=sys.stderr)
+    return subprocess.call(argv)

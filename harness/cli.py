@@ -16,12 +16,12 @@ import argparse
 import difflib
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from harness import bisect_cli, compare, mcp, series
+from harness.adhoc import AdHocKernels
+from harness.arch import ARCHES
 from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
@@ -39,6 +39,13 @@ PROGRESS_MODES = [m.value for m in Mode]
 
 def _kernels_file(args: argparse.Namespace) -> Path:
     return kernels_file(args.kernels_file)
+
+
+def _adhoc(args: argparse.Namespace) -> AdHocKernels:
+    """The ad-hoc kernel options of ``run`` and ``boot`` (:mod:`harness.adhoc`)."""
+    return AdHocKernels(
+        args.image, args.modules, args.arch, args.tree, tuple(args.config), tuple(args.patch)
+    )
 
 
 def guest_test_paths(names: list[str], tests_root: Path = REPO_ROOT / "guest-tests") -> list[Path]:
@@ -70,6 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
     import pytest
 
+    from harness.adhoc import combine
     from harness.config import check_host_tools, load_kernels, select
     from harness.evidence import drop_if_empty, latest_target, new_run_dir
     from harness.hosts import load_hosts
@@ -78,8 +86,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("-n and --hosts: give workers per host in the hosts file ('workers:')")
     hosts = load_hosts(Path(args.hosts).resolve()) if args.hosts else []
     kernels = _kernels_file(args)
-    # a mistake: one error, no results dir
-    check_host_tools(select(load_kernels(kernels), args.kernel, kernels))
+    adhoc = _adhoc(args)
+    # a mistake: one error, no results dir (ad-hoc kernels alone need no kernels.yaml)
+    chosen = (
+        select(load_kernels(kernels), args.kernel, kernels)
+        if args.kernel or not adhoc.given
+        else []
+    )
+    check_host_tools(combine(chosen, adhoc.specs(Path.cwd())))
     tests = guest_test_paths(args.test)
     base = results_base(args.results_dir)
     previous = latest_target(base)
@@ -94,6 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"--junitxml={run_dir / 'junit.xml'}",
         f"--kernels-file={kernels}",
         *(f"--kernel={k}" for k in args.kernel),
+        *adhoc.argv(),
         *_guest_options(args),
         *args.pytest_args,
     ]
@@ -171,15 +186,21 @@ def cmd_kernels(args: argparse.Namespace) -> int:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     """Boot one kernel as the tests would and open a shell (or run the command after --)."""
-    from harness.bootshell import boot_kernel
+    from harness.bootshell import boot_kernel, entry, interactive_ssh
 
-    name = one_kernel("boot", args.kernel, args.name)
     if args.command and args.guest_command:
         raise UserError("give the guest command once: --command 'CMD' or -- CMD ARGS")
     command = shlex.join(args.guest_command) if args.guest_command else args.command
-    with boot_kernel(
-        _kernels_file(args), name, args.results_dir, args.accel, args.backend
-    ) as booted:
+    adhoc = _adhoc(args).specs(Path.cwd())
+    if adhoc and (args.kernel or args.name or len(adhoc) > 1):
+        raise UserError("boot needs exactly one kernel: --kernel NAME, --image PATH or --tree PATH")
+    spec = (
+        adhoc[0]
+        if adhoc
+        else entry(_kernels_file(args), one_kernel("boot", args.kernel, args.name))
+    )
+    name = spec.name
+    with boot_kernel(spec, args.results_dir, args.accel, args.backend) as booted:
         guest, session = booted
         print(
             f"booted {name} in {guest.ready.seconds:.1f}s with {guest.backend_name}; "  # type: ignore[union-attr]
@@ -191,38 +212,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
             sys.stdout.write(result.stdout)
             sys.stderr.write(result.stderr)
             return 124 if result.timed_out else int(result.exit_code or 0)
-        return _interactive_ssh(guest)
-
-
-def _interactive_ssh(guest) -> int:
-    ssh = shutil.which("ssh")
-    keys = guest.ctx.keys
-    port = guest.ready.ssh_port
-    known = keys.client_key.parent / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {keys.host_public}\n")
-    argv = [
-        "ssh",
-        "-p",
-        str(port),
-        "-i",
-        str(keys.client_key),
-        "-o",
-        f"UserKnownHostsFile={known}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "root@127.0.0.1",
-    ]
-    if ssh is None:
-        print(
-            "openssh-client is not installed (apt-get install -y openssh-client); "
-            f"connect with: {' '.join(argv)}",
-            file=sys.stderr,
-        )
-        return 3
-    print("exit the shell to stop the guest", file=sys.stderr)
-    return subprocess.call(argv)
+        return interactive_ssh(guest)
 
 
 def _progress_mode(given: str | None) -> str:
@@ -241,6 +231,31 @@ def add_guest_options(parser: argparse.ArgumentParser, kernel_help: str) -> None
     One place, so an option both take (a kernel given ad hoc, say) is added once.
     """
     add_kernel_option(parser, kernel_help)
+    adhoc = parser.add_argument_group("a kernel without a kernels.yaml entry (harness.adhoc)")
+    adhoc.add_argument("--image", metavar="PATH", help="this kernel image (bzImage or Image)")
+    adhoc.add_argument("--modules", metavar="DIR", help="--image's lib/modules/<release>")
+    adhoc.add_argument(
+        "--arch", choices=sorted(ARCHES), help="default: --image's own, else the host's"
+    )
+    adhoc.add_argument(
+        "--tree",
+        metavar="PATH",
+        help="build this checkout as it is, uncommitted edits included (out of tree, cached)",
+    )
+    adhoc.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FRAGMENT",
+        help="config fragment for --tree (repeatable)",
+    )
+    adhoc.add_argument(
+        "--patch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="patch, directory of patches or mbox applied to --tree (repeatable)",
+    )
     parser.add_argument(
         "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
     )

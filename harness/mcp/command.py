@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.bootshell import boot_kernel
+from harness.bootshell import boot_kernel, entry
 from harness.command import CommandResult
 from harness.errors import GuestUnreachable
 from harness.machine.capture import Capture, OutputLimit
@@ -59,7 +59,7 @@ def run_in_guest(
     limit: OutputLimit | None = None,
 ) -> CommandOutcome:
     """Boot ``kernel``, run ``command`` in ``timeout`` s, stop it (HarnessError: no boot)."""
-    with boot_kernel(kernels_file, kernel, results_base) as (guest, channel):
+    with boot_kernel(entry(kernels_file, kernel), results_base) as (guest, channel):
         assert guest.machine is not None
         console = guest.machine.console
         start = console.offset()

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from harness import config as config_mod
+from harness.adhoc import combine
 from harness.errors import HarnessError
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.plugin import hookspecs
 from harness.plugin.inbox import Inbox
-from harness.plugin.options import kernels_file, port_range
+from harness.plugin.options import adhoc_kernels, kernels_file, port_range
 from harness.plugin.outbox import Outbox, kernel_shipment
 from harness.plugin.progress import RunProgress
 from harness.plugin.rundir import ResultsDir
@@ -42,9 +43,15 @@ def load_specs(config: pytest.Config) -> list[config_mod.KernelSpec]:
     if chosen is not None and chosen not in known:
         names = ", ".join(sorted(known))
         raise pytest.UsageError(f"--backend {chosen}: not a backend; known backends: {names}")
+    adhoc = adhoc_kernels(config)
+    names = config.getoption("kernel")
     try:
-        specs = config_mod.load_kernels(path, hookspecs.extra_providers(config), tuple(extra))
-        chosen_specs = config_mod.select(specs, config.getoption("kernel"), path)
+        chosen_specs: list[config_mod.KernelSpec] = []
+        if names or not adhoc.given:  # ad-hoc kernels alone need no kernels.yaml
+            specs = config_mod.load_kernels(path, hookspecs.extra_providers(config), tuple(extra))
+            chosen_specs = config_mod.select(specs, names, path)
+        here = config.invocation_params.dir
+        chosen_specs = combine(chosen_specs, adhoc.specs(here))
         return config_mod.check_host_tools(chosen_specs)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -90,7 +90,8 @@ class BootRun:
         except GuestUnreachable as exc:
             self.attribute(machine, machine.console.offset())
             machine.stop()
-            verdict = classify_setup(SetupFacts("connect", str(exc)))
+            why = str(exc) + no_network_hint(machine.console.text())
+            verdict = classify_setup(SetupFacts("connect", why))
             return BootOutcome(verdict=verdict, boot_seconds=seconds)
         ssh = time.monotonic() - started - seconds
         return BootOutcome(machine, channel, ready, boot_seconds=seconds, ssh_seconds=ssh)
@@ -133,3 +134,19 @@ class BootRun:
             boot_seconds=seconds,
             crash=(crash,) if crash else (),
         )
+
+
+def no_network_hint(console: str) -> str:
+    """Why SSH cannot answer when the guest's init found no network device, and the fix.
+
+    The harness's init brings up eth0 (virtio-net); a kernel that has the
+    driver only as a module, booted without its modules (an image given
+    alone), prints ``can't find device 'eth0'`` and can never be reached.
+    """
+    if "can't find device 'eth0'" not in console:
+        return ""
+    return (
+        "; the guest found no network device (\"can't find device 'eth0'\" on its console): "
+        "its kernel has no virtio-net built in; give the image's modules (--modules DIR, "
+        "image: {modules: DIR}) or build it in (CONFIG_VIRTIO_NET=y, CONFIG_VIRTIO_PCI=y)"
+    )

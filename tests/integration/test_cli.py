@@ -104,3 +104,65 @@ def test_signal_stops_the_guest(tmp_path: Path, sig: signal.Signals) -> None:
     while harness_qemus() - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not harness_qemus() - before
+
+
+def _debian_612_image() -> tuple[Path, Path]:
+    """The cached Debian 6.12 image and its modules, as a user's own build would be."""
+    from harness.config import load_kernels, select
+
+    spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12"], REPO)[0]
+    image = spec.source.resolve(lambda _m: None)
+    assert image.modules_dir is not None
+    return image.vmlinuz, image.modules_dir
+
+
+def test_run_and_boot_an_image_with_no_kernels_yaml(tmp_path: Path) -> None:
+    """``run --image`` and ``boot --image``: the kernel is the file, kernels.yaml is never read."""
+    vmlinuz, modules = _debian_612_image()
+    adhoc = ["--image", str(vmlinuz), "--modules", str(modules)]
+    nowhere = ["--kernels-file", str(tmp_path / "no-such-kernels.yaml")]
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "harness", *nowhere, "run", *adhoc),
+            *("--test", "uffd_api_unknown_feature", "--results-dir", str(tmp_path / "res")),
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "PASSED" in run.stdout and "uffd_api_unknown_feature.c::image" in run.stdout
+    result = tmp_path / "res" / "latest" / "image" / "uffd_api_unknown_feature" / "result.json"
+    assert '"outcome": "pass"' in result.read_text()
+    boot = subprocess.run(
+        [
+            *(sys.executable, "-m", "harness", *nowhere, "boot", *adhoc),
+            *("--results-dir", str(tmp_path / "res"), "--", "uname", "-r"),
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert boot.returncode == 0, boot.stderr[-2000:]
+    assert boot.stdout.strip() == modules.name and "booted image" in boot.stderr
+
+
+def test_an_ad_hoc_option_without_its_kernel_is_refused(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--modules", str(tmp_path)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "--modules goes with --image PATH" in proc.stderr
+    assert "Traceback" not in proc.stderr

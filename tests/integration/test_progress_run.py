@@ -3,13 +3,14 @@
 One run under a pseudo-terminal (pexpect) with an empty kernel cache, so the
 kernel is really downloaded from the mirror apt uses (Debian 6.1, ~70 MB, the
 smallest of the default kernels), then booted, then a test that sleeps a
-few seconds runs: one boot.  The build step's progress on a real build.
+few seconds runs: one boot.  The build step's progress on a real build (an ad-hoc ``--tree``).
 Plain lines, the live line of boots and tests and the help text are tested
 on a replayed guest in tests/plumbing/test_progress_run.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -81,30 +82,38 @@ Subject: [PATCH] progress test: a comment in mm/userfaultfd.c
 
 
 @pytest.mark.build
-def test_build_step_progress_on_a_terminal(project: pytest.Pytester) -> None:
+def test_an_ad_hoc_tree_builds_with_progress_and_stays_untouched(project: pytest.Pytester) -> None:
+    """``--tree`` with ``--config`` and two ``--patch``: no kernels.yaml at all.
+
+    The tree is Debian's linux-source-6.12 as the cache unpacked it (a plain
+    tree, as a user's unpacked source would be).  The patches are applied in
+    the build slot's copy, never in the tree: afterwards no file of the tree
+    is newer than the run's start and the patched file is byte for byte what
+    it was.  One real build, so this is also where the build step's live
+    progress is seen on a terminal.
+    """
+    import time
     import uuid
 
+    from harness.kernels.build import build_cache
+    from harness.kernels.srctree import fetch_source_package
     from tests.integration.helpers import REPO
 
+    tree = fetch_source_package("linux-source-6.12", build_cache(), print).path
+    patched = tree / "mm" / "userfaultfd.c"
+    before = patched.read_bytes()
     patch = project.path / "token.patch"
     patch.write_text(TOKEN_PATCH.format(token=uuid.uuid4().hex))
     (project.path / "guest-tests" / "c" / "slow.c").write_text(SLOW)
     fragment = REPO / "guest-tests" / "kunit" / "selftest.config"
     fix = REPO / "guest-tests" / "fixes" / "uffd-move-devmap-migration-entry.patch"
-    write_kernels(
-        project,
-        f"""
-        kernels:
-          - name: k
-            build:
-              source: linux-source-6.12
-              fragments: [{fragment}]
-              series: [{fix}, {patch}]
-        """,
-    )
+    started = time.time() - 1  # mtime granularity
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "pytest", "guest-tests", "--results-dir=res"],
+        [
+            *("-m", "pytest", "guest-tests", "--results-dir=res", f"--tree={tree}"),
+            *(f"--config={fragment}", f"--patch={fix}", f"--patch={patch}"),
+        ],
         cwd=str(project.path),
         encoding="utf-8",
         timeout=1800,
@@ -115,9 +124,18 @@ def test_build_step_progress_on_a_terminal(project: pytest.Pytester) -> None:
     raw = child.before or ""
     text = ANSI.sub("", raw).replace("\r", "\n")
     assert child.exitstatus == 0, text[-3000:]
-    assert re.search(
-        r"build k: linux-source-6\.12 \+ 2 patch\(es\): (apply series|config|compile)", text
+    assert not (project.path / "kernels.yaml").exists()
+    result = json.loads(
+        (project.path / "res" / "latest" / "tree" / "slow" / "result.json").read_text()
     )
-    assert re.search(r"build k: [^\n]*: (compile \d+/|link)", text), "a compile or link step"
-    assert re.search(r"test k: slow: 0:0[1-3] of 0:30 timeout", text)
+    assert result["outcome"] == "pass", result
+    assert re.search(
+        r"build tree: linux-source-6\.12 \+ 2 patch\(es\): (apply series|config|compile)", text
+    )
+    assert re.search(r"build tree: [^\n]*: (compile \d+/|link)", text), "a compile or link step"
+    assert re.search(r"test tree: slow: 0:0[1-3] of 0:30 timeout", text)
     assert SUMMARY.match(_last_line(text)), _last_line(text)
+    # the tree: nothing written, the patched file as it was
+    assert patched.read_bytes() == before
+    written = [p for p in tree.rglob("*") if p.is_file() and p.stat().st_mtime > started]
+    assert not written, written[:10]
