@@ -33,6 +33,7 @@ import re
 import shutil
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,18 @@ class Timeouts:
     test: float | None = None
 
 
+class Isolation(Enum):
+    """What a test may see of the tests before it on the same kernel.
+
+    ``kernel``: one guest for the kernel's tests, a fresh one (a restored
+    snapshot where the backend can, else a cold boot) only after a test left
+    it untrusted; ``test``: every test starts from the restored snapshot.
+    """
+
+    KERNEL = "kernel"
+    TEST = "test"
+
+
 @dataclass(frozen=True)
 class KernelSpec:
     """One candidate kernel as kernels.yaml describes it."""
@@ -83,6 +96,8 @@ class KernelSpec:
     backend: str = DEFAULT_BACKEND
     timeouts: Timeouts = field(default_factory=Timeouts)
     reboot_after_oops: bool = True
+    isolation: Isolation = Isolation.KERNEL
+    snapshot: bool = True  # save the ready guest once and restore it instead of booting
     expect: Mapping[str, Expectation] = field(default_factory=dict)
     kunit: tuple[str, ...] = ()  # KUnit suite globs whose boot-time results are reported
     selftests: tuple[str, ...] = ()  # kselftest targets built from the kernel's own tree
@@ -195,6 +210,8 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
         backend=backend or DEFAULT_BACKEND,
         timeouts=timeouts,
         reboot_after_oops=f.get("reboot_after_oops", bool, default=True),
+        isolation=_parse_isolation(f),
+        snapshot=f.get("snapshot", bool, default=True),
         expect=expect,
         kunit=kunit,
         selftests=selftests,
@@ -298,6 +315,16 @@ def _parse_accel(f: Fields) -> Accel:
     except ValueError:
         f.problem(f"accel '{text}' is not one of {', '.join(a.value for a in Accel)}")
         return Accel.AUTO
+
+
+def _parse_isolation(f: Fields) -> Isolation:
+    """``isolation: kernel|test`` (default kernel)."""
+    value = f.get("isolation", str, default=Isolation.KERNEL.value)
+    try:
+        return Isolation(value)
+    except ValueError:
+        f.problem(f"isolation '{value}' is not one of kernel, test")
+        return Isolation.KERNEL
 
 
 def _parse_timeouts(f: Fields) -> Timeouts:

@@ -23,6 +23,7 @@ from harness.kernels.base import Exact
 from harness.oops import KernelReport
 from harness.oops.frames import Decoded, decoded_from_json, decoded_to_json
 from harness.outcome import Outcome, Verdict, as_expected, is_flaky
+from harness.starts import GuestStarts
 
 #: summary.json's shape; bump when a field changes meaning or disappears
 #: (3: a report record may stand for repeats, ``count``; ``symbolized`` added)
@@ -272,11 +273,13 @@ class KernelRecord:
     timings: Mapping[str, float] = field(default_factory=dict)
     arch: str = X86_64.name  # harness/arch.py name (summaries before arm64: x86_64)
     exact: Exact | None = None  # what the kernel was made from, exactly (kharness rerun)
+    starts: GuestStarts | None = None  # cold boots and restores (``boots`` counts both)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the name is the key it is stored under)."""
         return {
             **({"exact": self.exact.to_json()} if self.exact else {}),
+            **({"starts": self.starts.to_json()} if self.starts else {}),
             "arch": self.arch,
             "source": self.source,
             "origin": self.origin,
@@ -301,6 +304,7 @@ class KernelRecord:
             dict(data.get("timings", {})),
             data.get("arch", X86_64.name),
             Exact.from_json(data["exact"]) if data.get("exact") else None,
+            GuestStarts.from_json(data["starts"]) if data.get("starts") else None,
         )
 
 

@@ -1,7 +1,9 @@
 """QEMU's human monitor on a unix socket: the magic key that needs no guest.
 
 Both backends give QEMU ``-monitor unix:PATH,server=on,wait=off`` so that
-sysrq can be pressed on the guest's keyboard when SSH no longer answers.  The
+sysrq can be pressed on the guest's keyboard when SSH no longer answers; the
+QEMU backend also saves the ready guest's state through it
+(:mod:`harness.machine.snapshot`), with :meth:`MonitorSocket.command`.  The
 socket lives in the boot directory when the path fits a unix socket (107
 bytes), else in a private temporary directory; :meth:`MonitorSocket.remove`
 leaves nothing behind either way.
@@ -45,9 +47,37 @@ class MonitorSocket:
         except OSError:
             return False
 
+    def command(self, line: str, timeout: float = 60.0) -> str:
+        """Run one HMP command and return what it printed (raises OSError on failure).
+
+        The monitor answers with a banner and a ``(qemu)`` prompt on connect,
+        and with the prompt again once a command is done (a synchronous
+        ``migrate`` only then), so the text between two prompts is the answer.
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.path))
+            _read_prompt(sock)
+            sock.sendall(f"{line}\n".encode())
+            return _read_prompt(sock)
+
     def remove(self) -> None:
         """Remove the socket (and the private directory, if one was made)."""
         (self.boot_dir / "monitor.sock").unlink(missing_ok=True)
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
+
+
+_PROMPT = b"(qemu) "
+
+
+def _read_prompt(sock: socket.socket) -> str:
+    """Read until the monitor's prompt; the text before it (socket timeout bounds it)."""
+    data = b""
+    while not data.endswith(_PROMPT):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise OSError("the QEMU monitor closed the connection")
+        data += chunk
+    return data[: -len(_PROMPT)].decode(errors="replace")

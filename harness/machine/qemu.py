@@ -28,10 +28,12 @@ from harness.machine.base import (
     GuestPayload,
     GuestShape,
     MachineConfig,
+    Ready,
     base_cmdline,
 )
 from harness.machine.console import ConsoleWatcher
 from harness.machine.hosted import HostedMachine
+from harness.machine.snapshot import SavedState, incoming_args, save_to, wait_running
 
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
 
@@ -145,12 +147,21 @@ class QemuBackend:
         """A QEMU machine for one boot."""
         return QemuMachine(cfg, boot_dir, self.binary)
 
+    def restore_machine(self, state: SavedState, boot_dir: Path) -> QemuMachine:
+        """A QEMU machine that starts from ``state`` (same command line, same nonce)."""
+        return QemuMachine(state.config, boot_dir, self.binary, nonce=state.nonce, restoring=state)
+
+    def cannot_snapshot(self, cfg: MachineConfig) -> str | None:
+        """Every guest this backend boots can be saved and restored (x86_64 and arm64 virt)."""
+        return None
+
 
 @dataclass
 class QemuMachine(HostedMachine):
     """One QEMU process booting the harness's initramfs."""
 
     binary: str | None = None
+    restoring: SavedState | None = None  # start from this saved state instead of booting
 
     @property
     def emulator(self) -> str:
@@ -165,6 +176,8 @@ class QemuMachine(HostedMachine):
         assert self.monitor is not None
         self.port = port
         self.argv = qemu_command(self.cfg, port, self.nonce, self.monitor.path, self.emulator)
+        if self.restoring is not None:
+            self.argv += incoming_args(self.restoring.path)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.guest = process.spawn(self.argv, self.stderr_path)
         self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")
@@ -176,3 +189,25 @@ class QemuMachine(HostedMachine):
             self.stop()
             return False
         return True
+
+    def wait_ready(self, timeout: float) -> Ready | None:
+        """A booting guest's ready line; a restoring one's "running" from the monitor.
+
+        A restored guest prints no ready line (it said it before it was
+        saved): it is ready once QEMU has loaded it, and its ready facts are
+        the saved guest's, on this machine's port.
+        """
+        if self.restoring is None:
+            return super().wait_ready(timeout)
+        assert self.monitor is not None
+        started = time.monotonic()
+        if not wait_running(self.monitor, lambda: self.running, timeout):
+            return None
+        saved = self.restoring.ready
+        return Ready(self.port, time.monotonic() - started, saved.boot_taint, saved.release)
+
+    def save_state(self, path: Path, ready: Ready) -> SavedState:
+        """Save the ready guest into ``path`` (migration to a file) and let it run on."""
+        assert self.monitor is not None, "start() the machine first"
+        seconds = save_to(self.monitor, path)
+        return SavedState(path, self.cfg, self.nonce, ready, seconds, path.stat().st_size)

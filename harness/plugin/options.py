@@ -60,6 +60,19 @@ def add_options(parser: pytest.Parser) -> None:
         help="boot every kernel with this backend (default: each kernel's backend:, qemu)",
     )
     group.addoption(
+        "--isolation",
+        choices=["kernel", "test"],
+        default=None,
+        help="test: every test starts from the guest's restored snapshot; kernel: tests share "
+        "a guest, restored after a crash (default: each kernel's isolation:, kernel)",
+    )
+    group.addoption(
+        "--no-snapshots",
+        action="store_true",
+        default=False,
+        help="never save or restore a guest's state: every fresh guest is a cold boot",
+    )
+    group.addoption(
         "--progress",
         choices=[m.value for m in progress_mod.Mode],
         default=os.environ.get("KHARNESS_PROGRESS", "auto"),

@@ -95,6 +95,8 @@ class RunState:
                 progress=self.feedback.start(),
                 backends={**BACKENDS, **hookspecs.extra_backends(self.config)},
                 policy=Policy(output=self.config.getoption("max_output")),
+                isolation=isolation(self.config),
+                snapshots=not self.config.getoption("no_snapshots"),
             )
         return self._ctx
 
@@ -140,3 +142,9 @@ class RunState:
         self.feedback.close()
         # a run an interrupt kept from its report still counts (serial runs)
         self.inbox.records.extend(self.outbox.rest(self.runs))
+
+
+def isolation(config: pytest.Config) -> config_mod.Isolation | None:
+    """``--isolation``, overriding every kernel's ``isolation:``; None when not given."""
+    value = config.getoption("isolation")
+    return config_mod.Isolation(value) if value else None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.arch import Arch
 from harness.compile import CompileResult, check_script, compile_test
+from harness.config import Isolation
 from harness.errors import HarnessError
 from harness.guest.keys import GuestKeys, make_keys
 from harness.machine import accel as accel_mod
@@ -54,6 +55,8 @@ class RunContext:
     policy: Policy = field(default_factory=Policy)
     progress: Progress = NO_PROGRESS  # feedback during downloads, builds, boots and tests
     foreign: ForeignCompiles = field(default_factory=ForeignCompiles)
+    isolation: Isolation | None = None  # command-line override of kernels.yaml
+    snapshots: bool = True  # False: --no-snapshots, every fresh guest a cold boot
 
     def compiled_for(self, arch: Arch, tests: list[GuestTest]) -> Mapping[str, CompileResult]:
         """``tests`` compiled for ``arch``: the host's were compiled up front, others now."""
@@ -72,6 +75,8 @@ def new_context(
     progress: Progress = NO_PROGRESS,
     backends: Mapping[str, BackendFactory] | None = None,
     policy: Policy | None = None,
+    isolation: Isolation | None = None,
+    snapshots: bool = True,
 ) -> RunContext:
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -87,6 +92,8 @@ def new_context(
         BACKENDS if backends is None else backends,
         policy=policy or Policy(),
         progress=progress,
+        isolation=isolation,
+        snapshots=snapshots,
     )
 
 
