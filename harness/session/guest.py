@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import evidence
 from harness.compile import CompileResult
-from harness.config import KernelSpec
+from harness.config import Isolation, KernelSpec
 from harness.evidence import Timings
 from harness.kernels.base import KernelImage
 from harness.machine.base import (
@@ -157,6 +157,7 @@ class KernelGuest:
             dict(self.timings.phases),
             self.spec.arch.name,
             self.image.exact if self.image else None,
+            self._life.snaps.starts(),
         )
 
     # -- before the first boot -----------------------------------------------------
@@ -184,8 +185,8 @@ class KernelGuest:
         return self._life.boot_dir()
 
     def shutdown(self) -> None:
-        """Close the channel and stop the machine, if any (idempotent)."""
-        self._life.shutdown()
+        """Stop the guest and remove its saved state, if any (idempotent): the kernel is done."""
+        self._life.close()
 
     # -- tests -------------------------------------------------------------------------
     def preflight(self, test: GuestTest, attempt: int = 0) -> TestRun | None:
@@ -253,10 +254,10 @@ class KernelGuest:
         tail = evidence.stderr_tail(self.boot_dir()) if seen.machine_exit is not None else ""
         verdict = verdict_for(test, seen, tail, notes)
         trailer, reports = seen.trailer, seen.reports
-        if needs_fresh_guest(
+        if self._life.isolation is Isolation.TEST or needs_fresh_guest(
             verdict.outcome, bool(trailer.new_taint or reports), self.spec.reboot_after_oops
         ):
-            self.shutdown()
+            self._life.shutdown()  # the next test gets a fresh guest: restored, else booted
         run = TestRun(
             test.name,
             self.spec.name,

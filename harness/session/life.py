@@ -1,27 +1,35 @@
 """A kernel's boots: the running guest, a crashed boot tried again, the guest stopped for sure.
 
 The life of one kernel's guest is a sequence of boots; between them
-nothing runs.  This module owns the machine and channel of the current boot
-and the setup error of the last failed one; everything the console shows
-outside a test's window is attributed to no test on the way
+nothing runs.  A boot is cold, or a restore of the ready guest saved after
+the first cold boot (:mod:`.snapshot`), which falls back to a cold boot.
+This module owns the machine and channel of the current boot and the
+setup error of the last failed one; everything the console shows outside a
+test's window is attributed to no test on the way
 (:mod:`.outside`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.config import Isolation
 from harness.evidence import Timings
 from harness.machine.base import Channel, Machine, Ready
 from harness.oops import KernelReport
 from harness.outcome import Verdict
-from harness.progress import Progress
+from harness.progress import Kind, Progress, track
 from harness.session.boot import BootRun
 from harness.session.context import RunContext
 from harness.session.outside import OutsideReports
 from harness.session.prepare import Preparation
+from harness.session.snapshot import Snapshots
+
+#: the longest a restore may take before it is called failed (a cold boot follows)
+RESTORE_TIMEOUT = 60.0
 
 
 @dataclass
@@ -41,6 +49,16 @@ class GuestLife:
     setup_error: Verdict | None = None
     setup_reports: tuple[KernelReport, ...] = ()  # the crash that made setup_error (boot)
     ran: int = field(default=0)  # tests run on the current boot
+    snaps: Snapshots = field(init=False)
+
+    def __post_init__(self) -> None:
+        spec = self.prep.spec
+        self.snaps = Snapshots(spec.name, self.ctx.log, spec.snapshot and self.ctx.snapshots)
+
+    @property
+    def isolation(self) -> Isolation:
+        """--isolation, else the kernel's ``isolation:``."""
+        return self.ctx.isolation or self.prep.spec.isolation
 
     def boot_dir(self) -> Path:
         """The current boot's evidence directory."""
@@ -55,6 +73,8 @@ class GuestLife:
             return None
         if self.setup_error is not None:
             return self.setup_error
+        if self._restore():
+            return None
         attempts = max(1, self.ctx.policy.boot_attempts)
         for attempt in range(1, attempts + 1):
             verdict, died = self._boot()
@@ -93,11 +113,50 @@ class GuestLife:
             return boot.verdict, boot.died
         assert boot.machine is not None
         self.timings.add("ssh", boot.ssh_seconds)
-        self.machine, self.channel, self.ready = boot.machine, boot.channel, boot.ready
+        self.snaps.cold_boot(boot.boot_seconds + boot.ssh_seconds)
+        self._live(boot.machine, boot.channel, boot.ready)
+        if not self._save():
+            return self._boot()  # the failed save left no usable guest; snapshots are off now
+        return None, False
+
+    def _live(self, machine: Machine, channel: Channel | None, ready: Ready | None) -> None:
+        """A booted or restored guest becomes the live one."""
+        self.machine, self.channel, self.ready = machine, channel, ready
         self.ran = 0
         self.on_boot()
-        self.attribute(self.machine.console.offset())
-        return None, False
+        self.attribute(machine.console.offset())
+
+    def _save(self) -> bool:
+        """Save the first ready guest for later restores; False if that left it unusable."""
+        if self.snaps.state is not None or not self.snaps.enabled:
+            return True
+        cfg = self.prep.machine_config()
+        if not self.snaps.supported(self.prep.backend(), self.prep.backend_name, cfg):
+            return True
+        assert self.machine is not None and self.ready is not None and self.channel is not None
+        started = time.monotonic()
+        failed = self.snaps.save(self.machine, self.ready)
+        self.timings.add("snapshot", time.monotonic() - started)
+        if failed is not None and not self.channel.alive(10):
+            self.shutdown()
+            return False
+        return True
+
+    def _restore(self) -> bool:
+        """Restore the saved ready guest instead of booting; False if there is none or it failed."""
+        if self.snaps.restorable(self.prep.machine_config()) is None:
+            return False
+        self.shutdown()
+        self.boots += 1
+        self.outside.new_console()
+        timeout = min(self.prep.spec.timeouts.boot, RESTORE_TIMEOUT)
+        with track(self.progress, Kind.BOOT, f"boot-{self.boots} (restore)"):
+            restored = self.snaps.restore(self.prep.backend(), self.boot_dir(), timeout)
+        if restored.machine is None:
+            return False
+        self.timings.add("restore", restored.seconds)
+        self._live(restored.machine, restored.channel, restored.ready)
+        return True
 
     def _attribute_boot(self, machine: Machine, end: int) -> tuple[KernelReport, ...]:
         """Attribute a failing boot's console; the reports of that boot."""
@@ -111,8 +170,15 @@ class GuestLife:
         when = "boot" if self.ran == 0 else "between tests"
         self.outside.attribute(self.machine.console.text, end, self.boots, when)
 
+    def close(self) -> None:
+        """The kernel is done: stop its guest and remove its saved state (idempotent)."""
+        try:
+            self.shutdown()
+        finally:
+            self.snaps.remove()
+
     def shutdown(self) -> None:
-        """Close the channel and stop the machine, if any (idempotent)."""
+        """Close the channel and stop the machine, if any (idempotent); the saved state stays."""
         if self.machine is not None:
             self.attribute(self.machine.console.offset())
         if self.channel is not None:

@@ -1,0 +1,196 @@
+"""A kernel's saved ready guest: save it once, restore it for a fresh guest, check it first.
+
+After the first cold boot of a kernel is ready, and before its first test,
+the guest's state is saved (:mod:`harness.machine.snapshot`); when the next
+test needs a fresh guest (:func:`.policy.needs_fresh_guest`, or ``isolation:
+test``) a new QEMU loads that state instead of booting.  A restored guest
+is not trusted until it has been checked: its channel answers, its clock is
+set to the host's (it lives in the past otherwise), its entropy pool gets
+fresh bytes (every restore would otherwise start from the same pool), and its
+taint is what the saved guest's was.  Anything wrong falls back to a cold
+boot, once: the snapshot is then dropped for the rest of the run, and the
+evidence (``boot-N/restore.json``, kernel.json's ``starts.notes``) says why.
+
+Each restore is a boot directory of its own with its own console stream and
+watcher, so a test's window on a restored guest is cut exactly as on a
+cold-booted one (the kernel's printk continues from the saved state; the
+console watcher sees only what the restored guest prints from then on).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import evidence
+from harness.errors import GuestUnreachable, HarnessError
+from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
+from harness.machine.snapshot import SavedState, SnapshotBackend, SnapshotMachine, StateDir
+from harness.starts import GuestStarts
+
+#: bytes of host randomness mixed into a restored guest's entropy pool
+RESEED_BYTES = 512
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A restored guest checked and connected, or why not."""
+
+    machine: Machine | None = None
+    channel: Channel | None = None
+    ready: Ready | None = None
+    problem: str | None = None
+    seconds: float = 0.0
+
+
+def health_command(epoch: int) -> str:
+    """The guest command that readies a restored guest and reports its taint.
+
+    The clock first (tests and TLS care about the date), then the host's
+    bytes into the pool (stdin), then the taint to compare.
+    """
+    return f"date -s @{epoch} >/dev/null && cat > /dev/urandom && cat /proc/sys/kernel/tainted"
+
+
+def health_problem(exit_code: int | None, stdout: str, stderr: str, taint: int) -> str | None:
+    """Why a restored guest's check says it is unhealthy; None when it is sound."""
+    if exit_code != 0:
+        return f"the check exited {exit_code}: {stderr.strip()[-200:] or 'no output'}"
+    words = stdout.split()
+    if not words or not words[-1].isdigit():
+        return f"the check printed no taint ({stdout.strip()[-200:]!r})"
+    if int(words[-1]) != taint:
+        return f"the restored kernel's taint is {words[-1]}, the saved guest's was {taint}"
+    return None
+
+
+def check_restored(channel: Channel, taint: int) -> str | None:
+    """Set the clock, reseed, re-read the taint; why the guest is unhealthy, if it is."""
+    try:
+        result = channel.run(health_command(int(time.time())), 20, stdin=os.urandom(RESEED_BYTES))
+    except GuestUnreachable as exc:
+        return f"the check could not run: {exc}"
+    if result.timed_out:
+        return "the check timed out"
+    return health_problem(result.exit_code, result.stdout, result.stderr, taint)
+
+
+@dataclass
+class Snapshots:
+    """One kernel's saved guest (at most one), what restoring it cost, and why not."""
+
+    kernel: str
+    log: Callable[[str], None]
+    enabled: bool = True  # kernels.yaml snapshot:, --no-snapshots
+    state: SavedState | None = None
+    _dir: StateDir | None = None
+    _cold: list[float] = field(default_factory=list)
+    _restores: list[float] = field(default_factory=list)
+    _notes: list[str] = field(default_factory=list)
+    _saved: tuple[float, int] | None = None  # (seconds, bytes) of the save, kept after removal
+
+    def cold_boot(self, seconds: float) -> None:
+        """Count a cold boot (start to channel connected)."""
+        self._cold.append(seconds)
+
+    def supported(self, backend: Backend, name: str, cfg: MachineConfig) -> bool:
+        """Whether ``backend`` can save guests of ``cfg``; says once why not."""
+        if not self.enabled:
+            return False
+        why = (
+            backend.cannot_snapshot(cfg)
+            if isinstance(backend, SnapshotBackend)
+            else f"the {name} backend cannot snapshot a guest"
+        )
+        if why is not None:
+            self.give_up(f"{why}: every fresh guest is a cold boot")
+        return why is None
+
+    def save(self, machine: Machine, ready: Ready) -> str | None:
+        """Save the ready guest once (the first cold boot); why it failed, if it did."""
+        if self.state is not None or not self.enabled or not isinstance(machine, SnapshotMachine):
+            return None
+        self._dir = self._dir or StateDir()
+        try:
+            self.state = machine.save_state(self._dir.file(), ready)
+            self._saved = (self.state.seconds, self.state.size)
+        except HarnessError as exc:
+            self.give_up(f"saving the ready guest failed ({exc}): every fresh guest is a cold boot")
+            return str(exc)
+        self.log(
+            f"{self.kernel}: ready guest saved in {self.state.seconds:.2f}s "
+            f"({self.state.size / 1e6:.0f} MB); fresh guests are restored from it"
+        )
+        return None
+
+    def restorable(self, cfg: MachineConfig) -> SavedState | None:
+        """The saved state if it fits a guest of ``cfg``."""
+        if self.state is None or not self.enabled:
+            return None
+        return self.state if self.state.config == cfg else None
+
+    def restore(self, backend: Backend, boot_dir: Path, timeout: float) -> Restored:
+        """Start a machine from the saved state, connect, check it; stopped again if unsound."""
+        assert self.state is not None and isinstance(backend, SnapshotBackend)
+        started = time.monotonic()
+        machine = backend.restore_machine(self.state, boot_dir)
+        try:
+            restored = self._start(machine, timeout, started)
+        except BaseException:  # Ctrl-C mid-restore: nothing may be left running
+            machine.stop()
+            raise
+        if restored.problem is not None:
+            machine.stop()
+            self.give_up(f"restore into {boot_dir.name} failed ({restored.problem}); cold boot")
+        else:
+            self._restores.append(restored.seconds)
+        evidence.write_json(
+            boot_dir / "restore.json",
+            {"seconds": round(restored.seconds, 3), "problem": restored.problem},
+        )
+        return restored
+
+    def _start(self, machine: Machine, timeout: float, started: float) -> Restored:
+        assert self.state is not None
+        try:
+            machine.start()
+        except HarnessError as exc:
+            return Restored(problem=f"QEMU did not start: {exc}")
+        ready = machine.wait_ready(timeout)
+        if ready is None:
+            return Restored(problem=f"QEMU never ran the saved guest ({machine.exit_status()})")
+        try:
+            channel = machine.connect(ready, timeout)
+        except GuestUnreachable as exc:
+            return Restored(problem=f"its channel did not answer: {exc}")
+        problem = check_restored(channel, self.state.ready.boot_taint)
+        if problem is not None:
+            channel.close()
+            return Restored(problem=problem)
+        return Restored(machine, channel, ready, seconds=time.monotonic() - started)
+
+    def give_up(self, why: str) -> None:
+        """No more restores for this kernel: say why, drop the saved state."""
+        if self._notes and self._notes[-1] == why:
+            return
+        self.log(f"{self.kernel}: {why}")
+        self._notes.append(why)
+        self.enabled = False
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove the saved state from disk (idempotent); no restore after this."""
+        self.state = None
+        if self._dir is not None:
+            self._dir.remove()
+            self._dir = None
+
+    def starts(self) -> GuestStarts:
+        """The record of this kernel's guest starts."""
+        seconds, size = self._saved or (None, None)
+        return GuestStarts(
+            tuple(self._cold), tuple(self._restores), seconds, size, tuple(self._notes)
+        )
