@@ -1,0 +1,175 @@
+"""Snapshots: the pure parts of saving a ready guest and checking a restored one.
+
+Restoring itself needs a real QEMU (tests/integration/test_snapshots.py); the
+replay backend has no saved state to load, so a replayed console cannot
+express a restore.  Here: the health check's verdict, the records, the
+kernels.yaml keys, the monitor's prompt reading, the state directory's
+removal, and the session's bookkeeping with small recording fakes.
+"""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness.config import Isolation, load_kernels
+from harness.errors import ConfigError, InfraError
+from harness.machine.base import Ready
+from harness.machine.monitor import _read_prompt
+from harness.machine.snapshot import SavedState, StateDir, incoming_args
+from harness.records import KernelRecord
+from harness.session.snapshot import Snapshots, health_command, health_problem
+from harness.starts import GuestStarts
+
+READY = Ready(2222, 1.0, 0, "6.12.0")
+
+
+def test_health_command_sets_clock_reseeds_and_reads_taint() -> None:
+    cmd = health_command(1_700_000_000)
+    assert cmd.startswith("date -s @1700000000 ")
+    assert "cat > /dev/urandom" in cmd
+    assert cmd.endswith("cat /proc/sys/kernel/tainted")
+
+
+@pytest.mark.parametrize(
+    ("rc", "out", "err", "problem"),
+    [
+        (0, "0\n", "", None),
+        (1, "", "date: invalid date", "exited 1: date: invalid date"),
+        (0, "", "", "printed no taint"),
+        (0, "512\n", "", "taint is 512, the saved guest's was 0"),
+        (None, "", "", "exited None"),
+    ],
+)
+def test_health_problem(rc: int | None, out: str, err: str, problem: str | None) -> None:
+    found = health_problem(rc, out, err, 0)
+    assert found is None if problem is None else problem in (found or "")
+
+
+def test_guest_starts_round_trip_and_old_summaries() -> None:
+    starts = GuestStarts((4.1234,), (0.51, 0.49), 1.0, 132_000_000, ("why",))
+    record = KernelRecord("k", "debian", starts=starts)
+    back = KernelRecord.from_json("k", record.to_json())
+    assert back.starts == GuestStarts((4.123,), (0.51, 0.49), 1.0, 132_000_000, ("why",))
+    old = KernelRecord("k", "debian").to_json()
+    assert "starts" not in old
+    assert KernelRecord.from_json("k", old).starts is None
+
+
+def _yaml(tmp_path: Path, extra: str) -> Path:
+    (tmp_path / "bzImage").write_bytes(b"\0" * 0x202 + b"HdrS" + b"\0" * 0x1FA)
+    path = tmp_path / "kernels.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            kernels:
+              - name: k
+                image: {tmp_path / "bzImage"}
+            """
+        )
+        + "".join(f"    {line}\n" for line in extra.splitlines())
+    )
+    return path
+
+
+def test_isolation_and_snapshot_keys(tmp_path: Path) -> None:
+    spec = load_kernels(_yaml(tmp_path, "isolation: test\nsnapshot: false"))[0]
+    assert spec.isolation is Isolation.TEST and spec.snapshot is False
+    default = load_kernels(_yaml(tmp_path, ""))[0]
+    assert default.isolation is Isolation.KERNEL and default.snapshot is True
+
+
+def test_bad_isolation_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="isolation 'tests' is not one of kernel, test"):
+        load_kernels(_yaml(tmp_path, "isolation: tests"))
+
+
+def test_incoming_args_quote_the_path() -> None:
+    assert incoming_args(Path("/tmp/a b/guest.state")) == [
+        "-incoming",
+        "exec:cat '/tmp/a b/guest.state'",
+    ]
+
+
+def test_monitor_answer_is_the_text_between_prompts() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        right.sendall(b"QEMU 7.2 monitor\r\n(qemu) ")
+        assert "QEMU 7.2 monitor" in _read_prompt(left)
+        right.sendall(b"VM status: running\r\n(qemu) ")
+        assert _read_prompt(left).strip() == "VM status: running"
+        right.close()
+        with pytest.raises(OSError, match="closed"):
+            _read_prompt(left)
+
+
+def test_state_dir_is_removed() -> None:
+    state = StateDir()
+    state.file().write_bytes(b"x")
+    assert state.path.is_dir()
+    state.remove()
+    state.remove()
+    assert not state.path.exists()
+
+
+@dataclass
+class FakeMachine:
+    """Records saves; fails them when told."""
+
+    fail: bool = False
+    saved: list[Path] = field(default_factory=list)
+
+    def save_state(self, path: Path, ready: Ready) -> SavedState:
+        if self.fail:
+            raise InfraError("monitor gone")
+        path.write_bytes(b"state")
+        self.saved.append(path)
+        return SavedState(path, None, "n", ready, 0.5, 5)  # type: ignore[arg-type]
+
+
+def test_save_once_then_remove_leaves_nothing() -> None:
+    lines: list[str] = []
+    snaps = Snapshots("k", lines.append)
+    machine = FakeMachine()
+    assert snaps.save(machine, READY) is None  # type: ignore[arg-type]
+    assert snaps.save(machine, READY) is None  # type: ignore[arg-type]
+    assert len(machine.saved) == 1 and machine.saved[0].exists()
+    assert "ready guest saved" in lines[0]
+    snaps.remove()
+    assert not machine.saved[0].parent.exists()
+    assert snaps.starts().saved_bytes == 5  # the record outlives the file
+
+
+def test_failed_save_turns_snapshots_off_and_says_why() -> None:
+    lines: list[str] = []
+    snaps = Snapshots("k", lines.append)
+    assert snaps.save(FakeMachine(fail=True), READY) == "monitor gone"  # type: ignore[arg-type]
+    assert not snaps.enabled and snaps.state is None
+    assert "monitor gone" in snaps.starts().notes[0] and len(lines) == 1
+
+
+class NoSnapshots:
+    """A backend without restore_machine (like virtme, or the replay machine)."""
+
+    name = "plain"
+
+
+def test_backend_without_snapshots_is_noted_once() -> None:
+    lines: list[str] = []
+    snaps = Snapshots("k", lines.append)
+    cfg = None
+    assert not snaps.supported(NoSnapshots(), "virtme", cfg)  # type: ignore[arg-type]
+    assert not snaps.supported(NoSnapshots(), "virtme", cfg)  # type: ignore[arg-type]
+    assert lines == [
+        "k: the virtme backend cannot snapshot a guest: every fresh guest is a cold boot"
+    ]
+
+
+def test_disabled_snapshots_never_restore() -> None:
+    snaps = Snapshots("k", print, enabled=False)
+    assert snaps.save(FakeMachine(), READY) is None  # type: ignore[arg-type]
+    assert snaps.state is None and snaps.restorable(None) is None  # type: ignore[arg-type]
