@@ -151,7 +151,9 @@ class GuestLife:
         self.outside.new_console()
         timeout = min(self.prep.spec.timeouts.boot, RESTORE_TIMEOUT)
         with track(self.progress, Kind.BOOT, f"boot-{self.boots} (restore)"):
-            restored = self.snaps.restore(self.prep.backend(), self.boot_dir(), timeout)
+            restored = self.snaps.restore(
+                self.prep.backend(), self.prep.backend_name, self.boot_dir(), timeout
+            )
         if restored.machine is None:
             return False
         self.timings.add("restore", restored.seconds)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness import evidence
@@ -132,9 +132,14 @@ class Snapshots:
             return None
         return self.state if self.state.config == cfg else None
 
-    def restore(self, backend: Backend, boot_dir: Path, timeout: float) -> Restored:
-        """Start a machine from the saved state, connect, check it; stopped again if unsound."""
+    def restore(self, backend: Backend, name: str, boot_dir: Path, timeout: float) -> Restored:
+        """Start a machine from the saved state, connect, check it; stopped again if unsound.
+
+        The boot directory gets a boot.json like a cold boot's (``name`` is the
+        backend's) and a restore.json: the restore's time, or why it failed.
+        """
         assert self.state is not None and isinstance(backend, SnapshotBackend)
+        config = self.state.config  # give_up() below drops the state
         started = time.monotonic()
         machine = backend.restore_machine(self.state, boot_dir)
         try:
@@ -143,10 +148,13 @@ class Snapshots:
             machine.stop()
             raise
         if restored.problem is not None:
+            restored = replace(restored, seconds=time.monotonic() - started)
             machine.stop()
             self.give_up(f"restore into {boot_dir.name} failed ({restored.problem}); cold boot")
         else:
             self._restores.append(restored.seconds)
+        ready = restored.ready if restored.problem is None else None
+        evidence.write_boot(boot_dir, name, config, ready, restored.seconds)
         evidence.write_json(
             boot_dir / "restore.json",
             {"seconds": round(restored.seconds, 3), "problem": restored.problem},
