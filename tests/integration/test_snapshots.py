@@ -1,0 +1,108 @@
+"""Snapshots on a real guest: a test's leftovers, a crash, and nothing left behind.
+
+One Debian 6.12 guest per isolation: its ready state is saved after the
+cold boot, and a fresh guest is a restore of it.  A test that writes a
+sysctl, leaves a file in /tmp and a process running is seen by the next
+test when tests share the guest (``isolation: kernel``) and not under
+``isolation: test``; a kernel crash is followed by a restore, not a cold
+boot, and the next test passes; no QEMU (the module's leak check) and no
+saved state is left once the guest is shut down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.config import Isolation, load_kernels, select
+from harness.evidence import new_run_dir
+from harness.outcome import Outcome
+from harness.records import TestRun
+from harness.session import KernelGuest, new_context
+from harness.testdef import read_test
+from tests.integration.helpers import REPO
+
+pytestmark = pytest.mark.boot
+MakeGuest = Callable[[Isolation], KernelGuest]
+
+#: leaves a sysctl changed, a file in /tmp and a process behind
+DIRTY = """#!/bin/sh
+echo 4242 > /proc/sys/kernel/msgmni
+touch /tmp/leftover
+setsid sleep 4242 >/dev/null 2>&1 < /dev/null &
+"""
+#: passes on a pristine guest; fails, saying what it saw, on a dirty one
+CLEAN = """#!/bin/sh
+seen=
+[ "$(cat /proc/sys/kernel/msgmni)" = 4242 ] && seen="$seen sysctl"
+[ -e /tmp/leftover ] && seen="$seen file"
+ps | grep -q '[s]leep 4242' && seen="$seen process"
+[ -z "$seen" ] || { echo "left by an earlier test:$seen"; exit 1; }
+"""
+CRASH = "#!/bin/sh\necho c > /proc/sysrq-trigger\nsleep 30\n"
+
+
+@pytest.fixture
+def make_guest(tmp_path: Path) -> Iterator[MakeGuest]:
+    """Guests of debian-6.12 with the three shell tests, shut down at the end."""
+    for name, text in (("dirty", DIRTY), ("clean", CLEAN), ("crash", CRASH)):
+        (tmp_path / f"{name}.sh").write_text(text)
+    tests = [read_test(tmp_path / f"{n}.sh") for n in ("dirty", "clean", "crash")]
+    spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12"], REPO)[0]
+    made: list[KernelGuest] = []
+
+    def make(isolation: Isolation) -> KernelGuest:
+        results = new_run_dir(tmp_path / f"results-{isolation.value}")
+        ctx = new_context(results, tests, log=lambda _t: None)
+        guest = KernelGuest(replace(spec, isolation=isolation), ctx, tests)
+        made.append(guest)
+        assert guest.prepare() is None, guest.setup_error
+        return guest
+
+    yield make
+    for guest in made:
+        guest.shutdown()
+
+
+def _run(guest: KernelGuest, name: str) -> TestRun:
+    return guest.run(next(t for t in guest.tests if t.name == name))
+
+
+def _restored(guest: KernelGuest, boot: int) -> bool:
+    restore = guest.directory / f"boot-{boot}" / "restore.json"
+    return restore.is_file() and json.loads(restore.read_text())["problem"] is None
+
+
+def test_shared_guest_sees_leftovers_and_a_crash_is_restored(make_guest: MakeGuest) -> None:
+    guest = make_guest(Isolation.KERNEL)
+    assert _run(guest, "dirty").verdict.outcome is Outcome.PASS
+    seen = _run(guest, "clean")
+    assert seen.verdict.outcome is Outcome.FAIL, "without isolation the next test sees it all"
+    assert seen.result is not None and "sysctl file process" in seen.result.stdout
+    crash = _run(guest, "crash")
+    assert crash.verdict.outcome is Outcome.PANIC, crash.verdict
+    assert crash.reports and "sysrq triggered crash" in crash.reports[0].title
+    after = _run(guest, "clean")
+    assert after.verdict.outcome is Outcome.PASS, after.verdict
+    assert after.boot == crash.boot + 1 and _restored(guest, after.boot), "restored, not booted"
+    starts = guest.record().starts
+    assert starts is not None and len(starts.cold_boots) == 1 and len(starts.restores) == 1
+    state = guest._life.snaps.state  # the file on disk, to check it goes
+    assert state is not None and state.path.is_file()
+    guest.shutdown()
+    assert not state.path.parent.exists(), "the saved state must go with the guest"
+
+
+def test_isolation_test_hides_leftovers(make_guest: MakeGuest) -> None:
+    guest = make_guest(Isolation.TEST)
+    dirty = _run(guest, "dirty")
+    assert dirty.verdict.outcome is Outcome.PASS
+    clean = _run(guest, "clean")
+    assert clean.verdict.outcome is Outcome.PASS, clean.result
+    assert clean.boot == dirty.boot + 1 and _restored(guest, clean.boot)
+    starts = guest.record().starts
+    assert starts is not None and len(starts.cold_boots) == 1
