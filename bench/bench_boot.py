@@ -7,7 +7,10 @@ something on a shared, noisy machine:
   powers off at once (spawn -> QEMU exit);
 * boot-to-ready: the harness's boot until SSH answers;
 * first result: fresh boot until the first reproducer's verdict;
-* warm overhead: a trivial guest test run 20 times on a booted guest.
+* warm overhead: a trivial guest test run 20 times on a booted guest;
+* restore-to-ready: the ready guest's saved state loaded into a new QEMU,
+  checked and connected, against the cold boot-to-ready above (the cold
+  rows run with snapshots off, so they time what they always timed).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pexpect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.config import load_kernels, select  # noqa: E402
+from harness.config import KernelSpec, load_kernels, select  # noqa: E402
 from harness.evidence import new_run_dir  # noqa: E402
 from harness.guest.cpio import CpioArchive  # noqa: E402
 from harness.guest.userland import foreign_userland  # noqa: E402
@@ -34,7 +37,8 @@ from harness.machine.base import MachineConfig  # noqa: E402
 from harness.machine.ports import free_port  # noqa: E402
 from harness.machine.qemu import qemu_command  # noqa: E402
 from harness.session import KernelGuest, new_context  # noqa: E402
-from harness.testdef import read_test  # noqa: E402
+from harness.starts import GuestStarts  # noqa: E402
+from harness.testdef import GuestTest, read_test  # noqa: E402
 
 POWEROFF_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"
 
@@ -86,7 +90,7 @@ def main() -> int:
         if p.stem != tests[0].name
     ]
     with tempfile.TemporaryDirectory(prefix="kharness-bench-") as tmp:
-        ctx = new_context(new_run_dir(Path(tmp)), tests, log=lambda _t: None)
+        ctx = new_context(new_run_dir(Path(tmp)), tests, log=lambda _t: None, snapshots=False)
         guest = KernelGuest(spec, ctx, tests)
         if guest.prepare() is not None:
             print(f"cannot prepare {args.kernel}: {guest.setup_error}")
@@ -111,8 +115,41 @@ def main() -> int:
                 guest.shutdown()
         warm = [guest.run(tests[1]).seconds for _ in range(args.warm)]
         guest.shutdown()
+        restores = _restores(spec, tests, Path(tmp), args.runs)
     _report(floors, ready, first, warm, run.verdict.outcome.value)
+    _report_restore(statistics.median(ready), restores)
     return 0
+
+
+def _restores(spec: KernelSpec, tests: list[GuestTest], tmp: Path, runs: int) -> GuestStarts:
+    """``runs`` restores of a saved ready guest, after the cold boot that saved it."""
+    ctx = new_context(new_run_dir(tmp / "restore"), tests, log=lambda _t: None)
+    guest = KernelGuest(spec, ctx, tests)
+    try:
+        if guest.prepare() is not None or guest.ensure_booted() is not None:
+            raise SystemExit(f"cannot boot {spec.name}: {guest.setup_error}")
+        for _ in range(runs):
+            guest.stop_guest()  # its saved state stays: the next guest is restored
+            if guest.ensure_booted() is not None:
+                raise SystemExit(f"restore failed: {guest.setup_error}")
+        starts = guest.record().starts
+    finally:
+        guest.shutdown()
+    assert starts is not None
+    if len(starts.restores) != runs:
+        raise SystemExit(f"expected {runs} restores: {starts.notes}")
+    return starts
+
+
+def _report_restore(cold: float, starts: GuestStarts) -> None:
+    r = statistics.median(starts.restores)
+    saved = (
+        f"saved once in {starts.saved_seconds or 0:.2f}s, {(starts.saved_bytes or 0) / 1e6:.0f} MB"
+    )
+    print(
+        f"{'restore-to-ready (snapshot, checked)':38} {r:9.2f} {r / cold:7.2f}  "
+        f"x cold boot-to-ready (aim <= 0.15; {saved})"
+    )
 
 
 def _report(

@@ -188,6 +188,10 @@ class KernelGuest:
         """Stop the guest and remove its saved state, if any (idempotent): the kernel is done."""
         self._life.close()
 
+    def stop_guest(self) -> None:
+        """Stop the live guest, keep its saved state: the next fresh guest is a restore."""
+        self._life.shutdown()
+
     # -- tests -------------------------------------------------------------------------
     def preflight(self, test: GuestTest, attempt: int = 0) -> TestRun | None:
         """Everything before the test runs; a TestRun (error, boot-fail) if it cannot."""
@@ -257,7 +261,7 @@ class KernelGuest:
         if self._life.isolation is Isolation.TEST or needs_fresh_guest(
             verdict.outcome, bool(trailer.new_taint or reports), self.spec.reboot_after_oops
         ):
-            self._life.shutdown()  # the next test gets a fresh guest: restored, else booted
+            self.stop_guest()  # the next test gets a fresh guest: restored, else booted
         run = TestRun(
             test.name,
             self.spec.name,
