@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.config import Isolation
 from harness.evidence import Timings
 from harness.machine.base import Channel, Machine, Ready
+from harness.machine.console import is_report_line
 from harness.oops import KernelReport
 from harness.outcome import Verdict
 from harness.progress import Kind, Progress, track
@@ -157,6 +158,11 @@ class GuestLife:
         if restored.machine is None:
             return False
         self.timings.add("restore", restored.seconds)
+        progress, name = self.ctx.progress, self.prep.spec.name
+        if progress.streams_console:  # --console: a restored guest's console streams too
+            restored.machine.console.add_listener(
+                lambda text: progress.console(name, text, is_report_line(text))
+            )
         self._live(restored.machine, restored.channel, restored.ready)
         return True
 
