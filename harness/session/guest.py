@@ -146,19 +146,7 @@ class KernelGuest:
 
     def record(self) -> KernelRecord:
         """This kernel as the run's summary shows it."""
-        return KernelRecord(
-            self.spec.name,
-            self.spec.source.describe(),
-            self.image.origin if self.image else None,
-            self.ready.release if self.ready else None,
-            self.backend_name,
-            self.boots,
-            self.ready.boot_taint if self.ready else None,
-            dict(self.timings.phases),
-            self.spec.arch.name,
-            self.image.exact if self.image else None,
-            self._life.snaps.starts(),
-        )
+        return self._life.record()
 
     # -- before the first boot -----------------------------------------------------
     def prepare(self) -> Verdict | None:
@@ -167,8 +155,7 @@ class KernelGuest:
             return self.setup_error
         self._life.setup_error = self._prep.prepare(self.progress)
         self._reader.image = self.image  # reports are symbolized from here on, in and out of tests
-        error = self.setup_error.summary if self.setup_error else None
-        evidence.write_kernel(self.directory, self.record(), error)
+        self._write_record()
         return self.setup_error
 
     def machine_config(self) -> MachineConfig:
@@ -185,8 +172,14 @@ class KernelGuest:
         return self._life.boot_dir()
 
     def shutdown(self) -> None:
-        """Stop the guest and remove its saved state, if any (idempotent): the kernel is done."""
+        """Stop the guest, remove its saved state (idempotent); kernel.json says how it started."""
         self._life.close()
+        if self.files is not None:
+            self._write_record()
+
+    def _write_record(self) -> None:
+        error = self.setup_error.summary if self.setup_error else None
+        evidence.write_kernel(self.directory, self.record(), error)
 
     def stop_guest(self) -> None:
         """Stop the live guest, keep its saved state: the next fresh guest is a restore."""

@@ -23,6 +23,7 @@ from harness.machine.console import is_report_line
 from harness.oops import KernelReport
 from harness.outcome import Verdict
 from harness.progress import Kind, Progress, track
+from harness.records import KernelRecord
 from harness.session.boot import BootRun
 from harness.session.context import RunContext
 from harness.session.outside import OutsideReports
@@ -60,6 +61,23 @@ class GuestLife:
     def isolation(self) -> Isolation:
         """--isolation, else the kernel's ``isolation:``."""
         return self.ctx.isolation or self.prep.spec.isolation
+
+    def record(self) -> KernelRecord:
+        """This kernel as the run's summary shows it: what it is, how its guests started."""
+        spec, image, ready = self.prep.spec, self.prep.image, self.ready
+        return KernelRecord(
+            spec.name,
+            spec.source.describe(),
+            image.origin if image else None,
+            ready.release if ready else None,
+            self.prep.backend_name,
+            self.boots,
+            ready.boot_taint if ready else None,
+            dict(self.timings.phases),
+            spec.arch.name,
+            image.exact if image else None,
+            self.snaps.starts(),
+        )
 
     def boot_dir(self) -> Path:
         """The current boot's evidence directory."""
