@@ -184,8 +184,15 @@ class KernelGuest:
         return self._life.boot_dir()
 
     def shutdown(self) -> None:
-        """Close the channel and stop the machine, if any (idempotent)."""
+        """Close the channel and stop the machine, if any (idempotent).
+
+        kernel.json is written again: at prepare time it knew no boot, no
+        release and no boot timings (it said ``boots: 0`` after every run).
+        """
         self._life.shutdown()
+        if self.files is not None:
+            error = self.setup_error.summary if self.setup_error else None
+            evidence.write_kernel(self.directory, self.record(), error)
 
     # -- tests -------------------------------------------------------------------------
     def preflight(self, test: GuestTest, attempt: int = 0) -> TestRun | None:
