@@ -74,8 +74,16 @@ class Chromium:
             f"--user-data-dir={self.profile}",
             "about:blank",
         ]
+        # its own scratch (org.chromium.Chromium.*) inside the profile: a browser
+        # killed with SIGKILL cannot remove it, the profile's rmtree does
+        scratch = self.profile / "tmp"
+        scratch.mkdir()
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "TMPDIR": str(scratch)},
         )
         try:
             self.ws = websocket.create_connection(self._page_socket(), timeout=self.timeout)

@@ -172,7 +172,11 @@ class KernelGuest:
         return self._life.boot_dir()
 
     def shutdown(self) -> None:
-        """Stop the guest, remove its saved state (idempotent); kernel.json says how it started."""
+        """Stop the guest, remove its saved state (idempotent); kernel.json says how it started.
+
+        kernel.json is written again: at prepare time it knew no boot, no
+        release and no boot timings (it said ``boots: 0`` after every run).
+        """
         self._life.close()
         if self.files is not None:
             self._write_record()

@@ -79,6 +79,9 @@ def test_a_hang_gets_a_fresh_boot_and_evidence(project: pytest.Pytester) -> None
     assert ready == [by_test["hang"]["boot"], by_test["pass_after_hang"]["boot"]], "no fresh boot"
     assert summary["kernels"]["d612"]["boots"] == ready[-1] == 2
     assert summary["kernels"]["d612"]["boot_taint"] == 0
+    kernel = json.loads((run_dir / "d612" / "kernel.json").read_text())  # rewritten at the end
+    assert (kernel["boots"], kernel["release"]) == (2, summary["kernels"]["d612"]["release"])
+    assert "boot" in kernel["timings"], kernel
     evidence = Path(by_test["uffd_api_unknown_feature"]["evidence"])
     assert "ok 1 - " in (evidence / "stdout.txt").read_text()
     boot1 = evidence.parent / f"boot-{ready[0]}"
