@@ -51,6 +51,7 @@ def boot_kernel(
         log=progress.print,
         backend=backend,
         progress=progress,
+        snapshots=False,  # one shell or one command: no second start to restore for
     )
     guest = KernelGuest(spec, ctx, tests)
     try:
