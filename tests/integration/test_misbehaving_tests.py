@@ -64,12 +64,15 @@ int main(void)
 }
 """
 
-#: the pytest process reports its own peak RSS (not QEMU's: that is another process)
+#: the pytest process reports its own peak RSS (not QEMU's: that is another process).
+#: VmHWM, not getrusage's ru_maxrss: that survives execve, so a process forked from a big
+#: parent (this suite's pytest, some 400 MiB by then) reports the parent's size
 PEAK_RSS_HOOK = """
-import resource, pathlib
+import pathlib
 def pytest_unconfigure(config):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    pathlib.Path("peak-rss-kib").write_text(str(peak))
+    status = pathlib.Path("/proc/self/status").read_text()
+    peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    pathlib.Path("peak-rss-kib").write_text(peak)  # kB
 """
 
 
