@@ -23,6 +23,7 @@ lacks) and no qemu-img.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import tempfile
@@ -36,6 +37,9 @@ from typing import Protocol, runtime_checkable
 from harness.errors import InfraError
 from harness.machine.base import Machine, MachineConfig, Ready
 from harness.machine.monitor import MonitorSocket
+
+#: the name of every state directory: the owner's pid follows, so orphans can be told
+PREFIX = "kharness-state-"
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,10 @@ class StateDir:
     interpreter exit at the latest.
     """
 
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="kharness-state-"))
+    def __init__(self, parent: Path | None = None) -> None:
+        parent = parent or Path(tempfile.gettempdir())
+        sweep_orphans(parent)
+        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
 
     def file(self) -> Path:
@@ -69,6 +75,33 @@ class StateDir:
     def remove(self) -> None:
         """Remove the directory and what it holds (idempotent)."""
         self._finalizer()
+
+
+def sweep_orphans(parent: Path) -> list[Path]:
+    """Remove the state directories of processes that are gone; the ones removed.
+
+    A process killed outright (SIGKILL, a lost xdist worker: the remote-host
+    test kills one) never runs its cleanup, and each state is some 130 MB.
+    The owner's pid is in the name; a directory whose owner is alive, or
+    whose name carries no pid, is left alone.
+    """
+    removed = []
+    for path in parent.glob(f"{PREFIX}*"):
+        pid = path.name[len(PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive, and not ours to judge
+    return True
 
 
 @runtime_checkable

@@ -9,7 +9,9 @@ removal, and the session's bookkeeping with small recording fakes.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from harness.config import Isolation, load_kernels
 from harness.errors import ConfigError, InfraError
 from harness.machine.base import Ready
 from harness.machine.monitor import _read_prompt
-from harness.machine.snapshot import SavedState, StateDir, incoming_args
+from harness.machine.snapshot import PREFIX, SavedState, StateDir, incoming_args
 from harness.records import KernelRecord
 from harness.session.snapshot import Snapshots, health_command, health_problem
 from harness.starts import GuestStarts
@@ -114,6 +116,23 @@ def test_state_dir_is_removed() -> None:
     state.remove()
     state.remove()
     assert not state.path.exists()
+
+
+def test_a_killed_owners_state_is_swept_by_the_next_one(tmp_path: Path) -> None:
+    """A lost worker never cleans up: the next state directory made removes its orphan."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    orphan = tmp_path / f"{PREFIX}{dead.pid}-abcd"
+    orphan.mkdir()
+    (orphan / "guest.state").write_bytes(b"x" * 1024)
+    mine = tmp_path / f"{PREFIX}{os.getpid()}-live"  # an owner still alive: kept
+    mine.mkdir()
+    foreign = tmp_path / f"{PREFIX}nopid"  # no pid in the name: not ours to judge
+    foreign.mkdir()
+    state = StateDir(tmp_path)
+    assert not orphan.exists() and mine.is_dir() and foreign.is_dir()
+    assert state.path.name.startswith(f"{PREFIX}{os.getpid()}-")
+    state.remove()
 
 
 @dataclass
