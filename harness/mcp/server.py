@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,14 +22,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from harness import paths
+from harness.cli import guest_test_paths
 from harness.compare import compare, load_run
 from harness.config import load_kernels, select
 from harness.errors import HarnessError, UserError
 from harness.mcp import reading
 from harness.mcp.command import run_in_guest
 from harness.mcp.jobs import Job, Jobs
-from harness.paths import REPO_ROOT
-from harness.testdef import discover
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 #: tools that boot guests or build kernels: they change nothing outside the cache and results
@@ -56,18 +54,9 @@ def tool_errors() -> Iterator[None]:
         raise ToolError(f"{type(exc).__name__}: {exc}") from None
 
 
-def known_tests() -> list[str]:
-    """The guest tests a run can select by name (guest-tests/c and guest-tests/sh)."""
-    root = REPO_ROOT / "guest-tests"
-    return sorted(p.stem for kind in ("c", "sh") for p in discover(root / kind))
-
-
 def check_tests(tests: list[str]) -> None:
-    """UserError naming the unknown tests and the known ones."""
-    known = known_tests()
-    unknown = [t for t in tests if t not in known]
-    if unknown:
-        raise UserError(f"unknown test(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    """UserError naming an unknown test, as ``kharness run --test`` does."""
+    guest_test_paths(tests)
 
 
 async def follow(job: Job, ctx: Context | None, wait_seconds: float) -> dict[str, Any]:
@@ -244,7 +233,7 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
             result = compare(
                 load_run(str(reading.run_dir(base, old))), load_run(str(reading.run_dir(base, new)))
             )
-        return {"text": result.render(), **json.loads(json.dumps(result.to_json()))}
+        return {"text": result.render(), **result.to_json()}
 
     return server
 
