@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from harness import bisect_cli, compare, mcp, series
+from harness import bisect_cli, compare, mcp, series_cli
 from harness.adhoc import AdHocKernels
 from harness.arch import ARCHES
 from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=cmd_report)
 
-    series.add_parser(sub)
+    series_cli.add_parser(sub)
     bisect_cli.add_parser(sub)
     compare.add_parser(sub)
     rerun.add_parser(sub)

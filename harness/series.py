@@ -20,32 +20,26 @@ whole matrix; patchwork.json holds one check per patch against the base.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import pass_rate, provenance
-from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
+from harness import pass_rate
 from harness.compare import ChangeKind, Comparison, compare
-from harness.config import KernelSpec, check_host_tools, load_kernels, select
-from harness.errors import BuildFailed, UserError
-from harness.evidence import new_run_dir, write_json
+from harness.errors import BuildFailed
+from harness.evidence import write_json
 from harness.kernels.base import Exact
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
-from harness.kernels.patches import Patch, PatchFailed, read_series
+from harness.kernels.patches import Patch, PatchFailed, first_misfit
 from harness.kernels.srctree import locate
 from harness.outcome import OK, Outcome, is_flaky
-from harness.paths import kernels_file, results_base
-from harness.progress_display import for_stream
 from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
 from harness.reporters import patchwork, write_all
 from harness.summarize import build_summary, test_records
-from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
+from harness.trial import Trial
 
 
 @dataclass(frozen=True)
@@ -75,11 +69,22 @@ class Step:
 
 
 @dataclass(frozen=True)
+class NotApplied:
+    """A series that does not apply on its base: found before anything was built."""
+
+    index: int  # 1: the first patch
+    label: str
+    error: str  # the patch program's words and the rejected hunk
+
+
+@dataclass(frozen=True)
 class SeriesReport:
     """The matrix and, per test, the first step that broke it."""
 
     tests: tuple[str, ...]
     steps: tuple[Step, ...]
+    not_applied: NotApplied | None = None
+    base: str = ""  # which base the series was tested on, and why that one
 
     def first_break(self, test: str) -> Step | None:
         """The first patch after which ``test`` fails (None if the base fails already)."""
@@ -213,11 +218,17 @@ def run_series(
     trial: Trial,
     log: Callable[[str], None],
     runs: int = 1,
+    base_patches: tuple[Patch, ...] = (),
+    base: str = "",
 ) -> SeriesReport:
     """Base build, then one incremental rebuild and test run per patch.
 
     The builds report to the trial's progress, as its boots and tests do.
     ``runs``: how many times each test runs on each step (pass rates, flaky).
+    ``base_patches`` (the kernel entry's own series when the series under
+    test comes from ``--series``) are part of the base, not steps.  The
+    whole series is first checked to apply on that base (seconds, no
+    build): a series that does not is reported as such and nothing builds.
     """
     names = tuple(t.name for t in trial.tests)
     steps: list[Step] = []
@@ -235,6 +246,14 @@ def run_series(
             commits_only="kharness series",
         )
         build.checkout(tree)
+        for patch in base_patches:
+            build.apply(patch)
+        misfit = first_misfit(patches, build.ws.src, build.ws.root / "preflight")
+        if misfit is not None:
+            index, failed = misfit
+            log(f"not building: {failed}")
+            error = f"{failed}\n{failed.details}".strip()
+            return SeriesReport(names, (), NotApplied(index, patches[index - 1].label, error), base)
         for index, patch in enumerate((None, *patches)):
             label = patch.label if patch else "base (no patches)"
             try:
@@ -255,56 +274,19 @@ def run_series(
             exact = Exact(
                 commit=tree.identity if tree.git else None,
                 tree=tree.label,
-                patches=tuple(hashlib.sha256(p.text.encode()).hexdigest() for p in patches[:index]),
+                patches=tuple(
+                    hashlib.sha256(p.text.encode()).hexdigest()
+                    for p in (*base_patches, *patches[:index])
+                ),
             )
             seconds = round(built.seconds, 1)
             steps.append(Step(index, label, outcomes, seconds, None, tuple(done), exact))
-    return SeriesReport(names, tuple(steps))
+    return SeriesReport(names, tuple(steps), None, base)
 
 
 def _failed(index: int, label: str, names: tuple[str, ...], exc: BuildFailed) -> Step:
     error = f"{exc}\n{exc.details}"
     return Step(index, label, tuple((n, Outcome.BUILD_FAIL) for n in names), 0.0, error)
-
-
-def _kernel(args: argparse.Namespace) -> KernelSpec:
-    """The kernels.yaml entry named on the command line: a ``build:`` kernel."""
-    path = kernels_file(args.kernels_file)
-    name = one_kernel("series", args.kernels, args.name)
-    spec = check_host_tools(select(load_kernels(path), [name], path))[0]
-    if not isinstance(spec.source, BuildSource):
-        raise UserError(
-            f"kernel '{name}' in {path} is a {spec.source.kind} kernel; "
-            "series mode needs a 'build:' entry (a source tree to patch)"
-        )
-    return spec
-
-
-def cmd_series(args: argparse.Namespace) -> int:
-    """The ``series`` subcommand: matrix on stdout and in the results directory."""
-    spec = _kernel(args)
-    source = spec.source
-    assert isinstance(source, BuildSource)
-    extra = tuple(p for s in args.series for p in read_series(Path(s).resolve()).patches)
-    patches = source.patches() + extra
-    if not patches:
-        raise UserError(
-            f"kernel '{spec.name}' has no series; give 'series:' in kernels.yaml or --series PATH"
-        )
-    tests = select_tests(args.test, Path(args.tests_dir))
-    run_dir = new_run_dir(results_base(args.results_dir))
-    kernels = kernels_file(args.kernels_file)
-    provenance.record(run_dir, kernels, [spec.name], [t.name for t in tests])
-    # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
-    progress = for_stream(sys.stderr)  # with the build's and the trial's lines
-    trial = Trial(run_dir, tests, progress.print, spec, progress)
-    try:
-        report = run_series(source, patches, trial, progress.print, args.runs)
-    finally:
-        progress.close()
-    regressed = write_reports(report, run_dir)
-    print(f"\n{(run_dir / 'series.txt').read_text()}\nresults: {run_dir}")
-    return 1 if regressed else 0
 
 
 def write_reports(report: SeriesReport, run_dir: Path) -> bool:
@@ -316,12 +298,29 @@ def write_reports(report: SeriesReport, run_dir: Path) -> bool:
     """
     summary = report.summary(run_dir.name)
     write_all(summary, run_dir)
+    base = f"base: {report.base}\n\n" if report.base else ""
+    if report.not_applied is not None:
+        na = report.not_applied
+        lead = f"kharness series: patch {na.index} does not apply, nothing was built: {na.label}"
+        (run_dir / "series.txt").write_text(f"{lead}\n\n{base}{na.error}\n")
+        text = run_dir / "summary.txt"
+        text.write_text(f"{lead}\n\n{text.read_text()}")
+        write_json(
+            run_dir / "series.json",
+            {
+                "tests": report.tests,
+                "steps": [],
+                "base": report.base,
+                "not_applied": {"index": na.index, "patch": na.label, "error": na.error},
+            },
+        )
+        return True
     if not report.steps:
         (run_dir / "series.txt").write_text("kharness series: nothing was built\n")
         return False
     comparison = report.against_base(summary)
     lead = report.lead(comparison)
-    (run_dir / "series.txt").write_text(f"{lead}\n\n{report.render()}\n")
+    (run_dir / "series.txt").write_text(f"{lead}\n\n{base}{report.render()}\n")
     text = run_dir / "summary.txt"
     text.write_text(f"{lead}\n\n{text.read_text()}")
     (run_dir / patchwork.FILENAME).write_text(per_patch_checks(report, summary))
@@ -330,6 +329,8 @@ def write_reports(report: SeriesReport, run_dir: Path) -> bool:
         run_dir / "series.json",
         {
             "tests": report.tests,
+            "base": report.base,
+            "not_applied": None,
             "steps": [_step_json(s) for s in report.steps],
             "first_break": {t: s.index if s else None for t, s in breaks.items()},
             "comparison": comparison.to_json(),
@@ -361,36 +362,3 @@ def per_patch_checks(report: SeriesReport, summary: RunSummary) -> str:
         )
     doc = {"checks": [c.to_json() for c in whole], "patches": patches}
     return json.dumps(doc, indent=2) + "\n"
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``series`` on the harness CLI."""
-    p = subparsers.add_parser("series", help="build and test after each patch of a series")
-    add_kernel_option(p, "the build: kernel of kernels.yaml whose tree is patched", "kernels")
-    add_old_positional(p)
-    p.add_argument(
-        "--series",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="more patches after the kernel's own (mbox, .patch or directory)",
-    )
-    p.add_argument(
-        "--test",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this guest test (repeatable; default: all)",
-    )
-    p.add_argument(
-        "--runs",
-        type=pass_rate.runs_count,
-        default=1,
-        metavar="N",
-        help="run each test N times per step; a test that passes and fails is flaky",
-    )
-    p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
-    p.add_argument(
-        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
-    )
-    p.set_defaults(func=cmd_series)

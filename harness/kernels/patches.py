@@ -332,3 +332,32 @@ def _must(proc: subprocess.CompletedProcess[str], what: str) -> None:
         raise InfraError(
             f"{what} failed after its dry run passed: {(proc.stderr or proc.stdout).strip()}"
         )
+
+
+def first_misfit(
+    patches: tuple[Patch, ...], tree: Path, scratch: Path
+) -> tuple[int, PatchFailed] | None:
+    """The first patch (1-based) of the series that does not apply on ``tree``, if any.
+
+    Checked on a scratch copy of just the files the series touches, so a
+    series that does not apply is known in a second, before any build, and
+    the tree is not written.  The error names the patch and its rejected hunk.
+    """
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    copy = scratch / "tree"
+    copy.mkdir(parents=True)
+    for name in {f for p in patches for f in p.files()}:
+        original = tree / name
+        if original.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(original, copy / name)
+    try:
+        for index, patch in enumerate(patches, 1):
+            try:
+                apply_patch(patch, copy, False, scratch / "patches")
+            except PatchFailed as exc:
+                return index, exc
+        return None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

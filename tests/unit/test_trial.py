@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import series
+from harness import series, series_cli
 from harness.bisect import BisectPlan, kernel_spec
 from harness.bisect_cli import recipe_from_args
 from harness.cli import main
@@ -91,11 +91,11 @@ def test_series_cli_hands_the_entry_to_its_trial(
     kernels = _kernels(tmp_path, f"build: {{source: {tree}, series: [{patch}]}}")
     seen: list[Trial] = []
 
-    def fake_run_series(source, patches, trial, log, runs):  # type: ignore[no-untyped-def]
+    def fake_run_series(source, patches, trial, log, runs, **_kw):  # type: ignore[no-untyped-def]
         seen.append(trial)
         return series.SeriesReport(tuple(t.name for t in trial.tests), ())
 
-    monkeypatch.setattr(series, "run_series", fake_run_series)
+    monkeypatch.setattr(series_cli, "run_series", fake_run_series)
     argv = ["--kernels-file", str(kernels), "series", "--kernel", "mine"]
     argv += ["--results-dir", str(tmp_path / "r")]
     assert main([*argv, "--test", "uffd_api_unknown_feature"]) == 0

@@ -1,0 +1,230 @@
+"""The answer to a series' thread: a plain-text mail a maintainer reads in their client.
+
+Written from the results directories alone (``series.json``, ``summary.json``,
+``series-origin.json``), so the same reply comes out of ``kharness series``,
+of the watch bot, and of a results directory copied elsewhere.  It leads
+with the verdict per kernel, then names the first patch that broke each
+test, the crash title with its symbolized frames, and the one command that
+reproduces it locally.  Threading follows RFC 5322: In-Reply-To the cover
+letter (or the first patch), References its references plus it, the
+author in To, the list and the other Cc'd addresses in Cc.
+
+Every reply carries :data:`harness.mail.message.BOT_HEADER`: the bot never
+reacts to a message that has it, so it never answers itself.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import json
+import shlex
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from harness.mail.message import BOT_HEADER, Mail
+from harness.records import ReportRecord, TestRecord, load_summary
+
+FILENAME = "reply.eml"
+_FRAMES = 8  # symbolized frames shown per crash
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Who the reply is from and where the evidence can be read."""
+
+    sender: str  # 'kharness <kharness@host>'
+    results_url: str | None = None  # where run directories are served, if they are
+
+
+@dataclass(frozen=True)
+class KernelResult:
+    """One kernel's run of the series: its results directory, or why there is none."""
+
+    kernel: str
+    run_dir: Path | None
+    error: str | None = None  # the harness could not test it (build infra, fetch, ...)
+
+
+def default_sender() -> str:
+    """kharness <kharness@this-host>."""
+    return f"kharness <kharness@{socket.getfqdn() or 'localhost'}>"
+
+
+def reproduce_command(kernel: str, fetched: object) -> str:
+    """The one command that tests the same series the same way on a developer's machine."""
+    anchor = getattr(fetched, "anchor", None)
+    link = getattr(fetched, "link", None)
+    target = link or (f"<{anchor.message_id}>" if anchor is not None else "SERIES")
+    return f"kharness series --kernel {shlex.quote(kernel)} --series {shlex.quote(target)}"
+
+
+def compose(
+    anchor: Mail,
+    results: Sequence[KernelResult],
+    settings: Settings,
+    reproduce: str,
+    notes: Sequence[str] = (),
+) -> EmailMessage:
+    """The reply to ``anchor``'s thread; ``notes`` lead (missing patches, superseded, ...)."""
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = settings.sender
+    own = email.utils.parseaddr(settings.sender)[1].lower()
+    message["To"] = anchor.sender or own
+    cc = [a for a in (*anchor.to, *anchor.cc) if a not in (own, anchor.sender)]
+    if cc:
+        message["Cc"] = ", ".join(dict.fromkeys(cc))
+    message["Subject"] = _subject(anchor.subject)
+    message["Date"] = email.utils.formatdate(localtime=False)
+    domain = own.rsplit("@", 1)[-1] if "@" in own else "localhost"
+    message["Message-ID"] = email.utils.make_msgid("kharness", domain=domain)
+    message["In-Reply-To"] = f"<{anchor.message_id}>"
+    message["References"] = " ".join(f"<{r}>" for r in (*anchor.references, anchor.message_id))
+    message[BOT_HEADER] = "series"
+    message.set_content(body(anchor, results, settings, reproduce, notes))
+    return message
+
+
+def _subject(subject: str) -> str:
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+
+
+def body(
+    anchor: Mail,
+    results: Sequence[KernelResult],
+    settings: Settings,
+    reproduce: str,
+    notes: Sequence[str] = (),
+) -> str:
+    """The reply's text: verdicts first, evidence after, how to reproduce last."""
+    who = anchor.sender_name.split()[0] if anchor.sender_name.strip() else "there"
+    lines = [f"Hi {who},", ""]
+    lines.append(f'kharness tested "{anchor.title}" on {len(results)} kernel(s):')
+    lines += [f"  {r.kernel}: {_headline(r)}" for r in results]
+    lines.append("")
+    lines += [*notes, ""] if notes else []
+    for result in results:
+        lines += _section(result, settings)
+    lines += ["To reproduce locally:", f"  {reproduce}", ""]
+    lines += ["-- ", "kharness: per-patch kernel testing under QEMU; this reply was sent by a bot."]
+    return "\n".join(lines) + "\n"
+
+
+def _series(run_dir: Path) -> dict[str, object]:
+    try:
+        data = json.loads((run_dir / "series.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _headline(result: KernelResult) -> str:
+    if result.run_dir is None:
+        return f"not tested: {result.error or 'no results'}"
+    series = _series(result.run_dir)
+    not_applied = series.get("not_applied")
+    if isinstance(not_applied, dict):
+        return f"does not apply (patch {not_applied.get('index')}: {not_applied.get('patch')})"
+    first = (result.run_dir / "series.txt").read_text(errors="replace").splitlines()
+    return first[0].removeprefix("kharness series: ") if first else "no report"
+
+
+def _section(result: KernelResult, settings: Settings) -> list[str]:
+    """One kernel's details: the base, the matrix, each break with its crash."""
+    if result.run_dir is None:
+        return [f"== {result.kernel}: not tested", f"  {result.error}", ""]
+    series = _series(result.run_dir)
+    lines = [f"== {result.kernel}"]
+    if series.get("base"):
+        lines.append(f"base: {series['base']}")
+    not_applied = series.get("not_applied")
+    if isinstance(not_applied, dict):
+        lines += [
+            f"Patch {not_applied.get('index')} does not apply on that base, so nothing was "
+            f"built: {not_applied.get('patch')}",
+            "",
+            *[f"  {x}" for x in str(not_applied.get("error", "")).splitlines()[:30]],
+            "",
+        ]
+        return lines
+    text = (result.run_dir / "series.txt").read_text(errors="replace")
+    matrix = text.split("\n\n")
+    lines += ["", *[f"  {x}" for x in "\n\n".join(matrix[1:]).strip().splitlines()], ""]
+    lines += _breaks(result, series)
+    where = str(result.run_dir)
+    if settings.results_url:
+        where = f"{settings.results_url.rstrip('/')}/{result.run_dir.name}/"
+    lines += [f"Evidence (consoles, logs, reports): {where}", ""]
+    return lines
+
+
+def _breaks(result: KernelResult, series: dict[str, object]) -> list[str]:
+    """Per test broken by a patch: the failure on that step, its crash and frames."""
+    assert result.run_dir is not None
+    first_break = series.get("first_break")
+    steps = series.get("steps")
+    if not isinstance(first_break, dict) or not isinstance(steps, list):
+        return []
+    try:
+        summary = load_summary(result.run_dir)
+    except Exception:  # a partial directory: the matrix above still says what broke
+        return []
+    labels = {int(s["index"]): str(s["label"]) for s in steps if isinstance(s, dict)}
+    lines: list[str] = []
+    for test, index in first_break.items():
+        if index is None:
+            continue
+        record = next(
+            (t for t in summary.tests if t.test == test and t.kernel == f"{int(index):02d}"), None
+        )
+        lines.append(f"{test} first broken by patch {index}: {labels.get(int(index), '?')}")
+        if record is not None:
+            lines += _failure(record)
+        lines.append("")
+    return lines
+
+
+def _failure(record: TestRecord) -> list[str]:
+    lines = [f"  {record.outcome.value}: {record.summary}"]
+    for report in record.reports[:2]:
+        lines += _crash(report)
+    if not record.reports:
+        lines += [f"    {d}" for d in "\n".join(record.details).splitlines()[:12]]
+    return lines
+
+
+def _crash(report: ReportRecord) -> list[str]:
+    lines = [f"  crash: {report.title}{report.times_printed()}"]
+    decoded = report.symbolized
+    if decoded is not None and decoded.frames:
+        for frame in decoded.frames[:_FRAMES]:
+            where = frame.lines[-1].where if frame.lines else "?"
+            lines.append(f"    {frame.frame} ({where})")
+        if decoded.maintainers:
+            lines.append(f"  maintainers: {', '.join(m.address for m in decoded.maintainers)}")
+    else:
+        lines += [f"    {f}" for f in report.call_trace[:_FRAMES]]
+    return lines
+
+
+def save(message: EmailMessage, run_dir: Path) -> Path:
+    """reply.eml in the run's results directory: the reply exists before any sending."""
+    path = run_dir / FILENAME
+    path.write_bytes(message.as_bytes())
+    return path
+
+
+def load(path: Path) -> EmailMessage:
+    """A saved reply, to send it (again)."""
+    parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.SMTP)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def recipients(message: EmailMessage) -> list[str]:
+    """Every To and Cc address of a reply."""
+    fields = [str(message.get(h, "")) for h in ("To", "Cc")]
+    return [a for _n, a in email.utils.getaddresses(fields) if a]

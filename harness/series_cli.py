@@ -1,0 +1,246 @@
+"""``kharness series``: a kernel entry, a series from a file or a list, the per-patch matrix.
+
+The series is named by ``--series``: a local mbox, ``.patch`` file or
+directory (read as it is), or a Message-ID, a lore-style URL or a maildir
+(fetched and ordered by b4, :mod:`harness.mail.intake`).  When the series
+comes from ``--series``, the kernel entry's own ``series:`` is part of the
+base (patches carried on the tree), not steps of the matrix.
+
+A series from a list is tested on its cover letter's ``base-commit:`` when
+the kernel's tree has that commit, else on the entry's own base, and the
+report says which and why.  Its results directory then also holds
+``reply.eml``, the answer to the thread (sent with ``--smtp HOST:PORT``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from harness import pass_rate, provenance
+from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
+from harness.config import KernelSpec, check_host_tools, load_kernels, select
+from harness.errors import UserError
+from harness.evidence import new_run_dir, write_json
+from harness.kernels.build import BuildSource
+from harness.kernels.patches import Patch, read_series
+from harness.kernels.srctree import is_git_tree, is_package_name, run_git
+from harness.mail import intake, reply, smtp
+from harness.paths import kernels_file, results_base
+from harness.progress_display import for_stream
+from harness.series import run_series, write_reports
+from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
+
+
+@dataclasses.dataclass(frozen=True)
+class Intake:
+    """What ``--series`` brought: the patches, the base they go on, the list thread."""
+
+    patches: tuple[Patch, ...]
+    base_patches: tuple[Patch, ...]
+    source: BuildSource
+    base: str  # which base and why, for the report
+    fetched: intake.Fetched | None = None
+
+
+def _kernel(args: argparse.Namespace) -> KernelSpec:
+    """The kernels.yaml entry named on the command line: a ``build:`` kernel."""
+    path = kernels_file(args.kernels_file)
+    name = one_kernel("series", args.kernels, args.name)
+    spec = check_host_tools(select(load_kernels(path), [name], path))[0]
+    if not isinstance(spec.source, BuildSource):
+        raise UserError(
+            f"kernel '{name}' in {path} is a {spec.source.kind} kernel; "
+            "series mode needs a 'build:' entry (a source tree to patch)"
+        )
+    return spec
+
+
+def take_series(args: argparse.Namespace, spec: KernelSpec, run_dir: Path, log) -> Intake:  # type: ignore[no-untyped-def]
+    """Read or fetch every ``--series``; choose the base."""
+    source = spec.source
+    assert isinstance(source, BuildSource)
+    refs = [intake.parse_ref(s, args.inbox) for s in args.series]
+    remote = [r for r in refs if r.message_id is not None or _is_maildir(r.path)]
+    if len(remote) > 1:
+        raise UserError(
+            "--series: give one series from a list per run (each gets its own reply); "
+            f"got {len(remote)}: {', '.join(r.describe() for r in remote)}"
+        )
+    if not refs:
+        patches = source.patches()
+        if not patches:
+            raise UserError(
+                f"kernel '{spec.name}' has no series; give 'series:' in kernels.yaml "
+                "or --series PATH|MESSAGE-ID"
+            )
+        return Intake(patches, (), source, _entry_base(source))
+    fetched = None
+    patches: list[Patch] = []
+    for ref in refs:
+        if ref in remote:
+            fetched = intake.fetch(ref, run_dir / "series", log)
+            patches += read_series(fetched.mbox).patches
+        else:
+            assert ref.path is not None
+            patches += read_series(ref.path).patches
+    source, base = _choose_base(source, fetched)
+    return Intake(tuple(patches), source.patches(), source, base, fetched)
+
+
+def _is_maildir(path: Path | None) -> bool:
+    return (
+        path is not None and path.is_dir() and ((path / "cur").is_dir() or (path / "new").is_dir())
+    )
+
+
+def _entry_base(source: BuildSource) -> str:
+    own = f" with its {len(source.series)} series file(s)" if source.series else ""
+    return f"{source.source}@{source.rev or 'HEAD'}{own} (the kernel entry's base)"
+
+
+def _choose_base(source: BuildSource, fetched: intake.Fetched | None) -> tuple[BuildSource, str]:
+    """The series' base-commit when the tree has it, else the entry's base, with the reason."""
+    if fetched is None:
+        return source, _entry_base(source)
+    wanted = fetched.base_commit
+    if wanted is None:
+        return source, f"{_entry_base(source)}; the series names no base-commit"
+    tree = None
+    if not is_package_name(source.source):
+        tree = (source.base / source.source).expanduser()
+    if tree is not None and is_git_tree(tree):
+        found = run_git(tree, "rev-parse", "--verify", "-q", f"{wanted}^{{commit}}", check=False)
+        if found.returncode == 0:
+            full = found.stdout.strip()
+            chosen = dataclasses.replace(source, rev=full)
+            return chosen, f"{full[:12]} (the series' base-commit)"
+    return source, (
+        f"{_entry_base(source)}; the series' base-commit {wanted[:12]} is not in {source.source}"
+    )
+
+
+def cmd_series(args: argparse.Namespace) -> int:
+    """The ``series`` subcommand: matrix on stdout and in the results directory."""
+    spec = _kernel(args)
+    tests = select_tests(args.test, Path(args.tests_dir))
+    run_dir = new_run_dir(results_base(args.results_dir))
+    kernels = kernels_file(args.kernels_file)
+    provenance.record(run_dir, kernels, [spec.name], [t.name for t in tests])
+    # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
+    progress = for_stream(sys.stderr)  # with the build's and the trial's lines
+    try:
+        taken = take_series(args, spec, run_dir, progress.print)
+        if taken.fetched is not None:
+            _record_origin(run_dir, taken)
+        trial = Trial(run_dir, tests, progress.print, spec, progress)
+        report = run_series(
+            taken.source,
+            taken.patches,
+            trial,
+            progress.print,
+            args.runs,
+            base_patches=taken.base_patches,
+            base=taken.base,
+        )
+    finally:
+        progress.close()
+    regressed = write_reports(report, run_dir)
+    print(f"\n{(run_dir / 'series.txt').read_text()}\nresults: {run_dir}")
+    if taken.fetched is not None and taken.fetched.anchor is not None:
+        _answer(args, spec.name, taken.fetched, run_dir)
+    return 1 if regressed else 0
+
+
+def _record_origin(run_dir: Path, taken: Intake) -> None:
+    """series-origin.json: where the series came from and which base it went on."""
+    fetched = taken.fetched
+    assert fetched is not None
+    anchor = fetched.anchor
+    if anchor is not None:
+        (run_dir / "series" / "anchor.eml").write_bytes(anchor.raw)
+    write_json(
+        run_dir / "series-origin.json",
+        {
+            "message_id": anchor.message_id if anchor else None,
+            "subject": fetched.subject,
+            "version": fetched.version,
+            "link": fetched.link,
+            "base_commit": fetched.base_commit,
+            "base": taken.base,
+            "patches": [p.label for p in taken.patches],
+        },
+    )
+
+
+def _answer(args: argparse.Namespace, kernel: str, fetched: intake.Fetched, run_dir: Path) -> None:
+    """reply.eml in the results directory; sent when --smtp names a server."""
+    assert fetched.anchor is not None
+    settings = reply.Settings(sender=args.reply_from or reply.default_sender())
+    message = reply.compose(
+        fetched.anchor,
+        (reply.KernelResult(kernel, run_dir),),
+        settings,
+        reproduce=reply.reproduce_command(kernel, fetched),
+    )
+    path = reply.save(message, run_dir)
+    print(f"reply: {path}")
+    if args.smtp:
+        try:
+            smtp.send(message, smtp.parse_server(args.smtp))
+        except smtp.SendFailed as exc:
+            print(f"reply not sent: {exc}; it is kept in {path}", file=sys.stderr)
+            return
+        print(f"reply sent through {args.smtp} to {', '.join(reply.recipients(message))}")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``series`` on the harness CLI."""
+    p = subparsers.add_parser("series", help="build and test after each patch of a series")
+    add_kernel_option(p, "the build: kernel of kernels.yaml whose tree is patched", "kernels")
+    add_old_positional(p)
+    p.add_argument(
+        "--series",
+        action="append",
+        default=[],
+        metavar="SERIES",
+        help="the series: an mbox, .patch file or directory, a maildir, a Message-ID or a "
+        "lore-style URL (fetched with b4); the kernel's own series: then goes in the base",
+    )
+    p.add_argument(
+        "--inbox",
+        metavar="URL",
+        help=f"the public-inbox a Message-ID is looked up on (default: ${intake.INBOX_ENV} "
+        f"or {intake.DEFAULT_INBOX})",
+    )
+    p.add_argument(
+        "--smtp",
+        metavar="HOST:PORT",
+        help="send the reply (reply.eml) to the series' thread through this SMTP server",
+    )
+    p.add_argument(
+        "--reply-from",
+        metavar="ADDRESS",
+        help="the reply's From: (default: kharness <kharness@HOSTNAME>)",
+    )
+    p.add_argument(
+        "--test",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this guest test (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--runs",
+        type=pass_rate.runs_count,
+        default=1,
+        metavar="N",
+        help="run each test N times per step; a test that passes and fails is flaky",
+    )
+    p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
+    )
+    p.set_defaults(func=cmd_series)
