@@ -27,6 +27,7 @@ from harness.errors import HarnessError, UserError
 from harness.interrupts import sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
+from harness.mail import cli as mail_cli
 from harness.pass_rate import runs_count
 from harness.paths import REPO_ROOT, RESULTS_DIR, kernels_file, results_base
 from harness.progress import Mode
@@ -365,13 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     series_cli.add_parser(sub)
+    mail_cli.add_parsers(sub)
     bisect_cli.add_parser(sub)
     compare.add_parser(sub)
     rerun.add_parser(sub)
     mcp.add_parser(sub)
     # also after the subcommand, where people type it (kharness run --kernels-file k.yaml);
     # SUPPRESS keeps a value given before the subcommand when none is given after it
-    for name in ("run", "kernels", "boot", "series", "bisect", "mcp"):
+    for name in ("run", "kernels", "boot", "series", "bisect", "mcp", "watch", "b4-check"):
         sub.choices[name].add_argument(
             "--kernels-file",
             default=argparse.SUPPRESS,

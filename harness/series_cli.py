@@ -171,6 +171,7 @@ def _record_origin(run_dir: Path, taken: Intake) -> None:
             "base_commit": fetched.base_commit,
             "base": taken.base,
             "patches": [p.label for p in taken.patches],
+            "missing": list(fetched.missing),
         },
     )
 
@@ -184,6 +185,7 @@ def _answer(args: argparse.Namespace, kernel: str, fetched: intake.Fetched, run_
         (reply.KernelResult(kernel, run_dir),),
         settings,
         reproduce=reply.reproduce_command(kernel, fetched),
+        notes=reply.origin_notes(run_dir),
     )
     path = reply.save(message, run_dir)
     print(f"reply: {path}")

@@ -63,6 +63,7 @@ class Fetched:
     base_commit: str | None
     link: str | None  # the thread's address on the inbox
     b4_log: str  # b4's own words, kept with the evidence
+    missing: tuple[int, ...] = ()  # patches of the series that never arrived (b4: missing [2/5])
 
     @property
     def subject(self) -> str:
@@ -74,7 +75,7 @@ def parse_ref(text: str, inbox: str | None = None) -> SeriesRef:
     """What ``--series TEXT`` names; SeriesError with the accepted forms if nothing."""
     path = Path(text).expanduser()
     if path.exists():
-        return SeriesRef(path=path.resolve())
+        return SeriesRef(path=path.resolve(), inbox=inbox)
     m = _URL.match(text.strip())
     if m and "://" in text:
         return SeriesRef(urllib.parse.unquote(m.group(2)), m.group(1).rstrip("/"))
@@ -100,7 +101,7 @@ def fetch(ref: SeriesRef, workdir: Path, log: Callable[[str], None]) -> Fetched:
     if ref.path is not None:
         thread = _local_mbox(ref.path, workdir)
         am = ["am", "-C", "-n", "series", "-m", str(thread), "-o", str(workdir)]
-        words = _run_b4(b4, None, am, workdir)
+        words = _run_b4(b4, ref.inbox, am, workdir)
     else:
         assert ref.message_id and ref.inbox
         log(f"fetching <{ref.message_id}> from {ref.inbox} with b4")
@@ -226,4 +227,5 @@ def _read(workdir: Path, thread_file: Path, words: str, ref: SeriesRef) -> Fetch
     base = base or (cover.base_commit if cover else None)
     base = base or next((p.base_commit for p in reversed(patches) if p.base_commit), None)
     link = f"{ref.inbox}/{anchor.message_id}/" if ref.inbox and anchor else None
-    return Fetched(mbox, thread, anchor, version, base, link, words)
+    missing = tuple(sorted({int(n) for n in re.findall(r"missing \[(\d+)/\d+\]", words)}))
+    return Fetched(mbox, thread, anchor, version, base, link, words, missing)

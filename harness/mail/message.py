@@ -155,7 +155,7 @@ def parse_subject(subject: str) -> tuple[Tag, str]:
     brackets, title = m.group(1), m.group(2).strip()
     words: list[str] = []
     for inner in re.findall(r"\[([^\]]*)\]", brackets):
-        words += inner.split()
+        words += re.sub(r"(\d+)\s*/\s*(\d+)", r"\1/\2", inner).split()
     upper = [w.upper() for w in words]
     is_patch = any(w in ("PATCH", "RFC", "PATCHV2") or w.startswith("PATCH") for w in upper)
     version = 1
@@ -170,10 +170,6 @@ def parse_subject(subject: str) -> tuple[Tag, str]:
             number, total = int(place.group(1)), int(place.group(2))
         elif word.upper() != "PATCH":
             prefixes.append(word)
-    if number is None:  # "3 / 5" with spaces inside the bracket
-        place = _PLACE.search(brackets)
-        if place:
-            number, total = int(place.group(1)), int(place.group(2))
     return Tag(is_patch, version, number, total, tuple(prefixes)), title
 
 

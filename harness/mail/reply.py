@@ -113,6 +113,22 @@ def body(
     return "\n".join(lines) + "\n"
 
 
+def origin_notes(run_dir: Path) -> list[str]:
+    """What the reader must know first about what was tested (patches that never came)."""
+    try:
+        origin = json.loads((run_dir / "series-origin.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    missing = origin.get("missing") or []
+    if not missing:
+        return []
+    numbers = ", ".join(str(n) for n in missing)
+    return [
+        f"Patch(es) {numbers} of this series never reached the list; what follows "
+        f"covers the {len(origin.get('patches') or [])} patch(es) that did."
+    ]
+
+
 def _series(run_dir: Path) -> dict[str, object]:
     try:
         data = json.loads((run_dir / "series.json").read_text())

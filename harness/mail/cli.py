@@ -1,0 +1,120 @@
+"""The mailing-list subcommands: ``kharness watch`` (the bot) and ``kharness b4-check``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harness.cli_grammar import add_kernel_option
+from harness.config import check_host_tools, load_kernels, select
+from harness.errors import UserError
+from harness.kernels.build import BuildSource
+from harness.mail import b4check, intake, reply, smtp
+from harness.paths import kernels_file, results_base
+
+
+def _build_kernels(args: argparse.Namespace, command: str) -> tuple[str, ...]:
+    """The named kernels, each a ``build:`` entry (a tree a series can be applied to)."""
+    path = kernels_file(args.kernels_file)
+    if not args.kernels:
+        raise UserError(f"kharness {command}: name the kernel(s) to test on: --kernel NAME")
+    specs = check_host_tools(select(load_kernels(path), args.kernels, path))
+    wrong = [s.name for s in specs if not isinstance(s.source, BuildSource)]
+    if wrong:
+        raise UserError(
+            f"kharness {command}: {', '.join(wrong)} in {path} is not a 'build:' entry; "
+            "a series needs a source tree to be applied to"
+        )
+    return tuple(s.name for s in specs)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Poll the inbox, test each new series once, answer in its thread."""
+    from harness.mail.watch import Settings, Watcher  # the bot's modules load only for it
+
+    kernels = _build_kernels(args, "watch")
+    if args.interval <= 0 or args.wait_missing < 0 or args.jobs < 1:
+        raise UserError("--interval must be > 0, --wait-missing >= 0 and -n >= 1")
+    settings = Settings(
+        inbox=args.inbox.rstrip("/"),
+        kernels=kernels,
+        kernels_file=kernels_file(args.kernels_file),
+        home=results_base(args.results_dir) / "watch",
+        tests=tuple(args.test),
+        interval=args.interval,
+        wait_missing=args.wait_missing,
+        jobs=args.jobs,
+        smtp=smtp.parse_server(args.smtp) if args.smtp else None,
+        sender=args.reply_from or reply.default_sender(),
+        from_start=args.from_start,
+        once=args.once,
+    )
+
+    def log(line: str) -> None:
+        print(f"kharness watch: {line}", file=sys.stderr, flush=True)
+
+    log(f"watching {settings.inbox} for {', '.join(kernels)}; state in {settings.home}")
+    try:
+        return Watcher(settings, log).run()
+    except KeyboardInterrupt:
+        log("stopped; series being tested resume at the next start")
+        return 130
+
+
+def cmd_b4_check(args: argparse.Namespace) -> int:
+    """One message on stdin, b4's JSON array on stdout."""
+    (kernel,) = _build_kernels(args, "b4-check")[:1]
+    raw = sys.stdin.buffer.read()
+    if not raw.strip():
+        raise UserError("kharness b4-check reads one message on stdin; got nothing")
+    result = b4check.check(
+        raw,
+        kernel,
+        kernels_file(args.kernels_file),
+        results_base(args.results_dir) / "b4-check",
+        args.inbox,
+        tuple(args.test),
+    )
+    sys.stdout.write(json.dumps([result.to_json()], indent=2) + "\n")
+    return 0
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``watch`` and ``b4-check``."""
+    w = subparsers.add_parser("watch", help="a bot: test every series posted to a list, reply")
+    w.add_argument("--inbox", required=True, metavar="URL", help="the list's public-inbox URL")
+    add_kernel_option(w, "a build: kernel of kernels.yaml to test each series on", "kernels")
+    w.add_argument("--test", action="append", default=[], metavar="NAME", help="only this test")
+    w.add_argument("-n", dest="jobs", type=int, default=1, metavar="N", help="series at once")
+    w.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds per poll")
+    w.add_argument(
+        "--wait-missing",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="how long an incomplete series waits for its patches (default 1800)",
+    )
+    w.add_argument("--smtp", metavar="HOST:PORT", help="send replies through this SMTP server")
+    w.add_argument("--reply-from", metavar="ADDRESS", help="the replies' From:")
+    w.add_argument(
+        "--from-start",
+        action="store_true",
+        help="also test what the inbox already holds (default: only what arrives from now on)",
+    )
+    w.add_argument("--once", action="store_true", help="stop when nothing is left to test")
+    w.add_argument("--results-dir", metavar="DIR", help="base directory (default: results/)")
+    w.set_defaults(func=cmd_watch)
+
+    c = subparsers.add_parser(
+        "b4-check", help="a b4 review check: one message on stdin, b4's JSON on stdout"
+    )
+    add_kernel_option(c, "the one build: kernel of kernels.yaml to test on", "kernels")
+    c.add_argument(
+        "--inbox",
+        metavar="URL",
+        help=f"where the message's thread is fetched (default: {intake.DEFAULT_INBOX})",
+    )
+    c.add_argument("--test", action="append", default=[], metavar="NAME", help="only this test")
+    c.add_argument("--results-dir", metavar="DIR", help="base directory (default: results/)")
+    c.set_defaults(func=cmd_b4_check)

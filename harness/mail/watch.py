@@ -1,0 +1,329 @@
+"""``kharness watch``: a bot that tests every series posted to a list and answers in its thread.
+
+One loop, each turn short: poll the inbox (backing off while it is down),
+store what arrived, regroup the series (:mod:`harness.mail.grouping`),
+promote the complete ones (and, after ``--wait-missing``, the incomplete
+ones, whose reply says what never came), start the next series on a free
+slot, advance the running ones, send the replies waiting in the outbox.
+
+A series is tested by the same command a developer types, ``kharness
+series --kernel K --series <Message-ID>``, once per kernel, as a child in
+its own process group (stopped with the bot, also on ``kill -9``: the child
+gets SIGTERM from the kernel and shuts its guests down).  Every child's
+results go under ``<results>/watch/<series>/<kernel>/``; the reply is
+written there (``reply.eml``) before it is sent, so a refused or failed
+send loses nothing and is tried again on the next poll.
+
+The queue is fair: the next series is the oldest of the author who has been
+served least, so one prolific sender cannot starve the others.  A newer
+version of a series stops the older one (queued or running): testing v2
+after v3 arrived helps nobody.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import InboxUnavailable
+from harness.mail import grouping, reply, smtp
+from harness.mail.grouping import SeriesKey
+from harness.mail.inbox import Backoff, Cursor, InboxReader
+from harness.mail.message import Mail, parse
+from harness.mail.state import DONE, QUEUED, RUNNING, SUPERSEDED, WAITING, SeriesRow, State
+from harness.paths import REPO_ROOT
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot was told on its command line."""
+
+    inbox: str
+    kernels: tuple[str, ...]
+    kernels_file: Path
+    home: Path  # <results>/watch: the database, the inbox mirror, every series' results
+    tests: tuple[str, ...] = ()
+    interval: float = 60.0  # seconds between polls
+    wait_missing: float = 1800.0  # how long an incomplete series waits for its patches
+    jobs: int = 1  # series tested at once
+    smtp: smtp.Server | None = None
+    sender: str = field(default_factory=reply.default_sender)
+    from_start: bool = False  # test what the inbox already holds, not only what comes next
+    once: bool = False  # stop when nothing is waiting, queued or running
+
+
+@dataclass
+class Job:
+    """A series under test: one kernel at a time, each a ``kharness series`` child."""
+
+    row: SeriesRow
+    directory: Path
+    remaining: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    kernel: str | None = None
+
+
+class Watcher:
+    """The bot's loop and the state it holds between turns."""
+
+    def __init__(self, settings: Settings, log: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.log = log
+        self.state = State(settings.home)
+        self.reader = InboxReader(settings.inbox, settings.home / "mirror")
+        self.backoff = Backoff()
+        self.next_poll = 0.0
+        self.jobs: dict[SeriesKey, Job] = {}
+
+    # -- the loop
+    def run(self) -> int:
+        """Turn until stopped (SIGTERM, Ctrl-C) or, with ``once``, until idle."""
+        for key in self.state.recover():
+            self.log(f"resuming {key}: it was being tested when the bot stopped")
+        try:
+            while True:
+                self.turn()
+                if self.settings.once and self.idle():
+                    return 0
+                time.sleep(1.0)
+        finally:
+            self.stop_all()
+            self.state.close()
+
+    def turn(self) -> None:
+        """One pass over everything the bot does."""
+        polled = time.monotonic() >= self.next_poll
+        if polled:
+            self.poll()
+        self.regroup()
+        self.promote()
+        self.advance()
+        self.start()
+        self.send_replies(retry=polled)
+
+    def idle(self) -> bool:
+        """Nothing to wait for: no job and no series waiting or queued."""
+        return not self.jobs and not self.state.series(WAITING) and not self.state.series(QUEUED)
+
+    # -- the inbox
+    def poll(self) -> None:
+        """Read what arrived; back off (never a busy loop) while the inbox is unreachable."""
+        saved = self.state.cursor(self.settings.inbox)
+        cursor = Cursor.from_json(saved) if saved else None
+        try:
+            got = self.reader.poll(cursor, from_start=self.settings.from_start)
+        except InboxUnavailable as exc:
+            delay = self.backoff.next()
+            self.log(f"inbox unavailable, next try in {delay:.0f}s: {exc}")
+            self.next_poll = time.monotonic() + delay
+            return
+        self.backoff.reset()
+        self.next_poll = time.monotonic() + self.settings.interval
+        kept: list[tuple[Mail, str]] = []
+        ignored: list[tuple[Mail, str]] = []
+        for raw in got.messages:
+            mail = parse(raw)
+            why = grouping.why_ignored(mail)
+            if why is None:
+                kept.append((mail, str(grouping.series_key(mail))))
+            else:
+                ignored.append((mail, why))
+        new = self.state.take(self.settings.inbox, got.cursor.to_json(), kept, ignored)
+        if got.messages:
+            self.log(f"{len(got.messages)} message(s): {new} new patch(es)/cover(s)")
+
+    # -- series
+    def regroup(self) -> None:
+        """New series versions are recorded; older versions of a newer one are dropped."""
+        candidates = grouping.group(self.state.mails())
+        for candidate in candidates:
+            self.state.upsert(candidate, WAITING)
+        for old, new in grouping.superseded(candidates).items():
+            row = self.state.get(old)
+            if row is None or row.state in (DONE, SUPERSEDED):
+                continue
+            job = self.jobs.pop(old, None)
+            if job is not None:
+                self._stop(job)
+            note = f"v{new.version} was posted ({new.root}); v{old.version} is not tested further"
+            self.log(f"{old}: superseded by {new}")
+            self.state.move(old, SUPERSEDED, superseded_by=str(new), note=note)
+
+    def promote(self) -> None:
+        """Complete series are queued; incomplete ones after waiting ``wait_missing``."""
+        now = time.time()
+        for row in self.state.series(WAITING):
+            if not row.missing:
+                self.state.move(row.key, QUEUED)
+            elif now - row.last_arrival >= self.settings.wait_missing:
+                missing = ", ".join(map(str, row.missing))
+                self.log(f"{row.key}: patch(es) {missing} never came; testing what arrived")
+                self.state.move(row.key, QUEUED, note=f"missing patch(es) {missing}")
+
+    def start(self) -> None:
+        """Fill the free slots from the fair queue."""
+        while len(self.jobs) < self.settings.jobs:
+            queued = self.state.series(QUEUED)
+            if not queued:
+                return
+            row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
+            directory = self.settings.home / "series" / _slug(row)
+            done = [k for k in self.settings.kernels if _finished_run(directory / k)]
+            job = Job(row, directory, [k for k in self.settings.kernels if k not in done])
+            self.state.move(row.key, RUNNING, directory=str(directory))
+            self.log(f"testing {row.key}: {row.title}")
+            self.jobs[row.key] = job
+
+    def advance(self) -> None:
+        """Start each job's next kernel; a job with none left gets its reply."""
+        for key, job in list(self.jobs.items()):
+            if job.proc is not None:
+                if job.proc.poll() is None:
+                    continue
+                self.log(f"{key} on {job.kernel}: exit {job.proc.returncode}")
+                job.proc = None
+            if job.remaining:
+                self._launch(job, job.remaining.pop(0))
+                continue
+            del self.jobs[key]
+            self._finish(job)
+
+    def _launch(self, job: Job, kernel: str) -> None:
+        out = job.directory / kernel
+        out.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "harness", "--kernels-file", str(self.settings.kernels_file)]
+        argv += ["series", "--kernel", kernel, "--series", job.row.anchor]
+        argv += ["--inbox", self.settings.inbox, "--results-dir", str(out)]
+        argv += ["--reply-from", self.settings.sender]
+        for test in self.settings.tests:
+            argv += ["--test", test]
+        with (out / "series.log").open("ab") as log:
+            job.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        job.kernel = kernel
+
+    def _finish(self, job: Job) -> None:
+        """Compose the series' reply from every kernel's results; queue it for sending."""
+        results = [_kernel_result(job.directory / k, k) for k in self.settings.kernels]
+        anchor = _anchor(results) or self._stored(job.row.anchor)
+        if anchor is None:
+            self.state.move(job.row.key, DONE, note="no message to answer")
+            return
+        notes = next((reply.origin_notes(r.run_dir) for r in results if r.run_dir), [])
+        if not notes and job.row.note and "missing" in job.row.note:
+            notes = [f"Note: {job.row.note} never reached the list."]
+        kernel = self.settings.kernels[0]
+        message = reply.compose(
+            anchor,
+            results,
+            reply.Settings(self.settings.sender),
+            reproduce=f"kharness series --kernel {kernel} --series '<{job.row.anchor}>' "
+            f"--inbox {self.settings.inbox}",
+            notes=notes,
+        )
+        path = reply.save(message, job.directory)
+        self.state.add_reply(job.row.key, path)
+        self.state.move(job.row.key, DONE)
+        self.log(f"{job.row.key}: reply written to {path}")
+
+    def _stored(self, message_id: str) -> Mail | None:
+        return next((m for m in self.state.mails() if m.message_id == message_id), None)
+
+    # -- replies
+    def send_replies(self, retry: bool = True) -> None:
+        """New replies now; one refused before only with ``retry`` (on a poll's turn)."""
+        server = self.settings.smtp
+        if server is None:
+            return
+        for pending in self.state.pending():
+            if pending.attempts and not retry:
+                continue
+            try:
+                refused = smtp.send(reply.load(pending.path), server)
+            except smtp.SendFailed as exc:
+                self.log(f"reply for {pending.series} not sent (kept, retried next poll): {exc}")
+                self.state.send_failed(pending.series, str(exc))
+                continue
+            self.state.sent(pending.series)
+            extra = f" (refused: {', '.join(refused)})" if refused else ""
+            self.log(f"reply for {pending.series} sent through {server}{extra}")
+
+    # -- stopping
+    def stop_all(self) -> None:
+        """Stop every running child (their series stay ``running``: resumed next start)."""
+        for job in self.jobs.values():
+            self._stop(job)
+        self.jobs.clear()
+
+    @staticmethod
+    def _stop(job: Job) -> None:
+        proc = job.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the bot dies, even by SIGKILL (the harness then cleans up)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _slug(row: SeriesRow) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", row.title.lower()).strip("-")[:40] or "series"
+    root = re.sub(r"[^A-Za-z0-9]+", "", row.key.root)[:10]
+    return f"v{row.key.version}-{words}-{root}"
+
+
+def _finished_run(base: Path) -> Path | None:
+    """The newest run under ``base`` that finished (wrote series.json)."""
+    if not base.is_dir():
+        return None
+    runs = sorted(
+        (p for p in base.iterdir() if p.is_dir() and not p.is_symlink()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    done = [p for p in runs if (p / "series.json").is_file()]
+    return done[-1] if done else None
+
+
+def _kernel_result(base: Path, kernel: str) -> reply.KernelResult:
+    run = _finished_run(base)
+    if run is not None:
+        return reply.KernelResult(kernel, run)
+    log = base / "series.log"
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    error = next((x for x in reversed(lines) if x.startswith("kharness:")), None)
+    return reply.KernelResult(kernel, None, error or (lines[-1] if lines else "did not run"))
+
+
+def _anchor(results: list[reply.KernelResult]) -> Mail | None:
+    for result in results:
+        if result.run_dir is not None and (result.run_dir / "series" / "anchor.eml").is_file():
+            return parse((result.run_dir / "series" / "anchor.eml").read_bytes())
+    return None

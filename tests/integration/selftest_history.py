@@ -1,0 +1,130 @@
+"""The self-test kernel tree as a small git history, shared by the modules that build it.
+
+linux-source-6.12 turned into a git history (base, two harmless commits, the
+UFFDIO_API bug, one harmless commit) with fixed dates, so its commit ids are
+the same on every machine.  The self-test kernels and the bisect use it, and
+the mailing-list tests post series made from its commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cache import atomic_dir
+from harness.errors import run_checked
+from harness.kernels.build import build_cache
+from harness.kernels.patches import read_series
+from harness.kernels.srctree import fetch_source_package
+from tests.integration.helpers import REPO
+
+BISECT_TEST = "uffd_api_unknown_feature"
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "kharness self-test",
+    "GIT_AUTHOR_EMAIL": "selftest@kharness.invalid",
+    "GIT_COMMITTER_NAME": "kharness self-test",
+    "GIT_COMMITTER_EMAIL": "selftest@kharness.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """The git history built on linux-source-6.12 and its interesting commits."""
+
+    repo: Path
+    base: str
+    bug: str
+    head: str
+
+
+class _Committer:
+    """Makes commits with git plumbing: the 1.3 GB tree is never checked out here."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.env = {
+            **os.environ,
+            **_IDENTITY,
+            "GIT_INDEX_FILE": str(repo / ".git" / "history-index"),
+        }
+        self.head: str | None = None
+
+    def git(self, *args: str, stdin: str | None = None) -> str:
+        return run_checked(
+            ["git", "-C", str(self.repo), *args], input=stdin, env=self.env
+        ).stdout.strip()
+
+    def put(self, path: str, content: str) -> None:
+        blob = self.git("hash-object", "-w", "--stdin", stdin=content)
+        self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+
+    def edit(self, path: str, old: str, new: str) -> None:
+        text = self.git("cat-file", "blob", f":{path}") + "\n"
+        assert old in text, f"{path} lacks {old!r}"
+        self.put(path, text.replace(old, new, 1))
+
+    def commit(self, message: str) -> str:
+        tree = self.git("write-tree")
+        parents = ["-p", self.head] if self.head else []
+        self.head = self.git("commit-tree", tree, *parents, "-m", message)
+        return self.head
+
+
+def make_history(pristine: Path, repo: Path, patch_file: Path) -> History:
+    """base, 2 harmless commits, the UFFDIO_API bug, 1 harmless commit (fixed dates: same ids)."""
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    c = _Committer(repo)
+    c.git("-c", "core.looseCompression=0", f"--work-tree={pristine}", "add", "-f", "-A")
+    gitignore = (pristine / ".gitignore").read_text().splitlines()
+    c.put(".gitignore", "\n".join(x for x in gitignore if x not in ("/*", "!/debian/")) + "\n")
+    base = c.commit("Linux 6.12 from Debian's linux-source-6.12")
+    c.edit(
+        "Documentation/admin-guide/README.rst",
+        "Linux kernel release",
+        "Linux kernel release (selftest)",
+    )
+    c.commit("Documentation: harmless change before the bug")
+    c.edit("mm/mmap.c", "/*\n", "/* harmless comment change before the bug */\n/*\n")
+    c.commit("mm: harmless comment change before the bug")
+    c.git("apply", "--cached", str(patch_file))
+    bug = c.commit(read_series(patch_file).patches[0].subject)
+    c.edit("Documentation/admin-guide/README.rst", "(selftest)", "(selftest, again)")
+    head = c.commit("Documentation: harmless change after the bug")
+    c.git("update-ref", "refs/heads/master", head)
+    c.git("symbolic-ref", "HEAD", "refs/heads/master")
+    return History(repo, base, bug, head)
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    """linux-source-6.12 as a small git history, made once and kept in the build cache.
+
+    Making it hashes the whole 1.3 GB tree (about a minute); kept at a stable
+    path, the build slot's worktree of it stays valid between runs, so the
+    bisect's steps are incremental builds (or, warm, stored images).  The key
+    covers the package version, the bug patch and the code that makes the
+    history, so a change to any of them makes a new one.
+    """
+    started = time.monotonic()
+    pristine = fetch_source_package("linux-source-6.12", build_cache(), print)
+    patch = REPO / "guest-tests" / "bugs" / f"{BISECT_TEST}.patch"
+    recipe = inspect.getsource(_Committer) + inspect.getsource(make_history)
+    digest = hashlib.sha256(f"{pristine.identity}\0{recipe}\0".encode() + patch.read_bytes())
+    home = build_cache() / "selftest-history" / digest.hexdigest()[:16]
+    if not (home / "history.json").is_file():
+        with atomic_dir(home) as scratch:
+            made = make_history(pristine.path, scratch / "linux", patch)
+            ids = {"base": made.base, "bug": made.bug, "head": made.head}
+            (scratch / "history.json").write_text(json.dumps(ids))
+        print(f"history made in {time.monotonic() - started:.0f}s")
+    return History(home / "linux", **json.loads((home / "history.json").read_text()))
