@@ -37,7 +37,8 @@ def _mail(
     head = f"From: {sender}\nTo: list@example.org\nCc: rev@example.org\nSubject: {subject}\n"
     head += f"Message-ID: <{mid}>\nDate: Wed, 02 Dec 2026 10:00:00 +0000\n"
     if refs:
-        head += f"In-Reply-To: <{refs.split()[-1]}>\nReferences: {' '.join(f'<{r}>' for r in refs.split())}\n"
+        ids = refs.split()
+        head += f"In-Reply-To: <{ids[-1]}>\nReferences: {' '.join(f'<{r}>' for r in ids)}\n"
     return (head + extra + "\n" + body).encode()
 
 
