@@ -19,6 +19,8 @@ PACKAGES=(
   chromium
   # kselftests (selftests:): their install step copies with rsync
   rsync
+  # the list bot's tests serve a real mailing list (public-inbox-httpd) on 127.0.0.1
+  public-inbox
   # arm64 guests (harness/arch.py): the emulator and the cross compiler
   qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils
 )

@@ -120,3 +120,7 @@ def run_checked(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProce
     if done.returncode != 0:
         raise CommandFailed(done.returncode, list(argv), done.stdout, done.stderr)
     return done
+
+
+class InboxUnavailable(InfraError):
+    """A public-inbox could not be read: the server is down, or it is not an inbox."""

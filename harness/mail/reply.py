@@ -29,6 +29,7 @@ from harness.mail.message import BOT_HEADER, Mail
 from harness.records import ReportRecord, TestRecord, load_summary
 
 FILENAME = "reply.eml"
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
 _FRAMES = 8  # symbolized frames shown per crash
 
 
@@ -70,7 +71,7 @@ def compose(
     notes: Sequence[str] = (),
 ) -> EmailMessage:
     """The reply to ``anchor``'s thread; ``notes`` lead (missing patches, superseded, ...)."""
-    message = EmailMessage(policy=email.policy.SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["From"] = settings.sender
     own = email.utils.parseaddr(settings.sender)[1].lower()
     message["To"] = anchor.sender or own
@@ -84,7 +85,9 @@ def compose(
     message["In-Reply-To"] = f"<{anchor.message_id}>"
     message["References"] = " ".join(f"<{r}>" for r in (*anchor.references, anchor.message_id))
     message[BOT_HEADER] = "series"
-    message.set_content(body(anchor, results, settings, reproduce, notes))
+    text = body(anchor, results, settings, reproduce, notes)
+    # plain 8bit text, as mailing lists want it: no quoted-printable in a reply people quote
+    message.set_content(text, cte="7bit" if text.isascii() else "8bit")
     return message
 
 
@@ -154,10 +157,10 @@ def _section(result: KernelResult, settings: Settings) -> list[str]:
         return [f"== {result.kernel}: not tested", f"  {result.error}", ""]
     series = _series(result.run_dir)
     lines = [f"== {result.kernel}"]
-    if series.get("base"):
-        lines.append(f"base: {series['base']}")
     not_applied = series.get("not_applied")
     if isinstance(not_applied, dict):
+        if series.get("base"):
+            lines.append(f"base: {series['base']}")
         lines += [
             f"Patch {not_applied.get('index')} does not apply on that base, so nothing was "
             f"built: {not_applied.get('patch')}",
@@ -168,7 +171,7 @@ def _section(result: KernelResult, settings: Settings) -> list[str]:
         return lines
     text = (result.run_dir / "series.txt").read_text(errors="replace")
     matrix = text.split("\n\n")
-    lines += ["", *[f"  {x}" for x in "\n\n".join(matrix[1:]).strip().splitlines()], ""]
+    lines += ["", *[f"  {x}".rstrip() for x in "\n\n".join(matrix[1:]).strip().splitlines()], ""]
     lines += _breaks(result, series)
     where = str(result.run_dir)
     if settings.results_url:
@@ -235,7 +238,7 @@ def save(message: EmailMessage, run_dir: Path) -> Path:
 
 def load(path: Path) -> EmailMessage:
     """A saved reply, to send it (again)."""
-    parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.SMTP)
+    parsed = email.message_from_bytes(path.read_bytes(), policy=_POLICY)
     assert isinstance(parsed, EmailMessage)
     return parsed
 

@@ -95,6 +95,10 @@ class Watcher:
             while True:
                 self.turn()
                 if self.settings.once and self.idle():
+                    self.send_replies(retry=True)  # a last try before going
+                    left = len(self.state.pending()) if self.settings.smtp else 0
+                    if left:
+                        self.log(f"{left} reply(ies) not sent; kept, tried at the next start")
                     return 0
                 time.sleep(1.0)
         finally:

@@ -1,0 +1,264 @@
+"""The list bot's plumbing on a real public-inbox and a real SMTP server, with no guest booted.
+
+The kernel here is a tiny fake tree (tests/unit/fake_kbuild.py) in a git
+repository: the series these tests post do not apply to it, so the harness
+checks them out, finds the misfit before building, and answers.  That is
+enough to exercise everything around the tests: the inbox read through its
+git epochs, grouping, the bot's database across restarts, replies threaded
+and sent through SMTP (refused, then retried), its own replies ignored,
+the inbox going away and coming back, and ``kharness b4-check`` read by
+b4's own parser.  The flows that boot kernels are in
+tests/integration/test_mailing_list.py.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import http.server
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.errors import InboxUnavailable
+from harness.mail.inbox import Backoff, Cursor, InboxReader
+from harness.mail.message import BOT_HEADER, parse
+from tests.integration.helpers import REPO
+from tests.support.mailinglist import ADDRESS, PublicInbox, SmtpSink, format_series
+from tests.unit.fake_kbuild import make_tree
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[PublicInbox]:
+    """A real list served on 127.0.0.1; stopped (no httpd left) whatever the test does."""
+    pi = PublicInbox(tmp_path / "list")
+    pi.start()
+    try:
+        yield pi
+    finally:
+        pid = pi.httpd.pid if pi.httpd else None
+        pi.stop()
+        if pid is not None:
+            assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+
+
+@pytest.fixture
+def fake_tree(tmp_path: Path) -> Path:
+    """A fake kernel tree as a git repository, with two commits a series can be made of."""
+    tree = make_tree(tmp_path / "linux")
+    git = ["git", "-C", str(tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    return tree
+
+
+def _other_side_patch(tree: Path, out: Path) -> list[bytes]:
+    """A series made on a branch the bot's base lacks: it does not apply there."""
+    git = ["git", "-C", str(tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
+    base = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    subprocess.run([*git, "checkout", "-qb", "elsewhere"], check=True)
+    path = tree / "mm/memory.c"
+    path.write_text("int fault(void) { return 5; }\n")
+    subprocess.run([*git, "commit", "-qam", "mm: elsewhere"], check=True)
+    path.write_text("int fault(void) { return 6; }\n")
+    subprocess.run([*git, "commit", "-qam", "mm: fault returns six"], check=True)
+    series = format_series(tree, "HEAD~1..HEAD", out, cover=False, title="mm")
+    subprocess.run([*git, "checkout", "-q", "-"], check=True)
+    subprocess.run([*git, "branch", "-qD", "elsewhere"], check=True)
+    assert base.strip()
+    return series
+
+
+def _kernels(tmp_path: Path, tree: Path) -> Path:
+    path = tmp_path / "kernels.yaml"
+    path.write_text(f"kernels:\n  - name: fake\n    build: {{source: {tree}}}\n")
+    return path
+
+
+def _watch(kernels: Path, inbox: PublicInbox, results: Path, *extra: str) -> list[str]:
+    argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "watch"]
+    argv += ["--inbox", inbox.url, "--kernel", "fake", "--interval", "0.5"]
+    argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]
+    return [*argv, *extra]
+
+
+def _db(results: Path) -> sqlite3.Connection:
+    return sqlite3.connect(results / "watch" / "watch.sqlite3")
+
+
+def test_inbox_reader_reads_every_message_once_through_the_git_epochs(
+    inbox: PublicInbox, tmp_path: Path
+) -> None:
+    reader = InboxReader(inbox.url, tmp_path / "mirror")
+    first = [b"From: a@x.org\nSubject: one\nMessage-ID: <1@x>\n\nbody\n"]
+    inbox.deliver(first[0])
+    assert reader.poll(None).messages == ()  # first start: from now on
+    everything = reader.poll(None, from_start=True)
+    assert [parse(m).message_id for m in everything.messages] == ["1@x"]
+    latin = b"From: \xe9 <b@x.org>\nSubject: [PATCH] caf\xe9\nMessage-ID: <2@x>\n\n\xff\n"
+    inbox.deliver(latin)
+    inbox.deliver(b"From: c@x.org\nSubject: three\nMessage-ID: <3@x>\n\nbody\n")
+    saved = Cursor.from_json(everything.cursor.to_json())
+    after = reader.poll(saved)
+    assert [parse(m).message_id for m in after.messages] == ["2@x", "3@x"]
+    assert b"\xff" in after.messages[0], "bytes pass through as they were sent"
+    assert reader.poll(after.cursor).messages == ()
+    local = InboxReader(str(inbox.inboxdir), tmp_path / "unused").poll(None, from_start=True)
+    assert len(local.messages) == 3
+    inbox.stop()
+    with pytest.raises(InboxUnavailable, match="is it up"):
+        reader.poll(after.cursor)
+    inbox.deliver(b"From: d@x.org\nSubject: four\nMessage-ID: <4@x>\n\nbody\n")
+    inbox.start()
+    assert [parse(m).message_id for m in reader.poll(after.cursor).messages] == ["4@x"]
+
+
+def test_a_server_answering_garbage_is_unavailable_not_a_traceback(tmp_path: Path) -> None:
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html>\x00\x01 not an inbox</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/list"
+        with pytest.raises(InboxUnavailable, match=r"manifest\.js\.gz"):
+            InboxReader(url, tmp_path / "m").poll(None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    backoff = Backoff(first=5, cap=40)
+    assert [backoff.next() for _ in range(5)] == [5, 10, 20, 40, 40]
+    backoff.reset()
+    assert backoff.next() == 5
+
+
+def test_bot_answers_a_series_that_does_not_apply_once_and_ignores_the_rest(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    """Noise ignored; the misfit answered in its thread; SMTP refusal retried; no second test."""
+    inbox.deliver(b"From: a@x.org\nSubject: hello list\nMessage-ID: <hi@x>\n\njust talk\n")
+    inbox.deliver(b"From: \xff <b@x.org>\nSubject: [PATCH] \xe9\n\n\xfe\xff no diff, no id\n")
+    inbox.deliver(
+        f"From: bot@ci.example.org\nSubject: [PATCH] looks like one\n{BOT_HEADER}: series\n"
+        "Message-ID: <own@x>\n\n---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n"
+        "@@ -1 +1 @@\n-a\n+b\n".encode()
+    )
+    (patch,) = _other_side_patch(fake_tree, tmp_path / "series")
+    inbox.deliver(patch)
+    kernels = _kernels(tmp_path, fake_tree)
+    results = tmp_path / "results"
+    with SmtpSink() as sink:
+        sink.refuse(1)
+        argv = _watch(kernels, inbox, results, "--smtp", sink.address, "--from-start", "--once")
+        first = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "not sent (kept, retried next poll)" in first.stderr
+        (answer,) = sink.messages
+        anchor = parse(patch)
+        assert answer["In-Reply-To"] == f"<{anchor.message_id}>"
+        assert answer["References"] == f"<{anchor.message_id}>"
+        assert answer["To"] == anchor.sender and ADDRESS in str(answer["Cc"])
+        assert answer["Subject"] == f"Re: {anchor.subject}"
+        body = answer.get_content()
+        assert "Patch 1 does not apply on that base, so nothing was built" in body, body
+        assert "mm: fault returns six" in body and "(the kernel entry's base)" in body
+        assert "Hunk #1 FAILED" in body or "does not apply" in body
+        with _db(results) as db:
+            states = dict(db.execute("SELECT key, state FROM series").fetchall())
+            ignored = dict(db.execute("SELECT message_id, reason FROM ignored").fetchall())
+            attempts = db.execute("SELECT attempts, sent_at FROM outbox").fetchall()
+        assert list(states.values()) == ["done"]
+        assert sorted(ignored.values()) == [
+            "not a patch",
+            "tagged PATCH but holds no diff",
+            "the bot's own reply",
+        ]
+        assert attempts[0][0] == 1 and attempts[0][1] is not None
+        # again: nothing new is tested or answered; then the bot's reply comes back on the list
+        again = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert again.returncode == 0 and "testing" not in again.stderr, again.stderr[-2000:]
+        inbox.deliver(answer.as_bytes())
+        third = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert third.returncode == 0 and len(sink.messages) == 1, third.stderr[-2000:]
+        with _db(results) as db:
+            assert db.execute("SELECT count(*) FROM ignored").fetchone()[0] == 4
+            assert db.execute("SELECT count(*) FROM series").fetchone()[0] == 1
+    run_dirs = [
+        p
+        for p in (results / "watch" / "series").glob("*/fake/*/series.json")
+        if not p.parent.is_symlink()  # latest -> the run
+    ]
+    assert len(run_dirs) == 1, "tested once, across three starts"
+    series = json.loads(run_dirs[0].read_text())
+    assert series["not_applied"]["index"] == 1 and series["steps"] == []
+
+
+def test_bot_backs_off_while_the_inbox_is_down_and_goes_on_when_it_is_back(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    inbox.stop()
+    kernels = _kernels(tmp_path, fake_tree)
+    results = tmp_path / "results"
+    bot = subprocess.Popen(
+        _watch(kernels, inbox, results, "--from-start"),
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        time.sleep(8)
+        inbox.deliver(b"From: a@x.org\nSubject: hello\nMessage-ID: <back@x>\n\nhi\n")
+        inbox.start()
+        deadline = time.monotonic() + 60
+        seen = 0
+        while time.monotonic() < deadline and not seen:
+            time.sleep(1)
+            if (results / "watch" / "watch.sqlite3").exists():
+                with _db(results) as db:
+                    seen = db.execute("SELECT count(*) FROM ignored").fetchone()[0]
+    finally:
+        bot.terminate()
+        _out, err = bot.communicate(timeout=60)
+    tries = err.count("inbox unavailable, next try in")
+    assert seen == 1, err[-2000:]
+    assert 1 <= tries <= 3, f"{tries} tries in 8 s: a busy loop?\n{err[-2000:]}"
+    assert ("next try in 5s" in err and "next try in 10s" in err) or tries == 1, err[-2000:]
+    assert "Traceback" not in err
+
+
+def test_b4_check_answers_in_b4s_own_protocol(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    """b4's own check runner reads our JSON: the misfit patch fails, a non-patch warns."""
+    from b4.review import checks  # b4's reader of check commands
+
+    (patch,) = _other_side_patch(fake_tree, tmp_path / "series")
+    inbox.deliver(patch)
+    kernels = _kernels(tmp_path, fake_tree)
+    argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "b4-check"]
+    argv += ["--kernel", "fake", "--inbox", inbox.url, "--results-dir", str(tmp_path / "r")]
+    message = email.message_from_bytes(patch, policy=email.policy.default)
+    (result,) = checks._run_external_cmd(argv, message, str(REPO))
+    assert result["tool"] == "kharness" and result["status"] == "fail", result
+    assert result["summary"] == "patch 1 does not apply: mm: fault returns six"
+    assert result["url"].startswith("file://") and "does not apply" in result["details"]
+    talk = email.message_from_bytes(
+        b"Subject: hi\nMessage-ID: <t@x>\n\nhello\n", policy=email.policy.default
+    )
+    (warned,) = checks._run_external_cmd(argv, talk, str(REPO))
+    assert warned["status"] == "warn" and warned["summary"] == "not tested: not a patch"
