@@ -1,0 +1,168 @@
+"""The list bot end to end: real series on a real public-inbox, real builds, boots and replies.
+
+The series are ``git format-patch --thread`` of the self-test kernel tree's
+history (tests/integration/selftest_history.py), posted to a public-inbox
+served on 127.0.0.1; the bot (``kharness watch``) tests them on the
+self-test kernel's recipe (the same build slot: every step is an
+incremental build) and answers through a real SMTP server:
+
+* v1 of a harmless series, then its v2 in a new thread: v1 is superseded
+  and never tested, v2 is tested patch by patch on its ``base-commit:``;
+* ``[PATCH 1/2]`` putting the UFFDIO_API bug in, whose 2/2 never arrives:
+  after ``--wait-missing`` it is tested as it is, and the reply names the
+  patch that broke the reproducer and the patch that never came;
+* the bot is killed with SIGKILL while it tests v2: its guests go with it,
+  and the next start resumes v2 without testing anything twice.
+
+The flows without a boot (misfits, SMTP refusals, the inbox going down,
+b4-check) are in tests/plumbing/test_mailing_list.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.mail.message import parse
+from tests.integration.helpers import REPO, harness_qemus
+from tests.integration.selftest_history import BISECT_TEST, History, history  # noqa: F401
+from tests.support.mailinglist import PublicInbox, SmtpSink, format_series
+
+pytestmark = [pytest.mark.build, pytest.mark.boot]
+
+
+def _kernels(tmp_path: Path, history: History) -> Path:  # noqa: F811
+    """The self-test kernel's recipe (selftest-good's), so builds share its slot."""
+    path = tmp_path / "kernels.yaml"
+    path.write_text(
+        "kernels:\n"
+        "  - name: selftest\n"
+        "    build:\n"
+        f"      source: {history.repo}\n"
+        f"      rev: {history.base}\n"
+        f"      fragments: [{REPO}/guest-tests/kunit/selftest.config]\n"
+        "      debug_info: true\n"
+        f"      series: [{REPO}/guest-tests/fixes/uffd-move-devmap-migration-entry.patch]\n"
+        "    kunit: [list-kunit-test, example]\n"
+    )
+    return path
+
+
+def _rows(db_path: Path) -> dict[str, str]:
+    with sqlite3.connect(db_path) as db:
+        return dict(db.execute("SELECT key, state FROM series").fetchall())
+
+
+def _wait_for(what: str, check, seconds: float, proc=None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the bot exited ({proc.returncode}) before {what}")
+        time.sleep(1)
+    raise AssertionError(f"waited {seconds:.0f}s for {what}")
+
+
+def test_bot_tests_each_series_once_and_answers_in_its_thread(
+    history: History,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    repo = history.repo
+    inbox = PublicInbox(tmp_path / "list")
+    inbox.start()
+    results = tmp_path / "results"
+    db = results / "watch" / "watch.sqlite3"
+    kernels = _kernels(tmp_path, history)
+    # history: base, two harmless commits, the bug, one harmless commit
+    title = "mm: two harmless changes"
+    v1 = format_series(repo, f"{history.base}..{history.bug}~2", tmp_path / "v1", 1,
+                       base=history.base, title=title)  # fmt: skip
+    v2 = format_series(repo, f"{history.base}..{history.bug}~1", tmp_path / "v2", 2,
+                       base=history.base, title=title)  # fmt: skip
+    bug = format_series(repo, f"{history.bug}~1..{history.head}", tmp_path / "bug", cover=False)
+    assert len(v1) == 2 and len(v2) == 3 and len(bug) == 2
+    argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "watch"]
+    argv += ["--inbox", inbox.url, "--kernel", "selftest", "--test", BISECT_TEST]
+    argv += ["--interval", "1", "--wait-missing", "20", "--from-start"]
+    argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]
+    try:
+        with SmtpSink() as sink:
+            argv += ["--smtp", sink.address]
+            for raw in v1 + v2:
+                inbox.deliver(raw)
+            v2_posted = time.time()
+            inbox.deliver(bug[0])  # its 2/2 never comes
+            bug_posted = time.time()
+            log = (tmp_path / "bot-1.log").open("w")
+            bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
+            try:
+                _wait_for(
+                    "v2 under test with a guest up",
+                    lambda: db.exists() and "running" in _rows(db).values() and harness_qemus(),
+                    900,
+                    bot,
+                )
+            finally:
+                bot.send_signal(signal.SIGKILL)
+                bot.wait()
+                log.close()
+            _wait_for("the killed bot's guests to go", lambda: not harness_qemus(), 60)
+            rows = _rows(db)
+            states = sorted(rows.values())
+            assert states in (
+                ["queued", "running", "superseded"],
+                ["running", "superseded", "waiting"],
+            ), rows
+            started = time.monotonic()
+            again = subprocess.run(
+                [*argv, "--once"], capture_output=True, text=True, timeout=1800, cwd=REPO
+            )
+            print(f"second start ran {time.monotonic() - started:.0f}s\n{again.stderr[-4000:]}")
+            assert again.returncode == 0, again.stderr[-3000:]
+            assert "resuming" in again.stderr
+            rows = _rows(db)
+            assert sorted(rows.values()) == ["done", "done", "superseded"], rows
+            replies = {m["In-Reply-To"]: m for m in sink.messages}
+            received = {
+                m["In-Reply-To"]: t
+                for m, t in zip(sink.messages, sink.keeper.received, strict=True)
+            }
+    finally:
+        inbox.stop()
+    cover = parse(v2[0])
+    first_bug = parse(bug[0])
+    assert sorted(replies) == sorted([f"<{cover.message_id}>", f"<{first_bug.message_id}>"])
+    clean = replies[f"<{cover.message_id}>"]
+    text = clean.get_content()
+    print(text)
+    assert clean["Subject"] == "Re: [PATCH v2 0/2] mm: two harmless changes"
+    assert clean["References"] == f"<{cover.message_id}>"
+    assert "selftest: no regressions introduced by the series" in text
+    assert f"{history.base[:12]} (the series' base-commit)" in text
+    assert f"{BISECT_TEST}: not broken" in text
+    broken = replies[f"<{first_bug.message_id}>"]
+    text = broken.get_content()
+    print(text)
+    assert "selftest: 1 regression(s) introduced by the series" in text
+    assert f"{BISECT_TEST} first broken by patch 1: [1/2] SELFTEST BUG" in text
+    assert "Patch(es) 2 of this series never reached the list" in text
+    assert "the series names no base-commit" in text
+    runs = [
+        p.parent
+        for p in (results / "watch" / "series").glob("*/selftest/*/series.json")
+        if not p.parent.is_symlink()
+    ]
+    assert len(runs) == 2, f"each series tested once to the end: {runs}"
+    clean_s = received[f"<{cover.message_id}>"] - v2_posted
+    bug_s = received[f"<{first_bug.message_id}>"] - bug_posted
+    print(
+        f"last patch to reply: v2 {clean_s:.0f}s (with the kill and restart), "
+        f"[1/2] {bug_s:.0f}s (with 20s waiting for 2/2)"
+    )
