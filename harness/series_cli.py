@@ -82,10 +82,10 @@ def take_series(args: argparse.Namespace, spec: KernelSpec, run_dir: Path, log) 
     for ref in refs:
         if ref in remote:
             fetched = intake.fetch(ref, run_dir / "series", log)
-            patches += read_series(fetched.mbox).patches
+            patches += read_series(fetched.mbox, args.allow_missing).patches
         else:
             assert ref.path is not None
-            patches += read_series(ref.path).patches
+            patches += read_series(ref.path, args.allow_missing).patches
     source, base = _choose_base(source, fetched)
     return Intake(tuple(patches), source.patches(), source, base, fetched)
 
@@ -216,6 +216,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="URL",
         help=f"the public-inbox a Message-ID is looked up on (default: ${intake.INBOX_ENV} "
         f"or {intake.DEFAULT_INBOX})",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="test a numbered series with patches missing (what arrived, in order); "
+        "without it a hole in the numbering is an error",
     )
     p.add_argument(
         "--smtp",

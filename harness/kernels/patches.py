@@ -87,10 +87,15 @@ class Series:
     skipped: tuple[str, ...] = ()  # replies and other messages set aside, for the log
 
 
-def read_series(path: Path) -> Series:
-    """Read a series from a file or a directory; SeriesError says what is wrong."""
+def read_series(path: Path, allow_missing: bool = False) -> Series:
+    """Read a series from a file or a directory; SeriesError says what is wrong.
+
+    ``allow_missing`` takes a numbered series with holes as it is (a list bot
+    that waited long enough for the rest); otherwise a hole is an error,
+    because testing 1/3 and 3/3 without 2/3 is rarely what a user meant.
+    """
     series = _read(path)
-    return Series(_ordered(list(series.patches), path), series.cover, series.skipped)
+    return Series(_ordered(list(series.patches), path, allow_missing), series.cover, series.skipped)
 
 
 def _read(path: Path) -> Series:
@@ -196,7 +201,7 @@ def _message_patch(raw: str, origin: str) -> Patch:
     return Patch(_PREFIX.sub("", subject) or "(no subject)", body, origin, number, total, True)
 
 
-def _ordered(patches: list[Patch], path: Path) -> tuple[Patch, ...]:
+def _ordered(patches: list[Patch], path: Path, allow_missing: bool = False) -> tuple[Patch, ...]:
     """Sort numbered patches and insist the numbering has no holes or duplicates."""
     if not all(p.number for p in patches):
         return tuple(patches)
@@ -209,11 +214,12 @@ def _ordered(patches: list[Patch], path: Path) -> tuple[Patch, ...]:
             f"({numbers}); is it two versions of the series in one mbox?"
         )
     missing = sorted(set(range(1, total + 1)) - set(numbers))  # type: ignore[arg-type]
-    if missing:
+    if missing and not allow_missing:
         raise SeriesError(
             f"{path}: the series has {total} patches but "
             f"{', '.join(f'{n}/{total}' for n in missing)} is missing; "
-            "fetch the whole thread (b4 am <message-id>)"
+            "fetch the whole thread (b4 am <message-id>), or test what is there "
+            "with --allow-missing"
         )
     return tuple(ordered)
 

@@ -210,6 +210,8 @@ class Watcher:
         argv += ["series", "--kernel", kernel, "--series", job.row.anchor]
         argv += ["--inbox", self.settings.inbox, "--results-dir", str(out)]
         argv += ["--reply-from", self.settings.sender]
+        if job.row.missing:
+            argv.append("--allow-missing")  # it waited --wait-missing; test what arrived
         for test in self.settings.tests:
             argv += ["--test", test]
         with (out / "series.log").open("ab") as log:
@@ -240,7 +242,7 @@ class Watcher:
             results,
             reply.Settings(self.settings.sender),
             reproduce=f"kharness series --kernel {kernel} --series '<{job.row.anchor}>' "
-            f"--inbox {self.settings.inbox}",
+            f"--inbox {self.settings.inbox}" + (" --allow-missing" if job.row.missing else ""),
             notes=notes,
         )
         path = reply.save(message, job.directory)

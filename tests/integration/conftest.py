@@ -13,6 +13,7 @@ import pytest
 
 from harness.cache import cache_root
 from tests.integration.helpers import REPO, TEST_TAG, harness_qemus
+from tests.integration.selftest_history import History, selftest_history
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -80,3 +81,11 @@ def project(
     for header in (REPO / "guest-tests" / "c").glob("*.h"):
         shutil.copy(header, cdir)
     return pytester
+
+
+@pytest.fixture(scope="session")
+def history() -> History:
+    """The self-test kernel history (see :func:`selftest_history`), shared by the
+    self-test, bisect and mailing-list modules: one fixture, registered here so
+    no module has to import it by name."""
+    return selftest_history()

@@ -17,8 +17,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from harness.cache import atomic_dir
 from harness.errors import run_checked
 from harness.kernels.build import build_cache
@@ -105,8 +103,7 @@ def make_history(pristine: Path, repo: Path, patch_file: Path) -> History:
     return History(repo, base, bug, head)
 
 
-@pytest.fixture(scope="module")
-def history() -> History:
+def selftest_history() -> History:
     """linux-source-6.12 as a small git history, made once and kept in the build cache.
 
     Making it hashes the whole 1.3 GB tree (about a minute); kept at a stable

@@ -31,13 +31,13 @@ import pytest
 
 from harness.mail.message import parse
 from tests.integration.helpers import REPO, harness_qemus
-from tests.integration.selftest_history import BISECT_TEST, History, history  # noqa: F401
+from tests.integration.selftest_history import BISECT_TEST, History
 from tests.support.mailinglist import PublicInbox, SmtpSink, format_series
 
 pytestmark = [pytest.mark.build, pytest.mark.boot]
 
 
-def _kernels(tmp_path: Path, history: History) -> Path:  # noqa: F811
+def _kernels(tmp_path: Path, history: History) -> Path:
     """The self-test kernel's recipe (selftest-good's), so builds share its slot."""
     path = tmp_path / "kernels.yaml"
     path.write_text(
@@ -71,7 +71,7 @@ def _wait_for(what: str, check, seconds: float, proc=None) -> None:  # type: ign
 
 
 def test_bot_tests_each_series_once_and_answers_in_its_thread(
-    history: History,  # noqa: F811
+    history: History,
     tmp_path: Path,
 ) -> None:
     repo = history.repo
