@@ -70,7 +70,7 @@ def boot_kernel(
 def interactive_ssh(guest: KernelGuest) -> int:
     """A root shell in the booted guest with the system's ssh, the guest's key pinned."""
     ssh = shutil.which("ssh")
-    keys = guest.ctx.keys
+    keys = guest.keys
     port = guest.ready.ssh_port
     known = keys.client_key.parent / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {keys.host_public}\n")

@@ -153,6 +153,8 @@ def _guest_options(args: argparse.Namespace) -> list[str]:
         argv.append("--console")
     if args.runs != 1:
         argv.append(f"--runs={args.runs}")
+    if args.keep_snapshots:
+        argv.append("--keep-snapshots")
     return argv
 
 
@@ -302,6 +304,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="run each test N times; report pass rates and flaky tests",
+    )
+    run.add_argument(
+        "--keep-snapshots",
+        action="store_true",
+        help="keep each kernel's ready guest in the cache: the next run restores it, no boot",
     )
     run.add_argument(
         "-n",

@@ -98,6 +98,7 @@ class KernelSpec:
     reboot_after_oops: bool = True
     isolation: Isolation = Isolation.KERNEL
     snapshot: bool = True  # save the ready guest once and restore it instead of booting
+    keep_snapshot: bool = False  # snapshot: keep: the ready guest kept in the cache across runs
     expect: Mapping[str, Expectation] = field(default_factory=dict)
     kunit: tuple[str, ...] = ()  # KUnit suite globs whose boot-time results are reported
     selftests: tuple[str, ...] = ()  # kselftest targets built from the kernel's own tree
@@ -199,6 +200,7 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
     if kunit:
         source = kunit_needs(source)
     selftests = _parse_selftests(f, source)
+    snapshot = _parse_snapshot(f)
     spec = KernelSpec(
         name=name or "?",
         source=source,
@@ -211,7 +213,8 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
         timeouts=timeouts,
         reboot_after_oops=f.get("reboot_after_oops", bool, default=True),
         isolation=_parse_isolation(f),
-        snapshot=f.get("snapshot", bool, default=True),
+        snapshot=snapshot != "false",
+        keep_snapshot=snapshot == "keep",
         expect=expect,
         kunit=kunit,
         selftests=selftests,
@@ -325,6 +328,17 @@ def _parse_isolation(f: Fields) -> Isolation:
     except ValueError:
         f.problem(f"isolation '{value}' is not one of kernel, test")
         return Isolation.KERNEL
+
+
+def _parse_snapshot(f: Fields) -> str:
+    """``snapshot: true|false|keep`` (default true), as one of those three words."""
+    value = f.get("snapshot", (bool, str), default=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value != "keep":
+        f.problem(f"snapshot '{value}' is not one of true, false, keep")
+        return "true"
+    return value
 
 
 def _parse_timeouts(f: Fields) -> Timeouts:

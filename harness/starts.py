@@ -22,6 +22,7 @@ class GuestStarts:
     saved_seconds: float | None = None  # saving the ready guest's state, once
     saved_bytes: int | None = None
     notes: tuple[str, ...] = ()  # why no snapshot, why a restore fell back to a cold boot
+    kept: str | None = None  # "restored": from an earlier run's kept state; "stored": kept now
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -31,6 +32,7 @@ class GuestStarts:
             "saved_seconds": None if self.saved_seconds is None else round(self.saved_seconds, 3),
             "saved_bytes": self.saved_bytes,
             "notes": list(self.notes),
+            "kept": self.kept,
         }
 
     @classmethod
@@ -42,4 +44,5 @@ class GuestStarts:
             data.get("saved_seconds"),
             data.get("saved_bytes"),
             tuple(data.get("notes", ())),
+            data.get("kept"),
         )

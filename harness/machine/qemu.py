@@ -155,6 +155,11 @@ class QemuBackend:
         """Every guest this backend boots can be saved and restored (x86_64 and arm64 virt)."""
         return None
 
+    def emulator_path(self, cfg: MachineConfig) -> Path | None:
+        """The QEMU binary guests of ``cfg`` run in (a new one may not load an old state)."""
+        found = shutil.which(self.binary or cfg.payload.arch.qemu)
+        return Path(found) if found else None
+
 
 @dataclass
 class QemuMachine(HostedMachine):

@@ -77,7 +77,7 @@ class StateDir:
         self._finalizer()
 
 
-def sweep_orphans(parent: Path) -> list[Path]:
+def sweep_orphans(parent: Path, prefix: str = PREFIX) -> list[Path]:
     """Remove the state directories of processes that are gone; the ones removed.
 
     A process killed outright (SIGKILL, a lost xdist worker: the remote-host
@@ -86,8 +86,8 @@ def sweep_orphans(parent: Path) -> list[Path]:
     whose name carries no pid, is left alone.
     """
     removed = []
-    for path in parent.glob(f"{PREFIX}*"):
-        pid = path.name[len(PREFIX) :].split("-", 1)[0]
+    for path in parent.glob(f"{prefix}*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
@@ -114,6 +114,10 @@ class SnapshotBackend(Protocol):
 
     def cannot_snapshot(self, cfg: MachineConfig) -> str | None:
         """Why guests of ``cfg`` cannot be snapshotted here; None when they can."""
+        ...
+
+    def emulator_path(self, cfg: MachineConfig) -> Path | None:
+        """The program that saves and loads guests of ``cfg`` (a kept state's key holds it)."""
         ...
 
 

@@ -73,6 +73,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="never save or restore a guest's state: every fresh guest is a cold boot",
     )
     group.addoption(
+        "--keep-snapshots",
+        action="store_true",
+        default=False,
+        help="keep each kernel's ready guest in the cache across runs (kernels.yaml: snapshot: "
+        "keep): the next run's first test starts from a restore, not a boot",
+    )
+    group.addoption(
         "--progress",
         choices=[m.value for m in progress_mod.Mode],
         default=os.environ.get("KHARNESS_PROGRESS", "auto"),

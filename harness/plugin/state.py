@@ -97,6 +97,7 @@ class RunState:
                 policy=Policy(output=self.config.getoption("max_output")),
                 isolation=isolation(self.config),
                 snapshots=not self.config.getoption("no_snapshots"),
+                keep_snapshots=self.config.getoption("keep_snapshots"),
             )
         return self._ctx
 

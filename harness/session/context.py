@@ -57,6 +57,7 @@ class RunContext:
     foreign: ForeignCompiles = field(default_factory=ForeignCompiles)
     isolation: Isolation | None = None  # command-line override of kernels.yaml
     snapshots: bool = True  # False: --no-snapshots, every fresh guest a cold boot
+    keep_snapshots: bool = False  # --keep-snapshots: every kernel's ready guest kept in the cache
 
     def compiled_for(self, arch: Arch, tests: list[GuestTest]) -> Mapping[str, CompileResult]:
         """``tests`` compiled for ``arch``: the host's were compiled up front, others now."""
@@ -77,6 +78,7 @@ def new_context(
     policy: Policy | None = None,
     isolation: Isolation | None = None,
     snapshots: bool = True,
+    keep_snapshots: bool = False,
 ) -> RunContext:
     """Keys and compiled tests for a run whose evidence goes to ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +96,7 @@ def new_context(
         progress=progress,
         isolation=isolation,
         snapshots=snapshots,
+        keep_snapshots=keep_snapshots,
     )
 
 

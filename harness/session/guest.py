@@ -23,6 +23,7 @@ from harness import evidence
 from harness.compile import CompileResult
 from harness.config import Isolation, KernelSpec
 from harness.evidence import Timings
+from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.base import (
     BootFiles,
@@ -116,6 +117,11 @@ class KernelGuest:
     def files(self) -> BootFiles | None:
         """What the backend prepared to boot with."""
         return self._prep.files
+
+    @property
+    def keys(self) -> GuestKeys:
+        """The SSH keys this kernel's guest accepts (the run's, or the snapshot cache's)."""
+        return self._prep.payload.keys if self._prep.payload is not None else self.ctx.keys
 
     @property
     def progress(self) -> Progress:

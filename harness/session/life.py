@@ -55,7 +55,9 @@ class GuestLife:
 
     def __post_init__(self) -> None:
         spec = self.prep.spec
-        self.snaps = Snapshots(spec.name, self.ctx.log, spec.snapshot and self.ctx.snapshots)
+        self.snaps = Snapshots(
+            spec.name, self.ctx.log, spec.snapshot and self.ctx.snapshots, kept=self.prep.kept
+        )
 
     @property
     def isolation(self) -> Isolation:
@@ -163,7 +165,9 @@ class GuestLife:
 
     def _restore(self) -> bool:
         """Restore the saved ready guest instead of booting; False if there is none or it failed."""
-        if self.snaps.restorable(self.prep.machine_config()) is None:
+        cfg = self.prep.machine_config()
+        self.snaps.find_kept(self.prep.backend(), self.prep.backend_name, cfg)
+        if self.snaps.restorable(cfg) is None:
             return False
         self.shutdown()
         self.boots += 1

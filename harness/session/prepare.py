@@ -19,6 +19,7 @@ from harness.kernels.base import KernelImage
 from harness.machine import accel as accel_mod
 from harness.machine.backends import DEFAULT_BACKEND
 from harness.machine.base import Backend, BootFiles, GuestPayload, GuestShape, MachineConfig
+from harness.machine.snapshot_cache import SnapshotCache
 from harness.outcome import SetupFacts, Verdict, classify_setup
 from harness.progress import Progress
 from harness.session.context import RunContext
@@ -36,7 +37,13 @@ class Preparation:
     image: KernelImage | None = None
     files: BootFiles | None = None
     payload: GuestPayload | None = None
+    kept: SnapshotCache | None = None  # snapshot: keep / --keep-snapshots
     _backend: Backend | None = None
+
+    def __post_init__(self) -> None:
+        spec, ctx = self.spec, self.ctx
+        if spec.snapshot and ctx.snapshots and (spec.keep_snapshot or ctx.keep_snapshots):
+            self.kept = SnapshotCache()
 
     @property
     def directory(self) -> Path:
@@ -79,7 +86,9 @@ class Preparation:
             backend = self.backend()  # a backend that cannot boot this arch says so first
             built = self.compiled()
             compiled = tuple(built[t.name] for t in self.tests if t.name in built)
-            self.payload = GuestPayload(self.image, compiled, self.ctx.keys, self.spec.arch)
+            # a kept guest holds the cache's keys: the same initrd, the same key, run after run
+            keys = self.kept.keys() if self.kept is not None else self.ctx.keys
+            self.payload = GuestPayload(self.image, compiled, keys, self.spec.arch)
             self.files = backend.prepare(self.payload, self.directory)
             self.timings.add("image", time.monotonic() - started)
         except BuildFailed as exc:

@@ -29,6 +29,7 @@ from harness import evidence
 from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
 from harness.machine.snapshot import SavedState, SnapshotBackend, SnapshotMachine, StateDir
+from harness.machine.snapshot_cache import SnapshotCache, snapshot_key
 from harness.starts import GuestStarts
 
 #: bytes of host randomness mixed into a restored guest's entropy pool
@@ -86,6 +87,10 @@ class Snapshots:
     log: Callable[[str], None]
     enabled: bool = True  # kernels.yaml snapshot:, --no-snapshots
     state: SavedState | None = None
+    kept: SnapshotCache | None = None  # snapshot: keep: states live in the cache across runs
+    _key: str | None = None  # this kernel's key in the cache, once computed
+    _from_cache: bool = False  # the state is an earlier run's
+    _kept_note: str | None = None  # GuestStarts.kept
     _dir: StateDir | None = None
     _cold: list[float] = field(default_factory=list)
     _restores: list[float] = field(default_factory=list)
@@ -109,13 +114,36 @@ class Snapshots:
             self.give_up(f"{why}: every fresh guest is a cold boot")
         return why is None
 
+    def find_kept(self, backend: Backend, name: str, cfg: MachineConfig) -> None:
+        """Before the first boot: take an earlier run's kept state of this guest, if any."""
+        if self.kept is None or self._key is not None or self.state is not None:
+            return
+        if not self.supported(backend, name, cfg):
+            return
+        assert isinstance(backend, SnapshotBackend)
+        self._key = snapshot_key(cfg, name, backend.emulator_path(cfg))
+        state = self.kept.lookup(self.kernel, self._key, cfg)
+        if state is not None:
+            self.state, self._from_cache = state, True
+            self.log(
+                f"{self.kernel}: a kept ready guest ({self._key[:12]}, saved by an earlier run) "
+                "is restored instead of a cold boot"
+            )
+
     def save(self, machine: Machine, ready: Ready) -> str | None:
         """Save the ready guest once (the first cold boot); why it failed, if it did."""
         if self.state is not None or not self.enabled or not isinstance(machine, SnapshotMachine):
             return None
-        self._dir = self._dir or StateDir()
         try:
-            self.state = machine.save_state(self._dir.file(), ready)
+            if self.kept is not None and self._key is not None:
+                key = self._key
+                self.state = self.kept.store(
+                    self.kernel, key, lambda path: machine.save_state(path, ready), self.log
+                )
+                self._kept_note = "stored"
+            else:
+                self._dir = self._dir or StateDir()
+                self.state = machine.save_state(self._dir.file(), ready)
             self._saved = (self.state.seconds, self.state.size)
         except HarnessError as exc:
             self.give_up(f"saving the ready guest failed ({exc}): every fresh guest is a cold boot")
@@ -150,9 +178,14 @@ class Snapshots:
         if restored.problem is not None:
             restored = replace(restored, seconds=time.monotonic() - started)
             machine.stop()
-            self.give_up(f"restore into {boot_dir.name} failed ({restored.problem}); cold boot")
+            if self._from_cache:
+                self._drop_kept(f"restoring the kept ready guest failed ({restored.problem})")
+            else:
+                self.give_up(f"restore into {boot_dir.name} failed ({restored.problem}); cold boot")
         else:
             self._restores.append(restored.seconds)
+            if self._from_cache and self._kept_note is None:
+                self._kept_note = "restored"
         ready = restored.ready if restored.problem is None else None
         evidence.write_boot(boot_dir, name, config, ready, restored.seconds)
         evidence.write_json(
@@ -180,6 +213,14 @@ class Snapshots:
             return Restored(problem=problem)
         return Restored(machine, channel, ready, seconds=time.monotonic() - started)
 
+    def _drop_kept(self, why: str) -> None:
+        """An earlier run's state would not restore: drop it; a cold boot saves a new one."""
+        assert self.kept is not None and self._key is not None
+        self.kept.drop(self.kernel, self._key)
+        self._notes.append(f"{why}: dropped from the cache; cold boot, saved anew")
+        self.log(f"{self.kernel}: {self._notes[-1]}")
+        self.state, self._from_cache = None, False
+
     def give_up(self, why: str) -> None:
         """No more restores for this kernel: say why, drop the saved state."""
         if self._notes and self._notes[-1] == why:
@@ -190,7 +231,10 @@ class Snapshots:
         self.remove()
 
     def remove(self) -> None:
-        """Remove the saved state from disk (idempotent); no restore after this."""
+        """Remove the run's saved state from disk (idempotent); no restore after this.
+
+        A kept state stays in the cache: only this run lets go of it.
+        """
         self.state = None
         if self._dir is not None:
             self._dir.remove()
@@ -200,5 +244,10 @@ class Snapshots:
         """The record of this kernel's guest starts."""
         seconds, size = self._saved or (None, None)
         return GuestStarts(
-            tuple(self._cold), tuple(self._restores), seconds, size, tuple(self._notes)
+            tuple(self._cold),
+            tuple(self._restores),
+            seconds,
+            size,
+            tuple(self._notes),
+            self._kept_note,
         )

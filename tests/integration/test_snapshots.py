@@ -20,6 +20,7 @@ import pytest
 
 from harness.config import Isolation, load_kernels, select
 from harness.evidence import new_run_dir
+from harness.machine.snapshot_cache import DIR_ENV
 from harness.outcome import Outcome
 from harness.records import TestRun
 from harness.session import KernelGuest, new_context
@@ -27,7 +28,7 @@ from harness.testdef import read_test
 from tests.integration.helpers import REPO
 
 pytestmark = pytest.mark.boot
-MakeGuest = Callable[[Isolation], KernelGuest]
+MakeGuest = Callable[..., KernelGuest]
 
 #: leaves a sysctl changed, a file in /tmp and a process behind
 DIRTY = """#!/bin/sh
@@ -55,10 +56,10 @@ def make_guest(tmp_path: Path) -> Iterator[MakeGuest]:
     spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12"], REPO)[0]
     made: list[KernelGuest] = []
 
-    def make(isolation: Isolation) -> KernelGuest:
+    def make(isolation: Isolation, **changes: object) -> KernelGuest:
         results = new_run_dir(tmp_path / f"results-{isolation.value}")
         ctx = new_context(results, tests, log=lambda _t: None)
-        guest = KernelGuest(replace(spec, isolation=isolation), ctx, tests)
+        guest = KernelGuest(replace(spec, isolation=isolation, **changes), ctx, tests)
         made.append(guest)
         assert guest.prepare() is None, guest.setup_error
         return guest
@@ -106,3 +107,48 @@ def test_isolation_test_hides_leftovers(make_guest: MakeGuest) -> None:
     assert clean.boot == dirty.boot + 1 and _restored(guest, clean.boot)
     starts = guest.record().starts
     assert starts is not None and len(starts.cold_boots) == 1
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.iterdir() if p.name != "keys")
+
+
+def test_kept_snapshot_serves_the_next_run_and_goes_when_its_key_changes(
+    make_guest: MakeGuest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "kept"
+    monkeypatch.setenv(DIR_ENV, str(cache))
+    first = make_guest(Isolation.KERNEL, keep_snapshot=True)
+    assert _run(first, "clean").verdict.outcome is Outcome.PASS
+    starts = first.record().starts
+    assert starts is not None and starts.kept == "stored" and len(starts.cold_boots) == 1
+    first.shutdown()
+    (entry,) = _entries(cache)
+    assert (entry / "guest.state").stat().st_size > 10_000_000, "the state outlives its run"
+
+    second = make_guest(Isolation.KERNEL, keep_snapshot=True)  # a new run: new results, keys
+    clean = _run(second, "clean")
+    assert clean.verdict.outcome is Outcome.PASS, clean.result
+    assert _restored(second, clean.boot), "the first guest of the next run is a restore"
+    starts = second.record().starts
+    assert starts is not None and starts.kept == "restored"
+    assert starts.cold_boots == () and len(starts.restores) == 1
+    second.shutdown()
+    assert _entries(cache) == [entry], "the kept state stays for the run after"
+
+    (entry / "guest.state").write_bytes(b"not a migration stream")  # a damaged entry
+    third = make_guest(Isolation.KERNEL, keep_snapshot=True)
+    assert _run(third, "clean").verdict.outcome is Outcome.PASS
+    starts = third.record().starts
+    assert starts is not None and len(starts.cold_boots) == 1 and starts.kept == "stored"
+    assert any("dropped from the cache" in note for note in starts.notes), starts.notes
+    third.shutdown()
+    assert _entries(cache) == [entry] and (entry / "guest.state").stat().st_size > 10_000_000
+
+    fourth = make_guest(Isolation.KERNEL, keep_snapshot=True, cmdline="kharness_key_change=1")
+    assert _run(fourth, "clean").verdict.outcome is Outcome.PASS
+    starts = fourth.record().starts
+    assert starts is not None and starts.kept == "stored" and len(starts.cold_boots) == 1
+    fourth.shutdown()
+    (changed,) = _entries(cache)
+    assert changed != entry, "a changed command line is a new entry; the old one is dropped"

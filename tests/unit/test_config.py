@@ -230,3 +230,23 @@ def test_known_guest_test_names_include_the_neighbours(tmp_path: Path) -> None:
         (tmp_path / name).write_text("/* t */\n")
     test = GuestTest("a", tmp_path / "c" / "a.c")
     assert known_names([test]) == {"a", "b", "s"}
+
+
+@pytest.mark.parametrize(
+    ("value", "snapshot", "keep"),
+    [("true", True, False), ("false", False, False), ("keep", True, True)],
+)
+def test_snapshot_setting(tmp_path: Path, value: str, snapshot: bool, keep: bool) -> None:
+    path = tmp_path / "kernels.yaml"
+    _bzimage(tmp_path / "bzImage")
+    path.write_text(f"kernels:\n  - name: k\n    image: bzImage\n    snapshot: {value}\n")
+    (spec,) = load_kernels(path)
+    assert (spec.snapshot, spec.keep_snapshot) == (snapshot, keep)
+
+
+def test_snapshot_setting_rejects_other_words(tmp_path: Path) -> None:
+    path = tmp_path / "kernels.yaml"
+    _bzimage(tmp_path / "bzImage")
+    path.write_text("kernels:\n  - name: k\n    image: bzImage\n    snapshot: always\n")
+    with pytest.raises(ConfigError, match="snapshot 'always' is not one of true, false, keep"):
+        load_kernels(path)
