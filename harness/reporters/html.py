@@ -63,6 +63,7 @@ pre{background:#f6f6f6;padding:.5em;overflow-x:auto;font-size:12px}
 .timeline div{border-right:1px solid #fff;font-size:11px;overflow:hidden;white-space:nowrap;
  padding:0 .2em;min-width:3px}
 .t-fetch,.t-image{background:#b9c6e8}.t-boot{background:#9fd0d6}
+.t-restore{background:#c9e9c0}.t-restore-failed{background:#f3b6b6}
 .files a{margin-right:1em}
 #filter{margin:.5em 0}
 """
@@ -309,8 +310,34 @@ def _boot_seconds(run_dir: Path, kernel: KernelRecord, boot: int) -> float | Non
         return None
 
 
+def _restore(run_dir: Path, kernel: KernelRecord, boot: int) -> tuple[str, str]:
+    """The css class and label suffix of a boot: a cold boot, a restore, a failed restore."""
+    path = run_dir / kernel.name / f"boot-{boot}" / "restore.json"
+    try:
+        problem = json.loads(path.read_text()).get("problem")
+    except (OSError, ValueError, AttributeError):
+        return "t-boot", ""
+    return ("t-restore", " restore") if problem is None else ("t-restore-failed", " restore failed")
+
+
+def _starts(k: KernelRecord) -> str:
+    """One line: cold boots and restores with their times, the saved state, kept or not."""
+    s = k.starts
+    if s is None:
+        return ""
+    parts = [f"{len(s.cold_boots)} cold boot(s) ({', '.join(f'{t:.1f}s' for t in s.cold_boots)})"]
+    if s.restores:
+        parts.append(f"{len(s.restores)} restore(s) ({', '.join(f'{t:.2f}s' for t in s.restores)})")
+    if s.saved_seconds is not None and s.saved_bytes is not None:
+        parts.append(f"state saved in {s.saved_seconds:.2f}s ({s.saved_bytes / 1e6:.0f} MB)")
+    if s.kept:
+        parts.append(f"kept snapshot: {s.kept}")
+    notes = "".join(f"<br>{_e(n)}" for n in s.notes)
+    return f'<p class="starts">guest starts: {_e("; ".join(parts))}{notes}</p>'
+
+
 def _segments(run_dir: Path, summary: RunSummary, k: KernelRecord) -> list[tuple[str, str, float]]:
-    """(css class, label, seconds) in the order they happened."""
+    """(css class, label, seconds) in the order they happened; a restore is marked as one."""
     segs = [(f"t-{p}", p, k.timings[p]) for p in _BUILD_PHASES if k.timings.get(p)]
     booted: set[int] = set()
     for t in summary.tests:
@@ -320,7 +347,8 @@ def _segments(run_dir: Path, summary: RunSummary, k: KernelRecord) -> list[tuple
             booted.add(t.boot)
             seconds = _boot_seconds(run_dir, k, t.boot)
             if seconds is not None:
-                segs.append(("t-boot", f"boot-{t.boot}", seconds))
+                cls, how = _restore(run_dir, k, t.boot)
+                segs.append((cls, f"boot-{t.boot}{how}", seconds))
         if t.seconds:
             segs.append((_cell(t)[0], t.test, t.seconds))
     return segs
@@ -332,7 +360,7 @@ def _timeline(run_dir: Path, summary: RunSummary) -> list[str]:
         segs = _segments(run_dir, summary, k)
         total = sum(s for _c, _l, s in segs)
         sub = ", ".join(f"{p} {s:.1f}s" for p, s in k.timings.items())
-        out.append(f"<h3>{_e(k.name)}: {total:.1f}s</h3><p>{_e(sub)}</p>")
+        out.append(f"<h3>{_e(k.name)}: {total:.1f}s</h3><p>{_e(sub)}</p>{_starts(k)}")
         if not segs:
             continue
         out.append(f'<div class="timeline" data-kernel="{_e(k.name)}">')

@@ -29,6 +29,7 @@ from harness.records import (
     TestRecord,
 )
 from harness.reporters import html, write_all
+from harness.starts import GuestStarts
 from tests.browser import Chromium
 
 OOPS = Path(__file__).resolve().parents[1] / "data" / "oops"
@@ -50,11 +51,13 @@ def _evidence(run: Path, kernel: str, test: str, console: str = "", sub: str = "
     return str(d)
 
 
-def _boot(run: Path, kernel: str, n: int, seconds: float) -> None:
+def _boot(run: Path, kernel: str, n: int, seconds: float, restored: bool = False) -> None:
     d = run / kernel / f"boot-{n}"
     d.mkdir(parents=True, exist_ok=True)
     (d / "console.log").write_text("boot\n")
     (d / "boot.json").write_text(json.dumps({"seconds": seconds}))
+    if restored:
+        (d / "restore.json").write_text(json.dumps({"seconds": seconds, "problem": None}))
 
 
 def _symbolized(report: ReportRecord) -> ReportRecord:
@@ -87,7 +90,7 @@ def results(tmp_path: Path) -> tuple[Path, RunSummary]:
     for kernel in ("d612", "fix"):
         _boot(run, kernel, 1, 5.5)
         (run / kernel / "kernel.json").write_text("{}")
-    _boot(run, "d612", 2, 6.0)
+    _boot(run, "d612", 2, 0.6, restored=True)
     flaky_runs = tuple(
         Attempt(o, o.value, 1.0, _evidence(run, "fix", "race", "", f"run-{n}"))
         for n, o in enumerate((Outcome.PASS, Outcome.FAIL, Outcome.PASS), 1)
@@ -111,7 +114,14 @@ def results(tmp_path: Path) -> tuple[Path, RunSummary]:
         ),
     )  # fmt: skip
     kernels = (
-        KernelRecord("d612", "debian x", "Debian 6.12", boots=2, timings={"fetch": 1.5}),
+        KernelRecord(
+            "d612",
+            "debian x",
+            "Debian 6.12",
+            boots=2,
+            timings={"fetch": 1.5},
+            starts=GuestStarts((4.2,), (0.61,), 0.72, 132_000_000, (), "stored"),
+        ),
         KernelRecord("fix", "build y", timings={"fetch": 300.0, "image": 0.4}),
     )
     outside = (OutsideRecord("fix", 1, "boot", warn),)
@@ -194,10 +204,13 @@ def test_a_failure_card_shows_verdict_ktap_report_and_console(
         assert "fix boot-1 (boot): WARNING in" in outside
         timeline = browser.evaluate(
             "JSON.stringify([...document.querySelectorAll('.timeline')].map(t => "
-            "[t.dataset.kernel, [...t.children].map(c => c.innerText.split(' ')[0])]))"
+            "[t.dataset.kernel, [...t.children].map(c => c.innerText.split(/ [0-9.]+s$/)[0])]))"
         )
+        starts = browser.evaluate("document.querySelector('.starts').innerText")
+        assert "1 cold boot(s) (4.2s); 1 restore(s) (0.61s)" in starts
+        assert "state saved in 0.72s (132 MB); kept snapshot: stored" in starts
         assert json.loads(timeline) == [
-            ["d612", ["fetch", "boot-1", "uffd_api", "move", "boot-2", "race"]],
+            ["d612", ["fetch", "boot-1", "uffd_api", "move", "boot-2 restore", "race"]],
             ["fix", ["fetch", "image", "boot-1", "uffd_api", "race"]],
         ]
 
