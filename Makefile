@@ -28,7 +28,8 @@ test-fast: setup
 ##        each backend against its floor (qemu: poweroff init; virtme: vng --exec true);
 ##        kernel builds: first, incremental after a one-file patch, per-patch series
 ##        the default matrix serial vs -n 2 vs -n auto (wall and CPU ratios);
-##        the default matrix with and without its arm64 kernel
+##        the default matrix with and without its arm64 kernel;
+##        snapshots: the crash run with and without, a second run with kept snapshots
 bench: setup
 	$(PY) bench/bench_boot.py
 	$(PY) bench/bench_boot.py --kernel debian-6.12-arm64 --runs 3 --warm 10
@@ -36,6 +37,7 @@ bench: setup
 	$(PY) bench/bench_build.py
 	$(PY) bench/bench_parallel.py
 	$(PY) bench/bench_matrix.py
+	$(PY) bench/bench_snapshots.py
 
 lint: setup
 	.venv/bin/ruff check harness tests bench conftest.py
