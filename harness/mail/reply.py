@@ -199,7 +199,7 @@ def _breaks(result: KernelResult, series: dict[str, object]) -> list[str]:
         record = next(
             (t for t in summary.tests if t.test == test and t.kernel == f"{int(index):02d}"), None
         )
-        lines.append(f"{test} first broken by patch {index}: {labels.get(int(index), '?')}")
+        lines.append(f"{test} after patch {index} ({labels.get(int(index), '?')}):")
         if record is not None:
             lines += _failure(record)
         lines.append("")
@@ -207,7 +207,10 @@ def _breaks(result: KernelResult, series: dict[str, object]) -> list[str]:
 
 
 def _failure(record: TestRecord) -> list[str]:
-    lines = [f"  {record.outcome.value}: {record.summary}"]
+    head = record.summary  # already says its outcome ("fail: not ok 2 ...", "oops: ...")
+    if not head.startswith(f"{record.outcome.value}"):
+        head = f"{record.outcome.value}: {head}"
+    lines = [f"  {head}"]
     for report in record.reports[:2]:
         lines += _crash(report)
     if not record.reports:

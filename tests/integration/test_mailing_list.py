@@ -151,7 +151,8 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
     text = broken.get_content()
     print(text)
     assert "selftest: 1 regression(s) introduced by the series" in text
-    assert f"{BISECT_TEST} first broken by patch 1: [1/2] SELFTEST BUG" in text
+    assert f"{BISECT_TEST} after patch 1 ([1/2] SELFTEST BUG" in text
+    assert "fail: fail" not in text
     assert "Patch(es) 2 of this series never reached the list" in text
     assert "the series names no base-commit" in text
     runs = [

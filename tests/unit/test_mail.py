@@ -161,7 +161,8 @@ def test_reply_threads_to_the_cover_and_names_the_breaking_patch(tmp_path: Path)
     assert reply.recipients(message) == ["dev@example.org", "list@example.org", "rev@example.org"]
     text = message.get_content()
     assert "k: 1 regression(s) introduced by the series" in text
-    assert "uffd_api first broken by patch 2: [2/2] mm: b" in text
+    assert "uffd_api after patch 2 ([2/2] mm: b):" in text
+    assert "\n  fail: uffd says no\n" in text and "fail: fail" not in text
     assert "base: abc123 (the series' base-commit)" in text
     assert "kharness series --kernel k ..." in text
     saved = reply.load(reply.save(message, run))
