@@ -241,6 +241,83 @@ def test_bot_backs_off_while_the_inbox_is_down_and_goes_on_when_it_is_back(
     assert "Traceback" not in err
 
 
+SLOW = "61.37"  # seconds the slow tree's configure step sleeps: a unique process to look for
+
+
+def _sleepers() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", f"sleep {SLOW}"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def _states(results: Path) -> dict[str, str]:
+    if not (results / "watch" / "watch.sqlite3").exists():
+        return {}
+    with _db(results) as db:
+        return dict(db.execute("SELECT key, state FROM series").fetchall())
+
+
+def _until(what: str, check, seconds: float = 120):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"waited {seconds:.0f}s for {what}")
+
+
+def test_a_newer_version_stops_the_one_under_test(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    """v3 posted while v2 is being tested: v2's job is stopped (its processes too), v3 runs."""
+    git = ["git", "-C", str(fake_tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
+    makefile = fake_tree / "Makefile"
+    makefile.write_text(
+        makefile.read_text().replace("olddefconfig:\n", f"olddefconfig:\n> @sleep {SLOW}\n", 1)
+    )
+    subprocess.run([*git, "commit", "-qam", "a tree whose configure step is slow"], check=True)
+    memory = fake_tree / "mm/memory.c"
+    versions = {}
+    for version, value in ((2, 7), (3, 8)):
+        memory.write_text(f"int fault(void) {{ return {value}; }}\n")
+        subprocess.run([*git, "commit", "-qam", "mm: fault returns more"], check=True)
+        (versions[version],) = format_series(
+            fake_tree, "HEAD~1..HEAD", tmp_path / f"v{version}", version, cover=False
+        )
+        subprocess.run([*git, "reset", "-q", "--hard", "HEAD~1"], check=True)
+    assert not _sleepers(), "another run's slow tree is still configuring"
+    results = tmp_path / "results"
+    inbox.deliver(versions[2])
+    bot = subprocess.Popen(
+        _watch(_kernels(tmp_path, fake_tree), inbox, results, "--from-start"),
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        first = _until("v2 configuring", _sleepers)
+        assert list(_states(results).values()) == ["running"]
+        inbox.deliver(versions[3])
+        states = _until(
+            "v2 superseded and v3 running",
+            lambda: (
+                (s := _states(results)) and sorted(s.values()) == ["running", "superseded"] and s
+            ),
+        )
+        second = _until("v3 configuring", lambda: _sleepers() - first)
+        assert not first & _sleepers(), "v2's build must stop when v3 arrives"
+    finally:
+        bot.terminate()
+        _out, err = bot.communicate(timeout=120)
+    v2 = next(k for k, v in states.items() if v == "superseded")
+    assert v2.endswith("#v2") and f"{v2}: superseded by" in err, err[-2000:]
+    assert not _sleepers() & second, "a stopped bot leaves no build of its own running"
+    assert "Traceback" not in err
+    with _db(results) as db:
+        (note,) = db.execute("SELECT note FROM series WHERE key = ?", (v2,)).fetchone()
+    assert "v3 was posted" in note
+
+
 def test_b4_check_answers_in_b4s_own_protocol(
     inbox: PublicInbox, fake_tree: Path, tmp_path: Path
 ) -> None:
