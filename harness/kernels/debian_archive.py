@@ -11,7 +11,6 @@ that trusts a byte has a checksum or a signature behind it.
 
 from __future__ import annotations
 
-import hashlib
 import lzma
 import re
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.arch import X86_64
-from harness.cache import atomic_write
+from harness.cache import atomic_write, sha256_of
 from harness.errors import InfraError, ToolMissing
 from harness.progress import NO_PROGRESS, Activity, Kind, Progress, track
 
@@ -140,15 +139,6 @@ def _read_reporting(response: Any, act: Activity) -> bytes:
         data += block
         act.update(done=len(data))
     return bytes(data)
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_release(inrelease: Path) -> str:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.cache import cache_root
+from harness.cache import cache_root, sha256_of
 from harness.guest.keys import GuestKeys, make_keys
 from harness.machine.base import MachineConfig, Ready
 from harness.machine.snapshot import SavedState, sweep_orphans
@@ -65,14 +65,6 @@ class Kept:
     created: float
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def snapshot_key(cfg: MachineConfig, backend: str, emulator: Path | None) -> str:
     """The key of a guest of ``cfg``: changes with anything that shapes the restored guest.
 
@@ -80,9 +72,9 @@ def snapshot_key(cfg: MachineConfig, backend: str, emulator: Path | None) -> str
     port), and so is the accelerator's reason (only the accelerator counts).
     """
     digest = hashlib.sha256(f"kharness-snapshot {FORMAT}\0{backend}\0".encode())
-    digest.update(_file_digest(cfg.payload.kernel.vmlinuz).encode())
+    digest.update(sha256_of(cfg.payload.kernel.vmlinuz).encode())
     if cfg.files.initrd is not None:
-        digest.update(_file_digest(cfg.files.initrd).encode())
+        digest.update(sha256_of(cfg.files.initrd).encode())
     digest.update(f"\0{cfg.files.tests_dir}\0{cfg.payload.arch.name}".encode())
     digest.update(f"\0{cfg.accel.accel}\0{sorted(asdict(cfg.shape).items())}".encode())
     if emulator is not None:
