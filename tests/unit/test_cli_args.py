@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import build_parser, guest_test_paths, main, parse
+from harness.cli import _guest_options, build_parser, guest_test_paths, main, parse
 from harness.cli_grammar import one_kernel
 from harness.errors import UserError
 
@@ -167,3 +167,9 @@ def test_run_refuses_an_unknown_test_before_making_results(
     assert main(argv) == 2
     assert "did you mean 'uffd_api_unknown_feature'" in capsys.readouterr().err
     assert not base.exists()
+
+
+def test_run_hands_keep_snapshots_to_the_plugin() -> None:
+    kept = _guest_options(parse(["run", "--keep-snapshots"]))
+    plain = _guest_options(parse(["run"]))
+    assert "--keep-snapshots" in kept and "--keep-snapshots" not in plain
