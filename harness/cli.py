@@ -24,7 +24,7 @@ from harness.adhoc import AdHocKernels
 from harness.arch import ARCHES
 from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.errors import HarnessError, UserError
-from harness.interrupts import sigterm_as_interrupt
+from harness.interrupts import hangup_as_interrupt, sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.mail import cli as mail_cli
@@ -423,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn harness errors into one clear line."""
     args = parse(sys.argv[1:] if argv is None else argv)
     sigterm_as_interrupt()  # clean up on SIGTERM exactly as on Ctrl-C
+    hangup_as_interrupt()  # and on SIGHUP: a closed terminal or ssh connection
     try:
         return args.func(args)
     except HarnessError as exc:

@@ -31,3 +31,14 @@ def restore_sigterm(previous: Any) -> None:
     if previous is not None:
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, previous)
+
+
+def hangup_as_interrupt() -> None:
+    """SIGHUP like Ctrl-C too: the terminal, or the ssh connection a child runs on, is gone.
+
+    ``kharness watch --hosts`` runs its children over ``ssh -tt``; when the
+    bot stops them or dies, the connection closes, the child gets SIGHUP and
+    must stop its guests as on Ctrl-C.  Set by the CLI's entry point only.
+    """
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGHUP, raise_interrupt)

@@ -6,6 +6,7 @@ module only draws them, on a stream or through pytest's terminal reporter.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -231,8 +232,12 @@ class LiveProgress(_Base):
 
 
 def for_stream(stream: TextIO, console: bool = False) -> LiveProgress | PlainProgress:
-    """Outside pytest: a live line when ``stream`` is a terminal, plain lines otherwise."""
-    if stream.isatty():
+    """Outside pytest: a live line when ``stream`` is a terminal, plain lines otherwise.
+
+    ``$KHARNESS_PROGRESS=plain`` asks for plain lines on a terminal too (the
+    list bot's children run on an ssh pseudo-terminal whose output is a log).
+    """
+    if stream.isatty() and os.environ.get("KHARNESS_PROGRESS", "auto") in ("auto", "live"):
         return LiveProgress(stream, console)
     return PlainProgress(lambda line: print(line, file=stream, flush=True), console=console).start()
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from harness.cli_grammar import add_kernel_option
 from harness.config import check_host_tools, load_kernels, select
 from harness.errors import UserError
+from harness.hosts import load_hosts
 from harness.kernels.build import BuildSource
 from harness.mail import b4check, intake, reply, smtp
 from harness.paths import kernels_file, results_base
@@ -45,6 +47,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         interval=args.interval,
         wait_missing=args.wait_missing,
         jobs=args.jobs,
+        hosts=tuple(load_hosts(Path(args.hosts))) if args.hosts else (),
         smtp=smtp.parse_server(args.smtp) if args.smtp else None,
         sender=args.reply_from or reply.default_sender(),
         from_start=args.from_start,
@@ -86,7 +89,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--inbox", required=True, metavar="URL", help="the list's public-inbox URL")
     add_kernel_option(w, "a build: kernel of kernels.yaml to test each series on", "kernels")
     w.add_argument("--test", action="append", default=[], metavar="NAME", help="only this test")
-    w.add_argument("-n", dest="jobs", type=int, default=1, metavar="N", help="series at once")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("-n", dest="jobs", type=int, default=1, metavar="N", help="series at once")
+    where.add_argument(
+        "--hosts",
+        metavar="PATH",
+        help="hosts.yaml (as for kharness run --hosts): test series on these machines over ssh",
+    )
     w.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds per poll")
     w.add_argument(
         "--wait-missing",

@@ -22,27 +22,20 @@ after v3 arrived helps nobody.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InboxUnavailable
+from harness.hosts import Host
 from harness.mail import grouping, reply, smtp
 from harness.mail.grouping import SeriesKey
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import Mail, parse
+from harness.mail.slots import Child, Slot, make_slots
 from harness.mail.state import DONE, QUEUED, RUNNING, SUPERSEDED, WAITING, SeriesRow, State
-from harness.paths import REPO_ROOT
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,8 @@ class Settings:
     tests: tuple[str, ...] = ()
     interval: float = 60.0  # seconds between polls
     wait_missing: float = 1800.0  # how long an incomplete series waits for its patches
-    jobs: int = 1  # series tested at once
+    jobs: int = 1  # series tested at once, here
+    hosts: tuple[Host, ...] = ()  # --hosts: series tested on these machines instead
     smtp: smtp.Server | None = None
     sender: str = field(default_factory=reply.default_sender)
     from_start: bool = False  # test what the inbox already holds, not only what comes next
@@ -70,7 +64,8 @@ class Job:
     row: SeriesRow
     directory: Path
     remaining: list[str]
-    proc: subprocess.Popen[bytes] | None = None
+    slot: Slot
+    child: Child | None = None
     kernel: str | None = None
 
 
@@ -85,6 +80,7 @@ class Watcher:
         self.backoff = Backoff()
         self.next_poll = 0.0
         self.jobs: dict[SeriesKey, Job] = {}
+        self.slots = make_slots(settings.jobs, settings.hosts, settings.kernels_file)
 
     # -- the loop
     def run(self) -> int:
@@ -177,26 +173,31 @@ class Watcher:
 
     def start(self) -> None:
         """Fill the free slots from the fair queue."""
-        while len(self.jobs) < self.settings.jobs:
+        while len(self.jobs) < len(self.slots):
             queued = self.state.series(QUEUED)
             if not queued:
                 return
+            busy = {id(j.slot) for j in self.jobs.values()}
+            slot = next(s for s in self.slots if id(s) not in busy)
             row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
             directory = self.settings.home / "series" / _slug(row)
             done = [k for k in self.settings.kernels if _finished_run(directory / k)]
-            job = Job(row, directory, [k for k in self.settings.kernels if k not in done])
+            job = Job(row, directory, [k for k in self.settings.kernels if k not in done], slot)
             self.state.move(row.key, RUNNING, directory=str(directory))
-            self.log(f"testing {row.key}: {row.title}")
+            where = f" on {slot.name}" if self.settings.hosts else ""
+            self.log(f"testing {row.key}{where}: {row.title}")
             self.jobs[row.key] = job
 
     def advance(self) -> None:
         """Start each job's next kernel; a job with none left gets its reply."""
         for key, job in list(self.jobs.items()):
-            if job.proc is not None:
-                if job.proc.poll() is None:
+            if job.child is not None:
+                code = job.child.poll()
+                if code is None:
                     continue
-                self.log(f"{key} on {job.kernel}: exit {job.proc.returncode}")
-                job.proc = None
+                job.child.collect()
+                self.log(f"{key} on {job.kernel}: exit {code}")
+                job.child = None
             if job.remaining:
                 self._launch(job, job.remaining.pop(0))
                 continue
@@ -206,24 +207,14 @@ class Watcher:
     def _launch(self, job: Job, kernel: str) -> None:
         out = job.directory / kernel
         out.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "harness", "--kernels-file", str(self.settings.kernels_file)]
+        argv = ["--kernels-file", str(self.settings.kernels_file)]
         argv += ["series", "--kernel", kernel, "--series", job.row.anchor]
-        argv += ["--inbox", self.settings.inbox, "--results-dir", str(out)]
-        argv += ["--reply-from", self.settings.sender]
+        argv += ["--inbox", self.settings.inbox, "--reply-from", self.settings.sender]
         if job.row.missing:
             argv.append("--allow-missing")  # it waited --wait-missing; test what arrived
         for test in self.settings.tests:
             argv += ["--test", test]
-        with (out / "series.log").open("ab") as log:
-            job.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        job.child = job.slot.start(argv, out)
         job.kernel = kernel
 
     def _finish(self, job: Job) -> None:
@@ -281,23 +272,9 @@ class Watcher:
 
     @staticmethod
     def _stop(job: Job) -> None:
-        proc = job.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the bot dies, even by SIGKILL (the harness then cleans up)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if job.child is not None:
+            job.child.stop()
+            job.child = None
 
 
 def _slug(row: SeriesRow) -> str:

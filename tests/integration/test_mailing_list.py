@@ -31,6 +31,7 @@ import pytest
 
 from harness.mail.message import parse
 from tests.integration.helpers import REPO, harness_qemus
+from tests.integration.nshosts import NsHost, namespace_hosts
 from tests.integration.selftest_history import BISECT_TEST, History
 from tests.support.mailinglist import PublicInbox, SmtpSink, format_series
 
@@ -52,6 +53,11 @@ def _kernels(tmp_path: Path, history: History) -> Path:
         "    kunit: [list-kunit-test, example]\n"
     )
     return path
+
+
+def host_qemus(host: NsHost) -> set[int]:
+    """This session's QEMUs running inside ``host``'s namespace."""
+    return harness_qemus() & set(host.pids())
 
 
 def _rows(db_path: Path) -> dict[str, str]:
@@ -167,3 +173,67 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
         f"last patch to reply: v2 {clean_s:.0f}s (with the kill and restart), "
         f"[1/2] {bug_s:.0f}s (with 20s waiting for 2/2)"
     )
+
+
+def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
+    history: History, tmp_path: Path, session_tag: str, kernel_cache: Path
+) -> None:
+    """``--hosts``: the series runs on a namespace host over ssh; stopping the bot stops it
+    there (no QEMU, no scratch directory left); the next start tests it and answers."""
+    with namespace_hosts(tmp_path, session_tag, kernel_cache, count=1) as (host,):
+        inbox = PublicInbox(tmp_path / "list")
+        inbox.start("0.0.0.0")  # the host reaches this machine by its veth address
+        url = f"http://{host.outer}:{inbox.port}/test"
+        hosts = tmp_path / "hosts.yaml"
+        hosts.write_text(
+            f"hosts:\n  - ssh: {host.alias}\n    path: {REPO}\n    python: {sys.executable}\n"
+            f"    ssh_config: {tmp_path / 'ssh_config'}\n"
+        )
+        results = tmp_path / "results"
+        span = f"{history.base}..{history.bug}~2"
+        series = format_series(
+            history.repo, span, tmp_path / "v1", 1, base=history.base, title="mm: on a host"
+        )
+        argv = [sys.executable, "-m", "harness", "--kernels-file", str(_kernels(tmp_path, history))]
+        argv += ["watch", "--inbox", url, "--kernel", "selftest", "--test", BISECT_TEST]
+        argv += ["--interval", "1", "--from-start", "--hosts", str(hosts)]
+        argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]
+        scratch = lambda: list(Path("/tmp").glob("kharness-watch-*"))  # noqa: E731
+        try:
+            with SmtpSink() as sink:
+                argv += ["--smtp", sink.address]
+                for raw in series:
+                    inbox.deliver(raw)
+                log = (tmp_path / "bot-1.log").open("w")
+                bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
+                try:
+                    _wait_for("a guest up on the host", lambda: host_qemus(host), 900, bot)
+                finally:
+                    bot.terminate()
+                    bot.wait(120)
+                    log.close()
+                _wait_for("the host's guests and scratch to go",
+                          lambda: not host_qemus(host) and not scratch(), 60)  # fmt: skip
+                first = (tmp_path / "bot-1.log").read_text()
+                assert "on kh0#0" in first, first[-2000:]
+                again = subprocess.run(
+                    [*argv, "--once"], capture_output=True, text=True, timeout=1800, cwd=REPO
+                )
+                assert again.returncode == 0, again.stderr[-3000:]
+                (answer,) = sink.messages
+        finally:
+            inbox.stop()
+    assert not scratch(), "the host's scratch directory must go once its results came back"
+    cover = parse(series[0])
+    assert answer["In-Reply-To"] == f"<{cover.message_id}>"
+    text = answer.get_content()
+    assert "selftest: no regressions introduced by the series" in text, text
+    assert f"{BISECT_TEST}: not broken" in text
+    (run,) = [
+        p.parent
+        for p in (results / "watch" / "series").glob("*/selftest/*/series.json")
+        if not p.parent.is_symlink()
+    ]
+    logs = (run.parent / "series.log").read_text(errors="replace")
+    assert f"on {host.alias}:" in logs, "the series ran on the host"
+    assert (run / "summary.json").is_file() and list(run.glob("*/boot-1/console.log"))

@@ -76,11 +76,11 @@ class PublicInbox:
             timeout=60,
         )
 
-    def start(self) -> None:
-        """Serve the inbox on 127.0.0.1:port; returns once it answers."""
+    def start(self, address: str = "127.0.0.1") -> None:
+        """Serve the inbox on address:port (0.0.0.0: every address); returns once it answers."""
         log = (self.root / "httpd.log").open("ab")
         self.httpd = subprocess.Popen(
-            ["public-inbox-httpd", "-l", f"http://127.0.0.1:{self.port}"],
+            ["public-inbox-httpd", "-l", f"http://{address}:{self.port}"],
             env=self.env,
             stdout=log,
             stderr=log,

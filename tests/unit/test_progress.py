@@ -331,6 +331,24 @@ def test_outside_pytest_a_log_gets_plain_lines(tmp_path: Path) -> None:
     assert re.fullmatch(r"\d\d:\d\d:\d\d \[kharness\] boot k: boot-1: done in 0\.0s", lines[1])
 
 
+def test_a_terminal_gets_plain_lines_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ssh pseudo-terminal (the list bot's children on a host) is a log, not a screen."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w") as terminal:
+            monkeypatch.delenv("KHARNESS_PROGRESS", raising=False)
+            assert isinstance(for_stream(terminal), LiveProgress)
+            monkeypatch.setenv("KHARNESS_PROGRESS", "plain")
+            plain = for_stream(terminal)
+            assert isinstance(plain, PlainProgress)
+            plain.close()
+    finally:
+        os.close(master)
+
+
 def test_harness_run_uses_plain_lines_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KHARNESS_PROGRESS", raising=False)
     monkeypatch.setattr("sys.stdout", io.StringIO())

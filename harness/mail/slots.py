@@ -1,0 +1,242 @@
+"""Where the bot's ``kharness series`` children run: here (``-n N``) or on hosts (``--hosts``).
+
+A slot runs one child at a time.  Local slots start it as a process group
+of its own that dies with the bot.  A host slot (hosts.yaml, the file
+``kharness run --hosts`` reads) starts it over ssh in the project checkout
+on that host, with its results in a scratch directory there; once the child
+has ended, the results come back as a tar stream into the same place a
+local child would have written them, and the scratch directory goes.  The
+remote child runs on a pseudo-terminal (``ssh -tt``): when the bot stops it,
+or dies, the connection closes and the child gets SIGHUP, which the harness
+handles like Ctrl-C (guests stopped); the stop then also ends whatever of
+that child is still running there and removes its directory.
+
+As with ``kharness run --hosts``, nothing is copied to a host: it has the
+project at the bot's commit, the kernels file at the same path (or the same
+path inside the project), the kernels' trees, and can reach the inbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from harness.hosts import Host
+from harness.paths import REPO_ROOT
+
+_PR_SET_PDEATHSIG = 1
+#: the scratch directory on a host; the pattern ``pkill -f`` looks for when stopping
+REMOTE_PREFIX = "/tmp/kharness-watch-"
+
+
+def die_with_parent() -> None:
+    """In the child: SIGTERM when the bot dies, even by SIGKILL (the harness then cleans up)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Child(Protocol):
+    """One ``kharness series`` child wherever it runs."""
+
+    def poll(self) -> int | None:
+        """Its exit status once it ended; None while it runs."""
+        ...
+
+    def collect(self) -> None:
+        """After it ended: bring its results to the local directory (a no-op when local)."""
+        ...
+
+    def stop(self) -> None:
+        """End it and everything it started (idempotent)."""
+        ...
+
+
+class Slot(Protocol):
+    """A place a child can run."""
+
+    name: str
+
+    def start(self, argv: list[str], out: Path) -> Child:
+        """Run ``python -m harness ARGV --results-dir OUT`` there; output to OUT/series.log."""
+        ...
+
+
+@dataclass
+class LocalChild:
+    """A child process of the bot, in a process group of its own."""
+
+    proc: subprocess.Popen[bytes]
+
+    def poll(self) -> int | None:
+        """Its exit status, or None."""
+        return self.proc.poll()
+
+    def collect(self) -> None:
+        """Its results are already where they belong."""
+
+    def stop(self) -> None:
+        """SIGTERM to its group, SIGKILL after a minute."""
+        stop_group(self.proc)
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 60.0) -> None:
+    """End ``proc``'s process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@dataclass
+class LocalSlot:
+    """A child on this machine."""
+
+    name: str = "local"
+
+    def start(self, argv: list[str], out: Path) -> Child:
+        """Start the child here."""
+        command = [sys.executable, "-m", "harness", *argv]
+        command += ["--results-dir", str(out)]
+        with (out / "series.log").open("ab") as log:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        return LocalChild(proc)
+
+
+def ssh_command(host: Host, *extra: str) -> list[str]:
+    """``ssh`` to ``host`` with its config file, never asking for a password."""
+    argv = ["ssh", "-o", "BatchMode=yes"]
+    if host.ssh_config:
+        argv += ["-F", os.path.expanduser(host.ssh_config)]
+    return [*argv, *extra, host.ssh]
+
+
+@dataclass
+class HostChild:
+    """A child running on a host over ssh, its results in a scratch directory there."""
+
+    host: Host
+    proc: subprocess.Popen[bytes]
+    remote: str  # the scratch directory on the host
+    out: Path
+    _done: bool = field(default=False, init=False)
+
+    def poll(self) -> int | None:
+        """ssh's exit status: the child's, or 255 when the host could not be reached."""
+        return self.proc.poll()
+
+    def collect(self) -> None:
+        """The host's results into ``out`` (a tar stream), then its scratch directory goes."""
+        if self._done:
+            return
+        self._done = True
+        quoted = shlex.quote(self.remote)
+        script = f"tar -C {quoted}/out -cf - . && rm -rf {quoted}"
+        ssh = [*ssh_command(self.host), script]
+        tar = ["tar", "-C", str(self.out), "-xf", "-"]
+        with (self.out / "series.log").open("ab") as log:
+            source = subprocess.Popen(ssh, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=log)  # fmt: skip
+            assert source.stdout is not None
+            unpack = subprocess.run(tar, stdin=source.stdout, stderr=log, check=False)
+            source.stdout.close()
+            code = source.wait()
+            if code != 0 or unpack.returncode != 0:
+                where = f"{self.host.ssh}:{self.remote}"
+                log.write(
+                    f"\nkharness: error: the results could not be fetched from {where} "
+                    f"(ssh {code}, tar {unpack.returncode})\n".encode()
+                )
+
+    def stop(self) -> None:
+        """Close the connection (the child gets SIGHUP), end what is left, remove the scratch."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._done = True
+        # The path never appears whole in this script's own command line ("[/]" in the
+        # pattern, the directory put together in $d), so pkill spares the shell running it.
+        prefix, token = self.remote[: len(REMOTE_PREFIX)], self.remote[len(REMOTE_PREFIX) :]
+        pattern = shlex.quote("[/]" + self.remote[1:])
+        script = (
+            f'd={shlex.quote(prefix)}; d="$d"{shlex.quote(token)}; '
+            f"pkill -TERM -f -- {pattern}; i=0; "
+            f"while pgrep -f -- {pattern} >/dev/null && [ $i -lt 120 ]; "
+            "do sleep 0.5; i=$((i+1)); done; "
+            f'pkill -KILL -f -- {pattern}; rm -rf "$d"'
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                [*ssh_command(self.host), script], capture_output=True, timeout=90, check=False
+            )
+
+
+@dataclass
+class HostSlot:
+    """A child on a host of hosts.yaml (one slot per worker the host offers)."""
+
+    host: Host
+    kernels_file: Path
+    name: str = ""
+
+    def start(self, argv: list[str], out: Path) -> Child:
+        """Start the child on the host, in the project there, results in a scratch dir."""
+        remote = f"{REMOTE_PREFIX}{uuid.uuid4().hex[:12]}"
+        argv = [a if a != str(self.kernels_file) else self._kernels_path() for a in argv]
+        child = [self.host.python, "-m", "harness", *argv, "--results-dir", f"{remote}/out"]
+        script = (
+            f"mkdir -p {shlex.quote(remote)}/out && cd {shlex.quote(self.host.path)} && "
+            f"export KHARNESS_PROGRESS=plain && exec {shlex.join(child)}"
+        )
+        with (out / "series.log").open("ab") as log:
+            log.write(f"kharness watch: on {self.host.ssh}: {script}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                [*ssh_command(self.host, "-tt"), script],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        return HostChild(self.host, proc, remote, out)
+
+    def _kernels_path(self) -> str:
+        """The kernels file as the host sees it: the same path inside the project, else as is."""
+        try:
+            return str(self.kernels_file.resolve().relative_to(REPO_ROOT))
+        except ValueError:
+            return str(self.kernels_file)
+
+
+def make_slots(jobs: int, hosts: tuple[Host, ...], kernels_file: Path) -> list[Slot]:
+    """``jobs`` local slots, or one per worker of every host."""
+    if not hosts:
+        return [LocalSlot(f"local-{n}") for n in range(jobs)]
+    return [HostSlot(h, kernels_file, f"{h.ssh}#{n}") for h in hosts for n in range(h.workers)]
