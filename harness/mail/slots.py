@@ -31,11 +31,14 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.hosts import Host
+from harness.mail.inbox import Backoff
 from harness.paths import REPO_ROOT
 
 _PR_SET_PDEATHSIG = 1
 #: the scratch directory on a host; the pattern ``pkill -f`` looks for when stopping
 REMOTE_PREFIX = "/tmp/kharness-watch-"
+#: ssh's exit status when it could not reach the host or lost the connection
+SSH_FAILED = 255
 
 
 def die_with_parent() -> None:
@@ -55,6 +58,10 @@ class Child(Protocol):
         """After it ended: bring its results to the local directory (a no-op when local)."""
         ...
 
+    def lost(self) -> bool:
+        """Whether it ended because its place could not be reached (not a verdict at all)."""
+        ...
+
     def stop(self) -> None:
         """End it and everything it started (idempotent)."""
         ...
@@ -64,6 +71,14 @@ class Slot(Protocol):
     """A place a child can run."""
 
     name: str
+
+    def ready(self, now: float) -> bool:
+        """Whether a child may start here now (a host that was unreachable waits)."""
+        ...
+
+    def reached(self, ok: bool, now: float) -> float:
+        """Say whether the last child reached its place; seconds until it is tried again."""
+        ...
 
     def start(self, argv: list[str], out: Path) -> Child:
         """Run ``python -m harness ARGV --results-dir OUT`` there; output to OUT/series.log."""
@@ -82,6 +97,10 @@ class LocalChild:
 
     def collect(self) -> None:
         """Its results are already where they belong."""
+
+    def lost(self) -> bool:
+        """A local child always reached its place."""
+        return False
 
     def stop(self) -> None:
         """SIGTERM to its group, SIGKILL after a minute."""
@@ -107,6 +126,14 @@ class LocalSlot:
     """A child on this machine."""
 
     name: str = "local"
+
+    def ready(self, now: float) -> bool:
+        """Always."""
+        return True
+
+    def reached(self, ok: bool, now: float) -> float:
+        """This machine is always there."""
+        return 0.0
 
     def start(self, argv: list[str], out: Path) -> Child:
         """Start the child here."""
@@ -146,6 +173,10 @@ class HostChild:
     def poll(self) -> int | None:
         """ssh's exit status: the child's, or 255 when the host could not be reached."""
         return self.proc.poll()
+
+    def lost(self) -> bool:
+        """ssh says 255 for a host it could not reach or lost (the harness never exits 255)."""
+        return self.proc.poll() == SSH_FAILED
 
     def collect(self) -> None:
         """The host's results into ``out`` (a tar stream), then its scratch directory goes."""
@@ -199,11 +230,31 @@ class HostChild:
 
 @dataclass
 class HostSlot:
-    """A child on a host of hosts.yaml (one slot per worker the host offers)."""
+    """A child on a host of hosts.yaml (one slot per worker the host offers).
+
+    A host that could not be reached is tried again after a delay that
+    doubles (5 s up to 10 min, like the inbox) and starts over once it answers.
+    """
 
     host: Host
     kernels_file: Path
     name: str = ""
+    backoff: Backoff = field(default_factory=Backoff)
+    down_until: float = 0.0
+
+    def ready(self, now: float) -> bool:
+        """Unless the host was unreachable and its delay has not passed."""
+        return now >= self.down_until
+
+    def reached(self, ok: bool, now: float) -> float:
+        """Reset the delay when the host answered; else wait longer before the next try."""
+        if ok:
+            self.backoff.reset()
+            self.down_until = 0.0
+            return 0.0
+        delay = self.backoff.next()
+        self.down_until = now + delay
+        return delay
 
     def start(self, argv: list[str], out: Path) -> Child:
         """Start the child on the host, in the project there, results in a scratch dir."""

@@ -90,6 +90,12 @@ class Watcher:
         try:
             while True:
                 self.turn()
+                if self.settings.once and self.stranded():
+                    queued = len(self.state.series(QUEUED))
+                    self.log(
+                        f"no host can be reached; {queued} series stay queued for the next start"
+                    )
+                    return 1
                 if self.settings.once and self.idle():
                     self.send_replies(retry=True)  # a last try before going
                     left = len(self.state.pending()) if self.settings.smtp else 0
@@ -111,6 +117,15 @@ class Watcher:
         self.advance()
         self.start()
         self.send_replies(retry=polled)
+
+    def stranded(self) -> bool:
+        """Series wait for a slot, none runs, and every slot's host was unreachable."""
+        now = time.time()
+        return (
+            not self.jobs
+            and bool(self.state.series(QUEUED))
+            and not any(s.ready(now) for s in self.slots)
+        )
 
     def idle(self) -> bool:
         """Nothing to wait for: no job and no series waiting or queued."""
@@ -178,7 +193,10 @@ class Watcher:
             if not queued:
                 return
             busy = {id(j.slot) for j in self.jobs.values()}
-            slot = next(s for s in self.slots if id(s) not in busy)
+            now = time.time()
+            slot = next((s for s in self.slots if id(s) not in busy and s.ready(now)), None)
+            if slot is None:
+                return  # the free slots' hosts are unreachable for now
             row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
             directory = self.settings.home / "series" / _slug(row)
             done = [k for k in self.settings.kernels if _finished_run(directory / k)]
@@ -195,6 +213,10 @@ class Watcher:
                 code = job.child.poll()
                 if code is None:
                     continue
+                if job.child.lost():
+                    self._requeue(job)
+                    continue
+                job.slot.reached(True, time.time())
                 job.child.collect()
                 self.log(f"{key} on {job.kernel}: exit {code}")
                 job.child = None
@@ -203,6 +225,17 @@ class Watcher:
                 continue
             del self.jobs[key]
             self._finish(job)
+
+    def _requeue(self, job: Job) -> None:
+        """The job's host could not be reached: no verdict; the series waits for a slot."""
+        delay = job.slot.reached(False, time.time())
+        log = job.directory / str(job.kernel) / "series.log"
+        self.log(
+            f"{job.row.key}: {job.slot.name} could not be reached (see {log}); "
+            f"queued again, that host is tried again in {delay:.0f}s"
+        )
+        del self.jobs[job.row.key]
+        self.state.move(job.row.key, QUEUED, note=f"{job.slot.name} could not be reached")
 
     def _launch(self, job: Job, kernel: str) -> None:
         out = job.directory / kernel

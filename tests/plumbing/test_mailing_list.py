@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InboxUnavailable
+from harness.machine.ports import free_port
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import BOT_HEADER, parse
 from tests.integration.helpers import REPO
@@ -339,3 +340,54 @@ def test_b4_check_answers_in_b4s_own_protocol(
     )
     (warned,) = checks._run_external_cmd(argv, talk, str(REPO))
     assert warned["status"] == "warn" and warned["summary"] == "not tested: not a patch"
+
+
+def test_an_unreachable_host_requeues_the_series_and_is_retried_later(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    """``--hosts`` with a host whose ssh is refused: no reply (no verdict), the series stays
+    queued, the host is tried again after a growing delay; ``--once`` ends saying so."""
+    port = free_port()  # nothing listens there: ssh is refused at once
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host deadhost\n  HostName 127.0.0.1\n  Port {port}\n  ConnectTimeout 5\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+    )
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(
+        f"hosts:\n  - ssh: deadhost\n    path: {REPO}\n    ssh_config: {config}\n"
+        f"    python: {sys.executable}\n"
+    )
+    (patch,) = _other_side_patch(fake_tree, tmp_path / "series")
+    inbox.deliver(patch)
+    results = tmp_path / "results"
+    argv = _watch(_kernels(tmp_path, fake_tree), inbox, results, "--from-start")
+    bot = subprocess.Popen(
+        [*argv, "--hosts", str(hosts)], stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        _until("the host tried twice", lambda: _states(results) and _tries(results) >= 2, 60)
+        time.sleep(2)
+    finally:
+        bot.terminate()
+        _out, err = bot.communicate(timeout=120)
+    tries = err.count("could not be reached")
+    assert 2 <= tries <= 3, f"{tries} tries: a busy loop, or no retry?\n{err[-2000:]}"
+    assert "tried again in 5s" in err and "tried again in 10s" in err, err[-2000:]
+    assert list(_states(results).values()) == ["queued"]
+    with _db(results) as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0, "no verdict, no reply"
+    (log,) = (results / "watch" / "series").glob("*/fake/series.log")
+    assert "Connection refused" in log.read_text(errors="replace")
+    once = subprocess.run(
+        [*argv, "--hosts", str(hosts), "--once"], capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+    )  # fmt: skip
+    assert once.returncode == 1, once.stderr[-2000:]
+    assert "no host can be reached; 1 series stay queued" in once.stderr
+    assert "Traceback" not in err + once.stderr
+
+
+def _tries(results: Path) -> int:
+    logs = list((results / "watch" / "series").glob("*/fake/series.log"))
+    return sum(log.read_text(errors="replace").count("kharness watch: on deadhost") for log in logs)
