@@ -62,7 +62,7 @@ def take_series(args: argparse.Namespace, spec: KernelSpec, run_dir: Path, log) 
     """Read or fetch every ``--series``; choose the base."""
     source = spec.source
     assert isinstance(source, BuildSource)
-    refs = [intake.parse_ref(s, args.inbox) for s in args.series]
+    refs = [intake.parse_ref(s, args.inbox or source.inbox) for s in args.series]
     remote = [r for r in refs if r.message_id is not None or _is_maildir(r.path)]
     if len(remote) > 1:
         raise UserError(
@@ -214,8 +214,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--inbox",
         metavar="URL",
-        help=f"the public-inbox a Message-ID is looked up on (default: ${intake.INBOX_ENV} "
-        f"or {intake.DEFAULT_INBOX})",
+        help="the public-inbox a Message-ID is looked up on (default: the kernel's build: "
+        f"inbox:, else ${intake.INBOX_ENV}, else {intake.DEFAULT_INBOX})",
     )
     p.add_argument(
         "--allow-missing",

@@ -12,6 +12,7 @@ kernels.yaml::
         debug_info: true                # line info for symbolized reports (debuginfo.config)
         series: [fix.mbox]              # mbox, .patch or directory; applied in order
         dirty: refuse                   # git tree with uncommitted changes: refuse | build
+        inbox: https://lore.kernel.org/linux-mm  # where its series are posted (--series <msgid>)
         make: ["KCFLAGS=-Wno-error"]    # extra make variables
 
 ``build: linux-source-6.12`` is short for ``build: {source: linux-source-6.12}``.
@@ -302,6 +303,7 @@ class BuildSource:
     series: tuple[Path, ...] = ()
     kind: str = "build"
     dirty: DirtyPolicy = DirtyPolicy.REFUSE  # a git tree with uncommitted changes
+    inbox: str | None = None  # the public-inbox its series are posted to (--series <msgid>)
 
     def describe(self) -> str:
         """'build linux-source-6.12 (tinyconfig + guest.config) + fix.mbox'."""

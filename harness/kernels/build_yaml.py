@@ -6,6 +6,7 @@ checking what a person wrote is one job, running make is another.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
     series = _paths(f, "series", base)
     make = _strings(f, "make")
     dirty = _dirty(f)
+    inbox = _inbox(f, base)
     f.finish()
     if config not in BASE_CONFIGS:
         f.problem(
@@ -52,7 +54,22 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
     if debug_info:
         fragments.append(DEBUGINFO_FRAGMENT)
     recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make), arch)
-    return BuildSource(source, base, rev, recipe, tuple(series), dirty=dirty)
+    return BuildSource(source, base, rev, recipe, tuple(series), dirty=dirty, inbox=inbox)
+
+
+def _inbox(f: Fields, base: Path) -> str | None:
+    """``inbox: URL`` (or a local public-inbox directory): where this tree's series are posted."""
+    inbox = f.get("inbox", str)
+    if inbox is None or re.match(r"https?://\S+$", inbox):
+        return inbox
+    path = (base / inbox).expanduser()
+    if not path.is_dir():
+        f.problem(
+            f"inbox: {inbox!r} is neither an http(s) URL (https://lore.kernel.org/linux-mm) "
+            "nor a public-inbox directory"
+        )
+        return None
+    return str(path)
 
 
 def _dirty(f: Fields) -> DirtyPolicy:

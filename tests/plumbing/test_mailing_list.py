@@ -17,6 +17,7 @@ import email
 import email.policy
 import http.server
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -391,3 +392,27 @@ def test_an_unreachable_host_requeues_the_series_and_is_retried_later(
 def _tries(results: Path) -> int:
     logs = list((results / "watch" / "series").glob("*/fake/series.log"))
     return sum(log.read_text(errors="replace").count("kharness watch: on deadhost") for log in logs)
+
+
+def test_series_by_message_id_uses_the_kernels_own_inbox(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    """No --inbox: the Message-ID is looked up on the entry's ``build: {inbox: URL}``."""
+    (patch,) = _other_side_patch(fake_tree, tmp_path / "series")
+    inbox.deliver(patch)
+    kernels = tmp_path / "kernels.yaml"
+    kernels.write_text(
+        f"kernels:\n  - name: fake\n    build: {{source: {fake_tree}, inbox: '{inbox.url}'}}\n"
+    )
+    message_id = parse(patch).message_id
+    argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "series"]
+    argv += ["--kernel", "fake", "--series", f"<{message_id}>"]
+    argv += ["--results-dir", str(tmp_path / "results")]
+    env = {k: v for k, v in os.environ.items() if k != "KHARNESS_INBOX"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert done.returncode == 1, done.stderr[-2000:]  # fetched, then found not to apply
+    assert f"from {inbox.url}" in done.stdout + done.stderr
+    (origin,) = [
+        p for p in (tmp_path / "results").glob("*/series-origin.json") if not p.parent.is_symlink()
+    ]
+    assert json.loads(origin.read_text())["message_id"] == message_id

@@ -250,3 +250,24 @@ def test_snapshot_setting_rejects_other_words(tmp_path: Path) -> None:
     path.write_text("kernels:\n  - name: k\n    image: bzImage\n    snapshot: always\n")
     with pytest.raises(ConfigError, match="snapshot 'always' is not one of true, false, keep"):
         load_kernels(path)
+
+
+def test_a_build_names_the_inbox_its_series_come_from(tmp_path: Path) -> None:
+    src = tmp_path / "linux"
+    for name in ("Makefile", "Kconfig", "arch/Kconfig", "scripts/kconfig/Makefile"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("")
+    (tmp_path / "list").mkdir()
+    text = f"""
+    kernels:
+      - {{name: a, build: {{source: {src}, inbox: "https://lore.kernel.org/linux-mm"}}}}
+      - {{name: b, build: {{source: {src}, inbox: list}}}}
+      - {{name: c, build: {{source: {src}}}}}
+    """
+    a, b, c = load_kernels(_write(tmp_path, text))
+    assert a.source.inbox == "https://lore.kernel.org/linux-mm"  # type: ignore[attr-defined]
+    assert b.source.inbox == str(tmp_path / "list")  # type: ignore[attr-defined]
+    assert c.source.inbox is None  # type: ignore[attr-defined]
+    bad = f"kernels:\n  - {{name: d, build: {{source: {src}, inbox: lore-mm}}}}\n"
+    with pytest.raises(ConfigError, match="inbox: 'lore-mm' is neither an http"):
+        load_kernels(_write(tmp_path, bad))
