@@ -52,6 +52,7 @@ class Candidate:
     present: tuple[int, ...]  # patch numbers that arrived
     anchor: str  # Message-ID a reply answers: the cover letter, else the lowest patch
     has_cover: bool
+    change_id: str | None = None  # b4's change-id, when the series was sent with b4
 
     @property
     def missing(self) -> tuple[int, ...]:
@@ -65,7 +66,10 @@ class Candidate:
 
     @property
     def identity(self) -> tuple[str, str]:
-        """What stays the same across versions: author and normalized title."""
+        """What stays the same across versions: the author, and b4's change-id if the series
+        has one (a title may change between versions), else its normalized title."""
+        if self.change_id:
+            return (self.sender, f"change-id {self.change_id}")
         return (self.sender, normalize_title(self.title))
 
 
@@ -111,6 +115,7 @@ def _candidate(key: SeriesKey, members: Sequence[Mail]) -> Candidate:
         present=present,
         anchor=first.message_id,
         has_cover=cover is not None,
+        change_id=next((m.change_id for m in (cover, *patches) if m and m.change_id), None),
     )
 
 

@@ -32,6 +32,7 @@ _VERSION = re.compile(r"(?i)(?<![\w])v(\d+)(?![\w])")
 _REPLY = re.compile(r"(?i)^\s*(re|aw|fwd?|antw)\s*:")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _BASE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
+_CHANGE_ID = re.compile(r"^change-id:\s*(\S+)\s*$", re.MULTILINE)
 _DIFF = re.compile(r"^(diff --git |--- \S+\n\+\+\+ \S)", re.MULTILINE)
 
 
@@ -97,6 +98,12 @@ class Mail:
     def base_commit(self) -> str | None:
         """The ``base-commit:`` line git format-patch --base (and b4) puts in."""
         m = _BASE.search(self.body)
+        return m.group(1) if m else None
+
+    @property
+    def change_id(self) -> str | None:
+        """b4's ``change-id:`` line (b4 prep): the same in every version of a series."""
+        m = _CHANGE_ID.search(self.body)
         return m.group(1) if m else None
 
     @property

@@ -30,10 +30,11 @@ def _mail(
     sender: str = "Dev One <dev@example.org>",
     diff: bool = True,
     extra: str = "",
+    body_extra: str = "",
 ) -> bytes:
     body = (
         "Why.\n---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n" if diff else "Hi\n"
-    )
+    ) + body_extra
     head = f"From: {sender}\nTo: list@example.org\nCc: rev@example.org\nSubject: {subject}\n"
     head += f"Message-ID: <{mid}>\nDate: Wed, 02 Dec 2026 10:00:00 +0000\n"
     if refs:
@@ -93,6 +94,21 @@ def test_series_grouped_by_thread_and_version_and_superseded() -> None:
     assert found["c1@x#v1"].missing == (2,) and not found["c1@x#v1"].complete
     assert found["c2@x#v2"].complete and found["c2@x#v2"].anchor == "c2@x"
     assert found["s1@x#v1"].complete and found["s1@x#v1"].total == 1
+    assert grouping.superseded(list(found.values())) == {SeriesKey("c1@x", 1): SeriesKey("c2@x", 2)}
+
+
+def test_b4_change_id_ties_versions_whose_title_changed() -> None:
+    b4 = "change-id: 20261201-uffd-move-1a2b3c\n"
+    mails = [
+        parse(_mail("[PATCH 0/1] mm: speed", "c1@x", diff=False, body_extra=b4)),
+        parse(_mail("[PATCH 1/1] mm: a", "p1@x", "c1@x")),
+        parse(_mail("[PATCH v2 0/1] mm: faster still", "c2@x", diff=False, body_extra=b4)),
+        parse(_mail("[PATCH v2 1/1] mm: a", "q1@x", "c2@x")),
+        parse(_mail("[PATCH v3 0/1] mm: speed", "c3@x", diff=False)),  # another series
+        parse(_mail("[PATCH v3 1/1] mm: a", "r1@x", "c3@x")),
+    ]
+    found = {str(c.key): c for c in grouping.group(mails)}
+    assert found["c2@x#v2"].change_id == "20261201-uffd-move-1a2b3c"
     assert grouping.superseded(list(found.values())) == {SeriesKey("c1@x", 1): SeriesKey("c2@x", 2)}
 
 
