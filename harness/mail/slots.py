@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -239,6 +241,8 @@ class HostSlot:
     host: Host
     kernels_file: Path
     name: str = ""
+    owner: str = "bot"  # which bot's scratch directories these are (several may share a host)
+    swept: set[str] = field(default_factory=set)  # hosts swept already, shared by their slots
     backoff: Backoff = field(default_factory=Backoff)
     down_until: float = 0.0
 
@@ -258,13 +262,16 @@ class HostSlot:
 
     def start(self, argv: list[str], out: Path) -> Child:
         """Start the child on the host, in the project there, results in a scratch dir."""
-        remote = f"{REMOTE_PREFIX}{uuid.uuid4().hex[:12]}"
+        remote = f"{REMOTE_PREFIX}{self.owner}-{uuid.uuid4().hex[:12]}"
         argv = [a if a != str(self.kernels_file) else self._kernels_path() for a in argv]
         child = [self.host.python, "-m", "harness", *argv, "--results-dir", f"{remote}/out"]
         script = (
             f"mkdir -p {shlex.quote(remote)}/out && cd {shlex.quote(self.host.path)} && "
             f"export KHARNESS_PROGRESS=plain && exec {shlex.join(child)}"
         )
+        if self.host.ssh not in self.swept:
+            self.swept.add(self.host.ssh)
+            script = self._sweep() + script
         with (out / "series.log").open("ab") as log:
             log.write(f"kharness watch: on {self.host.ssh}: {script}\n".encode())
             log.flush()
@@ -278,6 +285,20 @@ class HostSlot:
             )
         return HostChild(self.host, proc, remote, out)
 
+    def _sweep(self) -> str:
+        """Shell that removes this bot's scratch directories no process uses any more.
+
+        A bot killed outright (``kill -9``) leaves its children's directories on
+        the host: their connection closed, the children stopped on SIGHUP, but
+        nobody fetched or removed what they wrote.  The first start on a host
+        removes them; it runs before any child of this bot runs there.
+        """
+        glob = f"{REMOTE_PREFIX}{self.owner}-*"
+        return (
+            f'for d in {glob}; do [ -d "$d" ] || continue; '
+            'pgrep -f "[/]${d#/}" >/dev/null || rm -rf "$d"; done; '
+        )
+
     def _kernels_path(self) -> str:
         """The kernels file as the host sees it: the same path inside the project, else as is."""
         try:
@@ -286,8 +307,21 @@ class HostSlot:
             return str(self.kernels_file)
 
 
-def make_slots(jobs: int, hosts: tuple[Host, ...], kernels_file: Path) -> list[Slot]:
-    """``jobs`` local slots, or one per worker of every host."""
+def make_slots(
+    jobs: int, hosts: tuple[Host, ...], kernels_file: Path, owner: str = "bot"
+) -> list[Slot]:
+    """``jobs`` local slots, or one per worker of every host (``owner``: which bot)."""
     if not hosts:
         return [LocalSlot(f"local-{n}") for n in range(jobs)]
-    return [HostSlot(h, kernels_file, f"{h.ssh}#{n}") for h in hosts for n in range(h.workers)]
+    swept: set[str] = set()
+    return [
+        HostSlot(h, kernels_file, f"{h.ssh}#{n}", owner, swept)
+        for h in hosts
+        for n in range(h.workers)
+    ]
+
+
+def owner_of(home: Path) -> str:
+    """A short name for the bot keeping its state in ``home`` on this machine."""
+    where = f"{socket.gethostname()}:{home.resolve()}"
+    return hashlib.sha256(where.encode()).hexdigest()[:8]

@@ -34,7 +34,7 @@ from harness.mail import grouping, reply, smtp
 from harness.mail.grouping import SeriesKey
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import Mail, parse
-from harness.mail.slots import Child, Slot, make_slots
+from harness.mail.slots import Child, Slot, make_slots, owner_of
 from harness.mail.state import DONE, QUEUED, RUNNING, SUPERSEDED, WAITING, SeriesRow, State
 
 
@@ -80,7 +80,9 @@ class Watcher:
         self.backoff = Backoff()
         self.next_poll = 0.0
         self.jobs: dict[SeriesKey, Job] = {}
-        self.slots = make_slots(settings.jobs, settings.hosts, settings.kernels_file)
+        self.slots = make_slots(
+            settings.jobs, settings.hosts, settings.kernels_file, owner_of(settings.home)
+        )
 
     # -- the loop
     def run(self) -> int:

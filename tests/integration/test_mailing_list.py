@@ -178,8 +178,9 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
 def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
     history: History, tmp_path: Path, session_tag: str, kernel_cache: Path
 ) -> None:
-    """``--hosts``: the series runs on a namespace host over ssh; stopping the bot stops it
-    there (no QEMU, no scratch directory left); the next start tests it and answers."""
+    """``--hosts``: the series runs on a namespace host over ssh.  ``kill -9`` of the bot stops
+    it there (SIGHUP) and the next start sweeps its scratch; stopping the bot stops it there
+    (no QEMU, no scratch directory left); the next start tests it and answers."""
     with namespace_hosts(tmp_path, session_tag, kernel_cache, count=1) as (host,):
         inbox = PublicInbox(tmp_path / "list")
         inbox.start("0.0.0.0")  # the host reaches this machine by its veth address
@@ -204,14 +205,28 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                 argv += ["--smtp", sink.address]
                 for raw in series:
                     inbox.deliver(raw)
-                log = (tmp_path / "bot-1.log").open("w")
-                bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
-                try:
-                    _wait_for("a guest up on the host", lambda: host_qemus(host), 900, bot)
-                finally:
-                    bot.terminate()
-                    bot.wait(120)
-                    log.close()
+                # kill -9 with the host's guest up: the closed connection stops the child
+                # there (SIGHUP); its scratch directory stays until the next start sweeps it
+                with (tmp_path / "bot-1.log").open("w") as log:
+                    bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
+                    try:
+                        _wait_for("a guest up on the host", lambda: host_qemus(host), 900, bot)
+                    finally:
+                        bot.kill()
+                        bot.wait(120)
+                _wait_for("the killed bot's guest on the host to go",
+                          lambda: not host_qemus(host), 60)  # fmt: skip
+                orphans = scratch()
+                assert len(orphans) == 1, orphans
+                # a new start sweeps it; then stopped cleanly while its own guest is up
+                with (tmp_path / "bot-2.log").open("w") as log:
+                    bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
+                    try:
+                        _wait_for("a guest up on the host", lambda: host_qemus(host), 900, bot)
+                        assert not orphans[0].exists(), "the next start sweeps what kill -9 left"
+                    finally:
+                        bot.terminate()
+                        bot.wait(120)
                 _wait_for("the host's guests and scratch to go",
                           lambda: not host_qemus(host) and not scratch(), 60)  # fmt: skip
                 first = (tmp_path / "bot-1.log").read_text()
