@@ -19,16 +19,28 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup() -> None:
-    """Runs in the child: get SIGKILL if the harness dies without cleaning up."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def on_parent_death(sig: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``sig`` when its parent dies, even by SIGKILL.
+
+    SIGKILL for a guest (nothing to clean up in QEMU); SIGTERM for a harness
+    child, which then stops its own guests (:mod:`harness.interrupts`).
+    """
+
+    def setup() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+    return setup
+
+
+_child_setup = on_parent_death(signal.SIGKILL)  # a guest's: get SIGKILL if the harness dies
 
 
 @dataclass

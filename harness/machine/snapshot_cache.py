@@ -30,12 +30,12 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness.cache import cache_root, sha256_of
+from harness.errors import ConfigError
 from harness.guest.keys import GuestKeys, make_keys
 from harness.machine.base import MachineConfig, Ready
 from harness.machine.snapshot import SavedState, sweep_orphans
@@ -62,7 +62,6 @@ class Kept:
     ready: Ready
     saved_seconds: float
     size: int
-    created: float
 
 
 def snapshot_key(cfg: MachineConfig, backend: str, emulator: Path | None) -> str:
@@ -84,12 +83,14 @@ def snapshot_key(cfg: MachineConfig, backend: str, emulator: Path | None) -> str
 
 
 def limit_bytes() -> int:
-    """The cache's size bound: $KHARNESS_SNAPSHOT_CACHE_MIB, else 4 GiB."""
-    raw = os.environ.get(LIMIT_ENV, "")
-    try:
-        return int(raw) * 1024 * 1024 if raw else DEFAULT_LIMIT_MIB * 1024 * 1024
-    except ValueError:
-        return DEFAULT_LIMIT_MIB * 1024 * 1024
+    """The cache's size bound: $KHARNESS_SNAPSHOT_CACHE_MIB, else 4 GiB; ConfigError if bad."""
+    raw = os.environ.get(LIMIT_ENV, "").strip() or str(DEFAULT_LIMIT_MIB)
+    if not raw.isdigit():
+        raise ConfigError(
+            f"${LIMIT_ENV}={raw!r} is not a size in MiB; set a number (default "
+            f"{DEFAULT_LIMIT_MIB}) or unset it"
+        )
+    return int(raw) * 1024 * 1024
 
 
 class SnapshotCache:
@@ -139,9 +140,7 @@ class SnapshotCache:
         scratch.mkdir()
         try:
             state = save(scratch / _STATE)
-            kept = Kept(
-                kernel, key, state.nonce, state.ready, state.seconds, state.size, time.time()
-            )
+            kept = Kept(kernel, key, state.nonce, state.ready, state.seconds, state.size)
             (scratch / _ENTRY).write_text(json.dumps(_entry_json(kept), indent=1) + "\n")
             final = self._entry_dir(kernel, key)
             shutil.rmtree(final, ignore_errors=True)
@@ -155,8 +154,7 @@ class SnapshotCache:
                 shutil.rmtree(old[0], ignore_errors=True)
         for gone in self.bound(keep=final):
             log(f"kept snapshot {gone.name} dropped: the cache is over {self.limit >> 20} MiB")
-        return SavedState(final / _STATE, state.config, state.nonce, state.ready, state.seconds,
-                          state.size)  # fmt: skip
+        return replace(state, path=final / _STATE)
 
     def drop(self, kernel: str, key: str) -> None:
         """Remove an entry (a restore from it failed: it is not to be tried again)."""
@@ -196,16 +194,8 @@ def _read_entry(path: Path) -> Kept | None:
         data = json.loads((path / _ENTRY).read_text())
         if data.get("format") != FORMAT:
             return None
-        ready = Ready(**data["ready"])
-        return Kept(
-            data["kernel"],
-            data["key"],
-            data["nonce"],
-            ready,
-            float(data["saved_seconds"]),
-            int(data["size"]),
-            float(data["created"]),
-        )
+        fields = {k: data[k] for k in ("kernel", "key", "nonce", "saved_seconds", "size")}
+        return Kept(**fields, ready=Ready(**data["ready"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

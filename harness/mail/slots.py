@@ -19,7 +19,6 @@ path inside the project), the kernels' trees, and can reach the inbox.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import shlex
@@ -33,20 +32,18 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.hosts import Host
+from harness.machine.process import on_parent_death, terminate
 from harness.mail.inbox import Backoff
 from harness.paths import REPO_ROOT
 
-_PR_SET_PDEATHSIG = 1
 #: the scratch directory on a host; the pattern ``pkill -f`` looks for when stopping
 REMOTE_PREFIX = "/tmp/kharness-watch-"
 #: ssh's exit status when it could not reach the host or lost the connection
 SSH_FAILED = 255
 
 
-def die_with_parent() -> None:
-    """In the child: SIGTERM when the bot dies, even by SIGKILL (the harness then cleans up)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+#: in each child: SIGTERM when the bot dies, even by SIGKILL (the harness then cleans up)
+_DIE_WITH_BOT = on_parent_death(signal.SIGTERM)
 
 
 class Child(Protocol):
@@ -83,7 +80,8 @@ class Slot(Protocol):
         ...
 
     def start(self, argv: list[str], out: Path) -> Child:
-        """Run ``python -m harness ARGV --results-dir OUT`` there; output to OUT/series.log."""
+        """Run ``python -m harness --kernels-file K ARGV --results-dir OUT`` there (K: the
+        kernels file as seen there); its output goes to OUT/series.log."""
         ...
 
 
@@ -105,28 +103,15 @@ class LocalChild:
         return False
 
     def stop(self) -> None:
-        """SIGTERM to its group, SIGKILL after a minute."""
-        stop_group(self.proc)
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float = 60.0) -> None:
-    """End ``proc``'s process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        """SIGTERM to its group (it stops its guests), SIGKILL after a minute."""
+        terminate(self.proc, grace=60.0)
 
 
 @dataclass
 class LocalSlot:
     """A child on this machine."""
 
+    kernels_file: Path
     name: str = "local"
 
     def ready(self, now: float) -> bool:
@@ -139,8 +124,8 @@ class LocalSlot:
 
     def start(self, argv: list[str], out: Path) -> Child:
         """Start the child here."""
-        command = [sys.executable, "-m", "harness", *argv]
-        command += ["--results-dir", str(out)]
+        command = [sys.executable, "-m", "harness", "--kernels-file", str(self.kernels_file)]
+        command += [*argv, "--results-dir", str(out)]
         with (out / "series.log").open("ab") as log:
             proc = subprocess.Popen(
                 command,
@@ -149,7 +134,7 @@ class LocalSlot:
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=_DIE_WITH_BOT,
             )
         return LocalChild(proc)
 
@@ -263,8 +248,8 @@ class HostSlot:
     def start(self, argv: list[str], out: Path) -> Child:
         """Start the child on the host, in the project there, results in a scratch dir."""
         remote = f"{REMOTE_PREFIX}{self.owner}-{uuid.uuid4().hex[:12]}"
-        argv = [a if a != str(self.kernels_file) else self._kernels_path() for a in argv]
-        child = [self.host.python, "-m", "harness", *argv, "--results-dir", f"{remote}/out"]
+        child = [self.host.python, "-m", "harness", "--kernels-file", self._kernels_path()]
+        child += [*argv, "--results-dir", f"{remote}/out"]
         script = (
             f"mkdir -p {shlex.quote(remote)}/out && cd {shlex.quote(self.host.path)} && "
             f"export KHARNESS_PROGRESS=plain && exec {shlex.join(child)}"
@@ -281,7 +266,7 @@ class HostSlot:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=_DIE_WITH_BOT,
             )
         return HostChild(self.host, proc, remote, out)
 
@@ -312,7 +297,7 @@ def make_slots(
 ) -> list[Slot]:
     """``jobs`` local slots, or one per worker of every host (``owner``: which bot)."""
     if not hosts:
-        return [LocalSlot(f"local-{n}") for n in range(jobs)]
+        return [LocalSlot(kernels_file, f"local-{n}") for n in range(jobs)]
     swept: set[str] = set()
     return [
         HostSlot(h, kernels_file, f"{h.ssh}#{n}", owner, swept)

@@ -242,8 +242,7 @@ class Watcher:
     def _launch(self, job: Job, kernel: str) -> None:
         out = job.directory / kernel
         out.mkdir(parents=True, exist_ok=True)
-        argv = ["--kernels-file", str(self.settings.kernels_file)]
-        argv += ["series", "--kernel", kernel, "--series", job.row.anchor]
+        argv = ["series", "--kernel", kernel, "--series", job.row.anchor]
         argv += ["--inbox", self.settings.inbox, "--reply-from", self.settings.sender]
         if job.row.missing:
             argv.append("--allow-missing")  # it waited --wait-missing; test what arrived

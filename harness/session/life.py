@@ -55,9 +55,7 @@ class GuestLife:
 
     def __post_init__(self) -> None:
         spec = self.prep.spec
-        self.snaps = Snapshots(
-            spec.name, self.ctx.log, spec.snapshot and self.ctx.snapshots, kept=self.prep.kept
-        )
+        self.snaps = Snapshots(spec.name, self.ctx.log, spec.snapshot and self.ctx.snapshots)
 
     @property
     def isolation(self) -> Isolation:
@@ -166,7 +164,7 @@ class GuestLife:
     def _restore(self) -> bool:
         """Restore the saved ready guest instead of booting; False if there is none or it failed."""
         cfg = self.prep.machine_config()
-        self.snaps.find_kept(self.prep.backend(), self.prep.backend_name, cfg)
+        self.snaps.find_kept(self.prep.kept, self.prep.backend(), self.prep.backend_name, cfg)
         if self.snaps.restorable(cfg) is None:
             return False
         self.shutdown()

@@ -37,13 +37,8 @@ class Preparation:
     image: KernelImage | None = None
     files: BootFiles | None = None
     payload: GuestPayload | None = None
-    kept: SnapshotCache | None = None  # snapshot: keep / --keep-snapshots
+    kept: SnapshotCache | None = None  # snapshot: keep / --keep-snapshots, once prepared
     _backend: Backend | None = None
-
-    def __post_init__(self) -> None:
-        spec, ctx = self.spec, self.ctx
-        if spec.snapshot and ctx.snapshots and (spec.keep_snapshot or ctx.keep_snapshots):
-            self.kept = SnapshotCache()
 
     @property
     def directory(self) -> Path:
@@ -86,6 +81,9 @@ class Preparation:
             backend = self.backend()  # a backend that cannot boot this arch says so first
             built = self.compiled()
             compiled = tuple(built[t.name] for t in self.tests if t.name in built)
+            spec, ctx = self.spec, self.ctx
+            if spec.snapshot and ctx.snapshots and (spec.keep_snapshot or ctx.keep_snapshots):
+                self.kept = SnapshotCache()  # a bad $KHARNESS_SNAPSHOT_CACHE_MIB: setup error
             # a kept guest holds the cache's keys: the same initrd, the same key, run after run
             keys = self.kept.keys() if self.kept is not None else self.ctx.keys
             self.payload = GuestPayload(self.image, compiled, keys, self.spec.arch)

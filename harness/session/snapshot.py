@@ -114,10 +114,14 @@ class Snapshots:
             self.give_up(f"{why}: every fresh guest is a cold boot")
         return why is None
 
-    def find_kept(self, backend: Backend, name: str, cfg: MachineConfig) -> None:
-        """Before the first boot: take an earlier run's kept state of this guest, if any."""
-        if self.kept is None or self._key is not None or self.state is not None:
+    def find_kept(
+        self, cache: SnapshotCache | None, backend: Backend, name: str, cfg: MachineConfig
+    ) -> None:
+        """Before the first boot: take an earlier run's state of this guest from ``cache``
+        (snapshot: keep), if it holds one; the ready guest is saved there later if not."""
+        if cache is None or self._key is not None or self.state is not None:
             return
+        self.kept = cache
         if not self.supported(backend, name, cfg):
             return
         assert isinstance(backend, SnapshotBackend)
@@ -136,9 +140,8 @@ class Snapshots:
             return None
         try:
             if self.kept is not None and self._key is not None:
-                key = self._key
                 self.state = self.kept.store(
-                    self.kernel, key, lambda path: machine.save_state(path, ready), self.log
+                    self.kernel, self._key, lambda path: machine.save_state(path, ready), self.log
                 )
                 self._kept_note = "stored"
             else:

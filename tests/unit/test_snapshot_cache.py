@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import ConfigError
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.accel import Accel, AccelChoice
 from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineConfig, Ready
 from harness.machine.snapshot import SavedState
-from harness.machine.snapshot_cache import SnapshotCache, snapshot_key
+from harness.machine.snapshot_cache import LIMIT_ENV, SnapshotCache, snapshot_key
 
 READY = Ready(40000, 3.2, 0, "6.12.0-test")
 
@@ -86,7 +87,7 @@ def test_a_new_key_drops_the_kernels_older_entry(cfg: MachineConfig, tmp_path: P
     cache.store("k2", "other", _saver(cfg, 10), logged.append)
     cache.store("k1", "new", _saver(cfg, 10), logged.append)
     assert sorted((e.kernel, e.key) for _, e in cache.entries()) == [("k1", "new"), ("k2", "other")]
-    assert any("old"[:12] in line and "key changed" in line for line in logged), logged
+    assert any("kept snapshot old dropped (its key changed)" in line for line in logged), logged
 
 
 def test_size_bound_drops_least_recently_used(cfg: MachineConfig, tmp_path: Path) -> None:
@@ -140,3 +141,13 @@ def test_unreadable_entry_is_ignored(cfg: MachineConfig, tmp_path: Path) -> None
     (cache.root / "a-k" / "entry.json").write_text("{not json")
     assert cache.lookup("a", "k", cfg) is None
     assert list(cache.entries()) == []
+
+
+def test_a_bad_size_bound_is_named_not_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LIMIT_ENV, "4G")
+    with pytest.raises(ConfigError, match=r"\$KHARNESS_SNAPSHOT_CACHE_MIB='4G' is not a size"):
+        SnapshotCache(tmp_path / "cache")
+    monkeypatch.setenv(LIMIT_ENV, "512")
+    assert SnapshotCache(tmp_path / "cache").limit == 512 << 20
