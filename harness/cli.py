@@ -31,6 +31,7 @@ from harness.mail import cli as mail_cli
 from harness.pass_rate import runs_count
 from harness.paths import REPO_ROOT, RESULTS_DIR, kernels_file, results_base
 from harness.progress import Mode
+from harness.textsafe import printable
 
 #: the choices of the options the plugin has too, from the same enums and tables
 ACCELS = [a.value for a in Accel]
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except HarnessError as exc:
-        print(f"kharness: error: {exc}", file=sys.stderr)
+        print(f"kharness: error: {printable(str(exc))}", file=sys.stderr)  # may quote mail
         return exc.exit_code
     except KeyboardInterrupt:
         print("kharness: interrupted; guests stopped", file=sys.stderr)

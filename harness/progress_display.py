@@ -2,6 +2,9 @@
 
 The activities and what a line says are :mod:`harness.progress`'s; this
 module only draws them, on a stream or through pytest's terminal reporter.
+Every line drawn goes through :func:`harness.textsafe.printable` here, the one
+place before the terminal: labels carry series titles from a list, details and
+``--console`` lines carry a guest's console, and neither may drive the terminal.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from harness.progress import (
     describe,
     final,
 )
+from harness.textsafe import printable
 
 
 class _Base:
@@ -109,7 +113,7 @@ class PlainProgress(_Base):
         self._thread: threading.Thread | None = None
 
     def _emit(self, text: str) -> None:
-        self._write(f"{self._stamp()} [kharness] {text}")
+        self._write(printable(f"{self._stamp()} [kharness] {text}"))
 
     def _started(self, state: ActivityState) -> None:
         self._throttle.due(id(state), state.started)
@@ -129,7 +133,7 @@ class PlainProgress(_Base):
 
     def _console_line(self, kernel: str, line: str, report: bool) -> None:
         """Prefixed by the kernel; '!' marks a kernel report's first line."""
-        self._write(f"{kernel}{'!' if report else ':'} {line}")
+        self._write(printable(f"{kernel}{'!' if report else ':'} {line}"))
 
     def print(self, text: str) -> None:
         """Any other line, timestamped like the rest."""
@@ -193,7 +197,7 @@ class LiveProgress(_Base):
         # No lock here: rich's refresh thread calls this under rich's lock, while
         # our lock's holder may be waiting for that thread (Live.stop joins it).
         now = time.monotonic()
-        lines = [describe(s, now) for s in list(self._running)]
+        lines = [printable(describe(s, now), newlines=False) for s in list(self._running)]
         width = self._console.width - 1
         return Text("\n".join(line[:width] for line in lines), style="cyan")
 
@@ -216,7 +220,7 @@ class LiveProgress(_Base):
         with self._lock:
             if not self._live.is_started:
                 self._before_write()
-            self._console.print(Text(text, style=style or ""), soft_wrap=True)
+            self._console.print(Text(printable(text), style=style or ""), soft_wrap=True)
 
     def _console_line(self, kernel: str, line: str, report: bool) -> None:
         """Prefixed by its kernel; a report's first line in bold red."""

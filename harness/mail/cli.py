@@ -14,6 +14,7 @@ from harness.hosts import load_hosts
 from harness.kernels.build import BuildSource
 from harness.mail import b4check, intake, reply, smtp
 from harness.paths import kernels_file, results_base
+from harness.textsafe import printable
 
 
 def _build_kernels(args: argparse.Namespace, command: str) -> tuple[str, ...]:
@@ -54,8 +55,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         once=args.once,
     )
 
-    def log(line: str) -> None:
-        print(f"kharness watch: {line}", file=sys.stderr, flush=True)
+    def log(line: str) -> None:  # subjects and Message-IDs are a stranger's: escaped
+        print(f"kharness watch: {printable(line, newlines=False)}", file=sys.stderr, flush=True)
 
     log(f"watching {settings.inbox} for {', '.join(kernels)}; state in {settings.home}")
     try:

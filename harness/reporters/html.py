@@ -27,6 +27,7 @@ from typing import Any
 from harness.oops.formats import any_header
 from harness.oops.frames import render_decoded
 from harness.records import KernelRecord, ReportRecord, RunSummary, TestRecord
+from harness.textsafe import printable
 
 FILENAME = "index.html"
 #: console lines of a failure shown inline (the whole file is linked)
@@ -88,7 +89,8 @@ SCRIPT = """
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """HTML-escaped, control and bidi characters shown as escapes (guest text is a stranger's)."""
+    return html.escape(printable(str(text)), quote=True)
 
 
 def card_id(t: TestRecord) -> str:

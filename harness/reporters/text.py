@@ -4,13 +4,16 @@ Short lines, no colour, a matrix of kernel x test, then only what needs a
 reader's attention: unexpected results first, with the one-line verdict and
 kernel report titles, then expected failures with their reasons.  An
 interrupted run says so first and lists what did not run: the summary never
-claims more than what ran.
+claims more than what ran.  Control characters a guest printed into a title
+are escaped (:func:`harness.textsafe.printable`): this text is shown on
+terminals and sent in mail.
 """
 
 from __future__ import annotations
 
 from harness.oops.frames import render_decoded
 from harness.records import ReportRecord, RunSummary, TestRecord
+from harness.textsafe import printable
 
 FILENAME = "summary.txt"
 
@@ -68,7 +71,8 @@ def render(summary: RunSummary) -> str:
     lines += ["", "Kernels:"]
     for k in summary.kernels:
         lines.append(f"  {k.name}: {k.origin or k.source} [{k.backend}]")
-    return "\n".join(lines) + "\n"
+    # Titles and failure text come from a guest's console: escaped for the terminal and mail.
+    return printable("\n".join(lines) + "\n")
 
 
 def _decoded(kernel: str, r: ReportRecord, indent: str, shown: set[tuple[str, str]]) -> list[str]:
