@@ -12,7 +12,10 @@ list's own conventions:
   series of one);
 * a newer version replaces an older one of the same author and title,
   whether it came in the same thread or in a new one (the usual way);
-* replies, the bot's own mail, and messages without a diff are not patches.
+* replies, the bot's own mail, and messages without a diff are not patches;
+* a message :mod:`harness.mail.message` set aside (an absurd number in its
+  tag, an invalid Message-ID) is in no series: its reason is what the bot
+  records, so one bad message never stops the others.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from harness.mail.message import Mail
+from harness.mail.message import MAX_PATCHES, MAX_VERSION, Mail
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,10 @@ class SeriesKey:
 
     @classmethod
     def parse(cls, text: str) -> SeriesKey:
-        """Back from :meth:`__str__`."""
+        """Back from :meth:`__str__`; ValueError (never a huge int) for text it did not write."""
         root, _sep, version = text.rpartition("#v")
+        if not root or not version.isascii() or not version.isdigit() or len(version) > 6:
+            raise ValueError(f"{text[:80]!r} is not a series key (ROOT#vN, N <= {MAX_VERSION})")
         return cls(root, int(version))
 
 
@@ -56,8 +61,9 @@ class Candidate:
 
     @property
     def missing(self) -> tuple[int, ...]:
-        """Patch numbers promised but not there."""
-        return tuple(n for n in range(1, self.total + 1) if n not in self.present)
+        """Patch numbers promised but not there (never more than MAX_PATCHES to look at)."""
+        present = set(self.present)
+        return tuple(n for n in range(1, min(self.total, MAX_PATCHES) + 1) if n not in present)
 
     @property
     def complete(self) -> bool:
@@ -79,6 +85,8 @@ def why_ignored(mail: Mail) -> str | None:
         return "the bot's own reply"
     if mail.is_reply:
         return "a reply"
+    if mail.refused is not None:
+        return f"set aside: {mail.refused}"
     if mail.is_cover or mail.is_patch:
         return None
     if mail.tag.is_patch and not mail.has_diff:

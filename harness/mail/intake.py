@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness.errors import SeriesError, ToolMissing
 from harness.kernels.patches import split_mbox
-from harness.mail.message import Mail, parse
+from harness.mail.message import MAX_PATCHES, NOT_A_MSGID, Mail, parse, valid_message_id
 
 # Where a bare Message-ID is looked up when neither --inbox nor a URL says otherwise.
 DEFAULT_INBOX = "https://lore.kernel.org/all"
@@ -72,24 +72,46 @@ class Fetched:
 
 
 def parse_ref(text: str, inbox: str | None = None) -> SeriesRef:
-    """What ``--series TEXT`` names; SeriesError with the accepted forms if nothing."""
-    path = Path(text).expanduser()
-    if path.exists():
-        return SeriesRef(path=path.resolve(), inbox=inbox)
-    m = _URL.match(text.strip())
-    if m and "://" in text:
-        return SeriesRef(urllib.parse.unquote(m.group(2)), m.group(1).rstrip("/"))
-    bare = text.strip().removeprefix("id:").strip()
-    if bare.startswith("<") and bare.endswith(">"):
-        bare = bare[1:-1]
-    if re.fullmatch(r"[^\s<>/@]+@[^\s<>/@]+", bare):
-        chosen = inbox or os.environ.get(INBOX_ENV) or DEFAULT_INBOX
-        return SeriesRef(bare, chosen.rstrip("/"))
+    """What ``--series TEXT`` names; SeriesError with the accepted forms if nothing.
+
+    Decided by syntax, so a Message-ID is never read as a host path: ``<...>``
+    (what the bot, b4-check and every reply write) and an inbox URL are always a
+    message, whose id must be a valid msg-id; only text without angle brackets,
+    as an operator types it, may name a file, and a valid msg-id otherwise."""
+    stripped = text.strip()
+    bracketed = stripped.removeprefix("id:").strip()
+    if bracketed.startswith("<") and bracketed.endswith(">"):
+        return _message_ref(bracketed[1:-1], text, inbox)
+    m = _URL.match(stripped)
+    if m and "://" in stripped:
+        return _message_ref(urllib.parse.unquote(m.group(2)), text, m.group(1).rstrip("/"))
+    path = _existing(text)
+    if path is not None:
+        return SeriesRef(path=path, inbox=inbox)
+    if "@" in bracketed and "/" not in bracketed:
+        return _message_ref(bracketed, text, inbox)
     raise SeriesError(
         f"--series {text!r}: not a file, a Message-ID or an inbox URL; give a path "
         "(mbox, maildir, .patch, directory), '<id@host>', or "
         "'https://lore.kernel.org/LIST/ID@HOST/'"
     )
+
+
+def _existing(text: str) -> Path | None:
+    """The file or directory ``text`` names (``~`` expanded), or None."""
+    try:
+        path = Path(text).expanduser()
+        return path.resolve() if path.exists() else None
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, ~nosuchuser, a loop
+        return None
+
+
+def _message_ref(message_id: str, text: str, inbox: str | None) -> SeriesRef:
+    """A message on an inbox; SeriesError naming the id if it is not a valid msg-id."""
+    if not valid_message_id(message_id):
+        raise SeriesError(f"--series {text[:300]!r}: the Message-ID {NOT_A_MSGID}")
+    chosen = inbox or os.environ.get(INBOX_ENV) or DEFAULT_INBOX
+    return SeriesRef(message_id, chosen.rstrip("/"))
 
 
 def fetch(ref: SeriesRef, workdir: Path, log: Callable[[str], None]) -> Fetched:
@@ -227,5 +249,6 @@ def _read(workdir: Path, thread_file: Path, words: str, ref: SeriesRef) -> Fetch
     base = base or (cover.base_commit if cover else None)
     base = base or next((p.base_commit for p in reversed(patches) if p.base_commit), None)
     link = f"{ref.inbox}/{anchor.message_id}/" if ref.inbox and anchor else None
-    missing = tuple(sorted({int(n) for n in re.findall(r"missing \[(\d+)/\d+\]", words)}))
+    said = re.findall(r"missing \[(\d{1,6})/\d+\]", words)  # b4's words: bounded before int()
+    missing = tuple(sorted({int(n) for n in said if int(n) <= MAX_PATCHES}))
     return Fetched(mbox, thread, anchor, version, base, link, words, missing)

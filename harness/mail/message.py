@@ -10,6 +10,13 @@ The subject tag (``[PATCH v2 3/5]``, ``[RFC PATCH net-next 0/2]``) is read
 the way kernel maintainers write it: the version and the m/n place are
 anywhere in the bracket, the list prefix may come before PATCH, and ``Re:``
 in front makes it a reply, never a patch.
+
+Every field is data from a stranger.  Numbers in a tag are bounded (a
+version over :data:`MAX_VERSION`, a place over :data:`MAX_PATCHES`), every
+Message-ID (its own, In-Reply-To, References) must be a plain RFC 5322
+msg-id (:func:`valid_message_id`), and a message that breaks either is
+*set aside*: :attr:`Mail.refused` says why, and nothing downstream builds a
+series, a path or a command line from it.
 """
 
 from __future__ import annotations
@@ -26,11 +33,25 @@ from email.message import Message
 # A header the bot puts on its own replies: it never reacts to a message carrying it.
 BOT_HEADER = "X-Kharness-Bot"
 
+# Bounds on what a subject may claim; a message over them is set aside, never parsed further.
+MAX_VERSION = 999
+MAX_PATCHES = 200  # patches one series may have (the kernel's biggest series stay well below)
+MAX_SUBJECT = 1000  # characters of a subject read for its tag (RFC 5322 lines are <= 998)
+MAX_MESSAGE_ID = 250  # characters of a msg-id between the angle brackets
+MAX_MAIL_BYTES = 64 * 1024 * 1024  # a message larger than this is set aside unread
+_DIGITS = 6  # longer digit runs in a tag are refused before int() sees them
+
 _TAG = re.compile(r"^\s*((?:\[[^\]]*\]\s*)+)(.*)$", re.DOTALL)
 _PLACE = re.compile(r"(?<![\w.])(\d+)\s*/\s*(\d+)(?![\w.])")
+_SPACED_PLACE = re.compile(r"(?<!\d)(\d+)\s*/\s*(\d+)")  # (?<!\d): linear on long digit runs
 _VERSION = re.compile(r"(?i)(?<![\w])v(\d+)(?![\w])")
 _REPLY = re.compile(r"(?i)^\s*(re|aw|fwd?|antw)\s*:")
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# RFC 5322 atext without the characters a shell or a quoting mistake would act on
+# ($ ` | ' &), dots anywhere (real mail has "a..b@host"), one "@", the right side
+# a domain-like text or a bracketed literal.
+_ID_CHARS = r"A-Za-z0-9!#%*+\-/=?^_{}~."
+_VALID_ID = re.compile(rf"[{_ID_CHARS}]+@(?:[{_ID_CHARS}]+|\[[A-Za-z0-9.:\-]+\])")
 _BASE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
 _CHANGE_ID = re.compile(r"^change-id:\s*(\S+)\s*$", re.MULTILINE)
 _DIFF = re.compile(r"^(diff --git |--- \S+\n\+\+\+ \S)", re.MULTILINE)
@@ -45,6 +66,7 @@ class Tag:
     number: int | None = None
     total: int | None = None
     prefixes: tuple[str, ...] = ()  # RFC, net-next, ... (the words besides PATCH and vN)
+    problem: str | None = None  # a number over its bound: the message is set aside
 
     @property
     def is_cover(self) -> bool:
@@ -73,6 +95,7 @@ class Mail:
     from_bot: bool  # carries BOT_HEADER
     raw: bytes = field(repr=False, default=b"")
     problems: tuple[str, ...] = ()  # what could not be read
+    refused: str | None = None  # why the bot sets this message aside (None: it may be used)
 
     @property
     def has_diff(self) -> bool:
@@ -115,7 +138,20 @@ class Mail:
 
 
 def parse(raw: bytes) -> Mail:
-    """Parse raw message bytes (an mbox ``From `` line in front is allowed)."""
+    """Parse raw message bytes (an mbox ``From `` line in front is allowed); never raises."""
+    if len(raw) > MAX_MAIL_BYTES:
+        return _set_aside(raw, f"the message is {len(raw)} bytes, over {MAX_MAIL_BYTES}")
+    try:
+        return _parse(raw)
+    except Exception as exc:  # the last guard; the property tests fail on any mail reaching it
+        return _set_aside(raw, f"{PARSER_FAILED}: {type(exc).__name__}: {_shown(str(exc))}")
+
+
+# What Mail.refused starts with when the parser itself failed (a bug to fix, never a verdict).
+PARSER_FAILED = "the message could not be parsed"
+
+
+def _parse(raw: bytes) -> Mail:
     problems: list[str] = []
     if raw.startswith(b"From ") and b"\n" in raw:
         raw = raw.split(b"\n", 1)[1]
@@ -123,13 +159,37 @@ def parse(raw: bytes) -> Mail:
     for defect in message.defects:
         problems.append(type(defect).__name__)
     subject = " ".join(_header(message, "Subject", problems).split())
+    refused = None
+    if len(subject) > MAX_SUBJECT:
+        refused = f"a subject of {len(subject)} characters, over {MAX_SUBJECT}"
+        problems.append(refused)
+        subject = subject[:MAX_SUBJECT]
     is_reply = bool(_REPLY.match(subject))
     tag, title = parse_subject(subject)
+    refused = refused or tag.problem
     name, address = email.utils.parseaddr(_header(message, "From", problems))
-    message_id = _first_id(_header(message, "Message-ID", problems))
-    if message_id is None:
-        problems.append("no Message-ID")
-        message_id = f"kharness-no-id-{hashlib.sha1(raw).hexdigest()[:16]}@localhost"
+    header_id = _header(message, "Message-ID", problems)
+    message_id = _first_id(header_id)
+    if message_id is None or not valid_message_id(message_id):
+        made_up = f"kharness-no-id-{hashlib.sha1(raw).hexdigest()[:16]}@localhost"
+        if header_id.strip():
+            refused = refused or f"Message-ID {_shown(header_id.strip())} {NOT_A_MSGID}"
+            problems.append(refused)
+        else:
+            problems.append("no Message-ID")
+        message_id = made_up
+    in_reply_to = _first_id(_header(message, "In-Reply-To", problems))
+    if in_reply_to is not None and not valid_message_id(in_reply_to):
+        problems.append(f"In-Reply-To {_shown(in_reply_to)} {NOT_A_MSGID}; ignored")
+        in_reply_to = None
+    references = tuple(_MSGID.findall(_header(message, "References", problems)))
+    if not all(valid_message_id(r) for r in references):
+        problems.append(f"References: an id that {NOT_A_MSGID}; ignored")
+        references = tuple(r for r in references if valid_message_id(r))
+    list_id = _first_id(_header(message, "List-Id", problems))
+    if list_id is not None and not _VALID_LIST_ID.fullmatch(list_id):
+        problems.append(f"List-Id {_shown(list_id)} is not a list id; ignored")
+        list_id = None
     return Mail(
         message_id=message_id,
         subject=subject,
@@ -137,23 +197,69 @@ def parse(raw: bytes) -> Mail:
         sender=address.lower(),
         sender_name=name,
         date=_date(_header(message, "Date", problems)),
-        in_reply_to=_first_id(_header(message, "In-Reply-To", problems)),
-        references=tuple(_MSGID.findall(_header(message, "References", problems))),
+        in_reply_to=in_reply_to,
+        references=references,
         to=_addresses(message, "To", problems),
         cc=_addresses(message, "Cc", problems),
-        list_id=_first_id(_header(message, "List-Id", problems)),
+        list_id=list_id,
         body=_body(message, problems),
         tag=tag,
         is_reply=is_reply,
         from_bot=message.get(BOT_HEADER) is not None,
         raw=raw,
         problems=tuple(problems),
+        refused=refused,
     )
 
 
+NOT_A_MSGID = (
+    "is not a valid msg-id (RFC 5322 id-left@id-right in printable ASCII, "
+    f"at most {MAX_MESSAGE_ID} characters, no space, quote, $, `, |, & or ;)"
+)
+_VALID_LIST_ID = re.compile(r"[A-Za-z0-9!#%*+\-/=?^_{}~.@]{1,250}")
+
+
+def valid_message_id(text: str) -> bool:
+    """Whether ``text`` (without angle brackets) is a msg-id the harness accepts.
+
+    RFC 5322's ``id-left "@" id-right``, printable ASCII only and bounded, minus
+    the characters a shell acts on: such an id is safe as a word of a command
+    line, a database key and a directory name's seed; anything else is refused
+    rather than escaped, because no honest mailer makes one."""
+    return len(text) <= MAX_MESSAGE_ID and _VALID_ID.fullmatch(text) is not None
+
+
+def _set_aside(raw: bytes, why: str) -> Mail:
+    """A message the bot does not read further: its reason, a made-up id, nothing else."""
+    return Mail(
+        message_id=f"kharness-no-id-{hashlib.sha1(raw).hexdigest()[:16]}@localhost",
+        subject="",
+        title="",
+        sender="",
+        sender_name="",
+        date=None,
+        in_reply_to=None,
+        references=(),
+        to=(),
+        cc=(),
+        list_id=None,
+        body="",
+        tag=Tag(),
+        is_reply=False,
+        from_bot=False,
+        problems=(why,),
+        refused=why,
+    )
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A stranger's text inside a reason: escaped (repr) and cut, never raw."""
+    return ascii(text if len(text) <= limit else text[:limit] + "...")
+
+
 def parse_subject(subject: str) -> tuple[Tag, str]:
-    """The tag and the bare title of a subject line."""
-    text = _REPLY.sub("", subject).strip()
+    """The tag and the bare title of a subject line (``Tag.problem`` set for absurd numbers)."""
+    text = _REPLY.sub("", subject[:MAX_SUBJECT]).strip()
     while _REPLY.match(text):
         text = _REPLY.sub("", text).strip()
     m = _TAG.match(text)
@@ -162,22 +268,47 @@ def parse_subject(subject: str) -> tuple[Tag, str]:
     brackets, title = m.group(1), m.group(2).strip()
     words: list[str] = []
     for inner in re.findall(r"\[([^\]]*)\]", brackets):
-        words += re.sub(r"(\d+)\s*/\s*(\d+)", r"\1/\2", inner).split()
+        words += _SPACED_PLACE.sub(r"\1/\2", inner).split()
     upper = [w.upper() for w in words]
     is_patch = any(w in ("PATCH", "RFC", "PATCHV2") or w.startswith("PATCH") for w in upper)
     version = 1
     number = total = None
     prefixes = []
+    problem = None
     for word in words:
         v = _VERSION.fullmatch(word) or re.fullmatch(r"(?i)patchv(\d+)", word)
         place = _PLACE.fullmatch(word)
         if v:
-            version = int(v.group(1))
+            found = _bounded(v.group(1), MAX_VERSION)
+            if found is None:
+                problem = problem or f"version v{_digits(v.group(1))} is over {MAX_VERSION}"
+            else:
+                version = found
         elif place:
-            number, total = int(place.group(1)), int(place.group(2))
+            n, of = _bounded(place.group(1), MAX_PATCHES), _bounded(place.group(2), MAX_PATCHES)
+            shown = f"{_digits(place.group(1))}/{_digits(place.group(2))}"
+            if n is None or of is None:
+                problem = problem or f"patch {shown}: more than {MAX_PATCHES} patches"
+            elif n > of:
+                problem = problem or f"patch {shown}: its number is over the total"
+            else:
+                number, total = n, of
         elif word.upper() != "PATCH":
             prefixes.append(word)
-    return Tag(is_patch, version, number, total, tuple(prefixes)), title
+    return Tag(is_patch, version, number, total, tuple(prefixes), problem), title
+
+
+def _bounded(digits: str, limit: int) -> int | None:
+    """``int(digits)`` if it is at most ``limit``; None (never a huge int) otherwise."""
+    if len(digits) > _DIGITS:
+        return None
+    value = int(digits)
+    return value if value <= limit else None
+
+
+def _digits(digits: str) -> str:
+    """A number as a reason shows it: a long one cut, with its length."""
+    return digits if len(digits) <= 12 else f"{digits[:12]}...({len(digits)} digits)"
 
 
 def _header(message: Message, name: str, problems: list[str]) -> str:
@@ -204,7 +335,7 @@ def _charset(name: str | None) -> str:
         return "utf-8"
     try:
         "".encode(name)
-    except LookupError:
+    except (LookupError, ValueError, TypeError):  # unknown, or a name no codec could have
         return "utf-8"
     return name
 
@@ -227,9 +358,9 @@ def _date(text: str) -> float | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        return parsed.timestamp() if parsed else None
+    except (TypeError, ValueError, IndexError, OverflowError):  # year 99999, day 0, ...
         return None
-    return parsed.timestamp() if parsed else None
 
 
 def _body(message: Message, problems: list[str]) -> str:
@@ -252,7 +383,12 @@ def _body(message: Message, problems: list[str]) -> str:
     if not isinstance(payload, bytes):
         return str(part.get_payload())
     charset = _charset(part.get_content_charset())
-    text = payload.decode(charset, errors="replace")
+    try:
+        text = payload.decode(charset, errors="replace")
+    except (UnicodeError, LookupError, TypeError):  # idna, punycode: no "replace" handler
+        problems.append(f"body: charset {_shown(charset)} cannot decode it; read as UTF-8")
+        charset = "utf-8"
+        text = payload.decode(charset, errors="replace")
     if "\ufffd" in text and charset != "latin-1":
         problems.append(f"body is not valid {charset}")
     return text.replace("\r\n", "\n")
