@@ -11,6 +11,13 @@ author in To, the list and the other Cc'd addresses in Cc.
 
 Every reply carries :data:`harness.mail.message.BOT_HEADER`: the bot never
 reacts to a message that has it, so it never answers itself.
+
+A reply is bounded whatever the series made: a line is cut at
+:data:`MAX_LINE` characters, the body at :data:`MAX_BODY` bytes (the
+details are cut, with a line saying where the whole evidence is; the
+verdicts and the reproduce line always stay), and the Cc list at
+:data:`MAX_CC` addresses (the poster chooses the Cc: the bot must not mail
+thousands of addresses because a message named them).
 """
 
 from __future__ import annotations
@@ -18,19 +25,23 @@ from __future__ import annotations
 import email.policy
 import email.utils
 import json
-import shlex
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from harness.mail.message import BOT_HEADER, Mail
+from harness.mail.commandline import SeriesCommand
+from harness.mail.message import BOT_HEADER, Mail, parse
 from harness.records import ReportRecord, TestRecord, load_summary
 
 FILENAME = "reply.eml"
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
 _FRAMES = 8  # symbolized frames shown per crash
+MAX_BODY = 64 * 1024  # bytes of a reply's text
+MAX_LINE = 1000  # characters of one line of it
+MAX_CC = 50  # addresses a reply is copied to
+MAX_SUBJECT = 300  # characters of the subject it answers
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,9 @@ def reproduce_command(kernel: str, fetched: object) -> str:
     """The one command that tests the same series the same way on a developer's machine."""
     anchor = getattr(fetched, "anchor", None)
     link = getattr(fetched, "link", None)
-    target = link or (f"<{anchor.message_id}>" if anchor is not None else "SERIES")
-    return f"kharness series --kernel {shlex.quote(kernel)} --series {shlex.quote(target)}"
+    if link is None and anchor is not None:
+        return SeriesCommand.for_message(anchor.message_id, kernel).line()
+    return SeriesCommand(kernel, link or "SERIES").line()
 
 
 def compose(
@@ -71,21 +83,42 @@ def compose(
     notes: Sequence[str] = (),
 ) -> EmailMessage:
     """The reply to ``anchor``'s thread; ``notes`` lead (missing patches, superseded, ...)."""
+    return _message(anchor, settings, body(anchor, results, settings, reproduce, notes))
+
+
+def refusal(anchor: Mail, settings: Settings, why: str) -> EmailMessage:
+    """The short reply to a series the bot does not test (``why``: over which bound)."""
+    text = "\n".join([
+        f"Hi {_who(anchor)},",
+        "",
+        _cut(f'kharness did not test "{anchor.title}": {why}.'),
+        "",
+        "To test it anyway, post it in smaller series, or run kharness series on it by hand.",
+        "",
+        *_SIGNATURE,
+    ])  # fmt: skip
+    return _message(anchor, settings, text + "\n")
+
+
+_SIGNATURE = ["-- ", "kharness: per-patch kernel testing under QEMU; this reply was sent by a bot."]
+
+
+def _message(anchor: Mail, settings: Settings, text: str) -> EmailMessage:
+    """``text`` as a reply in ``anchor``'s thread: From, To, Cc, threading, the bot's mark."""
     message = EmailMessage(policy=_POLICY)
     message["From"] = settings.sender
     own = email.utils.parseaddr(settings.sender)[1].lower()
     message["To"] = anchor.sender or own
     cc = [a for a in (*anchor.to, *anchor.cc) if a not in (own, anchor.sender)]
     if cc:
-        message["Cc"] = ", ".join(dict.fromkeys(cc))
-    message["Subject"] = _subject(anchor.subject)
+        message["Cc"] = ", ".join(list(dict.fromkeys(cc))[:MAX_CC])
+    message["Subject"] = _subject(anchor.subject[:MAX_SUBJECT])
     message["Date"] = email.utils.formatdate(localtime=False)
     domain = own.rsplit("@", 1)[-1] if "@" in own else "localhost"
     message["Message-ID"] = email.utils.make_msgid("kharness", domain=domain)
     message["In-Reply-To"] = f"<{anchor.message_id}>"
     message["References"] = " ".join(f"<{r}>" for r in (*anchor.references, anchor.message_id))
     message[BOT_HEADER] = "series"
-    text = body(anchor, results, settings, reproduce, notes)
     # plain 8bit text, as mailing lists want it: no quoted-printable in a reply people quote
     message.set_content(text, cte="7bit" if text.isascii() else "8bit")
     return message
@@ -102,18 +135,50 @@ def body(
     reproduce: str,
     notes: Sequence[str] = (),
 ) -> str:
-    """The reply's text: verdicts first, evidence after, how to reproduce last."""
-    who = anchor.sender_name.split()[0] if anchor.sender_name.strip() else "there"
-    lines = [f"Hi {who},", ""]
-    lines.append(f'kharness tested "{anchor.title}" on {len(results)} kernel(s):')
-    lines += [f"  {r.kernel}: {_headline(r)}" for r in results]
-    lines.append("")
-    lines += [*notes, ""] if notes else []
-    for result in results:
-        lines += _section(result, settings)
-    lines += ["To reproduce locally:", f"  {reproduce}", ""]
-    lines += ["-- ", "kharness: per-patch kernel testing under QEMU; this reply was sent by a bot."]
-    return "\n".join(lines) + "\n"
+    """The reply's text: verdicts first, evidence after, how to reproduce last; at most
+    :data:`MAX_BODY` bytes (the evidence part is cut first)."""
+    head = [f"Hi {_who(anchor)},", ""]
+    head.append(f'kharness tested "{anchor.title}" on {len(results)} kernel(s):')
+    head += [f"  {r.kernel}: {_headline(r)}" for r in results]
+    head.append("")
+    head += [*notes, ""] if notes else []
+    details = [line for result in results for line in _section(result, settings)]
+    tail = ["To reproduce locally:", f"  {reproduce}", "", *_SIGNATURE]
+    where = [_where(r.run_dir, settings) for r in results if r.run_dir is not None]
+    return "\n".join(_fit(head, details, tail, where)) + "\n"
+
+
+def _who(anchor: Mail) -> str:
+    return anchor.sender_name.split()[0][:100] if anchor.sender_name.strip() else "there"
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]} [... cut]"
+
+
+def _fit(head: list[str], details: list[str], tail: list[str], where: list[str]) -> list[str]:
+    """head + details + tail, each line cut to MAX_LINE, the details cut to fit MAX_BODY."""
+    head, details, tail = ([_cut(x) for x in part] for part in (head, details, tail))
+
+    def size(lines: list[str]) -> int:
+        return sum(len(x.encode("utf-8", "replace")) + 1 for x in lines)
+
+    if size(head) + size(details) + size(tail) <= MAX_BODY:
+        return head + details + tail
+    evidence = ", ".join(where) or "the bot's results directory"
+    marker = [
+        f"[... the rest is cut: a reply is kept under {MAX_BODY // 1024} KiB; "
+        f"the whole evidence is in {evidence}]",
+        "",
+    ]
+    budget = MAX_BODY - size(head) - size(tail) - size(marker)
+    kept: list[str] = []
+    for line in details:
+        budget -= size([line])
+        if budget < 0:
+            break
+        kept.append(line)
+    return head + kept + [_cut(x) for x in marker] + tail
 
 
 def origin_notes(run_dir: Path) -> list[str]:
@@ -173,11 +238,15 @@ def _section(result: KernelResult, settings: Settings) -> list[str]:
     matrix = text.split("\n\n")
     lines += ["", *[f"  {x}".rstrip() for x in "\n\n".join(matrix[1:]).strip().splitlines()], ""]
     lines += _breaks(result, series)
-    where = str(result.run_dir)
-    if settings.results_url:
-        where = f"{settings.results_url.rstrip('/')}/{result.run_dir.name}/"
-    lines += [f"Evidence (consoles, logs, reports): {where}", ""]
+    lines += [f"Evidence (consoles, logs, reports): {_where(result.run_dir, settings)}", ""]
     return lines
+
+
+def _where(run_dir: Path, settings: Settings) -> str:
+    """Where a run's evidence can be read: its URL when served, else its directory."""
+    if settings.results_url:
+        return f"{settings.results_url.rstrip('/')}/{run_dir.name}/"
+    return str(run_dir)
 
 
 def _breaks(result: KernelResult, series: dict[str, object]) -> list[str]:
@@ -250,3 +319,44 @@ def recipients(message: EmailMessage) -> list[str]:
     """Every To and Cc address of a reply."""
     fields = [str(message.get(h, "")) for h in ("To", "Cc")]
     return [a for _n, a in email.utils.getaddresses(fields) if a]
+
+
+def finished_run(base: Path) -> Path | None:
+    """The newest run under ``base`` that finished (wrote series.json)."""
+    if not base.is_dir():
+        return None
+    runs = sorted(
+        (p for p in base.iterdir() if p.is_dir() and not p.is_symlink()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    done = [p for p in runs if (p / "series.json").is_file()]
+    return done[-1] if done else None
+
+
+def kernel_result(base: Path, kernel: str) -> KernelResult:
+    """One kernel's result from its directory: the finished run, else why there is none
+    (the last line the child said, from its log)."""
+    run = finished_run(base)
+    if run is not None:
+        return KernelResult(kernel, run)
+    log = base / "series.log"
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    error = next((x for x in reversed(lines) if x.startswith("kharness:")), None)
+    return KernelResult(kernel, None, error or (lines[-1] if lines else "did not run"))
+
+
+def anchor_of(results: Sequence[KernelResult]) -> Mail | None:
+    """The message the series' runs answered (their copy of it), if any run kept one."""
+    for result in results:
+        if result.run_dir is not None and (result.run_dir / "series" / "anchor.eml").is_file():
+            return parse((result.run_dir / "series" / "anchor.eml").read_bytes())
+    return None
+
+
+def span(seconds: float) -> str:
+    """'2 h', '90 min', '5 s': a duration as a reply says it."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"

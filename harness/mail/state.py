@@ -2,37 +2,66 @@
 
 What it keeps is what the bot cannot find again cheaply or must never do
 twice: the inbox cursor, every patch and cover letter seen (raw, so series
-can be regrouped after a restart), each series version's state, and the
-replies waiting to be sent.  Messages and the cursor are stored in one
-transaction: killed between the two, the bot reads those messages again
-and, keyed by Message-ID, stores them once.
+can be regrouped after a restart), each series version's state, the
+messages set aside, and the replies waiting to be sent.  Messages and the
+cursor are stored in one transaction: killed between the two, the bot reads
+those messages again and, keyed by Message-ID, stores them once.
+
+A message is stored ``grouped=0``; the bot regroups only the series such
+messages belong to and then marks them grouped, so a turn with no new mail
+reads no message at all, and one killed between storing and regrouping
+regroups at its next start.
+
+A message the bot cannot handle (it cannot be parsed, or a field does not
+fit a row) is set aside with its reason and the cursor moves past it: it
+stops nothing and is never met again.
 
 A series moves ``waiting`` (patches missing) -> ``queued`` -> ``running``
--> ``done``; or to ``superseded`` when a newer version replaces it before
-its reply.  A ``running`` series found at start-up was cut off by a crash or
+-> ``done``; to ``superseded`` when a newer version replaces it before its
+reply; or to ``refused`` (not tested, over a bound such as the patch
+limit).  A ``running`` series found at start-up was cut off by a crash or
 ``kill -9``: it goes back to ``queued`` and its kernels that finished keep
 their results.
+
+One bot at a time: :class:`BotLock` holds an flock on ``watch.lock`` beside
+the database for the bot's life.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+from harness.errors import UserError
 from harness.mail.grouping import Candidate, SeriesKey
 from harness.mail.message import Mail, parse
 
 FILENAME = "watch.sqlite3"
+LOCKNAME = "watch.lock"
+#: a stored integer never goes past this (SQLite's are 64-bit; mail may say anything)
+INT_CAP = 2**31 - 1
+#: a stored text field (a subject, a reason) is cut there
+TEXT_CAP = 1000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (inbox TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY, series TEXT, raw BLOB NOT NULL, arrived REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS ignored (
     message_id TEXT PRIMARY KEY, subject TEXT, reason TEXT, arrived REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS set_aside (
+    message_id TEXT PRIMARY KEY, subject TEXT, reason TEXT NOT NULL, arrived REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
     key TEXT PRIMARY KEY, title TEXT, sender TEXT, anchor TEXT, total INTEGER,
     present TEXT, state TEXT NOT NULL, first_seen REAL NOT NULL, last_arrival REAL NOT NULL,
@@ -42,8 +71,36 @@ CREATE TABLE IF NOT EXISTS outbox (
     series TEXT PRIMARY KEY, path TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, sent_at REAL);
 """
+#: columns added since the first schema: (table, column, declaration); added on open
+_ADDED = (
+    ("messages", "grouped", "INTEGER NOT NULL DEFAULT 0"),
+    ("series", "has_cover", "INTEGER NOT NULL DEFAULT 0"),
+    ("series", "change_id", "TEXT"),
+)
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS messages_by_series ON messages(series);
+CREATE INDEX IF NOT EXISTS messages_ungrouped ON messages(series) WHERE grouped = 0;
+CREATE INDEX IF NOT EXISTS series_by_state ON series(state);
+CREATE INDEX IF NOT EXISTS series_by_sender ON series(sender);
+"""
+#: what ``missing`` ever counts up to: a series that large was refused before it is read
+_MISSING_SCAN = 10_000
 
-WAITING, QUEUED, RUNNING, DONE, SUPERSEDED = "waiting", "queued", "running", "done", "superseded"
+
+class SeriesState(StrEnum):
+    """Where a series version is in the bot's life."""
+
+    WAITING = "waiting"  # patches missing; waits up to --wait-missing
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    SUPERSEDED = "superseded"  # a newer version came before its reply
+    REFUSED = "refused"  # not tested: over a bound (the note says which)
+
+
+WAITING, QUEUED, RUNNING, DONE = (SeriesState.WAITING, SeriesState.QUEUED,
+                                  SeriesState.RUNNING, SeriesState.DONE)  # fmt: skip
+SUPERSEDED, REFUSED = SeriesState.SUPERSEDED, SeriesState.REFUSED
 
 
 @dataclass(frozen=True)
@@ -56,7 +113,7 @@ class SeriesRow:
     anchor: str
     total: int
     present: tuple[int, ...]
-    state: str
+    state: SeriesState
     first_seen: float
     last_arrival: float
     queued_at: float | None
@@ -65,11 +122,24 @@ class SeriesRow:
     superseded_by: str | None
     note: str | None
     directory: str | None
+    has_cover: bool = False
+    change_id: str | None = None
 
     @property
     def missing(self) -> tuple[int, ...]:
-        """Patch numbers not (yet) arrived."""
-        return tuple(n for n in range(1, self.total + 1) if n not in self.present)
+        """Patch numbers not (yet) arrived (never counted past a bound: see _MISSING_SCAN)."""
+        top = min(self.total, _MISSING_SCAN)
+        return tuple(n for n in range(1, top + 1) if n not in self.present)
+
+    @property
+    def size(self) -> int:
+        """How many patches the series is: what its tags promise, or what came if more."""
+        return max(self.total, len(self.present))
+
+    def candidate(self) -> Candidate:
+        """As :mod:`harness.mail.grouping` sees a series (to find what supersedes what)."""
+        return Candidate(self.key, self.title, self.sender, self.total, self.present,
+                         self.anchor, self.has_cover, self.change_id)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -82,6 +152,27 @@ class Pending:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class SetAside:
+    """A message the bot could not handle, and why: stored, never read again."""
+
+    message_id: str
+    subject: str
+    reason: str
+
+    @classmethod
+    def unreadable(cls, raw: bytes, exc: Exception) -> SetAside:
+        """A message whose handling raised: named by what its headers seem to say (or a
+        hash), with the exception as the reason; none of it is trusted."""
+        head = raw[:65536]
+        found = re.search(rb"(?im)^message-id:[ \t]*<?([^>\r\n]{1,200})", head)
+        message_id = found.group(1).decode("utf-8", "replace") if found else ""
+        message_id = message_id or f"unread-{hashlib.sha256(raw).hexdigest()[:16]}"
+        subject = re.search(rb"(?im)^subject:[ \t]*([^\r\n]{0,200})", head)
+        words = subject.group(1).decode("utf-8", "replace") if subject else ""
+        return cls(message_id, words, f"could not be handled: {type(exc).__name__}: {exc}"[:500])
+
+
 class State:
     """The bot's database; every method is one transaction."""
 
@@ -89,8 +180,14 @@ class State:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / FILENAME
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED:
+            have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self.db.executescript(_INDEXES)
 
     def close(self) -> None:
         """Close the file (the bot's last step, also on Ctrl-C)."""
@@ -110,7 +207,7 @@ class State:
     def cursor(self, inbox: str) -> str | None:
         """The saved cursor of ``inbox`` (None: first start)."""
         row = self.db.execute("SELECT value FROM cursor WHERE inbox=?", (inbox,)).fetchone()
-        return row[0] if row else None
+        return row["value"] if row else None
 
     def take(
         self,
@@ -118,81 +215,163 @@ class State:
         cursor: str,
         kept: Iterable[tuple[Mail, str]],
         ignored: Iterable[tuple[Mail, str]],
+        set_aside: Iterable[SetAside] = (),
     ) -> int:
-        """Store a poll's messages and its cursor together; how many were new."""
+        """Store a poll's messages and its cursor together; how many were new.
+
+        A message whose row cannot be stored (a field SQLite refuses) is set
+        aside instead: the cursor still moves past it.
+        """
         now = time.time()
         new = 0
+        aside = list(set_aside)
         with self._tx() as db:
             for mail, series in kept:
-                done = db.execute(
-                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?)",
-                    (mail.message_id, series, mail.raw, now),
-                )
+                try:
+                    done = db.execute(
+                        "INSERT OR IGNORE INTO messages (message_id, series, raw, arrived) "
+                        "VALUES (?, ?, ?, ?)",
+                        (mail.message_id, series, mail.raw, now),
+                    )
+                except (sqlite3.Error, OverflowError, ValueError) as exc:
+                    aside.append(SetAside(mail.message_id, mail.subject, f"not stored: {exc}"))
+                    continue
                 new += done.rowcount
             for mail, reason in ignored:
-                db.execute(
-                    "INSERT OR IGNORE INTO ignored VALUES (?, ?, ?, ?)",
-                    (mail.message_id, mail.subject, reason, now),
-                )
+                with contextlib.suppress(sqlite3.Error, OverflowError, ValueError):
+                    db.execute(
+                        "INSERT OR IGNORE INTO ignored (message_id, subject, reason, arrived) "
+                        "VALUES (?, ?, ?, ?)",
+                        (mail.message_id, mail.subject[:TEXT_CAP], reason, now),
+                    )
+            for item in aside:
+                self._set_aside(db, item, now)
             db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?)", (inbox, cursor))
         return new
 
+    @staticmethod
+    def _set_aside(db: sqlite3.Connection, item: SetAside, now: float) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO set_aside (message_id, subject, reason, arrived) "
+            "VALUES (?, ?, ?, ?)",
+            (item.message_id[:TEXT_CAP], item.subject[:TEXT_CAP], item.reason[:TEXT_CAP], now),
+        )
+
+    def set_aside(self, item: SetAside) -> None:
+        """Record a message (or a series' messages) the bot gave up on."""
+        with self._tx() as db:
+            self._set_aside(db, item, time.time())
+
+    def put_aside(self) -> list[SetAside]:
+        """Every message set aside, oldest first."""
+        rows = self.db.execute("SELECT message_id, subject, reason FROM set_aside ORDER BY rowid")
+        return [SetAside(r["message_id"], r["subject"] or "", r["reason"]) for r in rows]
+
+    def touched(self) -> list[str]:
+        """The series (as stored keys) that received messages not grouped yet."""
+        rows = self.db.execute("SELECT DISTINCT series FROM messages WHERE grouped = 0")
+        return [r["series"] for r in rows]
+
+    def members(self, series: str, limit: int) -> tuple[list[bytes], int]:
+        """Up to ``limit`` stored messages of ``series`` (raw, arrival order) and how many
+        there are in all."""
+        count = self.db.execute(
+            "SELECT count(*) AS n FROM messages WHERE series=?", (series,)
+        ).fetchone()["n"]
+        rows = self.db.execute(
+            "SELECT raw FROM messages WHERE series=? ORDER BY arrived, rowid LIMIT ?",
+            (series, limit),
+        )
+        return [bytes(r["raw"]) for r in rows], int(count)
+
+    def grouped(self, series: str) -> None:
+        """The messages of ``series`` are grouped: not read again until one more arrives."""
+        with self._tx() as db:
+            db.execute("UPDATE messages SET grouped = 1 WHERE series=? AND grouped = 0", (series,))
+
     def mails(self) -> list[Mail]:
-        """Every stored patch and cover letter, in arrival order."""
-        rows = self.db.execute("SELECT raw FROM messages ORDER BY arrived, rowid").fetchall()
-        return [parse(bytes(r[0])) for r in rows]
+        """Every stored patch and cover letter, in arrival order (parses them all: not for
+        the bot's turns)."""
+        rows = self.db.execute("SELECT raw FROM messages ORDER BY arrived, rowid")
+        return [parse(bytes(r["raw"])) for r in rows]
+
+    def raw(self, message_id: str) -> bytes | None:
+        """One stored message, by Message-ID."""
+        row = self.db.execute(
+            "SELECT raw FROM messages WHERE message_id=?", (message_id,)
+        ).fetchone()
+        return bytes(row["raw"]) if row else None
 
     def last_arrival(self, key: SeriesKey) -> float:
         """When the newest message of a series version was stored."""
         row = self.db.execute(
-            "SELECT max(arrived) FROM messages WHERE series=?", (str(key),)
+            "SELECT max(arrived) AS t FROM messages WHERE series=?", (str(key),)
         ).fetchone()
-        return float(row[0] or 0.0)
+        return float(row["t"] or 0.0)
 
     def ignored_count(self) -> int:
         """Messages set aside (replies, non-patches, the bot's own)."""
-        return int(self.db.execute("SELECT count(*) FROM ignored").fetchone()[0])
+        return int(self.db.execute("SELECT count(*) AS n FROM ignored").fetchone()["n"])
 
     # -- series
-    def upsert(self, candidate: Candidate, state: str) -> None:
+    def upsert(self, candidate: Candidate, state: SeriesState) -> None:
         """Record a series version (new: in ``state``), or update what arrived of it."""
         now = time.time()
-        present = ",".join(map(str, candidate.present))
+        present = ",".join(str(min(n, INT_CAP)) for n in candidate.present)
         last = self.last_arrival(candidate.key) or now
+        values = {
+            "key": str(candidate.key),
+            "title": candidate.title[:TEXT_CAP],
+            "sender": candidate.sender[:TEXT_CAP],
+            "anchor": candidate.anchor,
+            "total": min(candidate.total, INT_CAP),
+            "present": present,
+            "state": state.value,
+            "first_seen": now,
+            "last_arrival": last,
+            "has_cover": int(candidate.has_cover),
+            "change_id": candidate.change_id,
+        }
+        names = ", ".join(values)
+        marks = ", ".join(f":{k}" for k in values)
+        updated = ("title", "anchor", "total", "present", "last_arrival", "has_cover", "change_id")
+        sets = ", ".join(f"{k}=excluded.{k}" for k in updated)
         with self._tx() as db:
             db.execute(
-                "INSERT INTO series (key, title, sender, anchor, total, present, state, "
-                "first_seen, last_arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET title=excluded.title, anchor=excluded.anchor, "
-                "total=excluded.total, present=excluded.present, "
-                "last_arrival=excluded.last_arrival",
-                (
-                    str(candidate.key),
-                    candidate.title,
-                    candidate.sender,
-                    candidate.anchor,
-                    candidate.total,
-                    present,
-                    state,
-                    now,
-                    last,
-                ),
+                f"INSERT INTO series ({names}) VALUES ({marks}) "
+                f"ON CONFLICT(key) DO UPDATE SET {sets}",
+                values,
             )
 
-    def move(self, key: SeriesKey, state: str, **fields: object) -> None:
+    def move(self, key: SeriesKey, state: SeriesState, **fields: object) -> None:
         """Change a series' state (and stamp the time that goes with it)."""
-        stamps = {QUEUED: "queued_at", RUNNING: "started_at", DONE: "finished_at"}
+        stamps = {QUEUED: "queued_at", RUNNING: "started_at", DONE: "finished_at",
+                  REFUSED: "finished_at"}  # fmt: skip
         values = dict(fields)
         if state in stamps:
             values[stamps[state]] = time.time()
         sets = ", ".join(["state=?", *(f"{k}=?" for k in values)])
         with self._tx() as db:
-            db.execute(f"UPDATE series SET {sets} WHERE key=?", (state, *values.values(), str(key)))
+            db.execute(
+                f"UPDATE series SET {sets} WHERE key=?",
+                (SeriesState(state).value, *values.values(), str(key)),
+            )
 
-    def series(self, state: str | None = None) -> list[SeriesRow]:
+    def series(self, state: SeriesState | None = None) -> list[SeriesRow]:
         """Series versions, oldest first; only those in ``state`` if given."""
         query = "SELECT * FROM series" + (" WHERE state=?" if state else "") + " ORDER BY rowid"
-        rows = self.db.execute(query, (state,) if state else ()).fetchall()
+        rows = self.db.execute(query, (SeriesState(state).value,) if state else ())
+        return [_row(r) for r in rows]
+
+    def by_senders(self, senders: Iterable[str]) -> list[SeriesRow]:
+        """Every series version of these senders (what a new one may supersede)."""
+        wanted = sorted(set(senders))
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        rows = self.db.execute(
+            f"SELECT * FROM series WHERE sender IN ({marks}) ORDER BY rowid", wanted
+        )
         return [_row(r) for r in rows]
 
     def get(self, key: SeriesKey) -> SeriesRow | None:
@@ -202,8 +381,8 @@ class State:
 
     def served(self, sender: str) -> int:
         """How many series of ``sender`` were started: the fair queue serves the least served."""
-        query = "SELECT count(*) FROM series WHERE sender=? AND started_at IS NOT NULL"
-        return int(self.db.execute(query, (sender,)).fetchone()[0])
+        query = "SELECT count(*) AS n FROM series WHERE sender=? AND started_at IS NOT NULL"
+        return int(self.db.execute(query, (sender,)).fetchone()["n"])
 
     def recover(self) -> list[SeriesKey]:
         """Series cut off mid-run (crash, kill -9): queued again; their keys."""
@@ -224,8 +403,11 @@ class State:
         """Replies not yet sent."""
         rows = self.db.execute(
             "SELECT series, path, attempts, last_error FROM outbox WHERE sent_at IS NULL"
-        ).fetchall()
-        return [Pending(SeriesKey.parse(r[0]), Path(r[1]), r[2], r[3]) for r in rows]
+        )
+        return [
+            Pending(SeriesKey.parse(r["series"]), Path(r["path"]), r["attempts"], r["last_error"])
+            for r in rows
+        ]
 
     def sent(self, key: SeriesKey) -> None:
         """The server took the reply."""
@@ -237,31 +419,77 @@ class State:
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET attempts=attempts+1, last_error=? WHERE series=?",
-                (error, str(key)),
+                (error[:TEXT_CAP], str(key)),
             )
 
     def outbox(self) -> list[tuple[SeriesKey, float | None, int]]:
         """Every reply: its series, when it was sent (None: not yet) and the attempts."""
-        rows = self.db.execute("SELECT series, sent_at, attempts FROM outbox").fetchall()
-        return [(SeriesKey.parse(r[0]), r[1], r[2]) for r in rows]
+        rows = self.db.execute("SELECT series, sent_at, attempts FROM outbox")
+        return [(SeriesKey.parse(r["series"]), r["sent_at"], r["attempts"]) for r in rows]
 
 
-def _row(r: tuple[object, ...]) -> SeriesRow:
-    present = tuple(int(x) for x in str(r[5] or "").split(",") if x)
+def _row(r: sqlite3.Row) -> SeriesRow:
+    present = tuple(int(x) for x in str(r["present"] or "").split(",") if x)
     return SeriesRow(
-        SeriesKey.parse(str(r[0])),
-        str(r[1]),
-        str(r[2]),
-        str(r[3]),
-        int(r[4] or 1),  # type: ignore[call-overload]
-        present,
-        str(r[6]),
-        float(r[7]),  # type: ignore[arg-type]
-        float(r[8]),  # type: ignore[arg-type]
-        r[9],  # type: ignore[arg-type]
-        r[10],  # type: ignore[arg-type]
-        r[11],  # type: ignore[arg-type]
-        r[12],  # type: ignore[arg-type]
-        r[13],  # type: ignore[arg-type]
-        r[14],  # type: ignore[arg-type]
+        key=SeriesKey.parse(r["key"]),
+        title=str(r["title"] or ""),
+        sender=str(r["sender"] or ""),
+        anchor=str(r["anchor"] or ""),
+        total=int(r["total"] or 1),
+        present=present,
+        state=SeriesState(r["state"]),
+        first_seen=float(r["first_seen"]),
+        last_arrival=float(r["last_arrival"]),
+        queued_at=r["queued_at"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+        superseded_by=r["superseded_by"],
+        note=r["note"],
+        directory=r["directory"],
+        has_cover=bool(r["has_cover"]),
+        change_id=r["change_id"],
     )
+
+
+class BotLock:
+    """``watch.lock`` beside the database, flocked for the bot's life: one bot per state.
+
+    The kernel drops an flock when its holder dies, however it dies, so a
+    lock left by a killed bot never blocks the next one; the file's text
+    (pid, host, start time) only names the holder for the refusal.  The
+    descriptor is not inherited (Python's default), so a child that outlives
+    the bot holds nothing.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / LOCKNAME
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(self.fd)
+            os.close(self.fd)
+            raise UserError(
+                f"another kharness watch uses {directory} ({holder}); stop it, or give this "
+                "one its own --results-dir"
+            ) from None
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}  # fmt: skip
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, (json.dumps(me) + "\n").encode(), 0)
+
+    def release(self) -> None:
+        """Let the next bot start (also done by the kernel when this process dies)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _holder(fd: int) -> str:
+    """'pid 123 on host, started at ...' from the lock file, as far as it says."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {data['pid']} on {data['host']}, started at {data['started']}"
+    except (ValueError, KeyError, TypeError, OSError):
+        return "its pid is not recorded"

@@ -18,10 +18,20 @@ The queue is fair: the next series is the oldest of the author who has been
 served least, so one prolific sender cannot starve the others.  A newer
 version of a series stops the older one (queued or running): testing v2
 after v3 arrived helps nobody.
+
+Whoever can post to the list can send anything, so everything is bounded: a
+message the bot cannot handle is set aside with its reason and the cursor
+moves past it; a series over ``max_patches`` is not tested (its thread gets
+a short reply saying why); a series' job is stopped after ``deadline``
+seconds and its reply says so; a turn with no new mail reads no stored
+message (only the series new mail touched are regrouped); each series has
+its own results directory, named by a hash of its whole key; and one bot at
+a time keeps a state directory (:class:`harness.mail.state.BotLock`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -31,11 +41,23 @@ from pathlib import Path
 from harness.errors import InboxUnavailable
 from harness.hosts import Host
 from harness.mail import grouping, reply, smtp
+from harness.mail.commandline import SeriesCommand
 from harness.mail.grouping import SeriesKey
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import Mail, parse
 from harness.mail.slots import Child, Slot, make_slots, owner_of
-from harness.mail.state import DONE, QUEUED, RUNNING, SUPERSEDED, WAITING, SeriesRow, State
+from harness.mail.state import (
+    DONE,
+    QUEUED,
+    REFUSED,
+    RUNNING,
+    SUPERSEDED,
+    WAITING,
+    BotLock,
+    SeriesRow,
+    SetAside,
+    State,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,8 @@ class Settings:
     sender: str = field(default_factory=reply.default_sender)
     from_start: bool = False  # test what the inbox already holds, not only what comes next
     once: bool = False  # stop when nothing is waiting, queued or running
+    max_patches: int = 50  # a longer series is not tested (its reply says why)
+    deadline: float = 7200.0  # seconds a series' job may take in all, every kernel together
 
 
 @dataclass
@@ -67,6 +91,8 @@ class Job:
     slot: Slot
     child: Child | None = None
     kernel: str | None = None
+    began: float = field(default_factory=time.monotonic)
+    timed_out: tuple[str, ...] = ()  # kernels not (fully) tested: the deadline passed
 
 
 class Watcher:
@@ -75,6 +101,7 @@ class Watcher:
     def __init__(self, settings: Settings, log: Callable[[str], None]) -> None:
         self.settings = settings
         self.log = log
+        self.lock = BotLock(settings.home)  # first: a second bot stops here, naming the first
         self.state = State(settings.home)
         self.reader = InboxReader(settings.inbox, settings.home / "mirror")
         self.backoff = Backoff()
@@ -108,6 +135,7 @@ class Watcher:
         finally:
             self.stop_all()
             self.state.close()
+            self.lock.release()
 
     def turn(self) -> None:
         """One pass over everything the bot does."""
@@ -149,26 +177,49 @@ class Watcher:
         self.next_poll = time.monotonic() + self.settings.interval
         kept: list[tuple[Mail, str]] = []
         ignored: list[tuple[Mail, str]] = []
+        aside: list[SetAside] = []
         for raw in got.messages:
-            mail = parse(raw)
-            why = grouping.why_ignored(mail)
-            if why is None:
-                kept.append((mail, str(grouping.series_key(mail))))
-            else:
-                ignored.append((mail, why))
-        new = self.state.take(self.settings.inbox, got.cursor.to_json(), kept, ignored)
+            try:
+                mail = parse(raw)
+                refused = getattr(mail, "refused", None)  # Mail.refused: the parser's verdict
+                if refused:
+                    aside.append(SetAside(mail.message_id, mail.subject, str(refused)))
+                    continue
+                why = grouping.why_ignored(mail)
+                if why is None:
+                    kept.append((mail, str(grouping.series_key(mail))))
+                else:
+                    ignored.append((mail, why))
+            except Exception as exc:  # one message never stops the bot: set aside, go on
+                aside.append(SetAside.unreadable(raw, exc))
+        new = self.state.take(self.settings.inbox, got.cursor.to_json(), kept, ignored, aside)
+        for item in aside:
+            self.log(f"set aside <{item.message_id}> ({item.subject[:200]}): {item.reason}")
         if got.messages:
             self.log(f"{len(got.messages)} message(s): {new} new patch(es)/cover(s)")
 
     # -- series
     def regroup(self) -> None:
-        """New series versions are recorded; older versions of a newer one are dropped."""
-        candidates = grouping.group(self.state.mails())
-        for candidate in candidates:
-            self.state.upsert(candidate, WAITING)
-        for old, new in grouping.superseded(candidates).items():
+        """The series new mail touched are regrouped (the others are as they were): new
+        versions recorded, older versions of a newer one dropped, oversized ones refused."""
+        fresh = []
+        for series in self.state.touched():
+            try:
+                candidate = self._group(series)
+            except Exception as exc:  # a series the bot cannot handle never stops it either
+                reason = f"could not be grouped: {type(exc).__name__}: {exc}"
+                self.log(f"series {series}: set aside, {reason}")
+                self.state.set_aside(SetAside(f"series {series}", "", reason))
+                candidate = None
+            self.state.grouped(series)
+            if candidate is not None:
+                fresh.append(candidate)
+        if not fresh:
+            return
+        known = [r.candidate() for r in self.state.by_senders(c.sender for c in fresh)]
+        for old, new in grouping.superseded(known).items():
             row = self.state.get(old)
-            if row is None or row.state in (DONE, SUPERSEDED):
+            if row is None or row.state in (DONE, SUPERSEDED, REFUSED):
                 continue
             job = self.jobs.pop(old, None)
             if job is not None:
@@ -176,6 +227,41 @@ class Watcher:
             note = f"v{new.version} was posted ({new.root}); v{old.version} is not tested further"
             self.log(f"{old}: superseded by {new}")
             self.state.move(old, SUPERSEDED, superseded_by=str(new), note=note)
+
+    def _group(self, series: str) -> grouping.Candidate | None:
+        """Regroup one series from its stored messages (never more than the patch limit
+        allows: past it the series is refused, whatever the rest holds)."""
+        limit = self.settings.max_patches
+        raws, count = self.state.members(series, limit + 2)
+        found = [c for c in grouping.group(parse(r) for r in raws) if str(c.key) == series]
+        if not found:
+            return None
+        candidate = found[0]
+        self.state.upsert(candidate, WAITING)
+        row = self.state.get(candidate.key)
+        size = max(candidate.total, len(candidate.present), count - int(candidate.has_cover))
+        if row is not None and row.state == WAITING and size > limit:
+            self._refuse(row, f"it has {size} patches, over this bot's limit of {limit}")
+        return candidate
+
+    def _refuse(self, row: SeriesRow, why: str) -> None:
+        """A series not tested, over a bound: recorded, and answered with a short reply.
+
+        The reply is sent (not only logged): the author of an honest long
+        series learns why no results come and how to get them (split it, or
+        test it by hand).  A poster cannot use it to make the bot send more
+        mail than one reply per series, as for any series.
+        """
+        note = f"not tested: {why}"
+        self.log(f"{row.key}: {note}")
+        directory = self.settings.home / "series" / _slug(row)
+        anchor = self._stored(row.anchor)
+        self.state.move(row.key, REFUSED, note=note, directory=str(directory))
+        if anchor is None:
+            return
+        message = reply.refusal(anchor, reply.Settings(self.settings.sender), note)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.state.add_reply(row.key, reply.save(message, directory))
 
     def promote(self) -> None:
         """Complete series are queued; incomplete ones after waiting ``wait_missing``."""
@@ -201,7 +287,7 @@ class Watcher:
                 return  # the free slots' hosts are unreachable for now
             row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
             directory = self.settings.home / "series" / _slug(row)
-            done = [k for k in self.settings.kernels if _finished_run(directory / k)]
+            done = [k for k in self.settings.kernels if reply.finished_run(directory / k)]
             job = Job(row, directory, [k for k in self.settings.kernels if k not in done], slot)
             self.state.move(row.key, RUNNING, directory=str(directory))
             where = f" on {slot.name}" if self.settings.hosts else ""
@@ -211,6 +297,9 @@ class Watcher:
     def advance(self) -> None:
         """Start each job's next kernel; a job with none left gets its reply."""
         for key, job in list(self.jobs.items()):
+            if time.monotonic() - job.began > self.settings.deadline:
+                self._expire(job)
+                continue
             if job.child is not None:
                 code = job.child.poll()
                 if code is None:
@@ -228,6 +317,19 @@ class Watcher:
             del self.jobs[key]
             self._finish(job)
 
+    def _expire(self, job: Job) -> None:
+        """The series' deadline passed: its child is stopped, the reply says so."""
+        left = [job.kernel] if job.child is not None else []
+        left += job.remaining
+        self._stop(job)
+        job.timed_out = tuple(k for k in left if k)
+        job.remaining = []
+        self.log(
+            f"{job.row.key}: stopped, over the deadline of {reply.span(self.settings.deadline)}"
+        )
+        del self.jobs[job.row.key]
+        self._finish(job)
+
     def _requeue(self, job: Job) -> None:
         """The job's host could not be reached: no verdict; the series waits for a slot."""
         delay = job.slot.reached(False, time.time())
@@ -242,32 +344,42 @@ class Watcher:
     def _launch(self, job: Job, kernel: str) -> None:
         out = job.directory / kernel
         out.mkdir(parents=True, exist_ok=True)
-        argv = ["series", "--kernel", kernel, "--series", job.row.anchor]
-        argv += ["--inbox", self.settings.inbox, "--reply-from", self.settings.sender]
-        if job.row.missing:
-            argv.append("--allow-missing")  # it waited --wait-missing; test what arrived
-        for test in self.settings.tests:
-            argv += ["--test", test]
-        job.child = job.slot.start(argv, out)
+        command = SeriesCommand.for_message(
+            job.row.anchor,
+            kernel,
+            self.settings.inbox,
+            allow_missing=bool(job.row.missing),  # it waited --wait-missing; test what arrived
+            tests=self.settings.tests,
+            reply_from=self.settings.sender,
+        )
+        job.child = job.slot.start(command.argv(), out)
         job.kernel = kernel
 
     def _finish(self, job: Job) -> None:
         """Compose the series' reply from every kernel's results; queue it for sending."""
-        results = [_kernel_result(job.directory / k, k) for k in self.settings.kernels]
-        anchor = _anchor(results) or self._stored(job.row.anchor)
+        results = [self._result(job, k) for k in self.settings.kernels]
+        anchor = reply.anchor_of(results) or self._stored(job.row.anchor)
         if anchor is None:
             self.state.move(job.row.key, DONE, note="no message to answer")
             return
         notes = next((reply.origin_notes(r.run_dir) for r in results if r.run_dir), [])
         if not notes and job.row.note and "missing" in job.row.note:
             notes = [f"Note: {job.row.note} never reached the list."]
+        if job.timed_out:
+            notes = [
+                f"Note: testing timed out: the series' deadline of "
+                f"{reply.span(self.settings.deadline)} passed, so {', '.join(job.timed_out)} "
+                "was stopped before it finished.",
+                *notes,
+            ]
         kernel = self.settings.kernels[0]
         message = reply.compose(
             anchor,
             results,
             reply.Settings(self.settings.sender),
-            reproduce=f"kharness series --kernel {kernel} --series '<{job.row.anchor}>' "
-            f"--inbox {self.settings.inbox}" + (" --allow-missing" if job.row.missing else ""),
+            reproduce=SeriesCommand.for_message(
+                job.row.anchor, kernel, self.settings.inbox, bool(job.row.missing)
+            ).line(),
             notes=notes,
         )
         path = reply.save(message, job.directory)
@@ -275,8 +387,16 @@ class Watcher:
         self.state.move(job.row.key, DONE)
         self.log(f"{job.row.key}: reply written to {path}")
 
+    def _result(self, job: Job, kernel: str) -> reply.KernelResult:
+        result = reply.kernel_result(job.directory / kernel, kernel)
+        if result.run_dir is None and kernel in job.timed_out:
+            deadline = reply.span(self.settings.deadline)
+            return reply.KernelResult(kernel, None, f"timed out: stopped after {deadline}")
+        return result
+
     def _stored(self, message_id: str) -> Mail | None:
-        return next((m for m in self.state.mails() if m.message_id == message_id), None)
+        raw = self.state.raw(message_id)
+        return parse(raw) if raw is not None else None
 
     # -- replies
     def send_replies(self, retry: bool = True) -> None:
@@ -312,35 +432,9 @@ class Watcher:
 
 
 def _slug(row: SeriesRow) -> str:
-    words = re.sub(r"[^a-z0-9]+", "-", row.title.lower()).strip("-")[:40] or "series"
-    root = re.sub(r"[^A-Za-z0-9]+", "", row.key.root)[:10]
-    return f"v{row.key.version}-{words}-{root}"
-
-
-def _finished_run(base: Path) -> Path | None:
-    """The newest run under ``base`` that finished (wrote series.json)."""
-    if not base.is_dir():
-        return None
-    runs = sorted(
-        (p for p in base.iterdir() if p.is_dir() and not p.is_symlink()),
-        key=lambda p: p.stat().st_mtime,
-    )
-    done = [p for p in runs if (p / "series.json").is_file()]
-    return done[-1] if done else None
-
-
-def _kernel_result(base: Path, kernel: str) -> reply.KernelResult:
-    run = _finished_run(base)
-    if run is not None:
-        return reply.KernelResult(kernel, run)
-    log = base / "series.log"
-    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
-    error = next((x for x in reversed(lines) if x.startswith("kharness:")), None)
-    return reply.KernelResult(kernel, None, error or (lines[-1] if lines else "did not run"))
-
-
-def _anchor(results: list[reply.KernelResult]) -> Mail | None:
-    for result in results:
-        if result.run_dir is not None and (result.run_dir / "series" / "anchor.eml").is_file():
-            return parse((result.run_dir / "series" / "anchor.eml").read_bytes())
-    return None
+    """The series' results directory name: readable words, and a hash of its whole key
+    (thread root, version, sender), so no two series ever share one."""
+    words = re.sub(r"[^a-z0-9]+", "-", row.title.lower())[:40].strip("-") or "series"
+    version = row.key.version if 0 <= row.key.version < 10**6 else "x"
+    whole = f"{row.key.root}\n{row.key.version}\n{row.sender}".encode("utf-8", "replace")
+    return f"v{version}-{words}-{hashlib.sha256(whole).hexdigest()[:16]}"
