@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -129,6 +130,20 @@ class Jobs:
         with self._lock:
             self._jobs[job_id] = job
         return job
+
+    def save_patch(self, text: str) -> Path:
+        """``text`` in a file of its own under ``<base>/mcp-jobs``, for ``--series``.
+
+        Named by the second and made unique by the file system (O_EXCL):
+        two calls in the same second get two files, never one overwritten.
+        """
+        logs = self.base / "mcp-jobs"
+        logs.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        fd, name = tempfile.mkstemp(prefix=f"series-{stamp}-", suffix=".mbox", dir=logs)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return Path(name)
 
     def get(self, job_id: str) -> Job:
         """The job ``job_id``; a UserError lists the known ones."""

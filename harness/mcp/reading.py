@@ -2,8 +2,9 @@
 
 Evidence can be large (a console log, a capped but still 1 MiB stdout), and a
 client's context is small: every read is paged by character offset and says
-where the next page starts.  Paths are resolved inside the results base only,
-so a tool argument cannot read an arbitrary file of the host.
+where the next page starts.  Paths are resolved inside the results base only
+(links followed first), so a tool argument cannot read an arbitrary file of
+the host: not by an absolute path, a ``..`` or a symbolic link.
 """
 
 from __future__ import annotations
@@ -46,16 +47,29 @@ class Page:
 
 
 def run_dir(base: Path, results: str | None) -> Path:
-    """``results`` (a run's name under ``base``, or a path; None: the latest run)."""
+    """``results`` (a run's name under ``base``, or a job's 'results' path; None: the latest).
+
+    Whatever it says, the run it resolves to (symbolic links followed) must be
+    inside ``base``: a client's argument is no way to read the host's files, so
+    an absolute path elsewhere, a ``..`` or a link out of the results directory
+    is refused with a UserError that says so.
+    """
     path = base / "latest" if not results else Path(results)
     if not path.is_absolute():
         path = base / path
-    if not (path / "summary.json").is_file():
+    inside = base.resolve()
+    resolved = path.resolve()
+    if inside not in (resolved / "summary.json").resolve().parents:
+        raise UserError(
+            f"{results or 'latest'!r} is outside the results directory {base}; name a run under it "
+            "(a job's status gives its 'results'), or leave it out for the latest run"
+        )
+    if not (resolved / "summary.json").is_file():
         raise UserError(
             f"{path}: no summary.json; name a results directory under {base} "
             "(a job's status gives its 'results'), or leave it out for the latest run"
         )
-    return path.resolve()
+    return resolved
 
 
 def brief(run: Path, summary: RunSummary) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The tool table of ``kharness mcp`` (see the package docstring).
 
 Every tool takes plain arguments with a JSON schema (from the signature) and
-answers JSON; tools that only read are annotated read-only.  A harness error
+answers JSON; each tool's annotations tell the truth about it: the readers
+are read-only and closed-world (their paths stay inside the results base),
+the workers add results and may download, stop_job is destructive.  A harness error
 (an unknown kernel, a missing results directory, bad arguments) is raised as
 a tool error carrying the CLI's own message, never a crashed server.
 """
@@ -30,9 +32,19 @@ from harness.mcp import reading
 from harness.mcp.command import run_in_guest
 from harness.mcp.jobs import Job, Jobs
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
-#: tools that boot guests or build kernels: they change nothing outside the cache and results
-WORKS = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
+# The hints a client shows its user before it calls a tool; each says what the tool does.
+#: reads the results directory or kernels.yaml only (reads stay inside the results base)
+READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
+#: boots guests or builds kernels: adds results, cached kernels and job logs, deletes
+#: nothing; open world: a kernel may be downloaded (Debian's archive), a series fetched
+#: from a list, and a second call is a second run (not idempotent)
+WORKS = ToolAnnotations(
+    readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True
+)
+#: ends a running job: its unfinished work is lost (stopping it twice changes nothing more)
+STOPS = ToolAnnotations(
+    readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False
+)
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,7 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
             found = jobs.get(job)
         return await follow(found, ctx, max(0.0, wait_seconds))
 
-    @server.tool(annotations=WORKS)
+    @server.tool(annotations=STOPS)
     async def stop_job(job: str) -> dict[str, Any]:
         """Stop a running job and its guests."""
         with tool_errors():
@@ -178,10 +190,7 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
             if (patch is None) == (patch_file is None):
                 raise UserError("give exactly one of 'patch' (the text) or 'patch_file' (a path)")
             if patch is not None:
-                saved = base / "mcp-jobs" / f"series-{time.strftime('%Y%m%d-%H%M%S')}.mbox"
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                saved.write_text(patch)
-                patch_file = str(saved)
+                patch_file = str(jobs.save_patch(patch))  # a file per call, never shared
             argv = ["-m", "harness", "--kernels-file", str(settings.kernels_file), "series"]
             argv += ["--kernel", kernel, "--series", str(patch_file), "--results-dir", str(base)]
             argv += [a for t in tests or [] for a in ("--test", t)]

@@ -1,17 +1,25 @@
-"""The MCP server's reading of results: pages, names, and nothing outside the results."""
+"""The MCP server's reading of results: pages, names, and nothing outside the results.
+
+The tools are called in process (``call_tool`` on the real server), no client or boot.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import anyio
 import pytest
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 from harness.errors import UserError
 from harness.mcp import reading
 from harness.mcp.jobs import Jobs, tail
+from harness.mcp.server import Settings, build_server
 from harness.outcome import Outcome
 from harness.records import RunSummary, TestRecord
 
@@ -103,3 +111,100 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return fields[0] != "Z"
+
+
+# -- reads stay inside the results directory ----------------------------------------------------
+def _server(tmp_path: Path) -> tuple[MCPServer, Path]:
+    base = tmp_path / "results"
+    _run(base)
+    kernels = tmp_path / "kernels.yaml"
+    kernels.write_text("kernels: []\n")
+    return build_server(Settings(kernels, base), Jobs(base)), base
+
+
+def _call(server: MCPServer, tool: str, **arguments: object) -> object:
+    return anyio.run(lambda: server.call_tool(tool, arguments))
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A run-shaped directory outside the results base, holding a 'secret'."""
+    other, _ = _run(tmp_path / "elsewhere")
+    (other / "k" / "t" / "stdout.txt").write_text("the operator's secret")
+    return other
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink", "latest"])
+def test_read_results_and_compare_runs_refuse_a_run_outside_the_results(
+    tmp_path: Path, how: str
+) -> None:
+    server, base = _server(tmp_path)
+    other = _outside(tmp_path)
+    if how == "absolute":
+        name: str | None = str(other)
+    elif how == "dotdot":
+        name = f"../elsewhere/{other.name}"
+    elif how == "symlink":
+        (base / "sneaky").symlink_to(other)
+        name = "sneaky"
+    else:  # the default run itself points out
+        (base / "latest").unlink()
+        (base / "latest").symlink_to(other)
+        name = None
+    args = {"results": name} if name else {}
+    with pytest.raises(ToolError, match="outside the results directory") as refused:
+        _call(server, "read_results", test="t", what="stdout", **args)
+    assert "secret" not in str(refused.value)
+    inside = next(base.glob("2026*")).name
+    with pytest.raises(ToolError, match="outside the results directory"):
+        _call(server, "compare_runs", old=inside, new=name or "latest")
+
+
+def test_a_summary_linked_out_of_a_run_inside_is_refused(tmp_path: Path) -> None:
+    base = tmp_path / "results"
+    run, _ = _run(base)
+    other = _outside(tmp_path)
+    (run / "summary.json").unlink()
+    (run / "summary.json").symlink_to(other / "summary.json")
+    with pytest.raises(UserError, match="outside the results directory"):
+        reading.run_dir(base, run.name)
+
+
+def test_a_run_inside_by_name_or_by_its_absolute_path_is_read(tmp_path: Path) -> None:
+    server, base = _server(tmp_path)
+    run = next(base.glob("2026*"))
+    for name in (run.name, str(run), f"{run.name}/../{run.name}"):
+        page = _call(server, "read_results", results=name, test="t", what="stdout")
+        assert "0123456789" in str(page)
+
+
+# -- test_series: one file per call -------------------------------------------------------------
+def test_patches_saved_in_the_same_second_get_files_of_their_own(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    texts = [f"From: a{i}\nSubject: [PATCH] {i}\n\n" for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        saved = list(pool.map(jobs.save_patch, texts))
+    assert len(set(saved)) == len(texts)
+    assert [p.read_text() for p in saved] == texts
+    assert all(p.parent == tmp_path / "mcp-jobs" and p.suffix == ".mbox" for p in saved)
+
+
+# -- the hints tell the truth -------------------------------------------------------------------
+def test_tool_hints_match_what_each_tool_does(tmp_path: Path) -> None:
+    server, _ = _server(tmp_path)
+    hints = {
+        t.name: (
+            t.annotations.read_only_hint,
+            t.annotations.destructive_hint,
+            t.annotations.open_world_hint,
+        )
+        for t in anyio.run(server.list_tools)
+        if t.annotations is not None
+    }
+    readers = {"list_kernels", "job_status", "read_results", "compare_runs"}
+    workers = {"run_tests", "run_command", "test_series", "bisect"}
+    assert set(hints) == readers | workers | {"stop_job"}, "every tool carries its hints"
+    for name in readers:
+        assert hints[name][0] is True and hints[name][2] is False, name
+    for name in workers:  # add results, delete nothing, may download kernels or a series
+        assert hints[name] == (False, False, True), name
+    assert hints["stop_job"] == (False, True, False)
