@@ -39,6 +39,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     kernels = _build_kernels(args, "watch")
     if args.interval <= 0 or args.wait_missing < 0 or args.jobs < 1:
         raise UserError("--interval must be > 0, --wait-missing >= 0 and -n >= 1")
+    if args.max_patches < 1 or args.deadline <= 0:
+        raise UserError(
+            f"--max-patches {args.max_patches} / --deadline {args.deadline}: "
+            "give a patch limit >= 1 and a deadline > 0 seconds"
+        )
     settings = Settings(
         inbox=args.inbox.rstrip("/"),
         kernels=kernels,
@@ -53,6 +58,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         sender=args.reply_from or reply.default_sender(),
         from_start=args.from_start,
         once=args.once,
+        max_patches=args.max_patches,
+        deadline=args.deadline,
     )
 
     def log(line: str) -> None:  # subjects and Message-IDs are a stranger's: escaped
@@ -113,6 +120,20 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="also test what the inbox already holds (default: only what arrives from now on)",
     )
     w.add_argument("--once", action="store_true", help="stop when nothing is left to test")
+    w.add_argument(
+        "--max-patches",
+        type=int,
+        default=50,
+        metavar="N",
+        help="a series of more patches is not tested; its thread is told why (default 50)",
+    )
+    w.add_argument(
+        "--deadline",
+        type=float,
+        default=7200.0,
+        metavar="S",
+        help="seconds a series' testing may take in all, then it is stopped (default 7200)",
+    )
     w.add_argument("--results-dir", metavar="DIR", help="base directory (default: results/)")
     w.set_defaults(func=cmd_watch)
 
