@@ -181,9 +181,8 @@ class Watcher:
         for raw in got.messages:
             try:
                 mail = parse(raw)
-                refused = getattr(mail, "refused", None)  # Mail.refused: the parser's verdict
-                if refused:
-                    aside.append(SetAside(mail.message_id, mail.subject, str(refused)))
+                if mail.refused is not None:  # the parser's verdict: an absurd tag, a bad id
+                    aside.append(SetAside(mail.message_id, mail.subject, mail.refused))
                     continue
                 why = grouping.why_ignored(mail)
                 if why is None:
