@@ -19,6 +19,8 @@ PACKAGES=(
   chromium
   # kselftests (selftests:): their install step copies with rsync
   rsync
+  # code from untrusted patches (kbuild, kselftests, tree scripts) runs in bubblewrap
+  bubblewrap
   # the list bot's tests serve a real mailing list (public-inbox-httpd) on 127.0.0.1
   public-inbox
   # arm64 guests (harness/arch.py): the emulator and the cross compiler

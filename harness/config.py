@@ -41,6 +41,7 @@ import yaml
 
 from harness.arch import ARCHES, Arch, by_name, host
 from harness.errors import ConfigError
+from harness.kernels import sandbox
 from harness.kernels.base import KernelSource
 from harness.kernels.build import BuildSource
 from harness.kernels.config_fragments import KUNIT_FRAGMENT
@@ -102,6 +103,7 @@ class KernelSpec:
     expect: Mapping[str, Expectation] = field(default_factory=dict)
     kunit: tuple[str, ...] = ()  # KUnit suite globs whose boot-time results are reported
     selftests: tuple[str, ...] = ()  # kselftest targets built from the kernel's own tree
+    untrusted: bool = False  # built in the sandbox: boots only where the host's files are unseen
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,9 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
         source = kunit_needs(source)
     selftests = _parse_selftests(f, source)
     snapshot = _parse_snapshot(f)
+    untrusted = isinstance(source, BuildSource) and source.recipe.sandbox
+    if untrusted and backend is not None and (problem := sandbox.backend_problem(backend)):
+        f.problem(problem)
     spec = KernelSpec(
         name=name or "?",
         source=source,
@@ -218,11 +223,25 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
         expect=expect,
         kunit=kunit,
         selftests=selftests,
+        untrusted=untrusted,
     )
     if cpus is not None and not 1 <= cpus <= 64:
         f.problem(f"cpus must be between 1 and 64, got {cpus}")
     f.finish()
     return spec if len(f.problems) == before else None
+
+
+def untrusted(spec: KernelSpec) -> KernelSpec:
+    """``spec`` for a tree patched by strangers: built in the sandbox, booted on QEMU only.
+
+    UserError (naming the reason and the fix) when its backend shows the
+    host's files to the guest.
+    """
+    sandbox.refuse_backend(spec.backend, spec.name)
+    source = spec.source
+    if isinstance(source, BuildSource):
+        source = replace(source, recipe=replace(source.recipe, sandbox=True))
+    return replace(spec, source=source, untrusted=True)
 
 
 def backend_needs(backend: str, source: Any) -> Any:

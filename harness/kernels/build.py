@@ -14,6 +14,7 @@ kernels.yaml::
         dirty: refuse                   # git tree with uncommitted changes: refuse | build
         inbox: https://lore.kernel.org/linux-mm  # where its series are posted (--series <msgid>)
         make: ["KCFLAGS=-Wno-error"]    # extra make variables
+        sandbox: true                   # untrusted tree: make in bubblewrap (kernels/sandbox.py)
 
 ``build: linux-source-6.12`` is short for ``build: {source: linux-source-6.12}``.
 
@@ -43,7 +44,7 @@ from typing import IO
 
 from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
-from harness.kernels import image_store, kbuild
+from harness.kernels import image_store, kbuild, sandbox
 from harness.kernels.base import Exact, KernelImage
 from harness.kernels.config_fragments import (
     GUEST_FRAGMENT,
@@ -82,11 +83,14 @@ class BuildRecipe:
     fragments: tuple[Path, ...] = (GUEST_FRAGMENT,)
     make_options: tuple[str, ...] = ()
     arch: Arch = field(default_factory=host)
+    sandbox: bool = False  # untrusted tree: make runs in bubblewrap, in a slot of its own
 
     def key(self) -> str:
         """A short hash of everything that shapes the objects in ``out/``."""
         # x86_64 keeps the key it had before architectures existed (warm caches stay warm)
         arch = "" if self.arch is X86_64 else f"{self.arch.name}\0"
+        # an untrusted build never shares a slot (or a stored image) with a trusted one
+        arch += "sandbox\0" if self.sandbox else ""
         digest = hashlib.sha256(f"{RECIPE_VERSION}\0{arch}{self.base_config}\0".encode())
         for path in self.fragments:
             digest.update(path.read_bytes() + b"\0")
@@ -106,11 +110,12 @@ def make_recipe(
     guest_config: bool = True,
     make_options: tuple[str, ...] = (),
     arch: Arch | None = None,
+    sandbox: bool = False,
 ) -> BuildRecipe:
     """A recipe with the harness's guest fragment for ``arch`` first unless told not to."""
     arch = arch or host()
     first = (guest_fragment(arch),) if guest_config else ()
-    return BuildRecipe(base_config, first + tuple(fragments), tuple(make_options), arch)
+    return BuildRecipe(base_config, first + tuple(fragments), tuple(make_options), arch, sandbox)
 
 
 @dataclass(frozen=True)
@@ -213,15 +218,18 @@ class TreeBuild:
 
     def configure(self, log: Path) -> tuple[ConfigProblem, ...]:
         """Base config + fragments + olddefconfig into out/.config; report lost options."""
-        tools = kbuild.toolchain(self.cache, self.recipe.make_options, self.recipe.arch)
+        tools = kbuild.toolchain(
+            self.cache, self.recipe.make_options, self.recipe.arch, self.recipe.sandbox
+        )
         work = self.ws.root / "config"
         work.mkdir(parents=True, exist_ok=True)
         base, new = work / "base.config", work / "new.config"
         self._make_config(tools, self.recipe.base_config, base, log)
         fragments = [read_fragment(p) for p in self.recipe.fragments]
-        new.write_text(merge(base.read_text(), fragments))
+        new.write_text(merge(sandbox.contained(base, work).read_text(), fragments))
         self._make_config(tools, "olddefconfig", new, log)
-        final = self.ws.out / ".config"
+        sandbox.contained(new, work)  # written by make: no link to a host file
+        final = sandbox.contained(self.ws.out / ".config", self.ws.out)  # we write through it
         if not final.is_file() or final.read_bytes() != new.read_bytes():
             shutil.copyfile(new, final)  # unchanged: keep its mtime, make stays incremental
         self.problems = tuple(
@@ -236,8 +244,10 @@ class TreeBuild:
 
     def _make_config(self, tools: kbuild.Toolchain, target: str, config: Path, log: Path) -> None:
         self.ws.out.mkdir(parents=True, exist_ok=True)
+        env = {"KCONFIG_CONFIG": str(config)}
+        writable = (config.parent,)
         result = kbuild.run_make(
-            tools, self.ws.src, self.ws.out, (target,), log, env={"KCONFIG_CONFIG": str(config)}
+            tools, self.ws.src, self.ws.out, (target,), log, env=env, writable=writable
         )
         if result.returncode != 0:
             raise kbuild.build_failed(f"make {target}", result)
@@ -249,7 +259,9 @@ class TreeBuild:
         self.activity.update(step="config")
         problems = self.configure(log)
         self._step("config", started)
-        tools = kbuild.toolchain(self.cache, self.recipe.make_options, self.recipe.arch)
+        tools = kbuild.toolchain(
+            self.cache, self.recipe.make_options, self.recipe.arch, self.recipe.sandbox
+        )
         last = self.ws.root / "last-build.json"
         meter = kbuild.StepMeter(self.activity, _last_objects(last))
         compile_started = time.monotonic()
@@ -285,8 +297,10 @@ class TreeBuild:
         if not dest.exists():
             with atomic_dir(dest) as scratch:
                 for name in names:
-                    if (out / name).is_file():
-                        shutil.copyfile(out / name, scratch / Path(name).name)
+                    if (out / name).is_file():  # what make wrote: no link out of out/
+                        shutil.copyfile(
+                            sandbox.contained(out / name, out), scratch / Path(name).name
+                        )
         release = kbuild.kernel_release(out)
         image = KernelImage(dest / Path(built).name, None, release, self.origin())
         return replace(image, debug=image_store.debug_info(dest, self.ws.src))

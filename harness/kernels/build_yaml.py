@@ -34,6 +34,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
     make = _strings(f, "make")
     dirty = _dirty(f)
     inbox = _inbox(f, base)
+    sandbox = f.get("sandbox", bool, default=False)  # untrusted tree: make in bubblewrap
     f.finish()
     if config not in BASE_CONFIGS:
         f.problem(
@@ -53,7 +54,7 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
         return None
     if debug_info:
         fragments.append(DEBUGINFO_FRAGMENT)
-    recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make), arch)
+    recipe = make_recipe(config, tuple(fragments), guest_config, tuple(make), arch, bool(sandbox))
     return BuildSource(source, base, rev, recipe, tuple(series), dirty=dirty, inbox=inbox)
 
 

@@ -3,7 +3,10 @@
 Every make invocation goes through :func:`run_make`, which writes the whole
 output to a log file (named in every error), runs under ``nice`` so a build
 does not starve the QEMU guests of the same machine, and uses ccache with a
-cache directory of the harness's own.  A failed build becomes
+cache directory of the harness's own, and, for an untrusted tree
+(``Toolchain.sandbox``), inside bubblewrap (:mod:`harness.kernels.sandbox`):
+the source read-only, only O=, the paths the caller names and a ccache of
+its own writable.  A failed build becomes
 :class:`~harness.errors.BuildFailed` with the compiler's error lines as its
 details, which the runner turns into the ``build-fail`` outcome.
 """
@@ -24,6 +27,7 @@ from typing import IO
 
 from harness.arch import Arch, host
 from harness.errors import BuildFailed, InfraError, ToolMissing
+from harness.kernels import sandbox
 from harness.progress import Activity
 
 _ERROR_LINE = re.compile(
@@ -43,12 +47,13 @@ _BUILD_TIMEOUT = 4 * 3600
 
 @dataclass(frozen=True)
 class Toolchain:
-    """How make is invoked: parallelism, compiler wrapper, extra variables."""
+    """How make is invoked: parallelism, compiler wrapper, extra variables, sandbox or not."""
 
     jobs: int
     ccache_dir: Path | None  # None: ccache not installed, plain gcc
     make_options: tuple[str, ...] = ()
     arch: Arch = field(default_factory=host)
+    sandbox: bool = False  # the tree is untrusted: make runs in bubblewrap
 
     def argv(self, src: Path, out: Path, targets: tuple[str, ...]) -> list[str]:
         """The full make command line."""
@@ -72,19 +77,58 @@ class Toolchain:
         return [*argv, *self.make_options, *targets]
 
     def env(self) -> dict[str, str]:
-        """The environment: the caller's plus ccache's directory and limits."""
-        env = {**os.environ, "LC_ALL": "C"}
+        """The environment: the caller's plus ccache's directory and limits.
+
+        In the sandbox nothing of the caller's environment goes in (it may
+        hold tokens), only ccache's variables and the locale.
+        """
+        env = {"LC_ALL": "C"} if self.sandbox else {**os.environ, "LC_ALL": "C"}
         if self.ccache_dir is not None:
             env["CCACHE_DIR"] = str(self.ccache_dir)
-            env.setdefault("CCACHE_MAXSIZE", "5G")
-        return env
+            env["CCACHE_MAXSIZE"] = os.environ.get("CCACHE_MAXSIZE", "5G")
+        return sandbox.Sandbox.env(env) if self.sandbox else env
+
+    def wrap(
+        self,
+        argv: list[str],
+        src: Path,
+        out: Path,
+        readable: tuple[Path, ...] = (),
+        writable: tuple[Path, ...] = (),
+    ) -> list[str]:
+        """``argv`` as it runs: in bubblewrap for an untrusted tree, as it is otherwise.
+
+        The source is read-only there: a plain tree's slot is a hard-link copy
+        of the pristine tree (a write would go through to it) and a git
+        worktree's ``.git`` names the repository the harness runs git in.
+        """
+        if not self.sandbox:
+            return argv
+        ccache = (self.ccache_dir,) if self.ccache_dir is not None else ()
+        for path in (out, *writable, *ccache):
+            path.mkdir(parents=True, exist_ok=True)
+        view = sandbox.Sandbox((src, *readable), (out, *writable, *ccache))
+        return view.argv(argv)
 
 
 def toolchain(
-    cache: Path, make_options: tuple[str, ...] = (), arch: Arch | None = None
+    cache: Path,
+    make_options: tuple[str, ...] = (),
+    arch: Arch | None = None,
+    untrusted: bool = False,
 ) -> Toolchain:
-    """The toolchain for ``arch`` (default: the host's): -j nproc, ccache if present."""
+    """The toolchain for ``arch`` (default: the host's): -j nproc, ccache if present.
+
+    ``untrusted``: make runs in the sandbox (ToolMissing naming bubblewrap
+    when it is absent), with a ccache directory of its own: an untrusted
+    build writes its cache, and a trusted build that read objects from it
+    would link what a hostile tree put there.  Untrusted builds share that
+    cache among themselves, so one hostile series can spoil the objects of
+    a later untrusted one (its verdict, not the host).
+    """
     arch = arch or host()
+    if untrusted:  # asked for and absent is an error, never a build outside it
+        sandbox.require()
     for tool, package in (
         ("make", "make"),
         ("gcc", "gcc"),
@@ -95,8 +139,9 @@ def toolchain(
     ):
         if not shutil.which(tool):
             raise ToolMissing(tool, package)
-    ccache = cache / "ccache" if shutil.which("ccache") else None
-    return Toolchain(os.cpu_count() or 1, ccache, make_options, arch)
+    name = "ccache-sandbox" if untrusted else "ccache"
+    ccache = cache / name if shutil.which("ccache") else None
+    return Toolchain(os.cpu_count() or 1, ccache, make_options, arch, untrusted)
 
 
 @dataclass(frozen=True)
@@ -116,14 +161,19 @@ def run_make(
     log: Path,
     env: dict[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
+    readable: tuple[Path, ...] = (),
+    writable: tuple[Path, ...] = (),
 ) -> MakeResult:
     """Run make, appending all its output to ``log``; never raises on a failed build.
 
     ``on_line`` sees each line of make's output as the log grows (read back
     from the log twice a second, so make writes to a plain file as before).
+    ``readable`` and ``writable``: what a sandboxed make may see beside
+    ``src`` (read-only) and ``out`` (writable); the log is written through
+    the descriptor the harness opened, never by path.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = tools.argv(src, out, targets)
+    argv = tools.wrap(tools.argv(src, out, targets), src, out, readable, writable)
     started = time.monotonic()
     with log.open("a") as sink, log.open() as follow:
         sink.write(f"$ {' '.join(argv)}\n")
@@ -244,6 +294,8 @@ def build_image(
 
 
 def kernel_release(out: Path) -> str | None:
-    """uname -r of the kernel just built, as kbuild recorded it."""
+    """uname -r of the kernel just built, as kbuild recorded it (a file of ``out``, no link out)."""
     path = out / "include/config/kernel.release"
-    return path.read_text().strip() if path.is_file() else None
+    if not path.is_file():
+        return None
+    return sandbox.contained(path, out).read_text(errors="replace").strip()[:200]

@@ -16,6 +16,12 @@ scripts, ``settings``, ``kselftest-list.txt``) is stored in the cache under
 the kernel's build key, so a kernel that is reused from the cache reuses its
 kselftests too.  A target that does not build is a :class:`BuiltTarget` with
 the compiler's error lines, never an exception.
+
+For an untrusted tree (``build: {sandbox: true}``) every make runs in the
+sandbox (:mod:`harness.kernels.sandbox`): the source read-only but for
+``tools/testing/selftests`` (some Makefiles write beside their sources), O=
+and the install directory writable; an installed target holding a symlink
+out of itself is refused (the guest's copy would follow it to a host file).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 
 from harness.cache import atomic_dir
 from harness.errors import BuildFailed, HarnessError, ToolMissing
-from harness.kernels import kbuild
+from harness.kernels import kbuild, sandbox
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.srctree import SourceTree, Workspace, locate, run_git
 from harness.kselftest import SELFTESTS, settings_timeout
@@ -108,7 +114,7 @@ def _make_targets(
     """``make headers`` once, then each target into the store (or the slot for plain trees)."""
     ws = build.ws
     log = build.log_path(f"kselftest-{'-'.join(targets)}")
-    tools = kbuild.toolchain(build.cache, make_options)
+    tools = kbuild.toolchain(build.cache, make_options, untrusted=build.recipe.sandbox)
     build.activity.update(step="kselftest headers")
     headers = kbuild.run_make(tools, ws.src, ws.out, ("headers",), log)
     if headers.returncode != 0:
@@ -132,23 +138,39 @@ def _make_one(
     if not keep and dest.exists():
         shutil.rmtree(dest)
     try:
+        # a patch may turn the directory into a link: what is bound writable stays in the slot
+        selftests = sandbox.contained(ws.src / SELFTESTS, ws.src)
         with atomic_dir(dest) as scratch:
             result = kbuild.run_make(
                 tools,
-                ws.src / SELFTESTS,
+                selftests,
                 ws.out,
                 (f"TARGETS={target}", f"KSFT_INSTALL_PATH={scratch}", "install"),
                 log,
                 env=STATIC_ENV,
+                readable=(ws.src,),
+                writable=(selftests, scratch),
             )
             if result.returncode != 0 or not (scratch / target).is_dir():
                 raise kbuild.build_failed(f"kselftest build of '{target}'", result)
+            _no_links_out(scratch, target)
             seconds = round(time.monotonic() - started, 3)
             (scratch / "harness-built.json").write_text(json.dumps({"seconds": seconds}))
     except BuildFailed as exc:
         return _failed([target], exc)[target]
     tests = _listed(dest / "kselftest-list.txt", target)
     return BuiltTarget(target, dest, tests, settings_timeout(dest / target), seconds)
+
+
+def _no_links_out(install: Path, target: str) -> None:
+    """BuildFailed when the installed target links to a file outside its install directory."""
+    escaping = sandbox.escaping_links(install)
+    if escaping:
+        names = ", ".join(str(p.relative_to(install)) for p in escaping[:5])
+        raise BuildFailed(
+            f"kselftest '{target}' installed links out of its directory ({names}); "
+            "a test's files must be in the tree it was built from"
+        )
 
 
 def _private_copies(directory: Path) -> None:

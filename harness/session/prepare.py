@@ -15,6 +15,7 @@ from harness.compile import CompileResult
 from harness.config import KernelSpec
 from harness.errors import BuildFailed, HarnessError
 from harness.evidence import Timings
+from harness.kernels import sandbox
 from harness.kernels.base import KernelImage
 from harness.machine import accel as accel_mod
 from harness.machine.backends import DEFAULT_BACKEND
@@ -62,6 +63,8 @@ class Preparation:
                     f"backend '{name}' boots only the host's architecture; kernel "
                     f"'{self.spec.name}' is {self.spec.arch.name}: use --backend {DEFAULT_BACKEND}"
                 )
+            if self.spec.untrusted:  # --backend may name one kernels.yaml did not
+                sandbox.refuse_backend(name, self.spec.name)
             self._backend = self.ctx.backends[name]()
         return self._backend
 
