@@ -33,63 +33,36 @@ from harness.machine.ports import free_port
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import BOT_HEADER, parse
 from tests.integration.helpers import REPO
-from tests.support.mailinglist import ADDRESS, PublicInbox, SmtpSink, format_series
-from tests.unit.fake_kbuild import make_tree
+from tests.support.mailinglist import (
+    ADDRESS,
+    PublicInbox,
+    SmtpSink,
+    fake_git_tree,
+    format_series,
+    kernels_yaml,
+    misfit_series,
+    served_inbox,
+    watch_argv,
+)
 
 
 @pytest.fixture
 def inbox(tmp_path: Path) -> Iterator[PublicInbox]:
-    """A real list served on 127.0.0.1; stopped (no httpd left) whatever the test does."""
-    pi = PublicInbox(tmp_path / "list")
-    pi.start()
-    try:
-        yield pi
-    finally:
-        pid = pi.httpd.pid if pi.httpd else None
-        pi.stop()
-        if pid is not None:
-            assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+    """A real list served on 127.0.0.1 (stopped after the test)."""
+    yield from served_inbox(tmp_path)
 
 
 @pytest.fixture
 def fake_tree(tmp_path: Path) -> Path:
-    """A fake kernel tree as a git repository, with two commits a series can be made of."""
-    tree = make_tree(tmp_path / "linux")
-    git = ["git", "-C", str(tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "base"], check=True)
-    return tree
+    """A fake kernel tree as a git repository."""
+    return fake_git_tree(tmp_path)
 
 
 def _other_side_patch(tree: Path, out: Path) -> list[bytes]:
-    """A series made on a branch the bot's base lacks: it does not apply there."""
-    git = ["git", "-C", str(tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
-    base = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    subprocess.run([*git, "checkout", "-qb", "elsewhere"], check=True)
-    path = tree / "mm/memory.c"
-    path.write_text("int fault(void) { return 5; }\n")
-    subprocess.run([*git, "commit", "-qam", "mm: elsewhere"], check=True)
-    path.write_text("int fault(void) { return 6; }\n")
-    subprocess.run([*git, "commit", "-qam", "mm: fault returns six"], check=True)
-    series = format_series(tree, "HEAD~1..HEAD", out, cover=False, title="mm")
-    subprocess.run([*git, "checkout", "-q", "-"], check=True)
-    subprocess.run([*git, "branch", "-qD", "elsewhere"], check=True)
-    assert base.strip()
-    return series
+    return misfit_series(tree, out)
 
 
-def _kernels(tmp_path: Path, tree: Path) -> Path:
-    path = tmp_path / "kernels.yaml"
-    path.write_text(f"kernels:\n  - name: fake\n    build: {{source: {tree}}}\n")
-    return path
-
-
-def _watch(kernels: Path, inbox: PublicInbox, results: Path, *extra: str) -> list[str]:
-    argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "watch"]
-    argv += ["--inbox", inbox.url, "--kernel", "fake", "--interval", "0.5"]
-    argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]
-    return [*argv, *extra]
+_kernels, _watch = kernels_yaml, watch_argv
 
 
 def _db(results: Path) -> sqlite3.Connection:
@@ -416,3 +389,140 @@ def test_series_by_message_id_uses_the_kernels_own_inbox(
         p for p in (tmp_path / "results").glob("*/series-origin.json") if not p.parent.is_symlink()
     ]
     assert json.loads(origin.read_text())["message_id"] == message_id
+
+
+def _numbered(series: int, number: int, total: int) -> bytes:
+    """Patch ``number`` of ``total`` of a made-up series (threaded to its first patch)."""
+    root = f"s{series}@x.org"
+    mid = root if number == 1 else f"s{series}-{number}@x.org"
+    thread = "" if number == 1 else f"In-Reply-To: <{root}>\nReferences: <{root}>\n"
+    return (
+        f"From: Dev {series % 7} <dev{series % 7}@x.org>\n"
+        f"Subject: [PATCH {number}/{total}] t{series}: change {number}\n"
+        f"Message-ID: <{mid}>\n{thread}\n---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n"
+        "@@ -1 +1 @@\n-a\n+b\n"
+    ).encode()
+
+
+def test_an_idle_turn_reads_no_stored_message_at_5000_patches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn's work follows the new mail: with 5,000 patches stored, a turn with nothing
+    new parses no message and reads no message's bytes; one new patch costs its series."""
+    from harness.mail import grouping, watch
+
+    settings = watch.Settings(
+        inbox=str(tmp_path / "unused-inbox"),
+        kernels=("fake",),
+        kernels_file=tmp_path / "kernels.yaml",
+        home=tmp_path / "watch",
+        interval=3600,
+        wait_missing=1e9,  # every series lacks its patch 6: they all stay waiting
+    )
+    watcher = watch.Watcher(settings, log=lambda line: None)
+    try:
+        mails = [parse(_numbered(s, n, 6)) for s in range(1000) for n in range(1, 6)]
+        kept = [(m, str(grouping.series_key(m))) for m in mails]
+        assert watcher.state.take(settings.inbox, "{}", kept, []) == 5000
+        parsed: list[bytes] = []
+
+        def counted(raw: bytes):  # type: ignore[no-untyped-def]
+            parsed.append(raw)
+            return parse(raw)
+
+        monkeypatch.setattr(watch, "parse", counted)
+        watcher.regroup()
+        assert len(parsed) == 5000 and len(set(parsed)) == 5000, "each message parsed once"
+        assert len(watcher.state.series(watch.WAITING)) == 1000
+        statements: list[str] = []
+        watcher.state.db.set_trace_callback(statements.append)
+        parsed.clear()
+        watcher.next_poll = float("inf")  # no poll due: an idle turn
+        watcher.turn()
+        assert parsed == [], "an idle turn parses nothing"
+        assert not [s for s in statements if "raw" in s], statements
+        assert len(statements) < 20, f"{len(statements)} statements for an idle turn"
+        statements.clear()
+        new = parse(_numbered(7, 6, 6))
+        watcher.state.take(settings.inbox, "{}", [(new, str(grouping.series_key(new)))], [])
+        watcher.regroup()
+        assert len(parsed) == 6, "one new patch: only its series (6 messages) is regrouped"
+        row = watcher.state.get(grouping.series_key(new))
+        assert row is not None and row.present == (1, 2, 3, 4, 5, 6)
+    finally:
+        watcher.state.close()
+        watcher.lock.release()
+
+
+def test_a_second_bot_on_the_same_state_refuses_and_names_the_first(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    """One bot per state: the second says who holds it; once the first is killed (-9), its
+    lock is gone with it and the next bot starts."""
+    kernels = _kernels(tmp_path, fake_tree)
+    results = tmp_path / "results"
+    lock = results / "watch" / "watch.lock"
+    first = subprocess.Popen(
+        _watch(kernels, inbox, results), stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        _until(
+            "the first bot's lock", lambda: lock.is_file() and str(first.pid) in lock.read_text()
+        )
+        second = subprocess.run(
+            _watch(kernels, inbox, results, "--once"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+        assert second.returncode != 0, second.stderr[-2000:]
+        assert f"pid {first.pid} on " in second.stderr and "started at" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.kill()  # -9: no clean-up of its own; the kernel drops its flock
+        first.communicate(timeout=60)
+    third = subprocess.run(
+        _watch(kernels, inbox, results, "--once"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert third.returncode == 0, third.stderr[-2000:]
+
+
+def test_a_series_over_its_deadline_is_stopped_and_its_reply_says_so(
+    inbox: PublicInbox, fake_tree: Path, tmp_path: Path
+) -> None:
+    """--deadline 4 and a tree whose configure step sleeps a minute: the job is stopped
+    (nothing of it left running), the bot goes on, the reply says the series timed out."""
+    git = ["git", "-C", str(fake_tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
+    makefile = fake_tree / "Makefile"
+    makefile.write_text(
+        makefile.read_text().replace("olddefconfig:\n", f"olddefconfig:\n> @sleep {SLOW}\n", 1)
+    )
+    subprocess.run([*git, "commit", "-qam", "a tree whose configure step is slow"], check=True)
+    (fake_tree / "mm/memory.c").write_text("int fault(void) { return 9; }\n")
+    subprocess.run([*git, "commit", "-qam", "mm: fault returns nine"], check=True)
+    (patch,) = format_series(fake_tree, "HEAD~1..HEAD", tmp_path / "p", cover=False)
+    subprocess.run([*git, "reset", "-q", "--hard", "HEAD~1"], check=True)
+    assert not _sleepers(), "another run's slow tree is still configuring"
+    inbox.deliver(patch)
+    results = tmp_path / "results"
+    argv = _watch(_kernels(tmp_path, fake_tree), inbox, results, "--from-start", "--once")
+    with SmtpSink() as sink:
+        done = subprocess.run(
+            [*argv, "--deadline", "4", "--smtp", sink.address],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        (answer,) = sink.messages
+    body = answer.get_content()
+    assert "timed out" in body and "deadline of 4 s" in body, body
+    assert "stopped, over the deadline of 4 s" in done.stderr
+    assert not _sleepers(), "the stopped job's build is gone"
+    assert list(_states(results).values()) == ["done"]

@@ -17,9 +17,11 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from harness.machine.ports import free_port
+from tests.unit.fake_kbuild import make_tree
 
 LIST = "test"
 ADDRESS = "test@lists.example.org"
@@ -196,3 +199,64 @@ def format_series(
         raw = re.sub(rb"\.(\d{9,})\.git\.", rb".\1-" + token + rb".git.", path.read_bytes())
         found.append(raw.replace(b"*** SUBJECT HERE ***", title.encode()))
     return found
+
+
+def served_inbox(tmp_path: Path) -> Iterator[PublicInbox]:
+    """A real list served on 127.0.0.1; stopped (no httpd left) whatever the test does
+    (a test module's ``inbox`` fixture yields from it)."""
+    pi = PublicInbox(tmp_path / "list")
+    pi.start()
+    try:
+        yield pi
+    finally:
+        pid = pi.httpd.pid if pi.httpd else None
+        pi.stop()
+        if pid is not None:
+            assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+
+
+def fake_git_tree(tmp_path: Path) -> Path:
+    """A fake kernel tree as a git repository, with two commits a series can be made of."""
+    tree = make_tree(tmp_path / "linux")
+    git = ["git", "-C", str(tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    return tree
+
+
+def misfit_series(
+    tree: Path,
+    out: Path,
+    sender: str = "Dev One <dev@example.org>",
+    title: str = "mm",
+    cover: bool = False,
+) -> list[bytes]:
+    """A one-patch series made on a branch the bot's base lacks: it does not apply there,
+    so the bot answers it without building or booting anything."""
+    git = ["git", "-C", str(tree), "-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
+    subprocess.run([*git, "checkout", "-qb", "elsewhere"], check=True)
+    path = tree / "mm/memory.c"
+    path.write_text("int fault(void) { return 5; }\n")
+    subprocess.run([*git, "commit", "-qam", "mm: elsewhere"], check=True)
+    path.write_text("int fault(void) { return 6; }\n")
+    subprocess.run([*git, "commit", "-qam", "mm: fault returns six"], check=True)
+    series = format_series(tree, "HEAD~1..HEAD", out, cover=cover, sender=sender, title=title)
+    subprocess.run([*git, "checkout", "-q", "-"], check=True)
+    subprocess.run([*git, "branch", "-qD", "elsewhere"], check=True)
+    return series
+
+
+def kernels_yaml(tmp_path: Path, tree: Path) -> Path:
+    """kernels.yaml with one build: entry, ``fake``, on ``tree``."""
+    path = tmp_path / "kernels.yaml"
+    path.write_text(f"kernels:\n  - name: fake\n    build: {{source: {tree}}}\n")
+    return path
+
+
+def watch_argv(kernels: Path, inbox: PublicInbox, results: Path, *extra: str) -> list[str]:
+    """``kharness watch`` on ``inbox`` for the ``fake`` kernel, polling every 0.5 s."""
+    argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "watch"]
+    argv += ["--inbox", inbox.url, "--kernel", "fake", "--interval", "0.5"]
+    argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]
+    return [*argv, *extra]
