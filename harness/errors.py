@@ -88,6 +88,10 @@ class PatchFailed(BuildFailed):
     """A patch of the series does not apply; ``details`` holds the rejected hunk."""
 
 
+class PatchRefused(PatchFailed):
+    """A patch names a path it may not write (outside the tree, through a link): none applied."""
+
+
 class NotAKernelTree(UserError):
     """A path given as a kernel source is not the top of a Linux source tree."""
 

@@ -33,7 +33,7 @@ from harness.errors import BuildFailed
 from harness.evidence import write_json
 from harness.kernels.base import Exact
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
-from harness.kernels.patches import Patch, PatchFailed, first_misfit
+from harness.kernels.patches import Patch, PatchFailed, PatchRefused, first_misfit
 from harness.kernels.srctree import locate
 from harness.outcome import OK, Outcome, is_flaky
 from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
@@ -75,6 +75,7 @@ class NotApplied:
     index: int  # 1: the first patch
     label: str
     error: str  # the patch program's words and the rejected hunk
+    refused: bool = False  # it names a path outside the tree: refused, not tried
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,9 @@ def run_series(
             index, failed = misfit
             log(f"not building: {failed}")
             error = f"{failed}\n{failed.details}".strip()
-            return SeriesReport(names, (), NotApplied(index, patches[index - 1].label, error), base)
+            refused = isinstance(failed, PatchRefused)
+            not_applied = NotApplied(index, patches[index - 1].label, error, refused)
+            return SeriesReport(names, (), not_applied, base)
         for index, patch in enumerate((None, *patches)):
             label = patch.label if patch else "base (no patches)"
             try:
@@ -301,7 +304,8 @@ def write_reports(report: SeriesReport, run_dir: Path) -> bool:
     base = f"base: {report.base}\n\n" if report.base else ""
     if report.not_applied is not None:
         na = report.not_applied
-        lead = f"kharness series: patch {na.index} does not apply, nothing was built: {na.label}"
+        what = "was refused (a path outside the tree)" if na.refused else "does not apply"
+        lead = f"kharness series: patch {na.index} {what}, nothing was built: {na.label}"
         (run_dir / "series.txt").write_text(f"{lead}\n\n{base}{na.error}\n")
         text = run_dir / "summary.txt"
         text.write_text(f"{lead}\n\n{text.read_text()}")
@@ -311,7 +315,12 @@ def write_reports(report: SeriesReport, run_dir: Path) -> bool:
                 "tests": report.tests,
                 "steps": [],
                 "base": report.base,
-                "not_applied": {"index": na.index, "patch": na.label, "error": na.error},
+                "not_applied": {
+                    "index": na.index,
+                    "patch": na.label,
+                    "error": na.error,
+                    "refused": na.refused,
+                },
             },
         )
         return True

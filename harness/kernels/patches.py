@@ -15,6 +15,14 @@ or ``git apply`` plus a commit (bare diff) on git workspaces, ``patch -p1``
 on plain ones, each checked with a dry run first so a patch that does not
 apply leaves nothing half-applied.  The error names the patch's subject and
 quotes the hunk that was rejected.
+
+A patch is a stranger's text, so it may write only inside the tree: the
+files it names come from its file headers alone (:mod:`harness.kernels.diff_files`),
+and one that names an absolute path, a ``..``, an empty name or a path
+through a symbolic link of the tree is refused before anything is applied
+(:class:`PatchRefused`, a :class:`PatchFailed`).  ``patch`` is told the
+diff is unified (``-u``: no ed scripts, no context diffs this module cannot
+read), and its dry run must not name a file the headers did not.
 """
 
 from __future__ import annotations
@@ -29,13 +37,16 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import InfraError, PatchFailed, SeriesError, ToolMissing
+from harness.errors import InfraError, PatchFailed, PatchRefused, SeriesError, ToolMissing
+from harness.kernels.diff_files import FileChange, changed_files, path_problem, tree_problem
+from harness.textsafe import printable
 
 _NUMBERED = re.compile(r"\[[^\]]*?(\d+)\s*/\s*(\d+)\s*\]")
 _PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
 _FROM_LINE = re.compile(r"^From \S+", re.MULTILINE)
 _DIFF_START = re.compile(r"^(diff --git |--- \S|Index: )", re.MULTILINE)
 _HUNK_FAILED = re.compile(r"Hunk #(\d+) FAILED")
+_CHECKING = re.compile(r"^checking file (.+?)(?: \((?:renamed|copied) from (.+)\))?$", re.M)
 _PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".mbx", ".eml")
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "kharness",
@@ -68,14 +79,19 @@ class Patch:
         place = f"[{self.number}/{self.total}] " if self.number and self.total else ""
         return f"{place}{self.subject}"
 
+    @property
+    def applied(self) -> str:
+        """The text the patch program is given: the whole mail, or the bare diff."""
+        return self.text if self.is_mail else self.diff
+
+    def changes(self) -> tuple[FileChange, ...]:
+        """The files the diff changes, read from its file headers, never from a hunk."""
+        return changed_files(self.applied)
+
     def files(self) -> tuple[str, ...]:
-        """Paths (relative to the tree top, -p1) the diff creates, changes or deletes."""
-        found: dict[str, None] = {}
-        for m in re.finditer(r"^(?:---|\+\+\+) (\S+)", self.diff, re.MULTILINE):
-            path = m.group(1)
-            if path != "/dev/null" and "/" in path:
-                found[path.split("/", 1)[1]] = None
-        return tuple(found)
+        """Paths (relative to the tree top, -p1) the diff creates, changes, deletes or
+        renames: both sides of a rename or copy.  Not checked: see :func:`refusal`."""
+        return tuple(dict.fromkeys(p for c in self.changes() for p in c.paths))
 
 
 @dataclass(frozen=True)
@@ -231,15 +247,24 @@ def apply_patch(patch: Patch, tree: Path, git: bool, scratch: Path) -> None:
     """Apply one patch to ``tree`` or raise PatchFailed with the rejected hunk."""
     if not shutil.which("patch"):
         raise ToolMissing("patch", "patch")
+    refused = refusal(patch, tree)
+    if refused is not None:
+        raise refused
     scratch.mkdir(parents=True, exist_ok=True)
     diff_file = scratch / "current.patch"
-    diff_file.write_text(patch.diff if not patch.is_mail else patch.text)
-    check = _run(["patch", "-p1", "--dry-run", "-f", "-i", str(diff_file)], tree)
+    diff_file.write_text(patch.applied)
+    check = _run(["patch", "-p1", "-u", "--dry-run", "-f", "-i", str(diff_file)], tree)
     if check.returncode != 0:
         raise PatchFailed(
             f"patch {patch.label} does not apply",
             details=rejected_hunks(patch, check.stdout + check.stderr),
             log=str(diff_file),
+        )
+    stray = _unnamed(patch, check.stdout)
+    if stray is not None:
+        raise PatchRefused(
+            f"patch {patch.label} would make the patch program write {_shown(stray)}, "
+            "a file none of its file headers names; nothing was applied"
         )
     if git:
         _apply_git(patch, tree, diff_file)
@@ -247,10 +272,47 @@ def apply_patch(patch: Patch, tree: Path, git: bool, scratch: Path) -> None:
         break_hardlinks(tree, patch.files())
         _must(
             _run(
-                ["patch", "-p1", "-f", "-s", "--no-backup-if-mismatch", "-i", str(diff_file)], tree
+                ["patch", "-p1", "-u", "-f", "-s", "--no-backup-if-mismatch", "-i", str(diff_file)],
+                tree,
             ),
             f"patch -p1 < {patch.label}",
         )
+
+
+def refusal(patch: Patch, tree: Path) -> PatchRefused | None:
+    """Why ``patch`` may not be applied on ``tree`` (a path it names leaves it), or None.
+
+    Checked against the tree as it is now, so a link an earlier patch of the
+    series made counts too: call it right before applying.
+    """
+    for change in patch.changes():
+        for name in change.paths:
+            why = path_problem(name) or tree_problem(tree, name, change.symlink)
+            if why is not None:
+                return PatchRefused(
+                    f"patch {patch.label} names {why} ({_shown(name)}); nothing was applied"
+                )
+    return None
+
+
+def _shown(name: str) -> str:
+    """A stranger's file name fit for a message: escaped, bounded."""
+    text = printable(name, newlines=False)
+    return text if len(text) <= 200 else f"{text[:200]}..."
+
+
+def _unnamed(patch: Patch, dry_run: str) -> str | None:
+    """A file the dry run of ``patch`` names that the diff's headers do not, if any."""
+    named = set(patch.files())
+    for m in _CHECKING.finditer(dry_run):
+        for name in m.groups():
+            if name is None:
+                continue
+            if len(name) > 1 and name[0] == name[-1] == "'":  # patch quotes odd names
+                name = name[1:-1].replace("'\\''", "'")
+            if name not in named:
+                return name
+    return None
 
 
 def _apply_git(patch: Patch, tree: Path, diff_file: Path) -> None:
@@ -347,15 +409,24 @@ def first_misfit(
 
     Checked on a scratch copy of just the files the series touches, so a
     series that does not apply is known in a second, before any build, and
-    the tree is not written.  The error names the patch and its rejected hunk.
+    the tree is not written.  The error names the patch and its rejected hunk;
+    a patch naming a path outside the tree is a :class:`PatchRefused`, found
+    before anything is copied.
     """
+    for index, patch in enumerate(patches, 1):
+        refused = refusal(patch, tree)
+        if refused is not None:
+            return index, refused
     if scratch.exists():
         shutil.rmtree(scratch)
     copy = scratch / "tree"
     copy.mkdir(parents=True)
     for name in {f for p in patches for f in p.files()}:
-        original = tree / name
-        if original.is_file():
+        original = tree / name  # refusal() passed: inside the tree, through no link
+        if original.is_symlink():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(original), copy / name)
+        elif original.is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(original, copy / name)
     try:

@@ -10,7 +10,9 @@ A build never touches the user's tree.  A *source* is one of
   prune`` runs after the cache is cleared);
 * a plain tree (an unpacked tarball): builds use a hard-link copy in the cache
   (``cp -al``: seconds, no extra space); every file a patch touches is copied
-  first, so the shared inodes of the original are never written;
+  first, so the shared inodes of the original are never written, and a reset
+  compares the copy with the original and undoes every difference
+  (:mod:`harness.kernels.restore`), whatever the patches named;
 * a Debian ``linux-source-X.Y`` package: the newest in the machine's apt
   suites, downloaded, checked and unpacked into the cache once, then used as
   a plain tree.
@@ -38,6 +40,7 @@ from harness.cache import atomic_dir
 from harness.errors import HarnessError, InfraError, KernelNotFound, NotAKernelTree, UserError
 from harness.kernels import debian_archive as archive
 from harness.kernels.dirty import DirtyPolicy, refusal, snapshot, uncommitted
+from harness.kernels.restore import restore
 from harness.progress import NO_PROGRESS, Progress
 
 _PACKAGE = re.compile(r"^linux-source-\d+\.\d+$")
@@ -268,7 +271,7 @@ class Workspace:
         return self.root / "state.json"
 
     def state(self) -> dict[str, object]:
-        """What is checked out: the source identity and the files patches touched."""
+        """What is checked out: the source's path, kind and identity."""
         try:
             return json.loads(self._state_file.read_text())
         except (OSError, ValueError):
@@ -283,9 +286,11 @@ class Workspace:
 
         Same git repository: check out the base commit (git rewrites only the
         files that differ, so the next build is incremental).  Same plain
-        tree: put back the files patches touched, with fresh timestamps so
-        make rebuilds them.  Another source: start over; the old objects'
-        timestamps say nothing about the new files.
+        tree: undo every difference from the source (the files patches
+        changed, created, deleted or renamed, and anything else), rewriting
+        only those, with fresh timestamps so make rebuilds what depends on
+        them.  Another source: start over; the old objects' timestamps say
+        nothing about the new files.
         """
         state = self.state()
         same = (
@@ -301,11 +306,14 @@ class Workspace:
         else:
             if state.get("identity") != source.identity:
                 self._recreate(source, wipe_out=False)
-            self._restore_plain(source, [str(f) for f in state.get("touched", [])])  # type: ignore[union-attr]
-        self.save_state(path=str(source.path), git=source.git, identity=source.identity, touched=[])
+            else:
+                done = restore(source.path, self.src)
+                if done.rewritten or done.removed:
+                    log(f"reset {self.src}: {done.rewritten} put back, {done.removed} removed")
+        self.save_state(path=str(source.path), git=source.git, identity=source.identity)
 
     def record_touched(self, files: tuple[str, ...]) -> None:
-        """Remember files a patch changed, so the next reset can restore them."""
+        """Note the files a patch names in the state, for a reader; the reset does not need it."""
         state = self.state()
         touched = list(dict.fromkeys([*state.get("touched", []), *files]))  # type: ignore[misc]
         self.save_state(**{**state, "touched": touched})
@@ -345,12 +353,3 @@ class Workspace:
             run_git(self.src, "bisect", "reset", check=False)
         run_git(self.src, "checkout", "-q", "-f", "--detach", source.identity)
         run_git(self.src, "clean", "-fdq")
-
-    def _restore_plain(self, source: SourceTree, touched: list[str]) -> None:
-        for name in touched:
-            pristine, dest = source.path / name, self.src / name
-            dest.unlink(missing_ok=True)
-            if pristine.is_file():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(pristine, dest)  # a fresh mtime: make must rebuild it
-                shutil.copymode(pristine, dest)

@@ -211,7 +211,8 @@ def _headline(result: KernelResult) -> str:
     series = _series(result.run_dir)
     not_applied = series.get("not_applied")
     if isinstance(not_applied, dict):
-        return f"does not apply (patch {not_applied.get('index')}: {not_applied.get('patch')})"
+        what = "refused" if not_applied.get("refused") else "does not apply"
+        return f"{what} (patch {not_applied.get('index')}: {not_applied.get('patch')})"
     first = (result.run_dir / "series.txt").read_text(errors="replace").splitlines()
     return first[0].removeprefix("kharness series: ") if first else "no report"
 
@@ -226,9 +227,15 @@ def _section(result: KernelResult, settings: Settings) -> list[str]:
     if isinstance(not_applied, dict):
         if series.get("base"):
             lines.append(f"base: {series['base']}")
+        index, label = not_applied.get("index"), not_applied.get("patch")
+        first = (
+            f"Patch {index} was refused: it names a path outside the tree, so nothing "
+            f"was applied or built: {label}"
+            if not_applied.get("refused")
+            else f"Patch {index} does not apply on that base, so nothing was built: {label}"
+        )
         lines += [
-            f"Patch {not_applied.get('index')} does not apply on that base, so nothing was "
-            f"built: {not_applied.get('patch')}",
+            first,
             "",
             *[f"  {x}" for x in str(not_applied.get("error", "")).splitlines()[:30]],
             "",
