@@ -9,7 +9,9 @@ vmx or svm; the choice and its reason are recorded with every boot.
 from __future__ import annotations
 
 import enum
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,21 +58,34 @@ def _cpu_flags(text: str) -> set[str]:
     return set()
 
 
-def choose(requested: Accel, arch: Arch | None = None) -> AccelChoice:
+@functools.cache
+def host_kvm() -> tuple[bool, str]:
+    """:func:`kvm_usable` for this host, probed once per process (the CPU does not change)."""
+    return kvm_usable()
+
+
+def choose(
+    requested: Accel,
+    arch: Arch | None = None,
+    probe: Callable[[], tuple[bool, str]] = host_kvm,
+) -> AccelChoice:
     """Resolve ``auto``; an explicit request is honoured (and its risk stated).
 
     A guest of another architecture than the host's always runs under TCG:
-    KVM runs only the host's instruction set.
+    KVM runs only the host's instruction set.  ``auto`` takes KVM only when
+    ``probe`` (the device *and* the CPU's vmx/svm) says it can run a guest;
+    an explicit ``kvm`` on a host where it cannot ends the boot as soon as
+    QEMU says so (:mod:`harness.machine.halt`), not at the boot timeout.
     """
     if arch is not None and not arch.is_host:
         return AccelChoice(
             Accel.TCG, f"TCG: an {arch.name} guest on an {host().name} host cannot use KVM"
         )
-    ok, why = kvm_usable()
+    ok, why = probe()
     if requested is Accel.TCG:
         return AccelChoice(Accel.TCG, "tcg requested")
     if requested is Accel.KVM:
-        note = "kvm requested" + ("" if ok else f" although {why}; the boot timeout bounds it")
+        note = "kvm requested" + ("" if ok else f" although {why}; QEMU will say if it fails")
         return AccelChoice(Accel.KVM, note)
     if ok:
         return AccelChoice(Accel.KVM, f"auto: {why}")

@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -60,6 +61,22 @@ class MonitorSocket:
             _read_prompt(sock)
             sock.sendall(f"{line}\n".encode())
             return _read_prompt(sock)
+
+    def greets(self, alive: Callable[[], bool], timeout: float) -> bool:
+        """Wait until the monitor says its prompt: QEMU has set everything up (its port
+        forwards too) and runs its main loop.  False if ``alive()`` turns false or time ran out.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive():
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(max(0.05, deadline - time.monotonic()))
+                    sock.connect(str(self.path))
+                    _read_prompt(sock)
+                return True
+            except OSError:
+                time.sleep(0.01)  # not listening yet
+        return False
 
     def remove(self) -> None:
         """Remove the socket (and the private directory, if one was made)."""

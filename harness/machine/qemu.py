@@ -12,10 +12,11 @@ PR_SET_PDEATHSIG in the child.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.arch import MagicKey
@@ -32,10 +33,15 @@ from harness.machine.base import (
     base_cmdline,
 )
 from harness.machine.console import ConsoleWatcher
-from harness.machine.hosted import HostedMachine
+from harness.machine.halt import halt_in_status, halt_in_stderr
+from harness.machine.hosted import HostedMachine, wait_ready_line
 from harness.machine.snapshot import SavedState, incoming_args, save_to, wait_running
 
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
+#: the longest a new QEMU gets to set itself up before its forwards are trusted
+SPAWN_SETTLE = 5.0
+#: how often a boot waiting for its ready line looks for QEMU's own fatal signs
+HALT_POLL = 0.5
 
 
 def qemu_command(
@@ -167,6 +173,7 @@ class QemuMachine(HostedMachine):
 
     binary: str | None = None
     restoring: SavedState | None = None  # start from this saved state instead of booting
+    _halt: str | None = None  # QEMU's own fatal message, once seen
 
     @property
     def emulator(self) -> str:
@@ -186,14 +193,24 @@ class QemuMachine(HostedMachine):
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.guest = process.spawn(self.argv, self.stderr_path)
         self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")
-        # A taken hostfwd port makes QEMU exit at once with a message on stderr.
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline and self.guest.proc.poll() is None:
-            time.sleep(0.02)
+        # A taken hostfwd port makes QEMU exit at once with a message on stderr; once its
+        # monitor greets, QEMU has set its forwards up (no fixed wait: a restore is short).
+        self.monitor.greets(lambda: self.running, SPAWN_SETTLE)
         if self.guest.proc.poll() is not None and _HOSTFWD_BUSY in self.guest.stderr_bytes():
             self.stop()
             return False
         return True
+
+    def halted(self) -> str | None:
+        """QEMU's own message when it stopped the guest for good (its stderr, else its
+        monitor's run state); None while the guest may still run."""
+        if self._halt is None and self.guest is not None:
+            self._halt = halt_in_stderr(self.guest.stderr_bytes(wait=0.5))
+            if self._halt is None and self.running and self.monitor is not None:
+                # no monitor to ask (OSError): stderr and the process's exit still tell
+                with contextlib.suppress(OSError):
+                    self._halt = halt_in_status(self.monitor.command("info status", 2))
+        return self._halt
 
     def wait_ready(self, timeout: float) -> Ready | None:
         """A booting guest's ready line; a restoring one's "running" from the monitor.
@@ -203,13 +220,30 @@ class QemuMachine(HostedMachine):
         the saved guest's, on this machine's port.
         """
         if self.restoring is None:
-            return super().wait_ready(timeout)
+            return self._wait_ready_line(timeout)
         assert self.monitor is not None
         started = time.monotonic()
         if not wait_running(self.monitor, lambda: self.running, timeout):
+            self.halted()
             return None
         saved = self.restoring.ready
         return Ready(self.port, time.monotonic() - started, saved.boot_taint, saved.release)
+
+    def _wait_ready_line(self, timeout: float) -> Ready | None:
+        """The ready line, in slices: between them QEMU's own fatal signs end the wait at once
+        (a KVM that cannot run the guest pauses it with an empty console, and the boot
+        timeout would be waited out in full)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            left = deadline - time.monotonic()
+            ready = wait_ready_line(self.console, self.nonce, self.port, min(left, HALT_POLL))
+            if ready is not None:
+                return replace(ready, seconds=time.monotonic() - started)
+            if left <= HALT_POLL or self.console.eof or self.console.panicked:
+                return None
+            if self.halted() is not None:
+                return None
 
     def save_state(self, path: Path, ready: Ready) -> SavedState:
         """Save the ready guest into ``path`` (migration to a file) and let it run on."""

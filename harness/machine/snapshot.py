@@ -36,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 from harness.errors import InfraError
 from harness.machine.base import Machine, MachineConfig, Ready
+from harness.machine.halt import halt_in_status
 from harness.machine.monitor import MonitorSocket
 
 #: the name of every state directory: the owner's pid follows, so orphans can be told
@@ -159,9 +160,12 @@ def wait_running(monitor: MonitorSocket, alive: Callable[[], bool], timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
-            if "VM status: running" in monitor.command("info status", 5):
-                return True
+            status = monitor.command("info status", 5)
         except OSError:
-            pass  # the monitor is not listening yet
+            status = ""  # the monitor is not listening yet
+        if "VM status: running" in status:
+            return True
+        if halt_in_status(status) is not None:
+            return False  # QEMU stopped the guest for good: no use waiting
         time.sleep(0.02)
     return False

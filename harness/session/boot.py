@@ -18,6 +18,7 @@ from harness import evidence
 from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
 from harness.machine.console import is_report_line
+from harness.machine.halt import HaltAware
 from harness.oops import KernelReport
 from harness.outcome import SetupFacts, Verdict, classify_setup
 from harness.progress import Activity, Kind, Progress, track
@@ -111,9 +112,14 @@ class BootRun:
     def _failed(self, machine: Machine, seconds: float) -> BootOutcome:
         """A boot that never got ready: name the crash that killed it, show the console's end."""
         console = machine.console
-        console.wait_quiet(self.policy.settle, self.policy.boot_tail)
-        died = console.panicked or not machine.running
-        if console.panicked:
+        halted = machine.halted() if isinstance(machine, HaltAware) else None
+        if halted is None:
+            console.wait_quiet(self.policy.settle, self.policy.boot_tail)
+        # QEMU stopping the guest is no flake of the kernel's: another try would stop too
+        died = halted is None and (console.panicked or not machine.running)
+        if halted is not None:
+            why = f"QEMU stopped the guest after {seconds:.1f}s: {halted}"
+        elif console.panicked:
             why = "the kernel panicked during boot"
         elif not machine.running:
             why = f"the guest's process ended after {seconds:.1f}s ({machine.exit_status()})"

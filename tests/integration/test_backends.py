@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harness.config import load_kernels, select
+from harness.evidence import new_run_dir
+from harness.machine.accel import Accel, _cpu_flags
+from harness.outcome import Outcome
+from harness.session import KernelGuest, new_context
+from harness.testdef import read_test
 from tests.integration.helpers import DEBIAN_612, REPO, write_kernels
 
 pytestmark = pytest.mark.boot
@@ -54,3 +62,34 @@ def test_same_outcomes_under_qemu_and_virtme(project: pytest.Pytester) -> None:
         assert [r["title"] for r in q["reports"]] == [r["title"] for r in v["reports"]], seen
     # uffd_move_swap_pmd needs 2 NUMA nodes and THP: it ran (not skipped) on both
     assert qemu["uffd_move_swap_pmd"]["outcome"] == "fail"
+
+
+_KVM_BROKEN = Path("/dev/kvm").exists() and not (
+    _cpu_flags(Path("/proc/cpuinfo").read_text()) & {"vmx", "svm"}
+)
+
+
+@pytest.mark.skipif(not _KVM_BROKEN, reason="needs /dev/kvm on a CPU without vmx/svm (CI's)")
+def test_kvm_that_cannot_run_the_guest_fails_the_boot_with_qemus_message(tmp_path: Path) -> None:
+    """--accel kvm where KVM cannot run a guest: QEMU's "KVM internal error" ends the boot.
+
+    QEMU keeps running with the guest paused and the console empty, so only
+    QEMU's own message can end the wait before the boot timeout.
+    """
+    spec = select(load_kernels(REPO / "kernels.yaml"), ["debian-6.12"], REPO)[0]
+    tests = [read_test(REPO / "tests/data/guest/noop.c")]
+    ctx = new_context(new_run_dir(tmp_path), tests, log=lambda _t: None, snapshots=False)
+    guest = KernelGuest(replace(spec, accel=Accel.KVM), ctx, tests)
+    try:
+        assert guest.prepare() is None, guest.setup_error
+        started = time.monotonic()
+        verdict = guest.ensure_booted()
+        seconds = time.monotonic() - started
+    finally:
+        guest.shutdown()
+    assert verdict is not None and verdict.outcome is Outcome.BOOT_FAIL, verdict
+    assert "QEMU stopped the guest" in verdict.summary, verdict.summary
+    assert "KVM internal error" in verdict.summary and "emulation failure" in verdict.summary
+    assert guest.boots == 1, "QEMU's own error is not a kernel's flake: no second boot"
+    assert "no ready line" not in verdict.summary, "cut by QEMU's error, not the timeout"
+    assert seconds < spec.timeouts.boot / 3, f"{seconds:.0f}s of a {spec.timeouts.boot}s timeout"

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.arch import ARM64
 from harness.errors import NoFreePort, ToolMissing
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
-from harness.machine.accel import Accel, AccelChoice, choose, kvm_usable
+from harness.machine.accel import Accel, AccelChoice, _cpu_flags, choose, host_kvm, kvm_usable
 from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineConfig, describe_exit
+from harness.machine.halt import halt_in_status, halt_in_stderr
 from harness.machine.ports import free_port
 from harness.machine.qemu import QemuMachine, qemu_command
 
@@ -74,6 +76,59 @@ def test_choose_honours_explicit_requests() -> None:
     auto = choose(Accel.AUTO)
     assert auto.reason.startswith("auto:")
     assert auto.accel is (Accel.KVM if kvm_usable()[0] else Accel.TCG)
+
+
+def test_auto_never_takes_a_kvm_the_probe_rejects(tmp_path: Path) -> None:
+    dev, cpuinfo = tmp_path / "kvm", tmp_path / "cpuinfo"
+    dev.write_text("")  # /dev/kvm there and read-writable, as on this host
+    cpuinfo.write_text("flags\t\t: fpu sse2 hypervisor\n")
+    auto = choose(Accel.AUTO, probe=lambda: kvm_usable(dev, cpuinfo))
+    assert auto.accel is Accel.TCG and "neither vmx nor svm" in auto.reason
+    cpuinfo.write_text("flags\t\t: fpu svm sse2\n")
+    assert choose(Accel.AUTO, probe=lambda: kvm_usable(dev, cpuinfo)).accel is Accel.KVM
+    assert choose(Accel.AUTO, ARM64, probe=lambda: (True, "x")).accel is Accel.TCG
+
+
+_HOST_FLAGS = _cpu_flags(Path("/proc/cpuinfo").read_text()) & {"vmx", "svm"}
+
+
+@pytest.mark.skipif(
+    not Path("/dev/kvm").exists() or bool(_HOST_FLAGS),
+    reason="needs a host like CI's: /dev/kvm present, no vmx/svm in the CPU flags",
+)
+def test_auto_is_tcg_on_a_host_whose_kvm_cannot_run_guests() -> None:
+    host_kvm.cache_clear()
+    auto = choose(Accel.AUTO)
+    assert auto.accel is Accel.TCG, auto.reason
+    assert host_kvm() is host_kvm(), "probed once, cached"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "status", "found"),
+    [
+        (
+            b"KVM internal error. Suberror: 1\nextra data[0]: 0x1\nemulation failure\nRAX=0\n",
+            "",
+            "KVM internal error. Suberror: 1 / emulation failure",
+        ),
+        (b"qemu: fatal: Trying to execute code outside RAM or ROM at 0x0\n", "", "qemu: fatal:"),
+        (b"", "VM status: paused (internal-error)\r\n", "run state is paused (internal-error)"),
+        (b"", "VM status: paused (guest-panicked)\r\n", "guest-panicked"),
+        (b"", "VM status: running\r\n", None),
+        (b"", "VM status: paused (inmigrate)\r\n", None),
+        (b"qemu-system-x86_64: terminating on signal 15\n", "", None),
+    ],
+)
+def test_qemu_halt_signs(stderr: bytes, status: str, found: str | None) -> None:
+    seen = halt_in_stderr(stderr) or halt_in_status(status)
+    assert (seen is None) if found is None else (found in (seen or "")), seen
+
+
+def test_qemu_halt_lines_are_bounded() -> None:
+    seen = halt_in_stderr(
+        b"emulation failure " + b"x" * 10_000 + b"\n" + b"emulation failure\n" * 50
+    )
+    assert seen is not None and len(seen) <= 3 * 200 + 6
 
 
 def test_no_free_port_in_a_full_range() -> None:
