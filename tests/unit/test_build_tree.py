@@ -122,6 +122,40 @@ def test_build_failure_is_the_build_fail_outcome_of_the_kernel(tmp_path: Path) -
     assert "rejected hunk #1 of mm/memory.c" in verdict.details[0]
 
 
+def test_a_patch_naming_an_outside_path_is_a_build_fail_that_says_refused(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    evil = tmp_path / "evil.patch"
+    evil.write_text(format_patch("../victim", "keep me", "gone", "mm: evil"))
+    spec = KernelSpec("k", _source(tmp_path, tree, [evil]))
+    ctx = RunContext(tmp_path / "results", keys=None, compiled={}, log=lambda _l: None)  # type: ignore[arg-type]
+    verdict = KernelGuest(spec, ctx, []).prepare()
+    assert verdict is not None and verdict.outcome is Outcome.BUILD_FAIL
+    assert "mm: evil names a path outside the tree (../victim); nothing was applied" in (
+        verdict.summary
+    )
+    assert victim.read_text() == "keep me\n"
+
+
+def test_a_rename_of_one_kernel_is_gone_for_the_next(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    _resolve(_source(tmp_path, tree))
+    rename = tmp_path / "rename.patch"
+    rename.write_text(
+        format_patch("mm/filemap.c", "x", "y", "mm: rename").replace(
+            "diff --git a/mm/filemap.c b/mm/filemap.c\n--- a/mm/filemap.c\n+++ b/mm/filemap.c\n"
+            "@@ -1 +1 @@\n-x\n+y\n",
+            "diff --git a/mm/filemap.c b/mm/pages.c\nsimilarity index 100%\n"
+            "rename from mm/filemap.c\nrename to mm/pages.c\n",
+        )
+    )
+    _image, log = _resolve(_source(tmp_path, tree, [rename]))
+    assert _compiled(log) == ["mm/pages.o"]
+    _image, log = _resolve(_source(tmp_path, tree))  # the base again: pages.c gone
+    assert _compiled(log) == ["mm/filemap.o"]
+
+
 def test_patch_that_does_not_apply_raises_patch_failed(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "linux")
     stale = _patch(tmp_path, "stale", "x", old="int fault(void) { return 9; }")
