@@ -200,7 +200,6 @@ class TreeBuild:
         self.progress(f"applying {patch.label}")
         self.activity.update(step=f"apply series ({len(self.applied) + 1}: {patch.subject})")
         started = time.monotonic()
-        self.ws.record_touched(patch.files())  # first: a crash mid-apply still gets reset
         apply_patch(patch, self.ws.src, self.source.git, self.ws.root / "patches")
         self.applied.append(patch)
         self._step("apply", started)

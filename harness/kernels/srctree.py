@@ -312,12 +312,6 @@ class Workspace:
                     log(f"reset {self.src}: {done.rewritten} put back, {done.removed} removed")
         self.save_state(path=str(source.path), git=source.git, identity=source.identity)
 
-    def record_touched(self, files: tuple[str, ...]) -> None:
-        """Note the files a patch names in the state, for a reader; the reset does not need it."""
-        state = self.state()
-        touched = list(dict.fromkeys([*state.get("touched", []), *files]))  # type: ignore[misc]
-        self.save_state(**{**state, "touched": touched})
-
     def _recreate(self, source: SourceTree, wipe_out: bool) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self._state_file.unlink(missing_ok=True)

@@ -219,7 +219,6 @@ def test_a_hunk_naming_an_outside_file_deletes_nothing_at_the_reset(tmp_path: Pa
     ws, source = _workspace(tmp_path, tree)
     (tmp_path / "slot" / "victim").write_text("keep me too\n")  # ../victim seen from src
     patch = _bare(HUNK_LOOKS_LIKE_HEADER)
-    ws.record_touched(patch.files())
     apply_patch(patch, ws.src, git=False, scratch=tmp_path / "s")
     assert "return 7" in (ws.src / "mm/memory.c").read_text()
     ws.prepare(source, lambda _line: None)
