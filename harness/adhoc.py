@@ -15,6 +15,8 @@ so a wrong path or an arm64 Image on an x86 host gets the same message:
   become a snapshot commit made from a temporary index (see
   :mod:`harness.kernels.dirty`): the user's files, index and branch are never
   written, and the next edit rebuilds incrementally in the same slot.
+  ``--sandbox`` (``build: {sandbox: true}``) builds it in bubblewrap, for a
+  tree or patches from someone you do not trust (:mod:`harness.kernels.sandbox`).
 
 With ``--kernel NAME`` the kernels.yaml entries run beside them; without, the
 ad-hoc kernels run alone and kernels.yaml need not exist.
@@ -47,6 +49,7 @@ class AdHocKernels:
     tree: str | None = None
     configs: tuple[str, ...] = ()
     patches: tuple[str, ...] = ()
+    sandbox: bool = False  # --tree (or its --patch) is untrusted: build it in bubblewrap
 
     @property
     def given(self) -> bool:
@@ -59,6 +62,8 @@ class AdHocKernels:
             raise UserError("--modules goes with --image PATH (the image's lib/modules/<release>)")
         if (self.configs or self.patches) and not self.tree:
             raise UserError("--config and --patch go with --tree PATH (the tree they build)")
+        if self.sandbox and not self.tree:
+            raise UserError("--sandbox goes with --tree PATH (the tree built in the sandbox)")
         if self.arch and self.arch not in ARCHES:
             raise UserError(f"--arch {self.arch}: one of {', '.join(ARCHES)}")
 
@@ -77,6 +82,8 @@ class AdHocKernels:
                 build["fragments"] = [str(_absolute(c, cwd)) for c in self.configs]
             if self.patches:
                 build["series"] = [str(_absolute(p, cwd)) for p in self.patches]
+            if self.sandbox:
+                build["sandbox"] = True
             entry = {"name": TREE_NAME, "build": build}
             if self.arch:
                 entry["arch"] = self.arch
@@ -119,7 +126,7 @@ class AdHocKernels:
                 argv.append(f"{option}={Path(value).resolve() if option != '--arch' else value}")
         argv += [f"--config={Path(c).resolve()}" for c in self.configs]
         argv += [f"--patch={Path(p).resolve()}" for p in self.patches]
-        return argv
+        return [*argv, "--sandbox"] if self.sandbox else argv
 
 
 #: how a kernels.yaml problem reads when the entry came from options

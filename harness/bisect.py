@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import paths
-from harness.config import KernelSpec, load_kernels, select
+from harness.config import KernelSpec, load_kernels, select, untrusted
 from harness.errors import BisectRangeError, BuildFailed, HarnessError
 from harness.kernels import image_store
 from harness.kernels.build import BuildRecipe, TreeBuild, build_cache
@@ -118,8 +118,9 @@ class BisectPlan:
     kernels_file: Path | None = None
 
     def spec(self) -> KernelSpec | None:
-        """The kernels.yaml entry each step boots with (None: the defaults)."""
-        return kernel_spec(self.kernel, self.kernels_file)
+        """The kernels.yaml entry each step boots with (None: the defaults, on QEMU)."""
+        spec = kernel_spec(self.kernel, self.kernels_file)
+        return untrusted(spec) if spec is not None and self.recipe.sandbox else spec
 
     def save(self, path: Path) -> None:
         """Write the plan as JSON."""
@@ -135,6 +136,7 @@ class BisectPlan:
                     "base_config": self.recipe.base_config,
                     "fragments": [str(p) for p in self.recipe.fragments],
                     "make_options": list(self.recipe.make_options),
+                    "sandbox": self.recipe.sandbox,
                     "kernel": self.kernel,
                     "kernels_file": str(self.kernels_file) if self.kernels_file else None,
                 },
@@ -147,7 +149,10 @@ class BisectPlan:
         """Read a plan written by :meth:`save`."""
         d = json.loads(path.read_text())
         recipe = BuildRecipe(
-            d["base_config"], tuple(Path(p) for p in d["fragments"]), tuple(d["make_options"])
+            d["base_config"],
+            tuple(Path(p) for p in d["fragments"]),
+            tuple(d["make_options"]),
+            sandbox=bool(d.get("sandbox", False)),
         )
         return cls(
             Path(d["tree"]),

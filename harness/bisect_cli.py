@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from harness import provenance
 from harness.bisect import BisectPlan, bisect, check_range, confidence, kernel_spec, read_steps
+from harness.config import untrusted
 from harness.errors import UserError
 from harness.evidence import new_run_dir
 from harness.kernels.build import BuildRecipe, make_recipe
@@ -50,10 +52,12 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         except re.error as exc:
             raise UserError(f"--signature '{args.signature}' is not a valid regex: {exc}") from None
     tree = Path(args.tree).expanduser().resolve()
-    recipe = recipe_from_args(args.kernel_config)
+    recipe = replace(recipe_from_args(args.kernel_config), sandbox=args.sandbox)
     select_tests([args.test], Path(args.tests_dir))
     kernels_file = Path(args.kernels_file).resolve() if args.kernels_file else None
-    kernel_spec(args.settings_from, kernels_file)  # a wrong name: one error, before anything runs
+    spec = kernel_spec(args.settings_from, kernels_file)  # a wrong name: one error, up front
+    if spec is not None and args.sandbox:
+        untrusted(spec)  # its backend must not show the host to the guest
     check_range(tree, args.good, args.bad)  # before a results directory is made
     results = new_run_dir(results_base(args.results_dir))
     provenance.record(results, kernels_file or kernels_path(None), [], [args.test])
@@ -101,6 +105,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     # the kernel under test is --tree at each step; --kernel would name another one
     p.add_argument("--kernel", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="the tree is untrusted: build each step in bubblewrap, boot it on QEMU only",
+    )
     p.add_argument(
         "--signature", metavar="REGEX", help="regex on kernel report titles: only that bug is bad"
     )

@@ -46,7 +46,13 @@ def _kernels_file(args: argparse.Namespace) -> Path:
 def _adhoc(args: argparse.Namespace) -> AdHocKernels:
     """The ad-hoc kernel options of ``run`` and ``boot`` (:mod:`harness.adhoc`)."""
     return AdHocKernels(
-        args.image, args.modules, args.arch, args.tree, tuple(args.config), tuple(args.patch)
+        args.image,
+        args.modules,
+        args.arch,
+        args.tree,
+        tuple(args.config),
+        tuple(args.patch),
+        args.sandbox,
     )
 
 
@@ -259,6 +265,11 @@ def add_guest_options(parser: argparse.ArgumentParser, kernel_help: str) -> None
         default=[],
         metavar="PATH",
         help="patch, directory of patches or mbox applied to --tree (repeatable)",
+    )
+    adhoc.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="--tree is untrusted: build it in bubblewrap, boot it on QEMU only",
     )
     parser.add_argument(
         "--results-dir", metavar="DIR", help="base directory for results (default: results/)"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import pass_rate, provenance
 from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
-from harness.config import KernelSpec, check_host_tools, load_kernels, select
+from harness.config import KernelSpec, check_host_tools, load_kernels, select, untrusted
 from harness.errors import UserError
 from harness.evidence import new_run_dir, write_json
 from harness.kernels.build import BuildSource
@@ -124,7 +124,7 @@ def _choose_base(source: BuildSource, fetched: intake.Fetched | None) -> tuple[B
 
 def cmd_series(args: argparse.Namespace) -> int:
     """The ``series`` subcommand: matrix on stdout and in the results directory."""
-    spec = _kernel(args)
+    spec = untrusted(_kernel(args)) if args.sandbox else _kernel(args)
     tests = select_tests(args.test, Path(args.tests_dir))
     run_dir = new_run_dir(results_base(args.results_dir))
     kernels = kernels_file(args.kernels_file)
@@ -222,6 +222,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="test a numbered series with patches missing (what arrived, in order); "
         "without it a hole in the numbering is an error",
+    )
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="the series is untrusted: build it (and its kselftests) in bubblewrap, boot it on "
+        "QEMU only (always on for watch, b4-check and the MCP server)",
     )
     p.add_argument(
         "--smtp",

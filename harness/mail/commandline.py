@@ -45,6 +45,8 @@ class SeriesCommand:
     tests: tuple[str, ...] = ()
     reply_from: str | None = None
     results_dir: str | None = None
+    #: a series from mail or an MCP client is a stranger's code: built in bubblewrap
+    sandbox: bool = True
 
     @classmethod
     def for_message(
@@ -70,6 +72,8 @@ class SeriesCommand:
             words += ["--reply-from", self.reply_from]
         if self.allow_missing:
             words.append("--allow-missing")
+        if self.sandbox:
+            words.append("--sandbox")
         for test in self.tests:
             words += _option("--test", test)
         if self.results_dir:

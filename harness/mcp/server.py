@@ -214,7 +214,7 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
                 raise UserError(f"{tree}: no such directory; give a kernel git checkout")
             argv = ["-m", "harness", "--kernels-file", str(settings.kernels_file), "bisect"]
             argv += ["--tree", tree, "--good", good, "--bad", bad, "--test", test]
-            argv += ["--runs", str(runs), "--results-dir", str(base)]
+            argv += ["--runs", str(runs), "--results-dir", str(base), "--sandbox"]
             job = jobs.start("bisect", argv)
         return await follow(job, ctx, 24 * 3600 if wait else 0)
 

@@ -127,6 +127,12 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="a patch, directory of patches or mbox applied to --tree (repeatable)",
     )
+    adhoc.addoption(
+        "--sandbox",
+        action="store_true",
+        help="--tree is untrusted: build it in bubblewrap (no network, host read-only), "
+        "boot it on QEMU only",
+    )
     group.addoption(
         "--max-output",
         type=_output_limit,
@@ -159,6 +165,7 @@ def adhoc_kernels(config: pytest.Config) -> AdHocKernels:
         config.getoption("tree"),
         tuple(config.getoption("config")),
         tuple(config.getoption("patch")),
+        config.getoption("sandbox"),
     )
 
 

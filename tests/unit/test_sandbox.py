@@ -300,3 +300,55 @@ def _sleepers(marker: str) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def test_every_series_command_of_the_bot_b4check_and_mcp_is_sandboxed() -> None:
+    from harness.mail.commandline import SeriesCommand
+
+    command = SeriesCommand.for_message("<a@b>", "k", tests=("t",))
+    assert "--sandbox" in command.argv()
+    assert "--sandbox" in command.line()  # the reproduce line a maintainer pastes, too
+    assert "--sandbox" not in SeriesCommand("k", "s.mbox", sandbox=False).argv()
+
+
+def test_series_sandbox_refuses_a_virtme_kernel_before_anything_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    tree = make_tree(tmp_path / "linux")
+    _spec(tmp_path, tree, backend="virtme")  # writes kernels.yaml: a trusted virtme entry
+    patch = tmp_path / "p.patch"
+    patch.write_text("")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--kernels-file", str(tmp_path / "kernels.yaml"), "series", "--kernel", "k"]
+    code = main([*argv, "--series", str(patch), "--sandbox", "--results-dir", str(tmp_path)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "backend: virtme shows the host's file system to the guest" in err
+    assert "untrusted kernels (sandboxed builds) run on backend: qemu" in err
+    assert not (tmp_path / "cache" / "build" / "slots").exists()  # nothing was built
+
+
+def test_run_tree_sandbox_is_a_sandboxed_entry_and_reaches_the_plugin(tmp_path: Path) -> None:
+    from harness.adhoc import AdHocKernels
+
+    tree = make_tree(tmp_path / "linux")
+    adhoc = AdHocKernels(tree=str(tree), sandbox=True)
+    (spec,) = adhoc.specs(tmp_path)
+    assert spec.untrusted and isinstance(spec.source, BuildSource)
+    assert spec.source.recipe.sandbox
+    assert "--sandbox" in adhoc.argv()
+    with pytest.raises(UserError, match="--sandbox goes with --tree PATH"):
+        AdHocKernels(image=str(tree / "Makefile"), sandbox=True).check()
+
+
+def test_a_sandboxed_bisect_plan_keeps_its_sandbox_across_the_step_process(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from harness.bisect import BisectPlan
+    from harness.kernels.build import make_recipe
+
+    plan = BisectPlan(tmp_path, "t", replace(make_recipe(), sandbox=True), tmp_path)
+    plan.save(tmp_path / "plan.json")
+    assert BisectPlan.load(tmp_path / "plan.json").recipe.sandbox
