@@ -4,7 +4,9 @@ The kernel tree knows its maintainers (MAINTAINERS, read by its script); we
 ask the script of the very tree the kernel was built from, offline: no git
 history (``--no-git --no-git-fallback``: a plain or packaged tree has none),
 roles kept (``maintainer:MEMORY MANAGEMENT``, ``open list``) so maintainers
-can go on To: and reviewers and lists on Cc:.
+can go on To: and reviewers and lists on Cc:.  The script is the tree's, and
+a posted patch may have rewritten it: it runs in the build sandbox
+(:mod:`harness.kernels.sandbox`, the tree read-only) whenever bwrap is there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.kernels import sandbox
 from harness.oops.frames import Maintainer
 
 _SCRIPT = "scripts/get_maintainer.pl"
@@ -33,8 +36,12 @@ def get_maintainers(
         note("perl is not installed: no maintainers")
         return ()
     argv = ["perl", _SCRIPT, "--no-git", "--no-git-fallback", "--rolestats", "-f", file]
+    env = None
+    if sandbox.available():
+        argv = sandbox.Sandbox(readable=(tree,)).argv(argv, cwd=tree)
+        env = sandbox.Sandbox.env({"LC_ALL": "C"})
     try:
-        proc = subprocess.run(argv, cwd=tree, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         note(f"get_maintainer.pl failed: {exc}")
         return ()

@@ -352,3 +352,22 @@ def test_a_sandboxed_bisect_plan_keeps_its_sandbox_across_the_step_process(tmp_p
     plan = BisectPlan(tmp_path, "t", replace(make_recipe(), sandbox=True), tmp_path)
     plan.save(tmp_path / "plan.json")
     assert BisectPlan.load(tmp_path / "plan.json").recipe.sandbox
+
+
+def test_the_trees_get_maintainer_script_runs_in_the_sandbox(
+    tmp_path: Path, targets: Targets
+) -> None:
+    """A patched scripts/get_maintainer.pl answers, but cannot read or write the host."""
+    from harness.maintainers import get_maintainers
+
+    tree = tmp_path / "linux"
+    (tree / "scripts").mkdir(parents=True)
+    (tree / "MAINTAINERS").write_text("")
+    (tree / "scripts/get_maintainer.pl").write_text(
+        f'open(my $o, ">", "{targets.outside}/from-perl");\n'
+        f'open(my $s, "<", "{targets.secret_file}") and print "Leak <" . <$s> . "> (x:y)\\n";\n'
+        "print 'Ann Maint <ann@example.org> (maintainer:MEMORY MANAGEMENT)', \"\\n\";\n"
+    )
+    found = get_maintainers(tree, "mm/memory.c")
+    assert [(m.address, m.role) for m in found] == [("Ann Maint <ann@example.org>", "maintainer")]
+    assert list(targets.outside.iterdir()) == []
