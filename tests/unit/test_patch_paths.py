@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from harness.kernels.diff_files import FileChange, changed_files
 from harness.kernels.patches import (
     Patch,
+    PatchFailed,
     PatchRefused,
     _unnamed,
     apply_patch,
@@ -292,3 +294,43 @@ def test_the_reset_removes_a_planted_link_without_following_it(tmp_path: Path) -
     assert (done.rewritten, done.removed) == (1, 1)
     assert (outside / "memory.c").read_text() == "not the tree's\n" and victim.is_file()
     assert _snapshot(ws.src) == _snapshot(tree)
+
+
+#: pieces of diffs, headers and hunk lines, dangerous names among them
+PIECES = (
+    *("--- a/x\n", "+++ b/x\n", "--- a/y\n", "+++ b/y\n", "--- a/../v\n", "+++ b/../v\n"),
+    *("@@ -1 +1 @@\n", "@@ -1,2 +1,2 @@\n", "@@ -0,0 +1 @@\n", "@@ -1 +0,0 @@\n"),
+    *("-a\n", "+b\n", " z\n", "\n", "\\ No newline at end of file\n", "garbage\n"),
+    *("diff --git a/x b/y\n", "diff --git a/x b/x\n", "rename from x\n", "rename to w\n"),
+    *("copy from x\n", "copy to ../q\n", "new file mode 100644\n", "deleted file mode 100644\n"),
+    *("Index: k\n", "--- /dev/null\n", "+++ /dev/null\n", "*** a/x\n", "***************\n"),
+    *("similarity index 100%\n", "--- a/x\t2020-01-01\n", '+++ "b/x"\n', "--- a/lnk/v\n"),
+)
+
+
+def test_whatever_patch_writes_is_named_and_inside_or_the_patch_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Random diffs through the real patch program: the tree changes only where files() says."""
+    rng = random.Random(25)
+    for n in range(250):
+        top = tmp_path / str(n)
+        tree = top / "t"
+        tree.mkdir(parents=True)
+        for name in ("x", "y", "w"):
+            (tree / name).write_text("a\nz\n")
+        (top / "v").write_text("a\nz\n")
+        (tree / "lnk").symlink_to("..")
+        before, outside = _snapshot(tree), _snapshot(top)
+        patch = _bare("".join(rng.choice(PIECES) for _ in range(rng.randint(3, 14))))
+        try:
+            apply_patch(patch, tree, git=False, scratch=top / "s")
+        except PatchFailed:
+            assert _snapshot(tree) == before
+            continue
+        after = _snapshot(tree)
+        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        assert changed <= set(patch.files()), patch.text
+        assert {k: v for k, v in _snapshot(top).items() if not k.startswith(("t", "s"))} == {
+            k: v for k, v in outside.items() if not k.startswith(("t", "s"))
+        }, patch.text
