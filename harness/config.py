@@ -22,6 +22,7 @@ default the file's directory; one entry under ``kernels:``)::
       reboot_after_oops: true
       kunit: [list-kunit-test]        # KUnit suites run at boot (build: kernels)
       selftests: [mincore]            # kselftest targets built from the tree (build: kernels)
+      covers: {kselftest.mincore: [mm/mincore.c]}  # paths a test exercises (harness/covers.py)
       expect:
         uffd_move_swap_pmd: {outcome: fail, reason: "spurious ENOENT ..."}
 """
@@ -40,6 +41,7 @@ from typing import Any
 import yaml
 
 from harness.arch import ARCHES, Arch, by_name, host
+from harness.covers import Coverage, parse_covers
 from harness.errors import ConfigError
 from harness.kernels import sandbox
 from harness.kernels.base import KernelSource
@@ -103,6 +105,7 @@ class KernelSpec:
     expect: Mapping[str, Expectation] = field(default_factory=dict)
     kunit: tuple[str, ...] = ()  # KUnit suite globs whose boot-time results are reported
     selftests: tuple[str, ...] = ()  # kselftest targets built from the kernel's own tree
+    covers: Mapping[str, Coverage] = field(default_factory=dict)  # test -> paths it exercises
     untrusted: bool = False  # built in the sandbox: boots only where the host's files are unseen
 
 
@@ -224,6 +227,7 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
         kunit=kunit,
         selftests=selftests,
         untrusted=untrusted,
+        covers=parse_covers(f, kunit, selftests),
     )
     if cpus is not None and not 1 <= cpus <= 64:
         f.problem(f"cpus must be between 1 and 64, got {cpus}")

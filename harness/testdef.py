@@ -7,6 +7,13 @@ The first ``/* ... */`` comment of a guest-tests/c/*.c file, or the leading
     * @timeout: 120
     * @needs: numa-nodes=2 memory=2G thp=always config=USERFAULTFD,MIGRATION
     * @expect-report: ^kernel BUG in move_pages_huge_pmd$
+    * @covers: mm/userfaultfd.c mm/huge_memory.c include/linux/userfaultfd_k.h
+    * @always: false
+
+``@covers`` names the kernel source paths the test exercises (files,
+directories, globs: :mod:`harness.covers`); ``@always: true`` runs it on
+every series.  The mailing-list bot tests a series only with the tests
+whose paths it touches.
 
 An unknown ``@key`` or a bad value is an error naming the file and the line:
 a typo must never silently drop a requirement.
@@ -19,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.covers import Coverage, parse_patterns
 from harness.errors import ConfigError
 from harness.yamlcheck import parse_size_mib
 
@@ -49,6 +57,7 @@ class GuestTest:
     timeout: float = DEFAULT_TIMEOUT
     needs: Needs = field(default_factory=Needs)
     expect_report: str | None = None  # a title regex: the test crashes the kernel on purpose
+    covers: Coverage = field(default_factory=Coverage)  # @covers, @always: what it exercises
 
     @property
     def kind(self) -> str:
@@ -82,6 +91,8 @@ def read_test(path: Path) -> GuestTest:
     comment, first = header_comment(text, shell=path.suffix == ".sh")
     values: dict[str, object] = {}
     needs: list[str] = []
+    covers: list[str] = []
+    always = False
     for offset, line in enumerate(comment.splitlines()):
         m = _TAG.match(line)
         if not m:
@@ -95,12 +106,19 @@ def read_test(path: Path) -> GuestTest:
             needs.append(value)
         elif key == "expect-report":
             values["expect_report"] = _regex(value, where)
+        elif key == "covers":  # several @covers lines add up
+            covers += _patterns(value, where)
+        elif key == "always":
+            always = _flag(value, where)
         else:
             raise ConfigError(
-                f"{where}: unknown header tag '@{key}'; known: @timeout, @needs, @expect-report"
+                f"{where}: unknown header tag '@{key}'; known: @timeout, @needs, "
+                "@expect-report, @covers, @always"
             )
     if needs:
         values["needs"] = parse_needs(" ".join(needs), str(path))
+    if covers or always:
+        values["covers"] = Coverage(tuple(dict.fromkeys(covers)), always)
     return GuestTest(name=path.stem, source=path, **values)  # type: ignore[arg-type]
 
 
@@ -112,6 +130,22 @@ def _positive(value: str, where: str) -> float:
     if number <= 0:
         raise ConfigError(f"{where}: @timeout must be a positive number of seconds, got '{value}'")
     return number
+
+
+def _patterns(value: str, where: str) -> list[str]:
+    problems: list[str] = []
+    found = parse_patterns(value, where, problems)
+    if problems or not found:
+        raise ConfigError(
+            problems[0] if problems else f"{where}: @covers names no path; e.g. @covers: mm/"
+        )
+    return list(found)
+
+
+def _flag(value: str, where: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise ConfigError(f"{where}: @always must be true or false, got '{value}'")
+    return value.lower() == "true"
 
 
 def _regex(value: str, where: str) -> str:

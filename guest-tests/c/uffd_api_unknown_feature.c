@@ -17,6 +17,7 @@
  *
  * @timeout: 60
  * @needs: config=USERFAULTFD
+ * @covers: fs/userfaultfd.c include/uapi/linux/userfaultfd.h include/linux/userfaultfd_k.h
  */
 #define _GNU_SOURCE
 #include <errno.h>

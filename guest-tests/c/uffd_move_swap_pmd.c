@@ -41,6 +41,8 @@
  * @timeout: 120
  * @needs: numa-nodes=2 memory=2G thp=always
  * @needs: config=USERFAULTFD,TRANSPARENT_HUGEPAGE,MIGRATION,NUMA
+ * @covers: mm/userfaultfd.c mm/huge_memory.c mm/migrate.c fs/userfaultfd.c
+ * @covers: include/linux/userfaultfd_k.h include/linux/huge_mm.h include/linux/swapops.h
  */
 #define _GNU_SOURCE
 #include <errno.h>

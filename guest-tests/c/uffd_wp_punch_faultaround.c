@@ -37,6 +37,9 @@
  *
  * @timeout: 90
  * @needs: config=USERFAULTFD,PTE_MARKER_UFFD_WP,SHMEM,MEMFD_CREATE,ADVISE_SYSCALLS
+ * @covers: mm/memory.c mm/filemap.c mm/shmem.c mm/mprotect.c mm/userfaultfd.c
+ * @covers: fs/userfaultfd.c include/linux/userfaultfd_k.h include/linux/mm_inline.h
+ * @covers: include/linux/swapops.h
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -10,6 +10,8 @@
 #
 # @timeout: 30
 # @needs: config=TRANSPARENT_HUGEPAGE,SYSFS
+# @covers: mm/huge_memory.c include/linux/huge_mm.h
+# @always: true
 
 THP=/sys/kernel/mm/transparent_hugepage
 n=0
