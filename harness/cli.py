@@ -45,15 +45,8 @@ def _kernels_file(args: argparse.Namespace) -> Path:
 
 def _adhoc(args: argparse.Namespace) -> AdHocKernels:
     """The ad-hoc kernel options of ``run`` and ``boot`` (:mod:`harness.adhoc`)."""
-    return AdHocKernels(
-        args.image,
-        args.modules,
-        args.arch,
-        args.tree,
-        tuple(args.config),
-        tuple(args.patch),
-        args.sandbox,
-    )
+    kernels = (args.image, args.modules, args.arch, args.tree)
+    return AdHocKernels(*kernels, tuple(args.config), tuple(args.patch), args.sandbox)
 
 
 def guest_test_paths(names: list[str], tests_root: Path = REPO_ROOT / "guest-tests") -> list[Path]:
