@@ -199,10 +199,10 @@ def _quoted(text: str) -> tuple[str, str]:
                 out.append(int(text[i + 1 : i + 4], 8) & 0xFF)
                 i += 4
                 continue
-            out += _C_ESCAPES.get(nxt, nxt).encode("utf-8", "surrogateescape")
+            out += _C_ESCAPES.get(nxt, nxt).encode("utf-8", "surrogatepass")
             i += 2
             continue
-        out += c.encode("utf-8", "surrogateescape")
+        out += c.encode("utf-8", "surrogatepass")
         i += 1
     return out.decode("utf-8", "surrogateescape"), text[i + 1 :]
 
@@ -235,7 +235,7 @@ def tree_problem(tree: Path, name: str, symlink_ok: bool = False) -> str | None:
         at = at / part
         try:
             st = os.lstat(at)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a name the file system cannot hold
             return None  # not there (yet): patch creates it as a directory or file
         if stat.S_ISLNK(st.st_mode) and not (symlink_ok and n == len(parts)):
             return f"a path through the symbolic link {'/'.join(parts[:n])} in the tree"

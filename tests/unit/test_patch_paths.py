@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.kernels.diff_files import FileChange, changed_files
+from harness.kernels.diff_files import FileChange, changed_files, path_problem, tree_problem
 from harness.kernels.patches import (
     Patch,
     PatchFailed,
@@ -104,10 +104,20 @@ def test_renames_copies_creations_and_deletions_keep_both_sides() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "@@ -1 +1 @@\n", "--- a\n+++ b\n@@ -9" + "9" * 5000 + " +1 @@\n-x\n", "diff --git \n"],
+    [
+        "",
+        "@@ -1 +1 @@\n",
+        "--- a\n+++ b\n@@ -9" + "9" * 5000 + " +1 @@\n-x\n",
+        "diff --git \n",
+        'diff --git "a/\ud800\\303" "b/\\q\n',
+        '--- "\n+++ "\\\n@@ -1 +1 @@\n',
+    ],
 )
-def test_odd_diffs_give_a_result(text: str) -> None:
-    assert isinstance(changed_files(text), tuple)
+def test_odd_diffs_give_a_result(text: str, tmp_path: Path) -> None:
+    changes = changed_files(text)
+    assert isinstance(changes, tuple)
+    for name in (p for c in changes for p in c.paths):
+        assert tree_problem(tmp_path, name) is None or path_problem(name) is not None
 
 
 # -- refused before anything is applied ----------------------------------------------
