@@ -39,9 +39,10 @@ from pathlib import Path
 
 from harness.errors import InfraError, PatchFailed, PatchRefused, SeriesError, ToolMissing
 from harness.kernels.diff_files import FileChange, changed_files, path_problem, tree_problem
+from harness.mail.message import MAX_PATCHES, MAX_SUBJECT
 from harness.textsafe import printable
 
-_NUMBERED = re.compile(r"\[[^\]]*?(\d+)\s*/\s*(\d+)\s*\]")
+_NUMBERED = re.compile(r"\[[^\]]*?(?<!\d)(\d+)\s*/\s*(\d+)\s*\]")  # (?<!\d): linear
 _PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
 _FROM_LINE = re.compile(r"^From \S+", re.MULTILINE)
 _DIFF_START = re.compile(r"^(diff --git |--- \S|Index: )", re.MULTILINE)
@@ -212,7 +213,9 @@ def _message_patch(raw: str, origin: str) -> Patch:
         body.split("\n", 1)[1] if body.startswith("From ") else body, policy=email.policy.compat32
     )
     subject = " ".join(str(message.get("Subject", "")).split())
-    numbered = _NUMBERED.search(subject)
+    numbered = _NUMBERED.search(subject[:MAX_SUBJECT])
+    if numbered and max(len(numbered.group(1)), len(numbered.group(2))) > 3:
+        raise SeriesError(f"{origin}: {subject[:80]!r} numbers a patch past {MAX_PATCHES}")
     number, total = (int(numbered.group(1)), int(numbered.group(2))) if numbered else (None, None)
     return Patch(_PREFIX.sub("", subject) or "(no subject)", body, origin, number, total, True)
 
@@ -224,6 +227,8 @@ def _ordered(patches: list[Patch], path: Path, allow_missing: bool = False) -> t
     ordered = sorted(patches, key=lambda p: p.number or 0)
     numbers = [p.number for p in ordered]
     total = max(p.total or 0 for p in ordered)
+    if total > MAX_PATCHES or max(numbers) > MAX_PATCHES:  # type: ignore[type-var]
+        raise SeriesError(f"{path}: a series of {total} patches; at most {MAX_PATCHES} are tested")
     if len(set(numbers)) != len(numbers):
         raise SeriesError(
             f"{path}: several messages claim the same place in the series "

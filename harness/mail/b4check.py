@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.mail import grouping
+from harness.mail.commandline import SeriesCommand, harness_argv
 from harness.mail.message import Mail, parse
 from harness.paths import REPO_ROOT
 
@@ -85,22 +86,19 @@ def _run(
     tests: tuple[str, ...],
 ) -> Path | None:
     base.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels_file), "series"]
-    argv += ["--kernel", kernel, "--results-dir", str(base)]
-    for test in tests:
-        argv += ["--test", test]
+    alone = base / "message.eml"
+    fetched = SeriesCommand.for_message(
+        mail.message_id, kernel, inbox, tests=tests, results_dir=str(base)
+    )
+    from_file = SeriesCommand(kernel, str(alone), tests=tuple(tests), results_dir=str(base))
     log = base / "check.log"
     with log.open("ab") as out:
-        fetched = [*argv, "--series", f"<{mail.message_id}>"]
-        if inbox:
-            fetched += ["--inbox", inbox]
-        proc = subprocess.run(fetched, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        argv = harness_argv(sys.executable, kernels_file, fetched.argv())
+        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         if _finished(base) is None and "b4 could not fetch" in _tail(log):
-            alone = base / "message.eml"
             alone.write_bytes(raw)
-            proc = subprocess.run(
-                [*argv, "--series", str(alone)], stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT
-            )
+            argv = harness_argv(sys.executable, kernels_file, from_file.argv())
+            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     del proc
     return _finished(base)
 

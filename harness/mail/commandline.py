@@ -87,7 +87,12 @@ class SeriesCommand:
 
 def harness_argv(python: str, kernels_file: str | Path, argv: Sequence[str]) -> list[str]:
     """``PYTHON -m harness --kernels-file K ARGV``: how the bot's children are started."""
-    return [python, "-m", "harness", "--kernels-file", str(kernels_file), *argv]
+    return [python, *harness_args(kernels_file, argv)]
+
+
+def harness_args(kernels_file: str | Path, argv: Sequence[str]) -> list[str]:
+    """``-m harness --kernels-file K ARGV``: the interpreter's arguments (MCP jobs add it)."""
+    return ["-m", "harness", "--kernels-file", str(kernels_file), *argv]
 
 
 def shell_line(words: Sequence[str]) -> str:

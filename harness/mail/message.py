@@ -47,6 +47,7 @@ _SPACED_PLACE = re.compile(r"(?<!\d)(\d+)\s*/\s*(\d+)")  # (?<!\d): linear on lo
 _VERSION = re.compile(r"(?i)(?<![\w])v(\d+)(?![\w])")
 _REPLY = re.compile(r"(?i)^\s*(re|aw|fwd?|antw)\s*:")
 _MSGID = re.compile(r"<([^<>\s]+)>")
+_OWN_ID = re.compile(r"\s*<([^<>\s]+)>\s*(?:\([^()]*\)\s*)?")
 # RFC 5322 atext without the characters a shell or a quoting mistake would act on
 # ($ ` | ' &), dots anywhere (real mail has "a..b@host"), one "@", the right side
 # a domain-like text or a bracketed literal.
@@ -169,7 +170,7 @@ def _parse(raw: bytes) -> Mail:
     refused = refused or tag.problem
     name, address = email.utils.parseaddr(_header(message, "From", problems))
     header_id = _header(message, "Message-ID", problems)
-    message_id = _first_id(header_id)
+    message_id = _own_id(header_id)
     if message_id is None or not valid_message_id(message_id):
         made_up = f"kharness-no-id-{hashlib.sha1(raw).hexdigest()[:16]}@localhost"
         if header_id.strip():
@@ -346,6 +347,16 @@ def _first_id(text: str) -> str | None:
         return m.group(1)
     bare = text.strip()
     return bare if bare and " " not in bare and "@" in bare else None
+
+
+def _own_id(text: str) -> str | None:
+    """A Message-ID header's one id: ``<id>`` (a trailing comment allowed) or a bare id;
+    None when the header holds anything else (``<a<b@x>``, two ids, text around it)."""
+    m = _OWN_ID.fullmatch(text)
+    if m:
+        return m.group(1)
+    bare = text.strip()
+    return bare if bare and not any(c in bare for c in "<> \t") else None
 
 
 def _addresses(message: Message, name: str, problems: list[str]) -> tuple[str, ...]:

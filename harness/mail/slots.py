@@ -33,6 +33,7 @@ from typing import Protocol
 
 from harness.hosts import Host
 from harness.machine.process import on_parent_death, terminate
+from harness.mail.commandline import harness_argv
 from harness.mail.inbox import Backoff
 from harness.paths import REPO_ROOT
 
@@ -124,8 +125,9 @@ class LocalSlot:
 
     def start(self, argv: list[str], out: Path) -> Child:
         """Start the child here."""
-        command = [sys.executable, "-m", "harness", "--kernels-file", str(self.kernels_file)]
-        command += [*argv, "--results-dir", str(out)]
+        command = harness_argv(
+            sys.executable, self.kernels_file, [*argv, "--results-dir", str(out)]
+        )
         with (out / "series.log").open("ab") as log:
             proc = subprocess.Popen(
                 command,
@@ -248,8 +250,9 @@ class HostSlot:
     def start(self, argv: list[str], out: Path) -> Child:
         """Start the child on the host, in the project there, results in a scratch dir."""
         remote = f"{REMOTE_PREFIX}{self.owner}-{uuid.uuid4().hex[:12]}"
-        child = [self.host.python, "-m", "harness", "--kernels-file", self._kernels_path()]
-        child += [*argv, "--results-dir", f"{remote}/out"]
+        child = harness_argv(
+            self.host.python, self._kernels_path(), [*argv, "--results-dir", f"{remote}/out"]
+        )
         script = (
             f"mkdir -p {shlex.quote(remote)}/out && cd {shlex.quote(self.host.path)} && "
             f"export KHARNESS_PROGRESS=plain && exec {shlex.join(child)}"

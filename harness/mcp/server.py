@@ -28,6 +28,7 @@ from harness.cli import guest_test_paths
 from harness.compare import compare, load_run
 from harness.config import load_kernels, select
 from harness.errors import HarnessError, UserError
+from harness.mail.commandline import SeriesCommand, harness_args
 from harness.mcp import reading
 from harness.mcp.command import run_in_guest
 from harness.mcp.jobs import Job, Jobs
@@ -191,10 +192,10 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
                 raise UserError("give exactly one of 'patch' (the text) or 'patch_file' (a path)")
             if patch is not None:
                 patch_file = str(jobs.save_patch(patch))  # a file per call, never shared
-            argv = ["-m", "harness", "--kernels-file", str(settings.kernels_file), "series"]
-            argv += ["--kernel", kernel, "--series", str(patch_file), "--results-dir", str(base)]
-            argv += [a for t in tests or [] for a in ("--test", t)]
-            job = jobs.start("series", argv)
+            series = SeriesCommand(
+                kernel, str(patch_file), tests=tuple(tests or ()), results_dir=str(base)
+            )
+            job = jobs.start("series", harness_args(settings.kernels_file, series.argv()))
         return await follow(job, ctx, 24 * 3600 if wait else 0)
 
     @server.tool(annotations=WORKS)

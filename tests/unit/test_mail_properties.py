@@ -1,0 +1,197 @@
+"""Property tests of the parsers a stranger's mail reaches: any bytes in, a result or a reason out.
+
+Hypothesis makes the mail: plain random bytes, and messages built from the
+parts a hostile poster controls (subjects with absurd tag numbers, Message-IDs
+with shell metacharacters, charsets no codec can replace with, multipart,
+encoded words, mbox separators).  The mail parser, the subject reader and the
+grouping must return (never raise); the message parser's last guard
+(``PARSER_FAILED``) must never be what answers; and the patch reader of
+kernels/patches.py must give a Series or a SeriesError, nothing else.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from harness.errors import SeriesError
+from harness.kernels.patches import Series, read_series, split_mbox
+from harness.mail import grouping
+from harness.mail.message import (
+    MAX_PATCHES,
+    MAX_VERSION,
+    PARSER_FAILED,
+    Mail,
+    parse,
+    parse_subject,
+    valid_message_id,
+)
+
+# No example database: a test leaves nothing behind (no .hypothesis/ in the checkout).
+PROPERTY = settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+# Hypothesis caches what it learns (the constants of the modules under test, its charmap)
+# under a home directory, the checkout's .hypothesis/ unless told: a temporary one, set at
+# import because the cache is filled while tests are collected, removed after the module.
+_HOME = Path(tempfile.mkdtemp(prefix="kharness-hypothesis-"))
+set_hypothesis_home_dir(_HOME)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _hypothesis_home() -> Iterator[None]:
+    yield
+    set_hypothesis_home_dir(None)
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+_HOSTILE = ["$(touch /tmp/x)", "`id`", "'", '"', ";", "|", "&", "<", ">", " ", "\x00", "\x1b]52;"]
+_NUMBERS = st.one_of(
+    st.integers(0, 250).map(str),
+    st.integers(0, 10**30).map(str),
+    st.integers(1, 6000).map(lambda n: "9" * n),
+    st.just("0" * 300 + "1"),
+)
+_WORDS = st.sampled_from(["PATCH", "RFC", "net-next", "PATCHv2", "Re:", "Fwd:", "v", "[", "]", "/"])
+
+
+@st.composite
+def subjects(draw: st.DrawFn) -> str:
+    """A subject tag as maintainers write it, and as an attacker would."""
+    parts = draw(st.lists(_WORDS, max_size=3))
+    if draw(st.booleans()):
+        parts.append("v" + draw(_NUMBERS))
+    if draw(st.booleans()):
+        parts.append(f"{draw(_NUMBERS)}{draw(st.sampled_from(['/', ' / ']))}{draw(_NUMBERS)}")
+    prefix = draw(st.sampled_from(["", "Re: ", "Re: Re: ", "Aw:"]))
+    title = draw(st.text(max_size=40))
+    return f"{prefix}[{' '.join(parts)}] {title}"
+
+
+@st.composite
+def message_ids(draw: st.DrawFn) -> str:
+    left = draw(st.text(alphabet="abc.+=-_", min_size=1, max_size=12))
+    evil = draw(st.lists(st.sampled_from(_HOSTILE), max_size=2))
+    right = draw(st.sampled_from(["example.org", "[127.0.0.1]", "", "x@y"]))
+    text = left + "".join(evil) + "@" + right
+    return draw(st.sampled_from([f"<{text}>", text, f"<{text}> junk", "<~/Maildir>", ""]))
+
+
+@st.composite
+def mails(draw: st.DrawFn) -> bytes:
+    """A message from parts a poster controls, as bytes."""
+    headers = {
+        "From": draw(st.sampled_from(["Dev <dev@example.org>", "=?utf-8?B?!!?= <x@y>", "", "<>"])),
+        "Subject": draw(subjects()),
+        "Message-ID": draw(message_ids()),
+        "In-Reply-To": draw(message_ids()),
+        "References": " ".join(draw(st.lists(message_ids(), max_size=3))),
+        "Date": draw(
+            st.sampled_from(
+                ["Wed, 02 Dec 2026 10:00:00 +0000", "Mon, 1 Jan 99999 0:0:0 +0000", "x"]
+            )
+        ),
+        "List-Id": draw(st.sampled_from(["<l.example.org>", "Name <a b>", "<\x1b[31m>"])),
+    }
+    charset = draw(st.sampled_from(["utf-8", "idna", "punycode", "rot13", "nope", "utf-7", "\x00"]))
+    head = "".join(
+        f"{k}: {v}\n" for k, v in headers.items() if draw(st.booleans()) or k == "Subject"
+    )
+    if draw(st.booleans()):
+        head += f'Content-Type: text/plain; charset="{charset}"\n'
+        head += draw(st.sampled_from(["", "Content-Transfer-Encoding: base64\n"]))
+    elif draw(st.booleans()):
+        head += 'Content-Type: multipart/mixed; boundary="b"\n'
+    body = draw(st.binary(max_size=200))
+    if draw(st.booleans()):
+        body += b"---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n"
+    if draw(st.booleans()):
+        body = b"--b\nContent-Type: text/plain; charset=idna\n\n" + body + b"\n--b--\n"
+    raw = head.encode("utf-8", "surrogateescape") + b"\n" + body
+    return draw(st.sampled_from([b"", b"From x@y Thu Jan  1 00:00:00 1970\n"])) + raw
+
+
+_ANY_MAIL = st.one_of(st.binary(max_size=600), mails())
+
+
+def _check(mail: Mail) -> None:
+    """What every parsed mail promises, whatever it was made of."""
+    assert isinstance(mail, Mail)
+    assert mail.refused is None or not mail.refused.startswith(PARSER_FAILED), mail.refused
+    assert valid_message_id(mail.message_id), mail.message_id
+    assert mail.in_reply_to is None or valid_message_id(mail.in_reply_to)
+    assert all(valid_message_id(r) for r in mail.references)
+    assert valid_message_id(mail.thread_root)
+    assert 0 <= mail.tag.version <= MAX_VERSION
+    assert mail.tag.total is None or mail.tag.total <= MAX_PATCHES
+    reason = grouping.why_ignored(mail)
+    assert reason is None or isinstance(reason, str)
+    if mail.refused is not None:
+        assert reason is not None, "a message set aside is in no series"
+
+
+@PROPERTY
+@given(_ANY_MAIL)
+def test_any_bytes_parse_to_a_mail_or_a_reason(raw: bytes) -> None:
+    _check(parse(raw))
+
+
+@PROPERTY
+@given(st.one_of(subjects(), st.text(max_size=300)))
+def test_any_subject_gives_a_bounded_tag(subject: str) -> None:
+    tag, title = parse_subject(subject)
+    assert 0 <= tag.version <= MAX_VERSION and isinstance(title, str)
+    if tag.number is not None:
+        assert tag.total is not None and 0 <= tag.number <= tag.total <= MAX_PATCHES
+    assert tag.problem is None or len(tag.problem) < 200, "a reason quotes a long number cut"
+
+
+@PROPERTY
+@given(st.lists(_ANY_MAIL, max_size=8))
+def test_any_mails_group_into_bounded_series(raws: list[bytes]) -> None:
+    parsed = [parse(r) for r in raws]
+    candidates = grouping.group(parsed)
+    for candidate in candidates:
+        assert len(candidate.missing) <= MAX_PATCHES
+        assert candidate.key.version <= MAX_VERSION
+        assert valid_message_id(candidate.anchor) and valid_message_id(candidate.key.root)
+        assert grouping.SeriesKey.parse(str(candidate.key)) == candidate.key
+    superseded = grouping.superseded(candidates)
+    assert all(new.version > old.version for old, new in superseded.items())
+
+
+@st.composite
+def mboxes(draw: st.DrawFn) -> bytes:
+    """An mbox of hostile messages, or bytes that only look like one."""
+    messages = draw(st.lists(_ANY_MAIL, min_size=1, max_size=5))
+    separator = b"From x@y Thu Jan  1 00:00:00 1970\n"
+    return b"".join(m if m.startswith(b"From ") else separator + m + b"\n" for m in messages)
+
+
+@PROPERTY
+@given(st.one_of(st.binary(max_size=600), mboxes()), st.booleans())
+def test_any_mbox_reads_as_a_series_or_a_series_error(raw: bytes, allow_missing: bool) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "series.mbox"
+        path.write_bytes(raw)
+        try:
+            series = read_series(path, allow_missing=allow_missing)
+        except SeriesError as exc:
+            assert str(exc), "a SeriesError names what is wrong"
+            return
+    assert isinstance(series, Series) and series.patches
+    for patch in series.patches:
+        assert patch.total is None or patch.total <= MAX_PATCHES
+    assert all(isinstance(m, str) for m in split_mbox(raw.decode("utf-8", "replace")))
