@@ -238,7 +238,7 @@ def _read(workdir: Path, thread_file: Path, words: str, ref: SeriesRef) -> Fetch
     thread = tuple(parse(m.encode()) for m in split_mbox(thread_file.read_text(errors="replace")))
     patches = tuple(parse(m.encode()) for m in split_mbox(mbox.read_text(errors="replace")))
     version = max((p.tag.version for p in patches), default=1)
-    chosen = [m for m in thread if m.tag.version == version and not m.is_reply]
+    chosen = [m for m in thread if m.tag.version == version and not m.is_reply and not m.refused]
     cover = next((m for m in chosen if m.is_cover), None)
     firsts = sorted((m for m in chosen if m.is_patch), key=lambda m: m.tag.number or 0)
     anchor = cover or (firsts[0] if firsts else None)

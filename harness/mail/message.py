@@ -54,7 +54,7 @@ _OWN_ID = re.compile(r"\s*<([^<>\s]+)>\s*(?:\([^()]*\)\s*)?")
 _ID_CHARS = r"A-Za-z0-9!#%*+\-/=?^_{}~."
 _VALID_ID = re.compile(rf"[{_ID_CHARS}]+@(?:[{_ID_CHARS}]+|\[[A-Za-z0-9.:\-]+\])")
 _BASE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
-_CHANGE_ID = re.compile(r"^change-id:\s*(\S+)\s*$", re.MULTILINE)
+_CHANGE_ID = re.compile(r"^change-id:[ \t]*([A-Za-z0-9._+-]{1,100})[ \t]*$", re.MULTILINE)
 _DIFF = re.compile(r"^(diff --git |--- \S+\n\+\+\+ \S)", re.MULTILINE)
 
 

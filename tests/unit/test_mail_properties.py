@@ -23,7 +23,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from harness.errors import SeriesError
 from harness.kernels.patches import Series, read_series, split_mbox
-from harness.mail import grouping
+from harness.mail import grouping, intake
 from harness.mail.message import (
     MAX_PATCHES,
     MAX_VERSION,
@@ -195,3 +195,18 @@ def test_any_mbox_reads_as_a_series_or_a_series_error(raw: bytes, allow_missing:
     for patch in series.patches:
         assert patch.total is None or patch.total <= MAX_PATCHES
     assert all(isinstance(m, str) for m in split_mbox(raw.decode("utf-8", "replace")))
+
+
+@PROPERTY
+@given(st.one_of(message_ids(), st.text(max_size=80), st.builds("<{}>".format, st.text())))
+def test_any_series_text_is_a_ref_or_a_series_error(text: str) -> None:
+    """``--series TEXT``: a SeriesRef or a SeriesError; ``<...>`` is never a path."""
+    try:
+        ref = intake.parse_ref(text, "http://127.0.0.1:1/list")
+    except SeriesError as exc:
+        assert "--series" in str(exc)
+        return
+    if ref.message_id is not None:
+        assert valid_message_id(ref.message_id) and ref.path is None
+    if text.strip().startswith("<") and text.strip().endswith(">"):
+        assert ref.path is None, f"{text!r} read as the path {ref.path}"
