@@ -125,7 +125,12 @@ def judge(mail: Mail, run: Path) -> CheckResult:
     index = None if mail.is_cover else (mail.tag.number or 1)
     if not_applied:
         if index is None or index >= not_applied["index"]:
-            what = f"patch {not_applied['index']} does not apply: {not_applied['patch']}"
+            verb = (
+                "was refused (a path outside the tree)"
+                if not_applied.get("refused")
+                else "does not apply"
+            )
+            what = f"patch {not_applied['index']} {verb}: {not_applied['patch']}"
             return CheckResult("fail", what, url, details)
         return CheckResult("pass", "applies (a later patch does not)", url, details)
     steps = {s["index"]: s for s in series.get("steps", [])}

@@ -26,7 +26,7 @@ from harness.kernels.patches import (
 )
 from harness.kernels.restore import restore
 from harness.kernels.srctree import SourceTree, Workspace
-from harness.mail import reply
+from harness.mail import b4check, reply
 from harness.mail.message import parse
 from harness.series import NotApplied, SeriesReport, write_reports
 from tests.unit.fake_kbuild import git, git_tree, make_tree
@@ -213,6 +213,11 @@ def test_the_preflight_names_the_refused_patch_and_the_reply_says_so(tmp_path: P
         anchor, [reply.KernelResult("k", run)], reply.Settings("bot <bot@x.org>"), "cmd"
     ).get_content()
     assert "Patch 2 was refused: it names a path outside the tree" in text
+    check = b4check.judge(anchor, run)
+    assert (check.status, check.summary) == (
+        "fail",
+        "patch 2 was refused (a path outside the tree): [2/2] mm: evil",
+    )
     assert "names a path outside the tree (../victim); nothing was applied" in text
 
 
