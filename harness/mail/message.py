@@ -49,9 +49,9 @@ _REPLY = re.compile(r"(?i)^\s*(re|aw|fwd?|antw)\s*:")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _OWN_ID = re.compile(r"\s*<([^<>\s]+)>\s*(?:\([^()]*\)\s*)?")
 # RFC 5322 atext without the characters a shell or a quoting mistake would act on
-# ($ ` | ' &), dots anywhere (real mail has "a..b@host"), one "@", the right side
-# a domain-like text or a bracketed literal.
-_ID_CHARS = r"A-Za-z0-9!#%*+\-/=?^_{}~."
+# ($ ` | ' &) and "/" (an id is the last step of an inbox URL), dots anywhere (real mail
+# has "a..b@host"), one "@", the right side a domain-like text or a bracketed literal.
+_ID_CHARS = r"A-Za-z0-9!#%*+\-=?^_{}~."
 _VALID_ID = re.compile(rf"[{_ID_CHARS}]+@(?:[{_ID_CHARS}]+|\[[A-Za-z0-9.:\-]+\])")
 _BASE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
 _CHANGE_ID = re.compile(r"^change-id:[ \t]*([A-Za-z0-9._+-]{1,100})[ \t]*$", re.MULTILINE)
@@ -214,8 +214,8 @@ def _parse(raw: bytes) -> Mail:
 
 
 NOT_A_MSGID = (
-    "is not a valid msg-id (RFC 5322 id-left@id-right in printable ASCII, "
-    f"at most {MAX_MESSAGE_ID} characters, no space, quote, $, `, |, & or ;)"
+    "is not a valid msg-id (RFC 5322 id-left@id-right in printable ASCII, at most "
+    f"{MAX_MESSAGE_ID} characters, not starting with -, no space, quote, /, $, `, |, & or ;)"
 )
 _VALID_LIST_ID = re.compile(r"[A-Za-z0-9!#%*+\-/=?^_{}~.@]{1,250}")
 
@@ -227,7 +227,11 @@ def valid_message_id(text: str) -> bool:
     the characters a shell acts on: such an id is safe as a word of a command
     line, a database key and a directory name's seed; anything else is refused
     rather than escaped, because no honest mailer makes one."""
-    return len(text) <= MAX_MESSAGE_ID and _VALID_ID.fullmatch(text) is not None
+    return (
+        len(text) <= MAX_MESSAGE_ID
+        and not text.startswith("-")  # b4 and every child would read it as an option
+        and _VALID_ID.fullmatch(text) is not None
+    )
 
 
 def _set_aside(raw: bytes, why: str) -> Mail:

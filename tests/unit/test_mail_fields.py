@@ -110,7 +110,7 @@ VALID = [
     "CAHk-=wj+Xy_9k@mail.gmail.com",
     "a..b@host",
     "x@[127.0.0.1]",
-    "{odd}!#%*?^~/=@example.org",
+    "{odd}!#%*?^~=@example.org",
 ]
 INVALID = [
     "$(touch /tmp/x)@evil",
@@ -131,6 +131,9 @@ INVALID = [
     "a\x1b]52;c;@x",
     "a" * 300 + "@x",
     "~/Maildir",
+    "-o/tmp/evil@x",  # b4 mbox would take it as its -o option
+    "-ofoo@x",
+    "a/../../b@x",  # a step of the inbox's URL
 ]
 
 
