@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   qemu-system-x86 busybox-static dropbear-bin openssh-client
+  # isolation: test restores a guest in place: savevm into a scratch qcow2 qemu-img makes
+  qemu-utils
   # remote test hosts (the namespace-host test runs its own sshd)
   openssh-server iproute2
   gcc libc6-dev make cpio kmod xz-utils zstd dpkg gpgv debian-archive-keyring

@@ -35,7 +35,15 @@ from harness.machine.base import (
 from harness.machine.console import ConsoleWatcher
 from harness.machine.halt import halt_in_status, halt_in_stderr
 from harness.machine.hosted import HostedMachine, wait_ready_line
-from harness.machine.snapshot import SavedState, incoming_args, save_to, wait_running
+from harness.machine.snapshot import (
+    SavedState,
+    StateDir,
+    incoming_args,
+    load_in_place,
+    save_in_place,
+    save_to,
+    wait_running,
+)
 
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
 #: the longest a new QEMU gets to set itself up before its forwards are trusted
@@ -174,6 +182,7 @@ class QemuMachine(HostedMachine):
     binary: str | None = None
     restoring: SavedState | None = None  # start from this saved state instead of booting
     _halt: str | None = None  # QEMU's own fatal message, once seen
+    _scratch: StateDir | None = None  # holds the qcow2 of keep_pristine()
 
     @property
     def emulator(self) -> str:
@@ -244,6 +253,22 @@ class QemuMachine(HostedMachine):
                 return None
             if self.halted() is not None:
                 return None
+
+    def keep_pristine(self) -> float:
+        """Save the ready guest inside this QEMU (a scratch qcow2, removed with the machine)."""
+        assert self.monitor is not None, "start() the machine first"
+        self._scratch = self._scratch or StateDir()
+        return save_in_place(self.monitor, self._scratch.path / "pristine.qcow2")
+
+    def rewind(self) -> float:
+        """Back to the state :meth:`keep_pristine` saved, in this QEMU (no new process)."""
+        assert self.monitor is not None and self._scratch is not None, "keep_pristine() first"
+        return load_in_place(self.monitor)
+
+    def _cleanup(self) -> None:
+        if self._scratch is not None:
+            self._scratch.remove()
+            self._scratch = None
 
     def save_state(self, path: Path, ready: Ready) -> SavedState:
         """Save the ready guest into ``path`` (migration to a file) and let it run on."""

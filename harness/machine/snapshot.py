@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import tempfile
 import time
 import weakref
@@ -129,6 +130,68 @@ class SnapshotMachine(Protocol):
     def save_state(self, path: Path, ready: Ready) -> SavedState:
         """Save the ready guest to ``path`` and let it run on (raises InfraError)."""
         ...
+
+
+@runtime_checkable
+class RewindMachine(Protocol):
+    """A running machine that can go back to a state of its own without a new process."""
+
+    def keep_pristine(self) -> float:
+        """Save the guest as it is now, inside this process; the seconds it took (InfraError)."""
+        ...
+
+    def rewind(self) -> float:
+        """Load that state again, the guest running; the seconds it took (InfraError)."""
+        ...
+
+
+#: the internal snapshot a rewindable QEMU keeps its ready guest under
+PRISTINE = "kharness-pristine"
+
+
+def save_in_place(monitor: MonitorSocket, scratch: Path, timeout: float = 120.0) -> float:
+    """``savevm`` the running guest into a scratch qcow2 added now; the seconds it took.
+
+    The drive is ``if=none``: no device, so the guest sees no disk a cold
+    boot lacks; it only holds the vmstate ``loadvm`` reads back.
+    """
+    started = time.monotonic()
+    qemu_img = shutil.which("qemu-img")
+    if qemu_img is None:
+        raise InfraError("qemu-img is missing (apt-get install qemu-utils): no in-place restore")
+    made = subprocess.run(
+        [qemu_img, "create", "-q", "-f", "qcow2", str(scratch), "1M"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise InfraError(f"qemu-img create {scratch} failed: {made.stderr.strip()[-200:]}")
+    spec = f"if=none,id=kharness-vmstate,format=qcow2,file={str(scratch).replace(',', ',,')}"
+    _hmp(monitor, f"drive_add 0 {spec}", 10, "adding the vmstate drive")
+    _hmp(monitor, f"savevm {PRISTINE}", timeout, "savevm")
+    return time.monotonic() - started
+
+
+def load_in_place(monitor: MonitorSocket, timeout: float = 60.0) -> float:
+    """``loadvm`` the pristine guest in the running QEMU, running again; the seconds it took."""
+    started = time.monotonic()
+    _hmp(monitor, f"loadvm {PRISTINE}", timeout, "loadvm")
+    if "VM status: running" not in _hmp(monitor, "info status", 10, "info status"):
+        _hmp(monitor, "cont", 10, "cont")
+    return time.monotonic() - started
+
+
+def _hmp(monitor: MonitorSocket, line: str, timeout: float, what: str) -> str:
+    """One HMP command; InfraError naming ``what`` if it failed or QEMU said Error."""
+    try:
+        answer = monitor.command(line, timeout)
+    except OSError as exc:
+        raise InfraError(f"{what} through QEMU's monitor failed: {exc}") from exc
+    said = [ln.strip() for ln in answer.splitlines() if "Error" in ln or "error" in ln]
+    if said:
+        raise InfraError(f"{what} failed: {said[-1][:200]}")
+    return answer
 
 
 def incoming_args(path: Path) -> list[str]:

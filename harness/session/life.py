@@ -46,6 +46,7 @@ class GuestLife:
     on_boot: Callable[[], None]  # a fresh boot is ready (per-boot caches start over)
     machine: Machine | None = None
     channel: Channel | None = None
+    parked: Machine | None = None  # a done guest's QEMU, kept to go back to its pristine state
     ready: Ready | None = None
     boots: int = 0
     setup_error: Verdict | None = None
@@ -92,7 +93,7 @@ class GuestLife:
             return None
         if self.setup_error is not None:
             return self.setup_error
-        if self._restore():
+        if self._rewind() or self._restore():
             return None
         attempts = max(1, self.ctx.policy.boot_attempts)
         for attempt in range(1, attempts + 1):
@@ -108,7 +109,7 @@ class GuestLife:
 
     def _boot(self) -> tuple[Verdict | None, bool]:
         """One boot: (a verdict if it failed, whether it died rather than hung)."""
-        self.shutdown()
+        self._stop()
         self.boots += 1
         self.outside.new_console()
         spec = self.prep.spec
@@ -136,6 +137,7 @@ class GuestLife:
         self._live(boot.machine, boot.channel, boot.ready)
         if not self._save():
             return self._boot()  # the failed save left no usable guest; snapshots are off now
+        self._keep_pristine()
         return None, False
 
     def _live(self, machine: Machine, channel: Channel | None, ready: Ready | None) -> None:
@@ -157,8 +159,38 @@ class GuestLife:
         failed = self.snaps.save(self.machine, self.ready)
         self.timings.add("snapshot", time.monotonic() - started)
         if failed is not None and not self.channel.alive(10):
-            self.shutdown()
+            self._stop()
             return False
+        return True
+
+    def _keep_pristine(self) -> None:
+        """Under ``isolation: test``, keep a fresh guest's state in its own QEMU: the next
+        tests' fresh guests are that QEMU gone back to it (no new process)."""
+        if self.isolation is not Isolation.TEST or not self.snaps.enabled:
+            return
+        assert self.machine is not None and self.ready is not None
+        if self.snaps.restorable(self.prep.machine_config()) is None:
+            return  # no saved state to fall back on: a rewind that fails would cost a boot
+        seconds = self.snaps.keep_pristine(self.machine, self.ready)
+        if seconds is not None:
+            self.timings.add("snapshot", seconds)
+
+    def _rewind(self) -> bool:
+        """The parked QEMU back to its pristine guest; False if there is none or it failed."""
+        machine, self.parked = self.parked, None
+        if machine is None:
+            return False
+        if not self.snaps.can_rewind(machine):
+            machine.stop()
+            return False
+        self.boots += 1  # a new guest (per-boot state starts over); the console goes on
+        timeout = min(self.prep.spec.timeouts.boot, RESTORE_TIMEOUT)
+        with track(self.progress, Kind.BOOT, f"boot-{self.boots} (restore in place)"):
+            restored = self.snaps.rewind(machine, self.boot_dir(), timeout)
+        if restored.machine is None:
+            return False
+        self.timings.add("restore", restored.seconds)
+        self._live(restored.machine, restored.channel, restored.ready)
         return True
 
     def _restore(self) -> bool:
@@ -167,7 +199,7 @@ class GuestLife:
         self.snaps.find_kept(self.prep.kept, self.prep.backend(), self.prep.backend_name, cfg)
         if self.snaps.restorable(cfg) is None:
             return False
-        self.shutdown()
+        self._stop()
         self.boots += 1
         self.outside.new_console()
         timeout = min(self.prep.spec.timeouts.boot, RESTORE_TIMEOUT)
@@ -184,6 +216,7 @@ class GuestLife:
                 lambda text: progress.console(name, text, is_report_line(text))
             )
         self._live(restored.machine, restored.channel, restored.ready)
+        self._keep_pristine()
         return True
 
     def _attribute_boot(self, machine: Machine, end: int) -> tuple[KernelReport, ...]:
@@ -201,17 +234,29 @@ class GuestLife:
     def close(self) -> None:
         """The kernel is done: stop its guest and remove its saved state (idempotent)."""
         try:
-            self.shutdown()
+            self._stop()
         finally:
             self.snaps.remove()
 
     def shutdown(self) -> None:
-        """Close the channel and stop the machine, if any (idempotent); the saved state stays."""
+        """This guest is done: close the channel; its QEMU is parked when it can go back to
+        its pristine state in place, stopped otherwise (idempotent); the saved state stays."""
+        machine = self.machine
+        self._stop(park=machine is not None and self.snaps.can_rewind(machine))
+
+    def _stop(self, park: bool = False) -> None:
+        """Close the channel, stop the machine (or park it) and any parked one (idempotent)."""
         if self.machine is not None:
             self.attribute(self.machine.console.offset())
         if self.channel is not None:
             self.channel.close()
             self.channel = None
+        parked, self.parked = self.parked, None
+        if parked is not None and parked is not self.machine:
+            parked.stop()
         if self.machine is not None:
-            self.machine.stop()
+            if park:
+                self.parked = self.machine
+            else:
+                self.machine.stop()
             self.machine = None

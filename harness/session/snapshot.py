@@ -22,18 +22,35 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness import evidence
 from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
-from harness.machine.snapshot import SavedState, SnapshotBackend, SnapshotMachine, StateDir
+from harness.machine.halt import HaltAware
+from harness.machine.snapshot import (
+    RewindMachine,
+    SavedState,
+    SnapshotBackend,
+    SnapshotMachine,
+    StateDir,
+)
 from harness.machine.snapshot_cache import SnapshotCache, snapshot_key
 from harness.starts import GuestStarts
 
 #: bytes of host randomness mixed into a restored guest's entropy pool
 RESEED_BYTES = 512
+
+
+@dataclass(frozen=True)
+class RestoreParts:
+    """Where one restore's seconds went (bench/bench_boot.py prints each as a row)."""
+
+    start: float = 0.0  # a new QEMU spawned and set up (0 in place)
+    load: float = 0.0  # the saved state loaded, the guest running
+    ssh: float = 0.0  # SSH connected
+    check: float = 0.0  # clock, entropy, taint (one command)
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,17 @@ class Restored:
     ready: Ready | None = None
     problem: str | None = None
     seconds: float = 0.0
+    parts: RestoreParts = RestoreParts()
+
+    def evidence(self, in_place: bool = False) -> dict[str, object]:
+        """restore.json: the time, its parts, why it failed, whether it was in place."""
+        parts = {k: round(v, 3) for k, v in asdict(self.parts).items()}
+        return {
+            "seconds": round(self.seconds, 3),
+            "problem": self.problem,
+            "in_place": in_place,
+            "parts": parts if self.problem is None else None,
+        }
 
 
 def health_command(epoch: int) -> str:
@@ -66,6 +94,25 @@ def health_problem(exit_code: int | None, stdout: str, stderr: str, taint: int) 
     if int(words[-1]) != taint:
         return f"the restored kernel's taint is {words[-1]}, the saved guest's was {taint}"
     return None
+
+
+def _checked(
+    machine: Machine, ready: Ready, taint: int, timeout: float, started: float, start: float
+) -> Restored:
+    """Connect to a restored guest and check it; the parts of its time."""
+    loaded = time.monotonic()
+    try:
+        channel = machine.connect(ready, timeout)
+    except GuestUnreachable as exc:
+        return Restored(problem=f"its channel did not answer: {exc}")
+    connected = time.monotonic()
+    problem = check_restored(channel, taint)
+    if problem is not None:
+        channel.close()
+        return Restored(problem=problem)
+    now = time.monotonic()
+    parts = RestoreParts(start, loaded - started - start, connected - loaded, now - connected)
+    return Restored(machine, channel, ready, seconds=now - started, parts=parts)
 
 
 def check_restored(channel: Channel, taint: int) -> str | None:
@@ -96,6 +143,10 @@ class Snapshots:
     _restores: list[float] = field(default_factory=list)
     _notes: list[str] = field(default_factory=list)
     _saved: tuple[float, int] | None = None  # (seconds, bytes) of the save, kept after removal
+    restored: list[RestoreParts] = field(default_factory=list)  # restores into a new QEMU
+    rewound: list[RestoreParts] = field(default_factory=list)  # restores in place
+    rewinds_off: str | None = None  # why in-place restores stopped, if they did
+    _pristine: tuple[Machine, Ready] | None = None  # the QEMU holding a pristine state
 
     def cold_boot(self, seconds: float) -> None:
         """Count a cold boot (start to channel connected)."""
@@ -187,14 +238,12 @@ class Snapshots:
                 self.give_up(f"restore into {boot_dir.name} failed ({restored.problem}); cold boot")
         else:
             self._restores.append(restored.seconds)
+            self.restored.append(restored.parts)
             if self._from_cache and self._kept_note is None:
                 self._kept_note = "restored"
         ready = restored.ready if restored.problem is None else None
         evidence.write_boot(boot_dir, name, config, ready, restored.seconds)
-        evidence.write_json(
-            boot_dir / "restore.json",
-            {"seconds": round(restored.seconds, 3), "problem": restored.problem},
-        )
+        evidence.write_json(boot_dir / "restore.json", restored.evidence())
         return restored
 
     def _start(self, machine: Machine, timeout: float, started: float) -> Restored:
@@ -203,18 +252,80 @@ class Snapshots:
             machine.start()
         except HarnessError as exc:
             return Restored(problem=f"QEMU did not start: {exc}")
+        spawned = time.monotonic()
         ready = machine.wait_ready(timeout)
         if ready is None:
-            return Restored(problem=f"QEMU never ran the saved guest ({machine.exit_status()})")
+            halted = machine.halted() if isinstance(machine, HaltAware) else None
+            return Restored(
+                problem=f"QEMU never ran the saved guest ({halted or machine.exit_status()})"
+            )
+        return _checked(
+            machine, ready, self.state.ready.boot_taint, timeout, started, spawned - started
+        )
+
+    # -- in place: the same QEMU back to its own pristine state ------------------------
+    def keep_pristine(self, machine: Machine, ready: Ready) -> float | None:
+        """Save the ready guest inside its QEMU for in-place restores; the seconds, or None.
+
+        Only a fresh guest is kept (called before its first test); a failure
+        turns in-place restores off for this kernel, the file restores stay.
+        """
+        if self.rewinds_off is not None or not isinstance(machine, RewindMachine):
+            return None
         try:
-            channel = machine.connect(ready, timeout)
-        except GuestUnreachable as exc:
-            return Restored(problem=f"its channel did not answer: {exc}")
-        problem = check_restored(channel, self.state.ready.boot_taint)
-        if problem is not None:
-            channel.close()
-            return Restored(problem=problem)
-        return Restored(machine, channel, ready, seconds=time.monotonic() - started)
+            seconds = machine.keep_pristine()
+        except HarnessError as exc:
+            self._no_rewinds(f"keeping the ready guest in its QEMU failed ({exc})")
+            return None
+        self._pristine = (machine, ready)
+        return seconds
+
+    def can_rewind(self, machine: Machine) -> bool:
+        """Whether ``machine`` holds a pristine state to go back to (and is alive)."""
+        return (
+            self.enabled
+            and self.rewinds_off is None
+            and self._pristine is not None
+            and self._pristine[0] is machine
+            and machine.running
+        )
+
+    def rewind(self, machine: Machine, boot_dir: Path, timeout: float) -> Restored:
+        """Take ``machine`` back to its pristine state in place, connect, check it.
+
+        The console and QEMU's stderr stay the earlier boot's (one process);
+        ``boot_dir`` gets a restore.json saying so.  Unsound: the machine is
+        stopped, in-place restores end for this kernel, and the caller falls
+        back to a restore into a new QEMU.
+        """
+        assert self._pristine is not None and isinstance(machine, RewindMachine)
+        ready = self._pristine[1]
+        started = time.monotonic()
+        try:
+            machine.rewind()
+            restored = _checked(machine, ready, ready.boot_taint, timeout, started, 0.0)
+        except HarnessError as exc:
+            restored = Restored(problem=str(exc))
+        except BaseException:
+            machine.stop()
+            raise
+        if restored.problem is not None:
+            restored = replace(restored, seconds=time.monotonic() - started)
+            machine.stop()
+            self._pristine = None
+            self._no_rewinds(f"in-place restore into {boot_dir.name} failed ({restored.problem})")
+        else:
+            self._restores.append(restored.seconds)
+            self.rewound.append(restored.parts)
+        boot_dir.mkdir(parents=True, exist_ok=True)
+        # in place: console.log and qemu-stderr.txt are those of the boot this QEMU began as
+        evidence.write_json(boot_dir / "restore.json", restored.evidence(in_place=True))
+        return restored
+
+    def _no_rewinds(self, why: str) -> None:
+        self.rewinds_off = why
+        self._notes.append(f"{why}: fresh guests come from the saved file")
+        self.log(f"{self.kernel}: {self._notes[-1]}")
 
     def _drop_kept(self, why: str) -> None:
         """An earlier run's state would not restore: drop it; a cold boot saves a new one."""

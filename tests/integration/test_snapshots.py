@@ -98,15 +98,35 @@ def test_shared_guest_sees_leftovers_and_a_crash_is_restored(make_guest: MakeGue
     assert not state.path.parent.exists(), "the saved state must go with the guest"
 
 
-def test_isolation_test_hides_leftovers(make_guest: MakeGuest) -> None:
+def _in_place(guest: KernelGuest, boot: int) -> bool:
+    return (
+        _restored(guest, boot)
+        and json.loads((guest.directory / f"boot-{boot}" / "restore.json").read_text())["in_place"]
+    )
+
+
+def test_isolation_test_hides_leftovers_in_place_and_after_a_crash(make_guest: MakeGuest) -> None:
+    """Between tests the same QEMU goes back to its pristine guest (loadvm, no new process);
+    after a panic (QEMU gone) a new QEMU loads the saved file, and goes back in place next."""
     guest = make_guest(Isolation.TEST)
     dirty = _run(guest, "dirty")
     assert dirty.verdict.outcome is Outcome.PASS
+    qemu = guest._life.parked
+    assert qemu is not None and qemu.running, "the done guest's QEMU waits to go back"
     clean = _run(guest, "clean")
     assert clean.verdict.outcome is Outcome.PASS, clean.result
-    assert clean.boot == dirty.boot + 1 and _restored(guest, clean.boot)
+    assert clean.boot == dirty.boot + 1 and _in_place(guest, clean.boot)
+    crash = _run(guest, "crash")
+    assert crash.verdict.outcome is Outcome.PANIC, crash.verdict
+    assert not qemu.running, "the panic ended that QEMU"
+    _run(guest, "dirty")
+    assert _restored(guest, crash.boot + 1) and not _in_place(guest, crash.boot + 1)
+    after = _run(guest, "clean")
+    assert after.verdict.outcome is Outcome.PASS, after.result
+    assert _in_place(guest, after.boot), "the restored QEMU goes back in place too"
     starts = guest.record().starts
-    assert starts is not None and len(starts.cold_boots) == 1
+    assert starts is not None and len(starts.cold_boots) == 1 and len(starts.restores) == 4
+    assert (guest.directory / "boot-1" / "console.log").is_file()
 
 
 def _entries(cache: Path) -> list[Path]:
