@@ -12,7 +12,7 @@ from harness.config import check_host_tools, load_kernels, select
 from harness.errors import UserError
 from harness.hosts import load_hosts
 from harness.kernels.build import BuildSource
-from harness.mail import b4check, intake, reply, smtp
+from harness.mail import b4check, explain, intake, reply, smtp
 from harness.paths import kernels_file, results_base
 from harness.textsafe import printable
 
@@ -36,6 +36,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     """Poll the inbox, test each new series once, answer in its thread."""
     from harness.mail.watch import Settings, Watcher  # the bot's modules load only for it
 
+    if args.explain:  # what the inbox holds, decided, and nothing else (harness/mail/explain.py)
+        return explain.cmd_explain(args)
     kernels = _build_kernels(args, "watch")
     if args.interval <= 0 or args.wait_missing < 0 or args.jobs < 1:
         raise UserError("--interval must be > 0, --wait-missing >= 0 and -n >= 1")
@@ -97,6 +99,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--inbox", required=True, metavar="URL", help="the list's public-inbox URL")
     add_kernel_option(w, "a build: kernel of kernels.yaml to test each series on", "kernels")
     w.add_argument("--test", action="append", default=[], metavar="NAME", help="only this test")
+    explain.add_options(w)
     where = w.add_mutually_exclusive_group()
     where.add_argument("-n", dest="jobs", type=int, default=1, metavar="N", help="series at once")
     where.add_argument(
