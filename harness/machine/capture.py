@@ -155,3 +155,152 @@ def _human(size: int) -> str:
         if size >= factor and size % factor == 0:
             return f"{size // factor} {unit}"
     return f"{size} bytes"
+
+
+# -- a guest's kernel console ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConsoleLimit:
+    """How much of a guest's console is kept, in memory and in ``console.log``.
+
+    The head holds the boot (version, command line, what the kernel found);
+    the tail holds how the guest ended; in between, ``before`` bytes ahead of
+    each kernel report's first line (``cut here``, KASAN's ``====``) and
+    ``after`` bytes from it (the trace, registers, a lockdep chain) are kept,
+    ``reports`` bytes in all: a warning storm keeps its first reports.
+    """
+
+    head: int = 4 << 20
+    reports: int = 4 << 20
+    tail: int = 4 << 20
+    before: int = 4 << 10
+    after: int = 128 << 10
+
+    def describe(self) -> str:
+        """'the first 4 MiB, up to 4 MiB around kernel reports and the last 4 MiB'."""
+        return (
+            f"the first {_human(self.head)}, up to {_human(self.reports)} around kernel "
+            f"reports and the last {_human(self.tail)}"
+        )
+
+
+@dataclass
+class _Piece:
+    """Kept bytes of the stream, from stream offset ``start``."""
+
+    start: int
+    data: bytearray
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+class ConsoleRecord:
+    """The kept part of one console stream, addressed by stream offsets, mirrored to a file.
+
+    Offsets count every byte the guest printed, kept or not, so a test's
+    window (two offsets) means the same whatever was cut.  The newest bytes
+    are one piece that grows; once it holds twice ``tail`` bytes past the
+    head, its older part is cut, except the bytes around reports noted with
+    :meth:`protect`.  A cut reads as one line saying how many bytes went.
+    The file gets the head as it arrives, each kept piece when it is cut
+    loose, the rest at :meth:`close`.  Not thread-safe: the watcher locks.
+    """
+
+    def __init__(self, limit: ConsoleLimit, path: Path) -> None:
+        self.limit = limit
+        self.total = 0
+        self.dropped = 0
+        self._pieces = [_Piece(0, bytearray())]
+        self._protected: list[tuple[int, int]] = []  # stream ranges to keep, in order
+        self._saved = 0  # bytes kept around reports so far
+        self._file: IO[bytes] | None = path.open("ab")
+        self._written = 0  # stream offset the file holds up to (cuts as their line)
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the stream (the head goes to the file now)."""
+        self._pieces[-1].data += data
+        self.total += len(data)
+        if len(self._pieces) == 1:
+            self._write(self._pieces[0], min(self.total, self.limit.head))
+
+    def scan(self, rx: re.Pattern[bytes], since: int) -> list[int]:
+        """Stream offsets where ``rx`` matches in the newest bytes, from ``since`` on."""
+        last = self._pieces[-1]
+        return [last.start + m.start() for m in rx.finditer(last.data, max(0, since - last.start))]
+
+    def protect(self, at: int) -> None:
+        """Keep the bytes around a report that starts at stream offset ``at``, budget allowing."""
+        if self._saved >= self.limit.reports:
+            return
+        lo, hi = max(0, at - self.limit.before), at + self.limit.after
+        if self._protected and lo <= self._protected[-1][1]:
+            lo = min(lo, self._protected[-1][0])
+            hi = max(hi, self._protected.pop()[1])
+        self._protected.append((lo, hi))
+
+    def trim(self) -> None:
+        """Cut the older part of the newest piece once it is twice the tail past the head."""
+        last = self._pieces[-1]
+        floor = max(last.start, self.limit.head)
+        if self.total - floor <= 2 * self.limit.tail:
+            return
+        cut = self.total - self.limit.tail
+        kept = [_Piece(last.start, last.data[: floor - last.start])] if last.start < floor else []
+        for lo, hi in self._protected:
+            a, b = max(lo, floor), min(hi, cut)
+            b = min(b, a + self.limit.reports - self._saved)
+            if a < b:
+                kept.append(_Piece(a, last.data[a - last.start : b - last.start]))
+                self._saved += b - a
+        self.dropped += cut - floor - sum(len(p.data) for p in kept if p.start >= floor)
+        self._protected = [(lo, hi) for lo, hi in self._protected if hi > cut]
+        self._pieces[-1:] = [*kept, _Piece(cut, last.data[cut - last.start :])]
+        for piece in kept:
+            self._write(piece, piece.end)
+
+    def _gap(self, size: int) -> bytes:
+        return (
+            f"\n[kharness: {size} bytes of console cut here; the console keeps "
+            f"{self.limit.describe()}]\n"
+        ).encode()
+
+    def _write(self, piece: _Piece, upto: int) -> None:
+        """Write ``piece`` up to stream offset ``upto`` (a cut before it as its line)."""
+        if self._file is None or upto <= self._written:
+            return
+        if piece.start > self._written:
+            self._file.write(self._gap(piece.start - self._written))
+            self._written = piece.start
+        self._file.write(piece.data[self._written - piece.start : upto - piece.start])
+        self._file.flush()
+        self._written = upto
+
+    def view(self, start: int = 0, end: int | None = None) -> bytes:
+        """The kept bytes between two stream offsets, each cut as its line."""
+        end = self.total if end is None else min(end, self.total)
+        out, pos = bytearray(), max(0, start)
+        for piece in self._pieces:
+            a, b = max(piece.start, pos), min(piece.end, end)
+            if a >= b:
+                continue
+            if a > pos:
+                out += self._gap(a - pos)
+            out += piece.data[a - piece.start : b - piece.start]
+            pos = b
+        return bytes(out)
+
+    def search(self, rx: re.Pattern[bytes], start: int) -> re.Match[bytes] | None:
+        """``rx``'s first match in the kept bytes after stream offset ``start``."""
+        last = self._pieces[-1]
+        if start >= last.start:
+            return rx.search(last.data, start - last.start)
+        return rx.search(self.view(start))
+
+    def close(self) -> None:
+        """Write what the file does not hold yet; the file is complete."""
+        for piece in self._pieces:
+            self._write(piece, piece.end)
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -2,10 +2,16 @@
 
 A reader thread drains the console stream (a pipe from QEMU or virtme-ng, or
 the replay backend's recording) from the moment the guest starts until it
-exits, writes every byte to the console log as it arrives, and keeps the text
-in memory so the harness can wait for a marker, cut out one test's window, and
+exits, writes it to the console log as it arrives, and keeps the text in
+memory so the harness can wait for a marker, cut out one test's window, and
 notice a dead kernel.  Draining continuously matters: a console nobody reads
 fills the pipe buffer and stalls the guest's printk.
+
+A guest prints what it likes, without end: what is kept, in memory and in
+``console.log``, is bounded by a :class:`~harness.machine.capture.ConsoleLimit`
+(the head, the bytes around each kernel report, the tail; a line says what
+was cut), so the report parser still sees the reports of a 50 MB console.
+Offsets count every byte printed, kept or not.
 """
 
 from __future__ import annotations
@@ -18,11 +24,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.oops.formats import any_header, panic_header
+from harness.machine.capture import ConsoleLimit, ConsoleRecord
+from harness.oops.formats import PREFIX, any_header, panic_header
 
 _PANIC = re.compile(panic_header().encode())
-_REPORT = re.compile(any_header().encode())
+#: a report's first line, where the parser looks for it: at a line's start, after printk's
+#: prefix (unanchored, the big alternation cost ~1 s per MB printed; anchored, a tenth)
+_REPORT = re.compile(f"(?m){PREFIX}(?:{any_header()})".encode())
 _REPORT_TEXT = re.compile(any_header())
+#: a console line longer than this is given to listeners in parts (a line that never ends)
+_LONGEST_LINE = 64 << 10
 
 
 def is_report_line(line: str) -> bool:
@@ -37,10 +48,9 @@ class ConsoleWatcher:
     EOF (every writer closed it: the guest exited) and closes it then.
     """
 
-    def __init__(self, fd: int, log_path: Path) -> None:
+    def __init__(self, fd: int, log_path: Path, limit: ConsoleLimit | None = None) -> None:
         self._fd = fd
-        self._log = log_path.open("ab")
-        self._buf = bytearray()
+        self._record = ConsoleRecord(limit or ConsoleLimit(), log_path)
         self._cond = threading.Condition()
         self._eof = False
         self._panic_at: int | None = None
@@ -59,31 +69,31 @@ class ConsoleWatcher:
                 break
             if not chunk:
                 break
-            self._log.write(chunk)
-            self._log.flush()
             with self._cond:
-                start = max(0, len(self._buf) - 200)
-                self._buf += chunk
+                start = max(0, self._record.total - 200)
+                self._record.feed(chunk)
                 self._last_rx = time.monotonic()
                 self._scan(start)
                 self._cond.notify_all()
                 if self._listeners:
                     self._feed(self._listeners)
+                self._record.trim()
         with self._cond:
             self._eof = True
+            self._record.close()
             self._cond.notify_all()
-        self._log.close()
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
     def _scan(self, start: int) -> None:
         """Note panics and report starts in the newly arrived bytes (lock held)."""
         if self._panic_at is None:
-            m = _PANIC.search(self._buf, start)
-            if m:
-                self._panic_at = m.start()
-        for m in _REPORT.finditer(self._buf, start):
-            self._report_at = m.start()
+            found = self._record.scan(_PANIC, start)
+            if found:
+                self._panic_at = found[0]
+        for at in self._record.scan(_REPORT, start):
+            self._report_at = at
+            self._record.protect(at)  # kept, whatever the guest prints after it
 
     def add_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with each complete console line, those already seen first.
@@ -98,13 +108,17 @@ class ConsoleWatcher:
     def _feed(self, listeners: list[Callable[[str], None]], start: int | None = None) -> None:
         """Give ``listeners`` the complete lines after ``start`` (lock held)."""
         begin = self._lines_end if start is None else start
-        end = self._buf.rfind(b"\n", begin) + 1
-        if end <= begin:
+        data = self._record.view(begin)  # a cut in it reads as its own line
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) > _LONGEST_LINE:
+            cut = len(data)
+        if cut == 0:
             return
-        for raw in bytes(self._buf[begin:end]).splitlines():
+        for raw in data[:cut].splitlines():
             line = raw.decode("utf-8", "replace").rstrip("\r")
             for listener in listeners:
                 listener(line)
+        end = self._record.total - (len(data) - cut)
         if start is None or end > self._lines_end:
             self._lines_end = max(self._lines_end, end)
 
@@ -129,18 +143,19 @@ class ConsoleWatcher:
         return self._panic_at is not None
 
     def offset(self) -> int:
-        """Bytes seen so far: a position to cut windows from."""
+        """Bytes seen so far (kept or not): a position to cut windows from."""
         with self._cond:
-            return len(self._buf)
+            return self._record.total
 
     def text(self, start: int = 0, end: int | None = None) -> str:
-        """Console text between two offsets, decoded leniently."""
+        """The kept console text between two offsets, decoded leniently; cuts say so."""
         with self._cond:
-            return bytes(self._buf[start:end]).decode("utf-8", "replace")
+            return self._record.view(start, end).decode("utf-8", "replace")
 
     def tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines, for boot-failure reports."""
-        return "\n".join(self.text().replace("\r", "").splitlines()[-lines:])
+        recent = self.text(max(0, self.offset() - 1024 * lines))
+        return "\n".join(recent.replace("\r", "").splitlines()[-lines:])
 
     def wait_for(self, pattern: bytes, timeout: float, start: int = 0) -> re.Match[bytes] | None:
         """Wait until ``pattern`` appears after ``start``; None on timeout, EOF or panic."""
@@ -148,7 +163,7 @@ class ConsoleWatcher:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                m = rx.search(self._buf, start)
+                m = self._record.search(rx, start)
                 if m:
                     return m
                 left = deadline - time.monotonic()
