@@ -11,14 +11,15 @@ on that loaded machine):
   ``-incoming "exec:cat FILE"`` in a new QEMU: running after 0.50 s, SSH
   answered after 1.22 s.
 
-A restore into a *new* QEMU is the one taken: after a panic the guest
+After a crash a restore goes into a *new* QEMU: after a panic the guest
 reboots (``panic=-1``) and QEMU exits (``-no-reboot``), so a same-process
-``loadvm`` is impossible after the commonest crash, and a new process gives
-the restored guest a new console stream and watcher, so its tests' windows
-are cut exactly as on a cold-booted guest.  Between the two ways of loading
-into a new process the times are the same; migration to a file wins because
-it needs no extra drive in every guest (a test would see a disk a cold boot
-lacks) and no qemu-img.
+``loadvm`` is impossible after the commonest crash.  Between the two ways of
+loading into a new process the times are the same; migration to a file wins
+because it needs no drive at all.  Between tests under ``isolation: test``
+the QEMU is alive, and it goes back in place (:func:`save_in_place` once,
+:func:`load_in_place` per test): ``savevm`` needs a qcow2, so one is added
+at run time as an ``if=none`` drive (no device: the guest sees no disk a
+cold boot lacks), in a scratch directory removed with the machine.
 """
 
 from __future__ import annotations

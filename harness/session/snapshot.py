@@ -11,7 +11,12 @@ taint is what the saved guest's was.  Anything wrong falls back to a cold
 boot, once: the snapshot is then dropped for the rest of the run, and the
 evidence (``boot-N/restore.json``, kernel.json's ``starts.notes``) says why.
 
-Each restore is a boot directory of its own with its own console stream and
+Under ``isolation: test`` a done guest's QEMU is parked, and the next
+test's guest is that QEMU gone back in place to the state kept right after
+it was ready (:meth:`Snapshots.keep_pristine`, :meth:`Snapshots.rewind`):
+no new process, the same checks; its console goes on in the same stream.
+
+Each restore into a new QEMU is a boot directory of its own with its own console stream and
 watcher, so a test's window on a restored guest is cut exactly as on a
 cold-booted one (the kernel's printk continues from the saved state; the
 console watcher sees only what the restored guest prints from then on).
