@@ -22,6 +22,7 @@ from harness.errors import UserError
 from harness.kernels.base import Exact
 from harness.oops import KernelReport
 from harness.oops.frames import Decoded, decoded_from_json, decoded_to_json
+from harness.oops.kinds import CrashType
 from harness.outcome import Outcome, Verdict, as_expected, is_flaky
 from harness.starts import GuestStarts
 
@@ -59,6 +60,14 @@ class TestRun:
     boot: int = 0
 
 
+def _crash_type(value: object) -> CrashType:
+    """A stored crash type back (records written before types existed have none)."""
+    try:
+        return CrashType(value)
+    except ValueError:
+        return CrashType.UNKNOWN
+
+
 @dataclass(frozen=True)
 class ReportRecord:
     """A kernel report as the reports show it (the same in result.json and summary.json)."""
@@ -73,6 +82,8 @@ class ReportRecord:
     first_time: float | None = None  # printk timestamps (s since boot) of first and last
     last_time: float | None = None
     symbolized: Decoded | None = None  # file:line per frame and maintainers, if debug info
+    crash_type: CrashType = CrashType.UNKNOWN  # syzbot's type (crash_type.category: its group)
+    alt_titles: tuple[str, ...] = ()  # syzbot's other titles for the same bug
 
     def times_printed(self, word: str = "x{n}") -> str:
         """'' if printed once, else ' (x12, 41.2s to 521.9s)'; ``word`` words the count."""
@@ -97,6 +108,8 @@ class ReportRecord:
             rep.time,
             rep.last_time if rep.last_time is not None else rep.time,
             rep.decoded,
+            rep.crash_type,
+            rep.alt_titles,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +125,9 @@ class ReportRecord:
             "first_time": self.first_time,
             "last_time": self.last_time,
             "symbolized": decoded_to_json(self.symbolized) if self.symbolized else None,
+            "crash_type": self.crash_type.value,
+            "crash_category": self.crash_type.category.value,
+            "alt_titles": list(self.alt_titles),
         }
 
     @classmethod
@@ -129,6 +145,8 @@ class ReportRecord:
             data.get("first_time"),
             data.get("last_time"),
             decoded_from_json(symbolized) if symbolized else None,
+            _crash_type(data.get("crash_type")),
+            tuple(data.get("alt_titles", ())),
         )
 
 

@@ -32,6 +32,17 @@ from dataclasses import dataclass
 from harness.oops import formats as F
 from harness.oops.formats import Format, ReportType
 from harness.oops.frames import Decoded, Frame
+from harness.oops.guilty import after_interrupt, canonical, choose
+from harness.oops.kinds import CrashType, crash_type
+from harness.oops.stack import (
+    call_trace,
+    find,
+    names,
+    normalize_func,
+    rip_frame,
+    suspects,
+    trace_start,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,8 @@ class KernelReport:
     count: int = 1  # how many times the same report was printed (see fold)
     last_time: float | None = None  # timestamp of the last repeat
     decoded: Decoded | None = None  # file:line and maintainers, when debug info is at hand
+    alt_titles: tuple[str, ...] = ()  # syzbot's other titles for the same bug
+    crash_type: CrashType = CrashType.UNKNOWN  # syzbot's type, read off the title
 
 
 @dataclass(frozen=True)
@@ -95,17 +108,8 @@ _TORN = re.compile(F.TORN)
 _GENERIC_END = re.compile(F.expand(F.GENERIC_END))
 _ANCHOR = re.compile(F.expand(F.ANCHOR))
 _BODY = _any_of(F.BODY)
-_FRAME = re.compile(F.FRAME)
-_FILLER = _any_of(F.TRACE_FILLER)
-_RIP = re.compile(F.expand(F.RIP))
-_CALL_TRACE = re.compile(F.CALL_TRACE)
 _VERSIONS = tuple(re.compile(p) for p in F.VERSION)
 _LINUX_VERSION = re.compile(F.LINUX_VERSION)
-_SUFFIX = re.compile(F.FUNC_SUFFIX)
-_FRAME_PARTS = re.compile(
-    r"(?P<func>[A-Za-z_.$][\w.$]*)\+(?P<off>0x[0-9a-f]+)/(?P<size>0x[0-9a-f]+)"
-    r"(?:\s+\[(?P<module>[\w-]+)\])?"
-)
 _STAMP = re.compile(r"^\r*(?:<\d{1,3}>)?\[\s*(?P<t>\d+\.\d+)\]")
 _OFFSET = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[[\w-]+\])?")
 _HEX = re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b")
@@ -126,11 +130,6 @@ def normalize_comm(comm: str) -> str:
     """Make a task name stable across runs: "kworker/0:1" -> "kworker"."""
     comm = comm.split("/", 1)[0]
     return re.sub(r"[-_.:]*\d+$", "", comm) or comm
-
-
-def normalize_func(name: str) -> str:
-    """Drop compiler suffixes (".constprop.0", ".cold"...) from a symbol."""
-    return _SUFFIX.sub("", name)
 
 
 def title_matches(report: KernelReport, pattern: str) -> bool:
@@ -192,6 +191,7 @@ def _segment(lines: Sequence[str], eligible: Sequence[bool]) -> list[_Span]:
     """Cut the log into report spans, in order."""
     spans: list[_Span] = []
     cur: _Span | None = None
+    booted = False
     for i, line in enumerate(lines):
         if not eligible[i]:
             continue
@@ -199,6 +199,9 @@ def _segment(lines: Sequence[str], eligible: Sequence[bool]) -> list[_Span]:
             bool(cur.row.end and cur.row.end.match(line)) or bool(_GENERIC_END.match(line))
         )
         hit = None if ends else _header(line)
+        if hit and hit[0].fmt.reboot:
+            # the first boot banner is the boot; only a second one is a reboot
+            hit, booted = (hit if booted else None), True
         if hit and cur is not None and _absorbs(cur, hit[0], i):
             cur.last = i
         elif hit:
@@ -211,82 +214,11 @@ def _segment(lines: Sequence[str], eligible: Sequence[bool]) -> list[_Span]:
     return spans
 
 
-def _find(pattern: re.Pattern[str], lines: Sequence[str], start: int, last: int) -> int | None:
-    for i in range(start, last + 1):
-        if pattern.match(lines[i]):
-            return i
-    return None
-
-
 def _stack_start(span: _Span, lines: Sequence[str]) -> int:
     """Where the stack of the culprit starts: the row's stack_start line, else the header."""
     pattern = span.row.stack_start
-    found = _find(pattern, lines, span.first + 1, span.last) if pattern else None
+    found = find(pattern, lines, span.first + 1, span.last) if pattern else None
     return span.first if found is None else found
-
-
-def _trace_start(lines: Sequence[str], start: int, last: int) -> int:
-    """The "Call Trace:" line after `start`, if any: frames printed before it
-    (such as "Preemption disabled at:") are not the stack."""
-    found = _find(_CALL_TRACE, lines, start, last)
-    return start if found is None else found
-
-
-def _frame(line: str, reliable: bool = True) -> Frame | None:
-    """The function+offset/size [module] part of a frame or RIP line."""
-    m = _FRAME_PARTS.search(line)
-    if not m:
-        return None
-    off, size = int(m.group("off"), 16), int(m.group("size"), 16)
-    return Frame(m.group("func"), off, size, m.group("module"), reliable)
-
-
-def _call_trace(
-    lines: Sequence[str], eligible: Sequence[bool], start: int, last: int
-) -> list[Frame]:
-    """The first block of frames from `start`, "? " frames marked unreliable."""
-    frames: list[Frame] = []
-    seen = False
-    for i in range(start, last + 1):
-        m = _FRAME.match(lines[i]) if eligible[i] else None
-        frame = _frame(lines[i][m.start("func") :], not m.group("unreliable")) if m else None
-        if frame is not None:
-            seen = True
-            frames.append(frame)
-        elif seen and eligible[i] and not _FILLER.match(lines[i]):
-            break
-    return frames
-
-
-def _names(frames: Sequence[Frame]) -> list[str]:
-    """The trace as function names; only "? " frames if the unwinder left nothing else.
-
-    The guessing unwinder (CONFIG_UNWINDER_GUESS) marks every frame "?": its
-    frames are then all there is to name the culprit, so they are kept.
-    """
-    reliable = [f for f in frames if f.reliable]
-    return [normalize_func(f.func) for f in (reliable or frames)]
-
-
-def _suspects(frames: Sequence[Frame]) -> list[str]:
-    """The trace's names that may be blamed: `_names` without misnamed return addresses.
-
-    A frame below the top one is a return address. At offset 0 it is the
-    first byte of a function, so the call before it was the last instruction
-    of the function in front (a noreturn call such as panic() at the end of
-    sysrq_handle_crash): the printed name is that next function, which never
-    ran. Blaming it would be wrong, so such frames are passed over.
-    """
-    kept = [f for i, f in enumerate(frames) if i == 0 or f.offset != 0]
-    return _names(kept)
-
-
-def _rip(lines: Sequence[str], start: int, last: int) -> Frame | None:
-    for i in range(start, last + 1):
-        m = _RIP.match(lines[i])
-        if m:
-            return _frame(lines[i][m.start("func") :])
-    return None
 
 
 def _timestamp(line: str) -> float | None:
@@ -295,10 +227,9 @@ def _timestamp(line: str) -> float | None:
 
 
 def _guilty(row: _Row, candidates: Sequence[str | None]) -> str | None:
-    for name in candidates:
-        if name and not row.skip.fullmatch(name):
-            return name
-    return None
+    """The row's pick among the candidates that no skip list removes."""
+    kept = [name for name in candidates if name and not row.skip.fullmatch(name)]
+    return choose(row.fmt.pick, kept)
 
 
 def _version(lines: Sequence[str], fallback: str | None) -> tuple[str | None, str | None]:
@@ -329,11 +260,28 @@ def _clean(name: str, value: str) -> str:
     return " ".join(_HEX.sub("ADDR", value).split())
 
 
-def _title(fmt: Format, fields: dict[str, str | None], frame: str | None) -> str:
-    template = fmt.title if frame else fmt.title.replace(" in {FRAME}", "")
-    values = _Blank({k: _clean(k, v) for k, v in fields.items() if v is not None})
-    values["FRAME"] = frame or ""
+def _render(template: str, values: _Blank) -> str:
     return " ".join(template.format_map(values).split())
+
+
+def _titles(fmt: Format, fields: dict[str, str | None], frame: str | None) -> tuple[str, ...]:
+    """The title and syzbot's alternatives: each template rendered, the title first.
+
+    A report whose stack should name a culprit and does not is titled
+    "... in corrupted", as syzbot does; a frame named without its syscall
+    wrapper prefix also gives the title with the name as printed.
+    """
+    values = _Blank({k: _clean(k, v) for k, v in fields.items() if v is not None})
+    if frame is None and not fmt.expects_trace:
+        templates = [t.replace(" in {FRAME}", "") for t in (fmt.title, *fmt.alt)]
+        return tuple(dict.fromkeys(_render(t, values) for t in templates))
+    raw = frame or "corrupted"
+    values["FRAME"] = canonical(raw)
+    titles = [_render(t, values) for t in (fmt.title, *fmt.alt)]
+    if values["FRAME"] != raw:
+        values["FRAME"] = raw
+        titles += [_render(t, values) for t in (fmt.title, *fmt.alt)]
+    return tuple(dict.fromkeys(titles))
 
 
 def _fields(span: _Span, lines: Sequence[str]) -> dict[str, str | None]:
@@ -349,29 +297,54 @@ def _fields(span: _Span, lines: Sequence[str]) -> dict[str, str | None]:
     return fields
 
 
+def _reach(span: _Span, after: _Span | None, lines: Sequence[str], eligible: Sequence[bool]) -> int:
+    """The last line the span's stack may be read from.
+
+    Its own last line; but a WARNING under panic_on_warn is cut short by the
+    panic's header, and the stack the panic prints right after is the
+    WARNING's: a report without frames of its own reads on into it.
+    """
+    if after is None or after.row.fmt.type is not ReportType.PANIC:
+        return span.last
+    if after.first - span.last > F.CHAIN_WINDOW:
+        return span.last
+    start = _stack_start(span, lines)
+    if call_trace(lines, eligible, trace_start(lines, start, span.last), span.last):
+        return span.last
+    return after.last
+
+
 def _report(
     span: _Span,
     lines: Sequence[str],
     eligible: Sequence[bool],
     linux: str | None,
     raw: Sequence[str],
+    after: _Span | None = None,
 ) -> KernelReport:
-    """Read one cut-out span into a KernelReport."""
+    """Read one cut-out span into a KernelReport (``after``: the span that follows it)."""
     fields = _fields(span, lines)
     start = _stack_start(span, lines)
-    ip = _rip(lines, start, span.last)
+    reach = _reach(span, after, lines, eligible)
+    ip = rip_frame(lines, start, reach)
     rip = normalize_func(ip.func) if ip else None
-    frames = _call_trace(lines, eligible, _trace_start(lines, start, span.last), span.last)
-    trace = _names(frames)
+    frames = call_trace(lines, eligible, trace_start(lines, start, reach), reach)
+    trace = names(frames)
     func = fields.get("func")
-    suspects = _suspects(frames)
-    guilty = _guilty(span.row, [normalize_func(func) if func else None, rip, *suspects])
+    blamable = suspects(frames)
+    lead = rip
+    if span.row.fmt.pick is F.Pick.STALL:
+        blamable = after_interrupt(blamable)
+    elif span.row.fmt.pick is F.Pick.HANG:
+        lead = None  # a hung task's own stack, not where the dump was taken
+    guilty = _guilty(span.row, [normalize_func(func) if func else None, lead, *blamable])
     body = lines[span.first : span.last + 1]
     taint, version = _version(body, linux)
     fmt = span.row.fmt
+    title, *alt = _titles(fmt, fields, guilty)
     return KernelReport(
         type=fmt.type,
-        title=_title(fmt, fields, guilty),
+        title=title,
         guilty_frame=guilty,
         call_trace=tuple(trace),
         rip=rip,
@@ -380,10 +353,12 @@ def _report(
         text="\n".join(body),
         first_line=span.first,
         last_line=span.last,
-        corrupted=fmt.expects_trace and (not trace or guilty is None),
+        corrupted=fmt.corrupted or (fmt.expects_trace and (not trace or guilty is None)),
         frames=tuple(frames),
         ip=ip,
         time=_timestamp(raw[span.first]),
+        alt_titles=tuple(alt),
+        crash_type=crash_type(title),
     )
 
 
@@ -416,4 +391,6 @@ def parse(text: str) -> list[KernelReport]:
     eligible = _eligibility(raw)
     m = _LINUX_VERSION.search(str(text))
     linux = m.group("version") if m else None
-    return [_report(s, lines, eligible, linux, raw) for s in _segment(lines, eligible)]
+    spans = _segment(lines, eligible)
+    after = [*spans[1:], None][: len(spans)]
+    return [_report(s, lines, eligible, linux, raw, a) for s, a in zip(spans, after, strict=True)]

@@ -49,6 +49,9 @@ class Inbox:
                 "outcome": record.outcome.value,
                 "evidence": record.evidence,
             }
+            if record.reports:  # the first kernel report: its title and syzbot's type
+                facts["report"] = record.reports[0].title
+                facts["report type"] = record.reports[0].crash_type.value
             for key, value in facts.items():
                 xml.add_global_property(f"{report.nodeid} {key}", value)
 

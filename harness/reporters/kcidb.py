@@ -92,7 +92,14 @@ def _issues(run: str, summary: RunSummary) -> tuple[list[dict[str, Any]], list[d
                 "comment": report.title,
                 "culprit": {"code": True, "tool": False, "harness": False},
                 "categories": [f"runtime.{_category(report.type)}"],
-                "misc": {"type": report.type, "guilty_frame": report.guilty_frame},
+                "misc": {
+                    "type": report.type,
+                    "guilty_frame": report.guilty_frame,
+                    # syzbot's type and group, and its other titles for the same bug
+                    "crash_type": report.crash_type.value,
+                    "crash_category": report.crash_type.category.value,
+                    "alt_titles": list(report.alt_titles),
+                },
             },
         )
         incidents.append(

@@ -44,9 +44,12 @@ HARNESS_QEMU = r"qemu-system.*harness\.nonce"
 REPORT_CASES: dict[str, tuple[Outcome, str]] = {
     "warn": (Outcome.OOPS, r"^WARNING in harness_oops_warn$"),
     "bug": (Outcome.OOPS, r"^kernel BUG in harness_oops_bug$"),
-    "null": (Outcome.OOPS, r"^BUG: kernel NULL pointer dereference in harness_oops_null$"),
-    "softlockup": (Outcome.OOPS, r"^BUG: soft lockup in harness_oops_softlockup$"),
-    "hung": (Outcome.OOPS, r"^INFO: task hung in harness_oops_"),
+    "null": (
+        Outcome.OOPS,
+        r"^BUG: unable to handle kernel NULL pointer dereference in harness_oops_null$",
+    ),
+    "softlockup": (Outcome.OOPS, r"^BUG: soft lockup in proc_reg_write$"),
+    "hung": (Outcome.OOPS, r"^INFO: task hung in msleep$"),
     "sysrq": (Outcome.PANIC, r"^Kernel panic: sysrq triggered crash$"),
 }
 

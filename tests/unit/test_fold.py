@@ -30,12 +30,12 @@ def load(name: str) -> str:
     ("log", "title", "count", "first", "last"),
     [
         ("6.12-warnloop.log", "WARNING in harness_oops_warn", 5, 6.0, 9.0),
-        ("6.12-hung.log", "INFO: task hung in harness_oops_write", 3, 6.0, 13.0),
-        ("6.1-hung.log", "INFO: task hung in harness_oops_write", 3, 6.0, 13.5),
-        ("6.12-softlockup.log", "BUG: soft lockup in harness_oops_softlockup", 3, 4.0, 13.0),
+        ("6.12-hung.log", "INFO: task hung in msleep", 3, 6.0, 13.0),
+        ("6.1-hung.log", "INFO: task hung in msleep", 3, 6.0, 13.5),
+        ("6.12-softlockup.log", "BUG: soft lockup in proc_reg_write", 3, 4.0, 13.0),
         (
             "6.12-hardlockup.log",
-            "INFO: rcu detected stall in harness_oops_hardlockup",
+            "INFO: rcu detected stall in proc_reg_write",
             2,
             6.0,
             16.0,

@@ -8,12 +8,49 @@ mount -t devtmpfs devtmpfs /dev
 CASE=$(sed -n 's/.*harness\.case=\([a-z_0-9]*\).*/\1/p' /proc/cmdline)
 echo "harness: case=$CASE"
 [ -f /harness_oops.ko ] && insmod /harness_oops.ko
+[ -f /harness_debug.ko ] && insmod /harness_debug.ko
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 trig() {
 	# Trigger from a child shell: an oops then kills the child, not init.
 	sh -c "echo $1 > /proc/harness_oops"
 	echo "harness: trigger $1 returned $?"
 }
+# the debug kernel (trigger.sh 6.12-debug): LKDTM and harness_debug.ko
+lkdtm() {
+	sh -c "echo $1 > /sys/kernel/debug/provoke-crash/DIRECT"
+	echo "harness: lkdtm $1 returned $?"
+}
+dbg() {
+	sh -c "echo $1 > /proc/harness_debug"
+	echo "harness: debug $1 returned $?"
+}
+# a trigger that never returns (hangs, stalls): wait for its reports, then stop
+late() {
+	"$@" &
+	sleep "$WAIT"
+	echo "harness: done"
+	poweroff -f
+}
+WAIT=30
 case "$CASE" in
+lkdtm_hung_task)
+	echo 5 > /proc/sys/kernel/hung_task_timeout_secs
+	late lkdtm HUNG_TASK ;;
+lkdtm_softlockup)
+	echo 1 > /proc/sys/kernel/watchdog_thresh
+	WAIT=20 late lkdtm SOFTLOCKUP ;;
+lkdtm_*) lkdtm "$(echo "${CASE#lkdtm_}" | tr a-z A-Z)" ;;
+dbg_stall | dbg_netdev) late dbg "${CASE#dbg_}" ;;
+dbg_leak)
+	dbg leak
+	sleep 6
+	echo scan > /sys/kernel/debug/kmemleak
+	sleep 1
+	echo scan > /sys/kernel/debug/kmemleak
+	# what syzkaller's executor does: the leak reports into the kernel log
+	while IFS= read -r line; do echo "$line" > /dev/kmsg; done < /sys/kernel/debug/kmemleak ;;
+dbg_*) dbg "${CASE#dbg_}" ;;
+reboot) echo b > /proc/sysrq-trigger ;;
 boot) ;;
 noise)
 	# Userspace text on the console that looks like reports but is not

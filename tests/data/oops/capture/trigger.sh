@@ -35,6 +35,12 @@ case "$KERNEL" in
 7.3) KVER=7.3.4+deb13-amd64; VMLINUZ=/tmp/kernels/root-7.3/usr/lib/modules/$KVER/vmlinuz ;;
 6.12-arm64) KVER=6.12.117+deb12-arm64
 	VMLINUZ=$(ls ~/.cache/kpatch-harness/debian/kernels/linux-image-6.12.*+deb12-arm64-unsigned_*/boot/vmlinuz-$KVER | tail -n1) ;;
+6.12-debug)
+	# the debug kernel of kernels-debug.yaml, from its build slot's out/
+	BUILT=${DEBUG_BUILT_OUT:-$(dirname "$(grep -l '^CONFIG_LKDTM=y' ~/.cache/kpatch-harness/build/slots/*/out/.config | head -n1)")}
+	BUILT=$(cd "$BUILT" && pwd)
+	KVER=$(cat "$BUILT/include/config/kernel.release")-debug
+	VMLINUZ=$BUILT/arch/x86/boot/bzImage ;;
 6.12-arm64-built)
 	BUILT=${ARM64_BUILT_OUT:-$(dirname "$(ls -d ~/.cache/kpatch-harness/build/slots/*/out/arch/arm64/boot/Image | head -n1)")/../../..}
 	BUILT=$(cd "$BUILT" && pwd)
@@ -46,7 +52,9 @@ MEM=1G
 CONSOLE=ttyS0 QEMU=(qemu-system-x86_64) BUSYBOX=/bin/busybox CC=gcc
 HDR=/usr/src/linux-headers-$KVER
 KMAKE=()
+MODULE=harness_oops
 case "$KVER" in
+*-debug) HDR=$BUILT MODULE=harness_debug MEM=2G ;;
 # the built kernel first: its release also ends in -arm64
 *-built-arm64)
 	CONSOLE=ttyAMA0 QEMU=(qemu-system-aarch64 -machine virt,gic-version=3 -cpu cortex-a57)
@@ -65,6 +73,7 @@ rcustall) APPEND+=" rcupdate.rcu_cpu_stall_timeout=3 nowatchdog" ;;
 hardlockup) APPEND+=" rcupdate.rcu_cpu_stall_timeout=3" ;;
 kfence) APPEND+=" kfence.sample_interval=1" ;;
 panic_oops) APPEND+=" oops=panic" ;;
+dbg_stall) APPEND+=" rcupdate.rcu_cpu_stall_timeout=3 nowatchdog" ;;
 oom) MEM=256M ;;
 esac
 
@@ -76,13 +85,17 @@ cp "$SRC/init.sh" "$ROOT/init" && chmod +x "$ROOT/init"
 [ "$CASE" = noinit ] && printf '#!/bin/missing-shell\n' >"$ROOT/init"
 if [ -d "$HDR" ]; then
 	BUILD=$WORK/build-$KVER
-	mkdir -p "$BUILD" && cp "$SRC/harness_oops.c" "$SRC/Kbuild" "$BUILD/"
+	mkdir -p "$BUILD" && cp "$SRC/$MODULE.c" "$BUILD/"
+	echo "obj-m := $MODULE.o" >"$BUILD/Kbuild"
 	make -s -C "$HDR" "${KMAKE[@]}" M="$BUILD" modules >&2
-	cp "$BUILD/harness_oops.ko" "$ROOT/"
+	cp "$BUILD/$MODULE.ko" "$ROOT/"
 fi
 "$CC" -static -O1 -o "$ROOT/hog" "$SRC/hog.c"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/initrd-$KVER-$CASE.gz"
 
-timeout 150 "${QEMU[@]}" -accel tcg -m "$MEM" -smp 2 -nographic -no-reboot \
+# reboot: the console must show the second boot (killed by the timeout)
+NOREBOOT=-no-reboot TIMEOUT=240
+[ "$CASE" = reboot ] && NOREBOOT= TIMEOUT=100
+timeout "$TIMEOUT" "${QEMU[@]}" -accel tcg -m "$MEM" -smp 2 -nographic $NOREBOOT \
 	-kernel "$VMLINUZ" -initrd "$WORK/initrd-$KVER-$CASE.gz" -append "$APPEND" \
 	</dev/null >"$OUT" 2>&1 || echo "qemu exit $?" >&2
