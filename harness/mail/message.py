@@ -47,6 +47,7 @@ _SPACED_PLACE = re.compile(r"(?<!\d)(\d+)\s*/\s*(\d+)")  # (?<!\d): linear on lo
 _VERSION = re.compile(r"(?i)(?<![\w])v(\d+)(?![\w])")
 _REPLY = re.compile(r"(?i)^\s*(re|aw|fwd?|antw)\s*:")
 _MSGID = re.compile(r"<([^<>\s]+)>")
+_ANY_ID = re.compile(r"<([^<>]*)>")  # spaces too: "<$(x y)@h>" is an invalid id, not none
 _OWN_ID = re.compile(r"\s*<([^<>\s]+)>\s*(?:\([^()]*\)\s*)?")
 # RFC 5322 atext without the characters a shell or a quoting mistake would act on
 # ($ ` | ' &) and "/" (an id is the last step of an inbox URL), dots anywhere (real mail
@@ -179,14 +180,12 @@ def _parse(raw: bytes) -> Mail:
         else:
             problems.append("no Message-ID")
         message_id = made_up
-    in_reply_to = _first_id(_header(message, "In-Reply-To", problems))
-    if in_reply_to is not None and not valid_message_id(in_reply_to):
-        problems.append(f"In-Reply-To {_shown(in_reply_to)} {NOT_A_MSGID}; ignored")
-        in_reply_to = None
-    references = tuple(_MSGID.findall(_header(message, "References", problems)))
-    if not all(valid_message_id(r) for r in references):
-        problems.append(f"References: an id that {NOT_A_MSGID}; ignored")
-        references = tuple(r for r in references if valid_message_id(r))
+    in_reply_to, bad_parent = _thread_ids(_header(message, "In-Reply-To", problems))
+    references, bad_reference = _thread_ids(_header(message, "References", problems))
+    for name, bad in (("In-Reply-To", bad_parent), ("References", bad_reference)):
+        if bad is not None:  # the thread (so the series) it names cannot be trusted
+            problems.append(f"{name}: {_shown(bad)} {NOT_A_MSGID}")
+            refused = refused or problems[-1]
     list_id = _first_id(_header(message, "List-Id", problems))
     if list_id is not None and not _VALID_LIST_ID.fullmatch(list_id):
         problems.append(f"List-Id {_shown(list_id)} is not a list id; ignored")
@@ -198,7 +197,7 @@ def _parse(raw: bytes) -> Mail:
         sender=address.lower(),
         sender_name=name,
         date=_date(_header(message, "Date", problems)),
-        in_reply_to=in_reply_to,
+        in_reply_to=in_reply_to[0] if in_reply_to else None,
         references=references,
         to=_addresses(message, "To", problems),
         cc=_addresses(message, "Cc", problems),
@@ -351,6 +350,13 @@ def _first_id(text: str) -> str | None:
         return m.group(1)
     bare = text.strip()
     return bare if bare and " " not in bare and "@" in bare else None
+
+
+def _thread_ids(text: str) -> tuple[tuple[str, ...], str | None]:
+    """The valid ids of an In-Reply-To or References header, and the first invalid one."""
+    found = _ANY_ID.findall(text) or ([text.strip()] if "@" in text and "<" not in text else [])
+    bad = next((i for i in found if not valid_message_id(i)), None)
+    return tuple(i for i in found if valid_message_id(i)), bad
 
 
 def _own_id(text: str) -> str | None:

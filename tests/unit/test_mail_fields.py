@@ -160,6 +160,15 @@ def test_an_invalid_message_id_sets_the_message_aside(mid: str) -> None:
         message_target(mid)
 
 
+@pytest.mark.parametrize("mid", [m for m in INVALID if "<" not in m])  # <a<b@x> holds <b@x>
+def test_an_invalid_in_reply_to_or_reference_sets_the_message_aside(mid: str) -> None:
+    """The thread a patch names decides its series and its reply: a bad id there is no series."""
+    mail = parse(_raw("[PATCH 2/2] x", "<p2@example.org>", refs=f"<{mid}>"))
+    assert mail.message_id == "p2@example.org"
+    assert mail.refused is not None and "is not a valid msg-id" in mail.refused, mail.problems
+    assert grouping.group([mail]) == []
+
+
 def test_a_bracketed_message_id_is_never_a_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
