@@ -182,9 +182,9 @@ def _parse(raw: bytes) -> Mail:
         message_id = made_up
     in_reply_to, bad_parent = _thread_ids(_header(message, "In-Reply-To", problems))
     references, bad_reference = _thread_ids(_header(message, "References", problems))
-    for name, bad in (("In-Reply-To", bad_parent), ("References", bad_reference)):
+    for header, bad in (("In-Reply-To", bad_parent), ("References", bad_reference)):
         if bad is not None:  # the thread (so the series) it names cannot be trusted
-            problems.append(f"{name}: {_shown(bad)} {NOT_A_MSGID}")
+            problems.append(f"{header}: {_shown(bad)} {NOT_A_MSGID}")
             refused = refused or problems[-1]
     list_id = _first_id(_header(message, "List-Id", problems))
     if list_id is not None and not _VALID_LIST_ID.fullmatch(list_id):

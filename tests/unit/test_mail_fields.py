@@ -164,7 +164,11 @@ def test_an_invalid_message_id_sets_the_message_aside(mid: str) -> None:
 def test_an_invalid_in_reply_to_or_reference_sets_the_message_aside(mid: str) -> None:
     """The thread a patch names decides its series and its reply: a bad id there is no series."""
     mail = parse(_raw("[PATCH 2/2] x", "<p2@example.org>", refs=f"<{mid}>"))
-    assert mail.message_id == "p2@example.org"
+    assert (mail.message_id, mail.sender_name, mail.sender) == (
+        "p2@example.org",
+        "Dev",
+        "dev@example.org",
+    )
     assert mail.refused is not None and "is not a valid msg-id" in mail.refused, mail.problems
     assert grouping.group([mail]) == []
 
