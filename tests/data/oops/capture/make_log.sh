@@ -20,6 +20,17 @@ KVER=$(sed -n 's/.*Linux version \([^ ]*\).*/\1/p' "$RAW" | head -n1)
 ORIGIN="Debian $KVER"
 [[ $KERNEL == *-arm64-built ]] && ORIGIN="an arm64 kernel the harness cross-built from linux-source-6.12" \
 	&& ORIGIN+=" (tinyconfig + harness/kernels/guest-arm64.config), kernel $KVER"
+[[ $KERNEL == *-debug ]] && ORIGIN="the debug kernel the harness builds from linux-source-6.12" \
+	&& ORIGIN+=" (tinyconfig + guest.config + capture/debug.config: kernels-debug.yaml), kernel $KVER"
+# the debug kernel's boot is long: keep its banner, then from the trigger on
+# (a reboot: up to a few lines past the second banner)
+if [[ $KERNEL == *-debug ]]; then
+	awk '/Linux version/ { n++; if (n == 1) print; else { print; tail = 5 }; next }
+	     /harness: case=/ { on = 1 }
+	     on && tail == "" { print; next }
+	     on && tail > 0 { print; if (--tail == 0) exit }' "$RAW" >"$RAW.trim"
+	mv "$RAW.trim" "$RAW"
+fi
 {
 	echo "SOURCE: $ORIGIN, QEMU TCG -smp 2$MACHINE, captured $(date -u +%F)" \
 		"with tests/data/oops/capture/trigger.sh $KERNEL $CASE"

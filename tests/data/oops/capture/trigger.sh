@@ -54,7 +54,7 @@ HDR=/usr/src/linux-headers-$KVER
 KMAKE=()
 MODULE=harness_oops
 case "$KVER" in
-*-debug) HDR=$BUILT MODULE=harness_debug MEM=2G ;;
+*-debug) HDR=$BUILT MODULE=harness_debug MEM=2G KMAKE=(KBUILD_MODPOST_WARN=1) ;;
 # the built kernel first: its release also ends in -arm64
 *-built-arm64)
 	CONSOLE=ttyAMA0 QEMU=(qemu-system-aarch64 -machine virt,gic-version=3 -cpu cortex-a57)
