@@ -15,7 +15,8 @@ reacts to a message that has it, so it never answers itself.
 A reply is bounded whatever the series made: a line is cut at
 :data:`MAX_LINE` characters, the body at :data:`MAX_BODY` bytes (the
 details are cut, with a line saying where the whole evidence is; the
-verdicts and the reproduce line always stay), and the Cc list at
+verdicts and the reproduce line always stay), control characters are
+shown escaped (:func:`harness.textsafe.printable`), and the Cc list at
 :data:`MAX_CC` addresses (the poster chooses the Cc: the bot must not mail
 thousands of addresses because a message named them).
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 from harness.mail.commandline import SeriesCommand
 from harness.mail.message import BOT_HEADER, Mail, parse
 from harness.records import ReportRecord, TestRecord, load_summary
+from harness.textsafe import printable
 
 FILENAME = "reply.eml"
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
@@ -112,13 +114,14 @@ def _message(anchor: Mail, settings: Settings, text: str) -> EmailMessage:
     cc = [a for a in (*anchor.to, *anchor.cc) if a not in (own, anchor.sender)]
     if cc:
         message["Cc"] = ", ".join(list(dict.fromkeys(cc))[:MAX_CC])
-    message["Subject"] = _subject(anchor.subject[:MAX_SUBJECT])
+    message["Subject"] = _subject(printable(anchor.subject[:MAX_SUBJECT], newlines=False))
     message["Date"] = email.utils.formatdate(localtime=False)
     domain = own.rsplit("@", 1)[-1] if "@" in own else "localhost"
     message["Message-ID"] = email.utils.make_msgid("kharness", domain=domain)
     message["In-Reply-To"] = f"<{anchor.message_id}>"
     message["References"] = " ".join(f"<{r}>" for r in (*anchor.references, anchor.message_id))
     message[BOT_HEADER] = "series"
+    text = printable(text)  # a subject's escape sequence is text in the reply, not an order
     # plain 8bit text, as mailing lists want it: no quoted-printable in a reply people quote
     message.set_content(text, cte="7bit" if text.isascii() else "8bit")
     return message

@@ -23,19 +23,14 @@ limit).  A ``running`` series found at start-up was cut off by a crash or
 ``kill -9``: it goes back to ``queued`` and its kernels that finished keep
 their results.
 
-One bot at a time: :class:`BotLock` holds an flock on ``watch.lock`` beside
-the database for the bot's life.
+One bot at a time: :class:`harness.mail.botlock.BotLock`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import json
-import os
 import re
-import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -44,12 +39,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from harness.errors import UserError
 from harness.mail.grouping import Candidate, SeriesKey
 from harness.mail.message import Mail, parse
 
 FILENAME = "watch.sqlite3"
-LOCKNAME = "watch.lock"
 #: a stored integer never goes past this (SQLite's are 64-bit; mail may say anything)
 INT_CAP = 2**31 - 1
 #: a stored text field (a subject, a reason) is cut there
@@ -262,11 +255,6 @@ class State:
         with self._tx() as db:
             self._set_aside(db, item, time.time())
 
-    def put_aside(self) -> list[SetAside]:
-        """Every message set aside, oldest first."""
-        rows = self.db.execute("SELECT message_id, subject, reason FROM set_aside ORDER BY rowid")
-        return [SetAside(r["message_id"], r["subject"] or "", r["reason"]) for r in rows]
-
     def touched(self) -> list[str]:
         """The series (as stored keys) that received messages not grouped yet."""
         rows = self.db.execute("SELECT DISTINCT series FROM messages WHERE grouped = 0")
@@ -449,47 +437,3 @@ def _row(r: sqlite3.Row) -> SeriesRow:
         has_cover=bool(r["has_cover"]),
         change_id=r["change_id"],
     )
-
-
-class BotLock:
-    """``watch.lock`` beside the database, flocked for the bot's life: one bot per state.
-
-    The kernel drops an flock when its holder dies, however it dies, so a
-    lock left by a killed bot never blocks the next one; the file's text
-    (pid, host, start time) only names the holder for the refusal.  The
-    descriptor is not inherited (Python's default), so a child that outlives
-    the bot holds nothing.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / LOCKNAME
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(self.fd)
-            os.close(self.fd)
-            raise UserError(
-                f"another kharness watch uses {directory} ({holder}); stop it, or give this "
-                "one its own --results-dir"
-            ) from None
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}  # fmt: skip
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, (json.dumps(me) + "\n").encode(), 0)
-
-    def release(self) -> None:
-        """Let the next bot start (also done by the kernel when this process dies)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _holder(fd: int) -> str:
-    """'pid 123 on host, started at ...' from the lock file, as far as it says."""
-    try:
-        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {data['pid']} on {data['host']}, started at {data['started']}"
-    except (ValueError, KeyError, TypeError, OSError):
-        return "its pid is not recorded"

@@ -31,33 +31,26 @@ a time keeps a state directory (:class:`harness.mail.state.BotLock`).
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import InboxUnavailable
 from harness.hosts import Host
-from harness.mail import grouping, reply, smtp
+from harness.mail import reply, smtp
+from harness.mail.botlock import BotLock
 from harness.mail.commandline import SeriesCommand
 from harness.mail.grouping import SeriesKey
-from harness.mail.inbox import Backoff, Cursor, InboxReader
-from harness.mail.message import Mail, parse
 from harness.mail.slots import Child, Slot, make_slots, owner_of
 from harness.mail.state import (
     DONE,
     QUEUED,
-    REFUSED,
     RUNNING,
-    SUPERSEDED,
     WAITING,
-    BotLock,
     SeriesRow,
-    SetAside,
     State,
 )
+from harness.mail.watch_intake import Intake, slug
 
 
 @dataclass(frozen=True)
@@ -103,9 +96,7 @@ class Watcher:
         self.log = log
         self.lock = BotLock(settings.home)  # first: a second bot stops here, naming the first
         self.state = State(settings.home)
-        self.reader = InboxReader(settings.inbox, settings.home / "mirror")
-        self.backoff = Backoff()
-        self.next_poll = 0.0
+        self.intake = Intake(settings, self.state, log)
         self.jobs: dict[SeriesKey, Job] = {}
         self.slots = make_slots(
             settings.jobs, settings.hosts, settings.kernels_file, owner_of(settings.home)
@@ -139,10 +130,13 @@ class Watcher:
 
     def turn(self) -> None:
         """One pass over everything the bot does."""
-        polled = time.monotonic() >= self.next_poll
+        polled = time.monotonic() >= self.intake.next_poll
         if polled:
-            self.poll()
-        self.regroup()
+            self.intake.poll()
+        for old in self.intake.regroup():  # superseded: a job of it stops
+            job = self.jobs.pop(old, None)
+            if job is not None:
+                self._stop(job)
         self.promote()
         self.advance()
         self.start()
@@ -161,107 +155,7 @@ class Watcher:
         """Nothing to wait for: no job and no series waiting or queued."""
         return not self.jobs and not self.state.series(WAITING) and not self.state.series(QUEUED)
 
-    # -- the inbox
-    def poll(self) -> None:
-        """Read what arrived; back off (never a busy loop) while the inbox is unreachable."""
-        saved = self.state.cursor(self.settings.inbox)
-        cursor = Cursor.from_json(saved) if saved else None
-        try:
-            got = self.reader.poll(cursor, from_start=self.settings.from_start)
-        except InboxUnavailable as exc:
-            delay = self.backoff.next()
-            self.log(f"inbox unavailable, next try in {delay:.0f}s: {exc}")
-            self.next_poll = time.monotonic() + delay
-            return
-        self.backoff.reset()
-        self.next_poll = time.monotonic() + self.settings.interval
-        kept: list[tuple[Mail, str]] = []
-        ignored: list[tuple[Mail, str]] = []
-        aside: list[SetAside] = []
-        for raw in got.messages:
-            try:
-                mail = parse(raw)
-                if mail.refused is not None:  # the parser's verdict: an absurd tag, a bad id
-                    aside.append(SetAside(mail.message_id, mail.subject, mail.refused))
-                    continue
-                why = grouping.why_ignored(mail)
-                if why is None:
-                    kept.append((mail, str(grouping.series_key(mail))))
-                else:
-                    ignored.append((mail, why))
-            except Exception as exc:  # one message never stops the bot: set aside, go on
-                aside.append(SetAside.unreadable(raw, exc))
-        new = self.state.take(self.settings.inbox, got.cursor.to_json(), kept, ignored, aside)
-        for item in aside:
-            self.log(f"set aside <{item.message_id}> ({item.subject[:200]}): {item.reason}")
-        if got.messages:
-            self.log(f"{len(got.messages)} message(s): {new} new patch(es)/cover(s)")
-
     # -- series
-    def regroup(self) -> None:
-        """The series new mail touched are regrouped (the others are as they were): new
-        versions recorded, older versions of a newer one dropped, oversized ones refused."""
-        fresh = []
-        for series in self.state.touched():
-            try:
-                candidate = self._group(series)
-            except Exception as exc:  # a series the bot cannot handle never stops it either
-                reason = f"could not be grouped: {type(exc).__name__}: {exc}"
-                self.log(f"series {series}: set aside, {reason}")
-                self.state.set_aside(SetAside(f"series {series}", "", reason))
-                candidate = None
-            self.state.grouped(series)
-            if candidate is not None:
-                fresh.append(candidate)
-        if not fresh:
-            return
-        known = [r.candidate() for r in self.state.by_senders(c.sender for c in fresh)]
-        for old, new in grouping.superseded(known).items():
-            row = self.state.get(old)
-            if row is None or row.state in (DONE, SUPERSEDED, REFUSED):
-                continue
-            job = self.jobs.pop(old, None)
-            if job is not None:
-                self._stop(job)
-            note = f"v{new.version} was posted ({new.root}); v{old.version} is not tested further"
-            self.log(f"{old}: superseded by {new}")
-            self.state.move(old, SUPERSEDED, superseded_by=str(new), note=note)
-
-    def _group(self, series: str) -> grouping.Candidate | None:
-        """Regroup one series from its stored messages (never more than the patch limit
-        allows: past it the series is refused, whatever the rest holds)."""
-        limit = self.settings.max_patches
-        raws, count = self.state.members(series, limit + 2)
-        found = [c for c in grouping.group(parse(r) for r in raws) if str(c.key) == series]
-        if not found:
-            return None
-        candidate = found[0]
-        self.state.upsert(candidate, WAITING)
-        row = self.state.get(candidate.key)
-        size = max(candidate.total, len(candidate.present), count - int(candidate.has_cover))
-        if row is not None and row.state == WAITING and size > limit:
-            self._refuse(row, f"it has {size} patches, over this bot's limit of {limit}")
-        return candidate
-
-    def _refuse(self, row: SeriesRow, why: str) -> None:
-        """A series not tested, over a bound: recorded, and answered with a short reply.
-
-        The reply is sent (not only logged): the author of an honest long
-        series learns why no results come and how to get them (split it, or
-        test it by hand).  A poster cannot use it to make the bot send more
-        mail than one reply per series, as for any series.
-        """
-        note = f"not tested: {why}"
-        self.log(f"{row.key}: {note}")
-        directory = self.settings.home / "series" / _slug(row)
-        anchor = self._stored(row.anchor)
-        self.state.move(row.key, REFUSED, note=note, directory=str(directory))
-        if anchor is None:
-            return
-        message = reply.refusal(anchor, reply.Settings(self.settings.sender), note)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.state.add_reply(row.key, reply.save(message, directory))
-
     def promote(self) -> None:
         """Complete series are queued; incomplete ones after waiting ``wait_missing``."""
         now = time.time()
@@ -285,7 +179,7 @@ class Watcher:
             if slot is None:
                 return  # the free slots' hosts are unreachable for now
             row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
-            directory = self.settings.home / "series" / _slug(row)
+            directory = self.settings.home / "series" / slug(row)
             done = [k for k in self.settings.kernels if reply.finished_run(directory / k)]
             job = Job(row, directory, [k for k in self.settings.kernels if k not in done], slot)
             self.state.move(row.key, RUNNING, directory=str(directory))
@@ -357,7 +251,7 @@ class Watcher:
     def _finish(self, job: Job) -> None:
         """Compose the series' reply from every kernel's results; queue it for sending."""
         results = [self._result(job, k) for k in self.settings.kernels]
-        anchor = reply.anchor_of(results) or self._stored(job.row.anchor)
+        anchor = reply.anchor_of(results) or self.intake.stored(job.row.anchor)
         if anchor is None:
             self.state.move(job.row.key, DONE, note="no message to answer")
             return
@@ -393,10 +287,6 @@ class Watcher:
             return reply.KernelResult(kernel, None, f"timed out: stopped after {deadline}")
         return result
 
-    def _stored(self, message_id: str) -> Mail | None:
-        raw = self.state.raw(message_id)
-        return parse(raw) if raw is not None else None
-
     # -- replies
     def send_replies(self, retry: bool = True) -> None:
         """New replies now; one refused before only with ``retry`` (on a poll's turn)."""
@@ -428,12 +318,3 @@ class Watcher:
         if job.child is not None:
             job.child.stop()
             job.child = None
-
-
-def _slug(row: SeriesRow) -> str:
-    """The series' results directory name: readable words, and a hash of its whole key
-    (thread root, version, sender), so no two series ever share one."""
-    words = re.sub(r"[^a-z0-9]+", "-", row.title.lower())[:40].strip("-") or "series"
-    version = row.key.version if 0 <= row.key.version < 10**6 else "x"
-    whole = f"{row.key.root}\n{row.key.version}\n{row.sender}".encode("utf-8", "replace")
-    return f"v{version}-{words}-{hashlib.sha256(whole).hexdigest()[:16]}"

@@ -409,7 +409,7 @@ def test_an_idle_turn_reads_no_stored_message_at_5000_patches(
 ) -> None:
     """A turn's work follows the new mail: with 5,000 patches stored, a turn with nothing
     new parses no message and reads no message's bytes; one new patch costs its series."""
-    from harness.mail import grouping, watch
+    from harness.mail import grouping, watch, watch_intake
 
     settings = watch.Settings(
         inbox=str(tmp_path / "unused-inbox"),
@@ -430,14 +430,14 @@ def test_an_idle_turn_reads_no_stored_message_at_5000_patches(
             parsed.append(raw)
             return parse(raw)
 
-        monkeypatch.setattr(watch, "parse", counted)
-        watcher.regroup()
+        monkeypatch.setattr(watch_intake, "parse", counted)
+        watcher.intake.regroup()
         assert len(parsed) == 5000 and len(set(parsed)) == 5000, "each message parsed once"
         assert len(watcher.state.series(watch.WAITING)) == 1000
         statements: list[str] = []
         watcher.state.db.set_trace_callback(statements.append)
         parsed.clear()
-        watcher.next_poll = float("inf")  # no poll due: an idle turn
+        watcher.intake.next_poll = float("inf")  # no poll due: an idle turn
         watcher.turn()
         assert parsed == [], "an idle turn parses nothing"
         assert not [s for s in statements if "raw" in s], statements
@@ -445,7 +445,7 @@ def test_an_idle_turn_reads_no_stored_message_at_5000_patches(
         statements.clear()
         new = parse(_numbered(7, 6, 6))
         watcher.state.take(settings.inbox, "{}", [(new, str(grouping.series_key(new)))], [])
-        watcher.regroup()
+        watcher.intake.regroup()
         assert len(parsed) == 6, "one new patch: only its series (6 messages) is regrouped"
         row = watcher.state.get(grouping.series_key(new))
         assert row is not None and row.present == (1, 2, 3, 4, 5, 6)
