@@ -11,15 +11,11 @@ kernels/patches.py must give a Series or a SeriesError, nothing else.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from harness.errors import SeriesError
 from harness.kernels.patches import Series, read_series, split_mbox
@@ -34,27 +30,13 @@ from harness.mail.message import (
     valid_message_id,
 )
 
-# No example database: a test leaves nothing behind (no .hypothesis/ in the checkout).
+# No example database: a failure is reproduced from the example Hypothesis prints.
 PROPERTY = settings(
     max_examples=200,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-# Hypothesis caches what it learns (the constants of the modules under test, its charmap)
-# under a home directory, the checkout's .hypothesis/ unless told: a temporary one, set at
-# import because the cache is filled while tests are collected, removed after the module.
-_HOME = Path(tempfile.mkdtemp(prefix="kharness-hypothesis-"))
-set_hypothesis_home_dir(_HOME)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _hypothesis_home() -> Iterator[None]:
-    yield
-    set_hypothesis_home_dir(None)
-    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 _HOSTILE = ["$(touch /tmp/x)", "`id`", "'", '"', ";", "|", "&", "<", ">", " ", "\x00", "\x1b]52;"]
