@@ -41,9 +41,10 @@ from pathlib import Path
 from harness import paths
 from harness.config import KernelSpec, load_kernels, select, untrusted
 from harness.errors import BisectRangeError, BuildFailed, HarnessError
+from harness.gitrun import git_command, git_env, run_git
 from harness.kernels import image_store
 from harness.kernels.build import BuildRecipe, TreeBuild, build_cache
-from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev, run_git
+from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev
 from harness.outcome import UNTESTABLE, Outcome
 from harness.paths import REPO_ROOT
 from harness.records import TestRun
@@ -362,7 +363,7 @@ def bisect(
 
 def _bisect_run(src: Path, plan_file: Path, log_file: Path, log: Callable[[str], None]) -> str:
     """``git bisect run`` with our predicate; everything to the log, verdicts to ``log``."""
-    argv = ["git", "-C", str(src), "bisect", "run", sys.executable, "-m", "harness.bisect"]
+    argv = git_command(src, "bisect", "run", sys.executable, "-m", "harness.bisect")
     lines: list[str] = []
     with (
         log_file.open("w") as out,
@@ -385,7 +386,7 @@ def _bisect_run(src: Path, plan_file: Path, log_file: Path, log: Callable[[str],
 
 
 def _step_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = git_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import HarnessError, UserError
+from harness.gitrun import run_git
 from harness.paths import REPO_ROOT
 
 FILENAME = "provenance.json"
@@ -82,14 +82,8 @@ def harness_version(root: Path = REPO_ROOT) -> HarnessVersion:
 
     def git(*args: str) -> str | None:
         try:
-            proc = subprocess.run(
-                ["git", "-C", str(root), *args],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
+            proc = run_git(root, *args, check=False, timeout=30)
+        except HarnessError:  # git missing, or it hung: the version is unknown
             return None
         return proc.stdout if proc.returncode == 0 else None
 

@@ -24,9 +24,10 @@ from harness.cli_grammar import add_kernel_option, add_old_positional, one_kerne
 from harness.config import KernelSpec, check_host_tools, load_kernels, select, untrusted
 from harness.errors import UserError
 from harness.evidence import new_run_dir, write_json
+from harness.gitrun import run_git
 from harness.kernels.build import BuildSource
 from harness.kernels.patches import Patch, read_series
-from harness.kernels.srctree import is_git_tree, is_package_name, run_git
+from harness.kernels.srctree import is_git_tree, is_package_name
 from harness.mail import intake, reply, smtp
 from harness.paths import kernels_file, results_base
 from harness.progress_display import for_stream

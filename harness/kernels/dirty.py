@@ -12,24 +12,16 @@ Series and bisect build commits only and never take a snapshot.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 from enum import Enum
 from pathlib import Path
 
-from harness.errors import InfraError, UserError
+from harness.errors import UserError
+from harness.gitrun import run_git
 
-_TIMEOUT = 600
 #: fixed dates make the snapshot commit a function of the tree alone
 _FIXED_DATES = {"GIT_AUTHOR_DATE": "@0 +0000", "GIT_COMMITTER_DATE": "@0 +0000"}
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "kharness",
-    "GIT_AUTHOR_EMAIL": "kharness@localhost",
-    "GIT_COMMITTER_NAME": "kharness",
-    "GIT_COMMITTER_EMAIL": "kharness@localhost",
-}
 
 
 class DirtyPolicy(Enum):
@@ -43,23 +35,9 @@ class DirtyTree(UserError):
     """A git tree whose uncommitted changes a build would leave out."""
 
 
-def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        timeout=_TIMEOUT,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    if proc.returncode != 0:
-        raise InfraError(f"git {' '.join(args)} in {repo} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def uncommitted(repo: Path) -> list[str]:
     """Files whose work-tree state differs from HEAD: changed, staged, or new and not ignored."""
-    out = _git(repo, "status", "--porcelain", "--untracked-files=normal")
+    out = run_git(repo, "status", "--porcelain", "--untracked-files=normal").stdout
     return [line[3:] for line in out.splitlines() if line.strip()]
 
 
@@ -84,15 +62,15 @@ def refusal(repo: Path, changed: list[str], commits_only: str | None = None) -> 
 
 def snapshot(repo: Path) -> str:
     """A commit holding the work tree as it is (on top of HEAD); nothing of the user's moves."""
-    index = Path(_git(repo, "rev-parse", "--git-path", "index").strip())
+    index = Path(run_git(repo, "rev-parse", "--git-path", "index").stdout.strip())
     index = index if index.is_absolute() else repo / index
     with tempfile.TemporaryDirectory(prefix="kharness-index-") as scratch:
         temp = Path(scratch) / "index"
         if index.is_file():
             shutil.copyfile(index, temp)
-        env = {"GIT_INDEX_FILE": str(temp), **_FIXED_DATES, **_IDENTITY}
-        _git(repo, "add", "-A", env=env)
-        tree = _git(repo, "write-tree", env=env).strip()
-    head = _git(repo, "rev-parse", "HEAD").strip()
+        env = {"GIT_INDEX_FILE": str(temp), **_FIXED_DATES}
+        run_git(repo, "add", "-A", env=env)
+        tree = run_git(repo, "write-tree", env=env).stdout.strip()
+    head = run_git(repo, "rev-parse", "HEAD").stdout.strip()
     message = "kharness: the work tree with its uncommitted changes"
-    return _git(repo, "commit-tree", tree, "-p", head, "-m", message, env=env).strip()
+    return run_git(repo, "commit-tree", tree, "-p", head, "-m", message, env=env).stdout.strip()

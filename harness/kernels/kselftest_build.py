@@ -35,9 +35,10 @@ from pathlib import Path
 
 from harness.cache import atomic_dir
 from harness.errors import BuildFailed, HarnessError, ToolMissing
+from harness.gitrun import run_git
 from harness.kernels import kbuild, sandbox
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
-from harness.kernels.srctree import SourceTree, Workspace, locate, run_git
+from harness.kernels.srctree import SourceTree, Workspace, locate
 from harness.kselftest import SELFTESTS, settings_timeout
 from harness.progress import NO_PROGRESS, Progress
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import InfraError, PatchFailed, PatchRefused, SeriesError, ToolMissing
+from harness.gitrun import run_git
 from harness.kernels.diff_files import FileChange, changed_files, path_problem, tree_problem
 from harness.mail.message import MAX_PATCHES, MAX_SUBJECT
 from harness.textsafe import printable
@@ -49,12 +50,6 @@ _DIFF_START = re.compile(r"^(diff --git |--- \S|Index: )", re.MULTILINE)
 _HUNK_FAILED = re.compile(r"Hunk #(\d+) FAILED")
 _CHECKING = re.compile(r"^checking file (.+?)(?: \((?:renamed|copied) from (.+)\))?$", re.M)
 _PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".mbx", ".eml")
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "kharness",
-    "GIT_AUTHOR_EMAIL": "kharness@localhost",
-    "GIT_COMMITTER_NAME": "kharness",
-    "GIT_COMMITTER_EMAIL": "kharness@localhost",
-}
 
 
 @dataclass(frozen=True)
@@ -322,20 +317,17 @@ def _unnamed(patch: Patch, dry_run: str) -> str | None:
 
 def _apply_git(patch: Patch, tree: Path, diff_file: Path) -> None:
     if patch.is_mail:
-        proc = _run(["git", "am", "--keep-cr", str(diff_file)], tree)
+        proc = run_git(tree, "am", "--keep-cr", str(diff_file), check=False, timeout=300)
         if proc.returncode != 0:
-            _run(["git", "am", "--abort"], tree)
+            run_git(tree, "am", "--abort", check=False, timeout=300)
             raise PatchFailed(
                 f"git am of {patch.label} failed",
                 details=(proc.stdout + proc.stderr).strip(),
                 log=str(diff_file),
             )
         return
-    _must(_run(["git", "apply", "--index", str(diff_file)], tree), f"git apply {patch.label}")
-    _must(
-        _run(["git", "commit", "-q", "--no-verify", "-m", patch.subject], tree),
-        f"git commit {patch.label}",
-    )
+    run_git(tree, "apply", "--index", str(diff_file), timeout=300)
+    run_git(tree, "commit", "-q", "--no-verify", "-m", patch.subject, timeout=300)
 
 
 def break_hardlinks(tree: Path, files: tuple[str, ...]) -> None:
@@ -394,7 +386,6 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
             text=True,
             timeout=300,
             check=False,
-            env={**os.environ, **_IDENTITY},
         )
     except FileNotFoundError:
         raise ToolMissing(argv[0], argv[0]) from None

@@ -38,13 +38,13 @@ from debian.debian_support import Version
 from harness.arch import host
 from harness.cache import atomic_dir
 from harness.errors import HarnessError, InfraError, KernelNotFound, NotAKernelTree, UserError
+from harness.gitrun import run_git
 from harness.kernels import debian_archive as archive
 from harness.kernels.dirty import DirtyPolicy, refusal, snapshot, uncommitted
 from harness.kernels.restore import restore
 from harness.progress import NO_PROGRESS, Progress
 
 _PACKAGE = re.compile(r"^linux-source-\d+\.\d+$")
-_GIT_TIMEOUT = 600
 
 
 def is_package_name(text: str) -> bool:
@@ -85,24 +85,6 @@ def kernel_version(tree: Path) -> str:
         )
     )
     return ".".join(fields.get(k, "?") for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
-
-
-def run_git(
-    repo: Path, *args: str, check: bool = True, timeout: float = _GIT_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    """Run git in ``repo``; InfraError with git's own words when it fails and ``check``."""
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise InfraError(
-            f"git {' '.join(args)} in {repo} failed: {(proc.stderr or proc.stdout).strip()}"
-        )
-    return proc
 
 
 def is_git_tree(path: Path) -> bool:

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import InboxUnavailable
+from harness.gitrun import GitFailed, run_git, run_git_bytes
 
 _TIMEOUT = 120
-_GIT_HTTP = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=30"]
+_GIT_HTTP = ("http.lowSpeedLimit=1000", "http.lowSpeedTime=30")
 
 
 @dataclass(frozen=True)
@@ -147,26 +148,26 @@ class InboxReader:
         repo = self.mirror / f"{epoch}.git"
         url = f"{self.source}/git/{epoch}.git"
         if (repo / "HEAD").is_file():
-            self._run(["git", *_GIT_HTTP, "-C", str(repo), "fetch", "-q", "--prune"], url)
+            self._fetch(url, repo, "fetch", "-q", "--prune")
         else:
             self.mirror.mkdir(parents=True, exist_ok=True)
             scratch = self.mirror / f".{epoch}.git.partial"
             subprocess.run(["rm", "-rf", str(scratch)], check=False)
-            self._run(["git", *_GIT_HTTP, "clone", "-q", "--mirror", url, str(scratch)], url)
+            self._fetch(url, None, "clone", "-q", "--mirror", url, str(scratch))
             scratch.rename(repo)
         return repo
 
-    def _run(self, argv: list[str], url: str) -> None:
+    @staticmethod
+    def _fetch(url: str, repo: Path | None, *args: str) -> None:
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise InboxUnavailable(f"inbox {url}: git did not answer in {_TIMEOUT}s") from None
-        if proc.returncode != 0:
-            said = (proc.stderr or proc.stdout).strip().splitlines()
+            run_git(repo, *args, timeout=_TIMEOUT, config=_GIT_HTTP)
+        except GitFailed as exc:
+            said = exc.said.splitlines()
+            why = said[-1] if said else "no output"
             raise InboxUnavailable(
-                f"inbox {url}: git could not fetch it ({said[-1] if said else 'no output'}); "
+                f"inbox {url}: git could not fetch it ({why}); "
                 "check the URL and that the server is up"
-            )
+            ) from None
 
     # -- messages
     def _messages(self, repo: Path, commits: list[str]) -> list[bytes]:
@@ -174,13 +175,10 @@ class InboxReader:
         if not commits:
             return []
         wanted = "".join(f"{c}:m\n" for c in commits).encode()
-        proc = subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "--batch"],
-            input=wanted,
-            capture_output=True,
-            timeout=_TIMEOUT,
-            check=True,
-        )
+        try:
+            proc = run_git_bytes(repo, "cat-file", "--batch", data=wanted, timeout=_TIMEOUT)
+        except GitFailed as exc:
+            raise InboxUnavailable(f"inbox {repo}: {exc}") from None
         out, found, pos = proc.stdout, [], 0
         while pos < len(out):
             end = out.index(b"\n", pos)
@@ -194,9 +192,7 @@ class InboxReader:
 
     @staticmethod
     def _git(repo: Path, *args: str, check: bool = True) -> str:
-        proc = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=_TIMEOUT
-        )
-        if check and proc.returncode != 0:
-            raise InboxUnavailable(f"git {' '.join(args)} in {repo}: {proc.stderr.strip()}")
-        return proc.stdout.strip()
+        try:
+            return run_git(repo, *args, check=check, timeout=_TIMEOUT).stdout.strip()
+        except GitFailed as exc:
+            raise InboxUnavailable(f"inbox {repo}: {exc}") from None
