@@ -140,12 +140,37 @@ def test_any_subject_gives_a_bounded_tag(subject: str) -> None:
     assert tag.problem is None or len(tag.problem) < 200, "a reason quotes a long number cut"
 
 
+def _mostly(honest: st.SearchStrategy, odd: st.SearchStrategy) -> st.SearchStrategy:
+    """``honest`` about four times in five, ``odd`` otherwise."""
+    return st.integers(0, 9).flatmap(lambda n: odd if n in (4, 5) else honest)
+
+
+@st.composite
+def series_mails(draw: st.DrawFn) -> bytes:
+    """A patch or cover letter of a few threads and versions (so series really form), its
+    numbers now and then absurd, its ids now and then hostile."""
+    root = draw(st.sampled_from(["r1@x.org", "r2@x.org", "r3@x.org"]))
+    version = draw(_mostly(st.integers(1, 2), st.sampled_from([0, 999, 1000, 10**40])))
+    total = draw(_mostly(st.integers(1, 5), st.sampled_from([200, 201, 10**30])))
+    number = draw(_mostly(st.integers(0, total) if total < 10 else st.just(1), st.integers(0, 9)))
+    mid = draw(_mostly(st.integers(0, 40).map("m{}@x.org".format), message_ids()))
+    refs = draw(_mostly(st.just(f"<{root}>"), st.sampled_from(["", f"<{root}> <`id`@x>"])))
+    author = draw(st.sampled_from(["A <a@x.org>", "B <b@x.org>"]))
+    subject = f"[PATCH v{version} {number}/{total}] {draw(st.sampled_from(['mm: a', 'MM: A.']))}"
+    head = f"From: {author}\nSubject: {subject}\nMessage-ID: <{mid}>\n"
+    head += f"In-Reply-To: {refs.split(' ')[-1]}\nReferences: {refs}\n" if refs else ""
+    body = "Hi\n" if number == 0 else "---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n"
+    body += draw(st.sampled_from(["", "change-id: 20261201-a-1\n", "change-id: $(x)\n"]))
+    return (head + "\n" + body).encode()
+
+
 @PROPERTY
-@given(st.lists(_ANY_MAIL, max_size=8))
+@given(st.lists(_mostly(series_mails(), _ANY_MAIL), max_size=12))
 def test_any_mails_group_into_bounded_series(raws: list[bytes]) -> None:
     parsed = [parse(r) for r in raws]
     candidates = grouping.group(parsed)
     for candidate in candidates:
+        assert candidate.total <= MAX_PATCHES and set(candidate.present) <= set(range(201))
         assert len(candidate.missing) <= MAX_PATCHES
         assert candidate.key.version <= MAX_VERSION
         assert valid_message_id(candidate.anchor) and valid_message_id(candidate.key.root)
