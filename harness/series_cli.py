@@ -32,6 +32,7 @@ from harness.mail import intake, reply, smtp
 from harness.paths import kernels_file, results_base
 from harness.progress_display import for_stream
 from harness.series import run_series, write_reports
+from harness.textsafe import printable
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
 
@@ -149,7 +150,8 @@ def cmd_series(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     regressed = write_reports(report, run_dir)
-    print(f"\n{(run_dir / 'series.txt').read_text()}\nresults: {run_dir}")
+    # series.txt quotes the patches' subjects: mail, so escaped before a terminal
+    print(f"\n{printable((run_dir / 'series.txt').read_text())}\nresults: {run_dir}")
     if taken.fetched is not None and taken.fetched.anchor is not None:
         _answer(args, spec.name, taken.fetched, run_dir)
     return 1 if regressed else 0
