@@ -13,7 +13,6 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import shlex
 import sys
@@ -29,8 +28,9 @@ from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.mail import cli as mail_cli
 from harness.pass_rate import runs_count
-from harness.paths import REPO_ROOT, RESULTS_DIR, kernels_file, results_base
+from harness.paths import RESULTS_DIR, kernels_file
 from harness.progress import Mode
+from harness.run import RunRequest, run_tests
 from harness.textsafe import printable
 
 #: the choices of the options the plugin has too, from the same enums and tables
@@ -49,113 +49,29 @@ def _adhoc(args: argparse.Namespace) -> AdHocKernels:
     return AdHocKernels(*kernels, tuple(args.config), tuple(args.patch), args.sandbox)
 
 
-def guest_test_paths(names: list[str], tests_root: Path = REPO_ROOT / "guest-tests") -> list[Path]:
-    """``--test NAME`` values as the guest test files pytest should collect.
-
-    A name is a file of guest-tests/c or guest-tests/sh without its suffix;
-    a name that matches none is a UserError with a "did you mean" (KUnit
-    suites and kselftests have no file: select those with ``-- -k NAME``).
-    """
-    from harness.testdef import discover
-
-    known = {p.stem: p for kind in ("c", "sh") for p in discover(tests_root / kind)}
-    found = []
-    for name in names:
-        stem = name.removesuffix(".c").removesuffix(".sh")
-        if stem not in known:
-            close = difflib.get_close_matches(stem, list(known), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise UserError(
-                f"--test {name}: no guest test of that name in {tests_root}/c or /sh; {hint}"
-                f"known: {', '.join(sorted(known))} (KUnit suites and kselftests: "
-                "kharness run -- -k NAME)"
-            )
-        found.append(known[stem])
-    return list(dict.fromkeys(found))
+def run_request(args: argparse.Namespace) -> RunRequest:
+    """What ``kharness run``'s options ask for (:mod:`harness.run`)."""
+    return RunRequest(
+        kernels_file=_kernels_file(args),
+        kernels=tuple(args.kernel),
+        tests=tuple(args.test),
+        results_dir=args.results_dir,
+        adhoc=_adhoc(args),
+        accel=args.accel,
+        backend=args.backend,
+        progress=args.progress,
+        console=args.console,
+        runs=args.runs,
+        keep_snapshots=args.keep_snapshots,
+        jobs=args.jobs,
+        hosts=args.hosts,
+        pytest_args=tuple(args.pytest_args),
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """pytest guest-tests with evidence and JUnit XML in a fresh results directory."""
-    import pytest
-
-    from harness.adhoc import combine
-    from harness.config import check_host_tools, load_kernels, select
-    from harness.evidence import drop_if_empty, latest_target, new_run_dir
-    from harness.hosts import load_hosts
-
-    if args.hosts and args.jobs:
-        raise UserError("-n and --hosts: give workers per host in the hosts file ('workers:')")
-    hosts = load_hosts(Path(args.hosts).resolve()) if args.hosts else []
-    kernels = _kernels_file(args)
-    adhoc = _adhoc(args)
-    # a mistake: one error, no results dir (ad-hoc kernels alone need no kernels.yaml)
-    chosen = (
-        select(load_kernels(kernels), args.kernel, kernels)
-        if args.kernel or not adhoc.given
-        else []
-    )
-    check_host_tools(combine(chosen, adhoc.specs(Path.cwd())))
-    tests = guest_test_paths(args.test)
-    base = results_base(args.results_dir)
-    previous = latest_target(base)
-    run_dir = new_run_dir(base)
-    argv = [
-        *_where(hosts, tests),
-        *(f"--tx={h.tx()}" for h in hosts),
-        *(["-n", args.jobs] if args.jobs else []),
-        "-v",
-        "-ra",
-        f"--run-dir={run_dir}",
-        f"--junitxml={run_dir / 'junit.xml'}",
-        f"--kernels-file={kernels}",
-        *(f"--kernel={k}" for k in args.kernel),
-        *adhoc.argv(),
-        *_guest_options(args),
-        *args.pytest_args,
-    ]
-    print(f"results: {run_dir}")
-    if hosts:
-        os.chdir(REPO_ROOT)
-    code = int(pytest.main(argv))
-    if drop_if_empty(run_dir, previous):  # pytest refused the arguments: nothing ran
-        print(f"nothing ran; {run_dir} removed")
-        return code
-    text = run_dir / "summary.txt"
-    if text.is_file():
-        print("\n" + text.read_text(), end="")
-    return code
-
-
-def _where(hosts: list, tests: list[Path]) -> list[str]:
-    """What pytest collects: guest-tests/, or the files ``--test`` named.
-
-    With ssh hosts no path may be named (see harness.plugin.xdist): the guest
-    tests come from testpaths, read in the project directory, and ``--test``
-    becomes ``-k`` on the file names.
-    """
-    if not hosts:
-        return [str(t) for t in tests] or [str(REPO_ROOT / "guest-tests")]
-    where = ["-o", "testpaths=guest-tests", f"--rootdir={REPO_ROOT}"]
-    if tests:
-        where += ["-k", " or ".join(t.name for t in tests)]
-    return where
-
-
-def _guest_options(args: argparse.Namespace) -> list[str]:
-    """The plugin options ``run`` hands on to pytest, from :func:`add_guest_options`."""
-    argv = []
-    if args.accel:
-        argv.append(f"--accel={args.accel}")
-    if args.backend:
-        argv.append(f"--backend={args.backend}")
-    argv.append(f"--progress={_progress_mode(args.progress)}")
-    if args.console:
-        argv.append("--console")
-    if args.runs != 1:
-        argv.append(f"--runs={args.runs}")
-    if args.keep_snapshots:
-        argv.append("--keep-snapshots")
-    return argv
+    return run_tests(run_request(args)).code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -216,16 +132,6 @@ def cmd_boot(args: argparse.Namespace) -> int:
             sys.stderr.write(result.stderr)
             return 124 if result.timed_out else int(result.exit_code or 0)
         return interactive_ssh(guest)
-
-
-def _progress_mode(given: str | None) -> str:
-    """--progress, else $KHARNESS_PROGRESS, else live on a terminal and plain lines in a log.
-
-    (Plain pytest keeps quiet in a log unless asked; ``run`` is what CI calls.)
-    """
-    if given:
-        return given
-    return os.environ.get("KHARNESS_PROGRESS") or ("auto" if sys.stdout.isatty() else "plain")
 
 
 def add_guest_options(parser: argparse.ArgumentParser, kernel_help: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,9 @@ import yaml
 from harness import provenance
 from harness.compare import compare
 from harness.errors import UserError
-from harness.evidence import latest_target
 from harness.paths import results_base
 from harness.records import KernelRecord, load_summary
+from harness.run import RunOutcome, RunRequest, run_tests
 
 
 @dataclass(frozen=True)
@@ -77,28 +77,41 @@ def _mapping(value: Any, short_key: str) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {short_key: value}
 
 
-def run_argv(kernels_file: Path, made: provenance.Provenance, results: Path) -> list[str]:
+def run_request(
+    kernels_file: Path, made: provenance.Provenance, results: Path, pytest_args: tuple[str, ...]
+) -> RunRequest:
     """``kharness run`` for the same kernels and tests.
 
     Guest tests are named with ``--test``; a run that also had KUnit or
     kselftest items (names with a dot) reran the whole directory, so this does.
     """
-    tests = [] if any("." in t for t in made.tests) else list(made.tests)
-    return [
-        "--kernels-file",
-        str(kernels_file),
-        "run",
-        f"--results-dir={results}",
-        *(f"--kernel={k}" for k in made.kernels),
-        *(f"--test={t}" for t in tests),
-    ]
+    tests = () if any("." in t for t in made.tests) else made.tests
+    return RunRequest(
+        kernels_file=kernels_file,
+        kernels=made.kernels,
+        tests=tests,
+        results_dir=results,
+        pytest_args=pytest_args,
+    )
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     """The ``rerun`` subcommand: 1 when the new run regressed against the recorded one."""
-    from harness import cli
+    return rerun(Path(args.run_dir), results_base(args.results_dir), tuple(args.pytest_args))
 
-    old_dir = Path(args.run_dir).resolve()
+
+def rerun(
+    run_dir: Path,
+    base: Path,
+    pytest_args: tuple[str, ...] = (),
+    runner: Callable[[RunRequest], RunOutcome] = run_tests,
+) -> int:
+    """Run ``run_dir``'s kernels and tests again into ``base`` with ``runner``, and compare.
+
+    1 when the new run regressed against the recorded one; pytest's code
+    (or 2) when the new run left no summary to compare.
+    """
+    old_dir = run_dir.resolve()
     made = provenance.load(old_dir)
     old = load_summary(old_dir)
     copy = old_dir / provenance.KERNELS_COPY
@@ -113,20 +126,17 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         print(f"note: that run's harness was {made.harness.describe()}, this is {now.describe()}")
     for note in pinned.notes:
         print(f"note: {note}")
-    base = results_base(args.results_dir)
     base.mkdir(parents=True, exist_ok=True)
-    before = latest_target(base)
     fd, name = tempfile.mkstemp(prefix=".rerun-", suffix=".yaml", dir=base)
     try:
         with os.fdopen(fd, "w") as out:
             out.write(pinned.text)
-        code = cli.main([*run_argv(Path(name), made, base), "--", *args.pytest_args])
+        outcome = runner(run_request(Path(name), made, base, pytest_args))
     finally:
         Path(name).unlink(missing_ok=True)
-    after = latest_target(base)
-    if after is None or after == before or not (base / after / "summary.json").is_file():
-        return code or 2
-    comparison = compare(old, load_summary(base / after))
+    if outcome.run_dir is None or not (outcome.run_dir / "summary.json").is_file():
+        return outcome.code or 2
+    comparison = compare(old, load_summary(outcome.run_dir))
     print(f"\ncompared with {old_dir}:\n{comparison.render()}", end="")
     return 1 if comparison.regressions else 0
 

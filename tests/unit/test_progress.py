@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
 from harness.errors import BuildFailed
 from harness.kernels import debian_archive as archive
 from harness.kernels import kbuild
@@ -40,6 +39,7 @@ from harness.progress import (
     human_bytes,
 )
 from harness.progress_display import LiveProgress, PlainProgress, ReporterStream, for_stream
+from harness.run import progress_mode
 from harness.session import KernelGuest
 from tests.support.replay.script import Script, Step, lines
 from tests.unit.fake_kbuild import make_tree
@@ -352,10 +352,10 @@ def test_a_terminal_gets_plain_lines_when_asked(monkeypatch: pytest.MonkeyPatch)
 def test_harness_run_uses_plain_lines_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KHARNESS_PROGRESS", raising=False)
     monkeypatch.setattr("sys.stdout", io.StringIO())
-    assert cli._progress_mode(None) == "plain"
-    assert cli._progress_mode("off") == "off"
+    assert progress_mode(None) == "plain"
+    assert progress_mode("off") == "off"
     monkeypatch.setenv("KHARNESS_PROGRESS", "live")
-    assert cli._progress_mode(None) == "live"
+    assert progress_mode(None) == "live"
 
 
 def test_a_plain_line_never_joins_a_line_pytest_left_open(pytestconfig: pytest.Config) -> None:

@@ -18,6 +18,7 @@ from harness.kernels.debian_archive import PackageEntry
 from harness.outcome import Outcome
 from harness.records import KernelRecord, TestRecord, load_summary
 from harness.reporters import write_all
+from harness.run import RunOutcome, RunRequest
 from harness.summarize import build_summary
 from tests.unit.fake_kbuild import git, git_tree
 
@@ -158,30 +159,40 @@ def _old_run(tmp_path: Path) -> Path:
 
 
 def test_rerun_runs_the_pinned_kernels_and_compares(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     old = _old_run(tmp_path)
-    seen: list[list[str]] = []
+    seen: list[RunRequest] = []
 
-    def fake_main(argv: list[str]) -> int:  # what kharness run would leave behind
-        seen.append(argv)
-        pinned = yaml.safe_load(Path(argv[1]).read_text())
+    def fake_run(request: RunRequest) -> RunOutcome:  # what kharness run would leave behind
+        seen.append(request)
+        pinned = yaml.safe_load(request.kernels_file.read_text())
         assert pinned["kernels"][0]["debian"]["version"] == "6.12.117-1~deb12u1"
-        base = Path(next(a for a in argv if a.startswith("--results-dir=")).split("=", 1)[1])
-        run = new_run_dir(base)
+        assert request.results_dir is not None
+        run = new_run_dir(Path(request.results_dir))
         failed = TestRecord("uffd_api_unknown_feature", "d", Outcome.FAIL, "not ok 1")
         write_all(build_summary(run.name, [KernelRecord("d", "debian")], [failed]), run)
-        return 1
+        latest = Path(request.results_dir) / "latest"  # another run started meanwhile
+        latest.unlink()
+        latest.symlink_to("another-run")
+        return RunOutcome(1, run)
 
-    monkeypatch.setattr(cli, "main", fake_main)
-    code = cli.parse(["rerun", str(old), "--results-dir", str(tmp_path / "new"), "--", "-x"])
-    assert rerun.cmd_rerun(code) == 1, "a regression against the recorded run"
-    (argv,) = seen
-    assert "--kernel=d" in argv and "--test=uffd_api_unknown_feature" in argv
-    assert argv[-2:] == ["--", "-x"]
-    assert "uffd_api_unknown_feature" in capsys.readouterr().out
+    code = rerun.rerun(old, tmp_path / "new", ("-x",), runner=fake_run)
+    assert code == 1, "a regression against the recorded run"
+    (request,) = seen
+    assert request.kernels == ("d",) and request.tests == ("uffd_api_unknown_feature",)
+    assert request.pytest_args == ("-x",)
+    assert request.results_dir == (tmp_path / "new").resolve()
+    out = capsys.readouterr().out
+    assert "compared with" in out and "uffd_api_unknown_feature" in out
     assert not list((tmp_path / "new").glob(".rerun-*.yaml")), "the pinned file is not left"
     assert load_summary(old).kernels[0].exact == Exact(version="6.12.117-1~deb12u1")
+
+
+def test_rerun_without_new_results_returns_the_runs_code(tmp_path: Path) -> None:
+    old = _old_run(tmp_path)
+    assert rerun.rerun(old, tmp_path / "new", runner=lambda _r: RunOutcome(4, None)) == 4
+    assert rerun.rerun(old, tmp_path / "new", runner=lambda _r: RunOutcome(0, None)) == 2
 
 
 def test_rerun_of_a_directory_without_provenance_says_so(
