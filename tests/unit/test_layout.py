@@ -18,24 +18,52 @@ CLASS_LINES = 250
 TABLES = {"oops/formats.py"}
 
 
-def _modules() -> dict[str, Path]:
+def _modules(package: Path = HARNESS) -> dict[str, Path]:
+    """Every module of ``package`` (a directory) by its dotted name."""
     found = {}
-    for path in sorted(HARNESS.rglob("*.py")):
-        parts = path.relative_to(HARNESS.parent).with_suffix("").parts
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         found[name] = path
     return found
 
 
+def _import_nodes(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import of ``tree``, in functions and classes too, but not under TYPE_CHECKING.
+
+    An import inside a function is a dependency all the same: it runs on the
+    first call, and a circle through it is still two modules that need each
+    other (only later, where it is harder to see).
+    """
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+            continue
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """The harness modules ``name`` imports at module level (not under TYPE_CHECKING)."""
+    """The modules of ``known`` that ``name`` imports, wherever in it the import is."""
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     wanted: set[str] = set()
-    for node in tree.body:
+    for node in _import_nodes(tree):
         if isinstance(node, ast.Import):
             wanted |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
+        else:
             base = node.module or ""
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
@@ -43,6 +71,16 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
             wanted.add(base)
             wanted |= {f"{base}.{a.name}" for a in node.names}
     return {w for w in wanted if w in known and w != name}
+
+
+def _import_graph(package: Path) -> dict[str, set[str]]:
+    """Which modules of ``package`` each of its modules imports."""
+    modules = _modules(package)
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    # a module importing from its own package (whose __init__ may re-export it)
+    # is not a circle; the package importing its modules is an edge like any other,
+    # so a circle through a package's __init__ is still found
+    return {name: {d for d in deps if not name.startswith(d + ".")} for name, deps in graph.items()}
 
 
 def test_no_module_is_past_the_size_of_one_job() -> None:
@@ -67,12 +105,7 @@ def test_no_class_is_past_the_size_of_one_job() -> None:
 
 
 def test_the_package_has_no_import_circle() -> None:
-    modules = _modules()
-    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
-    # a package's __init__ re-exporting its own modules is not a circle
-    for name in graph:
-        graph[name] = {d for d in graph[name] if not d.startswith(name + ".")}
-    cycle = _find_cycle(graph)
+    cycle = _find_cycle(_import_graph(HARNESS))
     assert cycle is None, f"import circle: {' -> '.join(cycle or [])}"
 
 
@@ -103,3 +136,30 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     """The circle check above could pass by never finding anything: it does find one."""
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_circle_check_reads_imports_inside_functions(tmp_path: Path) -> None:
+    """A circle closed by an import in a function, through a package's __init__, is found.
+
+    One under TYPE_CHECKING is not, nor a module importing from its own package.
+    """
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from pkg.sub.b import late\n")
+    (pkg / "sub" / "d.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.sub import late\n")
+    (pkg / "sub" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from pkg.sub import d\n"
+        "if TYPE_CHECKING:\n    from pkg import a\n"
+        "def late():\n    from ..c import helper\n    return helper\n"
+    )
+    (pkg / "c.py").write_text("class C:\n    def m(self):\n        import pkg.a\n")
+    graph = _import_graph(pkg)
+    assert graph["pkg.sub.b"] == {"pkg.c", "pkg.sub.d"}
+    assert graph["pkg.c"] == {"pkg.a"}
+    assert graph["pkg.sub"] == {"pkg.sub.b"}
+    assert _find_cycle(graph) == ["pkg.a", "pkg.sub", "pkg.sub.b", "pkg.c", "pkg.a"]
+    (pkg / "c.py").write_text("def helper():\n    return 1\n")
+    assert _find_cycle(_import_graph(pkg)) is None
