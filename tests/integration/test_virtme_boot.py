@@ -81,9 +81,9 @@ def test_virtme_boots_debian_612_and_keeps_the_harness_promises(tmp_path: Path) 
         start = machine.console.offset()
         with contextlib.suppress(GuestUnreachable):  # the panic takes the session down
             channel.run("echo c > /proc/sysrq-trigger", 10)
-        assert machine.console.wait_for(rb"Kernel panic - not syncing", 60, start) or (
-            machine.console.panicked
-        )
+        panic = machine.console.wait_for(rb"Kernel panic - not syncing", 60, start)
+        assert panic is not None, machine.console.tail()
+        assert machine.console.panicked, "the console watcher must see the panic too"
         machine.console.join(60)
         assert machine.console.eof, "QEMU must exit after the panic (panic=-1, -no-reboot)"
     finally:

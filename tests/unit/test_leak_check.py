@@ -58,8 +58,12 @@ def test_only_processes_with_the_tag_match(
 def test_a_process_is_matched_by_its_pattern_too(
     sleepers: tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]],
 ) -> None:
+    """The tag alone is not enough: the same tagged process, another pattern, is not found."""
     tag, ours, _other = sleepers
-    assert ours.pid not in tagged_processes(r"qemu-system.*harness\.nonce", tag)
+    seconds = ours.args[1]  # type: ignore[index]
+    assert tagged_processes(rf"sleep {seconds}\b", tag) == {ours.pid}
+    assert tagged_processes(r"qemu-system.*harness\.nonce", tag) == set()
+    assert tagged_processes(rf"^sleep {seconds}0", tag) == set()
 
 
 def test_harness_qemus_refuses_to_guess_without_a_tag(monkeypatch: pytest.MonkeyPatch) -> None:

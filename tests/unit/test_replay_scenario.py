@@ -50,9 +50,14 @@ def test_a_scenario_mistake_is_a_kernels_yaml_problem(tmp_path: Path) -> None:
 
 
 def test_every_stored_scenario_reads(tmp_path: Path) -> None:
-    for path in sorted(SCENARIOS.glob("*.yaml")):
+    """Each reads, and boots the kernel it says it is: its console names its release."""
+    paths = sorted(SCENARIOS.glob("*.yaml"))
+    assert paths, f"no scenario in {SCENARIOS}"
+    for path in paths:
         read = scenario.load(path)
-        assert read.script.boot, f"{path.name}: no boot console"
+        console = b"".join(chunk.data for chunk in read.script.boot).decode(errors="replace")
+        assert f"Linux version {read.release} " in console, f"{path.name}: not its release's boot"
+        assert read.script.release == read.release
 
 
 def test_a_cut_that_matches_nothing_is_named(tmp_path: Path) -> None:
