@@ -10,22 +10,25 @@ Layout::
         <kernel>/boot-<n>/        console.log, qemu-cmdline.txt, qemu-stderr.txt, boot.json
         <kernel>/<test>/          stdout.txt, stderr.txt, console.txt, result.json
 
-``results/latest`` points at the newest run.  Every file of it is written
-here and nowhere else, as soon as it is known (an interrupted run keeps what
-it saw).
+``results/latest`` points at the newest run started.  Every file of it is
+written here and nowhere else, as soon as it is known (an interrupted run
+keeps what it saw).  The names are :mod:`harness.results.layout`'s; the
+records of the files that are read back are in :mod:`harness.results`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.records import KernelRecord, ReportRecord, TestRun
+from harness.results import layout
+from harness.results.kernel import KernelFile
+from harness.results.result import TestResult
 
 if TYPE_CHECKING:
     from harness.machine.base import MachineConfig, Ready
@@ -33,9 +36,9 @@ if TYPE_CHECKING:
 
 def new_run_dir(base: Path) -> Path:
     """Create ``base/<timestamp>-<pid>`` and point ``base/latest`` at it."""
-    run = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run = base / layout.run_name()
     run.mkdir(parents=True, exist_ok=False)
-    latest = base / "latest"
+    latest = base / layout.LATEST
     try:
         if latest.is_symlink() or latest.exists():
             latest.unlink()
@@ -55,7 +58,7 @@ def drop_if_empty(run: Path, previous: str | None) -> bool:
     if not run.is_dir() or any(run.iterdir()):
         return False
     run.rmdir()
-    latest = run.parent / "latest"
+    latest = run.parent / layout.LATEST
     try:
         if latest.is_symlink() and os.readlink(latest) == run.name:
             latest.unlink()
@@ -69,7 +72,7 @@ def drop_if_empty(run: Path, previous: str | None) -> bool:
 def latest_target(base: Path) -> str | None:
     """Where ``base/latest`` points now (None when it does not)."""
     try:
-        return os.readlink(base / "latest")
+        return os.readlink(base / layout.LATEST)
     except OSError:
         return None
 
@@ -107,7 +110,7 @@ class Timings:
 
 def write_kernel(directory: Path, kernel: KernelRecord, error: str | None) -> None:
     """``<kernel>/kernel.json``: where the kernel came from, fetch/image timings."""
-    write_json(directory / "kernel.json", {"name": kernel.name, **kernel.to_json(), "error": error})
+    write_json(directory / layout.KERNEL_JSON, KernelFile(kernel, error).to_json())
 
 
 def write_boot(
@@ -115,7 +118,7 @@ def write_boot(
 ) -> None:
     """``boot-N/boot.json``: backend, accelerator and why, guest shape, readiness."""
     write_json(
-        boot_dir / "boot.json",
+        boot_dir / layout.BOOT_JSON,
         {
             "backend": backend,
             "accel": cfg.accel,
@@ -134,24 +137,22 @@ def save_test(run: TestRun, window: str, streams_saved: bool = False) -> None:
     """
     run.directory.mkdir(parents=True, exist_ok=True)
     if run.result is not None and not streams_saved:
-        (run.directory / "stdout.txt").write_text(run.result.stdout)
-        (run.directory / "stderr.txt").write_text(run.result.stderr)
-    (run.directory / "console.txt").write_text(window)
-    write_json(
-        run.directory / "result.json",
-        {
-            "test": run.test,
-            "kernel": run.kernel,
-            "outcome": run.verdict.outcome,
-            "summary": run.verdict.summary,
-            "details": run.verdict.details,
-            "seconds": round(run.seconds, 3),
-            "boot": run.boot,
-            "exit_code": run.result.exit_code if run.result else None,
-            "new_taint": run.new_taint,
-            "reports": [ReportRecord.of(r).to_json() for r in run.reports],
-        },
+        (run.directory / layout.STDOUT_TXT).write_text(run.result.stdout)
+        (run.directory / layout.STDERR_TXT).write_text(run.result.stderr)
+    (run.directory / layout.CONSOLE_TXT).write_text(window)
+    result = TestResult(
+        run.test,
+        run.kernel,
+        run.verdict.outcome,
+        run.verdict.summary,
+        tuple(run.verdict.details),
+        run.seconds,
+        run.boot,
+        run.result.exit_code if run.result else None,
+        run.new_taint,
+        tuple(ReportRecord.of(r) for r in run.reports),
     )
+    write_json(run.directory / layout.RESULT_JSON, result.to_json())
 
 
 def stderr_tail(boot_dir: Path, lines: int = 20) -> str:
