@@ -47,6 +47,8 @@ class SeriesCommand:
     results_dir: str | None = None
     #: a series from mail or an MCP client is a stranger's code: built in bubblewrap
     sandbox: bool = True
+    #: patch files applied after the series (a ``#kharness test`` fix), each one more step
+    extra: tuple[str, ...] = ()
 
     @classmethod
     def for_message(
@@ -66,6 +68,8 @@ class SeriesCommand:
     def argv(self) -> list[str]:
         """The words after the program: ``series --kernel K --series S ...``."""
         words = ["series", "--kernel", self.kernel, *_option("--series", self.series)]
+        for path in self.extra:
+            words += _option("--series", path)
         if self.inbox:
             words += ["--inbox", self.inbox]
         if self.reply_from:

@@ -52,6 +52,7 @@ class Settings:
 
     sender: str  # 'kharness <kharness@host>'
     results_url: str | None = None  # where run directories are served, if they are
+    results_root: Path | None = None  # the directory served there (links are relative to it)
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,10 @@ def _section(result: KernelResult, settings: Settings) -> list[str]:
 def _where(run_dir: Path, settings: Settings) -> str:
     """Where a run's evidence can be read: its URL when served, else its directory."""
     if settings.results_url:
-        return f"{settings.results_url.rstrip('/')}/{run_dir.name}/"
+        relative = Path(run_dir.name)
+        if settings.results_root is not None and run_dir.is_relative_to(settings.results_root):
+            relative = run_dir.relative_to(settings.results_root)
+        return f"{settings.results_url.rstrip('/')}/{relative.as_posix()}/"
     return str(run_dir)
 
 
