@@ -13,11 +13,9 @@ details, which the runner turns into the ``build-fail`` outcome.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from typing import IO
 from harness.arch import Arch, host
 from harness.errors import BuildFailed, InfraError, ToolMissing
 from harness.kernels import sandbox
+from harness.machine.process import terminate
 from harness.progress import Activity
 
 _ERROR_LINE = re.compile(
@@ -194,15 +193,8 @@ def run_make(
             ) from None
         finally:
             if proc.poll() is None:  # timeout, Ctrl-C or SIGTERM: no make, no cc1 left behind
-                _kill_group(proc)
+                terminate(proc, grace=0)  # the group at once: a sub-make outlives make alone
     return MakeResult(returncode, time.monotonic() - started, log)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill make and everything it started (killing make alone orphans its sub-makes)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def _wait(

@@ -114,11 +114,18 @@ def _drain_to_file(fd: int, path: Path) -> threading.Thread:
 
 
 def terminate(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
-    """SIGTERM the process group, SIGKILL it after ``grace`` seconds, reap the leader."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """SIGTERM the process group, SIGKILL it after ``grace`` seconds, reap the leader.
+
+    The one way the harness stops a process group (guests, MCP jobs, the bot's
+    children, make).  ``grace`` 0: SIGKILL at once, for a group with nothing
+    to clean up (a build's compilers); the group is still waited for, up to
+    3 s, so nothing of it is left when this returns.
+    """
+    signals = (signal.SIGTERM, signal.SIGKILL) if grace > 0 else (signal.SIGKILL,)
+    for sig in signals:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else max(grace, 3.0))
         while time.monotonic() < deadline:
             if proc.poll() is not None and not _group_alive(proc.pid):
                 break

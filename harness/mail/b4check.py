@@ -28,6 +28,7 @@ from harness.mail import grouping
 from harness.mail.commandline import SeriesCommand, harness_argv
 from harness.mail.message import Mail, parse
 from harness.paths import REPO_ROOT
+from harness.results import layout
 
 TOOL = "kharness"
 
@@ -104,10 +105,8 @@ def _run(
 
 
 def _finished(base: Path) -> Path | None:
-    if not base.is_dir():
-        return None
-    runs = sorted(p for p in base.iterdir() if p.is_dir() and (p / "series.json").is_file())
-    return runs[-1] if runs else None
+    """The newest series run under ``base`` that finished (the one lookup of a newest run)."""
+    return layout.newest_run(base, done=layout.SERIES_JSON)
 
 
 def _tail(log: Path, lines: int = 20) -> str:

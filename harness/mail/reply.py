@@ -35,6 +35,7 @@ from pathlib import Path
 from harness.mail.commandline import SeriesCommand
 from harness.mail.message import BOT_HEADER, Mail, parse
 from harness.records import ReportRecord, TestRecord, load_summary
+from harness.results import layout
 from harness.textsafe import printable
 
 FILENAME = "reply.eml"
@@ -336,15 +337,8 @@ def recipients(message: EmailMessage) -> list[str]:
 
 
 def finished_run(base: Path) -> Path | None:
-    """The newest run under ``base`` that finished (wrote series.json)."""
-    if not base.is_dir():
-        return None
-    runs = sorted(
-        (p for p in base.iterdir() if p.is_dir() and not p.is_symlink()),
-        key=lambda p: p.stat().st_mtime,
-    )
-    done = [p for p in runs if (p / "series.json").is_file()]
-    return done[-1] if done else None
+    """The newest run under ``base`` that finished (wrote series.json): layout.newest_run."""
+    return layout.newest_run(base, done=layout.SERIES_JSON)
 
 
 def kernel_result(base: Path, kernel: str) -> KernelResult:

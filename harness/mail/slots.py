@@ -193,12 +193,7 @@ class HostChild:
     def stop(self) -> None:
         """Close the connection (the child gets SIGHUP), end what is left, remove the scratch."""
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc, grace=30.0)  # ssh, in a group of its own
         self._done = True
         # The path never appears whole in this script's own command line ("[/]" in the
         # pattern, the directory put together in $d), so pkill spares the shell running it.

@@ -10,20 +10,36 @@ goes away leaves no QEMU behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from harness.errors import UserError
+from harness.machine.process import terminate
 from harness.paths import REPO_ROOT
+from harness.results import layout
+from harness.results.schema import check_version
+
+#: a job status's JSON shape; bump when a field changes meaning or disappears
+JOB_SCHEMA = 1
+
+
+class JobState(StrEnum):
+    """Where a job is (a str too, so a client's JSON and a comparison with text agree)."""
+
+    RUNNING = "running"
+    PASSED = "passed"  # exited 0
+    FAILED = "failed"  # exited with another code
+    STOPPED = "stopped"  # stopped by a client or by the server going away
 
 
 @dataclass(frozen=True)
@@ -32,7 +48,7 @@ class JobStatus:
 
     job: str
     kind: str
-    state: str  # running | passed | failed | stopped
+    state: JobState
     exit_code: int | None
     seconds: float
     command: tuple[str, ...]
@@ -40,12 +56,13 @@ class JobStatus:
     results: str | None  # the run's results directory, once it exists
     last_lines: tuple[str, ...]
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         """The answer as the tool returns it."""
         return {
+            "schema_version": JOB_SCHEMA,
             "job": self.job,
             "kind": self.kind,
-            "state": self.state,
+            "state": self.state.value,
             "exit_code": self.exit_code,
             "seconds": round(self.seconds, 1),
             "command": list(self.command),
@@ -53,6 +70,22 @@ class JobStatus:
             "results": self.results,
             "last_lines": list(self.last_lines),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "job status") -> JobStatus:
+        """Back from :meth:`to_json` (a client's copy, a test's)."""
+        check_version(data, (JOB_SCHEMA,), where, missing=None)
+        return cls(
+            data["job"],
+            data["kind"],
+            JobState(data["state"]),
+            data.get("exit_code"),
+            float(data.get("seconds", 0.0)),
+            tuple(data.get("command", ())),
+            data.get("log", ""),
+            data.get("results"),
+            tuple(data.get("last_lines", ())),
+        )
 
 
 @dataclass
@@ -70,9 +103,8 @@ class Job:
     stopped: bool = False
 
     def results(self) -> Path | None:
-        """``<base>/<stamp>-<pid>``: the harness names a run's directory by its pid."""
-        found = sorted(self.base.glob(f"*-{self.process.pid}"))
-        return found[-1] if found else None
+        """The job's own run (finished or not): the harness names a run by the process."""
+        return layout.newest_run(self.base, done=None, pid=self.process.pid)
 
     def status(self, lines: int = 8) -> JobStatus:
         """Where the job is now (reaps it if it ended)."""
@@ -80,11 +112,11 @@ class Job:
         if code is not None and self.ended is None:
             self.ended = time.monotonic()
         if code is None:
-            state = "running"
+            state = JobState.RUNNING
         elif self.stopped:
-            state = "stopped"
+            state = JobState.STOPPED
         else:
-            state = "passed" if code == 0 else "failed"
+            state = JobState.PASSED if code == 0 else JobState.FAILED
         seconds = (self.ended or time.monotonic()) - self.started
         results = self.results()
         return JobStatus(
@@ -111,7 +143,7 @@ class Jobs:
     def start(self, kind: str, argv: list[str]) -> Job:
         """Start ``python argv...`` in the repository, output to the job's log."""
         job_id = uuid.uuid4().hex[:8]
-        logs = self.base / "mcp-jobs"
+        logs = self.base / layout.MCP_JOBS
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{job_id}-{kind}.log"
         command = (sys.executable, *argv)
@@ -137,7 +169,7 @@ class Jobs:
         Named by the second and made unique by the file system (O_EXCL):
         two calls in the same second get two files, never one overwritten.
         """
-        logs = self.base / "mcp-jobs"
+        logs = self.base / layout.MCP_JOBS
         logs.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         fd, name = tempfile.mkstemp(prefix=f"series-{stamp}-", suffix=".mbox", dir=logs)
@@ -164,14 +196,7 @@ class Jobs:
         if job.process.poll() is not None:
             return
         job.stopped = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(job.process.pid, signal.SIGTERM)
-        try:
-            job.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(job.process.pid, signal.SIGKILL)
-            job.process.wait()
+        terminate(job.process, grace)
 
     def stop_all(self) -> None:
         """Stop every job still running (the server is going away)."""

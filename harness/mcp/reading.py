@@ -15,14 +15,11 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.records import RunSummary, TestRecord, load_summary
+from harness.results import layout
+from harness.results.layout import SUMMARY_JSON
 
 #: what ``read_results`` can show of one test, and the file each one is
-EVIDENCE = {
-    "stdout": "stdout.txt",
-    "stderr": "stderr.txt",
-    "console": "console.txt",
-    "result": "result.json",
-}
+EVIDENCE = layout.TEST_EVIDENCE
 
 
 @dataclass(frozen=True)
@@ -54,26 +51,30 @@ def run_dir(base: Path, results: str | None) -> Path:
     an absolute path elsewhere, a ``..`` or a link out of the results directory
     is refused with a UserError that says so.
     """
-    path = base / "latest" if not results else Path(results)
+    path = base / layout.LATEST if not results else Path(results)
     if not path.is_absolute():
         path = base / path
     inside = base.resolve()
     resolved = path.resolve()
-    if inside not in (resolved / "summary.json").resolve().parents:
+    if inside not in (resolved / SUMMARY_JSON).resolve().parents:
         raise UserError(
             f"{results or 'latest'!r} is outside the results directory {base}; name a run under it "
             "(a job's status gives its 'results'), or leave it out for the latest run"
         )
-    if not (resolved / "summary.json").is_file():
+    if not layout.finished(resolved):
         raise UserError(
-            f"{path}: no summary.json; name a results directory under {base} "
+            f"{path}: no {SUMMARY_JSON}; name a results directory under {base} "
             "(a job's status gives its 'results'), or leave it out for the latest run"
         )
     return resolved
 
 
 def brief(run: Path, summary: RunSummary) -> dict[str, Any]:
-    """The run in a few lines: counts, kernels, and every result a reader must look at."""
+    """The run in brief: counts, kernels, every test's record, and what a reader must look at.
+
+    Each test is its summary.json record (:meth:`TestRecord.to_json`), the one
+    JSON form of a test: a client that knows summary.json knows this.
+    """
     return {
         "results": str(run),
         "interrupted": summary.interrupted,
@@ -81,19 +82,8 @@ def brief(run: Path, summary: RunSummary) -> dict[str, Any]:
         "kernels": [
             {"name": k.name, "release": k.release, "origin": k.origin} for k in summary.kernels
         ],
-        "tests": [_test(t) for t in summary.tests],
+        "tests": [t.to_json() for t in summary.tests],
         "unexpected": [f"{t.test} on {t.kernel}: {t.summary}" for t in summary.unexpected],
-    }
-
-
-def _test(t: TestRecord) -> dict[str, Any]:
-    return {
-        "test": t.test,
-        "kernel": t.kernel,
-        "outcome": t.outcome.value,
-        "as_expected": t.as_expected,
-        "summary": t.summary,
-        "reports": [r.title for r in t.reports],
     }
 
 

@@ -27,12 +27,16 @@ from typing import Any
 from harness.oops.formats import any_header
 from harness.oops.frames import render_decoded
 from harness.records import KernelRecord, ReportRecord, RunSummary, TestRecord
+from harness.results import layout
 from harness.textsafe import printable
 
-FILENAME = "index.html"
+FILENAME = layout.INDEX_HTML
 #: console lines of a failure shown inline (the whole file is linked)
 CONSOLE_LINES = 80
-_EVIDENCE_FILES = ("stdout.txt", "stderr.txt", "console.txt", "result.json")
+#: the files linked: a test's, a boot's, the run's (names: harness/results/layout.py)
+_EVIDENCE_FILES = tuple(layout.TEST_EVIDENCE.values())
+_BOOT_FILES = (layout.CONSOLE_LOG, layout.BOOT_JSON)
+_RUN_FILES = (layout.SUMMARY_TXT, layout.SUMMARY_JSON, layout.JUNIT_XML, layout.KCIDB_JSON)
 #: ReportRecord fields drawn by hand; any other field is shown as it is
 _REPORT_FIELDS = {
     "type", "title", "guilty_frame", "rip", "taint", "call_trace",
@@ -231,9 +235,9 @@ def _value(value: Any) -> str:
 
 
 def _console(run_dir: Path, directory: Path | None) -> list[str]:
-    if directory is None or not (run_dir / directory / "console.txt").is_file():
+    if directory is None or not (run_dir / directory / layout.CONSOLE_TXT).is_file():
         return []
-    text = (run_dir / directory / "console.txt").read_text(errors="replace").splitlines()
+    text = (run_dir / directory / layout.CONSOLE_TXT).read_text(errors="replace").splitlines()
     if not text:
         return []
     shown = text[-CONSOLE_LINES:]
@@ -283,7 +287,7 @@ def _card(run_dir: Path, t: TestRecord) -> list[str]:
     out.append(_files(run_dir, rel, _EVIDENCE_FILES))
     if t.boot:
         boot = Path(t.kernel) / f"boot-{t.boot}"
-        out.append(_files(run_dir, boot, ("console.log", "boot.json")))
+        out.append(_files(run_dir, boot, _BOOT_FILES))
     out.append("</details>")
     return out
 
@@ -299,13 +303,13 @@ def _outside(run_dir: Path, summary: RunSummary) -> list[str]:
             f"({_e(o.when)}): {_e(o.report.title)}</summary>"
         )
         out += _report(o.report)
-        out.append(_files(run_dir, boot, ("console.log",)))
+        out.append(_files(run_dir, boot, (layout.CONSOLE_LOG,)))
         out.append("</details>")
     return out
 
 
 def _boot_seconds(run_dir: Path, kernel: KernelRecord, boot: int) -> float | None:
-    path = run_dir / kernel.name / f"boot-{boot}" / "boot.json"
+    path = layout.boot_dir(run_dir / kernel.name, boot) / layout.BOOT_JSON
     try:
         return float(json.loads(path.read_text())["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -314,7 +318,7 @@ def _boot_seconds(run_dir: Path, kernel: KernelRecord, boot: int) -> float | Non
 
 def _restore(run_dir: Path, kernel: KernelRecord, boot: int) -> tuple[str, str]:
     """The css class and label suffix of a boot: a cold boot, a restore, a failed restore."""
-    path = run_dir / kernel.name / f"boot-{boot}" / "restore.json"
+    path = layout.boot_dir(run_dir / kernel.name, boot) / layout.RESTORE_JSON
     try:
         problem = json.loads(path.read_text()).get("problem")
     except (OSError, ValueError, AttributeError):
@@ -402,10 +406,10 @@ def render(summary: RunSummary, run_dir: Path) -> str:
     body += ["<h2>Timeline</h2>", *_timeline(run_dir, summary)]
     body += ["<h2>Kernels</h2><ul>"]
     for k in summary.kernels:
-        files = _files(run_dir, Path(k.name), ("kernel.json",))
+        files = _files(run_dir, Path(k.name), (layout.KERNEL_JSON,))
         body.append(f"<li>{_e(k.name)}: {_e(k.origin or k.source)} [{_e(k.backend)}] {files}</li>")
     body.append("</ul>")
-    links = _files(run_dir, Path(), ("summary.txt", "summary.json", "junit.xml", "kcidb.json"))
+    links = _files(run_dir, Path(), _RUN_FILES)
     body.append(links)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -85,6 +85,11 @@ def boot_dir(kernel_dir: Path, boot: int) -> Path:
     return kernel_dir / f"{BOOT_PREFIX}{boot}"
 
 
+def finished(run: Path, done: str = SUMMARY_JSON) -> bool:
+    """Whether ``run`` wrote ``done``, the file its driver writes last (see :func:`newest_run`)."""
+    return (run / done).is_file()
+
+
 def newest_run(base: Path, done: str | None = SUMMARY_JSON, pid: int | None = None) -> Path | None:
     """The newest run directory directly under ``base`` that holds ``done``; None: no such run.
 
@@ -110,7 +115,7 @@ def newest_run(base: Path, done: str | None = SUMMARY_JSON, pid: int | None = No
         match = RUN_NAME.fullmatch(path.name)
         if pid is not None and (match is None or int(match["pid"]) != pid):
             continue
-        if done is not None and not (path / done).is_file():
+        if done is not None and not finished(path, done):
             continue
         found.append(((match["stamp"] if match else ""), _written(path, done), path.name, path))
     return max(found)[-1] if found else None
