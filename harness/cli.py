@@ -30,6 +30,7 @@ from harness.mail import cli as mail_cli
 from harness.pass_rate import runs_count
 from harness.paths import RESULTS_DIR, kernels_file
 from harness.progress import Mode
+from harness.results import layout
 from harness.run import RunRequest, run_tests
 from harness.textsafe import printable
 
@@ -80,7 +81,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.reporters import write_all
 
     run_dir = Path(args.run_dir).resolve()
-    if not (run_dir / "summary.json").is_file():
+    if not layout.finished(run_dir):
         raise UserError(
             f"{run_dir} has no summary.json; pass a results directory such as results/latest"
         )

@@ -32,6 +32,7 @@ from harness import evidence
 from harness.oops import KernelReport, fold, parse
 from harness.outcome import Outcome, Verdict
 from harness.records import TestRun
+from harness.results import layout
 from harness.session import KernelGuest
 
 _STAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
@@ -178,7 +179,7 @@ def boot_console(guest: KernelGuest) -> tuple[Verdict | None, str]:
         return problem, ""
     if guest.boots == 1 and guest.machine is not None:
         return problem, guest.machine.console.text()
-    log = guest.directory / "boot-1" / "console.log"
+    log = layout.boot_dir(guest.directory, 1) / layout.CONSOLE_LOG
     return problem, log.read_text(errors="replace") if log.is_file() else ""
 
 

@@ -22,9 +22,13 @@ from typing import Any
 from harness.errors import HarnessError, UserError
 from harness.gitrun import run_git
 from harness.paths import REPO_ROOT
+from harness.results import layout
+from harness.results.schema import check_version
 
-FILENAME = "provenance.json"
-KERNELS_COPY = "kernels.yaml"
+FILENAME = layout.PROVENANCE_JSON
+KERNELS_COPY = layout.KERNELS_COPY
+#: provenance.json's shape; bump when a field changes meaning or disappears
+SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Provenance:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON."""
         return {
+            "schema_version": SCHEMA_VERSION,
             "harness": {"commit": self.harness.commit, "dirty": self.harness.dirty},
             "command": list(self.command),
             "kernels_file": self.kernels_file,
@@ -64,8 +69,9 @@ class Provenance:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Provenance:
-        """Back from :meth:`to_json`."""
+    def from_json(cls, data: dict[str, Any], where: str = FILENAME) -> Provenance:
+        """Back from :meth:`to_json` (files written before the version are version 1)."""
+        check_version(data, (SCHEMA_VERSION,), where, missing=1)
         version = data.get("harness") or {}
         return cls(
             HarnessVersion(version.get("commit"), version.get("dirty")),
@@ -115,7 +121,7 @@ def load(run_dir: Path) -> Provenance:
     """A results directory's provenance; a UserError naming what is missing."""
     path = run_dir / FILENAME
     try:
-        return Provenance.from_json(json.loads(path.read_text()))
+        return Provenance.from_json(json.loads(path.read_text()), str(path))
     except OSError:
         raise UserError(
             f"{run_dir} has no {FILENAME}: it was made by a harness that did not record "

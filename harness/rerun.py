@@ -26,6 +26,7 @@ from harness.compare import compare
 from harness.errors import UserError
 from harness.paths import results_base
 from harness.records import KernelRecord, load_summary
+from harness.results import layout
 from harness.run import RunOutcome, RunRequest, run_tests
 
 
@@ -134,7 +135,7 @@ def rerun(
         outcome = runner(run_request(Path(name), made, base, pytest_args))
     finally:
         Path(name).unlink(missing_ok=True)
-    if outcome.run_dir is None or not (outcome.run_dir / "summary.json").is_file():
+    if outcome.run_dir is None or not layout.finished(outcome.run_dir):
         return outcome.code or 2
     comparison = compare(old, load_summary(outcome.run_dir))
     print(f"\ncompared with {old_dir}:\n{comparison.render()}", end="")

@@ -44,6 +44,7 @@ from harness.machine.snapshot import (
     save_to,
     wait_running,
 )
+from harness.results import layout
 
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
 #: the longest a new QEMU gets to set itself up before its forwards are trusted
@@ -201,7 +202,7 @@ class QemuMachine(HostedMachine):
             self.argv += incoming_args(self.restoring.path)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.guest = process.spawn(self.argv, self.stderr_path)
-        self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")
+        self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / layout.CONSOLE_LOG)
         # A taken hostfwd port makes QEMU exit at once with a message on stderr; once its
         # monitor greets, QEMU has set its forwards up (no fixed wait: a restore is short).
         self.monitor.greets(lambda: self.running, SPAWN_SETTLE)

@@ -57,6 +57,7 @@ from harness.machine.base import (
 )
 from harness.machine.console import ConsoleWatcher
 from harness.machine.hosted import HostedMachine
+from harness.results import layout
 
 VIRTME_RUN = "virtme-run"
 #: the rendered guest script's name in a boot directory (from protocol.VIRTME_TEMPLATE)
@@ -391,7 +392,7 @@ class VirtmeMachine(HostedMachine):
         env["TMPDIR"] = str(tmp)
         env["PATH"] = f"{Path(virtme_run).parent}{os.pathsep}{env.get('PATH', '')}"
         self.guest = process.spawn(self.argv, self.stderr_path, env)
-        self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / "console.log")
+        self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / layout.CONSOLE_LOG)
         # virtme builds its initramfs before QEMU runs: the first console byte
         # says QEMU runs and its hostfwd was set up; an early exit may say why not.
         deadline = time.monotonic() + 60

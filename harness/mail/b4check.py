@@ -118,7 +118,8 @@ def _tail(log: Path, lines: int = 20) -> str:
 def judge(mail: Mail, run: Path) -> CheckResult:
     """pass, warn or fail for ``mail`` (its own step, or the whole series for a cover letter)."""
     series = json.loads((run / "series.json").read_text())
-    url = (run / "index.html").as_uri() if (run / "index.html").is_file() else run.as_uri()
+    page = run / layout.INDEX_HTML
+    url = page.as_uri() if page.is_file() else run.as_uri()
     details = (run / "series.txt").read_text(errors="replace")
     not_applied = series.get("not_applied")
     index = None if mail.is_cover else (mail.tag.number or 1)

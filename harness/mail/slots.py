@@ -36,6 +36,7 @@ from harness.machine.process import on_parent_death, terminate
 from harness.mail.commandline import harness_argv
 from harness.mail.inbox import Backoff
 from harness.paths import REPO_ROOT
+from harness.results import layout
 
 #: the scratch directory on a host; the pattern ``pkill -f`` looks for when stopping
 REMOTE_PREFIX = "/tmp/kharness-watch-"
@@ -128,7 +129,7 @@ class LocalSlot:
         command = harness_argv(
             sys.executable, self.kernels_file, [*argv, "--results-dir", str(out)]
         )
-        with (out / "series.log").open("ab") as log:
+        with (out / layout.SERIES_LOG).open("ab") as log:
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -176,7 +177,7 @@ class HostChild:
         script = f"tar -C {quoted}/out -cf - . && rm -rf {quoted}"
         ssh = [*ssh_command(self.host), script]
         tar = ["tar", "-C", str(self.out), "-xf", "-"]
-        with (self.out / "series.log").open("ab") as log:
+        with (self.out / layout.SERIES_LOG).open("ab") as log:
             source = subprocess.Popen(ssh, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=log)  # fmt: skip
             assert source.stdout is not None
@@ -255,7 +256,7 @@ class HostSlot:
         if self.host.ssh not in self.swept:
             self.swept.add(self.host.ssh)
             script = self._sweep() + script
-        with (out / "series.log").open("ab") as log:
+        with (out / layout.SERIES_LOG).open("ab") as log:
             log.write(f"kharness watch: on {self.host.ssh}: {script}\n".encode())
             log.flush()
             proc = subprocess.Popen(

@@ -19,6 +19,7 @@ from harness.command import CommandResult
 from harness.errors import GuestUnreachable
 from harness.machine.capture import Capture, OutputLimit
 from harness.oops import parse
+from harness.results import layout
 
 
 @dataclass(frozen=True)
@@ -80,5 +81,5 @@ def run_in_guest(
             result.stderr,
             tuple(r.title for r in reports),
             window if reports else "",
-            str(guest.boot_dir() / "console.log"),
+            str(guest.boot_dir() / layout.CONSOLE_LOG),
         )

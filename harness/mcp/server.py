@@ -31,6 +31,7 @@ from harness.mail.commandline import SeriesCommand, harness_args
 from harness.mcp import reading
 from harness.mcp.command import run_in_guest
 from harness.mcp.jobs import Job, Jobs
+from harness.results import layout
 from harness.run import guest_test_paths
 
 # The hints a client shows its user before it calls a tool; each says what the tool does.
@@ -87,7 +88,7 @@ async def follow(job: Job, ctx: Context | None, wait_seconds: float) -> dict[str
         await anyio.sleep(1.0)
     answer = status.to_json()
     results = status.results
-    if status.state != "running" and results and (Path(results) / "summary.json").is_file():
+    if status.state != "running" and results and layout.finished(Path(results)):
         with contextlib.suppress(HarnessError):
             answer["summary"] = reading.brief(*reading.load(Path(results), results))
     return answer

@@ -30,6 +30,7 @@ from harness.outcome import EXCEPTIONS, Outcome
 from harness.plugin.reprs import GuestFailureRepr
 from harness.plugin.state import STATE, RunState
 from harness.records import TestRun
+from harness.results import layout
 from harness.summarize import failure_text
 
 
@@ -90,7 +91,7 @@ class HarnessItem(pytest.Item):
         if run.result is not None:
             self.add_report_section("call", "stdout", run.result.stdout)
             self.add_report_section("call", "stderr", run.result.stderr)
-        console = run.directory / "console.txt"
+        console = run.directory / layout.CONSOLE_TXT
         if console.is_file() and console.stat().st_size:
             log += "\n" + console.read_text(errors="replace")
         self.add_report_section("call", "log", log)

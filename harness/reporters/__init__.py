@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.evidence import write_json
 from harness.records import RunSummary
 from harness.reporters import html, kcidb, patchwork, text
+from harness.results import layout
 
 #: file name in the results directory -> renderer
 REPORTERS: dict[str, Callable[[RunSummary], str]] = {
@@ -27,8 +28,8 @@ DIR_REPORTERS: dict[str, Callable[[RunSummary, Path], str]] = {html.FILENAME: ht
 
 def write_all(summary: RunSummary, run_dir: Path) -> list[Path]:
     """Write summary.json and every format beside it; returns the files written."""
-    write_json(run_dir / "summary.json", summary.to_json())
-    written = [run_dir / "summary.json"]
+    write_json(run_dir / layout.SUMMARY_JSON, summary.to_json())
+    written = [run_dir / layout.SUMMARY_JSON]
     outputs = {name: lambda render=render: render(summary) for name, render in REPORTERS.items()}
     outputs |= {
         name: lambda render=render: render(summary, run_dir)
