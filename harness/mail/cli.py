@@ -1,8 +1,9 @@
-"""The mailing-list subcommands: ``kharness watch`` (the bot) and ``kharness b4-check``."""
+"""The mailing-list subcommands: ``kharness watch`` (the bot), ``watch-admin``, ``b4-check``."""
 
 from __future__ import annotations
 
 import argparse
+import email.utils
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from harness.config import check_host_tools, load_kernels, select
 from harness.errors import UserError
 from harness.hosts import load_hosts
 from harness.kernels.build import BuildSource
-from harness.mail import b4check, explain, intake, reply, smtp
+from harness.mail import admin, b4check, explain, intake, reply, smtp
 from harness.paths import kernels_file, results_base
 from harness.textsafe import printable
 
@@ -46,6 +47,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
             f"--max-patches {args.max_patches} / --deadline {args.deadline}: "
             "give a patch limit >= 1 and a deadline > 0 seconds"
         )
+    relay = smtp.relay_from_args(args)
+    moderator = _moderator(args.moderate, relay)
+    if args.smtp_retry <= 0:
+        raise UserError(f"--smtp-retry {args.smtp_retry}: give a delay > 0 seconds")
+    if args.evidence_url and not args.evidence_url.startswith(("http://", "https://")):
+        raise UserError(f"--evidence-url {args.evidence_url!r}: give an http(s) URL")
     settings = Settings(
         inbox=args.inbox.rstrip("/"),
         kernels=kernels,
@@ -56,23 +63,50 @@ def cmd_watch(args: argparse.Namespace) -> int:
         wait_missing=args.wait_missing,
         jobs=args.jobs,
         hosts=tuple(load_hosts(Path(args.hosts))) if args.hosts else (),
-        smtp=smtp.parse_server(args.smtp) if args.smtp else None,
+        smtp=relay,
         sender=args.reply_from or reply.default_sender(),
         from_start=args.from_start,
         once=args.once,
         max_patches=args.max_patches,
         deadline=args.deadline,
+        test_all=args.test_all,
+        dry_run=args.dry_run,
+        moderator=moderator,
+        retest_from=tuple(args.retest_from),
+        evidence_url=args.evidence_url,
+        retry=smtp.RetryPolicy(first=args.smtp_retry, cap=max(3600.0, args.smtp_retry)),
     )
 
     def log(line: str) -> None:  # subjects and Message-IDs are a stranger's: escaped
         print(f"kharness watch: {printable(line, newlines=False)}", file=sys.stderr, flush=True)
 
-    log(f"watching {settings.inbox} for {', '.join(kernels)}; state in {settings.home}")
+    how = (
+        "dry run: replies written, none sent"
+        if settings.dry_run
+        else (
+            f"replies held for {moderator}"
+            if moderator
+            else f"replies through {relay or 'nothing'}"
+        )
+    )
+    log(f"watching {settings.inbox} for {', '.join(kernels)}; state in {settings.home}; {how}")
     try:
         return Watcher(settings, log).run()
     except KeyboardInterrupt:
         log("stopped; series being tested resume at the next start")
         return 130
+
+
+def _moderator(text: str | None, relay: smtp.SmtpRelay | None) -> str | None:
+    """The --moderate address (it needs a relay to reach the moderator)."""
+    if text is None:
+        return None
+    address = email.utils.parseaddr(text)[1]
+    if "@" not in address:
+        raise UserError(f"--moderate {text!r}: give the moderator's mail address")
+    if relay is None:
+        raise UserError("--moderate needs --smtp: held replies are mailed to the moderator")
+    return address
 
 
 def cmd_b4_check(args: argparse.Namespace) -> int:
@@ -115,8 +149,41 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="how long an incomplete series waits for its patches (default 1800)",
     )
-    w.add_argument("--smtp", metavar="HOST:PORT", help="send replies through this SMTP server")
+    w.add_argument(
+        "--test-all-series",
+        dest="test_all",
+        action="store_true",
+        help="test every series (default: only those touching a path a test covers)",
+    )
+    smtp.add_options(w)
+    w.add_argument(
+        "--smtp-retry",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds before a refused reply is tried again, doubling up to an hour (default 60)",
+    )
     w.add_argument("--reply-from", metavar="ADDRESS", help="the replies' From:")
+    held = w.add_mutually_exclusive_group()
+    held.add_argument("--dry-run", action="store_true", help="write every reply, send none")
+    held.add_argument(
+        "--moderate",
+        metavar="ADDRESS",
+        help="send each reply to this moderator instead; released or dropped with "
+        "kharness watch-admin, or by their one-word reply (release / drop)",
+    )
+    w.add_argument(
+        "--retest-from",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="may ask for a retest ('#kharness test') besides the thread's own posters",
+    )
+    w.add_argument(
+        "--evidence-url",
+        metavar="URL",
+        help="where the results directory is published: replies link each run under it",
+    )
     w.add_argument(
         "--from-start",
         action="store_true",
@@ -139,6 +206,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     w.add_argument("--results-dir", metavar="DIR", help="base directory (default: results/)")
     w.set_defaults(func=cmd_watch)
+    admin.add_parser(subparsers)
 
     c = subparsers.add_parser(
         "b4-check", help="a b4 review check: one message on stdin, b4's JSON on stdout"

@@ -2,8 +2,8 @@
 
 What it keeps is what the bot cannot find again cheaply or must never do
 twice: the inbox cursor, every patch and cover letter seen (raw, so series
-can be regrouped after a restart), each series version's state, the
-messages set aside, and the replies waiting to be sent.  Messages and the
+can be regrouped after a restart), each series version's state and the
+messages set aside (the replies: :mod:`harness.mail.outbox`).  Messages and the
 cursor are stored in one transaction: killed between the two, the bot reads
 those messages again and, keyed by Message-ID, stores them once.
 
@@ -18,10 +18,12 @@ stops nothing and is never met again.
 
 A series moves ``waiting`` (patches missing) -> ``queued`` -> ``running``
 -> ``done``; to ``superseded`` when a newer version replaces it before its
-reply; or to ``refused`` (not tested, over a bound such as the patch
-limit).  A ``running`` series found at start-up was cut off by a crash or
-``kill -9``: it goes back to ``queued`` and its kernels that finished keep
-their results.
+reply; to ``refused`` (not tested, over a bound such as the patch limit);
+or, when it is complete, to ``not-relevant`` (it touches no path a test
+covers: the paths it touches and each test's reason are kept, no reply).
+A ``running`` series found at start-up was cut off by a crash or ``kill
+-9``: it goes back to ``queued`` and its kernels that finished keep their
+results.
 
 One bot at a time: :class:`harness.mail.botlock.BotLock`.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import sqlite3
 import time
@@ -60,15 +63,14 @@ CREATE TABLE IF NOT EXISTS series (
     present TEXT, state TEXT NOT NULL, first_seen REAL NOT NULL, last_arrival REAL NOT NULL,
     queued_at REAL, started_at REAL, finished_at REAL, superseded_by TEXT, note TEXT,
     directory TEXT);
-CREATE TABLE IF NOT EXISTS outbox (
-    series TEXT PRIMARY KEY, path TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT, sent_at REAL);
 """
 #: columns added since the first schema: (table, column, declaration); added on open
 _ADDED = (
     ("messages", "grouped", "INTEGER NOT NULL DEFAULT 0"),
     ("series", "has_cover", "INTEGER NOT NULL DEFAULT 0"),
     ("series", "change_id", "TEXT"),
+    ("series", "tests", "TEXT"),  # JSON list of the tests chosen for it (NULL: the bot's own)
+    ("series", "relevance", "TEXT"),  # JSON: the paths it touches, each test's decision
 )
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS messages_by_series ON messages(series);
@@ -89,11 +91,15 @@ class SeriesState(StrEnum):
     DONE = "done"
     SUPERSEDED = "superseded"  # a newer version came before its reply
     REFUSED = "refused"  # not tested: over a bound (the note says which)
+    NOT_RELEVANT = "not-relevant"  # not tested: it touches no path a test covers
 
 
 WAITING, QUEUED, RUNNING, DONE = (SeriesState.WAITING, SeriesState.QUEUED,
                                   SeriesState.RUNNING, SeriesState.DONE)  # fmt: skip
 SUPERSEDED, REFUSED = SeriesState.SUPERSEDED, SeriesState.REFUSED
+NOT_RELEVANT = SeriesState.NOT_RELEVANT
+#: states a series never leaves
+FINAL = (DONE, SUPERSEDED, REFUSED, NOT_RELEVANT)
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ class SeriesRow:
     directory: str | None
     has_cover: bool = False
     change_id: str | None = None
+    tests: tuple[str, ...] | None = None  # the tests relevance chose (None: the bot's --test)
 
     @property
     def missing(self) -> tuple[int, ...]:
@@ -133,16 +140,6 @@ class SeriesRow:
         """As :mod:`harness.mail.grouping` sees a series (to find what supersedes what)."""
         return Candidate(self.key, self.title, self.sender, self.total, self.present,
                          self.anchor, self.has_cover, self.change_id)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A reply not yet taken by the SMTP server."""
-
-    series: SeriesKey
-    path: Path
-    attempts: int
-    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -186,15 +183,8 @@ class State:
         """Close the file (the bot's last step, also on Ctrl-C)."""
         self.db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db)
 
     # -- the inbox
     def cursor(self, inbox: str) -> str | None:
@@ -334,7 +324,7 @@ class State:
     def move(self, key: SeriesKey, state: SeriesState, **fields: object) -> None:
         """Change a series' state (and stamp the time that goes with it)."""
         stamps = {QUEUED: "queued_at", RUNNING: "started_at", DONE: "finished_at",
-                  REFUSED: "finished_at"}  # fmt: skip
+                  REFUSED: "finished_at", NOT_RELEVANT: "finished_at"}  # fmt: skip
         values = dict(fields)
         if state in stamps:
             values[stamps[state]] = time.time()
@@ -379,41 +369,46 @@ class State:
             self.move(key, QUEUED, note="resumed after the bot stopped mid-run")
         return cut
 
-    # -- replies
-    def add_reply(self, key: SeriesKey, path: Path) -> None:
-        """A reply to send (kept until the server takes it)."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO outbox (series, path) VALUES (?, ?)", (str(key), str(path))
-            )
-
-    def pending(self) -> list[Pending]:
-        """Replies not yet sent."""
+    def thread_series(self, ids: Iterable[str], root: str) -> SeriesRow | None:
+        """The series a reply in a thread is about: the one holding the first of ``ids``
+        (the messages it answers, nearest first) the bot stored, else the newest version
+        whose thread root is ``root``."""
+        for message_id in ids:
+            found = self.db.execute(
+                "SELECT series FROM messages WHERE message_id=?", (message_id,)
+            ).fetchone()
+            if found and found["series"]:
+                with contextlib.suppress(ValueError):
+                    row = self.get(SeriesKey.parse(found["series"]))
+                    if row is not None:
+                        return row
         rows = self.db.execute(
-            "SELECT series, path, attempts, last_error FROM outbox WHERE sent_at IS NULL"
+            "SELECT * FROM series WHERE substr(key, 1, ?) = ? ORDER BY rowid",
+            (len(root) + 2, f"{root}#v"),
         )
-        return [
-            Pending(SeriesKey.parse(r["series"]), Path(r["path"]), r["attempts"], r["last_error"])
-            for r in rows
-        ]
+        versions = [_row(r) for r in rows]
+        return max(versions, key=lambda r: r.key.version) if versions else None
 
-    def sent(self, key: SeriesKey) -> None:
-        """The server took the reply."""
-        with self._tx() as db:
-            db.execute("UPDATE outbox SET sent_at=? WHERE series=?", (time.time(), str(key)))
+    def set_aside_recent(self, limit: int = 10) -> list[SetAside]:
+        """The last messages set aside, newest first (``watch-admin list``)."""
+        rows = self.db.execute(
+            "SELECT message_id, subject, reason FROM set_aside ORDER BY arrived DESC, rowid DESC "
+            "LIMIT ?",
+            (limit,),
+        )
+        return [SetAside(r["message_id"], r["subject"] or "", r["reason"]) for r in rows]
 
-    def send_failed(self, key: SeriesKey, error: str) -> None:
-        """The server refused or was away: tried again on the next poll."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE outbox SET attempts=attempts+1, last_error=? WHERE series=?",
-                (error[:TEXT_CAP], str(key)),
-            )
 
-    def outbox(self) -> list[tuple[SeriesKey, float | None, int]]:
-        """Every reply: its series, when it was sent (None: not yet) and the attempts."""
-        rows = self.db.execute("SELECT series, sent_at, attempts FROM outbox")
-        return [(SeriesKey.parse(r["series"]), r["sent_at"], r["attempts"]) for r in rows]
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on ``db`` (taken at once: two writers never deadlock)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _row(r: sqlite3.Row) -> SeriesRow:
@@ -436,4 +431,16 @@ def _row(r: sqlite3.Row) -> SeriesRow:
         directory=r["directory"],
         has_cover=bool(r["has_cover"]),
         change_id=r["change_id"],
+        tests=_tests(r["tests"]),
     )
+
+
+def _tests(text: str | None) -> tuple[str, ...] | None:
+    """The stored test list (None: none was chosen, or it cannot be read)."""
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return tuple(str(t) for t in found) if isinstance(found, list) else None

@@ -27,23 +27,37 @@ seconds and its reply says so; a turn with no new mail reads no stored
 message (only the series new mail touched are regrouped); each series has
 its own results directory, named by a hash of its whole key; and one bot at
 a time keeps a state directory (:class:`harness.mail.state.BotLock`).
+
+A complete series is tested only when it touches a path some test covers,
+with those tests (:mod:`harness.mail.gate`); the rest are recorded
+``not-relevant`` and get no reply.  Replies leave through
+:mod:`harness.mail.delivery` (live, held for a moderator, or only written);
+mail that talks to the bot (a moderator's answer, ``#kharness test``) is
+taken by :mod:`harness.mail.commands`, and a retest is one more job.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.hosts import Host
-from harness.mail import reply, smtp
+from harness.mail import reply
 from harness.mail.botlock import BotLock
-from harness.mail.commandline import SeriesCommand
-from harness.mail.grouping import SeriesKey
-from harness.mail.slots import Child, Slot, make_slots, owner_of
+from harness.mail.commands import Commands, Listening
+from harness.mail.delivery import Delivery, Sending
+from harness.mail.gate import Gate
+from harness.mail.jobs import Answering, Job, answer
+from harness.mail.outbox import Outbox
+from harness.mail.retest import Retests, RetestState
+from harness.mail.slots import Slot, make_slots, owner_of
+from harness.mail.smtp import RetryPolicy, SmtpRelay
 from harness.mail.state import (
     DONE,
+    NOT_RELEVANT,
     QUEUED,
     RUNNING,
     WAITING,
@@ -51,6 +65,9 @@ from harness.mail.state import (
     State,
 )
 from harness.mail.watch_intake import Intake, slug
+
+#: with --once, a refused reply whose next try is this close is waited for
+ONCE_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -66,26 +83,18 @@ class Settings:
     wait_missing: float = 1800.0  # how long an incomplete series waits for its patches
     jobs: int = 1  # series tested at once, here
     hosts: tuple[Host, ...] = ()  # --hosts: series tested on these machines instead
-    smtp: smtp.Server | None = None
+    smtp: SmtpRelay | None = None
     sender: str = field(default_factory=reply.default_sender)
     from_start: bool = False  # test what the inbox already holds, not only what comes next
     once: bool = False  # stop when nothing is waiting, queued or running
     max_patches: int = 50  # a longer series is not tested (its reply says why)
     deadline: float = 7200.0  # seconds a series' job may take in all, every kernel together
-
-
-@dataclass
-class Job:
-    """A series under test: one kernel at a time, each a ``kharness series`` child."""
-
-    row: SeriesRow
-    directory: Path
-    remaining: list[str]
-    slot: Slot
-    child: Child | None = None
-    kernel: str | None = None
-    began: float = field(default_factory=time.monotonic)
-    timed_out: tuple[str, ...] = ()  # kernels not (fully) tested: the deadline passed
+    test_all: bool = False  # --test-all-series: no relevance check
+    dry_run: bool = False  # replies written, none sent
+    moderator: str | None = None  # --moderate: replies go there first
+    retest_from: tuple[str, ...] = ()  # may ask for retests besides the thread's posters
+    evidence_url: str | None = None  # where <results> is served: replies link each run
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class Watcher:
@@ -96,10 +105,24 @@ class Watcher:
         self.log = log
         self.lock = BotLock(settings.home)  # first: a second bot stops here, naming the first
         self.state = State(settings.home)
-        self.intake = Intake(settings, self.state, log)
-        self.jobs: dict[SeriesKey, Job] = {}
+        self.retests = Retests(self.state.db)
+        sending = Sending(settings.smtp, settings.moderator, settings.dry_run, settings.retry)
+        self.delivery = Delivery(Outbox(self.state.db), sending, log)
+        listening = Listening(settings.moderator, settings.retest_from, settings.max_patches)
+        self.commands = Commands(
+            self.state, self.delivery.outbox, self.retests, listening, self._series_dir, log
+        )
+        self.intake = Intake(settings, self.state, log, self.commands.take, self.delivery.queue)
+        self.gate = Gate(settings.kernels_file, settings.kernels, settings.tests, settings.test_all)
+        self.jobs: dict[str, Job] = {}
         self.slots = make_slots(
             settings.jobs, settings.hosts, settings.kernels_file, owner_of(settings.home)
+        )
+        reply_settings = reply.Settings(
+            settings.sender, settings.evidence_url, settings.home.parent.resolve()
+        )
+        self.answering = Answering(
+            settings.kernels, settings.inbox, settings.deadline, reply_settings
         )
 
     # -- the loop
@@ -107,6 +130,8 @@ class Watcher:
         """Turn until stopped (SIGTERM, Ctrl-C) or, with ``once``, until idle."""
         for key in self.state.recover():
             self.log(f"resuming {key}: it was being tested when the bot stopped")
+        for number in self.retests.recover():
+            self.log(f"resuming retest #{number}: it was running when the bot stopped")
         try:
             while True:
                 self.turn()
@@ -116,9 +141,8 @@ class Watcher:
                         f"no host can be reached; {queued} series stay queued for the next start"
                     )
                     return 1
-                if self.settings.once and self.idle():
-                    self.send_replies(retry=True)  # a last try before going
-                    left = len(self.state.pending()) if self.settings.smtp else 0
+                if self.settings.once and self.idle() and not self._retry_soon():
+                    left = len(self.delivery.waiting()) if self.settings.smtp else 0
                     if left:
                         self.log(f"{left} reply(ies) not sent; kept, tried at the next start")
                     return 0
@@ -130,62 +154,114 @@ class Watcher:
 
     def turn(self) -> None:
         """One pass over everything the bot does."""
-        polled = time.monotonic() >= self.intake.next_poll
-        if polled:
+        if time.monotonic() >= self.intake.next_poll:
             self.intake.poll()
         for old in self.intake.regroup():  # superseded: a job of it stops
-            job = self.jobs.pop(old, None)
+            job = self.jobs.pop(str(old), None)
             if job is not None:
                 self._stop(job)
         self.promote()
         self.advance()
         self.start()
-        self.send_replies(retry=polled)
+        self.delivery.send_due()
 
     def stranded(self) -> bool:
         """Series wait for a slot, none runs, and every slot's host was unreachable."""
         now = time.time()
         return (
             not self.jobs
-            and bool(self.state.series(QUEUED))
+            and bool(self.state.series(QUEUED) or self.retests.queued())
             and not any(s.ready(now) for s in self.slots)
         )
 
     def idle(self) -> bool:
-        """Nothing to wait for: no job and no series waiting or queued."""
-        return not self.jobs and not self.state.series(WAITING) and not self.state.series(QUEUED)
+        """Nothing to wait for: no job and no series waiting or queued, no retest queued."""
+        return (
+            not self.jobs
+            and not self.state.series(WAITING)
+            and not self.state.series(QUEUED)
+            and not self.retests.queued()
+        )
+
+    def _retry_soon(self) -> bool:
+        """A refused reply is tried again within ONCE_WAIT seconds (``--once`` waits)."""
+        due = self.delivery.next_try()
+        return due is not None and due - time.time() <= ONCE_WAIT
+
+    def _series_dir(self, key: str) -> Path:
+        """A series' results directory (where its retests go too)."""
+        from harness.mail.grouping import SeriesKey
+
+        row = self.state.get(SeriesKey.parse(key))
+        if row is not None and row.directory:
+            return Path(row.directory)
+        return self.settings.home / "series" / (slug(row) if row else "unknown")
 
     # -- series
     def promote(self) -> None:
-        """Complete series are queued; incomplete ones after waiting ``wait_missing``."""
+        """Complete series are decided (relevant: queued with their tests; not: recorded);
+        incomplete ones after waiting ``wait_missing``."""
         now = time.time()
         for row in self.state.series(WAITING):
             if not row.missing:
-                self.state.move(row.key, QUEUED)
+                self._decide(row)
             elif now - row.last_arrival >= self.settings.wait_missing:
                 missing = ", ".join(map(str, row.missing))
                 self.log(f"{row.key}: patch(es) {missing} never came; testing what arrived")
-                self.state.move(row.key, QUEUED, note=f"missing patch(es) {missing}")
+                self._decide(row, note=f"missing patch(es) {missing}")
+
+    def _decide(self, row: SeriesRow, note: str | None = None) -> None:
+        verdict = self.gate.decide(self.state, row, self.settings.max_patches + 2)
+        if not verdict.relevant:
+            self.log(f"{row.key}: {verdict.note}")
+            self.state.move(row.key, NOT_RELEVANT, note=verdict.note, relevance=verdict.record)
+            return
+        tests = None if verdict.tests is None else json.dumps(list(verdict.tests))
+        fields: dict[str, object] = {"relevance": verdict.record, "tests": tests}
+        if note is not None:
+            fields["note"] = note
+        self.state.move(row.key, QUEUED, **fields)
+        if verdict.tests is not None:
+            self.log(f"{row.key}: queued with {', '.join(verdict.tests)}")
 
     def start(self) -> None:
-        """Fill the free slots from the fair queue."""
+        """Fill the free slots: retests asked in a thread first, then the fair queue."""
         while len(self.jobs) < len(self.slots):
-            queued = self.state.series(QUEUED)
-            if not queued:
-                return
             busy = {id(j.slot) for j in self.jobs.values()}
             now = time.time()
             slot = next((s for s in self.slots if id(s) not in busy and s.ready(now)), None)
             if slot is None:
                 return  # the free slots' hosts are unreachable for now
-            row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
-            directory = self.settings.home / "series" / slug(row)
-            done = [k for k in self.settings.kernels if reply.finished_run(directory / k)]
-            job = Job(row, directory, [k for k in self.settings.kernels if k not in done], slot)
-            self.state.move(row.key, RUNNING, directory=str(directory))
+            job = self._next_retest(slot) or self._next_series(slot)
+            if job is None:
+                return
             where = f" on {slot.name}" if self.settings.hosts else ""
-            self.log(f"testing {row.key}{where}: {row.title}")
-            self.jobs[row.key] = job
+            self.log(f"testing {job.name}{where}: {job.row.title}")
+            self.jobs[job.name] = job
+
+    def _next_series(self, slot: Slot) -> Job | None:
+        queued = self.state.series(QUEUED)
+        if not queued:
+            return None
+        row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
+        directory = self.settings.home / "series" / slug(row)
+        done = [k for k in self.settings.kernels if reply.finished_run(directory / k)]
+        job = Job(row, directory, [k for k in self.settings.kernels if k not in done], slot)
+        self.state.move(row.key, RUNNING, directory=str(directory))
+        return job
+
+    def _next_retest(self, slot: Slot) -> Job | None:
+        from harness.mail.grouping import SeriesKey
+
+        for asked in self.retests.queued():
+            row = self.state.get(SeriesKey.parse(asked.series))
+            if row is None or asked.directory is None or str(row.key) in self.jobs:
+                continue  # its series is being tested: the retest comes after
+            self.retests.move(asked.id, RetestState.RUNNING)
+            done = [k for k in self.settings.kernels if reply.finished_run(asked.directory / k)]
+            remaining = [k for k in self.settings.kernels if k not in done]
+            return Job(row, asked.directory, remaining, slot, retest=asked)
+        return None
 
     def advance(self) -> None:
         """Start each job's next kernel; a job with none left gets its reply."""
@@ -217,10 +293,8 @@ class Watcher:
         self._stop(job)
         job.timed_out = tuple(k for k in left if k)
         job.remaining = []
-        self.log(
-            f"{job.row.key}: stopped, over the deadline of {reply.span(self.settings.deadline)}"
-        )
-        del self.jobs[job.row.key]
+        self.log(f"{job.name}: stopped, over the deadline of {reply.span(self.settings.deadline)}")
+        del self.jobs[job.name]
         self._finish(job)
 
     def _requeue(self, job: Job) -> None:
@@ -228,83 +302,37 @@ class Watcher:
         delay = job.slot.reached(False, time.time())
         log = job.directory / str(job.kernel) / "series.log"
         self.log(
-            f"{job.row.key}: {job.slot.name} could not be reached (see {log}); "
+            f"{job.name}: {job.slot.name} could not be reached (see {log}); "
             f"queued again, that host is tried again in {delay:.0f}s"
         )
-        del self.jobs[job.row.key]
+        del self.jobs[job.name]
+        if job.retest is not None:
+            self.retests.move(job.retest.id, RetestState.QUEUED)
+            return
         self.state.move(job.row.key, QUEUED, note=f"{job.slot.name} could not be reached")
 
     def _launch(self, job: Job, kernel: str) -> None:
         out = job.directory / kernel
         out.mkdir(parents=True, exist_ok=True)
-        command = SeriesCommand.for_message(
-            job.row.anchor,
-            kernel,
-            self.settings.inbox,
-            allow_missing=bool(job.row.missing),  # it waited --wait-missing; test what arrived
-            tests=self.settings.tests,
-            reply_from=self.settings.sender,
+        command = job.command(
+            kernel, self.settings.inbox, self.settings.tests, self.settings.sender
         )
         job.child = job.slot.start(command.argv(), out)
         job.kernel = kernel
 
     def _finish(self, job: Job) -> None:
-        """Compose the series' reply from every kernel's results; queue it for sending."""
-        results = [self._result(job, k) for k in self.settings.kernels]
-        anchor = reply.anchor_of(results) or self.intake.stored(job.row.anchor)
-        if anchor is None:
+        """Compose the job's reply from every kernel's results; queue it for sending."""
+        message = answer(job, self.answering, self.intake.stored)
+        if job.retest is not None:
+            self.retests.move(job.retest.id, RetestState.DONE)
+        elif message is None:
             self.state.move(job.row.key, DONE, note="no message to answer")
+        if message is None:
             return
-        notes = next((reply.origin_notes(r.run_dir) for r in results if r.run_dir), [])
-        if not notes and job.row.note and "missing" in job.row.note:
-            notes = [f"Note: {job.row.note} never reached the list."]
-        if job.timed_out:
-            notes = [
-                f"Note: testing timed out: the series' deadline of "
-                f"{reply.span(self.settings.deadline)} passed, so {', '.join(job.timed_out)} "
-                "was stopped before it finished.",
-                *notes,
-            ]
-        kernel = self.settings.kernels[0]
-        message = reply.compose(
-            anchor,
-            results,
-            reply.Settings(self.settings.sender),
-            reproduce=SeriesCommand.for_message(
-                job.row.anchor, kernel, self.settings.inbox, bool(job.row.missing)
-            ).line(),
-            notes=notes,
-        )
         path = reply.save(message, job.directory)
-        self.state.add_reply(job.row.key, path)
-        self.state.move(job.row.key, DONE)
-        self.log(f"{job.row.key}: reply written to {path}")
-
-    def _result(self, job: Job, kernel: str) -> reply.KernelResult:
-        result = reply.kernel_result(job.directory / kernel, kernel)
-        if result.run_dir is None and kernel in job.timed_out:
-            deadline = reply.span(self.settings.deadline)
-            return reply.KernelResult(kernel, None, f"timed out: stopped after {deadline}")
-        return result
-
-    # -- replies
-    def send_replies(self, retry: bool = True) -> None:
-        """New replies now; one refused before only with ``retry`` (on a poll's turn)."""
-        server = self.settings.smtp
-        if server is None:
-            return
-        for pending in self.state.pending():
-            if pending.attempts and not retry:
-                continue
-            try:
-                refused = smtp.send(reply.load(pending.path), server)
-            except smtp.SendFailed as exc:
-                self.log(f"reply for {pending.series} not sent (kept, retried next poll): {exc}")
-                self.state.send_failed(pending.series, str(exc))
-                continue
-            self.state.sent(pending.series)
-            extra = f" (refused: {', '.join(refused)})" if refused else ""
-            self.log(f"reply for {pending.series} sent through {server}{extra}")
+        self.delivery.queue(str(job.row.key), path, "retest" if job.retest else "series")
+        if job.retest is None:
+            self.state.move(job.row.key, DONE)
 
     # -- stopping
     def stop_all(self) -> None:

@@ -5,7 +5,8 @@ work follows the new mail: a poll parses each new message once, a message it
 cannot handle is set aside with its reason (the cursor moves past it), and
 only the series new mail touched are regrouped, from at most
 ``max_patches + 2`` of their stored messages; a series over the limit is
-refused with a short reply.
+refused with a short reply.  Mail that talks to the bot (a moderator's
+answer, ``#kharness test``) is handed to :mod:`harness.mail.commands` first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import InboxUnavailable
@@ -21,7 +23,7 @@ from harness.mail import grouping, reply
 from harness.mail.grouping import SeriesKey
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import Mail, parse
-from harness.mail.state import DONE, REFUSED, SUPERSEDED, WAITING, SeriesRow, SetAside, State
+from harness.mail.state import FINAL, REFUSED, SUPERSEDED, WAITING, SeriesRow, SetAside, State
 
 if TYPE_CHECKING:
     from harness.mail.watch import Settings
@@ -30,10 +32,19 @@ if TYPE_CHECKING:
 class Intake:
     """The inbox read past its cursor, into the state; the series regrouped."""
 
-    def __init__(self, settings: Settings, state: State, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        state: State,
+        log: Callable[[str], None],
+        commands: Callable[[Mail], str | None],
+        queue_reply: Callable[[str, Path, str], int],
+    ) -> None:
         self.settings = settings
         self.state = state
         self.log = log
+        self.commands = commands  # a command mail acted on: the reason it is recorded with
+        self.queue_reply = queue_reply  # a written reply handed to the delivery
         self.reader = InboxReader(settings.inbox, settings.home / "mirror")
         self.backoff = Backoff()
         self.next_poll = 0.0
@@ -61,7 +72,7 @@ class Intake:
                 if mail.refused is not None:  # the parser's verdict: an absurd tag, a bad id
                     aside.append(SetAside(mail.message_id, mail.subject, mail.refused))
                     continue
-                why = grouping.why_ignored(mail)
+                why = self.commands(mail) or grouping.why_ignored(mail)
                 if why is None:
                     kept.append((mail, str(grouping.series_key(mail))))
                 else:
@@ -96,7 +107,7 @@ class Intake:
         known = [r.candidate() for r in self.state.by_senders(c.sender for c in fresh)]
         for old, new in grouping.superseded(known).items():
             row = self.state.get(old)
-            if row is None or row.state in (DONE, SUPERSEDED, REFUSED):
+            if row is None or row.state in FINAL:
                 continue
             stopped.append(old)
             note = f"v{new.version} was posted ({new.root}); v{old.version} is not tested further"
@@ -137,7 +148,7 @@ class Intake:
             return
         message = reply.refusal(anchor, reply.Settings(self.settings.sender), note)
         directory.mkdir(parents=True, exist_ok=True)
-        self.state.add_reply(row.key, reply.save(message, directory))
+        self.queue_reply(str(row.key), reply.save(message, directory), "refusal")
 
     def stored(self, message_id: str) -> Mail | None:
         """A stored message, parsed (None: not stored)."""

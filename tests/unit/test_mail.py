@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from harness.kernels.patches import first_misfit, read_series
 from harness.mail import b4check, grouping, intake, reply
 from harness.mail.grouping import SeriesKey
 from harness.mail.message import BOT_HEADER, parse, parse_subject
+from harness.mail.outbox import Outbox, ReplyState
 from harness.mail.state import DONE, QUEUED, RUNNING, WAITING, State
 from harness.outcome import Outcome, Verdict
 from harness.records import TestRun
@@ -232,9 +234,11 @@ def test_state_keeps_messages_once_and_resumes_a_cut_run(tmp_path: Path) -> None
     row = again.get(candidate.key)
     assert row is not None and row.state == QUEUED and row.started_at is not None
     again.move(candidate.key, DONE)
-    again.add_reply(candidate.key, tmp_path / "reply.eml")
-    again.send_failed(candidate.key, "451 try later")
-    (pending,) = again.pending()
+    outbox = Outbox(again.db)
+    number = outbox.add(str(candidate.key), tmp_path / "reply.eml", ReplyState.PENDING)
+    outbox.retry(number, "451 try later", next_try=time.time() + 60)
+    (pending,) = outbox.all([ReplyState.PENDING])
     assert pending.attempts == 1 and pending.last_error == "451 try later"
-    again.sent(candidate.key)
-    assert again.pending() == [] and again.served("dev@example.org") == 1
+    assert outbox.due(time.time()) == [], "not before its next try"
+    outbox.sent(number)
+    assert outbox.all([ReplyState.PENDING]) == [] and again.served("dev@example.org") == 1
