@@ -10,16 +10,20 @@ A series from a list is tested on its cover letter's ``base-commit:`` when
 the kernel's tree has that commit, else on the entry's own base, and the
 report says which and why.  Its results directory then also holds
 ``reply.eml``, the answer to the thread (sent with ``--smtp HOST:PORT``).
+
+A test a patch turns from pass to fail runs ``--confirm N`` more times on
+that step and the one before before the patch is blamed (:mod:`harness.confirm`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
-from harness import pass_rate, provenance
+from harness import confirm, pass_rate, provenance
 from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.config import KernelSpec, check_host_tools, load_kernels, select, untrusted
 from harness.errors import UserError
@@ -31,6 +35,7 @@ from harness.kernels.srctree import is_git_tree, is_package_name
 from harness.mail import intake, reply, smtp
 from harness.paths import kernels_file, results_base
 from harness.progress_display import for_stream
+from harness.results.series_record import SeriesOrigin
 from harness.series import run_series, write_reports
 from harness.textsafe import printable
 from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
@@ -132,6 +137,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     kernels = kernels_file(args.kernels_file)
     provenance.record(run_dir, kernels, [spec.name], [t.name for t in tests])
     # every step boots with the entry's cmdline, memory, CPUs, timeouts, ...
+    why_tests = read_why(args.why_tests)
     progress = for_stream(sys.stderr)  # with the build's and the trial's lines
     try:
         taken = take_series(args, spec, run_dir, progress.print)
@@ -146,10 +152,11 @@ def cmd_series(args: argparse.Namespace) -> int:
             args.runs,
             base_patches=taken.base_patches,
             base=taken.base,
+            confirm_runs=args.confirm,
         )
     finally:
         progress.close()
-    regressed = write_reports(report, run_dir)
+    regressed = write_reports(report, run_dir, why_tests)
     # series.txt quotes the patches' subjects: mail, so escaped before a terminal
     print(f"\n{printable((run_dir / 'series.txt').read_text())}\nresults: {run_dir}")
     if taken.fetched is not None and taken.fetched.anchor is not None:
@@ -164,19 +171,45 @@ def _record_origin(run_dir: Path, taken: Intake) -> None:
     anchor = fetched.anchor
     if anchor is not None:
         (run_dir / "series" / "anchor.eml").write_bytes(anchor.raw)
-    write_json(
-        run_dir / "series-origin.json",
-        {
-            "message_id": anchor.message_id if anchor else None,
-            "subject": fetched.subject,
-            "version": fetched.version,
-            "link": fetched.link,
-            "base_commit": fetched.base_commit,
-            "base": taken.base,
-            "patches": [p.label for p in taken.patches],
-            "missing": list(fetched.missing),
-        },
+    origin = SeriesOrigin(
+        anchor.message_id if anchor else None,
+        fetched.subject,
+        fetched.version,
+        fetched.link,
+        fetched.base_commit,
+        taken.base,
+        tuple(p.label for p in taken.patches),
+        tuple(fetched.missing),
     )
+    write_json(run_dir / "series-origin.json", origin.to_json())
+
+
+MAX_WHY = 4096  # characters of --why-tests kept
+
+
+def read_why(text: str | None) -> str:
+    """``--why-tests TEXT`` or ``@FILE`` (text, or the bot's JSON: a string, a list of lines,
+    or an object of test -> reason), as lines for the reply; UserError names a bad file."""
+    if not text:
+        return ""
+    if not text.startswith("@"):
+        return text[:MAX_WHY]
+    path = Path(text[1:])
+    try:
+        raw = path.read_text(errors="replace")
+    except OSError as exc:
+        raise UserError(f"--why-tests {text}: cannot read {path} ({exc.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw.strip()[:MAX_WHY]
+    if isinstance(data, dict):
+        lines = [f"{k}: {v}" for k, v in data.items()]
+    elif isinstance(data, list):
+        lines = [str(x) for x in data]
+    else:
+        lines = [str(data)]
+    return "\n".join(lines)[:MAX_WHY]
 
 
 def _answer(args: argparse.Namespace, kernel: str, fetched: intake.Fetched, run_dir: Path) -> None:
@@ -255,6 +288,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="run each test N times per step; a test that passes and fails is flaky",
+    )
+    p.add_argument(
+        "--confirm",
+        type=confirm.confirm_count,
+        default=confirm.DEFAULT_RUNS,
+        metavar="N",
+        help="a test a patch turns from pass to fail runs N more times on that step and the "
+        f"one before before the patch is blamed (default {confirm.DEFAULT_RUNS}; 0: never)",
+    )
+    p.add_argument(
+        "--why-tests",
+        metavar="TEXT|@FILE",
+        help="why these tests were chosen (the bot's relevance reason), shown in the reply; "
+        "@FILE reads it from a text or JSON file",
     )
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
     p.add_argument(

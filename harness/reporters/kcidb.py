@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from harness.arch import ARCHES
 from harness.outcome import Outcome
 from harness.records import ReportRecord, RunSummary, TestRecord
+from harness.results.series_record import ConfirmKind
 
 FILENAME = "kcidb.json"
 ORIGIN = "kharness"
@@ -31,8 +33,14 @@ def _id(*parts: str) -> str:
     return ORIGIN + ":" + ":".join(re.sub(r"[^A-Za-z0-9_.+-]", "_", p) for p in parts)
 
 
-def render(summary: RunSummary) -> str:
-    """The KCIDB JSON document of one run."""
+#: (test, kernel) -> what a series' confirmation runs said of that test turning bad there
+Verdicts = Mapping[tuple[str, str], ConfirmKind]
+
+
+def render(summary: RunSummary, verdicts: Verdicts | None = None) -> str:
+    """The KCIDB JSON document of one run; a series run passes its confirmations' verdicts
+    (the test's ``misc.series_verdict``; an incident not blamed on the series says so)."""
+    verdicts = verdicts or {}
     run = summary.run or "run"
     checkout = _id(run)
     builds = []
@@ -58,9 +66,9 @@ def render(summary: RunSummary) -> str:
         "version": SCHEMA_VERSION,
         "checkouts": [{"id": checkout, "origin": ORIGIN}],
         "builds": builds,
-        "tests": [_test(run, t) for t in summary.tests],
+        "tests": [_test(run, t, verdicts.get((t.test, t.kernel))) for t in summary.tests],
     }
-    issues, incidents = _issues(run, summary)
+    issues, incidents = _issues(run, summary, verdicts)
     if issues:
         doc["issues"] = issues
         doc["incidents"] = incidents
@@ -75,7 +83,9 @@ def issue_id(title: str) -> str:
     return f"{ORIGIN}:{title}"
 
 
-def _issues(run: str, summary: RunSummary) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _issues(
+    run: str, summary: RunSummary, verdicts: Verdicts
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One issue per crash title, one incident per test (or boot) that showed it."""
     issues: dict[str, dict[str, Any]] = {}
     incidents: list[dict[str, Any]] = []
@@ -120,7 +130,11 @@ def _issues(run: str, summary: RunSummary) -> tuple[list[dict[str, Any]], list[d
             report = next(r for r in t.reports if r.title == title)
             where = {"test_id": _id(run, t.kernel, t.test), "build_id": _id(run, t.kernel)}
             ident = _id(run, t.kernel, t.test, f"incident{n}")
-            sighting(report, where, ident, f"{t.test} on {t.kernel}: {t.outcome.value}")
+            note = f"{t.test} on {t.kernel}: {t.outcome.value}"
+            verdict = verdicts.get((t.test, t.kernel))
+            if verdict is not None and verdict is not ConfirmKind.REGRESSION:
+                note += f" ({verdict.value} when run again: not blamed on the series)"
+            sighting(report, where, ident, note)
     for n, o in enumerate(summary.outside):
         ident = _id(run, o.kernel, f"boot-{o.boot}", f"incident{n}")
         note = f"{o.kernel} boot-{o.boot}, during {o.when} (no test)"
@@ -133,7 +147,7 @@ def _category(report_type: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", report_type).strip("_").lower() or "report"
 
 
-def _test(run: str, t: TestRecord) -> dict[str, Any]:
+def _test(run: str, t: TestRecord, verdict: ConfirmKind | None = None) -> dict[str, Any]:
     test: dict[str, Any] = {
         "id": _id(run, t.kernel, t.test),
         "build_id": _id(run, t.kernel),
@@ -150,6 +164,8 @@ def _test(run: str, t: TestRecord) -> dict[str, Any]:
     }
     if t.runs:  # --runs N: the pass rate, and whether it was flaky
         test["misc"] |= {"runs": t.attempts, "passes": t.passes, "flaky": t.flaky}
+    if verdict is not None:  # a series' confirmation runs: regression, unstable, pre-existing
+        test["misc"]["series_verdict"] = verdict.value
     if t.outcome is not Outcome.NOT_RUN:
         test["duration"] = t.seconds
     return test

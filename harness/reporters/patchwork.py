@@ -12,10 +12,11 @@ per kernel of the run, each meant for every patch of the series::
            -d "$body" "$PW/api/patches/$PATCH/checks/"; done
 
 The state: ``fail`` when a test regressed (against the series' base, when
-one is known: :mod:`harness.compare`) or, without a base, failed
-unexpectedly; ``warning`` for what needs a look but is not the series'
-fault (flaky tests, failures the base already had, tests that could not
-run, an interrupted run); ``success`` otherwise.  ``target_url`` is the
+one is known: :mod:`harness.compare`; a series' regression only when its
+confirmation runs upheld it, :mod:`harness.confirm`) or, without a base,
+failed unexpectedly; ``warning`` for what needs a look but is not the
+series' fault (flaky or unstable tests, failures the base already had,
+tests that could not run, an interrupted run); ``success`` otherwise.  ``target_url`` is the
 run's ``index.html`` under ``$KHARNESS_RESULTS_URL`` when that is set (where
 CI publishes results directories), and left out otherwise (Patchwork allows
 that).
@@ -93,10 +94,12 @@ def _kernel_check(
         known = [
             c.new for c in changes if c.kind in (ChangeKind.STILL_FAILING, ChangeKind.CHANGED_CRASH)
         ]
+        # a series' failure its confirmation runs found split: flaky there, not in the record
+        unstable = [c.new for c in changes if c.kind is ChangeKind.FLAKY and not c.new.flaky]
     else:
         failing = [t for t in summary.unexpected if t.kernel == kernel and not t.flaky]
         failing = [t for t in failing if t not in untested]
-        known = []
+        known = unstable = []
     parts: list[str] = []
     if failing:
         what = "regression" if comparison is not None else "failure"
@@ -105,6 +108,8 @@ def _kernel_check(
         parts.append(f"{_plural(len(known), 'failure')} the base has too")
     if flaky:
         parts.append(f"{len(flaky)} flaky")
+    if unstable:
+        parts.append(f"{len(unstable)} unstable when run again: {_names(unstable)}")
     if untested:
         parts.append(f"{len(untested)} could not run")
     if summary.interrupted:

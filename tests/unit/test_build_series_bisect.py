@@ -181,7 +181,9 @@ def test_series_cli_refuses_a_kernel_that_is_not_built_from_source(
 class _RecordingTrial:
     """Stands in for the guest: 'fails' the test when the image holds 'return 9'."""
 
-    def __init__(self) -> None:
+    def __init__(self, results: Path) -> None:
+        self.results = results
+        self.spec = None
         self.tests = [type("T", (), {"name": "t"})()]
         self.booted: list[str] = []
         self.progress = NO_PROGRESS
@@ -211,9 +213,11 @@ def test_per_patch_run_builds_incrementally_and_names_the_breaking_patch(
     )
     patches = read_series(mbox).patches
     source = BuildSource(str(tree), tmp_path, None, make_recipe(guest_config=False))
-    trial = _RecordingTrial()
+    trial = _RecordingTrial(tmp_path)
     lines: list[str] = []
     report = run_series(source, patches, trial, lines.append)  # type: ignore[arg-type]
+    assert report.config == "config-series.txt", "the base's .config is kept beside the results"
+    assert "CONFIG_" in (tmp_path / report.config).read_text()
     assert [s.outcome("t") for s in report.steps] == [P, P, Outcome.BUILD_FAIL, F]
     assert "error: half done" in (report.steps[2].error or "")
     assert report.first_break("t").index == 2  # type: ignore[union-attr]
