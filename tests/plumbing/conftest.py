@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from harness.cache import cache_root
-from tests.integration.helpers import REPO, TEST_TAG, harness_qemus
+from tests.support.paths import REPO
+from tests.support.processes import TEST_TAG, harness_qemus
 
 
 @pytest.fixture(autouse=True, scope="session")

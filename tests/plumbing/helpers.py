@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.helpers import REPO
+from tests.support.paths import REPO
 
 SCENARIOS = REPO / "tests" / "data" / "replay"
 

@@ -22,8 +22,8 @@ import pytest
 from harness.mail.explain import explain, parse_since, read_mails, render
 from harness.mail.relevance import catalog
 from harness.testdef import discover, read_test
-from tests.integration.helpers import REPO
 from tests.support.mailinglist import ADDRESS, PublicInbox, format_series
+from tests.support.paths import REPO
 
 UFFD_TESTS = {"uffd_move_swap_pmd", "uffd_wp_punch_faultaround", "uffd_api_unknown_feature"}
 

@@ -23,7 +23,6 @@ import pytest
 
 from harness.mail import reply
 from harness.mail.message import parse
-from tests.integration.helpers import REPO
 from tests.support.mailinglist import (
     PublicInbox,
     SmtpSink,
@@ -33,6 +32,7 @@ from tests.support.mailinglist import (
     served_inbox,
     watch_argv,
 )
+from tests.support.paths import REPO
 
 OSC52 = "\x1b]52;c;SGVsbG8gY2xpcGJvYXJk\x07"  # "write 'Hello clipboard' to the clipboard"
 DIFF = "---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n"

@@ -32,7 +32,6 @@ from harness.errors import InboxUnavailable
 from harness.machine.ports import free_port
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import BOT_HEADER, parse
-from tests.integration.helpers import REPO
 from tests.support.mailinglist import (
     ADDRESS,
     PublicInbox,
@@ -44,6 +43,7 @@ from tests.support.mailinglist import (
     served_inbox,
     watch_argv,
 )
+from tests.support.paths import REPO
 
 
 @pytest.fixture

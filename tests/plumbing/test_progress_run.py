@@ -15,8 +15,8 @@ import sys
 import pexpect
 import pytest
 
-from tests.integration.helpers import ANSI, SLOW, SUMMARY, write_kernels
 from tests.plumbing.helpers import replay_kernel
+from tests.support.runs import ANSI, SLOW, SUMMARY, write_kernels
 
 
 def _slow_project(project: pytest.Pytester) -> None:

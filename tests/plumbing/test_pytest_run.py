@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness.session import Policy
-from tests.integration.helpers import (
+from tests.plumbing.helpers import replay_kernel
+from tests.support.junit import xunit2_problems
+from tests.support.runs import (
     add_tests,
     check_junit,
     ready_boots,
@@ -23,8 +25,6 @@ from tests.integration.helpers import (
     wait_until_sleeper_runs,
     write_kernels,
 )
-from tests.plumbing.helpers import replay_kernel
-from tests.unit.test_junit_schema import xunit2_problems
 
 
 def _summary(project: pytest.Pytester) -> dict:

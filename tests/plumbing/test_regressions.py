@@ -24,8 +24,9 @@ import kcidb_io.schema
 import pytest
 
 from tests.browser import Chromium
-from tests.integration.helpers import REPO, write_kernels
 from tests.plumbing.helpers import replay_kernel
+from tests.support.paths import REPO
+from tests.support.runs import write_kernels
 
 CRASH = """#!/bin/sh
 # regress_crash.sh - crashes the kernel when it was booted with kharness_regress=crash

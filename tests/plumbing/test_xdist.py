@@ -21,15 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import (
-    SLEEPER,
-    TEST_TAG,
-    add_tests,
-    ready_boots,
-    tagged_processes,
-    write_kernels,
-)
 from tests.plumbing.helpers import replay_kernel
+from tests.support.processes import TEST_TAG, tagged_processes
+from tests.support.runs import SLEEPER, add_tests, ready_boots, write_kernels
 
 
 def _run_dir(base: Path) -> Path:

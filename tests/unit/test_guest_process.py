@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.helpers import REPO
+from tests.support.paths import REPO
 
 PARENT = """
 import sys, time

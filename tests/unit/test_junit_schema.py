@@ -13,16 +13,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-import xmlschema  # a dev dependency: missing, this test fails rather than skips
 
-REPO = Path(__file__).resolve().parents[2]
-JUNIT_XSD = REPO / "tests" / "data" / "junit-10.xsd"
-
-
-def xunit2_problems(junit: Path) -> list[str]:
-    """Every way ``junit`` breaks the xunit2 schema (empty when valid)."""
-    schema = xmlschema.XMLSchema(JUNIT_XSD)
-    return [str(error) for error in schema.iter_errors(str(junit))]
+from tests.support.junit import xunit2_problems
+from tests.support.paths import REPO
 
 
 def test_the_schema_rejects_properties_inside_a_testcase(tmp_path: Path) -> None:

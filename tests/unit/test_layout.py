@@ -163,3 +163,16 @@ def test_the_circle_check_reads_imports_inside_functions(tmp_path: Path) -> None
     assert _find_cycle(graph) == ["pkg.a", "pkg.sub", "pkg.sub.b", "pkg.c", "pkg.a"]
     (pkg / "c.py").write_text("def helper():\n    return 1\n")
     assert _find_cycle(_import_graph(pkg)) is None
+
+
+def test_unit_and_plumbing_tests_import_nothing_from_the_integration_suite() -> None:
+    """What they share with it lives in tests/support: tests/integration may change freely."""
+    tests = HARNESS.parent / "tests"
+    found = []
+    for path in sorted([*(tests / "unit").rglob("*.py"), *(tests / "plumbing").rglob("*.py")]):
+        for node in _import_nodes(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n == "tests.integration" or n.startswith("tests.integration.") for n in names):
+                found.append(f"{path.relative_to(tests)}:{node.lineno}")
+    assert found == [], "import it from tests/support instead"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.errors import run_checked
-from tests.integration.helpers import TEST_TAG, harness_qemus, tagged_processes
+from tests.support.processes import TEST_TAG, harness_qemus, tagged_processes
 
 
 @pytest.fixture
