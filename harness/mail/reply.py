@@ -1,13 +1,17 @@
 """The answer to a series' thread: a plain-text mail a maintainer reads in their client.
 
 Written from the results directories alone (``series.json``, ``summary.json``,
-``series-origin.json``), so the same reply comes out of ``kharness series``,
-of the watch bot, and of a results directory copied elsewhere.  It leads
-with the verdict per kernel, then names the first patch that broke each
-test, the crash title with its symbolized frames, and the one command that
-reproduces it locally.  Threading follows RFC 5322: In-Reply-To the cover
-letter (or the first patch), References its references plus it, the
-author in To, the list and the other Cc'd addresses in Cc.
+``series-origin.json``, read as :mod:`harness.results.series_record`
+records), so the same reply comes out of ``kharness series``, of the watch
+bot, and of a results directory copied elsewhere.  It leads with the verdict
+per kernel, then says what was tested (the base and where it came from, the
+kernel config file, the tests and why those), the matrix with the
+confirmation runs' counts side by side (base 3/3 pass, patch 2 0/3 with the
+crash title of each run), the first patch that broke each test with its
+symbolized frames, and the one command that reproduces it locally.
+Threading follows RFC 5322: In-Reply-To the cover letter (or the first
+patch), References its references plus it, the author in To, the list and
+the other Cc'd addresses in Cc.
 
 Every reply carries :data:`harness.mail.message.BOT_HEADER`: the bot never
 reacts to a message that has it, so it never answers itself.
@@ -25,20 +29,21 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
-import json
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from harness.errors import UserError
 from harness.mail.commandline import SeriesCommand
 from harness.mail.message import BOT_HEADER, Mail, parse
 from harness.records import ReportRecord, TestRecord, load_summary
-from harness.results import layout
+from harness.results import layout, series_record
+from harness.results.series_record import SeriesRecord
 from harness.textsafe import printable
 
-FILENAME = "reply.eml"
+FILENAME = layout.REPLY_EML
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
 _FRAMES = 8  # symbolized frames shown per crash
 MAX_BODY = 64 * 1024  # bytes of a reply's text
@@ -189,68 +194,85 @@ def _fit(head: list[str], details: list[str], tail: list[str], where: list[str])
 def origin_notes(run_dir: Path) -> list[str]:
     """What the reader must know first about what was tested (patches that never came)."""
     try:
-        origin = json.loads((run_dir / "series-origin.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        origin = series_record.load_origin(run_dir)
+    except UserError:
         return []
-    missing = origin.get("missing") or []
-    if not missing:
+    if origin is None or not origin.missing:
         return []
-    numbers = ", ".join(str(n) for n in missing)
+    numbers = ", ".join(str(n) for n in origin.missing)
     return [
         f"Patch(es) {numbers} of this series never reached the list; what follows "
-        f"covers the {len(origin.get('patches') or [])} patch(es) that did."
+        f"covers the {len(origin.patches)} patch(es) that did."
     ]
 
 
-def _series(run_dir: Path) -> dict[str, object]:
+def _series(run_dir: Path) -> SeriesRecord | None:
+    """The run's series.json; None when it is missing or unreadable (the matrix says more)."""
     try:
-        data = json.loads((run_dir / "series.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return series_record.load(run_dir)
+    except UserError:
+        return None
 
 
 def _headline(result: KernelResult) -> str:
     if result.run_dir is None:
         return f"not tested: {result.error or 'no results'}"
     series = _series(result.run_dir)
-    not_applied = series.get("not_applied")
-    if isinstance(not_applied, dict):
-        what = "refused" if not_applied.get("refused") else "does not apply"
-        return f"{what} (patch {not_applied.get('index')}: {not_applied.get('patch')})"
-    first = (result.run_dir / "series.txt").read_text(errors="replace").splitlines()
+    na = series.not_applied if series else None
+    if na is not None:
+        return f"{'refused' if na.refused else 'does not apply'} (patch {na.index}: {na.patch})"
+    if series is not None and series.untested:
+        return f"could not test: {series.untested}"
+    first = (result.run_dir / layout.SERIES_TXT).read_text(errors="replace").splitlines()
     return first[0].removeprefix("kharness series: ") if first else "no report"
 
 
 def _section(result: KernelResult, settings: Settings) -> list[str]:
-    """One kernel's details: the base, the matrix, each break with its crash."""
+    """One kernel's details: what was tested, the matrix and counts, each break's crash."""
     if result.run_dir is None:
         return [f"== {result.kernel}: not tested", f"  {result.error}", ""]
     series = _series(result.run_dir)
     lines = [f"== {result.kernel}"]
-    not_applied = series.get("not_applied")
-    if isinstance(not_applied, dict):
-        if series.get("base"):
-            lines.append(f"base: {series['base']}")
-        index, label = not_applied.get("index"), not_applied.get("patch")
+    na = series.not_applied if series else None
+    if series is not None and na is not None:
+        if series.base:
+            lines.append(f"base: {series.base}")
         first = (
-            f"Patch {index} was refused: it names a path outside the tree, so nothing "
-            f"was applied or built: {label}"
-            if not_applied.get("refused")
-            else f"Patch {index} does not apply on that base, so nothing was built: {label}"
+            f"Patch {na.index} was refused: it names a path outside the tree, so nothing "
+            f"was applied or built: {na.patch}"
+            if na.refused
+            else f"Patch {na.index} does not apply on that base, so nothing was built: {na.patch}"
         )
-        lines += [
-            first,
-            "",
-            *[f"  {x}" for x in str(not_applied.get("error", "")).splitlines()[:30]],
-            "",
-        ]
-        return lines
-    text = (result.run_dir / "series.txt").read_text(errors="replace")
+        return [*lines, first, "", *[f"  {x}" for x in na.error.splitlines()[:30]], ""]
+    if series is not None:
+        lines += _tested(result.run_dir, series, settings)
+    text = (result.run_dir / layout.SERIES_TXT).read_text(errors="replace")
     matrix = text.split("\n\n")
     lines += ["", *[f"  {x}".rstrip() for x in "\n\n".join(matrix[1:]).strip().splitlines()], ""]
     lines += _breaks(result, series)
     lines += [f"Evidence (consoles, logs, reports): {_where(result.run_dir, settings)}", ""]
+    return lines
+
+
+def _tested(run_dir: Path, series: SeriesRecord, settings: Settings) -> list[str]:
+    """What was tested: where the series came from, the config file, the tests and why."""
+    lines = []
+    try:
+        origin = series_record.load_origin(run_dir)
+    except UserError:
+        origin = None
+    if origin is not None and origin.link:
+        lines.append(f"series: {origin.link}")
+    if series.config:
+        where = _where(run_dir, settings)
+        lines.append(f"kernel config: {where.rstrip('/')}/{series.config}")
+    if series.confirm_runs:
+        lines.append(
+            f"confirmed: {series.confirm_runs} more runs of a test a patch turned from pass "
+            "to fail, on that patch and on the one before"
+        )
+    lines.append(f"tests: {', '.join(series.tests)}")
+    lines += [f"  why: {x}" for x in series.why_tests.splitlines()[:20]]
     return lines
 
 
@@ -264,26 +286,22 @@ def _where(run_dir: Path, settings: Settings) -> str:
     return str(run_dir)
 
 
-def _breaks(result: KernelResult, series: dict[str, object]) -> list[str]:
+def _breaks(result: KernelResult, series: SeriesRecord | None) -> list[str]:
     """Per test broken by a patch: the failure on that step, its crash and frames."""
     assert result.run_dir is not None
-    first_break = series.get("first_break")
-    steps = series.get("steps")
-    if not isinstance(first_break, dict) or not isinstance(steps, list):
+    if series is None or not series.first_break:
         return []
     try:
         summary = load_summary(result.run_dir)
     except Exception:  # a partial directory: the matrix above still says what broke
         return []
-    labels = {int(s["index"]): str(s["label"]) for s in steps if isinstance(s, dict)}
     lines: list[str] = []
-    for test, index in first_break.items():
-        if index is None:
-            continue
+    for test, index in series.first_break:
         record = next(
-            (t for t in summary.tests if t.test == test and t.kernel == f"{int(index):02d}"), None
+            (t for t in summary.tests if t.test == test and t.kernel == f"{index:02d}"), None
         )
-        lines.append(f"{test} after patch {index} ({labels.get(int(index), '?')}):")
+        step = series.step(index)
+        lines.append(f"{test} after patch {index} ({step.label if step else '?'}):")
         if record is not None:
             lines += _failure(record)
         lines.append("")
@@ -347,7 +365,7 @@ def kernel_result(base: Path, kernel: str) -> KernelResult:
     run = finished_run(base)
     if run is not None:
         return KernelResult(kernel, run)
-    log = base / "series.log"
+    log = base / layout.SERIES_LOG
     lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
     error = next((x for x in reversed(lines) if x.startswith("kharness:")), None)
     return KernelResult(kernel, None, error or (lines[-1] if lines else "did not run"))
