@@ -13,31 +13,48 @@ call runs ``kharness series`` on the message's thread, fetched from the
 inbox by its Message-ID; later calls for the same series version read that
 run's ``series.json``.  A message the inbox does not have (a series being
 prepared with ``b4 prep``, not yet sent) is tested as it is: one patch.
+
+The status blames a patch only for what the run proved
+(:class:`Status`): ``fail`` for a confirmed regression, a patch that does
+not apply or does not build; ``warn`` for a run that could not test at all
+(the harness failed, the base did not build or boot: the cause is named)
+and for a test found unstable when run again; ``pass`` for a failure the
+base has too (with a note saying so).
 """
 
 from __future__ import annotations
 
-import json
+import enum
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import UserError
 from harness.mail import grouping
 from harness.mail.commandline import SeriesCommand, harness_argv
 from harness.mail.message import Mail, parse
 from harness.paths import REPO_ROOT
-from harness.results import layout
+from harness.results import layout, series_record
+from harness.results.series_record import ConfirmKind, SeriesRecord, StepRecord
 
 TOOL = "kharness"
+
+
+class Status(enum.StrEnum):
+    """b4's three words for a check."""
+
+    PASS = "pass"
+    WARN = "warn"  # a look is needed; no patch is blamed
+    FAIL = "fail"  # the patch (or the series) is blamed
 
 
 @dataclass(frozen=True)
 class CheckResult:
     """One entry of b4's JSON array."""
 
-    status: str  # pass | warn | fail
+    status: Status
     summary: str
     url: str = ""
     details: str = ""
@@ -46,7 +63,7 @@ class CheckResult:
         """As b4 reads it."""
         return {
             "tool": TOOL,
-            "status": self.status,
+            "status": self.status.value,
             "summary": self.summary,
             "url": self.url,
             "details": self.details,
@@ -65,15 +82,17 @@ def check(
     mail = parse(raw)
     why = grouping.why_ignored(mail)
     if why is not None:
-        return CheckResult("warn", f"not tested: {why}", details=mail.subject)
+        return CheckResult(Status.WARN, f"not tested: {why}", details=mail.subject)
     key = grouping.series_key(mail)
     base = home / re.sub(r"[^A-Za-z0-9.@-]+", "_", str(key))[:120] / kernel
     run = _finished(base)
     if run is None:
         run = _run(mail, raw, kernel, kernels_file, base, inbox, tests)
-    if run is None:
-        log = base / "check.log"
-        return CheckResult("fail", "the harness could not test the series", details=_tail(log))
+    if run is None:  # the harness's failure, not the patch's: a warning naming the cause
+        tail = _tail(base / "check.log")
+        said = [x for x in tail.splitlines() if x.startswith("kharness:")]
+        cause = said[-1].removeprefix("kharness:").strip() if said else "no results were written"
+        return CheckResult(Status.WARN, f"could not test the series: {cause[:200]}", details=tail)
     return judge(mail, run)
 
 
@@ -117,48 +136,63 @@ def _tail(log: Path, lines: int = 20) -> str:
 
 def judge(mail: Mail, run: Path) -> CheckResult:
     """pass, warn or fail for ``mail`` (its own step, or the whole series for a cover letter)."""
-    series = json.loads((run / "series.json").read_text())
     page = run / layout.INDEX_HTML
     url = page.as_uri() if page.is_file() else run.as_uri()
-    details = (run / "series.txt").read_text(errors="replace")
-    not_applied = series.get("not_applied")
+    text = run / layout.SERIES_TXT
+    details = text.read_text(errors="replace") if text.is_file() else ""
+    try:
+        series = series_record.load(run)
+    except UserError as exc:
+        return CheckResult(Status.WARN, f"could not read the run: {exc}", url, details)
+    na = series.not_applied
     index = None if mail.is_cover else (mail.tag.number or 1)
-    if not_applied:
-        if index is None or index >= not_applied["index"]:
-            verb = (
-                "was refused (a path outside the tree)"
-                if not_applied.get("refused")
-                else "does not apply"
-            )
-            what = f"patch {not_applied['index']} {verb}: {not_applied['patch']}"
-            return CheckResult("fail", what, url, details)
-        return CheckResult("pass", "applies (a later patch does not)", url, details)
-    steps = {s["index"]: s for s in series.get("steps", [])}
-    breaks = {t: i for t, i in series.get("first_break", {}).items() if i is not None}
-    regressions = int(series.get("comparison", {}).get("regressions", 0))
+    if na is not None:
+        if index is None or index >= na.index:
+            verb = "was refused (a path outside the tree)" if na.refused else "does not apply"
+            return CheckResult(Status.FAIL, f"patch {na.index} {verb}: {na.patch}", url, details)
+        return CheckResult(Status.PASS, "applies (a later patch does not)", url, details)
+    if series.untested:
+        return CheckResult(Status.WARN, f"could not test: {series.untested}", url, details)
+    breaks = series.breaks()
     if index is None:
-        if breaks or regressions:
-            names = ", ".join(sorted(breaks)) or f"{regressions} test(s)"
-            return CheckResult("fail", f"the series breaks {names}", url, details)
-        return _clean(steps, series.get("tests", []), url, details)
+        if breaks or series.regressions:
+            names = ", ".join(sorted(breaks) or series.regressions)
+            return CheckResult(Status.FAIL, f"the series breaks {names}", url, details)
+        return _clean(series, series.steps, url, details)
     mine = sorted(t for t, i in breaks.items() if i == index)
     if mine:
-        return CheckResult("fail", f"this patch breaks {', '.join(mine)}", url, details)
-    step = steps.get(index)
+        return CheckResult(Status.FAIL, f"this patch breaks {', '.join(mine)}", url, details)
+    step = series.step(index)
     if step is None:
-        return CheckResult("warn", f"patch {index} was not tested", url, details)
-    if step.get("error"):
-        return CheckResult("fail", f"does not build: {step['error'].splitlines()[0]}", url, details)
+        return CheckResult(Status.WARN, f"patch {index} was not tested", url, details)
+    if step.error:
+        first = step.error.splitlines()[0] if step.error.strip() else "no output"
+        return CheckResult(Status.FAIL, f"does not build: {first}", url, details)
     earlier = sorted(t for t, i in breaks.items() if i < index)
     if earlier:
-        return CheckResult(
-            "warn", f"still broken by an earlier patch: {', '.join(earlier)}", url, details
-        )
-    return _clean({index: step}, series.get("tests", []), url, details)
+        summary = f"still broken by an earlier patch: {', '.join(earlier)}"
+        return CheckResult(Status.WARN, summary, url, details)
+    return _clean(series, (step,), url, details, index)
 
 
-def _clean(steps: dict[int, dict], tests: list[str], url: str, details: str) -> CheckResult:  # type: ignore[type-arg]
-    flaky = sorted({t for s in steps.values() for t in s.get("flaky", [])})
+def _clean(
+    series: SeriesRecord,
+    steps: tuple[StepRecord, ...],
+    url: str,
+    details: str,
+    index: int | None = None,
+) -> CheckResult:
+    """No confirmed break: warn for what is unstable or flaky, pass (with notes) otherwise."""
+    mine = [c for c in series.confirmations if index is None or c.after == index]
+    unstable = sorted({c.test for c in mine if c.kind is ConfirmKind.UNSTABLE})
+    if unstable:
+        summary = f"unstable when run again (no patch blamed): {', '.join(unstable)}"
+        return CheckResult(Status.WARN, summary, url, details)
+    flaky = sorted({t for s in steps for t in s.flaky})
     if flaky:
-        return CheckResult("warn", f"flaky: {', '.join(flaky)}", url, details)
-    return CheckResult("pass", f"{len(tests)} test(s), no regressions", url, details)
+        return CheckResult(Status.WARN, f"flaky: {', '.join(flaky)}", url, details)
+    summary = f"{len(series.tests)} test(s), no regressions"
+    known = sorted({c.test for c in mine if c.kind is ConfirmKind.PRE_EXISTING})
+    if known:
+        summary += f"; {', '.join(known)} fails without this patch too (pre-existing, not blamed)"
+    return CheckResult(Status.PASS, summary, url, details)
