@@ -236,3 +236,52 @@ def test_the_reproduce_line_is_one_shell_line_naming_the_series() -> None:
     line = reply.reproduce_command("selftest", type("F", (), {"anchor": anchor, "link": None})())
     words = shlex.split(line)
     assert words[:6] == ["kharness", "series", "--kernel", "selftest", "--series", "<p1@x>"]
+
+
+class _Guest:
+    """A step's guest as StepGuests drives it: which runs, stops and shutdowns it got."""
+
+    def __init__(self, name: str, bad: bool, log: list[str]) -> None:
+        self.name, self.bad, self.log = name, bad, log
+
+    def run(self, test: object, attempt: int = 0) -> TestRun:
+        self.log.append(f"{self.name} run {attempt}")
+        return _run(int(self.name), F if self.bad else P, attempt)
+
+    def stop_guest(self) -> None:
+        self.log.append(f"{self.name} stopped")
+
+    def shutdown(self) -> None:
+        self.log.append(f"{self.name} shut down")
+
+
+class _Trial:
+    def __init__(self, log: list[str]) -> None:
+        self.tests = [type("T", (), {"name": TEST})()]
+        self.log = log
+
+    def guest(self, name: str, image: object) -> _Guest:
+        return _Guest(name, image == "bad", self.log)
+
+
+def test_step_guests_rerun_the_turned_test_on_both_steps_and_keep_one_guest_stopped() -> None:
+    from harness.confirm import StepGuests
+
+    calls: list[str] = []
+    found = []
+    with StepGuests(_Trial(calls), 1, 2, lambda _line: None) as guests:  # type: ignore[arg-type]
+        steps: list[Step] = []
+        for index, image in enumerate(("good", "good", "bad")):
+            done = guests.run(f"{index:02d}", image)  # type: ignore[arg-type]
+            outcome = done[0].verdict.outcome
+            steps.append(Step(index, f"p{index}", ((TEST, outcome),), 1.0, None, tuple(done)))
+            found += guests.settle(steps[-1], steps[0])
+    assert calls == [
+        "00 run 0", "00 stopped",
+        "01 run 0", "00 shut down", "01 stopped",
+        "02 run 0", "02 run 2", "02 run 3", "01 run 2", "01 run 3", "01 shut down", "02 stopped",
+        "02 shut down",
+    ]  # fmt: skip
+    (checked,) = found
+    assert (checked.before, checked.after, checked.kind) == (1, 2, ConfirmKind.REGRESSION)
+    assert checked.counts() == "passed 2/2 on step 1, 0/2 on step 2"
