@@ -22,7 +22,6 @@ import pytest
 
 from harness.mail import reply
 from harness.mail.message import parse
-from tests.integration.helpers import REPO
 from tests.support.mailinglist import (
     ADDRESS,
     PublicInbox,
@@ -33,6 +32,7 @@ from tests.support.mailinglist import (
     served_inbox,
     watch_argv,
 )
+from tests.support.paths import REPO
 from tests.support.smtp_tls import TlsSmtpSink, make_ca
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
