@@ -48,6 +48,7 @@ SERIES_JSON = "series.json"
 SERIES_ORIGIN_JSON = "series-origin.json"
 SERIES_TXT = "series.txt"
 SERIES_LOG = "series.log"  # the bot's child's output, beside its runs
+SERIES_CONFIG = "config-{kernel}.txt"  # the kernel .config a series was built with
 REPLY_EML = "reply.eml"
 
 # -- per kernel, per boot, per test -------------------------------------------------------------
