@@ -4,8 +4,10 @@ A series arrives as what a developer or a mailing-list bot has at hand:
 
 * an mbox (``git format-patch --stdout``, ``b4 am`` output): split into
   messages; a cover letter (``[PATCH 0/N]``, or a message without a diff)
-  and replies (``Re:``) are set aside; numbered patches are put in order and
-  a gap (``2/5`` missing) is an error rather than a silently partial series;
+  and replies (``Re:``, ``Fwd:``, ...) are set aside; numbered patches are put
+  in order and a gap (``2/5`` missing) is an error rather than a silently
+  partial series.  Subjects, replies, covers, diffs and gaps are read by
+  :mod:`harness.mail.grammar`, the grammar the list bot reads mail with;
 * a directory: its quilt ``series`` file if there is one, otherwise every
   ``*.patch``/``*.diff``/``*.mbox``/``*.mbx`` in name order;
 * a single ``.patch`` file, with mail headers or as a bare diff.
@@ -40,13 +42,17 @@ from pathlib import Path
 from harness.errors import InfraError, PatchFailed, PatchRefused, SeriesError, ToolMissing
 from harness.gitrun import run_git
 from harness.kernels.diff_files import FileChange, changed_files, path_problem, tree_problem
-from harness.mail.message import MAX_PATCHES, MAX_SUBJECT
+from harness.mail.grammar import (
+    MAX_PATCHES,
+    Role,
+    diff_start,
+    missing_places,
+    parse_subject,
+    role,
+)
 from harness.textsafe import printable
 
-_NUMBERED = re.compile(r"\[[^\]]*?(?<!\d)(\d+)\s*/\s*(\d+)\s*\]")  # (?<!\d): linear
-_PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
 _FROM_LINE = re.compile(r"^From \S+", re.MULTILINE)
-_DIFF_START = re.compile(r"^(diff --git |--- \S|Index: )", re.MULTILINE)
 _HUNK_FAILED = re.compile(r"Hunk #(\d+) FAILED")
 _CHECKING = re.compile(r"^checking file (.+?)(?: \((?:renamed|copied) from (.+)\))?$", re.M)
 _PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".mbx", ".eml")
@@ -62,12 +68,13 @@ class Patch:
     number: int | None = None
     total: int | None = None
     is_mail: bool = False
+    role: Role = Role.PATCH  # a mail's part in its series (harness.mail.grammar.role)
 
     @property
     def diff(self) -> str:
         """The diff part of the text (from the first diff header on)."""
-        m = _DIFF_START.search(self.text)
-        return self.text[m.start() :] if m else ""
+        start = diff_start(self.text)
+        return self.text[start:] if start is not None else ""
 
     @property
     def label(self) -> str:
@@ -133,7 +140,7 @@ def _read(path: Path) -> Series:
     text = path.read_text(errors="replace")
     if _looks_like_mail(text):
         return _series_from_mbox(text, path)
-    if _DIFF_START.search(text) and "\n@@ " in text:
+    if diff_start(text) is not None and "\n@@ " in text:
         return Series((Patch(path.stem, text, str(path)),))
     raise SeriesError(
         f"{path} is neither an mbox nor a patch (no 'From ' line or mail "
@@ -186,9 +193,9 @@ def _series_from_mbox(text: str, path: Path) -> Series:
     skipped: list[str] = []
     for index, raw in enumerate(split_mbox(text), start=1):
         patch = _message_patch(raw, f"{path} message {index}")
-        if patch.subject.lower().startswith(("re:", "aw:")):
+        if patch.role is Role.REPLY:
             skipped.append(f"reply: {patch.subject}")
-        elif patch.number == 0 or not patch.diff:
+        elif patch.role is not Role.PATCH:
             if cover is not None:
                 skipped.append(f"no diff: {patch.subject}")
             else:
@@ -208,11 +215,12 @@ def _message_patch(raw: str, origin: str) -> Patch:
         body.split("\n", 1)[1] if body.startswith("From ") else body, policy=email.policy.compat32
     )
     subject = " ".join(str(message.get("Subject", "")).split())
-    numbered = _NUMBERED.search(subject[:MAX_SUBJECT])
-    if numbered and max(len(numbered.group(1)), len(numbered.group(2))) > 3:
-        raise SeriesError(f"{origin}: {subject[:80]!r} numbers a patch past {MAX_PATCHES}")
-    number, total = (int(numbered.group(1)), int(numbered.group(2))) if numbered else (None, None)
-    return Patch(_PREFIX.sub("", subject) or "(no subject)", body, origin, number, total, True)
+    tag, title = parse_subject(subject)
+    if tag.problem is not None:
+        raise SeriesError(f"{origin}: {printable(subject[:80])!r}: {tag.problem}")
+    kind = role(subject, tag, diff_start(body) is not None)
+    shown = subject if kind is Role.REPLY else title  # a reply is logged as it was sent
+    return Patch(shown or "(no subject)", body, origin, tag.number, tag.total, True, kind)
 
 
 def _ordered(patches: list[Patch], path: Path, allow_missing: bool = False) -> tuple[Patch, ...]:
@@ -229,7 +237,7 @@ def _ordered(patches: list[Patch], path: Path, allow_missing: bool = False) -> t
             f"{path}: several messages claim the same place in the series "
             f"({numbers}); is it two versions of the series in one mbox?"
         )
-    missing = sorted(set(range(1, total + 1)) - set(numbers))  # type: ignore[arg-type]
+    missing = missing_places(total, numbers)
     if missing and not allow_missing:
         raise SeriesError(
             f"{path}: the series has {total} patches but "

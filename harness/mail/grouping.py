@@ -24,7 +24,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from harness.mail.message import MAX_PATCHES, MAX_VERSION, Mail
+from harness.mail.grammar import MAX_VERSION, missing_places
+from harness.mail.message import Mail
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ class Candidate:
     @property
     def missing(self) -> tuple[int, ...]:
         """Patch numbers promised but not there (never more than MAX_PATCHES to look at)."""
-        present = set(self.present)
-        return tuple(n for n in range(1, min(self.total, MAX_PATCHES) + 1) if n not in present)
+        return missing_places(self.total, self.present)
 
     @property
     def complete(self) -> bool:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from harness.errors import SeriesError, ToolMissing
 from harness.kernels.patches import split_mbox
-from harness.mail.message import MAX_PATCHES, NOT_A_MSGID, Mail, parse, valid_message_id
+from harness.mail.grammar import missing_places
+from harness.mail.message import NOT_A_MSGID, Mail, parse, valid_message_id
 
 # Where a bare Message-ID is looked up when neither --inbox nor a URL says otherwise.
 DEFAULT_INBOX = "https://lore.kernel.org/all"
@@ -63,7 +64,7 @@ class Fetched:
     base_commit: str | None
     link: str | None  # the thread's address on the inbox
     b4_log: str  # b4's own words, kept with the evidence
-    missing: tuple[int, ...] = ()  # patches of the series that never arrived (b4: missing [2/5])
+    missing: tuple[int, ...] = ()  # places of the series no patch in the mbox holds
 
     @property
     def subject(self) -> str:
@@ -249,6 +250,6 @@ def _read(workdir: Path, thread_file: Path, words: str, ref: SeriesRef) -> Fetch
     base = base or (cover.base_commit if cover else None)
     base = base or next((p.base_commit for p in reversed(patches) if p.base_commit), None)
     link = f"{ref.inbox}/{anchor.message_id}/" if ref.inbox and anchor else None
-    said = re.findall(r"missing \[(\d{1,6})/\d+\]", words)  # b4's words: bounded before int()
-    missing = tuple(sorted({int(n) for n in said if int(n) <= MAX_PATCHES}))
+    total = max((p.tag.total or 0 for p in patches), default=0)
+    missing = missing_places(total, (p.tag.number for p in patches))
     return Fetched(mbox, thread, anchor, version, base, link, words, missing)

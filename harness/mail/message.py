@@ -6,10 +6,9 @@ wrongly, and messages with no Message-ID at all.  Everything here turns raw
 bytes into a :class:`Mail` record whatever they hold; what could not be read
 is recorded in ``problems`` and the message is then simply not a patch.
 
-The subject tag (``[PATCH v2 3/5]``, ``[RFC PATCH net-next 0/2]``) is read
-the way kernel maintainers write it: the version and the m/n place are
-anywhere in the bracket, the list prefix may come before PATCH, and ``Re:``
-in front makes it a reply, never a patch.
+The subject tag, replies, cover letters and diffs are read by
+:mod:`harness.mail.grammar`, the one grammar :mod:`harness.kernels.patches`
+uses too.
 
 Every field is data from a stranger.  Numbers in a tag are bounded (a
 version over :data:`MAX_VERSION`, a place over :data:`MAX_PATCHES`), every
@@ -30,22 +29,42 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
+from harness.mail.grammar import (
+    MAX_PATCHES,
+    MAX_SUBJECT,
+    MAX_VERSION,
+    Role,
+    Tag,
+    diff_start,
+    is_reply,
+    parse_subject,
+    role,
+)
+
+# the subject's names are re-exported: a reader of a Mail finds its Tag here
+__all__ = [
+    "BOT_HEADER",
+    "MAX_MAIL_BYTES",
+    "MAX_MESSAGE_ID",
+    "MAX_PATCHES",
+    "MAX_SUBJECT",
+    "MAX_VERSION",
+    "NOT_A_MSGID",
+    "PARSER_FAILED",
+    "Mail",
+    "Tag",
+    "parse",
+    "parse_subject",
+    "valid_message_id",
+]
+
 # A header the bot puts on its own replies: it never reacts to a message carrying it.
 BOT_HEADER = "X-Kharness-Bot"
 
-# Bounds on what a subject may claim; a message over them is set aside, never parsed further.
-MAX_VERSION = 999
-MAX_PATCHES = 200  # patches one series may have (the kernel's biggest series stay well below)
-MAX_SUBJECT = 1000  # characters of a subject read for its tag (RFC 5322 lines are <= 998)
+# Bounds on what a message may be (a subject's: harness.mail.grammar).
 MAX_MESSAGE_ID = 250  # characters of a msg-id between the angle brackets
 MAX_MAIL_BYTES = 64 * 1024 * 1024  # a message larger than this is set aside unread
-_DIGITS = 6  # longer digit runs in a tag are refused before int() sees them
 
-_TAG = re.compile(r"^\s*((?:\[[^\]]*\]\s*)+)(.*)$", re.DOTALL)
-_PLACE = re.compile(r"(?<![\w.])(\d+)\s*/\s*(\d+)(?![\w.])")
-_SPACED_PLACE = re.compile(r"(?<!\d)(\d+)\s*/\s*(\d+)")  # (?<!\d): linear on long digit runs
-_VERSION = re.compile(r"(?i)(?<![\w])v(\d+)(?![\w])")
-_REPLY = re.compile(r"(?i)^\s*(re|aw|fwd?|antw)\s*:")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ANY_ID = re.compile(r"<([^<>]*)>")  # spaces too: "<$(x y)@h>" is an invalid id, not none
 _OWN_ID = re.compile(r"\s*<([^<>\s]+)>\s*(?:\([^()]*\)\s*)?")
@@ -56,24 +75,6 @@ _ID_CHARS = r"A-Za-z0-9!#%*+\-=?^_{}~."
 _VALID_ID = re.compile(rf"[{_ID_CHARS}]+@(?:[{_ID_CHARS}]+|\[[A-Za-z0-9.:\-]+\])")
 _BASE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
 _CHANGE_ID = re.compile(r"^change-id:[ \t]*([A-Za-z0-9._+-]{1,100})[ \t]*$", re.MULTILINE)
-_DIFF = re.compile(r"^(diff --git |--- \S+\n\+\+\+ \S)", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Tag:
-    """What the subject's bracket says: ``[PATCH v2 3/5]`` is version 2, patch 3 of 5."""
-
-    is_patch: bool = False
-    version: int = 1
-    number: int | None = None
-    total: int | None = None
-    prefixes: tuple[str, ...] = ()  # RFC, net-next, ... (the words besides PATCH and vN)
-    problem: str | None = None  # a number over its bound: the message is set aside
-
-    @property
-    def is_cover(self) -> bool:
-        """``0/n``: a cover letter."""
-        return self.is_patch and self.number == 0
 
 
 @dataclass(frozen=True)
@@ -102,22 +103,21 @@ class Mail:
     @property
     def has_diff(self) -> bool:
         """Whether the body holds a diff (a patch, not prose)."""
-        return bool(_DIFF.search(self.body))
+        return diff_start(self.body) is not None
 
     @property
     def is_patch(self) -> bool:
         """A patch to apply: tagged PATCH (or numbered), not a reply, with a diff."""
         return (
-            not self.is_reply
-            and not self.from_bot
-            and self.has_diff
+            not self.from_bot
+            and role(self.subject, self.tag, self.has_diff) is Role.PATCH
             and (self.tag.is_patch or self.tag.number is not None)
         )
 
     @property
     def is_cover(self) -> bool:
         """A cover letter: ``[PATCH 0/n]`` that is not a reply."""
-        return not self.is_reply and not self.from_bot and self.tag.is_cover
+        return not self.from_bot and role(self.subject, self.tag, self.has_diff) is Role.COVER
 
     @property
     def base_commit(self) -> str | None:
@@ -166,7 +166,7 @@ def _parse(raw: bytes) -> Mail:
         refused = f"a subject of {len(subject)} characters, over {MAX_SUBJECT}"
         problems.append(refused)
         subject = subject[:MAX_SUBJECT]
-    is_reply = bool(_REPLY.match(subject))
+    reply = is_reply(subject)
     tag, title = parse_subject(subject)
     refused = refused or tag.problem
     name, address = email.utils.parseaddr(_header(message, "From", problems))
@@ -204,7 +204,7 @@ def _parse(raw: bytes) -> Mail:
         list_id=list_id,
         body=_body(message, problems),
         tag=tag,
-        is_reply=is_reply,
+        is_reply=reply,
         from_bot=message.get(BOT_HEADER) is not None,
         raw=raw,
         problems=tuple(problems),
@@ -259,60 +259,6 @@ def _set_aside(raw: bytes, why: str) -> Mail:
 def _shown(text: str, limit: int = 60) -> str:
     """A stranger's text inside a reason: escaped (repr) and cut, never raw."""
     return ascii(text if len(text) <= limit else text[:limit] + "...")
-
-
-def parse_subject(subject: str) -> tuple[Tag, str]:
-    """The tag and the bare title of a subject line (``Tag.problem`` set for absurd numbers)."""
-    text = _REPLY.sub("", subject[:MAX_SUBJECT]).strip()
-    while _REPLY.match(text):
-        text = _REPLY.sub("", text).strip()
-    m = _TAG.match(text)
-    if not m:
-        return Tag(), text
-    brackets, title = m.group(1), m.group(2).strip()
-    words: list[str] = []
-    for inner in re.findall(r"\[([^\]]*)\]", brackets):
-        words += _SPACED_PLACE.sub(r"\1/\2", inner).split()
-    upper = [w.upper() for w in words]
-    is_patch = any(w in ("PATCH", "RFC", "PATCHV2") or w.startswith("PATCH") for w in upper)
-    version = 1
-    number = total = None
-    prefixes = []
-    problem = None
-    for word in words:
-        v = _VERSION.fullmatch(word) or re.fullmatch(r"(?i)patchv(\d+)", word)
-        place = _PLACE.fullmatch(word)
-        if v:
-            found = _bounded(v.group(1), MAX_VERSION)
-            if found is None:
-                problem = problem or f"version v{_digits(v.group(1))} is over {MAX_VERSION}"
-            else:
-                version = found
-        elif place:
-            n, of = _bounded(place.group(1), MAX_PATCHES), _bounded(place.group(2), MAX_PATCHES)
-            shown = f"{_digits(place.group(1))}/{_digits(place.group(2))}"
-            if n is None or of is None:
-                problem = problem or f"patch {shown}: more than {MAX_PATCHES} patches"
-            elif n > of:
-                problem = problem or f"patch {shown}: its number is over the total"
-            else:
-                number, total = n, of
-        elif word.upper() != "PATCH":
-            prefixes.append(word)
-    return Tag(is_patch, version, number, total, tuple(prefixes), problem), title
-
-
-def _bounded(digits: str, limit: int) -> int | None:
-    """``int(digits)`` if it is at most ``limit``; None (never a huge int) otherwise."""
-    if len(digits) > _DIGITS:
-        return None
-    value = int(digits)
-    return value if value <= limit else None
-
-
-def _digits(digits: str) -> str:
-    """A number as a reason shows it: a long one cut, with its length."""
-    return digits if len(digits) <= 12 else f"{digits[:12]}...({len(digits)} digits)"
 
 
 def _header(message: Message, name: str, problems: list[str]) -> str:

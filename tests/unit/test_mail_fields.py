@@ -22,6 +22,7 @@ from harness.errors import SeriesError
 from harness.kernels.patches import read_series
 from harness.mail import grouping, intake, reply
 from harness.mail.commandline import SeriesCommand, harness_argv, message_target
+from harness.mail.grammar import missing_places
 from harness.mail.grouping import Candidate, SeriesKey
 from harness.mail.message import MAX_PATCHES, MAX_VERSION, parse, parse_subject, valid_message_id
 
@@ -99,8 +100,26 @@ def test_a_body_in_a_charset_without_replace_is_read() -> None:
 def test_an_mbox_with_absurd_numbers_is_a_series_error(tmp_path: Path, subject: str) -> None:
     mbox = tmp_path / "s.mbox"
     mbox.write_text("From x@y Thu Jan  1 00:00:00 1970\n" + _raw(subject).decode())
-    with pytest.raises(SeriesError, match=f"(numbers a patch past|at most) {MAX_PATCHES}"):
+    with pytest.raises(SeriesError, match=f"more than {MAX_PATCHES} patches"):
         read_series(mbox, allow_missing=True)
+
+
+@pytest.mark.parametrize("marker", ["Re:", "AW:", "Fwd:", "Fw:", "Antw:", "Re: Fwd:"])
+def test_a_series_file_and_the_bot_set_aside_the_same_replies(tmp_path: Path, marker: str) -> None:
+    """One grammar: a forwarded or answered patch is no patch to either reader."""
+    patch = _raw("[PATCH 1/1] f: change").decode()
+    reply = _raw(f"{marker} [PATCH 1/1] f: change", mid="<r@example.org>").decode()
+    assert parse(reply.encode()).is_patch is False and parse(patch.encode()).is_patch is True
+    mbox = tmp_path / "s.mbox"
+    mbox.write_text("".join(f"From x@y Thu Jan  1 00:00:00 1970\n{m}\n" for m in (patch, reply)))
+    series = read_series(mbox)
+    assert [p.subject for p in series.patches] == ["f: change"]
+    assert series.skipped == (f"reply: {marker} [PATCH 1/1] f: change",)
+
+
+def test_the_missing_places_are_counted_one_way() -> None:
+    assert missing_places(5, [1, 3, None]) == (2, 4, 5)
+    assert missing_places(10**9, []) == tuple(range(1, MAX_PATCHES + 1))
 
 
 # -- Message-IDs ----------------------------------------------------------------------
