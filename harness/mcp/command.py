@@ -10,16 +10,21 @@ command that crashes the kernel answers with the crash (and no exit status).
 
 from __future__ import annotations
 
+import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.bootshell import boot_kernel, entry
-from harness.command import CommandResult
-from harness.errors import GuestUnreachable
 from harness.machine.capture import Capture, OutputLimit
-from harness.oops import parse
+from harness.progress import NoProgress
 from harness.results import layout
+from harness.session.window import TestWindow
+from harness.testdef import GuestTest
+
+#: how the command is named in its window's markers
+COMMAND_NAME = "mcp-command"
 
 
 @dataclass(frozen=True)
@@ -62,16 +67,13 @@ def run_in_guest(
     """Boot ``kernel``, run ``command`` in ``timeout`` s, stop it (HarnessError: no boot)."""
     with boot_kernel(entry(kernels_file, kernel), results_base) as (guest, channel):
         assert guest.machine is not None
-        console = guest.machine.console
-        start = console.offset()
+        test = GuestTest(COMMAND_NAME, Path(f"{COMMAND_NAME}.sh"), timeout=timeout)
+        window = TestWindow(guest.machine, channel, guest.policy, NoProgress(), guest.reports_in)
+        tag = f"{COMMAND_NAME}-{int(time.time() * 1000) % 100000}"
         capture = Capture.in_memory(limit or OutputLimit.total(256 << 10))
-        try:
-            result = channel.run(command, timeout, capture=capture)
-        except GuestUnreachable as exc:  # the command took the kernel (or the link) down
-            result = CommandResult(command, None, capture.stdout.text(), str(exc), 0.0)
-        console.wait_quiet(0.5, 5.0)  # a report still being printed as the command ended
-        window = console.text(start)
-        reports = parse(window)
+        start = guest.machine.console.offset()
+        seen = window.observe(test, f"sh -c {shlex.quote(command)}", timeout, tag, start, capture)
+        result = seen.command()  # the exit status and stderr without the trailer
         return CommandOutcome(
             kernel,
             guest.image.release if guest.image else None,
@@ -79,7 +81,7 @@ def run_in_guest(
             result.timed_out,
             result.stdout,
             result.stderr,
-            tuple(r.title for r in reports),
-            window if reports else "",
+            tuple(r.title for r in seen.reports),
+            seen.window if seen.reports else "",
             str(guest.boot_dir() / layout.CONSOLE_LOG),
         )

@@ -94,24 +94,33 @@ async def follow(job: Job, ctx: Context | None, wait_seconds: float) -> dict[str
     return answer
 
 
-def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
-    """The server and its tools."""
-    server = MCPServer(
-        "kharness",
-        instructions=(
-            "Boot Linux kernels under QEMU, run guest tests (C reproducers, shell, KUnit, "
-            "kselftests) and get verdicts with the evidence. Long work (run_tests, "
-            "test_series, bisect) is a job: pass wait=true to follow it with progress, "
-            "or poll job_status."
-        ),
-    )
-    base = settings.results_base
+INSTRUCTIONS = (
+    "Boot Linux kernels under QEMU, run guest tests (C reproducers, shell, KUnit, "
+    "kselftests) and get verdicts with the evidence. Long work (run_tests, "
+    "test_series, bisect) is a job: pass wait=true to follow it with progress, "
+    "or poll job_status."
+)
+#: a job followed with wait=true: as long as it takes
+_WHOLE_JOB = 24 * 3600
 
-    @server.tool(annotations=READ_ONLY)
-    def list_kernels() -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Tools:
+    """The tools, one method each (its signature is the tool's schema, its docstring the
+    description); :data:`TOOLS` says which are served and what each may do."""
+
+    settings: Settings
+    jobs: Jobs
+
+    @property
+    def base(self) -> Path:
+        """Where results go and are read from."""
+        return self.settings.results_base
+
+    def list_kernels(self) -> dict[str, Any]:
         """The kernels of kernels.yaml: name, where the kernel comes from, arch, backend."""
         with tool_errors():
-            specs = load_kernels(settings.kernels_file)
+            specs = load_kernels(self.settings.kernels_file)
         kernels = [
             {
                 "name": s.name,
@@ -122,10 +131,10 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
             }
             for s in specs
         ]
-        return {"kernels_file": str(settings.kernels_file), "kernels": kernels}
+        return {"kernels_file": str(self.settings.kernels_file), "kernels": kernels}
 
-    @server.tool(annotations=WORKS)
     async def run_tests(
+        self,
         ctx: Context,
         kernels: list[str] | None = None,
         tests: list[str] | None = None,
@@ -135,49 +144,48 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
     ) -> dict[str, Any]:
         """Run guest tests on kernels (all when none named) as a job; wait=true follows it."""
         with tool_errors():
-            select(load_kernels(settings.kernels_file), kernels or [], settings.kernels_file)
+            self._check_kernels(kernels or [])
             check_tests(tests or [])
             if runs < 1:
                 raise UserError(f"runs must be 1 or more, got {runs}")
             argv = ["-m", "pytest", "guest-tests", "-p", "no:cacheprovider", "-rA"]
-            argv += ["--kernels-file", str(settings.kernels_file), "--results-dir", str(base)]
+            argv += ["--kernels-file", str(self.settings.kernels_file)]
+            argv += ["--results-dir", str(self.base)]
             argv += [f"--kernel={k}" for k in kernels or []]
             expr = " or ".join(tests or [])
             if keyword:
                 expr = f"({expr}) and ({keyword})" if expr else keyword
             argv += ["-k", expr] if expr else []
             argv += ["--runs", str(runs)] if runs > 1 else []
-            job = jobs.start("run", argv)
-        return await follow(job, ctx, 24 * 3600 if wait else 0)
+            job = self.jobs.start("run", argv)
+        return await follow(job, ctx, _WHOLE_JOB if wait else 0)
 
-    @server.tool(annotations=READ_ONLY)
-    async def job_status(ctx: Context, job: str, wait_seconds: float = 0) -> dict[str, Any]:
+    async def job_status(self, ctx: Context, job: str, wait_seconds: float = 0) -> dict[str, Any]:
         """A job's state, last log lines and results; waits up to wait_seconds for it to end."""
         with tool_errors():
-            found = jobs.get(job)
+            found = self.jobs.get(job)
         return await follow(found, ctx, max(0.0, wait_seconds))
 
-    @server.tool(annotations=STOPS)
-    async def stop_job(job: str) -> dict[str, Any]:
+    async def stop_job(self, job: str) -> dict[str, Any]:
         """Stop a running job and its guests."""
         with tool_errors():
-            found = jobs.get(job)
-        await anyio.to_thread.run_sync(jobs.stop, found)
+            found = self.jobs.get(job)
+        await anyio.to_thread.run_sync(self.jobs.stop, found)
         return found.status().to_json()
 
-    @server.tool(annotations=WORKS)
-    async def run_command(kernel: str, command: str, timeout: float = 60) -> dict[str, Any]:
+    async def run_command(self, kernel: str, command: str, timeout: float = 60) -> dict[str, Any]:
         """Boot a kernel, run one shell command in it: output, exit status, kernel reports."""
+        kernels_file, base = self.settings.kernels_file, str(self.base)
         with tool_errors():
             if timeout <= 0:
                 raise UserError(f"timeout must be more than 0 seconds, got {timeout}")
             outcome = await anyio.to_thread.run_sync(
-                lambda: run_in_guest(settings.kernels_file, kernel, command, timeout, str(base))
+                lambda: run_in_guest(kernels_file, kernel, command, timeout, base)
             )
         return outcome.to_json()
 
-    @server.tool(annotations=WORKS)
     async def test_series(
+        self,
         ctx: Context,
         kernel: str,
         patch: str | None = None,
@@ -187,20 +195,21 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
     ) -> dict[str, Any]:
         """Build a build: kernel and test it after each patch (patch text or a file/mbox/dir)."""
         with tool_errors():
-            select(load_kernels(settings.kernels_file), [kernel], settings.kernels_file)
+            self._check_kernels([kernel])
             check_tests(tests or [])
             if (patch is None) == (patch_file is None):
                 raise UserError("give exactly one of 'patch' (the text) or 'patch_file' (a path)")
             if patch is not None:
-                patch_file = str(jobs.save_patch(patch))  # a file per call, never shared
+                patch_file = str(self.jobs.save_patch(patch))  # a file per call, never shared
             series = SeriesCommand(
-                kernel, str(patch_file), tests=tuple(tests or ()), results_dir=str(base)
+                kernel, str(patch_file), tests=tuple(tests or ()), results_dir=str(self.base)
             )
-            job = jobs.start("series", harness_args(settings.kernels_file, series.argv()))
-        return await follow(job, ctx, 24 * 3600 if wait else 0)
+            argv = harness_args(self.settings.kernels_file, series.argv())
+            job = self.jobs.start("series", argv)
+        return await follow(job, ctx, _WHOLE_JOB if wait else 0)
 
-    @server.tool(annotations=WORKS)
     async def bisect(
+        self,
         ctx: Context,
         tree: str,
         good: str,
@@ -214,14 +223,14 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
             check_tests([test])
             if not Path(tree).is_dir():
                 raise UserError(f"{tree}: no such directory; give a kernel git checkout")
-            argv = ["-m", "harness", "--kernels-file", str(settings.kernels_file), "bisect"]
+            argv = ["-m", "harness", "--kernels-file", str(self.settings.kernels_file), "bisect"]
             argv += ["--tree", tree, "--good", good, "--bad", bad, "--test", test]
-            argv += ["--runs", str(runs), "--results-dir", str(base), "--sandbox"]
-            job = jobs.start("bisect", argv)
-        return await follow(job, ctx, 24 * 3600 if wait else 0)
+            argv += ["--runs", str(runs), "--results-dir", str(self.base), "--sandbox"]
+            job = self.jobs.start("bisect", argv)
+        return await follow(job, ctx, _WHOLE_JOB if wait else 0)
 
-    @server.tool(annotations=READ_ONLY)
     def read_results(
+        self,
         results: str | None = None,
         test: str | None = None,
         kernel: str | None = None,
@@ -231,21 +240,45 @@ def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
     ) -> dict[str, Any]:
         """A run's summary (no test), or one test's report/stdout/stderr/console/result, paged."""
         with tool_errors():
-            run, summary = reading.load(base, results)
+            run, summary = reading.load(self.base, results)
             if test is None:
                 return reading.brief(run, summary)
             record = reading.find_test(summary, test, kernel)
             return reading.evidence_page(run, record, what, offset, limit).to_json()
 
-    @server.tool(annotations=READ_ONLY)
-    def compare_runs(old: str, new: str) -> dict[str, Any]:
+    def compare_runs(self, old: str, new: str) -> dict[str, Any]:
         """Regressions, fixes and changed crashes from run OLD to run NEW."""
         with tool_errors():
-            result = compare(
-                load_run(str(reading.run_dir(base, old))), load_run(str(reading.run_dir(base, new)))
-            )
+            before = load_run(str(reading.run_dir(self.base, old)))
+            after = load_run(str(reading.run_dir(self.base, new)))
+            result = compare(before, after)
         return {"text": result.render(), **result.to_json()}
 
+    def _check_kernels(self, names: list[str]) -> None:
+        """UserError naming an unknown kernel, with the known ones."""
+        select(load_kernels(self.settings.kernels_file), names, self.settings.kernels_file)
+
+
+#: every tool served, with the hints a client shows before calling it
+TOOLS: tuple[tuple[str, ToolAnnotations], ...] = (
+    ("list_kernels", READ_ONLY),
+    ("run_tests", WORKS),
+    ("job_status", READ_ONLY),
+    ("stop_job", STOPS),
+    ("run_command", WORKS),
+    ("test_series", WORKS),
+    ("bisect", WORKS),
+    ("read_results", READ_ONLY),
+    ("compare_runs", READ_ONLY),
+)
+
+
+def build_server(settings: Settings, jobs: Jobs) -> MCPServer:
+    """The server and its tools (:data:`TOOLS`, served by :class:`Tools`)."""
+    server = MCPServer("kharness", instructions=INSTRUCTIONS)
+    tools = Tools(settings, jobs)
+    for name, hints in TOOLS:
+        server.tool(annotations=hints)(getattr(tools, name))
     return server
 
 

@@ -208,3 +208,14 @@ def test_tool_hints_match_what_each_tool_does(tmp_path: Path) -> None:
     for name in workers:  # add results, delete nothing, may download kernels or a series
         assert hints[name] == (False, False, True), name
     assert hints["stop_job"] == (False, True, False)
+
+
+def test_the_tool_table_serves_each_method_with_its_own_schema(tmp_path: Path) -> None:
+    """Tools are methods: neither ``self`` nor the MCP context may leak into a schema."""
+    server, _ = _server(tmp_path)
+    schemas = {t.name: t.input_schema for t in anyio.run(server.list_tools)}
+    for name, schema in schemas.items():
+        assert not {"self", "ctx"} & set(schema.get("properties", {})), name
+    assert schemas["run_command"]["required"] == ["kernel", "command"]
+    assert schemas["bisect"]["required"] == ["tree", "good", "bad", "test"]
+    assert "required" not in schemas["list_kernels"]
