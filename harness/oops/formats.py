@@ -1158,6 +1158,7 @@ FORMATS: tuple[Format, ...] = (
         title="Kernel panic: {msg}",
         type=ReportType.PANIC,
         expects_trace=False,
+        alt=("kernel panic: {msg}",),  # syzbot's spelling
         end=r"(?:---\[ end Kernel panic|Kernel Offset:|Rebooting in {NUM} seconds)",
     ),
     # a second boot banner in one console log: the machine rebooted without

@@ -174,3 +174,19 @@ def test_the_kcidb_issue_names_the_crash_type() -> None:
     assert issue["misc"]["crash_type"] == "NULL-POINTER-DEREFERENCE"
     assert issue["misc"]["crash_category"] == "memory-safety"
     assert issue["misc"]["alt_titles"] == ["bad-access in harness_oops_null"]
+
+
+def test_a_kmemleak_report_names_the_allocating_function() -> None:
+    """kmemleak's report as syzkaller's executor writes it to the kernel log."""
+    (report,) = parse(load("6.12-debug-dbg_leak.log"))
+    assert report.title == "memory leak in hdbg_leak"  # kmemleak_alloc, __kmalloc_* skipped
+    assert report.crash_type is CrashType.LEAK
+
+
+def test_a_second_boot_banner_is_an_unexpected_reboot() -> None:
+    log = load("6.12-debug-reboot.log")
+    (report,) = parse(log)
+    assert report.title == "unexpected kernel reboot"
+    assert report.crash_type is CrashType.REBOOT
+    first_boot = log[: log.index("harness: case=reboot")]
+    assert parse(first_boot) == []  # one banner is a boot, not a reboot

@@ -7,7 +7,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CASES=(
 	lkdtm_warning lkdtm_bug lkdtm_exception lkdtm_write_ro lkdtm_refcount_inc_overflow
-	lkdtm_usercopy_heap_size_to lkdtm_array_bounds lkdtm_corrupt_list_add
+	lkdtm_usercopy_slab_size_to lkdtm_array_bounds lkdtm_corrupt_list_add
 	lkdtm_write_after_free lkdtm_slab_linear_overflow lkdtm_slab_free_double
 	lkdtm_hung_task lkdtm_softlockup lkdtm_spinlockup
 	dbg_circular dbg_recursive dbg_unbalance dbg_heldfree dbg_userheld dbg_exitheld dbg_rcu

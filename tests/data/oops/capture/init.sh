@@ -39,6 +39,8 @@ lkdtm_hung_task)
 lkdtm_softlockup)
 	echo 1 > /proc/sys/kernel/watchdog_thresh
 	WAIT=20 late lkdtm SOFTLOCKUP ;;
+# takes a spinlock twice: lockdep's report, then it spins for good
+lkdtm_spinlockup) WAIT=20 late lkdtm SPINLOCKUP ;;
 lkdtm_*) lkdtm "$(echo "${CASE#lkdtm_}" | tr a-z A-Z)" ;;
 dbg_stall | dbg_netdev) late dbg "${CASE#dbg_}" ;;
 dbg_leak)

@@ -70,9 +70,9 @@ def main(dirs: list[str]) -> None:
         want = keys.get("TITLE", [""])[0]
         row = rows[classify(want) if want else "no report"]
         row[0] += 1
-        if not want:
-            row[1] += not reports
-            row[2] += not reports
+        if not want:  # right when nothing is found
+            for i in range(1, 5):
+                row[i] += not reports
             continue
         if reports:
             row[1] += 1
