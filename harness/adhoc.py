@@ -19,12 +19,16 @@ so a wrong path or an arm64 Image on an x86 host gets the same message:
   tree or patches from someone you do not trust (:mod:`harness.kernels.sandbox`).
 
 With ``--kernel NAME`` the kernels.yaml entries run beside them; without, the
-ad-hoc kernels run alone and kernels.yaml need not exist.
+ad-hoc kernels run alone and kernels.yaml need not exist.  The options are
+declared once (:func:`add_options`) for both parsers that take them (``kharness
+run``/``boot`` and the pytest plugin) and read back once (:meth:`AdHocKernels.read`).
+A validation problem names the option by the key path it sits at
+(:class:`harness.yamlcheck.Problem`), never by rewriting the file's wording.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +37,50 @@ from harness.arch import ARCHES
 from harness.config import KernelSpec, parse_kernels
 from harness.errors import ConfigError, UserError
 from harness.kernels.image import image_kind
+from harness.yamlcheck import Problem
 
 #: the names the ad-hoc kernels have in test ids and results directories
 IMAGE_NAME = "image"
 TREE_NAME = "tree"
+
+
+def add_options(add: Callable[..., object]) -> None:
+    """Declare the ad-hoc options with ``add``: argparse's ``add_argument`` or pytest's
+    ``addoption`` (both take argparse's keywords), so both parsers take the same options."""
+    add("--image", metavar="PATH", help="test this kernel image (bzImage or Image)")
+    add("--modules", metavar="DIR", help="the --image's lib/modules/<release>")
+    add(
+        "--arch",
+        choices=sorted(ARCHES),
+        metavar="ARCH",
+        help=f"{' or '.join(sorted(ARCHES))} (default: --image's own, else the host's)",
+    )
+    add(
+        "--tree",
+        metavar="PATH",
+        help="build and test this kernel checkout as it is, uncommitted edits included "
+        "(out of tree, in the cache; the checkout is never written)",
+    )
+    add(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FRAGMENT",
+        help="a config fragment for --tree (repeatable)",
+    )
+    add(
+        "--patch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a patch, directory of patches or mbox applied to --tree (repeatable)",
+    )
+    add(
+        "--sandbox",
+        action="store_true",
+        help="--tree is untrusted: build it in bubblewrap (no network, host read-only), "
+        "boot it on QEMU only",
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +94,19 @@ class AdHocKernels:
     configs: tuple[str, ...] = ()
     patches: tuple[str, ...] = ()
     sandbox: bool = False  # --tree (or its --patch) is untrusted: build it in bubblewrap
+
+    @classmethod
+    def read(cls, option: Callable[[str], Any]) -> AdHocKernels:
+        """The options :func:`add_options` declared, as ``option(dest)`` gives them."""
+        return cls(
+            option("image"),
+            option("modules"),
+            option("arch"),
+            option("tree"),
+            tuple(option("config") or ()),
+            tuple(option("patch") or ()),
+            bool(option("sandbox")),
+        )
 
     @property
     def given(self) -> bool:
@@ -129,20 +186,25 @@ class AdHocKernels:
         return [*argv, "--sandbox"] if self.sandbox else argv
 
 
-#: how a kernels.yaml problem reads when the entry came from options
-_OPTION_WORDS = (
-    (re.compile(r"^.*?kernel #\d+ \(image\): image: (modules: )?"), r"--image: \1"),
-    (re.compile(r"^.*?kernel #\d+ \(tree\): build: (source: )?"), "--tree: "),
-    (re.compile(r"^.*?kernel #\d+ \((image|tree)\): "), r"--\1: "),
-    (re.compile(r" ?\(relative paths are relative to kernels\.yaml\)"), ""),
-    (re.compile(r"fix 'path'"), "fix the path"),
-)
+#: the option an entry's key stands for (the longest key path that starts a problem's wins)
+_OPTION_OF = {
+    (IMAGE_NAME,): "--image",
+    (IMAGE_NAME, "image", "modules"): "--modules",
+    (IMAGE_NAME, "arch"): "--arch",
+    (TREE_NAME,): "--tree",
+    (TREE_NAME, "build", "fragments"): "--config",
+    (TREE_NAME, "build", "series"): "--patch",
+    (TREE_NAME, "arch"): "--arch",
+}
 
 
 def _in_option_words(problem: str) -> str:
-    for pattern, words in _OPTION_WORDS:
-        problem = pattern.sub(words, problem)
-    return problem
+    """A kernels.yaml problem as the options' user reads it: the option, then the problem."""
+    if not isinstance(problem, Problem) or problem.keys[:1] != ("kernels",):
+        return problem
+    keys = problem.keys[1:]
+    found = max((k for k in _OPTION_OF if keys[: len(k)] == k), key=len, default=None)
+    return f"{_OPTION_OF[found]}: {problem.text}" if found else problem
 
 
 def _absolute(path: str, cwd: Path) -> Path:

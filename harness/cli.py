@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness import bisect_cli, compare, mcp, series_cli
 from harness.adhoc import AdHocKernels
-from harness.arch import ARCHES
+from harness.adhoc import add_options as add_adhoc_options
 from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.errors import HarnessError, UserError
 from harness.interrupts import hangup_as_interrupt, sigterm_as_interrupt
@@ -46,8 +46,7 @@ def _kernels_file(args: argparse.Namespace) -> Path:
 
 def _adhoc(args: argparse.Namespace) -> AdHocKernels:
     """The ad-hoc kernel options of ``run`` and ``boot`` (:mod:`harness.adhoc`)."""
-    kernels = (args.image, args.modules, args.arch, args.tree)
-    return AdHocKernels(*kernels, tuple(args.config), tuple(args.patch), args.sandbox)
+    return AdHocKernels.read(lambda dest: getattr(args, dest))
 
 
 def run_request(args: argparse.Namespace) -> RunRequest:
@@ -142,35 +141,7 @@ def add_guest_options(parser: argparse.ArgumentParser, kernel_help: str) -> None
     """
     add_kernel_option(parser, kernel_help)
     adhoc = parser.add_argument_group("a kernel without a kernels.yaml entry (harness.adhoc)")
-    adhoc.add_argument("--image", metavar="PATH", help="this kernel image (bzImage or Image)")
-    adhoc.add_argument("--modules", metavar="DIR", help="--image's lib/modules/<release>")
-    adhoc.add_argument(
-        "--arch", choices=sorted(ARCHES), help="default: --image's own, else the host's"
-    )
-    adhoc.add_argument(
-        "--tree",
-        metavar="PATH",
-        help="build this checkout as it is, uncommitted edits included (out of tree, cached)",
-    )
-    adhoc.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="FRAGMENT",
-        help="config fragment for --tree (repeatable)",
-    )
-    adhoc.add_argument(
-        "--patch",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="patch, directory of patches or mbox applied to --tree (repeatable)",
-    )
-    adhoc.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="--tree is untrusted: build it in bubblewrap, boot it on QEMU only",
-    )
+    add_adhoc_options(adhoc.add_argument)
     parser.add_argument(
         "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
     )

@@ -172,7 +172,8 @@ def parse_kernels(
             )
         elif isinstance(label, str):
             seen[label] = index
-        spec = _parse_entry(Fields(entry, where, problems), base, rows)
+        keys = ("kernels", label if isinstance(label, str) else f"#{index}")
+        spec = _parse_entry(Fields(entry, where, problems, keys), base, rows)
         if spec is not None:
             specs.append(spec)
     return specs
@@ -331,7 +332,7 @@ def _parse_source(
     value = f.data[kind]
     if isinstance(value, str) and kind in SHORTHAND:  # a plugin's source may have none
         value = {SHORTHAND[kind]: value}
-    return providers[kind](Fields(value, f"{f.where}: {kind}", f.problems), base, arch)
+    return providers[kind](f.sub(kind, value), base, arch)
 
 
 def _parse_accel(f: Fields) -> Accel:

@@ -4,7 +4,9 @@ kernels.yaml is written by people; a mistake there must come back as one
 message naming the file, the entry, the key and the fix, never a KeyError.
 :class:`Fields` wraps one mapping, hands out typed values and collects every
 problem (unknown keys with a "did you mean", wrong types, missing keys) so the
-user sees them all at once.
+user sees them all at once.  Each problem is a :class:`Problem`: text to
+every reader (``where: text``), and the key path it sits at for a caller that
+names the place its own way (:mod:`harness.adhoc` names the option).
 """
 
 from __future__ import annotations
@@ -23,11 +25,38 @@ _TYPE_NAMES = {
 }
 
 
-class Fields:
-    """A mapping being validated; ``where`` says where it sits in the file."""
+_ABSENT = object()
 
-    def __init__(self, data: Any, where: str, problems: list[str]) -> None:
+
+class Problem(str):
+    """One problem as the user reads it (``where: text (hint)``), with where it sits.
+
+    A ``str`` so every collector of problems (``list[str]``, joined into one
+    ConfigError) reads it as before; ``keys`` is the path of keys from the
+    document's top (``("kernels", "tree", "build", "source")``: an entry is
+    named by its ``name``, else ``#N``), ``text`` the problem without the place
+    or the file-specific hint.
+    """
+
+    keys: tuple[str, ...]
+    text: str
+
+    def __new__(cls, where: str, keys: tuple[str, ...], text: str, hint: str = "") -> Problem:
+        self = super().__new__(cls, f"{where}: {text}" + (f" ({hint})" if hint else ""))
+        self.keys = keys
+        self.text = text
+        return self
+
+
+class Fields:
+    """A mapping being validated; ``where`` says where it sits in the file (as text),
+    ``keys`` as the path of keys from the document's top."""
+
+    def __init__(
+        self, data: Any, where: str, problems: list[str], keys: tuple[str, ...] = ()
+    ) -> None:
         self.where = where
+        self.keys = keys
         self.problems = problems
         self._seen: set[str] = set()
         if not isinstance(data, Mapping):
@@ -35,9 +64,12 @@ class Fields:
             data = {}
         self.data: Mapping[str, Any] = data
 
-    def problem(self, text: str) -> None:
-        """Record one problem at this place."""
-        self.problems.append(f"{self.where}: {text}")
+    def problem(self, text: str, key: str | None = None, hint: str = "") -> None:
+        """Record one problem at this place, or at its ``key``; ``hint`` is advice only a
+        reader of the file needs (where its relative paths start, ...)."""
+        where = f"{self.where}: {key}" if key else self.where
+        keys = (*self.keys, key) if key else self.keys
+        self.problems.append(Problem(where, keys, text, hint))
 
     def get(
         self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
@@ -46,7 +78,9 @@ class Fields:
         self._seen.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                self.problem(f"missing required key '{key}'")
+                self.problems.append(
+                    Problem(self.where, (*self.keys, key), f"missing required key '{key}'")
+                )
             return default
         value = self.data[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -54,7 +88,8 @@ class Fields:
         is_bool_mistake = isinstance(value, bool) and bool not in kinds
         if is_bool_mistake or not isinstance(value, kinds):
             wanted = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            self.problem(f"'{key}' must be {wanted}, got {_describe(value)}")
+            text = f"'{key}' must be {wanted}, got {_describe(value)}"
+            self.problems.append(Problem(self.where, (*self.keys, key), text))
             return default
         return value
 
@@ -62,10 +97,11 @@ class Fields:
         """Keys this mapping may hold though nobody read them (yet): known, not typos."""
         self._seen.update(keys)
 
-    def sub(self, key: str) -> Fields:
-        """The mapping under ``key`` as its own :class:`Fields`."""
+    def sub(self, key: str, data: Any = _ABSENT) -> Fields:
+        """The mapping under ``key`` (or ``data``, what it stands for) as its own Fields."""
         self._seen.add(key)
-        return Fields(self.data.get(key), f"{self.where}: {key}", self.problems)
+        value = self.data.get(key) if data is _ABSENT else data
+        return Fields(value, f"{self.where}: {key}", self.problems, (*self.keys, key))
 
     def finish(self) -> None:
         """Report keys nobody asked for: typos must not be silently ignored."""
@@ -75,7 +111,8 @@ class Fields:
                 continue
             guess = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean '{guess[0]}'? " if guess else ""
-            self.problem(f"unknown key '{key}'; {hint}known keys: {', '.join(known)}")
+            text = f"unknown key '{key}'; {hint}known keys: {', '.join(known)}"
+            self.problems.append(Problem(self.where, (*self.keys, str(key)), text))
 
 
 def _describe(value: Any) -> str:

@@ -42,14 +42,14 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> BuildSource | 
             "put your own options in 'fragments'"
         )
     for path in fragments:
-        _check(f, lambda p=path: read_fragment(p))
+        _check(f, "fragments", lambda p=path: read_fragment(p))
     for path in series:
-        _check(f, lambda p=path: read_series(p))
+        _check(f, "series", lambda p=path: read_series(p))
     if source is not None and not is_package_name(source):
         path = (base / source).expanduser()
         problem = None if (path / ".git").exists() else kernel_tree_problem(path)
         if problem:
-            f.problem(f"source: {problem}")
+            f.problem(problem, "source")
     if source is None:
         return None
     if debug_info:
@@ -87,11 +87,11 @@ def _dirty(f: Fields) -> DirtyPolicy:
         return DirtyPolicy.REFUSE
 
 
-def _check(f: Fields, read: Callable[[], Any]) -> None:
+def _check(f: Fields, key: str, read: Callable[[], Any]) -> None:
     try:
         read()
     except HarnessError as exc:
-        f.problem(str(exc))
+        f.problem(str(exc), key)
 
 
 def _strings(f: Fields, key: str) -> list[str]:

@@ -158,11 +158,12 @@ def from_yaml(f: Fields, base: Path, arch: Arch | None = None) -> ImageSource | 
     path = (base / raw_path).expanduser().resolve()
     problem = kernel_image_problem(path, arch)
     if problem:
-        f.problem(f"{problem}; fix 'path' (relative paths are relative to kernels.yaml)")
+        f.problem(f"{problem}; fix the path", "path", "relative paths are relative to kernels.yaml")
     modules = (base / raw_mods).expanduser().resolve() if raw_mods else None
     if modules is not None and not (modules / "kernel").is_dir():
         f.problem(
             f"modules directory {modules} has no kernel/ subdirectory; "
-            "point it at .../lib/modules/<release> (make modules_install INSTALL_MOD_PATH=...)"
+            "point it at .../lib/modules/<release> (make modules_install INSTALL_MOD_PATH=...)",
+            "modules",
         )
     return ImageSource(path, modules=modules, arch=arch)

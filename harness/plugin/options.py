@@ -14,6 +14,7 @@ import pytest
 from harness import pass_rate, paths
 from harness import progress as progress_mod
 from harness.adhoc import AdHocKernels
+from harness.adhoc import add_options as add_adhoc_options
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.machine.capture import OutputLimit
@@ -102,37 +103,7 @@ def add_options(parser: pytest.Parser) -> None:
         "passed and failed is flaky (default: 1)",
     )
     adhoc = parser.getgroup("kharness-adhoc", "kernels without a kernels.yaml entry")
-    adhoc.addoption("--image", metavar="PATH", help="test this kernel image (bzImage or Image)")
-    adhoc.addoption("--modules", metavar="DIR", help="the --image's lib/modules/<release>")
-    adhoc.addoption(
-        "--arch", metavar="ARCH", help="x86_64 or arm64 (default: --image's own, else the host's)"
-    )
-    adhoc.addoption(
-        "--tree",
-        metavar="PATH",
-        help="build and test this kernel checkout as it is, uncommitted edits included "
-        "(out of tree, in the cache; the checkout is never written)",
-    )
-    adhoc.addoption(
-        "--config",
-        action="append",
-        default=[],
-        metavar="FRAGMENT",
-        help="a config fragment for --tree (repeatable)",
-    )
-    adhoc.addoption(
-        "--patch",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="a patch, directory of patches or mbox applied to --tree (repeatable)",
-    )
-    adhoc.addoption(
-        "--sandbox",
-        action="store_true",
-        help="--tree is untrusted: build it in bubblewrap (no network, host read-only), "
-        "boot it on QEMU only",
-    )
+    add_adhoc_options(adhoc.addoption)
     group.addoption(
         "--max-output",
         type=_output_limit,
@@ -158,15 +129,7 @@ def _output_limit(text: str) -> OutputLimit:
 
 def adhoc_kernels(config: pytest.Config) -> AdHocKernels:
     """The ad-hoc kernel options (:mod:`harness.adhoc`)."""
-    return AdHocKernels(
-        config.getoption("image"),
-        config.getoption("modules"),
-        config.getoption("arch"),
-        config.getoption("tree"),
-        tuple(config.getoption("config")),
-        tuple(config.getoption("patch")),
-        config.getoption("sandbox"),
-    )
+    return AdHocKernels.read(config.getoption)
 
 
 def kernels_file(config: pytest.Config) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.adhoc import IMAGE_NAME, TREE_NAME, AdHocKernels, combine
-from harness.config import KernelSpec
+from harness.adhoc import IMAGE_NAME, TREE_NAME, AdHocKernels, add_options, combine
+from harness.config import KernelSpec, parse_kernels
 from harness.errors import ConfigError, UserError
 from harness.kernels.build import BuildSource
 from harness.kernels.image import ImageSource
@@ -74,6 +74,39 @@ def test_mistakes_name_the_option_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--config and --patch go with --tree PATH"):
         AdHocKernels(patches=("p",)).specs(tmp_path)
     assert AdHocKernels().specs(tmp_path) == []
+    _bzimage(tmp_path / "bzImage")
+    with pytest.raises(ConfigError, match=r"^--modules: modules directory .* no kernel/"):
+        AdHocKernels(image="bzImage", modules="mods").specs(tmp_path)
+    _tree(tmp_path / "linux")
+    with pytest.raises(ConfigError, match=r"^--config: config fragment .*nope.config"):
+        AdHocKernels(tree="linux", configs=("nope.config",)).specs(tmp_path)
+
+
+def test_a_problem_knows_its_key_path_and_reads_as_before(tmp_path: Path) -> None:
+    """The options are named from the key path, so kernels.yaml's wording may change freely."""
+    problems: list[str] = []
+    data = {"kernels": [{"name": "k", "image": {"path": "gone"}}, {"build": {"source": 3}}]}
+    parse_kernels(data, tmp_path / "kernels.yaml", problems)
+    keys = [getattr(p, "keys", None) for p in problems]
+    assert ("kernels", "k", "image", "path") in keys
+    assert ("kernels", "#2", "build", "source") in keys
+    assert any(
+        p.startswith(f"{tmp_path / 'kernels.yaml'}: kernel #1 (k): image: path: ")
+        and p.endswith("(relative paths are relative to kernels.yaml)")
+        for p in problems
+    )
+
+
+def test_both_parsers_declare_and_read_the_same_options() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_options(parser.add_argument)
+    args = parser.parse_args(["--tree", "t", "--patch", "a", "--patch", "b", "--sandbox"])
+    read = AdHocKernels.read(lambda dest: getattr(args, dest))
+    assert read == AdHocKernels(tree="t", patches=("a", "b"), sandbox=True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--arch", "sparc"])
 
 
 def test_the_plugin_gets_the_same_options_with_absolute_paths(tmp_path: Path) -> None:
