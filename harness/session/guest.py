@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import evidence
 from harness.compile import CompileResult
-from harness.config import Isolation, KernelSpec
+from harness.config import KernelSpec
 from harness.evidence import Timings
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
@@ -42,7 +42,7 @@ from harness.session.extras import Extras
 from harness.session.life import GuestLife
 from harness.session.needs import NeedsChecker
 from harness.session.outside import OutsideReports, ReportReader
-from harness.session.policy import Policy, needs_fresh_guest
+from harness.session.policy import Policy
 from harness.session.prepare import Preparation
 from harness.session.window import TestWindow, verdict_for
 from harness.testdef import GuestTest
@@ -159,10 +159,10 @@ class KernelGuest:
         """Resolve the kernel and let the backend prepare once; a Verdict if that failed."""
         if self.files is not None or self.setup_error is not None:
             return self.setup_error
-        self._life.setup_error = self._prep.prepare(self.progress)
-        self._reader.image = self.image  # reports are symbolized from here on, in and out of tests
+        verdict = self._life.prepare()
+        self._reader.symbolize_with(self.image)  # from here on, in and out of tests
         self._write_record()
-        return self.setup_error
+        return verdict
 
     def machine_config(self) -> MachineConfig:
         """The guest shape: the kernel's settings, grown to what its tests need."""
@@ -199,11 +199,7 @@ class KernelGuest:
     def preflight(self, test: GuestTest, attempt: int = 0) -> TestRun | None:
         """Everything before the test runs; a TestRun (error, boot-fail) if it cannot."""
         started = time.monotonic()
-        compiled = self.compiled().get(test.name)
-        if compiled is not None and not compiled.ok:
-            verdict = classify_setup(SetupFacts("compile", "", (compiled.log,)))
-            return self.record_setup(test, verdict, started, attempt=attempt)
-        problem = self.prepare() or self.ensure_booted()
+        problem = self._prep.compile_failure(test) or self.prepare() or self.ensure_booted()
         if problem is not None:
             return self.record_setup(test, problem, started, attempt=attempt)
         return None
@@ -249,33 +245,19 @@ class KernelGuest:
         assert self.machine is not None and self.channel is not None and self.files is not None
         tag = f"{test.name}-{self.boots}-{int(started * 1000) % 100000}"
         start = self.machine.console.offset()
-        self._life.attribute(start)
-        self._life.ran += 1
+        self._life.test_starts(start)
         window = TestWindow(self.machine, self.channel, self.policy, self.progress, self.reports_in)
         timeout = test.timeout if self.spec.timeouts.test is None else self.spec.timeouts.test
         command = guest_cmd or guest_command(test, self.files.tests_dir)
         directory = directory or self.test_dir(test, attempt)
         capture = Capture.to_files(directory, self.policy.output)  # on disk as it arrives
         seen = window.observe(test, command, timeout, tag, start, capture)
-        self._outside.seen = seen.end
+        self._outside.seen_until(seen.end)
         tail = evidence.stderr_tail(self.boot_dir()) if seen.machine_exit is not None else ""
         verdict = verdict_for(test, seen, tail, notes)
-        trailer, reports = seen.trailer, seen.reports
-        if self._life.isolation is Isolation.TEST or needs_fresh_guest(
-            verdict.outcome, bool(trailer.new_taint or reports), self.spec.reboot_after_oops
-        ):
-            self.stop_guest()  # the next test gets a fresh guest: restored, else booted
-        run = TestRun(
-            test.name,
-            self.spec.name,
-            verdict,
-            time.monotonic() - started,
-            directory,
-            seen.command(),
-            reports,
-            trailer.new_taint,
-            self.boots,
-        )
+        self._life.test_ended(verdict.outcome, bool(seen.trailer.new_taint or seen.reports))
+        seconds = time.monotonic() - started
+        run = seen.test_run(test, self.spec.name, verdict, seconds, directory, self.boots)
         evidence.save_test(run, seen.window, streams_saved=True)
         return run
 
@@ -288,14 +270,10 @@ class KernelGuest:
         attempt: int = 0,
     ) -> TestRun:
         """A test that never ran (``verdict`` says why), recorded with its evidence dir."""
+        reports = self._life.setup_reports if verdict is self.setup_error else ()
+        seconds, out = time.monotonic() - started, directory or self.test_dir(test, attempt)
         run = TestRun(
-            test.name,
-            self.spec.name,
-            verdict,
-            time.monotonic() - started,
-            directory or self.test_dir(test, attempt),
-            reports=self._life.setup_reports if verdict is self.setup_error else (),
-            boot=self.boots,
+            test.name, self.spec.name, verdict, seconds, out, reports=reports, boot=self.boots
         )
         evidence.save_test(run, "")
         return run

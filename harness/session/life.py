@@ -21,12 +21,13 @@ from harness.evidence import Timings
 from harness.machine.base import Channel, Machine, Ready
 from harness.machine.console import is_report_line
 from harness.oops import KernelReport
-from harness.outcome import Verdict
+from harness.outcome import Outcome, Verdict
 from harness.progress import Kind, Progress, track
 from harness.records import KernelRecord
 from harness.session.boot import BootRun
 from harness.session.context import RunContext
 from harness.session.outside import OutsideReports
+from harness.session.policy import needs_fresh_guest
 from harness.session.prepare import Preparation
 from harness.session.snapshot import Snapshots
 
@@ -223,6 +224,26 @@ class GuestLife:
         """Attribute a failing boot's console; the reports of that boot."""
         self.outside.attribute(machine.console.text, end, self.boots, "boot")
         return self.outside.of_boot(self.boots)
+
+    def prepare(self) -> Verdict | None:
+        """Resolve the kernel and let the backend prepare once; why it cannot run, if so."""
+        self.setup_error = self.prep.prepare(self.progress)
+        return self.setup_error
+
+    def test_ended(self, outcome: Outcome, dirty: bool) -> None:
+        """Stop the guest if the next test must have a fresh one (restored, else booted):
+        ``isolation: test``, or the policy after this ``outcome`` (``dirty``: tainted or
+        reported)."""
+        spec = self.prep.spec
+        if self.isolation is Isolation.TEST or needs_fresh_guest(
+            outcome, dirty, spec.reboot_after_oops
+        ):
+            self.shutdown()
+
+    def test_starts(self, start: int) -> None:
+        """A test's window opens at ``start``: what came before is no test's."""
+        self.attribute(start)
+        self.ran += 1
 
     def attribute(self, end: int) -> None:
         """Record reports printed since the last window: they belong to no test."""

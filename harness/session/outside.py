@@ -34,6 +34,10 @@ class ReportReader:
             self._symbolizer = Symbolizer(self.image.debug)
         return decode_reports(reports, self._symbolizer)
 
+    def symbolize_with(self, image: KernelImage | None) -> None:
+        """From now on reports are symbolized from ``image``'s debug info (if it has any)."""
+        self.image, self._symbolizer = image, None
+
 
 @dataclass
 class OutsideReports:
@@ -56,6 +60,10 @@ class OutsideReports:
         for report in self.reader.reports_in(text_of(self.seen, end)):
             self.found.append(OutsideReport(self.kernel, boot, when, report))
             self.log(f"{self.kernel} boot-{boot}: kernel report during {when}: {report.title}")
+        self.seen = end
+
+    def seen_until(self, end: int) -> None:
+        """A test's window owned the console up to ``end``: nothing before it is outside."""
         self.seen = end
 
     def of_boot(self, boot: int) -> tuple[KernelReport, ...]:

@@ -72,6 +72,13 @@ class Preparation:
         """This kernel's tests compiled for its architecture."""
         return self.ctx.compiled_for(self.spec.arch, self.tests)
 
+    def compile_failure(self, test: GuestTest) -> Verdict | None:
+        """Why ``test`` cannot run here: it did not compile for this kernel's arch."""
+        compiled = self.compiled().get(test.name)
+        if compiled is None or compiled.ok:
+            return None
+        return classify_setup(SetupFacts("compile", "", (compiled.log,)))
+
     def prepare(self, progress: Progress) -> Verdict | None:
         """Resolve the kernel and let the backend prepare; a Verdict if that failed."""
         try:

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from harness.errors import GuestUnreachable
 from harness.guest import protocol
@@ -25,6 +26,7 @@ from harness.machine.capture import Capture
 from harness.oops import KernelReport, parse
 from harness.outcome import Outcome, RunFacts, Verdict, classify
 from harness.progress import Kind, Progress, track
+from harness.records import TestRun
 from harness.session.policy import Policy
 from harness.testdef import GuestTest
 
@@ -46,6 +48,15 @@ class Observed:
         """The test's command as the records keep it: exit code and stderr without the trailer."""
         r, t = self.result, self.trailer
         return CommandResult(r.command, t.exit_code, r.stdout, t.stderr, r.seconds, r.timed_out)
+
+    def test_run(
+        self, test: GuestTest, kernel: str, verdict: Verdict, seconds: float, out: Path, boot: int
+    ) -> TestRun:
+        """The record of the test this window ran (its evidence in ``out``)."""
+        reports, taint = self.reports, self.trailer.new_taint
+        return TestRun(
+            test.name, kernel, verdict, seconds, out, self.command(), reports, taint, boot
+        )
 
 
 @dataclass
