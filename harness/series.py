@@ -40,7 +40,7 @@ from harness.kernels.base import Exact, KernelImage
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.config_needs import host_config_file
 from harness.kernels.patches import Patch, PatchFailed, PatchRefused, first_misfit
-from harness.kernels.srctree import locate
+from harness.kernels.srctree import SourceTree, locate
 from harness.outcome import NOT_COMPARABLE, Outcome
 from harness.records import RunSummary
 from harness.reporters import kcidb, patchwork, write_all
@@ -95,13 +95,8 @@ def run_series(
         build.checkout(tree)
         for patch in base_patches:
             build.apply(patch)
-        misfit = first_misfit(patches, build.ws.src, build.ws.root / "preflight")
-        if misfit is not None:
-            index, failed = misfit
-            log(f"not building: {failed}")
-            error = f"{failed}\n{failed.details}".strip()
-            refused = isinstance(failed, PatchRefused)
-            not_applied = NotApplied(index, patches[index - 1].label, error, refused)
+        not_applied = _not_applying(patches, build, log)
+        if not_applied is not None:
             return SeriesReport(names, (), not_applied, base)
         for index, patch in enumerate((None, *patches)):
             label = patch.label if patch else "base (no patches)"
@@ -122,19 +117,34 @@ def run_series(
             outcomes = tuple(
                 (g[0].test, pass_rate.combine(g).verdict.outcome) for g in pass_rate.group(done)
             )
-            exact = Exact(
-                commit=tree.identity if tree.git else None,
-                tree=tree.label,
-                patches=tuple(
-                    hashlib.sha256(p.text.encode()).hexdigest()
-                    for p in (*base_patches, *patches[:index])
-                ),
-            )
+            exact = _exact(tree, (*base_patches, *patches[:index]))
             seconds = round(built.seconds, 1)
             steps.append(Step(index, label, outcomes, seconds, None, tuple(done), exact))
             found += guests.settle(steps[-1], steps[0])
     return SeriesReport(
         names, tuple(steps), None, base, tuple(found), confirm_runs if found else 0, config
+    )
+
+
+def _not_applying(
+    patches: tuple[Patch, ...], build: TreeBuild, log: Callable[[str], None]
+) -> NotApplied | None:
+    """The first patch that does not apply on the base (a dry run, no build), if one does not."""
+    misfit = first_misfit(patches, build.ws.src, build.ws.root / "preflight")
+    if misfit is None:
+        return None
+    index, failed = misfit
+    log(f"not building: {failed}")
+    error = f"{failed}\n{failed.details}".strip()
+    return NotApplied(index, patches[index - 1].label, error, isinstance(failed, PatchRefused))
+
+
+def _exact(tree: SourceTree, applied: tuple[Patch, ...]) -> Exact:
+    """What a step was made from: the tree's commit and the hashes of the patches on it."""
+    return Exact(
+        commit=tree.identity if tree.git else None,
+        tree=tree.label,
+        patches=tuple(hashlib.sha256(p.text.encode()).hexdigest() for p in applied),
     )
 
 

@@ -21,8 +21,17 @@ from harness.machine.capture import OutputLimit
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Register the options in pytest's ``kharness`` group."""
+    """Register the options in pytest's ``kharness`` group (the ad-hoc kernels in their own)."""
     group = parser.getgroup("kharness", "kernel test harness")
+    _where_options(group)
+    _guest_options(group)
+    _run_options(group)
+    adhoc = parser.getgroup("kharness-adhoc", "kernels without a kernels.yaml entry")
+    add_adhoc_options(adhoc.addoption)
+
+
+def _where_options(group: pytest.OptionGroup) -> None:
+    """Which kernels, from which kernels.yaml, and where the results go."""
     group.addoption(
         "--kernel",
         action="append",
@@ -48,6 +57,10 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="exact results directory for this run (python -m harness run sets it)",
     )
+
+
+def _guest_options(group: pytest.OptionGroup) -> None:
+    """How every guest starts: accelerator, backend, isolation, snapshots."""
     group.addoption(
         "--accel",
         choices=[a.value for a in Accel],
@@ -80,6 +93,10 @@ def add_options(parser: pytest.Parser) -> None:
         help="keep each kernel's ready guest in the cache across runs (kernels.yaml: snapshot: "
         "keep): the next run's first test starts from a restore, not a boot",
     )
+
+
+def _run_options(group: pytest.OptionGroup) -> None:
+    """What is shown while it runs, how often each test runs, how much output is kept."""
     group.addoption(
         "--progress",
         choices=[m.value for m in progress_mod.Mode],
@@ -102,8 +119,6 @@ def add_options(parser: pytest.Parser) -> None:
         help="run each guest test N times and report its pass rate; a test that both "
         "passed and failed is flaky (default: 1)",
     )
-    adhoc = parser.getgroup("kharness-adhoc", "kernels without a kernels.yaml entry")
-    add_adhoc_options(adhoc.addoption)
     group.addoption(
         "--max-output",
         type=_output_limit,

@@ -14,8 +14,12 @@ from pathlib import Path
 HARNESS = Path(__file__).resolve().parents[2] / "harness"
 MODULE_LINES = 450
 CLASS_LINES = 250
+FUNCTION_LINES = 80
 #: data tables may be longer than a module of code (the oops formats are one row a format)
 TABLES = {"oops/formats.py"}
+#: functions over FUNCTION_LINES still to split, in a module its owner is changing now
+#: (issue 27); each is named so a new one cannot hide behind it, and one that shrank fails
+LONG_FUNCTIONS = {"mail/cli.py:add_parsers"}
 
 
 def _modules(package: Path = HARNESS) -> dict[str, Path]:
@@ -102,6 +106,37 @@ def test_no_class_is_past_the_size_of_one_job() -> None:
                 if size > CLASS_LINES:
                     big[f"{path.relative_to(HARNESS)}:{node.name}"] = size
     assert big == {}, f"classes over {CLASS_LINES} lines: split them by concern"
+
+
+def _long_functions(package: Path = HARNESS) -> dict[str, int]:
+    """Every function (methods and nested ones too) over FUNCTION_LINES, by module:name."""
+    found = {}
+    for path in _modules(package).values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if size > FUNCTION_LINES:
+                    found[f"{path.relative_to(package)}:{node.name}"] = size
+    return found
+
+
+def test_no_function_is_past_the_size_of_one_step() -> None:
+    """A function over 80 lines does several steps: name each (a function, a table)."""
+    long = _long_functions()
+    assert set(long) - LONG_FUNCTIONS == set(), f"functions over {FUNCTION_LINES} lines: split"
+    assert set(long) >= LONG_FUNCTIONS, "a listed function got short: take it off LONG_FUNCTIONS"
+
+
+def test_the_function_rule_counts_methods_and_async_functions(tmp_path: Path) -> None:
+    """The rule could pass by never finding anything: an 81-line async method is found,
+    an 80-line function is not."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    lines = [f"x{i} = {i}" for i in range(FUNCTION_LINES - 1)]
+    (pkg / "__init__.py").write_text("def fits():\n" + "".join(f"    {x}\n" for x in lines))
+    method = "".join(f"        {x}\n" for x in [*lines, "y = 1"])
+    (pkg / "m.py").write_text("class C:\n    async def over(self):\n" + method)
+    assert _long_functions(pkg) == {"m.py:over": FUNCTION_LINES + 1}
 
 
 def test_the_package_has_no_import_circle() -> None:
