@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.command import CommandResult
+from harness.command_result import CommandResult
 from harness.oops import KernelReport
 from harness.outcome import Verdict
 from harness.results.kernel import KernelFile, KernelRecord, load_kernel_file

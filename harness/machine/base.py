@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.arch import Arch, host
-from harness.command import CommandResult
+from harness.command_result import CommandResult
 from harness.compile import CompileResult
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage

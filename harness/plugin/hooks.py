@@ -4,7 +4,7 @@ This module only hooks; each hook hands its work to the object that owns it:
 options (:mod:`~harness.plugin.options`), the session state under its
 StashKey (:mod:`~harness.plugin.state`), the kinds of items
 (:mod:`~harness.plugin.kinds`), what reports carry
-(:mod:`~harness.plugin.outbox`, :mod:`~harness.plugin.inbox`), the summary
+(:mod:`~harness.plugin.shipping_out`, :mod:`~harness.plugin.shipping_in`), the summary
 (:mod:`~harness.plugin.summary`) and xdist (:mod:`~harness.plugin.xdist_controller`).
 
 Items are ordered kernel by kernel so each kernel boots once; the guest stops
@@ -26,8 +26,8 @@ from _pytest.junitxml import xml_key
 from harness.config import unknown_expectations
 from harness.interrupts import restore_sigterm, sigterm_as_interrupt
 from harness.plugin import hookspecs, kinds, options, scope, summary
-from harness.plugin.inbox import rebuild_report
 from harness.plugin.items import HarnessItem, last_of_kernel, order_by_kernel, record_keys
+from harness.plugin.shipping_in import rebuild_report
 from harness.plugin.state import STATE, RunState, load_specs
 from harness.plugin.xdist import auto_workers, is_worker
 from harness.plugin.xdist_controller import configure_controller

@@ -80,7 +80,7 @@ class HarnessItem(pytest.Item):
         testcase's ``<system-out>`` (junit_logging = log or all) and in pytest's
         own report, and are suite-level properties named ``<nodeid> <fact>``
         whatever junit_logging says (added where the report arrives,
-        :meth:`harness.plugin.inbox.Inbox.take`, on the controller under xdist).
+        :meth:`harness.plugin.shipping_in.Inbox.take`, on the controller under xdist).
         """
         facts = {
             "kernel": self.spec.name,

@@ -18,12 +18,12 @@ from harness.errors import HarnessError
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.plugin import hookspecs
-from harness.plugin.inbox import Inbox
 from harness.plugin.options import adhoc_kernels, kernels_file, port_range
-from harness.plugin.outbox import Outbox, kernel_shipment
 from harness.plugin.progress import RunProgress
 from harness.plugin.rundir import ResultsDir
 from harness.plugin.shipping import KernelShipment
+from harness.plugin.shipping_in import Inbox
+from harness.plugin.shipping_out import Outbox, kernel_shipment
 from harness.records import TestRun
 from harness.session import KernelGuest, Policy, RunContext, new_context
 from harness.testdef import GuestTest

@@ -1,6 +1,6 @@
 """The end of a run: summary.json and every report, and the lines pytest's summary shows.
 
-Written from the records the reports carried (:class:`~harness.plugin.inbox.Inbox`),
+Written from the records the reports carried (:class:`~harness.plugin.shipping_in.Inbox`),
 so a serial run and an xdist run give the same results directory.
 """
 
