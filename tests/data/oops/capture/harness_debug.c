@@ -246,12 +246,16 @@ static noinline void hdbg_dfree(void)
 }
 
 static struct net_device *hdbg_dev;
+static const struct net_device_ops hdbg_netdev_ops;
 
 /* unregister a netdev while a reference is still held: waits forever */
 static noinline void hdbg_netdev(void)
 {
 	hdbg_dev = alloc_netdev(0, "hdbg%d", NET_NAME_UNKNOWN, ether_setup);
-	if (!hdbg_dev || register_netdev(hdbg_dev))
+	if (!hdbg_dev)
+		return;
+	hdbg_dev->netdev_ops = &hdbg_netdev_ops;
+	if (register_netdev(hdbg_dev))
 		return;
 	dev_hold(hdbg_dev);
 	unregister_netdev(hdbg_dev);
