@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import shlex
+import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import paramiko
@@ -22,6 +24,11 @@ from harness.errors import GuestUnreachable
 from harness.guest.keys import GuestKeys
 from harness.machine.base import CommandResult
 from harness.machine.capture import Capture, StreamCapture
+
+
+def _left(deadline: float, most: float) -> float:
+    """Seconds to wait for one step: at most ``most``, never past ``deadline`` (nor 0)."""
+    return max(0.01, min(most, deadline - time.monotonic()))
 
 
 def _read_rest(chan: paramiko.Channel, out: StreamCapture, deadline: float) -> None:
@@ -36,6 +43,31 @@ def _read_rest(chan: paramiko.Channel, out: StreamCapture, deadline: float) -> N
         out.feed(data)
 
 
+@dataclass(frozen=True)
+class ConnectParts:
+    """Where one SSH connect's seconds went (a restore's restore.json carries them)."""
+
+    tcp: float = 0.0  # connect() to the forwarded port: QEMU's user-mode net answers on the host
+    banner: float = 0.0  # until the guest's first byte: the SYN into the guest, dropbear's accept
+    kex: float = 0.0  # banners, key exchange, the pinned host key checked
+    auth: float = 0.0  # public key authentication
+    attempts: int = 1  # connects tried (a refused or dropped one is retried)
+
+
+#: the algorithms offered to the guest's dropbear: one of each, the cheapest both sides
+#: have (dropbear's curve25519 and ed25519 run in plain C under TCG, every offer costs
+#: bytes but every extra kex round trip or host key type would cost signatures)
+_KEX = ("curve25519-sha256@libssh.org",)
+_CIPHERS = ("aes128-ctr",)
+_MACS = ("hmac-sha2-256",)
+_HOST_KEYS = ("ssh-ed25519",)
+
+#: a connect that fails fast (refused, closed before the banner: the guest's network or
+#: dropbear not scheduled yet) is retried after this, doubling up to _RETRY_MAX
+_RETRY_FIRST = 0.01
+_RETRY_MAX = 0.2
+
+
 class SshChannel:
     """A paramiko connection to one guest, reused for all of its commands (a Channel)."""
 
@@ -44,44 +76,71 @@ class SshChannel:
     ) -> None:
         self.port = port
         self.host = host
-        self._client = paramiko.SSHClient()
         host_type, host_b64 = keys.host_public.split()[:2]
-        pinned = paramiko.PKey.from_type_string(host_type, base64.b64decode(host_b64))
-        self._client.get_host_keys().add(f"[{host}]:{port}", host_type, pinned)
-        self._client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self._pinned = paramiko.PKey.from_type_string(host_type, base64.b64decode(host_b64))
         self._key = paramiko.Ed25519Key.from_private_key_file(str(keys.client_key))
-        self._connect(connect_timeout)
+        self._transport: paramiko.Transport | None = None
+        self.parts = self._connect(connect_timeout)
 
-    def _connect(self, timeout: float) -> None:
+    def _connect(self, timeout: float) -> ConnectParts:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
+        pause = _RETRY_FIRST
+        attempts = 0
         while time.monotonic() < deadline:
+            attempts += 1
             try:
-                self._client.connect(
-                    self.host,
-                    port=self.port,
-                    username="root",
-                    pkey=self._key,
-                    timeout=5,
-                    banner_timeout=10,
-                    auth_timeout=10,
-                    allow_agent=False,
-                    look_for_keys=False,
-                )
-                transport = self._client.get_transport()
-                if transport is not None:
-                    transport.set_keepalive(5)
-                return
-            except paramiko.BadHostKeyException as exc:
-                raise GuestUnreachable(
-                    f"port {self.port} answered with a host key that is not "
-                    f"this guest's ({exc}); another service holds the port?"
-                ) from None
+                return replace(self._attempt(deadline), attempts=attempts)
+            except GuestUnreachable:
+                raise
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 last = exc
-                time.sleep(0.2)
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, _RETRY_MAX)
         raise GuestUnreachable(
-            f"SSH to the guest on {self.host}:{self.port} failed for {timeout:.0f}s: {last}"
+            f"SSH to the guest on {self.host}:{self.port} failed for {timeout:g}s: {last}"
+        )
+
+    def _attempt(self, deadline: float) -> ConnectParts:
+        """One connect, timed in parts; the transport is kept only if all of it worked."""
+        started = time.monotonic()
+        sock = socket.create_connection((self.host, self.port), timeout=_left(deadline, 5))
+        transport: paramiko.Transport | None = None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connected = time.monotonic()
+            # The first byte of the guest's banner, peeked (paramiko reads it again):
+            # splits the guest's wake-up from the handshake.
+            sock.settimeout(_left(deadline, 10))
+            if not sock.recv(1, socket.MSG_PEEK):
+                raise EOFError("the port closed before the guest's banner")
+            bannered = time.monotonic()
+            transport = paramiko.Transport(sock)
+            options = transport.get_security_options()
+            options.kex, options.ciphers, options.digests = _KEX, _CIPHERS, _MACS
+            options.key_types = _HOST_KEYS
+            transport.banner_timeout = _left(deadline, 10)
+            transport.start_client(timeout=_left(deadline, 10))
+            if transport.get_remote_server_key().asbytes() != self._pinned.asbytes():
+                raise GuestUnreachable(
+                    f"port {self.port} answered with a host key that is not "
+                    "this guest's; another service holds the port?"
+                )
+            exchanged = time.monotonic()
+            transport.auth_timeout = _left(deadline, 10)
+            transport.auth_publickey("root", self._key)
+            if not transport.is_authenticated():
+                raise paramiko.AuthenticationException("the guest refused the client key")
+            transport.set_keepalive(5)
+        except BaseException:
+            if transport is not None:
+                transport.close()
+            sock.close()
+            raise
+        self._transport = transport
+        done = time.monotonic()
+        return ConnectParts(
+            connected - started, bannered - connected, exchanged - bannered, done - exchanged
         )
 
     def run(
@@ -113,7 +172,7 @@ class SshChannel:
         cap: Capture,
     ) -> CommandResult:
         started = time.monotonic()
-        transport = self._client.get_transport()
+        transport = self._transport
         if transport is None or not transport.is_active():
             raise GuestUnreachable("the SSH connection to the guest is gone")
         chan = transport.open_session(timeout=10)
@@ -196,4 +255,5 @@ class SshChannel:
 
     def close(self) -> None:
         """Close the connection (the guest keeps running)."""
-        self._client.close()
+        if self._transport is not None:
+            self._transport.close()
