@@ -14,7 +14,8 @@ something on a shared, noisy machine:
   going back to its pristine state in place (``isolation: test``), each
   checked and connected, each with its parts as rows (QEMU started, state
   loaded, SSH connected, the one command that sets the clock, reseeds and
-  reads the taint).
+  reads the taint), the SSH connect in its own parts (TCP, the guest's
+  first byte, key exchange, auth).
 """
 
 from __future__ import annotations
@@ -185,6 +186,20 @@ def _report_restore(cold: float, runs: RestoreRuns) -> None:
             m = statistics.median(x["parts"][part] for x in found)
             if m or part != "start":
                 print(f"{'  ' + what:38} {m:9.2f} {m / cold:7.2f}")
+            if part == "ssh":
+                _report_connect(found, cold)
+
+
+def _report_connect(found: list[dict[str, Any]], cold: float) -> None:
+    """The SSH connect's own parts (restore.json's ssh_parts), as sub-rows."""
+    connects = [x["ssh_parts"] for x in found if x.get("ssh_parts")]
+    if not connects:
+        return
+    for part, what in SSH_PARTS:
+        m = statistics.median(c[part] for c in connects)
+        print(f"{'    ' + what:38} {m:9.3f} {m / cold:7.3f}")
+    most = max(c["attempts"] for c in connects)
+    print(f"{'    connects tried (most)':38} {most:9d}")
 
 
 #: the parts of a restore (RestoreParts), as the rows name them
@@ -193,6 +208,13 @@ PARTS = (
     ("load", "state loaded, guest running"),
     ("ssh", "SSH connected"),
     ("check", "checks: clock, entropy, taint"),
+)
+#: the parts of the SSH connect (harness.machine.ssh.ConnectParts)
+SSH_PARTS = (
+    ("tcp", "TCP connect (QEMU's forward)"),
+    ("banner", "guest's first byte (SYN, fork)"),
+    ("kex", "key exchange, host key checked"),
+    ("auth", "public key auth"),
 )
 
 

@@ -24,6 +24,7 @@ console watcher sees only what the restored guest prints from then on).
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from harness.machine.snapshot import (
     StateDir,
 )
 from harness.machine.snapshot_cache import SnapshotCache, snapshot_key
+from harness.machine.ssh import ConnectParts
 from harness.starts import GuestStarts
 
 #: bytes of host randomness mixed into a restored guest's entropy pool
@@ -56,6 +58,7 @@ class RestoreParts:
     load: float = 0.0  # the saved state loaded, the guest running
     ssh: float = 0.0  # SSH connected
     check: float = 0.0  # clock, entropy, taint (one command)
+    connect: ConnectParts | None = None  # the SSH connect's own parts, when the channel has them
 
 
 @dataclass(frozen=True)
@@ -71,22 +74,35 @@ class Restored:
 
     def evidence(self, in_place: bool = False) -> dict[str, object]:
         """restore.json: the time, its parts, why it failed, whether it was in place."""
-        parts = {k: round(v, 3) for k, v in asdict(self.parts).items()}
+        whole = replace(self.parts, connect=None)
+        parts = {k: round(v, 3) for k, v in asdict(whole).items() if k != "connect"}
+        connect = self.parts.connect
+        ssh = {k: round(v, 3) for k, v in asdict(connect).items()} if connect else None
         return {
             "seconds": round(self.seconds, 3),
             "problem": self.problem,
             "in_place": in_place,
             "parts": parts if self.problem is None else None,
+            "ssh_parts": ssh if self.problem is None else None,
         }
 
 
-def health_command(epoch: int) -> str:
+def health_command(epoch: int, seed: bytes) -> str:
     """The guest command that readies a restored guest and reports its taint.
 
-    The clock first (tests and TLS care about the date), then the host's
-    bytes into the pool (stdin), then the taint to compare.
+    The host's bytes into the pool (``seed``, base64: the pool mixes whatever is
+    written), the taint to compare, then the clock (tests and TLS care about the
+    date).  One process besides the shell, no stdin: right after a restore QEMU
+    translates every guest code path afresh (``loadvm`` flushes its code cache),
+    so each ``cat`` and each round trip costs there; ``echo`` and ``read`` are
+    the shell's own, and the shell execs ``date`` in its place.
     """
-    return f"date -s @{epoch} >/dev/null && cat > /dev/urandom && cat /proc/sys/kernel/tainted"
+    text = base64.b64encode(seed).decode()
+    return (
+        f"echo {text} > /dev/urandom && "
+        '{ read -r t < /proc/sys/kernel/tainted; echo "$t"; } && '
+        f"exec date -s @{epoch} >/dev/null"
+    )
 
 
 def health_problem(exit_code: int | None, stdout: str, stderr: str, taint: int) -> str | None:
@@ -116,14 +132,21 @@ def _checked(
         channel.close()
         return Restored(problem=problem)
     now = time.monotonic()
-    parts = RestoreParts(start, loaded - started - start, connected - loaded, now - connected)
+    connect = getattr(channel, "parts", None)
+    parts = RestoreParts(
+        start,
+        loaded - started - start,
+        connected - loaded,
+        now - connected,
+        connect if isinstance(connect, ConnectParts) else None,
+    )
     return Restored(machine, channel, ready, seconds=now - started, parts=parts)
 
 
 def check_restored(channel: Channel, taint: int) -> str | None:
     """Set the clock, reseed, re-read the taint; why the guest is unhealthy, if it is."""
     try:
-        result = channel.run(health_command(int(time.time())), 20, stdin=os.urandom(RESEED_BYTES))
+        result = channel.run(health_command(int(time.time()), os.urandom(RESEED_BYTES)), 20)
     except GuestUnreachable as exc:
         return f"the check could not run: {exc}"
     if result.timed_out:

@@ -9,6 +9,7 @@ removal, and the session's bookkeeping with small recording fakes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -41,10 +42,25 @@ READY = Ready(2222, 1.0, 0, "6.12.0")
 
 
 def test_health_command_sets_clock_reseeds_and_reads_taint() -> None:
-    cmd = health_command(1_700_000_000)
-    assert cmd.startswith("date -s @1700000000 ")
-    assert "cat > /dev/urandom" in cmd
-    assert cmd.endswith("cat /proc/sys/kernel/tainted")
+    seed = bytes(range(256)) * 2
+    cmd = health_command(1_700_000_000, seed)
+    assert cmd.startswith(f"echo {base64.b64encode(seed).decode()} > /dev/urandom && ")
+    assert "read -r t < /proc/sys/kernel/tainted" in cmd
+    assert cmd.endswith("exec date -s @1700000000 >/dev/null")
+
+
+def test_health_command_runs_in_a_shell(tmp_path: Path) -> None:
+    """The real command in a real sh, with the guest's paths swapped for files here."""
+    (tmp_path / "tainted").write_text("4096\n")
+    cmd = health_command(1_700_000_000, os.urandom(RESEED_BYTES))
+    cmd = cmd.replace("/dev/urandom", str(tmp_path / "pool"))
+    cmd = cmd.replace("/proc/sys/kernel/tainted", str(tmp_path / "tainted"))
+    cmd = cmd.replace("exec date -s", "exec echo")  # never the host's clock
+    done = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert health_problem(done.returncode, done.stdout, done.stderr, 4096) is None
+    pool = base64.b64decode((tmp_path / "pool").read_text())
+    assert len(pool) == RESEED_BYTES
 
 
 @pytest.mark.parametrize(
@@ -239,8 +255,9 @@ class FakeChannel:
     closed: bool = False
 
     def run(self, command: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
-        assert command == health_command(int(command.split("@")[1].split()[0]))
-        assert stdin is not None and len(stdin) == RESEED_BYTES
+        seed = base64.b64decode(command.split()[1])
+        assert len(seed) == RESEED_BYTES and stdin is None
+        assert command == health_command(int(command.split("@")[1].split()[0]), seed)
         return CommandResult(command, 0, "0\n", "", 0.01, False)
 
     def close(self) -> None:
