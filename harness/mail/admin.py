@@ -94,7 +94,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     a = subparsers.add_parser(
         "watch-admin", help="the watch bot's queue: list, release or drop a held reply"
     )
-    a.add_argument("action", choices=["list", "release", "drop"])
+    a.add_argument(
+        "action",
+        choices=["list", "release", "drop"],
+        help="list: the queue, series per state, last errors; release/drop: a held reply",
+    )
     a.add_argument("id", nargs="?", type=int, metavar="ID", help="the reply's number (list)")
     a.add_argument("--results-dir", metavar="DIR", help="the bot's base directory (results/)")
     a.set_defaults(func=cmd_watch_admin)

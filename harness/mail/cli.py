@@ -128,8 +128,18 @@ def cmd_b4_check(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``watch`` and ``b4-check``."""
+    """Register ``watch``, ``watch-admin`` and ``b4-check``."""
     w = subparsers.add_parser("watch", help="a bot: test every series posted to a list, reply")
+    _add_intake_options(w)
+    _add_delivery_options(w)
+    _add_bound_options(w)
+    w.set_defaults(func=cmd_watch)
+    admin.add_parser(subparsers)
+    _add_b4_check(subparsers)
+
+
+def _add_intake_options(w: argparse.ArgumentParser) -> None:
+    """What the bot reads, what it tests it on, and how often."""
     w.add_argument("--inbox", required=True, metavar="URL", help="the list's public-inbox URL")
     add_kernel_option(w, "a build: kernel of kernels.yaml to test each series on", "kernels")
     w.add_argument("--test", action="append", default=[], metavar="NAME", help="only this test")
@@ -155,6 +165,23 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="test every series (default: only those touching a path a test covers)",
     )
+    w.add_argument(
+        "--from-start",
+        action="store_true",
+        help="also test what the inbox already holds (default: only what arrives from now on)",
+    )
+    w.add_argument("--once", action="store_true", help="stop when nothing is left to test")
+    w.add_argument(
+        "--retest-from",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="may ask for a retest ('#kharness test') besides the thread's own posters",
+    )
+
+
+def _add_delivery_options(w: argparse.ArgumentParser) -> None:
+    """Where replies go: the relay, a moderator or nowhere, and the evidence's address."""
     smtp.add_options(w)
     w.add_argument(
         "--smtp-retry",
@@ -173,23 +200,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "kharness watch-admin, or by their one-word reply (release / drop)",
     )
     w.add_argument(
-        "--retest-from",
-        action="append",
-        default=[],
-        metavar="ADDRESS",
-        help="may ask for a retest ('#kharness test') besides the thread's own posters",
-    )
-    w.add_argument(
         "--evidence-url",
         metavar="URL",
         help="where the results directory is published: replies link each run under it",
     )
-    w.add_argument(
-        "--from-start",
-        action="store_true",
-        help="also test what the inbox already holds (default: only what arrives from now on)",
-    )
-    w.add_argument("--once", action="store_true", help="stop when nothing is left to test")
+
+
+def _add_bound_options(w: argparse.ArgumentParser) -> None:
+    """What one series may cost: patches, time; and where the bot keeps its results."""
     w.add_argument(
         "--max-patches",
         type=int,
@@ -205,9 +223,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="seconds a series' testing may take in all, then it is stopped (default 7200)",
     )
     w.add_argument("--results-dir", metavar="DIR", help="base directory (default: results/)")
-    w.set_defaults(func=cmd_watch)
-    admin.add_parser(subparsers)
 
+
+def _add_b4_check(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``b4-check``: b4 review's per-patch check protocol."""
     c = subparsers.add_parser(
         "b4-check", help="a b4 review check: one message on stdin, b4's JSON on stdout"
     )

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from harness.mail.grammar import missing_places
 from harness.mail.grouping import Candidate, SeriesKey
 from harness.mail.message import Mail, parse
 
@@ -78,8 +79,6 @@ CREATE INDEX IF NOT EXISTS messages_ungrouped ON messages(series) WHERE grouped 
 CREATE INDEX IF NOT EXISTS series_by_state ON series(state);
 CREATE INDEX IF NOT EXISTS series_by_sender ON series(sender);
 """
-#: what ``missing`` ever counts up to: a series that large was refused before it is read
-_MISSING_SCAN = 10_000
 
 
 class SeriesState(StrEnum):
@@ -127,9 +126,8 @@ class SeriesRow:
 
     @property
     def missing(self) -> tuple[int, ...]:
-        """Patch numbers not (yet) arrived (never counted past a bound: see _MISSING_SCAN)."""
-        top = min(self.total, _MISSING_SCAN)
-        return tuple(n for n in range(1, top + 1) if n not in self.present)
+        """Patch numbers not (yet) arrived: the one count the parsers use too."""
+        return missing_places(self.total, self.present)
 
     @property
     def size(self) -> int:

@@ -19,7 +19,7 @@ FUNCTION_LINES = 80
 TABLES = {"oops/formats.py"}
 #: functions over FUNCTION_LINES still to split, in a module its owner is changing now
 #: (issue 27); each is named so a new one cannot hide behind it, and one that shrank fails
-LONG_FUNCTIONS = {"mail/cli.py:add_parsers"}
+LONG_FUNCTIONS: set[str] = set()
 
 
 def _modules(package: Path = HARNESS) -> dict[str, Path]:
