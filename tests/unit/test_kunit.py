@@ -49,6 +49,9 @@ TAIL = """[    0.812009]     ok 3 list_test_list_del # SKIP not today
 """
 
 
+NULL_TITLE = "BUG: unable to handle kernel NULL pointer dereference in harness_oops_null"
+
+
 def test_suites_and_cases_with_their_outcomes() -> None:
     suites = parse_kunit(HEAD + FAILING_CASE + TAIL)
     assert [(s.name, s.outcome) for s in suites] == [
@@ -77,7 +80,7 @@ def test_a_report_inside_a_case_is_that_cases_oops() -> None:
     cases = {c.name: c for c in suites[0].cases}
     crashed = cases["list_test_list_add"]
     assert crashed.outcome is Outcome.OOPS
-    assert crashed.summary == "oops: BUG: unable to handle kernel NULL pointer dereference in harness_oops_null"
+    assert crashed.summary == "oops: " + NULL_TITLE
     assert "harness_oops_null" in crashed.console
     assert cases["list_test_list_init"].outcome is Outcome.PASS  # the case before: clean
     assert suites[0].outcome is Outcome.OOPS
