@@ -30,6 +30,7 @@ test-fast: setup
 ##        the default matrix serial vs -n 2 vs -n auto (wall and CPU ratios);
 ##        the default matrix with and without its arm64 kernel;
 ##        snapshots: the crash run with and without, a second run with kept snapshots
+##        peers: the guest tests through vng and through the harness, cold and kept
 bench: setup
 	$(PY) bench/bench_boot.py
 	$(PY) bench/bench_boot.py --kernel debian-6.12-arm64 --runs 3 --warm 10
@@ -38,6 +39,7 @@ bench: setup
 	$(PY) bench/bench_parallel.py
 	$(PY) bench/bench_matrix.py
 	$(PY) bench/bench_snapshots.py
+	$(PY) bench/bench_peers.py
 
 lint: setup
 	.venv/bin/ruff check harness tests bench conftest.py
