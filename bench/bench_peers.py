@@ -55,7 +55,9 @@ from harness.oops import parse as parse_reports  # noqa: E402
 from harness.outcome import RunFacts, classify  # noqa: E402
 from harness.results import layout  # noqa: E402
 from harness.session import KernelGuest, new_context  # noqa: E402
+from harness.starts import GuestStarts  # noqa: E402
 from harness.testdef import GuestTest, read_test  # noqa: E402
+from harness.textsafe import printable  # noqa: E402
 
 MARK = "@@KBENCH"
 #: the guest's ``timeout`` exit status when the limit hit (the harness's hang)
@@ -69,6 +71,7 @@ class Run:
     seconds: float
     outcomes: dict[str, str]
     parts: dict[str, float]
+    starts: str = ""  # how the harness's guests started: "1 cold boot", "1 restore"
 
 
 def guest_script(tests: list[GuestTest], where: Path) -> str:
@@ -171,7 +174,7 @@ def vng_run(vmlinuz: Path, shape: GuestShape, kvm: bool, work: Path, tests: list
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
     seconds, out = run_group(argv, env, timeout=900)
     if f"{MARK}-DONE" not in out:
-        raise SystemExit(f"vng did not finish the work:\n{out[-3000:]}")
+        raise SystemExit(f"vng did not finish the work:\n{printable(out[-3000:])}")
     names = [t.name for t in tests]
     verdicts, in_tests = read_vng_output(out, names)
     return Run(seconds, verdicts, {"tests": in_tests, "boot and rest": seconds - in_tests})
@@ -188,10 +191,12 @@ def harness_run(kernel: str, tests: list[GuestTest], base: Path, cache: Path, ke
     run_dir = layout.newest_run(base)
     summary = run_dir / layout.SUMMARY_JSON if run_dir else base / layout.SUMMARY_JSON
     if run_dir is None or not summary.is_file():
-        raise SystemExit(f"the harness wrote no summary:\n{out[-3000:]}")
+        raise SystemExit(f"the harness wrote no summary:\n{printable(out[-3000:])}")
     data = json.loads(summary.read_text())
     outcomes = {t["test"]: t["outcome"] for t in data["tests"] if t["kernel"] == kernel}
     record = data["kernels"][kernel]
+    starts = GuestStarts.from_json(record.get("starts") or {})
+    started = f"{len(starts.cold_boots)} cold boot(s), {len(starts.restores)} restore(s)"
     timings = dict(record.get("timings", {}))
     parts = {k: float(timings.get(k, 0.0)) for k in ("fetch", "image", "boot", "ssh", "restore")}
     parts["tests"] = sum(t["seconds"] for t in data["tests"] if t["kernel"] == kernel)
@@ -203,7 +208,7 @@ def harness_run(kernel: str, tests: list[GuestTest], base: Path, cache: Path, ke
         v for k, v in parts.items() if not k.startswith("restore: ")
     )
     shutil.rmtree(base)  # only the medians stay; the next run writes afresh
-    return Run(seconds, outcomes, parts)
+    return Run(seconds, outcomes, parts, started)
 
 
 def _loads() -> str:
@@ -264,6 +269,11 @@ def main() -> int:
                 harness_run(args.kernel, tests, tmp / "results", kept_cache, keep=True)
             )
             _check_same(columns, round_)
+            if not columns["harness kept"][-1].starts.startswith("0 cold"):
+                raise SystemExit(
+                    "the kept run did not start from its snapshot: "
+                    f"{columns['harness kept'][-1].starts}"
+                )
             print(
                 f"round {round_ + 1}: "
                 + ", ".join(f"{n} {c[-1].seconds:.1f}s" for n, c in columns.items())
@@ -309,7 +319,8 @@ def _report(columns: dict[str, list[Run]], runs: int) -> None:
         keys = [k for k in found[0].parts]
         meds = {k: statistics.median(r.parts.get(k, 0.0) for r in found) for k in keys}
         row = ", ".join(f"{k} {m:.2f}" for k, m in meds.items() if m)
-        print(f"  {name}: {row}")
+        starts = f" ({found[-1].starts})" if found[-1].starts else ""
+        print(f"  {name}{starts}: {row}")
     print(f"load average at end {_loads()}")
 
 
