@@ -624,6 +624,9 @@ class Format:
                    two-part printk): always flagged corrupted.
     reboot:        the header is a boot banner: a report only when an earlier
                    boot banner is in the same log (the machine rebooted).
+    ip:            the RIP/pc line is a candidate for the guilty frame; not in
+                   lockdep's reports, where it is the context an interrupt
+                   cut into, not the code that took the lock.
     """
 
     header: str
@@ -640,6 +643,7 @@ class Format:
     pick: Pick = Pick.FIRST
     corrupted: bool = False
     reboot: bool = False
+    ip: bool = True
 
 
 SANITIZER_END = r"={20,}\s*$"
@@ -748,6 +752,7 @@ FORMATS: tuple[Format, ...] = (
         r"(?:circular locking|recursive locking|irq lock inversion)",
         title="possible deadlock in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP + contains("process_one_work", "flush_workqueue", "drain_workqueue"),
         stack_start=r"stack backtrace:",
         detail=AT,
@@ -756,6 +761,7 @@ FORMATS: tuple[Format, ...] = (
         header=r"(?:\[ )?(?:WARNING|INFO): (?:\w+-safe -> \w+-unsafe lock order detected)",
         title="possible deadlock in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP,
         stack_start=r"stack backtrace:",
     ),
@@ -763,6 +769,7 @@ FORMATS: tuple[Format, ...] = (
         header=r"(?:\[ )?(?:WARNING|INFO): inconsistent lock state",
         title="inconsistent lock state in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP,
         stack_start=r"stack backtrace:",
     ),
@@ -770,6 +777,7 @@ FORMATS: tuple[Format, ...] = (
         header=LEVEL + r": suspicious RCU usage",
         title="{lvl}: suspicious RCU usage in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP + contains("rcu", "kmem", "slab"),
         stack_start=r"stack backtrace:",
     ),
@@ -777,6 +785,7 @@ FORMATS: tuple[Format, ...] = (
         header=LEVEL + r": bad unlock balance detected!",
         title="{lvl}: bad unlock balance in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP,
         stack_start=r"stack backtrace:",
     ),
@@ -784,6 +793,7 @@ FORMATS: tuple[Format, ...] = (
         header=LEVEL + r": held lock freed!",
         title="{lvl}: held lock freed in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP,
         stack_start=r"stack backtrace:",
         detail=AT,
@@ -792,6 +802,7 @@ FORMATS: tuple[Format, ...] = (
         header=LEVEL + r": .*still has locks held!",
         title="{lvl}: still has locks held in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP,
         stack_start=r"stack backtrace:",
         detail=AT,
@@ -800,6 +811,7 @@ FORMATS: tuple[Format, ...] = (
         header=LEVEL + r": lock held when returning to user space!",
         title="{lvl}: lock held when returning to user space in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP,
         expects_trace=False,
         detail=AT,
@@ -808,6 +820,7 @@ FORMATS: tuple[Format, ...] = (
         header=r"WARNING: Nested lock was not taken",
         title="WARNING: nested lock was not taken in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP,
         stack_start=r"stack backtrace:",
     ),
@@ -815,6 +828,7 @@ FORMATS: tuple[Format, ...] = (
         header=r"(?:\[ )?INFO: trying to register non-static key",
         title="INFO: trying to register non-static key in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP + contains("stack", "lock", "IRQ"),
     ),
     # x86 and arm64 print it differently; syzbot titles both as the x86 WARNING
@@ -822,6 +836,7 @@ FORMATS: tuple[Format, ...] = (
         header=r"(?:\[ )?BUG: Invalid wait context",
         title="WARNING: locking bug in {FRAME}",
         type=ReportType.LOCKDEP,
+        ip=False,
         skip=LOCKDEP_SKIP + contains("lock_sock", "release_sock"),
         stack_start=r"stack backtrace:",
     ),

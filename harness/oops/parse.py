@@ -332,7 +332,7 @@ def _report(
     trace = names(frames)
     func = fields.get("func")
     blamable = suspects(frames)
-    lead = rip
+    lead = rip if span.row.fmt.ip else None
     if span.row.fmt.pick is F.Pick.STALL:
         blamable = after_interrupt(blamable)
     elif span.row.fmt.pick is F.Pick.HANG:
