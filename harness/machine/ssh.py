@@ -11,6 +11,7 @@ SFTP server and needs none.
 from __future__ import annotations
 
 import base64
+import logging
 import shlex
 import socket
 import time
@@ -61,6 +62,13 @@ _KEX = ("curve25519-sha256@libssh.org",)
 _CIPHERS = ("aes128-ctr",)
 _MACS = ("hmac-sha2-256",)
 _HOST_KEYS = ("ssh-ed25519",)
+
+#: paramiko's transport thread logs a reset connection at ERROR, and an unconfigured
+#: logging prints that on the terminal when a guest crashes (QEMU gone, the socket reset);
+#: the next use of the channel says it (GuestUnreachable), so the transport's log is quiet
+_TRANSPORT_LOG = "harness.machine.ssh.transport"
+logging.getLogger(_TRANSPORT_LOG).addHandler(logging.NullHandler())
+logging.getLogger(_TRANSPORT_LOG).propagate = False
 
 #: a connect that fails fast (refused, closed before the banner: the guest's network or
 #: dropbear not scheduled yet) is retried after this, doubling up to _RETRY_MAX
@@ -116,6 +124,7 @@ class SshChannel:
                 raise EOFError("the port closed before the guest's banner")
             bannered = time.monotonic()
             transport = paramiko.Transport(sock)
+            transport.set_log_channel(_TRANSPORT_LOG)
             options = transport.get_security_options()
             options.kex, options.ciphers, options.digests = _KEX, _CIPHERS, _MACS
             options.key_types = _HOST_KEYS
