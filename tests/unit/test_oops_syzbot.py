@@ -190,3 +190,17 @@ def test_a_second_boot_banner_is_an_unexpected_reboot() -> None:
     assert report.crash_type is CrashType.REBOOT
     first_boot = log[: log.index("harness: case=reboot")]
     assert parse(first_boot) == []  # one banner is a boot, not a reboot
+
+
+def test_a_leaked_netdev_reference_is_one_bug_however_long_it_waits() -> None:
+    """The kernel names the device and the count every 10 s; syzbot's title names neither."""
+    reports = parse(load("6.12-debug-dbg_netdev.log"))
+    assert {r.title for r in reports} == {"unregister_netdevice: waiting for DEV to become free"}
+    assert len(reports) >= 2 and all(r.crash_type is CrashType.DOS for r in reports)
+
+
+def test_lockdep_blames_the_lock_taker_not_the_interrupted_context() -> None:
+    """A softirq took the lock on an idle CPU: the RIP is default_idle, the culprit the timer."""
+    (report,) = parse(load("6.12-debug-dbg_inconsistent.log"))
+    assert report.rip == "default_idle"
+    assert report.title == "inconsistent lock state in hdbg_timer_fn"

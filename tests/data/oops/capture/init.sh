@@ -39,7 +39,7 @@ lkdtm_hung_task)
 lkdtm_softlockup)
 	echo 1 > /proc/sys/kernel/watchdog_thresh
 	WAIT=20 late lkdtm SOFTLOCKUP ;;
-# takes a spinlock twice: lockdep's report, then it spins for good
+# takes a spinlock and keeps it: a second write would spin for good
 lkdtm_spinlockup) WAIT=20 late lkdtm SPINLOCKUP ;;
 lkdtm_*) lkdtm "$(echo "${CASE#lkdtm_}" | tr a-z A-Z)" ;;
 dbg_stall | dbg_netdev) late dbg "${CASE#dbg_}" ;;
