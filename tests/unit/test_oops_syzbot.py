@@ -12,12 +12,15 @@ from pathlib import Path
 
 import kcidb_io.schema  # a dev dependency: a missing package fails, never skips
 import pytest
+from _pytest.junitxml import LogXML
 
 from harness.oops import parse
 from harness.oops.formats import Pick
 from harness.oops.guilty import after_interrupt, canonical, choose
 from harness.oops.kinds import Category, CrashType, crash_type
-from harness.records import SCHEMA_VERSION, ReportRecord, RunSummary
+from harness.plugin.shipping import Shipment
+from harness.plugin.shipping_in import Inbox
+from harness.records import SCHEMA_VERSION, ReportRecord, RunSummary, TestRecord
 from harness.reporters import kcidb
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oops"
@@ -204,3 +207,29 @@ def test_lockdep_blames_the_lock_taker_not_the_interrupted_context() -> None:
     (report,) = parse(load("6.12-debug-dbg_inconsistent.log"))
     assert report.rip == "default_idle"
     assert report.title == "inconsistent lock state in hdbg_timer_fn"
+
+
+def test_junit_names_the_first_reports_title_and_type(tmp_path: Path) -> None:
+    (report,) = parse(load("6.12-null.log"))
+    record = TestRecord.from_json(
+        {
+            "test": "t",
+            "kernel": "k",
+            "outcome": "oops",
+            "expected": None,
+            "expected_reason": None,
+            "as_expected": False,
+            "summary": f"oops: {report.title}",
+            "seconds": 1.0,
+            "boot": 1,
+            "evidence": "/r/k/t",
+            "reports": [ReportRecord.of(report).to_json() | {"test": "t", "kernel": "k"}],
+        }
+    )
+    test_report = pytest.TestReport("g.c::t", ("g.c", None, "t"), {}, "failed", None, "call")
+    Shipment(records=(record,)).attach(test_report)
+    xml = LogXML(str(tmp_path / "junit.xml"), None)
+    Inbox().take(test_report, xml)
+    properties = dict(xml.global_properties)
+    assert properties["g.c::t report"] == report.title
+    assert properties["g.c::t report type"] == "NULL-POINTER-DEREFERENCE"
