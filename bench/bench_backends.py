@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_boot import floor_config, floor_once  # noqa: E402
 from harness.config import load_kernels, select  # noqa: E402
-from harness.evidence import new_run_dir  # noqa: E402
 from harness.machine import accel  # noqa: E402
 from harness.machine.accel import Accel  # noqa: E402
 from harness.machine.virtme import stage_kernel  # noqa: E402
+from harness.results.evidence import new_run_dir  # noqa: E402
 from harness.session import KernelGuest, new_context  # noqa: E402
-from harness.testdef import read_test  # noqa: E402
+from harness.testkinds.testdef import read_test  # noqa: E402
 
 
 def vng_once(vmlinuz: Path, memory_mib: int, cpus: int, kvm: bool) -> float:

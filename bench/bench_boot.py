@@ -36,16 +36,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.config import Isolation, KernelSpec, load_kernels, select  # noqa: E402
-from harness.evidence import new_run_dir  # noqa: E402
 from harness.guest.cpio import CpioArchive  # noqa: E402
 from harness.guest.userland import foreign_userland  # noqa: E402
 from harness.machine import accel  # noqa: E402
 from harness.machine.base import MachineConfig  # noqa: E402
 from harness.machine.ports import free_port  # noqa: E402
 from harness.machine.qemu import qemu_command  # noqa: E402
+from harness.results.evidence import new_run_dir  # noqa: E402
+from harness.results.starts import GuestStarts  # noqa: E402
 from harness.session import KernelGuest, new_context  # noqa: E402
-from harness.starts import GuestStarts  # noqa: E402
-from harness.testdef import GuestTest, read_test  # noqa: E402
+from harness.testkinds.testdef import GuestTest, read_test  # noqa: E402
 
 POWEROFF_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"
 

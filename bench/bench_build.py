@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.cache import cache_root  # noqa: E402
+from harness.commands.series import run_series  # noqa: E402
 from harness.kernels.build import (  # noqa: E402
     BuildSource,
     TreeBuild,
@@ -33,8 +34,7 @@ from harness.kernels.build import (  # noqa: E402
 )
 from harness.kernels.patches import read_series  # noqa: E402
 from harness.kernels.srctree import fetch_source_package  # noqa: E402
-from harness.series import run_series  # noqa: E402
-from harness.trial import Trial, select_tests  # noqa: E402
+from harness.testkinds.trial import Trial, select_tests  # noqa: E402
 
 SERIES = [
     ROOT / "guest-tests/fixes/uffd-move-devmap-migration-entry.patch",

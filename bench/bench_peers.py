@@ -44,8 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.cache import cache_root  # noqa: E402
 from harness.config import load_kernels, select  # noqa: E402
-from harness.evidence import new_run_dir  # noqa: E402
-from harness.ktap import parse_ktap  # noqa: E402
+from harness.display.textsafe import printable  # noqa: E402
 from harness.machine import process  # noqa: E402
 from harness.machine.accel import Accel  # noqa: E402
 from harness.machine.base import GuestShape  # noqa: E402
@@ -54,10 +53,11 @@ from harness.machine.virtme import shape_args, stage_kernel  # noqa: E402
 from harness.oops import parse as parse_reports  # noqa: E402
 from harness.outcome import RunFacts, classify  # noqa: E402
 from harness.results import layout  # noqa: E402
+from harness.results.evidence import new_run_dir  # noqa: E402
+from harness.results.starts import GuestStarts  # noqa: E402
 from harness.session import KernelGuest, new_context  # noqa: E402
-from harness.starts import GuestStarts  # noqa: E402
-from harness.testdef import GuestTest, read_test  # noqa: E402
-from harness.textsafe import printable  # noqa: E402
+from harness.testkinds.ktap import parse_ktap  # noqa: E402
+from harness.testkinds.testdef import GuestTest, read_test  # noqa: E402
 
 MARK = "@@KBENCH"
 #: the guest's ``timeout`` exit status when the limit hit (the harness's hang)

@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from harness.config import load_kernels, select  # noqa: E402
 from harness.errors import run_checked  # noqa: E402
-from harness.evidence import new_run_dir  # noqa: E402
 from harness.machine.snapshot_cache import DIR_ENV  # noqa: E402
 from harness.outcome import Outcome  # noqa: E402
+from harness.results.evidence import new_run_dir  # noqa: E402
+from harness.results.starts import GuestStarts  # noqa: E402
 from harness.session import KernelGuest, new_context  # noqa: E402
-from harness.starts import GuestStarts  # noqa: E402
-from harness.testdef import read_test  # noqa: E402
+from harness.testkinds.testdef import read_test  # noqa: E402
 from tests.integration.helpers import (  # noqa: E402
     GUEST_DATA,
     REPORT_CASES,

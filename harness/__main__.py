@@ -1,7 +1,7 @@
-"""``python -m harness``: see :mod:`harness.cli`."""
+"""``python -m harness``: see :mod:`harness.commands.cli`."""
 
 import sys
 
-from harness.cli import main
+from harness.commands.cli import main
 
 sys.exit(main())

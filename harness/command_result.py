@@ -1,7 +1,7 @@
 """What one command run in a guest did: the record channels return.
 
 A neutral home (not :mod:`harness.machine`) because the records every
-reporter reads keep it too (:class:`harness.records.TestRun`), and the
+reporter reads keep it too (:class:`harness.results.records.TestRun`), and the
 reporting side must not depend on the layer that boots machines.
 """
 

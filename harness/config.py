@@ -22,7 +22,7 @@ default the file's directory; one entry under ``kernels:``)::
       reboot_after_oops: true
       kunit: [list-kunit-test]        # KUnit suites run at boot (build: kernels)
       selftests: [mincore]            # kselftest targets built from the tree (build: kernels)
-      covers: {kselftest.mincore: [mm/mincore.c]}  # paths a test exercises (harness/covers.py)
+      covers: {kselftest.mincore: [mm/mincore.c]}  # paths a test exercises (testkinds/covers.py)
       expect:
         uffd_move_swap_pmd: {outcome: fail, reason: "spurious ENOENT ..."}
 """
@@ -41,17 +41,17 @@ from typing import Any
 import yaml
 
 from harness.arch import ARCHES, Arch, by_name, host
-from harness.covers import Coverage, parse_covers
 from harness.errors import ConfigError
 from harness.kernels import sandbox
 from harness.kernels.base import KernelSource
 from harness.kernels.build import BuildSource
 from harness.kernels.config_fragments import KUNIT_FRAGMENT
 from harness.kernels.registry import PROVIDERS, SHORTHAND, ProviderParser
-from harness.kselftest import target_problem
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS, DEFAULT_BACKEND
 from harness.outcome import EXPECTABLE, Outcome
+from harness.testkinds.covers import Coverage, parse_covers
+from harness.testkinds.kselftest import target_problem
 from harness.yamlcheck import Fields, parse_size_mib
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")

@@ -35,9 +35,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.display.textsafe import printable
 from harness.errors import InfraError, ToolMissing
 from harness.machine.process import terminate
-from harness.textsafe import printable
 
 #: seconds a git command may take unless its caller says otherwise
 TIMEOUT = 600

@@ -14,7 +14,7 @@ import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from harness.ktap import KtapResult
+from harness.testkinds.ktap import KtapResult
 
 
 class Outcome(enum.Enum):

@@ -6,7 +6,7 @@ message naming the file, the entry, the key and the fix, never a KeyError.
 problem (unknown keys with a "did you mean", wrong types, missing keys) so the
 user sees them all at once.  Each problem is a :class:`Problem`: text to
 every reader (``where: text``), and the key path it sits at for a caller that
-names the place its own way (:mod:`harness.adhoc` names the option).
+names the place its own way (:mod:`harness.commands.adhoc` names the option).
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from harness.arch import Arch, host
 from harness.cache import atomic_write, cache_root
-from harness.compile import CompileResult
 from harness.errors import ToolMissing
 from harness.guest import protocol
 from harness.guest.cpio import CpioArchive
@@ -31,6 +30,7 @@ from harness.guest.keys import GuestKeys
 from harness.guest.modules import resolve_modules
 from harness.guest.userland import Userland, foreign_userland
 from harness.kernels.base import KernelImage
+from harness.testkinds.compile import CompileResult
 
 TESTS_DIR = "/opt/tests"
 _BUSYBOX = ("/bin/busybox", "busybox-static")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.progress import NO_PROGRESS, Progress
+from harness.display.progress import NO_PROGRESS, Progress
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from typing import IO
 
 from harness.arch import X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root
+from harness.display.progress import NO_PROGRESS, Activity, Kind, Progress
 from harness.kernels import image_store, kbuild, sandbox
 from harness.kernels.base import Exact, KernelImage
 from harness.kernels.config_fragments import (
@@ -64,7 +65,6 @@ from harness.kernels.srctree import (
     is_package_name,
     locate,
 )
-from harness.progress import NO_PROGRESS, Activity, Kind, Progress
 
 #: Bump when the way a kernel is built changes, so cached images are not reused.
 RECIPE_VERSION = "1"

@@ -39,11 +39,11 @@ from debian.debian_support import Version
 
 from harness.arch import ARCHES, X86_64, Arch, host
 from harness.cache import atomic_dir, cache_root, locked
+from harness.display.progress import NO_PROGRESS, Progress
 from harness.errors import HarnessError, KernelNotFound
 from harness.kernels import debian_archive as archive
 from harness.kernels.base import DebugInfo, Exact, KernelImage, PackagePin
 from harness.kernels.image import bootable
-from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 
 #: The packages a split-layout meta package pulls in: the image, its modules, and

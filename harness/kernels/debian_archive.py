@@ -24,8 +24,8 @@ from typing import Any
 
 from harness.arch import X86_64
 from harness.cache import atomic_write, sha256_of
+from harness.display.progress import NO_PROGRESS, Activity, Kind, Progress, track
 from harness.errors import InfraError, ToolMissing
-from harness.progress import NO_PROGRESS, Activity, Kind, Progress, track
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

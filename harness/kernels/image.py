@@ -25,9 +25,9 @@ from pathlib import Path
 
 from harness.arch import ARM64, X86_64, Arch, host
 from harness.cache import atomic_write, cache_root
+from harness.display.progress import NO_PROGRESS, Progress
 from harness.errors import InfraError, KernelNotFound, ToolMissing
 from harness.kernels.base import Exact, KernelImage
-from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 
 _HEAD = 0x240

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import IO
 
 from harness.arch import Arch, host
+from harness.display.progress import Activity
 from harness.errors import BuildFailed, InfraError, ToolMissing
 from harness.kernels import sandbox
 from harness.machine.process import terminate
-from harness.progress import Activity
 
 _ERROR_LINE = re.compile(
     r"(: (fatal )?error: |undefined reference to |^ERROR: |\*\*\* |: multiple definition of "

@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cache import atomic_dir
+from harness.display.progress import NO_PROGRESS, Progress
 from harness.errors import BuildFailed, HarnessError, ToolMissing
 from harness.gitrun import run_git
 from harness.kernels import kbuild, sandbox
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.srctree import SourceTree, Workspace, locate
-from harness.kselftest import SELFTESTS, settings_timeout
-from harness.progress import NO_PROGRESS, Progress
+from harness.testkinds.kselftest import SELFTESTS, settings_timeout
 
 #: bump when the way kselftests are built changes, so stored ones are not reused
 KSELFTEST_RECIPE = "1"

@@ -39,6 +39,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.display.textsafe import printable
 from harness.errors import InfraError, PatchFailed, PatchRefused, SeriesError, ToolMissing
 from harness.gitrun import run_git
 from harness.kernels.diff_files import FileChange, changed_files, path_problem, tree_problem
@@ -50,7 +51,6 @@ from harness.mail.grammar import (
     parse_subject,
     role,
 )
-from harness.textsafe import printable
 
 _FROM_LINE = re.compile(r"^From \S+", re.MULTILINE)
 _HUNK_FAILED = re.compile(r"Hunk #(\d+) FAILED")

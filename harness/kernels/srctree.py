@@ -37,12 +37,12 @@ from debian.debian_support import Version
 
 from harness.arch import host
 from harness.cache import atomic_dir
+from harness.display.progress import NO_PROGRESS, Progress
 from harness.errors import HarnessError, InfraError, KernelNotFound, NotAKernelTree, UserError
 from harness.gitrun import run_git
 from harness.kernels import debian_archive as archive
 from harness.kernels.dirty import DirtyPolicy, refusal, snapshot, uncommitted
 from harness.kernels.restore import restore
-from harness.progress import NO_PROGRESS, Progress
 
 _PACKAGE = re.compile(r"^linux-source-\d+\.\d+$")
 

@@ -26,12 +26,12 @@ from typing import Protocol
 
 from harness.arch import Arch, host
 from harness.command_result import CommandResult
-from harness.compile import CompileResult
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.accel import AccelChoice
 from harness.machine.capture import Capture
 from harness.machine.console import ConsoleWatcher
+from harness.testkinds.compile import CompileResult
 
 #: the kernel command line every backend's guest gets after its console (virtme adds its own)
 BASE_CMDLINE = "panic=-1 mitigations=off"

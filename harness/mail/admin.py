@@ -6,7 +6,7 @@ transaction), and never takes the bot's lock.  ``release`` makes a held
 reply ``pending``: the running bot (or its next start) sends it to the
 recipients it was meant for, through its relay; ``drop`` makes it
 ``dropped``, never sent.  Everything shown that came from the list is
-escaped (:func:`harness.textsafe.printable`).
+escaped (:func:`harness.display.textsafe.printable`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import argparse
 import time
 from collections import Counter
 
+from harness.display.textsafe import printable
 from harness.errors import UserError
 from harness.mail.outbox import Outbox, Reply, ReplyState
 from harness.mail.retest import Retests
 from harness.mail.state import FILENAME, State
 from harness.paths import results_base
-from harness.textsafe import printable
 
 _LAST = 10  # errors and set-aside messages shown
 

@@ -8,14 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-from harness.cli_grammar import add_kernel_option
+from harness.commands.cli_grammar import add_kernel_option
 from harness.config import check_host_tools, load_kernels, select
+from harness.display.textsafe import printable
 from harness.errors import UserError
 from harness.hosts import load_hosts
 from harness.kernels.build import BuildSource
 from harness.mail import admin, b4check, explain, intake, reply, smtp
 from harness.paths import kernels_file, results_base
-from harness.textsafe import printable
 
 
 def _build_kernels(args: argparse.Namespace, command: str) -> tuple[str, ...]:

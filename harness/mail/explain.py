@@ -11,7 +11,7 @@ directory removed afterwards.
 
 Dates are the messages' own ``Date:`` headers (a series without any is
 shown: nothing says it is old).  Everything shown of a message is escaped
-(:func:`harness.textsafe.printable`).
+(:func:`harness.display.textsafe.printable`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.display.textsafe import printable
 from harness.errors import UserError
 from harness.mail import grouping
 from harness.mail.grouping import SeriesKey
 from harness.mail.inbox import InboxReader
 from harness.mail.message import Mail, parse
 from harness.mail.relevance import CoveredTest, Relevance, relevant_tests, touched_paths
-from harness.textsafe import printable
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -193,7 +193,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from harness.config import load_kernels, select  # loaded only for the command
     from harness.mail.relevance import catalog
     from harness.paths import kernels_file
-    from harness.trial import select_tests
+    from harness.testkinds.trial import select_tests
 
     since = parse_since(args.since)
     specs = []

@@ -59,7 +59,7 @@ class Gate:
         if self._catalog is None:
             from harness.config import load_kernels, select  # the bot's start stays light
             from harness.mail.relevance import catalog
-            from harness.trial import select_tests
+            from harness.testkinds.trial import select_tests
 
             guest = select_tests(list(self.tests))
             specs = select(load_kernels(self.kernels_file), list(self.kernels), self.kernels_file)

@@ -4,7 +4,7 @@ the paths each test covers.
 A busy list carries hundreds of series a week, most touching nothing the
 harness's tests exercise; building and booting each costs minutes of a
 shared machine, and a reply about a series no test concerns is noise.  A
-series is tested when it touches a path some test covers (:mod:`harness.covers`):
+series is tested when it touches a path some test covers (:mod:`harness.testkinds.covers`):
 it then runs those tests, plus the ones marked always-run; every other test
 is recorded as not relevant, with the reason.  ``test_all`` (the bot's flag
 for a list where every series should be tested) runs everything.
@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.config import KernelSpec
-from harness.covers import Coverage, matching
 from harness.mail.message import Mail
-from harness.testdef import GuestTest
+from harness.testkinds.covers import Coverage, matching
+from harness.testkinds.testdef import GuestTest
 
 MAX_PATHS = 2000  # a series touching more is still read; the rest are not listed
 _MAX_PATH_LENGTH = 512

@@ -20,7 +20,7 @@ A reply is bounded whatever the series made: a line is cut at
 :data:`MAX_LINE` characters, the body at :data:`MAX_BODY` bytes (the
 details are cut, with a line saying where the whole evidence is; the
 verdicts and the reproduce line always stay), control characters are
-shown escaped (:func:`harness.textsafe.printable`), and the Cc list at
+shown escaped (:func:`harness.display.textsafe.printable`), and the Cc list at
 :data:`MAX_CC` addresses (the poster chooses the Cc: the bot must not mail
 thousands of addresses because a message named them).
 """
@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from harness.display.textsafe import printable
 from harness.errors import UserError
 from harness.mail.commandline import SeriesCommand
 from harness.mail.message import BOT_HEADER, Mail, parse
-from harness.records import ReportRecord, TestRecord, load_summary
 from harness.results import layout, series_record
+from harness.results.records import ReportRecord, TestRecord, load_summary
 from harness.results.series_record import SeriesRecord
-from harness.textsafe import printable
 
 FILENAME = layout.REPLY_EML
 _POLICY = email.policy.SMTP.clone(max_line_length=998)

@@ -1,6 +1,6 @@
 """Boot one kernel and run one command in it: output, exit status and any kernel report.
 
-The guest is booted exactly as the tests see it (:func:`harness.bootshell.boot_kernel`:
+The guest is booted exactly as the tests see it (:func:`harness.commands.bootshell.boot_kernel`:
 same kernels.yaml entry, initrd and QEMU command line) and stopped afterwards,
 whatever happens; its evidence (console, boot.json) stays in a results
 directory.  The command's output is bounded like a test's, and whatever the
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.bootshell import boot_kernel, entry
+from harness.commands.bootshell import boot_kernel, entry
+from harness.display.progress import NoProgress
 from harness.machine.capture import Capture, OutputLimit
-from harness.progress import NoProgress
 from harness.results import layout
 from harness.session.window import TestWindow
-from harness.testdef import GuestTest
+from harness.testkinds.testdef import GuestTest
 
 #: how the command is named in its window's markers
 COMMAND_NAME = "mcp-command"

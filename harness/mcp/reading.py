@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.records import RunSummary, TestRecord, load_summary
 from harness.results import layout
 from harness.results.layout import SUMMARY_JSON
+from harness.results.records import RunSummary, TestRecord, load_summary
 
 #: what ``read_results`` can show of one test, and the file each one is
 EVIDENCE = layout.TEST_EVIDENCE

@@ -24,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from harness import paths
-from harness.compare import compare, load_run
+from harness.commands.run import guest_test_paths
 from harness.config import load_kernels, select
 from harness.errors import HarnessError, UserError
 from harness.mail.commandline import SeriesCommand, harness_args
@@ -32,7 +32,7 @@ from harness.mcp import reading
 from harness.mcp.command import run_in_guest
 from harness.mcp.jobs import Job, Jobs
 from harness.results import layout
-from harness.run import guest_test_paths
+from harness.results.compare import compare, load_run
 
 # The hints a client shows its user before it calls a tool; each says what the tool does.
 #: reads the results directory or kernels.yaml only (reads stay inside the results base)

@@ -1,9 +1,9 @@
 """The records of a report's stack: frames as printed, and what they decode to.
 
 The parser fills :class:`Frame` (text in, no files read); the symbolizer
-(:mod:`harness.symbolize`) turns them into :class:`SymbolizedFrame` values
+(:mod:`harness.oops.symbolize`) turns them into :class:`SymbolizedFrame` values
 with file:line per frame, inlined callers included; the maintainers lookup
-(:mod:`harness.maintainers`) adds who to tell.  Both attach a
+(:mod:`harness.oops.maintainers`) adds who to tell.  Both attach a
 :class:`Decoded` to the report, which every output renders the same way
 (:func:`render_decoded`).
 """

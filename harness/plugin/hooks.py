@@ -31,7 +31,7 @@ from harness.plugin.shipping_in import rebuild_report
 from harness.plugin.state import STATE, RunState, load_specs
 from harness.plugin.xdist import auto_workers, is_worker
 from harness.plugin.xdist_controller import configure_controller
-from harness.testdef import known_names
+from harness.testkinds.testdef import known_names
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:

@@ -29,9 +29,9 @@ from harness import config as config_mod
 from harness.outcome import EXCEPTIONS, Outcome
 from harness.plugin.reprs import GuestFailureRepr
 from harness.plugin.state import STATE, RunState
-from harness.records import TestRun
 from harness.results import layout
-from harness.summarize import failure_text
+from harness.results.records import TestRun
+from harness.results.summarize import failure_text
 
 
 class HarnessItem(pytest.Item):

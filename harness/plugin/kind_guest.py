@@ -2,7 +2,7 @@
 
 Each file becomes one item per selected kernel, with the node id
 ``guest-tests/c/<test>.c::<kernel>`` or ``guest-tests/sh/<test>.sh::<kernel>``;
-its header (:mod:`harness.testdef`) says how it runs.  The kernel, the image
+its header (:mod:`harness.testkinds.testdef`) says how it runs.  The kernel, the image
 and the boot happen in the item's setup, so their failure is an *error*.
 """
 
@@ -14,20 +14,20 @@ from typing import Any
 
 import pytest
 
-from harness import pass_rate
 from harness.errors import HarnessError
 from harness.plugin.items import HarnessItem, ItemKind
 from harness.plugin.marks import mark_for_kernel
 from harness.plugin.state import STATE
-from harness.records import TestRun
+from harness.results import pass_rate
+from harness.results.records import TestRun
+from harness.results.summarize import failure_text
 from harness.session import KernelGuest
-from harness.summarize import failure_text
-from harness.testdef import KINDS as SUFFIXES
-from harness.testdef import GuestTest, read_test
+from harness.testkinds.testdef import KINDS as SUFFIXES
+from harness.testkinds.testdef import GuestTest, read_test
 
 
 def is_guest_test(path: Path) -> bool:
-    """guest-tests/c/*.c or guest-tests/sh/*.sh (:data:`harness.testdef.KINDS`)."""
+    """guest-tests/c/*.c or guest-tests/sh/*.sh (:data:`harness.testkinds.testdef.KINDS`)."""
     kind = path.parent.name
     return SUFFIXES.get(kind) == path.suffix and path.parent.parent.name == "guest-tests"
 

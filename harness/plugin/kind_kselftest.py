@@ -3,7 +3,7 @@
 A kernels.yaml ``build:`` entry with ``selftests: [mincore]`` gets the items
 ``kselftest/mincore/mincore_selftest::<kernel>`` (``-k mincore`` selects by
 target or test name).  The tests are listed from the target's Makefile in
-the tree before the series (:func:`harness.kselftest.list_tests`); a target
+the tree before the series (:func:`harness.testkinds.kselftest.list_tests`); a target
 the tree lacks is a usage error naming the kernel, the key and the fix,
 before anything builds or boots.
 
@@ -24,16 +24,16 @@ from typing import Any
 import pytest
 
 from harness import config as config_mod
-from harness import kselftest_run
 from harness.errors import HarnessError
 from harness.kernels.build import BuildSource
 from harness.kernels.kselftest_build import selftests_tree
-from harness.kselftest import KselftestTest, list_tests
 from harness.plugin.items import HarnessItem, ItemKind
 from harness.plugin.kind_guest import GuestItem
 from harness.plugin.marks import mark_for_kernel
-from harness.records import TestRun
+from harness.results.records import TestRun
 from harness.session import KernelGuest
+from harness.testkinds import kselftest_run
+from harness.testkinds.kselftest import KselftestTest, list_tests
 
 
 def kselftest_items(

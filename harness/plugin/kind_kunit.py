@@ -4,7 +4,7 @@ A kernels.yaml entry with ``kunit: [list-kunit-test, "example*"]`` gets the
 items ``kunit/list-kunit-test::<kernel>`` and ``kunit/example*::<kernel>``
 (``-k list`` selects by suite name), run before the kernel's guest tests so
 the boot KUnit ran on is the one the guest tests reuse.  Each item reads its
-suites' KTAP off that boot's console (:mod:`harness.kunit`); every case becomes
+suites' KTAP off that boot's console (:mod:`harness.testkinds.kunit`); every case becomes
 one record (``kunit.<suite>.<case>`` in summary.json, summary.txt, kcidb.json,
 with its console segment as evidence), and the item fails listing the cases
 that failed, oopsed or died, or skips when all of them skipped.
@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from harness import config as config_mod
-from harness.kunit import KunitSuite, boot_console, case_run, parse_kunit, select
 from harness.outcome import RULES, Outcome
 from harness.plugin.items import HarnessItem, ItemKind
 from harness.plugin.marks import mark_for_kernel
+from harness.testkinds.kunit import KunitSuite, boot_console, case_run, parse_kunit, select
 
 #: case outcomes that fail the item: those pytest calls failed (from a case
-#: :func:`harness.kunit.case_run` gives fail, oops or panic; never hang)
+#: :func:`harness.testkinds.kunit.case_run` gives fail, oops or panic; never hang)
 _BAD = frozenset(o for o, rule in RULES.items() if rule.pytest == "failed")
 
 

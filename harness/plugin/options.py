@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import pass_rate, paths
-from harness import progress as progress_mod
-from harness.adhoc import AdHocKernels
-from harness.adhoc import add_options as add_adhoc_options
+from harness import paths
+from harness.commands.adhoc import AdHocKernels
+from harness.commands.adhoc import add_options as add_adhoc_options
+from harness.display import progress as progress_mod
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.machine.capture import OutputLimit
+from harness.results import pass_rate
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -143,7 +144,7 @@ def _output_limit(text: str) -> OutputLimit:
 
 
 def adhoc_kernels(config: pytest.Config) -> AdHocKernels:
-    """The ad-hoc kernel options (:mod:`harness.adhoc`)."""
+    """The ad-hoc kernel options (:mod:`harness.commands.adhoc`)."""
     return AdHocKernels.read(config.getoption)
 
 

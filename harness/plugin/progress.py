@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness import progress as progress_mod
-from harness import progress_display
+from harness.display import progress as progress_mod
+from harness.display import progress_display
 from harness.plugin.relay import RelayProgress, RelayServer
 from harness.plugin.xdist import CONSOLE_KEY, RELAY_KEY, is_worker, worker_input
 

@@ -8,7 +8,7 @@ progress travels beside it: the controller listens on a Unix socket in the
 abstract namespace (nothing on disk to leave behind, reachable from every
 local worker), each worker's :class:`RelayProgress` sends one JSON line per
 event, and a :class:`RelayServer` thread replays them into the controller's
-own :class:`~harness.progress.Progress` with the worker's id before the label.
+own :class:`~harness.display.progress.Progress` with the worker's id before the label.
 
 Workers on other hosts (``--tx ssh=``) cannot reach the socket; they report
 no progress (their test reports still arrive as usual).  A relay that breaks
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.progress import Activity, ActivityState, Kind, Progress
+from harness.display.progress import Activity, ActivityState, Kind, Progress
 
 #: at most one update per activity per this many seconds goes over the socket
 UPDATE_INTERVAL = 0.5

@@ -13,8 +13,8 @@ from pathlib import Path
 from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
 
-from harness.records import TestRun
-from harness.summarize import failure_text
+from harness.results.records import TestRun
+from harness.results.summarize import failure_text
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.evidence import new_run_dir
 from harness.plugin.shipping import EvidenceSync
 from harness.plugin.xdist import REMOTE_KEY, RUN_DIR_KEY, worker_input
+from harness.results.evidence import new_run_dir
 
 
 class ResultsDir:

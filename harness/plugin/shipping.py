@@ -5,7 +5,7 @@ it hears from a worker are the worker's test reports.  So every report of a
 guest test carries, in one plain attribute (xdist serializes a report's
 ``__dict__``, so plain values travel without further work):
 
-* the :class:`~harness.records.TestRecord` values the item produced (one for a
+* the :class:`~harness.results.records.TestRecord` values the item produced (one for a
   guest test, one per case for a KUnit item);
 * on the teardown of a kernel's last item, the kernel's record and the kernel
   reports no test's window held;
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.records import KernelRecord, OutsideRecord, TestRecord
+from harness.results.records import KernelRecord, OutsideRecord, TestRecord
 
 #: the report attribute the shipment travels in
 ATTRIBUTE = "kharness"

@@ -16,7 +16,7 @@ import pytest
 from harness.plugin.reprs import ShippedFailureRepr
 from harness.plugin.shipping import KernelShipment, Shipment
 from harness.plugin.xdist import pair_of, strip_group
-from harness.records import TestRecord
+from harness.results.records import TestRecord
 
 
 class Inbox:

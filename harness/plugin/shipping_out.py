@@ -11,9 +11,9 @@ import pytest
 
 from harness.plugin.rundir import ResultsDir
 from harness.plugin.shipping import KernelShipment, Shipment
-from harness.records import TestRecord, TestRun
+from harness.results.records import TestRecord, TestRun
+from harness.results.summarize import outside_records, test_records
 from harness.session import KernelGuest
-from harness.summarize import outside_records, test_records
 
 
 def kernel_shipment(guest: KernelGuest) -> KernelShipment:

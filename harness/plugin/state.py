@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness import config as config_mod
-from harness.adhoc import combine
+from harness.commands.adhoc import combine
 from harness.errors import HarnessError
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
@@ -24,9 +24,9 @@ from harness.plugin.rundir import ResultsDir
 from harness.plugin.shipping import KernelShipment
 from harness.plugin.shipping_in import Inbox
 from harness.plugin.shipping_out import Outbox, kernel_shipment
-from harness.records import TestRun
+from harness.results.records import TestRun
 from harness.session import KernelGuest, Policy, RunContext, new_context
-from harness.testdef import GuestTest
+from harness.testkinds.testdef import GuestTest
 
 STATE = pytest.StashKey["RunState"]()
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import provenance
 from harness.plugin.options import kernels_file
 from harness.plugin.state import RunState
-from harness.records import KernelRecord, RunSummary
 from harness.reporters import write_all
-from harness.summarize import build_summary
+from harness.results import provenance
+from harness.results.records import KernelRecord, RunSummary
+from harness.results.summarize import build_summary
 
 
 def run_summary(state: RunState) -> RunSummary:

@@ -31,7 +31,7 @@ from harness.plugin.xdist import (
     strip_group,
     worker_input,
 )
-from harness.records import TestRecord
+from harness.results.records import TestRecord
 
 
 def configure_controller(config: pytest.Config, state: RunState) -> None:

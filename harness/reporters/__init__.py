@@ -1,4 +1,4 @@
-"""Reporters: a run's :class:`~harness.records.RunSummary` in, one file out.
+"""Reporters: a run's :class:`~harness.results.records.RunSummary` in, one file out.
 
 Each reporter is a module with ``FILENAME`` and ``render(summary) -> str``;
 adding a format is one module and one entry in :data:`REPORTERS` (or in
@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.evidence import write_json
-from harness.records import RunSummary
 from harness.reporters import html, kcidb, patchwork, text
 from harness.results import layout
+from harness.results.evidence import write_json
+from harness.results.records import RunSummary
 
 #: file name in the results directory -> renderer
 REPORTERS: dict[str, Callable[[RunSummary], str]] = {

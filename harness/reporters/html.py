@@ -24,11 +24,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.display.textsafe import printable
 from harness.oops.formats import any_header
 from harness.oops.frames import render_decoded
-from harness.records import KernelRecord, ReportRecord, RunSummary, TestRecord
 from harness.results import layout
-from harness.textsafe import printable
+from harness.results.records import KernelRecord, ReportRecord, RunSummary, TestRecord
 
 FILENAME = layout.INDEX_HTML
 #: console lines of a failure shown inline (the whole file is linked)

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.arch import ARCHES
 from harness.outcome import Outcome
-from harness.records import ReportRecord, RunSummary, TestRecord
+from harness.results.records import ReportRecord, RunSummary, TestRecord
 from harness.results.series_record import ConfirmKind
 
 FILENAME = "kcidb.json"

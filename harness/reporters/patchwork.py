@@ -12,8 +12,8 @@ per kernel of the run, each meant for every patch of the series::
            -d "$body" "$PW/api/patches/$PATCH/checks/"; done
 
 The state: ``fail`` when a test regressed (against the series' base, when
-one is known: :mod:`harness.compare`; a series' regression only when its
-confirmation runs upheld it, :mod:`harness.confirm`) or, without a base,
+one is known: :mod:`harness.results.compare`; a series' regression only when its
+confirmation runs upheld it, :mod:`harness.commands.confirm`) or, without a base,
 failed unexpectedly; ``warning`` for what needs a look but is not the
 series' fault (flaky or unstable tests, failures the base already had,
 tests that could not run, an interrupted run); ``success`` otherwise.  ``target_url`` is the
@@ -30,9 +30,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.compare import ChangeKind, Comparison
 from harness.outcome import NOT_COMPARABLE, Outcome
-from harness.records import RunSummary, TestRecord
+from harness.results.compare import ChangeKind, Comparison
+from harness.results.records import RunSummary, TestRecord
 
 FILENAME = "patchwork.json"
 CONTEXT = "kharness"

@@ -5,15 +5,15 @@ reader's attention: unexpected results first, with the one-line verdict and
 kernel report titles, then expected failures with their reasons.  An
 interrupted run says so first and lists what did not run: the summary never
 claims more than what ran.  Control characters a guest printed into a title
-are escaped (:func:`harness.textsafe.printable`): this text is shown on
+are escaped (:func:`harness.display.textsafe.printable`): this text is shown on
 terminals and sent in mail.
 """
 
 from __future__ import annotations
 
+from harness.display.textsafe import printable
 from harness.oops.frames import render_decoded
-from harness.records import ReportRecord, RunSummary, TestRecord
-from harness.textsafe import printable
+from harness.results.records import ReportRecord, RunSummary, TestRecord
 
 FILENAME = "summary.txt"
 

@@ -11,7 +11,7 @@ from harness.arch import X86_64
 from harness.kernels.base import Exact
 from harness.results.layout import KERNEL_JSON
 from harness.results.schema import check_version, read_record
-from harness.starts import GuestStarts
+from harness.results.starts import GuestStarts
 
 
 @dataclass(frozen=True)

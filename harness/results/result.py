@@ -1,6 +1,6 @@
 """``<kernel>/<test>/result.json``: one test's verdict, beside its stdout, stderr and console.
 
-Written by :func:`harness.evidence.save_test` the moment the test's verdict is
+Written by :func:`harness.results.evidence.save_test` the moment the test's verdict is
 known, so an interrupted run keeps each finished test's result even without
 a summary.json; read back with :func:`load_result`.
 """

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import evidence
+from harness.display.progress import Activity, Kind, Progress, track
 from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
 from harness.machine.console import is_report_line
 from harness.machine.halt import HaltAware
 from harness.oops import KernelReport
 from harness.outcome import SetupFacts, Verdict, classify_setup
-from harness.progress import Activity, Kind, Progress, track
+from harness.results import evidence
 from harness.session.outside import boot_crash
 from harness.session.policy import Policy
 

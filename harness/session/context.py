@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.arch import Arch
-from harness.compile import CompileResult, check_script, compile_test
 from harness.config import Isolation
+from harness.display.progress import NO_PROGRESS, Progress
 from harness.errors import HarnessError
 from harness.guest.keys import GuestKeys, make_keys
 from harness.machine import accel as accel_mod
 from harness.machine.backends import BACKENDS, BackendFactory
-from harness.progress import NO_PROGRESS, Progress
 from harness.session.policy import Policy
-from harness.testdef import GuestTest
+from harness.testkinds.compile import CompileResult, check_script, compile_test
+from harness.testkinds.testdef import GuestTest
 
 
 class ForeignCompiles:

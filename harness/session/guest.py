@@ -19,10 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import evidence
-from harness.compile import CompileResult
 from harness.config import KernelSpec
-from harness.evidence import Timings
+from harness.display.progress import Labelled, Progress
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.base import (
@@ -35,8 +33,9 @@ from harness.machine.base import (
 from harness.machine.capture import Capture
 from harness.oops import KernelReport
 from harness.outcome import SetupFacts, Verdict, classify_setup
-from harness.progress import Labelled, Progress
-from harness.records import KernelRecord, OutsideReport, TestRun
+from harness.results import evidence
+from harness.results.evidence import Timings
+from harness.results.records import KernelRecord, OutsideReport, TestRun
 from harness.session.context import RunContext
 from harness.session.extras import Extras
 from harness.session.life import GuestLife
@@ -45,7 +44,8 @@ from harness.session.outside import OutsideReports, ReportReader
 from harness.session.policy import Policy
 from harness.session.prepare import Preparation
 from harness.session.window import TestWindow, verdict_for
-from harness.testdef import GuestTest
+from harness.testkinds.compile import CompileResult
+from harness.testkinds.testdef import GuestTest
 
 
 @dataclass

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import Isolation
-from harness.evidence import Timings
+from harness.display.progress import Kind, Progress, track
 from harness.machine.base import Channel, Machine, Ready
 from harness.machine.console import is_report_line
 from harness.oops import KernelReport
 from harness.outcome import Outcome, Verdict
-from harness.progress import Kind, Progress, track
-from harness.records import KernelRecord
+from harness.results.evidence import Timings
+from harness.results.records import KernelRecord
 from harness.session.boot import BootRun
 from harness.session.context import RunContext
 from harness.session.outside import OutsideReports

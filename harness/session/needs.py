@@ -15,7 +15,7 @@ from harness.errors import GuestUnreachable
 from harness.kernels import config_needs
 from harness.kernels.base import KernelImage
 from harness.machine.base import Channel
-from harness.testdef import GuestTest
+from harness.testkinds.testdef import GuestTest
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The console is one stream for a guest's whole life; every test owns the part
 between its markers.  What lies between windows (a boot's warnings, a
 report printed after a test's window closed) is attributed here, once, and
-kept as :class:`~harness.records.OutsideReport` for the summary.  The
+kept as :class:`~harness.results.records.OutsideReport` for the summary.  The
 symbolizer is made here on the first report, when the kernel has debug info.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from harness.kernels.base import KernelImage
 from harness.oops import KernelReport, ReportType, fold, parse
-from harness.records import OutsideReport
-from harness.symbolize import Symbolizer, decode_reports
+from harness.oops.symbolize import Symbolizer, decode_reports
+from harness.results.records import OutsideReport
 
 
 @dataclass

@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.compile import CompileResult
 from harness.config import KernelSpec
+from harness.display.progress import Progress
 from harness.errors import BuildFailed, HarnessError
-from harness.evidence import Timings
 from harness.kernels import sandbox
 from harness.kernels.base import KernelImage
 from harness.machine import accel as accel_mod
@@ -22,9 +21,10 @@ from harness.machine.backends import DEFAULT_BACKEND
 from harness.machine.base import Backend, BootFiles, GuestPayload, GuestShape, MachineConfig
 from harness.machine.snapshot_cache import SnapshotCache
 from harness.outcome import SetupFacts, Verdict, classify_setup
-from harness.progress import Progress
+from harness.results.evidence import Timings
 from harness.session.context import RunContext
-from harness.testdef import GuestTest
+from harness.testkinds.compile import CompileResult
+from harness.testkinds.testdef import GuestTest
 
 
 @dataclass

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from harness import evidence
 from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
 from harness.machine.halt import HaltAware
@@ -44,7 +43,8 @@ from harness.machine.snapshot import (
 )
 from harness.machine.snapshot_cache import SnapshotCache, snapshot_key
 from harness.machine.ssh import ConnectParts
-from harness.starts import GuestStarts
+from harness.results import evidence
+from harness.results.starts import GuestStarts
 
 #: bytes of host randomness mixed into a restored guest's entropy pool
 RESEED_BYTES = 512

@@ -18,17 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.display.progress import Kind, Progress, track
 from harness.errors import GuestUnreachable
 from harness.guest import protocol
-from harness.ktap import parse_ktap
 from harness.machine.base import Channel, CommandResult, Machine
 from harness.machine.capture import Capture
 from harness.oops import KernelReport, parse
 from harness.outcome import Outcome, RunFacts, Verdict, classify
-from harness.progress import Kind, Progress, track
-from harness.records import TestRun
+from harness.results.records import TestRun
 from harness.session.policy import Policy
-from harness.testdef import GuestTest
+from harness.testkinds.ktap import parse_ktap
+from harness.testkinds.testdef import GuestTest
 
 
 @dataclass(frozen=True)

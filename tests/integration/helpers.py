@@ -37,7 +37,7 @@ from tests.support.runs import (
 )
 
 if TYPE_CHECKING:
-    from harness.records import TestRun
+    from harness.results.records import TestRun
     from harness.session import KernelGuest
 
 __all__ = [  # the shared helpers, for the integration tests that import them from here

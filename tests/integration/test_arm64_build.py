@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_kernels
-from harness.evidence import new_run_dir
 from harness.kernels import config_needs
 from harness.outcome import Outcome
+from harness.results.evidence import new_run_dir
 from harness.session import KernelGuest, new_context
-from harness.testdef import read_test
+from harness.testkinds.testdef import read_test
 from tests.integration.helpers import REPO
 
 pytestmark = [

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_kernels, select
-from harness.evidence import new_run_dir
 from harness.machine.accel import Accel, _cpu_flags
 from harness.outcome import Outcome
+from harness.results.evidence import new_run_dir
 from harness.session import KernelGuest, new_context
-from harness.testdef import read_test
+from harness.testkinds.testdef import read_test
 from tests.integration.helpers import DEBIAN_612, REPO, write_kernels
 
 pytestmark = pytest.mark.boot

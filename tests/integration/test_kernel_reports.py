@@ -19,10 +19,10 @@ import pytest
 
 from harness.config import load_kernels, select
 from harness.errors import run_checked
-from harness.evidence import new_run_dir
 from harness.outcome import Outcome
+from harness.results.evidence import new_run_dir
 from harness.session import KernelGuest, new_context
-from harness.testdef import read_test
+from harness.testkinds.testdef import read_test
 from tests.integration.helpers import (
     GUEST_DATA,
     REPO,

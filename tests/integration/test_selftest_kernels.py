@@ -40,18 +40,18 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect import BAD, GOOD, BisectPlan, bisect, confidence, read_steps
+from harness.commands.bisect import BAD, GOOD, BisectPlan, bisect, confidence, read_steps
 from harness.config import KernelSpec, load_kernels
 from harness.kernels.base import KernelImage
 from harness.kernels.build import BuildSource
-from harness.kunit import parse_kunit, select
 from harness.oops import ReportType
 from harness.oops.frames import SourceLine
 from harness.outcome import Outcome
-from harness.records import KernelRecord, TestRun
 from harness.reporters import text
-from harness.summarize import failure_text, summarize
-from harness.trial import Trial, select_tests
+from harness.results.records import KernelRecord, TestRun
+from harness.results.summarize import failure_text, summarize
+from harness.testkinds.kunit import parse_kunit, select
+from harness.testkinds.trial import Trial, select_tests
 from tests.integration.helpers import REPO, ready_boots
 from tests.integration.selftest_history import BISECT_TEST, History
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from harness.config import Isolation, load_kernels, select
-from harness.evidence import new_run_dir
 from harness.machine.snapshot_cache import DIR_ENV
 from harness.outcome import Outcome
-from harness.records import TestRun
+from harness.results.evidence import new_run_dir
+from harness.results.records import TestRun
 from harness.session import KernelGuest, new_context
-from harness.testdef import read_test
+from harness.testkinds.testdef import read_test
 from tests.integration.helpers import REPO
 
 pytestmark = pytest.mark.boot

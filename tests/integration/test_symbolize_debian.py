@@ -17,11 +17,11 @@ import pytest
 from harness.cache import cache_root
 from harness.kernels.debian import DebianSource
 from harness.outcome import Outcome
-from harness.records import KernelRecord
 from harness.reporters import text
-from harness.summarize import failure_text, summarize
-from harness.testdef import read_test
-from harness.trial import Trial
+from harness.results.records import KernelRecord
+from harness.results.summarize import failure_text, summarize
+from harness.testkinds.testdef import read_test
+from harness.testkinds.trial import Trial
 from tests.integration.helpers import GUEST_DATA
 
 pytestmark = [pytest.mark.boot]

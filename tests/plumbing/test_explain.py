@@ -21,7 +21,7 @@ import pytest
 
 from harness.mail.explain import explain, parse_since, read_mails, render
 from harness.mail.relevance import catalog
-from harness.testdef import discover, read_test
+from harness.testkinds.testdef import discover, read_test
 from tests.support.mailinglist import ADDRESS, PublicInbox, format_series
 from tests.support.paths import REPO
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.adhoc import IMAGE_NAME, TREE_NAME, AdHocKernels, add_options, combine
+from harness.commands.adhoc import IMAGE_NAME, TREE_NAME, AdHocKernels, add_options, combine
 from harness.config import KernelSpec, parse_kernels
 from harness.errors import ConfigError, UserError
 from harness.kernels.build import BuildSource

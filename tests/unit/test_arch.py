@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from harness.arch import ARCHES, ARM64, X86_64, MagicKey, by_name, host
-from harness.compile import compile_test
 from harness.config import check_host_tools, load_kernels, select
 from harness.errors import ConfigError
 from harness.guest.keys import GuestKeys
@@ -25,8 +24,9 @@ from harness.kernels.kbuild import Toolchain
 from harness.machine.accel import Accel, AccelChoice, choose
 from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineConfig
 from harness.machine.qemu import qemu_command
-from harness.records import KernelRecord, RunSummary
 from harness.reporters import kcidb
+from harness.results.records import KernelRecord, RunSummary
+from harness.testkinds.compile import compile_test
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "arch"
 ARM64_HEAD = DATA / "debian-6.12-arm64-Image.head"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.compile import CompileResult
 from harness.guest.image import build_initrd, modules_layer
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.kernels.config_fragments import GUEST_FRAGMENT, read_fragment
+from harness.testkinds.compile import CompileResult
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
-from harness.bisect import (
+from harness.commands.bisect import (
     BAD,
     GOOD,
     SKIP,
@@ -19,16 +18,17 @@ from harness.bisect import (
     confidence,
     judge_commit,
 )
-from harness.bisect_cli import recipe_from_args
-from harness.cli import main
+from harness.commands.bisect_cli import recipe_from_args
+from harness.commands.cli import main
+from harness.commands.series import SeriesReport, Step, run_series
+from harness.display.progress import NO_PROGRESS
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
 from harness.kernels.build import BuildSource, make_recipe
 from harness.kernels.config_fragments import FragmentError
 from harness.kernels.patches import read_series
 from harness.outcome import Outcome, Verdict
-from harness.progress import NO_PROGRESS
-from harness.series import SeriesReport, Step, run_series
+from harness.results import records
 from tests.unit.fake_kbuild import format_patch, git, git_tree, make_tree
 
 P, F, OOPS = Outcome.PASS, Outcome.FAIL, Outcome.OOPS
@@ -263,7 +263,7 @@ def test_bisect_says_how_sure_it_is() -> None:
 
 
 def test_steps_are_read_back_from_the_results(tmp_path: Path) -> None:
-    from harness.bisect import _record, read_steps
+    from harness.commands.bisect import _record, read_steps
 
     plan = BisectPlan(tmp_path, "t", make_recipe(guest_config=False), tmp_path)
     _record(plan, "a" * 40, "mm: x", Judgement(BAD, "oops", 2, 1))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.commands.cli import main
 from harness.config import KernelSpec, load_kernels
 from harness.errors import BuildFailed, ConfigError
 from harness.kernels.build import BuildSource

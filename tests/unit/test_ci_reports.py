@@ -8,9 +8,9 @@ import re
 import kcidb_io.schema  # a dev dependency: a missing package fails, never skips
 import pytest
 
-from harness.compare import compare
-from harness.records import SCHEMA_VERSION, RunSummary
 from harness.reporters import kcidb, patchwork
+from harness.results.compare import compare
+from harness.results.records import SCHEMA_VERSION, RunSummary
 
 BUG = {"type": "BUG", "title": "kernel BUG in move_pages_huge_pmd", "guilty_frame": "m"}
 WARN = {"type": "WARNING", "title": "WARNING in zap_pte_range", "guilty_frame": "zap_pte_range"}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import build_parser, main, parse, run_request
-from harness.cli_grammar import one_kernel
+from harness.commands.cli import build_parser, main, parse, run_request
+from harness.commands.cli_grammar import one_kernel
+from harness.commands.run import guest_test_paths
 from harness.errors import UserError
-from harness.run import guest_test_paths
 
 
 @pytest.mark.parametrize("command", ["run", "kernels", "boot", "series", "bisect"])
@@ -49,7 +49,7 @@ def test_a_run_refused_for_a_wrong_kernel_leaves_no_results_dir(
 
 
 def test_an_empty_run_dir_is_dropped_and_latest_points_back(tmp_path: Path) -> None:
-    from harness.evidence import drop_if_empty, latest_target, new_run_dir
+    from harness.results.evidence import drop_if_empty, latest_target, new_run_dir
 
     earlier = new_run_dir(tmp_path)
     (earlier / "summary.json").write_text("{}")

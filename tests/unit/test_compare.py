@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.compare import ChangeKind, compare, parse_map
+from harness.commands.cli import main
 from harness.errors import UserError
 from harness.outcome import Outcome, Verdict
-from harness.pass_rate import combine
-from harness.records import SCHEMA_VERSION, RunSummary, TestRun
-from harness.summarize import summarize
+from harness.results.compare import ChangeKind, compare, parse_map
+from harness.results.pass_rate import combine
+from harness.results.records import SCHEMA_VERSION, RunSummary, TestRun
+from harness.results.summarize import summarize
 
 
 def _t(test: str, kernel: str, outcome: str, titles: tuple[str, ...] = (), **kw: object) -> dict:

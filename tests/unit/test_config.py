@@ -13,7 +13,7 @@ from harness.kernels.debian import DebianSource
 from harness.kernels.image import ImageSource
 from harness.machine.accel import Accel
 from harness.outcome import Outcome
-from harness.testdef import GuestTest, known_names
+from harness.testkinds.testdef import GuestTest, known_names
 
 
 def _bzimage(path: Path) -> Path:

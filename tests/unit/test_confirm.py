@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.confirm import classify, confirm_count, turned
+from harness.commands.confirm import classify, confirm_count, turned
+from harness.commands.series import SeriesReport, Step, write_reports
 from harness.errors import UserError
 from harness.mail import b4check, reply
 from harness.mail.b4check import Status
 from harness.mail.message import parse
 from harness.oops import parse as parse_console
 from harness.outcome import Outcome, Verdict
-from harness.records import TestRun
 from harness.results import series_record
+from harness.results.records import TestRun
 from harness.results.series_record import Confirmation, ConfirmKind, RunResult, SeriesRecord
-from harness.series import SeriesReport, Step, write_reports
 
 P, F, OOPS = Outcome.PASS, Outcome.FAIL, Outcome.OOPS
 TEST = "uffd_api_unknown_feature"
@@ -265,7 +265,7 @@ class _Trial:
 
 
 def test_step_guests_rerun_the_turned_test_on_both_steps_and_keep_one_guest_stopped() -> None:
-    from harness.confirm import StepGuests
+    from harness.commands.confirm import StepGuests
 
     calls: list[str] = []
     found = []

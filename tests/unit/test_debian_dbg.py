@@ -24,7 +24,7 @@ from harness.kernels.base import DebugInfo
 from harness.kernels.debian import debug_package, extract_module, locate_debug
 from harness.kernels.debian_archive import PackageEntry, extract_members
 from harness.oops.frames import Frame
-from harness.symbolize import Symbolizer
+from harness.oops.symbolize import Symbolizer
 from tests.unit.test_symbolize import SOURCE, _frame, _report
 
 RELEASE = "6.12.117+deb12-amd64"

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from harness.bisect import SKIP, Observation, judge_commit
+from harness.commands.bisect import SKIP, Observation, judge_commit
 from harness.errors import CommandFailed, run_checked
 from harness.outcome import NOT_COMPARABLE, OK, UNTESTABLE, Outcome, is_flaky
-from harness.pass_rate import runs_count
+from harness.results.pass_rate import runs_count
 
 
 def test_sets_derived_from_the_rules_table() -> None:

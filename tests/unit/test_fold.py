@@ -15,9 +15,9 @@ import pytest
 
 from harness.oops import ReportType, fold, parse, times_seen
 from harness.outcome import Outcome, Verdict
-from harness.records import ReportRecord, RunSummary, TestRecord, TestRun
 from harness.reporters import text
-from harness.summarize import failure_text
+from harness.results.records import ReportRecord, RunSummary, TestRecord, TestRun
+from harness.results.summarize import failure_text
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oops"
 

@@ -19,7 +19,8 @@ import pytest
 from harness.oops import parse
 from harness.oops.frames import Decoded, Maintainer, SourceLine, SymbolizedFrame
 from harness.outcome import Outcome
-from harness.records import (
+from harness.reporters import html, write_all
+from harness.results.records import (
     SCHEMA_VERSION,
     Attempt,
     KernelRecord,
@@ -28,8 +29,7 @@ from harness.records import (
     RunSummary,
     TestRecord,
 )
-from harness.reporters import html, write_all
-from harness.starts import GuestStarts
+from harness.results.starts import GuestStarts
 from tests.browser import Chromium
 
 OOPS = Path(__file__).resolve().parents[1] / "data" / "oops"

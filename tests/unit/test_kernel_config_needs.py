@@ -14,9 +14,9 @@ import pytest
 from harness.errors import ConfigError
 from harness.kernels import config_needs
 from harness.kernels.base import KernelImage
-from harness.ktap import parse_ktap
 from harness.outcome import Outcome, RunFacts, classify
-from harness.testdef import Needs, read_test
+from harness.testkinds.ktap import parse_ktap
+from harness.testkinds.testdef import Needs, read_test
 from tests.support.replay.script import Script, Step
 from tests.unit.test_runner_policy import BOOT, guest_with, run_all, test_
 

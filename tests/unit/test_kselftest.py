@@ -18,7 +18,8 @@ from harness.config import load_kernels
 from harness.errors import ConfigError
 from harness.kernels.build import BuildSource
 from harness.kernels.kselftest_build import build_targets, selftests_tree
-from harness.kselftest import (
+from harness.outcome import Outcome
+from harness.testkinds.kselftest import (
     DEFAULT_TIMEOUT,
     UNLIMITED_TIMEOUT,
     KselftestTest,
@@ -27,7 +28,6 @@ from harness.kselftest import (
     settings_timeout,
     subtests,
 )
-from harness.outcome import Outcome
 from tests.unit.fake_kbuild import git_tree, make_tree, selftests_files
 
 REPO = Path(__file__).resolve().parents[2]

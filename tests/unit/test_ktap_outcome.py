@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.ktap import parse_ktap
 from harness.outcome import Outcome, RunFacts, classify
-from harness.summarize import taint_letters
+from harness.results.summarize import taint_letters
+from harness.testkinds.ktap import parse_ktap
 
 KTAP = """TAP version 13
 1..3

@@ -14,8 +14,8 @@ import pytest
 
 from harness.config import parse_kernels
 from harness.kernels.config_fragments import KUNIT_FRAGMENT
-from harness.kunit import boot_console, parse_kunit, select
 from harness.outcome import Outcome
+from harness.testkinds.kunit import boot_console, parse_kunit, select
 from tests.support.replay.script import Script, lines
 from tests.unit.test_runner_policy import BOOT, NULL_OOPS, PANIC, excerpt, guest_with
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands.series import NotApplied, SeriesReport, Step, write_reports
 from harness.errors import SeriesError
 from harness.kernels.patches import first_misfit, read_series
 from harness.mail import b4check, grouping, intake, reply
@@ -18,8 +19,7 @@ from harness.mail.message import BOT_HEADER, parse, parse_subject
 from harness.mail.outbox import Outbox, ReplyState
 from harness.mail.state import DONE, QUEUED, RUNNING, WAITING, State
 from harness.outcome import Outcome, Verdict
-from harness.records import TestRun
-from harness.series import NotApplied, SeriesReport, Step, write_reports
+from harness.results.records import TestRun
 from tests.unit.fake_kbuild import format_patch, make_tree
 
 P, F = Outcome.PASS, Outcome.FAIL

@@ -21,7 +21,7 @@ from harness.mcp import reading
 from harness.mcp.jobs import Jobs, tail
 from harness.mcp.server import Settings, build_server
 from harness.outcome import Outcome
-from harness.records import RunSummary, TestRecord
+from harness.results.records import RunSummary, TestRecord
 
 
 def _run(tmp_path: Path, evidence: str = "k/t") -> tuple[Path, TestRecord]:

@@ -20,8 +20,8 @@ from harness.oops.guilty import after_interrupt, canonical, choose
 from harness.oops.kinds import Category, CrashType, crash_type
 from harness.plugin.shipping import Shipment
 from harness.plugin.shipping_in import Inbox
-from harness.records import SCHEMA_VERSION, ReportRecord, RunSummary, TestRecord
 from harness.reporters import kcidb
+from harness.results.records import SCHEMA_VERSION, ReportRecord, RunSummary, TestRecord
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oops"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands.series import NotApplied, SeriesReport, write_reports
 from harness.kernels.diff_files import FileChange, changed_files, path_problem, tree_problem
 from harness.kernels.patches import (
     Patch,
@@ -28,7 +29,6 @@ from harness.kernels.restore import restore
 from harness.kernels.srctree import SourceTree, Workspace
 from harness.mail import b4check, reply
 from harness.mail.message import parse
-from harness.series import NotApplied, SeriesReport, write_reports
 from tests.unit.fake_kbuild import git, git_tree, make_tree
 
 #: a hunk whose body holds lines that read like the headers of a file outside the tree

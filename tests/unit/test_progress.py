@@ -21,12 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BuildFailed
-from harness.kernels import debian_archive as archive
-from harness.kernels import kbuild
-from harness.machine.console import ConsoleWatcher, is_report_line
-from harness.outcome import Outcome
-from harness.progress import (
+from harness.commands.run import progress_mode
+from harness.display.progress import (
     ActivityState,
     Kind,
     Mode,
@@ -38,8 +34,12 @@ from harness.progress import (
     final,
     human_bytes,
 )
-from harness.progress_display import LiveProgress, PlainProgress, ReporterStream, for_stream
-from harness.run import progress_mode
+from harness.display.progress_display import LiveProgress, PlainProgress, ReporterStream, for_stream
+from harness.errors import BuildFailed
+from harness.kernels import debian_archive as archive
+from harness.kernels import kbuild
+from harness.machine.console import ConsoleWatcher, is_report_line
+from harness.outcome import Outcome
 from harness.session import KernelGuest
 from tests.support.replay.script import Script, Step, lines
 from tests.unit.fake_kbuild import make_tree

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from harness.display.progress import Kind, track
+from harness.display.progress_display import PlainProgress
 from harness.plugin.relay import RelayProgress, RelayServer
-from harness.progress import Kind, track
-from harness.progress_display import PlainProgress
 
 
 class Screen:

@@ -8,18 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import cli, provenance, rerun
+from harness.commands import cli, rerun
+from harness.commands.run import RunOutcome, RunRequest
 from harness.config import load_kernels
 from harness.errors import KernelNotFound, UserError
-from harness.evidence import new_run_dir
 from harness.kernels.base import Exact, PackagePin
 from harness.kernels.debian import DebianSource, newest_match
 from harness.kernels.debian_archive import PackageEntry
 from harness.outcome import Outcome
-from harness.records import KernelRecord, TestRecord, load_summary
 from harness.reporters import write_all
-from harness.run import RunOutcome, RunRequest
-from harness.summarize import build_summary
+from harness.results import provenance
+from harness.results.evidence import new_run_dir
+from harness.results.records import KernelRecord, TestRecord, load_summary
+from harness.results.summarize import build_summary
 from tests.unit.fake_kbuild import git, git_tree
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_kernels
-from harness.covers import Coverage, matches, pattern_problem
 from harness.errors import ConfigError
 from harness.mail.message import parse
 from harness.mail.relevance import (
@@ -21,7 +20,8 @@ from harness.mail.relevance import (
     relevant_tests,
     touched_paths,
 )
-from harness.testdef import discover, read_test
+from harness.testkinds.covers import Coverage, matches, pattern_problem
+from harness.testkinds.testdef import discover, read_test
 
 REPO = Path(__file__).resolve().parents[2]
 

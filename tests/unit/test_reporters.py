@@ -11,8 +11,8 @@ import pytest
 
 from harness.errors import UserError
 from harness.outcome import Outcome
-from harness.records import SCHEMA_VERSION, RunSummary, load_summary
 from harness.reporters import DIR_REPORTERS, REPORTERS, kcidb, text, write_all
+from harness.results.records import SCHEMA_VERSION, RunSummary, load_summary
 
 
 def _t(test: str, kernel: str, outcome: str, expected: str | None = None, **kw: object) -> dict:

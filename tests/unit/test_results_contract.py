@@ -14,9 +14,9 @@ from harness.errors import UserError
 from harness.machine.process import terminate
 from harness.mcp.jobs import JobState, JobStatus
 from harness.outcome import Outcome
-from harness.records import KernelFile, KernelRecord, ReportRecord, TestResult
 from harness.results import layout
 from harness.results.kernel import load_kernel_file
+from harness.results.records import KernelFile, KernelRecord, ReportRecord, TestResult
 from harness.results.result import load_result
 
 

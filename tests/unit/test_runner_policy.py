@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 
 from harness.arch import ARM64
-from harness.compile import CompileResult
 from harness.config import KernelSpec, Timeouts
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.outcome import Outcome
-from harness.records import TestRun
+from harness.results.records import TestRun
+from harness.results.summarize import failure_text
 from harness.session import KernelGuest, Policy, RunContext
-from harness.summarize import failure_text
-from harness.testdef import GuestTest, Needs
-from harness.trial import PreparedImage
+from harness.testkinds.compile import CompileResult
+from harness.testkinds.testdef import GuestTest, Needs
+from harness.testkinds.trial import PreparedImage
 from tests.support.replay.machine import ReplayBackend
 from tests.support.replay.script import Chunk, Script, Step, lines
 

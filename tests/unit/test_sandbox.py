@@ -314,7 +314,7 @@ def test_every_series_command_of_the_bot_b4check_and_mcp_is_sandboxed() -> None:
 def test_series_sandbox_refuses_a_virtme_kernel_before_anything_builds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.cli import main
+    from harness.commands.cli import main
 
     tree = make_tree(tmp_path / "linux")
     _spec(tmp_path, tree, backend="virtme")  # writes kernels.yaml: a trusted virtme entry
@@ -331,7 +331,7 @@ def test_series_sandbox_refuses_a_virtme_kernel_before_anything_builds(
 
 
 def test_run_tree_sandbox_is_a_sandboxed_entry_and_reaches_the_plugin(tmp_path: Path) -> None:
-    from harness.adhoc import AdHocKernels
+    from harness.commands.adhoc import AdHocKernels
 
     tree = make_tree(tmp_path / "linux")
     adhoc = AdHocKernels(tree=str(tree), sandbox=True)
@@ -346,7 +346,7 @@ def test_run_tree_sandbox_is_a_sandboxed_entry_and_reaches_the_plugin(tmp_path: 
 def test_a_sandboxed_bisect_plan_keeps_its_sandbox_across_the_step_process(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from harness.bisect import BisectPlan
+    from harness.commands.bisect import BisectPlan
     from harness.kernels.build import make_recipe
 
     plan = BisectPlan(tmp_path, "t", replace(make_recipe(), sandbox=True), tmp_path)
@@ -358,7 +358,7 @@ def test_the_trees_get_maintainer_script_runs_in_the_sandbox(
     tmp_path: Path, targets: Targets
 ) -> None:
     """A patched scripts/get_maintainer.pl answers, but cannot read or write the host."""
-    from harness.maintainers import get_maintainers
+    from harness.oops.maintainers import get_maintainers
 
     tree = tmp_path / "linux"
     (tree / "scripts").mkdir(parents=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.commands.series import SeriesReport, Step, write_reports
 from harness.outcome import Outcome, Verdict
-from harness.records import TestRun, load_summary
-from harness.series import SeriesReport, Step, write_reports
+from harness.results.records import TestRun, load_summary
 
 P, F, OOPS = Outcome.PASS, Outcome.FAIL, Outcome.OOPS
 

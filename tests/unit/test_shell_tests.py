@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.compile import check_script
 from harness.errors import ConfigError, run_checked
 from harness.guest import image as guest_image
 from harness.guest.keys import GuestKeys
@@ -21,7 +20,8 @@ from harness.machine.base import GuestPayload
 from harness.machine.virtme import VirtmeBackend
 from harness.outcome import Outcome
 from harness.session import guest_command
-from harness.testdef import Needs, discover, read_test
+from harness.testkinds.compile import check_script
+from harness.testkinds.testdef import Needs, discover, read_test
 from tests.support.replay.script import Script, Step
 from tests.unit.test_runner_policy import BOOT, guest_with, run_all
 

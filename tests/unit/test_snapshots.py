@@ -34,9 +34,9 @@ from harness.machine.snapshot import (
     load_in_place,
     save_in_place,
 )
-from harness.records import KernelRecord
+from harness.results.records import KernelRecord
+from harness.results.starts import GuestStarts
 from harness.session.snapshot import RESEED_BYTES, Snapshots, health_command, health_problem
-from harness.starts import GuestStarts
 
 READY = Ready(2222, 1.0, 0, "6.12.0")
 

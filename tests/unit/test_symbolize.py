@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from harness.kernels.base import DebugInfo
-from harness.maintainers import parse_maintainers
 from harness.oops import parse
 from harness.oops.frames import Frame, render_decoded
-from harness.records import ReportRecord
-from harness.symbolize import Symbolizer
+from harness.oops.maintainers import parse_maintainers
+from harness.oops.symbolize import Symbolizer
+from harness.results.records import ReportRecord
 
 SOURCE = """\
 static inline __attribute__((always_inline)) int inner(int x)
@@ -193,8 +193,8 @@ def test_text_summary_shows_the_symbolized_trace_and_to_cc(built: Path) -> None:
     from dataclasses import replace
 
     from harness.outcome import Outcome
-    from harness.records import RunSummary, TestRecord
     from harness.reporters import text
+    from harness.results.records import RunSummary, TestRecord
 
     vmlinux = built / "vmlinux"
     report = _report(_frame(vmlinux, "outer.cold", r"ud2", after=False))

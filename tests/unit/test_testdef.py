@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.testdef import DEFAULT_TIMEOUT, Needs, discover, read_test
+from harness.testkinds.testdef import DEFAULT_TIMEOUT, Needs, discover, read_test
 
 REPO_TESTS = Path(__file__).resolve().parents[2] / "guest-tests" / "c"
 

@@ -16,12 +16,12 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.display.progress import Kind
+from harness.display.progress_display import LiveProgress, PlainProgress
+from harness.display.textsafe import printable
 from harness.outcome import Outcome
-from harness.progress import Kind
-from harness.progress_display import LiveProgress, PlainProgress
-from harness.records import ReportRecord, RunSummary, TestRecord
 from harness.reporters import text as text_report
-from harness.textsafe import printable
+from harness.results.records import ReportRecord, RunSummary, TestRecord
 
 OSC52 = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"  # writes the reader's clipboard
 #: what no escaped text may hold: C0 but \t \n, DEL, C1, bidi controls, separators, surrogates

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import series, series_cli
-from harness.bisect import BisectPlan, kernel_spec
-from harness.bisect_cli import recipe_from_args
-from harness.cli import main
+from harness.commands import series, series_cli
+from harness.commands.bisect import BisectPlan, kernel_spec
+from harness.commands.bisect_cli import recipe_from_args
+from harness.commands.cli import main
 from harness.config import Expectation, KernelSpec, Timeouts, load_kernels
 from harness.errors import ConfigError
 from harness.kernels.base import KernelImage
 from harness.machine.accel import Accel
 from harness.outcome import Outcome
 from harness.session import RunContext
-from harness.trial import PreparedImage, Trial, trial_spec
+from harness.testkinds.trial import PreparedImage, Trial, trial_spec
 from tests.unit.fake_kbuild import format_patch, make_tree
 
 SETTINGS = """\

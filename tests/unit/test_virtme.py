@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.compile import CompileResult
 from harness.guest import protocol
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
@@ -23,6 +22,7 @@ from harness.machine.virtme import (
     stage_kernel,
     virtme_command,
 )
+from harness.testkinds.compile import CompileResult
 
 TCG = AccelChoice(Accel.TCG, "test")
 KVM = AccelChoice(Accel.KVM, "test")

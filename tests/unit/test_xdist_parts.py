@@ -13,7 +13,7 @@ from harness.hosts import Host, load_hosts
 from harness.outcome import Outcome
 from harness.plugin.shipping import EvidenceSync, KernelShipment, Shipment
 from harness.plugin.xdist import auto_workers, kernel_scope, pair_of, strip_group
-from harness.records import KernelRecord, OutsideRecord, ReportRecord, TestRecord
+from harness.results.records import KernelRecord, OutsideRecord, ReportRecord, TestRecord
 
 
 class _Report:

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from harness.arch import Arch
+from harness.display.progress import NO_PROGRESS, Progress
 from harness.kernels.base import KernelImage, KernelSource
 from harness.kernels.registry import ProviderParser
 from harness.machine.backends import BackendFactory
 from harness.machine.base import Backend, BootFiles, GuestPayload, Machine, MachineConfig
-from harness.progress import NO_PROGRESS, Progress
 from harness.yamlcheck import Fields
 from tests.support.replay import scenario
 from tests.support.replay.machine import ReplayBackend

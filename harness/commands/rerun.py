@@ -1,6 +1,6 @@
 """``kharness rerun RESULTS_DIR``: the same kernels and tests again, compared with that run.
 
-A results directory holds how it was made (:mod:`harness.provenance`): the
+A results directory holds how it was made (:mod:`harness.results.provenance`): the
 kernels file (its copy ``kernels.yaml``), the kernels and tests selected, and
 in summary.json what each kernel was exactly.  The copy is pinned with those
 facts (a Debian kernel gets ``version:``, a kernel built from a git tree
@@ -21,13 +21,12 @@ from typing import Any
 
 import yaml
 
-from harness import provenance
-from harness.compare import compare
+from harness.commands.run import RunOutcome, RunRequest, run_tests
 from harness.errors import UserError
 from harness.paths import results_base
-from harness.records import KernelRecord, load_summary
-from harness.results import layout
-from harness.run import RunOutcome, RunRequest, run_tests
+from harness.results import layout, provenance
+from harness.results.compare import compare
+from harness.results.records import KernelRecord, load_summary
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ cannot apply on top of it); a patch that does not build is a build-fail row
 and the next patch is still tried (it may be the fix).
 
 The run's reports lead with what the series made worse: the base (step 0)
-and the last step are compared (:mod:`harness.compare`), so a failure the
+and the last step are compared (:mod:`harness.results.compare`), so a failure the
 base already had is listed apart and never blamed on the series, and a test
 that both passed and failed under ``--runs N`` is flaky, not a regression.
 Every step is a "kernel" of the run's summary.json (``00`` the base, ``01``
@@ -18,7 +18,7 @@ after patch 1, ...), so summary.txt, kcidb.json and index.html show the
 whole matrix; patchwork.json holds one check per patch against the base.
 
 A step that turns a test from pass to fail is confirmed before it is blamed
-(:mod:`harness.confirm`): the test runs again on it and on the step before,
+(:mod:`harness.commands.confirm`): the test runs again on it and on the step before,
 and only a clean split (all pass before, all bad after) names the patch;
 series.json (:mod:`harness.results.series_record`) keeps the counts.
 """
@@ -33,21 +33,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from harness import confirm, pass_rate
+from harness.commands import confirm
+from harness.commands.series_report import NotApplied, SeriesReport, Step
 from harness.errors import BuildFailed
-from harness.evidence import write_json
 from harness.kernels.base import Exact, KernelImage
 from harness.kernels.build import BuildSource, TreeBuild, build_cache
 from harness.kernels.config_needs import host_config_file
 from harness.kernels.patches import Patch, PatchFailed, PatchRefused, first_misfit
 from harness.kernels.srctree import SourceTree, locate
 from harness.outcome import NOT_COMPARABLE, Outcome
-from harness.records import RunSummary
 from harness.reporters import kcidb, patchwork, write_all
+from harness.results import pass_rate
 from harness.results import series_record as rec
+from harness.results.evidence import write_json
+from harness.results.records import RunSummary
 from harness.results.series_record import Confirmation
-from harness.series_report import NotApplied, SeriesReport, Step
-from harness.trial import Trial
+from harness.testkinds.trial import Trial
 
 __all__ = ["NotApplied", "SeriesReport", "Step", "run_series", "write_reports"]
 
@@ -71,7 +72,7 @@ def run_series(
     whole series is first checked to apply on that base (seconds, no
     build): a series that does not is reported as such and nothing builds.
     ``confirm_runs``: how many times a test a step turned bad runs again on
-    that step and the one before (:mod:`harness.confirm`; 0: never).
+    that step and the one before (:mod:`harness.commands.confirm`; 0: never).
     """
     names = tuple(t.name for t in trial.tests)
     steps: list[Step] = []

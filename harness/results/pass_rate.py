@@ -6,9 +6,9 @@ is *flaky*, which a comparison of two runs never counts as a regression by
 itself (a failure that comes and goes says nothing about what changed).
 
 :func:`combine` turns the runs of one test on one kernel into the one
-:class:`~harness.records.TestRun` that pytest raises and the summary records:
+:class:`~harness.results.records.TestRun` that pytest raises and the summary records:
 the first failing run (its evidence, its reports), with the pass rate in its
-one-line summary.  The runs themselves become :class:`~harness.records.Attempt`
+one-line summary.  The runs themselves become :class:`~harness.results.records.Attempt`
 values of the summary's record.
 """
 
@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 from harness.outcome import Outcome, is_flaky
-from harness.records import Attempt, TestRun
+from harness.results.records import Attempt, TestRun
 
 
 def attempt(run: TestRun) -> Attempt:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from harness import paths
 from harness.config import KernelSpec, check_host_tools, load_kernels, select
+from harness.display.progress_display import for_stream
 from harness.errors import HarnessError
-from harness.evidence import new_run_dir
 from harness.machine.base import Channel
 from harness.paths import REPO_ROOT
-from harness.progress_display import for_stream
+from harness.results.evidence import new_run_dir
 from harness.session import KernelGuest, new_context
-from harness.testdef import discover, read_test
+from harness.testkinds.testdef import discover, read_test
 
 
 def entry(kernels_file: Path, name: str) -> KernelSpec:

@@ -4,7 +4,7 @@
 bisect drivers; :class:`OutsideReport` a kernel report no test owns.  The
 records of the results directory's files (summary.json and those it holds,
 result.json, kernel.json) live in :mod:`harness.results`, each with its
-schema version; they are re-exported here so ``from harness.records import
+schema version; they are re-exported here so ``from harness.results.records import
 RunSummary`` keeps working.
 """
 

@@ -1,7 +1,7 @@
 """Turning test runs into text and JSON for people and bots.
 
 The pytest failure text (also the JUnit failure body) and the run's summary
-record are built here from :class:`~harness.records.TestRun` values and
+record are built here from :class:`~harness.results.records.TestRun` values and
 kernel records, nothing else.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from harness import pass_rate
+from harness.results import pass_rate
 from harness.oops import times_seen
 from harness.oops.frames import render_decoded
 from harness.outcome import Outcome
-from harness.records import (
+from harness.results.records import (
     Attempt,
     KernelRecord,
     OutsideRecord,
@@ -146,7 +146,7 @@ def test_record(
     """The summary's record of a runner TestRun (with kernels.yaml's expectation).
 
     ``runs``: every run when the test ran several times (``run`` is then
-    their combination, :func:`harness.pass_rate.combine`).
+    their combination, :func:`harness.results.pass_rate.combine`).
     """
     return TestRecord(
         run.test,

@@ -25,17 +25,17 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from harness.compare import ChangeKind, Comparison
 from harness.kernels.base import KernelImage
 from harness.outcome import Outcome
-from harness.records import TestRun
+from harness.results.compare import ChangeKind, Comparison
+from harness.results.records import TestRun
 from harness.results.series_record import Confirmation, ConfirmKind, RunResult
 from harness.session import KernelGuest
-from harness.testdef import GuestTest
+from harness.testkinds.testdef import GuestTest
 
 if TYPE_CHECKING:
-    from harness.series_report import SeriesReport, Step
-    from harness.trial import Trial
+    from harness.commands.series_report import SeriesReport, Step
+    from harness.testkinds.trial import Trial
 
 DEFAULT_RUNS = 3
 #: what a patch can turn a passing test into and be asked to prove it

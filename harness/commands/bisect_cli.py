@@ -1,4 +1,4 @@
-"""``kharness bisect``: the command line of :mod:`harness.bisect`.
+"""``kharness bisect``: the command line of :mod:`harness.commands.bisect`.
 
 Every argument is checked (the tree's range, the kernel entry, the test, the
 regex, the config) before a results directory is made or anything builds.
@@ -11,17 +11,24 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from harness import provenance
-from harness.bisect import BisectPlan, bisect, check_range, confidence, kernel_spec, read_steps
+from harness.commands.bisect import (
+    BisectPlan,
+    bisect,
+    check_range,
+    confidence,
+    kernel_spec,
+    read_steps,
+)
 from harness.config import untrusted
 from harness.errors import UserError
-from harness.evidence import new_run_dir
 from harness.kernels.build import BuildRecipe, make_recipe
 from harness.kernels.config_fragments import BASE_CONFIGS, read_fragment
-from harness.pass_rate import runs_count
 from harness.paths import kernels_file as kernels_path
 from harness.paths import results_base
-from harness.trial import DEFAULT_TESTS_DIR, select_tests
+from harness.results import provenance
+from harness.results.evidence import new_run_dir
+from harness.results.pass_rate import runs_count
+from harness.testkinds.trial import DEFAULT_TESTS_DIR, select_tests
 
 
 def recipe_from_args(values: list[str]) -> BuildRecipe:

@@ -1,6 +1,6 @@
 """``kharness run`` as an operation: pytest on the guest tests, in a fresh results directory.
 
-The command line (:mod:`harness.cli`), ``kharness rerun`` (:mod:`harness.rerun`)
+The command line (:mod:`harness.commands.cli`), ``kharness rerun`` (:mod:`harness.commands.rerun`)
 and the MCP server all start a run, or check what one would run, through here:
 a :class:`RunRequest` says what to run, :func:`run_tests` runs it and says
 where its results went.  Nothing calls the command line in-process to start a
@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.adhoc import AdHocKernels
+from harness.commands.adhoc import AdHocKernels
 from harness.errors import UserError
 from harness.paths import REPO_ROOT, results_base
 
@@ -82,7 +82,7 @@ def guest_test_paths(names: list[str], tests_root: Path = REPO_ROOT / "guest-tes
     a name that matches none is a UserError with a "did you mean" (KUnit
     suites and kselftests have no file: select those with ``-- -k NAME``).
     """
-    from harness.testdef import discover
+    from harness.testkinds.testdef import discover
 
     known = {p.stem: p for kind in ("c", "sh") for p in discover(tests_root / kind)}
     found = []
@@ -108,10 +108,10 @@ def run_tests(request: RunRequest) -> RunOutcome:
     """
     import pytest
 
-    from harness.adhoc import combine
+    from harness.commands.adhoc import combine
     from harness.config import check_host_tools, load_kernels, select
-    from harness.evidence import drop_if_empty, latest_target, new_run_dir
     from harness.hosts import load_hosts
+    from harness.results.evidence import drop_if_empty, latest_target, new_run_dir
 
     if request.hosts and request.jobs:
         raise UserError("-n and --hosts: give workers per host in the hosts file ('workers:')")

@@ -25,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.records import KernelRecord, ReportRecord, TestRun
+from harness.results.records import KernelRecord, ReportRecord, TestRun
 from harness.results import layout
 from harness.results.kernel import KernelFile
 from harness.results.result import TestResult

@@ -9,7 +9,7 @@ timeout hang.  Its KTAP subtests become records of their own
 (``kselftest.<target>.<test>.<subtest>``).
 
 The target's installed files go into the guest once per boot, as a gzip tar
-on the channel's stdin, under :data:`harness.kselftest.GUEST_DIR`; a script
+on the channel's stdin, under :data:`harness.testkinds.kselftest.GUEST_DIR`; a script
 whose ``#!`` interpreter the guest lacks (bash in the busybox initramfs) is a
 skip that names it.
 """
@@ -23,11 +23,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import evidence
 from harness.errors import GuestUnreachable
 from harness.kernels.build import BuildSource
 from harness.kernels.kselftest_build import BuiltTarget, build_targets
-from harness.kselftest import (
+from harness.outcome import SetupFacts, Verdict, classify_setup
+from harness.results import evidence
+from harness.results.records import TestRun
+from harness.session import KernelGuest
+from harness.session.extras import ExtrasKey
+from harness.testkinds.kselftest import (
     DEFAULT_TIMEOUT,
     GUEST_DIR,
     KselftestTest,
@@ -35,11 +39,7 @@ from harness.kselftest import (
     safe_name,
     subtests,
 )
-from harness.outcome import SetupFacts, Verdict, classify_setup
-from harness.records import TestRun
-from harness.session import KernelGuest
-from harness.session.extras import ExtrasKey
-from harness.testdef import GuestTest
+from harness.testkinds.testdef import GuestTest
 
 _PUSH_TIMEOUT = 300.0
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from harness.errors import HarnessError, run_checked
 from harness.kernels.base import DebugInfo
 from harness.kernels.debian import extract_module
-from harness.maintainers import get_maintainers
 from harness.oops import KernelReport
 from harness.oops.frames import Decoded, Frame, SourceLine, SymbolizedFrame
+from harness.oops.maintainers import get_maintainers
 from harness.oops.parse import normalize_func
 
 #: seconds a symbolizer tool may take for one object (a distribution vmlinux is big)

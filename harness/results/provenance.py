@@ -6,7 +6,7 @@ whether its tree had uncommitted changes), the command line, the kernels file
 temporary one) and what was selected from it.  What each kernel resolved to
 exactly (package versions and hashes, tree commits, patch hashes) is in
 summary.json's kernel records (:class:`~harness.kernels.base.Exact`);
-:mod:`harness.rerun` pins a copy of the kernels file with them.
+:mod:`harness.commands.rerun` pins a copy of the kernels file with them.
 """
 
 from __future__ import annotations

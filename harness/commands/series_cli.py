@@ -12,7 +12,7 @@ report says which and why.  Its results directory then also holds
 ``reply.eml``, the answer to the thread (sent with ``--smtp HOST:PORT``).
 
 A test a patch turns from pass to fail runs ``--confirm N`` more times on
-that step and the one before before the patch is blamed (:mod:`harness.confirm`).
+that step and the one before before the patch is blamed (:mod:`harness.commands.confirm`).
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ import json
 import sys
 from pathlib import Path
 
-from harness import confirm, pass_rate, provenance
-from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
+from harness.commands import confirm
+from harness.commands.cli_grammar import add_kernel_option, add_old_positional, one_kernel
+from harness.commands.series import run_series, write_reports
 from harness.config import KernelSpec, check_host_tools, load_kernels, select, untrusted
+from harness.display.progress_display import for_stream
+from harness.display.textsafe import printable
 from harness.errors import UserError
-from harness.evidence import new_run_dir, write_json
 from harness.gitrun import run_git
 from harness.kernels.build import BuildSource
 from harness.kernels.patches import Patch, read_series
 from harness.kernels.srctree import is_git_tree, is_package_name
 from harness.mail import intake, reply, smtp
 from harness.paths import kernels_file, results_base
-from harness.progress_display import for_stream
+from harness.results import pass_rate, provenance
+from harness.results.evidence import new_run_dir, write_json
 from harness.results.series_record import SeriesOrigin
-from harness.series import run_series, write_reports
-from harness.textsafe import printable
-from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
+from harness.testkinds.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,11 +28,10 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from harness import evidence
 from harness.oops import KernelReport, fold, parse
 from harness.outcome import Outcome, Verdict
-from harness.records import TestRun
-from harness.results import layout
+from harness.results import evidence, layout
+from harness.results.records import TestRun
 from harness.session import KernelGuest
 
 _STAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")

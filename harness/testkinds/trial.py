@@ -3,7 +3,7 @@
 pytest drives the normal matrix; the per-patch series mode and the bisect
 predicate need the same thing programmatically: boot a kernel that was just
 built, run a few reproducers (some of them several times), get
-:class:`~harness.records.TestRun` values back and stop QEMU.  This module builds
+:class:`~harness.results.records.TestRun` values back and stop QEMU.  This module builds
 the :class:`~harness.session.RunContext` the way the pytest plugin does
 (results directory, keys, compiled tests) and wraps a finished image as a
 kernel source, so the runner itself is used unchanged.
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import KernelSpec
+from harness.display.progress import NO_PROGRESS, Progress
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
 from harness.paths import REPO_ROOT
-from harness.progress import NO_PROGRESS, Progress
-from harness.records import TestRun
+from harness.results.records import TestRun
 from harness.session import KernelGuest, RunContext, new_context
-from harness.testdef import GuestTest, discover, read_test
+from harness.testkinds.testdef import GuestTest, discover, read_test
 
 DEFAULT_TESTS_DIR = REPO_ROOT / "guest-tests" / "c"
 

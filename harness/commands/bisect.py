@@ -3,7 +3,7 @@
 ``kharness bisect --good REV --bad REV --test NAME --tree PATH`` checks the
 range (good must be an ancestor of bad), takes the build slot of the chosen
 config recipe, puts a git worktree of ``--tree`` there (the user's checkout
-is never moved) and runs ``git bisect run python -m harness.bisect step
+is never moved) and runs ``git bisect run python -m harness.commands.bisect step
 PLAN``.  Each step builds whatever git checked out, incrementally in the same
 O= directory (or boots the stored image when this commit was built with this
 recipe before: a second bisect over the same range builds nothing), boots it
@@ -47,8 +47,8 @@ from harness.kernels.build import BuildRecipe, TreeBuild, build_cache
 from harness.kernels.srctree import SourceTree, is_git_tree, resolve_rev
 from harness.outcome import UNTESTABLE, Outcome
 from harness.paths import REPO_ROOT
-from harness.records import TestRun
-from harness.trial import DEFAULT_TESTS_DIR, Trial, select_tests
+from harness.results.records import TestRun
+from harness.testkinds.trial import DEFAULT_TESTS_DIR, Trial, select_tests
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255
 _FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.MULTILINE)
@@ -297,7 +297,7 @@ def _runs_for(rate: float, risk: float = 0.01) -> int:
 
 
 def step_main(argv: list[str]) -> int:
-    """``python -m harness.bisect step PLAN``: the exit code git bisect run reads."""
+    """``python -m harness.commands.bisect step PLAN``: the exit code git bisect run reads."""
     try:
         return step(BisectPlan.load(Path(argv[0]))).code
     except HarnessError as exc:
@@ -363,7 +363,7 @@ def bisect(
 
 def _bisect_run(src: Path, plan_file: Path, log_file: Path, log: Callable[[str], None]) -> str:
     """``git bisect run`` with our predicate; everything to the log, verdicts to ``log``."""
-    argv = git_command(src, "bisect", "run", sys.executable, "-m", "harness.bisect")
+    argv = git_command(src, "bisect", "run", sys.executable, "-m", "harness.commands.bisect")
     lines: list[str] = []
     with (
         log_file.open("w") as out,
@@ -396,5 +396,8 @@ if __name__ == "__main__":
     # Only git bisect run calls this module directly; people use `kharness bisect`.
     if sys.argv[1:2] == ["step"] and len(sys.argv) == 3:
         sys.exit(step_main(sys.argv[2:]))
-    print("usage: python -m harness.bisect step PLAN (or: kharness bisect --help)", file=sys.stderr)
+    print(
+        "usage: python -m harness.commands.bisect step PLAN (or: kharness bisect --help)",
+        file=sys.stderr,
+    )
     sys.exit(2)

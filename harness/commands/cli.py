@@ -18,21 +18,22 @@ import shlex
 import sys
 from pathlib import Path
 
-from harness import bisect_cli, compare, mcp, series_cli
-from harness.adhoc import AdHocKernels
-from harness.adhoc import add_options as add_adhoc_options
-from harness.cli_grammar import add_kernel_option, add_old_positional, one_kernel
+from harness import mcp
+from harness.commands import bisect_cli, series_cli
+from harness.commands.adhoc import AdHocKernels
+from harness.commands.adhoc import add_options as add_adhoc_options
+from harness.commands.cli_grammar import add_kernel_option, add_old_positional, one_kernel
+from harness.commands.run import RunRequest, run_tests
+from harness.display.progress import Mode
+from harness.display.textsafe import printable
 from harness.errors import HarnessError, UserError
 from harness.interrupts import hangup_as_interrupt, sigterm_as_interrupt
 from harness.machine.accel import Accel
 from harness.machine.backends import BACKENDS
 from harness.mail import cli as mail_cli
-from harness.pass_rate import runs_count
 from harness.paths import RESULTS_DIR, kernels_file
-from harness.progress import Mode
-from harness.results import layout
-from harness.run import RunRequest, run_tests
-from harness.textsafe import printable
+from harness.results import compare, layout
+from harness.results.pass_rate import runs_count
 
 #: the choices of the options the plugin has too, from the same enums and tables
 ACCELS = [a.value for a in Accel]
@@ -45,12 +46,12 @@ def _kernels_file(args: argparse.Namespace) -> Path:
 
 
 def _adhoc(args: argparse.Namespace) -> AdHocKernels:
-    """The ad-hoc kernel options of ``run`` and ``boot`` (:mod:`harness.adhoc`)."""
+    """The ad-hoc kernel options of ``run`` and ``boot`` (:mod:`harness.commands.adhoc`)."""
     return AdHocKernels.read(lambda dest: getattr(args, dest))
 
 
 def run_request(args: argparse.Namespace) -> RunRequest:
-    """What ``kharness run``'s options ask for (:mod:`harness.run`)."""
+    """What ``kharness run``'s options ask for (:mod:`harness.commands.run`)."""
     return RunRequest(
         kernels_file=_kernels_file(args),
         kernels=tuple(args.kernel),
@@ -76,8 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render the reports of a results directory and print one of them."""
-    from harness.records import load_summary
     from harness.reporters import write_all
+    from harness.results.records import load_summary
 
     run_dir = Path(args.run_dir).resolve()
     if not layout.finished(run_dir):
@@ -105,7 +106,7 @@ def cmd_kernels(args: argparse.Namespace) -> int:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     """Boot one kernel as the tests would and open a shell (or run the command after --)."""
-    from harness.bootshell import boot_kernel, entry, interactive_ssh
+    from harness.commands.bootshell import boot_kernel, entry, interactive_ssh
 
     if args.command and args.guest_command:
         raise UserError("give the guest command once: --command 'CMD' or -- CMD ARGS")
@@ -140,7 +141,9 @@ def add_guest_options(parser: argparse.ArgumentParser, kernel_help: str) -> None
     One place, so an option both take (a kernel given ad hoc, say) is added once.
     """
     add_kernel_option(parser, kernel_help)
-    adhoc = parser.add_argument_group("a kernel without a kernels.yaml entry (harness.adhoc)")
+    adhoc = parser.add_argument_group(
+        "a kernel without a kernels.yaml entry (harness.commands.adhoc)"
+    )
     add_adhoc_options(adhoc.add_argument)
     parser.add_argument(
         "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
@@ -226,7 +229,7 @@ def _add_boot(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subparser per subcommand."""
-    from harness import rerun
+    from harness.commands import rerun
     from harness.reporters import DIR_REPORTERS, REPORTERS
 
     parser = argparse.ArgumentParser(prog="kharness", description=__doc__.split("\n\n")[0])

@@ -11,7 +11,7 @@ The first ``/* ... */`` comment of a guest-tests/c/*.c file, or the leading
     * @always: false
 
 ``@covers`` names the kernel source paths the test exercises (files,
-directories, globs: :mod:`harness.covers`); ``@always: true`` runs it on
+directories, globs: :mod:`harness.testkinds.covers`); ``@always: true`` runs it on
 every series.  The mailing-list bot tests a series only with the tests
 whose paths it touches.
 
@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.covers import Coverage, parse_patterns
 from harness.errors import ConfigError
+from harness.testkinds.covers import Coverage, parse_patterns
 from harness.yamlcheck import parse_size_mib
 
 DEFAULT_TIMEOUT = 60.0

@@ -1,8 +1,8 @@
 """How progress is shown: plain timestamped lines for a log, a live line on a terminal.
 
-The activities and what a line says are :mod:`harness.progress`'s; this
+The activities and what a line says are :mod:`harness.display.progress`'s; this
 module only draws them, on a stream or through pytest's terminal reporter.
-Every line drawn goes through :func:`harness.textsafe.printable` here, the one
+Every line drawn goes through :func:`harness.display.textsafe.printable` here, the one
 place before the terminal: labels carry series titles from a list, details and
 ``--console`` lines carry a guest's console, and neither may drive the terminal.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TextIO
 
-from harness.progress import (
+from harness.display.progress import (
     NO_PROGRESS,
     Activity,
     ActivityState,
@@ -27,7 +27,7 @@ from harness.progress import (
     describe,
     final,
 )
-from harness.textsafe import printable
+from harness.display.textsafe import printable
 
 
 class _Base:

@@ -3,7 +3,7 @@
 A kernel of kernels.yaml is ``--kernel NAME`` everywhere (repeatable where
 several make sense); ``boot`` and ``series`` once took it as a positional
 word, which still works with a note, so old scripts keep running.  Kept
-apart from :mod:`harness.cli` so the subcommands defined in their own
+apart from :mod:`harness.commands.cli` so the subcommands defined in their own
 modules (series, bisect, rerun) use the same words without importing it.
 """
 

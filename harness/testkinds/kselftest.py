@@ -11,7 +11,7 @@ mm]`` in kernels.yaml).  The pieces here are pure or read-only:
 * :func:`subtests` turns a test's KTAP output into one record per subtest.
 
 Building (against the tree's own headers, static) is
-:mod:`harness.kernels.kselftest_build`; running is :mod:`harness.kselftest_run`.
+:mod:`harness.kernels.kselftest_build`; running is :mod:`harness.testkinds.kselftest_run`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.outcome import NOT_COMPARABLE, Outcome
-from harness.records import RunSummary, TestRecord, load_summary
+from harness.results.records import RunSummary, TestRecord, load_summary
 
 
 class ChangeKind(enum.Enum):

@@ -5,10 +5,10 @@ doing to a :class:`Progress` object handed to them (``RunContext.progress``,
 a ``progress=`` argument); nothing here is global.  Three implementations:
 
 * :class:`NoProgress`: silence, for library use and tests (the default);
-* :class:`~harness.progress_display.PlainProgress`: timestamped lines for a
+* :class:`~harness.display.progress_display.PlainProgress`: timestamped lines for a
   log (CI): one when an activity starts, at most one per ``interval`` seconds
   while it runs, one when it ends;
-* :class:`~harness.progress_display.LiveProgress`: one live, updating line per
+* :class:`~harness.display.progress_display.LiveProgress`: one live, updating line per
   activity on a terminal, drawn by rich, written through whatever stream it
   is given (the plugin hands it pytest's terminal reporter, so pytest's own
   output stays intact).

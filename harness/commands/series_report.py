@@ -1,8 +1,8 @@
 """A series run as values: the matrix of step x test, the breaks, the confirmations.
 
-:func:`harness.series.run_series` fills a :class:`SeriesReport`; this module
+:func:`harness.commands.series.run_series` fills a :class:`SeriesReport`; this module
 says what it means: which patch first broke which test (only what the
-confirmation runs of :mod:`harness.confirm` upheld), the plain-text matrix,
+confirmation runs of :mod:`harness.commands.confirm` upheld), the plain-text matrix,
 the lead a reviewer reads first, and the run as a summary whose kernels are
 the steps (``00`` the base, ``01`` after patch 1, ...).
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness import confirm
-from harness.compare import ChangeKind, Comparison, compare
+from harness.commands import confirm
 from harness.kernels.base import Exact
 from harness.outcome import OK, Outcome, is_flaky
-from harness.records import KernelRecord, RunSummary, TestRecord, TestRun
+from harness.results.compare import ChangeKind, Comparison, compare
+from harness.results.records import KernelRecord, RunSummary, TestRecord, TestRun
 from harness.results.series_record import Confirmation, ConfirmKind
-from harness.summarize import build_summary, test_records
+from harness.results.summarize import build_summary, test_records
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""What a person sees: progress lines, the live line, untrusted text made printable."""
