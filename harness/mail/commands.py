@@ -17,7 +17,8 @@ from harness.mail import moderation, retest
 from harness.mail.message import Mail, parse
 from harness.mail.outbox import Outbox
 from harness.mail.retest import Retests
-from harness.mail.state import SeriesRow, State
+from harness.mail.rows import SeriesRow
+from harness.mail.state import State
 
 
 @dataclass(frozen=True)

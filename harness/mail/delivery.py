@@ -10,13 +10,13 @@ reply and asks :class:`RetryPolicy` when to try again; the relay's words
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.mail import moderation, reply, smtp
+from harness.mail.clock import Clock, SystemClock
 from harness.mail.outbox import Outbox, Reply, ReplyState
 from harness.mail.smtp import Refusal, RetryPolicy, SendFailed, SmtpRelay
 
@@ -40,10 +40,17 @@ class Sending:
 class Delivery:
     """Queues the written replies and sends the due ones."""
 
-    def __init__(self, outbox: Outbox, sending: Sending, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        sending: Sending,
+        log: Callable[[str], None],
+        clock: Clock | None = None,
+    ) -> None:
         self.outbox = outbox
         self.sending = sending
         self.log = log
+        self.clock: Clock = clock or SystemClock()
 
     def queue(self, series: str, path: Path, what: str = "series") -> int:
         """A written reply, queued as the bot was started; its ID."""
@@ -61,7 +68,7 @@ class Delivery:
         """Send every reply whose next try has come (nothing without a relay)."""
         if self.sending.relay is None:
             return
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         for item in self.outbox.due(now):
             self._send(item, self.sending.relay)
 
@@ -113,7 +120,7 @@ class Delivery:
                 f"kept as failed: {exc.refusal}"
             )
             return
-        self.outbox.retry(item.id, str(exc), time.time() + delay)
+        self.outbox.retry(item.id, str(exc), self.clock.time() + delay)
         self.log(
             f"reply #{item.id} for {item.series} not sent (kept; next try in {delay:.0f}s): "
             f"{exc.refusal}"

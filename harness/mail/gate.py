@@ -21,7 +21,8 @@ from pathlib import Path
 
 from harness.mail.message import parse
 from harness.mail.relevance import CoveredTest, Relevance, relevant_tests, touched_paths
-from harness.mail.state import SeriesRow, State
+from harness.mail.rows import SeriesRow
+from harness.mail.state import State
 
 _SHOWN = 8  # touched paths named in a note
 

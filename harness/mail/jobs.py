@@ -11,9 +11,8 @@ request that asked for it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from harness.mail import reply
 from harness.mail.commandline import SeriesCommand
 from harness.mail.message import Mail
 from harness.mail.retest import Retest
+from harness.mail.rows import SeriesRow
 from harness.mail.slots import Child, Slot
-from harness.mail.state import SeriesRow
 
 
 @dataclass
@@ -33,11 +32,24 @@ class Job:
     directory: Path
     remaining: list[str]
     slot: Slot
+    began: float  # the bot's clock (monotonic) when it was started: the deadline counts from it
     child: Child | None = None
     kernel: str | None = None
-    began: float = field(default_factory=time.monotonic)
     timed_out: tuple[str, ...] = ()  # kernels not (fully) tested: the deadline passed
     retest: Retest | None = None  # a retest asked in the thread, not the series' first test
+
+    def stop(self) -> None:
+        """Stop its running child, if any."""
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
+
+    def expire(self) -> None:
+        """Its deadline passed: the child stopped, the kernels not (fully) tested recorded."""
+        left = [self.kernel] if self.child is not None else []
+        self.stop()
+        self.timed_out = tuple(k for k in [*left, *self.remaining] if k)
+        self.remaining = []
 
     @property
     def name(self) -> str:

@@ -20,12 +20,12 @@ is the end of the road.  Each reply has a small number, its ``ID`` for
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from harness.mail.clock import Clock, SystemClock
 from harness.mail.state import TEXT_CAP, transaction
 
 _SCHEMA = """
@@ -75,8 +75,9 @@ class Reply:
 class Outbox:
     """The ``replies`` table of the bot's database (:mod:`harness.mail.state`'s file)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, clock: Clock | None = None) -> None:
         self.db = db
+        self.clock: Clock = clock or SystemClock()
         db.executescript(_SCHEMA)
         self._migrate()
 
@@ -108,7 +109,7 @@ class Outbox:
             done = db.execute(
                 "INSERT INTO replies (series, path, state, created, moderator, what) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (series, str(path), state.value, time.time(), moderator, what),
+                (series, str(path), state.value, self.clock.time(), moderator, what),
             )
         return int(done.lastrowid or 0)
 
@@ -149,7 +150,7 @@ class Outbox:
 
     def sent(self, reply_id: int) -> None:
         """The relay took it, for its thread."""
-        self._set(reply_id, state=ReplyState.SENT.value, sent_at=time.time(), last_error=None)
+        self._set(reply_id, state=ReplyState.SENT.value, sent_at=self.clock.time(), last_error=None)
 
     def held(self, reply_id: int, held_id: str) -> None:
         """The relay took the moderator's copy (Message-ID ``held_id``): it waits for them."""

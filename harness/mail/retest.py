@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from harness.mail.clock import Clock, SystemClock
 from harness.mail.message import Mail, parse
 from harness.mail.state import TEXT_CAP, transaction
 
@@ -103,8 +103,9 @@ class Retest:
 class Retests:
     """The ``retests`` table of the bot's database."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, clock: Clock | None = None) -> None:
         self.db = db
+        self.clock: Clock = clock or SystemClock()
         db.executescript(_SCHEMA)
 
     def count(self, series: str) -> int:
@@ -129,7 +130,7 @@ class Retests:
                     mail.sender[:TEXT_CAP],
                     mail.raw,
                     RetestState.QUEUED.value,
-                    time.time(),
+                    self.clock.time(),
                 ),
             )
         retest_id = int(done.lastrowid or 0)
@@ -158,12 +159,21 @@ class Retests:
         """Every retest, oldest first."""
         return [_retest(r) for r in self.db.execute("SELECT * FROM retests ORDER BY id")]
 
-    def move(self, retest_id: int, state: RetestState, **fields: object) -> None:
-        """Change a retest's state (and the fields given)."""
-        values = {"state": state.value, **fields}
-        sets = ", ".join(f"{k}=?" for k in values)
+    def move(
+        self,
+        retest_id: int,
+        state: RetestState,
+        *,
+        directory: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        """Change a retest's state (and the fields given, not None; the others are kept)."""
         with transaction(self.db) as db:
-            db.execute(f"UPDATE retests SET {sets} WHERE id=?", (*values.values(), retest_id))
+            db.execute(
+                "UPDATE retests SET state=?, directory=coalesce(?, directory), "
+                "fix=coalesce(?, fix) WHERE id=?",
+                (state.value, directory, fix, retest_id),
+            )
 
     def recover(self) -> list[int]:
         """Retests cut off mid-run: queued again; their numbers."""

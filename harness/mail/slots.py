@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +44,10 @@ REMOTE_PREFIX = "/tmp/kharness-watch-"
 #: ssh's exit status when it could not reach the host or lost the connection
 SSH_FAILED = 255
 
+
+#: how the bot gets its slots: (jobs, hosts, kernels file, owner) -> slots; :func:`make_slots`,
+#: or a test's fake
+SlotFactory = Callable[[int, tuple[Host, ...], Path, str], list["Slot"]]
 
 #: in each child: SIGTERM when the bot dies, even by SIGKILL (the harness then cleans up)
 _DIE_WITH_BOT = on_parent_death(signal.SIGTERM)

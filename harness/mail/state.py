@@ -31,20 +31,24 @@ One bot at a time: :class:`harness.mail.botlock.BotLock`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import re
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
-from harness.mail.grammar import missing_places
+from harness.mail.clock import Clock, SystemClock
 from harness.mail.grouping import Candidate, SeriesKey
 from harness.mail.message import Mail, parse
+from harness.mail.rows import (
+    QUEUED,
+    ROW_COLUMNS,
+    RUNNING,
+    SeriesRow,
+    SeriesState,
+    SetAside,
+    series_row,
+)
 
 FILENAME = "watch.sqlite3"
 #: a stored integer never goes past this (SQLite's are 64-bit; mail may say anything)
@@ -79,92 +83,18 @@ CREATE INDEX IF NOT EXISTS messages_ungrouped ON messages(series) WHERE grouped 
 CREATE INDEX IF NOT EXISTS series_by_state ON series(state);
 CREATE INDEX IF NOT EXISTS series_by_sender ON series(sender);
 """
-
-
-class SeriesState(StrEnum):
-    """Where a series version is in the bot's life."""
-
-    WAITING = "waiting"  # patches missing; waits up to --wait-missing
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    SUPERSEDED = "superseded"  # a newer version came before its reply
-    REFUSED = "refused"  # not tested: over a bound (the note says which)
-    NOT_RELEVANT = "not-relevant"  # not tested: it touches no path a test covers
-
-
-WAITING, QUEUED, RUNNING, DONE = (SeriesState.WAITING, SeriesState.QUEUED,
-                                  SeriesState.RUNNING, SeriesState.DONE)  # fmt: skip
-SUPERSEDED, REFUSED = SeriesState.SUPERSEDED, SeriesState.REFUSED
-NOT_RELEVANT = SeriesState.NOT_RELEVANT
-#: states a series never leaves
-FINAL = (DONE, SUPERSEDED, REFUSED, NOT_RELEVANT)
-
-
-@dataclass(frozen=True)
-class SeriesRow:
-    """One series version as the bot tracks it."""
-
-    key: SeriesKey
-    title: str
-    sender: str
-    anchor: str
-    total: int
-    present: tuple[int, ...]
-    state: SeriesState
-    first_seen: float
-    last_arrival: float
-    queued_at: float | None
-    started_at: float | None
-    finished_at: float | None
-    superseded_by: str | None
-    note: str | None
-    directory: str | None
-    has_cover: bool = False
-    change_id: str | None = None
-    tests: tuple[str, ...] | None = None  # the tests relevance chose (None: the bot's --test)
-
-    @property
-    def missing(self) -> tuple[int, ...]:
-        """Patch numbers not (yet) arrived: the one count the parsers use too."""
-        return missing_places(self.total, self.present)
-
-    @property
-    def size(self) -> int:
-        """How many patches the series is: what its tags promise, or what came if more."""
-        return max(self.total, len(self.present))
-
-    def candidate(self) -> Candidate:
-        """As :mod:`harness.mail.grouping` sees a series (to find what supersedes what)."""
-        return Candidate(self.key, self.title, self.sender, self.total, self.present,
-                         self.anchor, self.has_cover, self.change_id)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SetAside:
-    """A message the bot could not handle, and why: stored, never read again."""
-
-    message_id: str
-    subject: str
-    reason: str
-
-    @classmethod
-    def unreadable(cls, raw: bytes, exc: Exception) -> SetAside:
-        """A message whose handling raised: named by what its headers seem to say (or a
-        hash), with the exception as the reason; none of it is trusted."""
-        head = raw[:65536]
-        found = re.search(rb"(?im)^message-id:[ \t]*<?([^>\r\n]{1,200})", head)
-        message_id = found.group(1).decode("utf-8", "replace") if found else ""
-        message_id = message_id or f"unread-{hashlib.sha256(raw).hexdigest()[:16]}"
-        subject = re.search(rb"(?im)^subject:[ \t]*([^\r\n]{0,200})", head)
-        words = subject.group(1).decode("utf-8", "replace") if subject else ""
-        return cls(message_id, words, f"could not be handled: {type(exc).__name__}: {exc}"[:500])
+#: every read of a series row names its columns (mapped by name: :func:`series_row`)
+_SELECT_SERIES = f"SELECT {ROW_COLUMNS} FROM series"
+#: the time column each state stamps when a series moves to it
+_STAMPS = {"queued": "queued_at", "running": "started_at", "done": "finished_at",
+           "refused": "finished_at", "not-relevant": "finished_at"}  # fmt: skip
 
 
 class State:
     """The bot's database; every method is one transaction."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / FILENAME
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -203,7 +133,7 @@ class State:
         A message whose row cannot be stored (a field SQLite refuses) is set
         aside instead: the cursor still moves past it.
         """
-        now = time.time()
+        now = self.clock.time()
         new = 0
         aside = list(set_aside)
         with self._tx() as db:
@@ -241,7 +171,7 @@ class State:
     def set_aside(self, item: SetAside) -> None:
         """Record a message (or a series' messages) the bot gave up on."""
         with self._tx() as db:
-            self._set_aside(db, item, time.time())
+            self._set_aside(db, item, self.clock.time())
 
     def touched(self) -> list[str]:
         """The series (as stored keys) that received messages not grouped yet."""
@@ -278,13 +208,6 @@ class State:
         ).fetchone()
         return bytes(row["raw"]) if row else None
 
-    def last_arrival(self, key: SeriesKey) -> float:
-        """When the newest message of a series version was stored."""
-        row = self.db.execute(
-            "SELECT max(arrived) AS t FROM messages WHERE series=?", (str(key),)
-        ).fetchone()
-        return float(row["t"] or 0.0)
-
     def ignored_count(self) -> int:
         """Messages set aside (replies, non-patches, the bot's own)."""
         return int(self.db.execute("SELECT count(*) AS n FROM ignored").fetchone()["n"])
@@ -292,9 +215,12 @@ class State:
     # -- series
     def upsert(self, candidate: Candidate, state: SeriesState) -> None:
         """Record a series version (new: in ``state``), or update what arrived of it."""
-        now = time.time()
+        now = self.clock.time()
         present = ",".join(str(min(n, INT_CAP)) for n in candidate.present)
-        last = self.last_arrival(candidate.key) or now
+        newest = self.db.execute(  # when its newest message was stored
+            "SELECT max(arrived) AS t FROM messages WHERE series=?", (str(candidate.key),)
+        ).fetchone()
+        last = float(newest["t"] or 0.0) or now
         values = {
             "key": str(candidate.key),
             "title": candidate.title[:TEXT_CAP],
@@ -319,25 +245,45 @@ class State:
                 values,
             )
 
-    def move(self, key: SeriesKey, state: SeriesState, **fields: object) -> None:
-        """Change a series' state (and stamp the time that goes with it)."""
-        stamps = {QUEUED: "queued_at", RUNNING: "started_at", DONE: "finished_at",
-                  REFUSED: "finished_at", NOT_RELEVANT: "finished_at"}  # fmt: skip
-        values = dict(fields)
-        if state in stamps:
-            values[stamps[state]] = time.time()
-        sets = ", ".join(["state=?", *(f"{k}=?" for k in values)])
+    def move(
+        self,
+        key: SeriesKey,
+        state: SeriesState,
+        *,
+        note: str | None = None,
+        directory: str | None = None,
+        superseded_by: str | None = None,
+        tests: tuple[str, ...] | None = None,
+        relevance: str | None = None,
+    ) -> None:
+        """Change a series' state (and stamp the time that goes with it); each field given
+        (not None) is set, the others are kept.  ``tests``: the tests relevance chose;
+        ``relevance``: its JSON record."""
+        state = SeriesState(state)
+        given = {
+            "note": note,
+            "directory": directory,
+            "superseded_by": superseded_by,
+            "tests": None if tests is None else json.dumps(list(tests)),
+            "relevance": relevance,
+        }
+        values = {column: v for column, v in given.items() if v is not None}
+        stamp = _STAMPS.get(state.value)
+        if stamp is not None:
+            values[stamp] = self.clock.time()
+        # the column names are this module's own constants above, never a caller's words
+        sets = ", ".join(["state=?", *(f"{column}=?" for column in values)])
         with self._tx() as db:
             db.execute(
                 f"UPDATE series SET {sets} WHERE key=?",
-                (SeriesState(state).value, *values.values(), str(key)),
+                (state.value, *values.values(), str(key)),
             )
 
     def series(self, state: SeriesState | None = None) -> list[SeriesRow]:
         """Series versions, oldest first; only those in ``state`` if given."""
-        query = "SELECT * FROM series" + (" WHERE state=?" if state else "") + " ORDER BY rowid"
+        query = _SELECT_SERIES + (" WHERE state=?" if state else "") + " ORDER BY rowid"
         rows = self.db.execute(query, (SeriesState(state).value,) if state else ())
-        return [_row(r) for r in rows]
+        return [series_row(r) for r in rows]
 
     def by_senders(self, senders: Iterable[str]) -> list[SeriesRow]:
         """Every series version of these senders (what a new one may supersede)."""
@@ -345,15 +291,13 @@ class State:
         if not wanted:
             return []
         marks = ", ".join("?" * len(wanted))
-        rows = self.db.execute(
-            f"SELECT * FROM series WHERE sender IN ({marks}) ORDER BY rowid", wanted
-        )
-        return [_row(r) for r in rows]
+        rows = self.db.execute(f"{_SELECT_SERIES} WHERE sender IN ({marks}) ORDER BY rowid", wanted)
+        return [series_row(r) for r in rows]
 
     def get(self, key: SeriesKey) -> SeriesRow | None:
         """One series version, if known."""
-        row = self.db.execute("SELECT * FROM series WHERE key=?", (str(key),)).fetchone()
-        return _row(row) if row else None
+        row = self.db.execute(f"{_SELECT_SERIES} WHERE key=?", (str(key),)).fetchone()
+        return series_row(row) if row else None
 
     def served(self, sender: str) -> int:
         """How many series of ``sender`` were started: the fair queue serves the least served."""
@@ -381,10 +325,10 @@ class State:
                     if row is not None:
                         return row
         rows = self.db.execute(
-            "SELECT * FROM series WHERE substr(key, 1, ?) = ? ORDER BY rowid",
+            f"{_SELECT_SERIES} WHERE substr(key, 1, ?) = ? ORDER BY rowid",
             (len(root) + 2, f"{root}#v"),
         )
-        versions = [_row(r) for r in rows]
+        versions = [series_row(r) for r in rows]
         return max(versions, key=lambda r: r.key.version) if versions else None
 
     def set_aside_recent(self, limit: int = 10) -> list[SetAside]:
@@ -407,38 +351,3 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-def _row(r: sqlite3.Row) -> SeriesRow:
-    present = tuple(int(x) for x in str(r["present"] or "").split(",") if x)
-    return SeriesRow(
-        key=SeriesKey.parse(r["key"]),
-        title=str(r["title"] or ""),
-        sender=str(r["sender"] or ""),
-        anchor=str(r["anchor"] or ""),
-        total=int(r["total"] or 1),
-        present=present,
-        state=SeriesState(r["state"]),
-        first_seen=float(r["first_seen"]),
-        last_arrival=float(r["last_arrival"]),
-        queued_at=r["queued_at"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        superseded_by=r["superseded_by"],
-        note=r["note"],
-        directory=r["directory"],
-        has_cover=bool(r["has_cover"]),
-        change_id=r["change_id"],
-        tests=_tests(r["tests"]),
-    )
-
-
-def _tests(text: str | None) -> tuple[str, ...] | None:
-    """The stored test list (None: none was chosen, or it cannot be read)."""
-    if not text:
-        return None
-    try:
-        found = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return tuple(str(t) for t in found) if isinstance(found, list) else None

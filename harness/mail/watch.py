@@ -38,8 +38,6 @@ taken by :mod:`harness.mail.commands`, and a retest is one more job.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,23 +45,17 @@ from pathlib import Path
 from harness.hosts import Host
 from harness.mail import reply
 from harness.mail.botlock import BotLock
+from harness.mail.clock import Clock, SystemClock
 from harness.mail.commands import Commands, Listening
 from harness.mail.delivery import Delivery, Sending
 from harness.mail.gate import Gate
 from harness.mail.jobs import Answering, Job, answer
 from harness.mail.outbox import Outbox
 from harness.mail.retest import Retests, RetestState
-from harness.mail.slots import Slot, make_slots, owner_of
+from harness.mail.rows import DONE, NOT_RELEVANT, QUEUED, RUNNING, WAITING, SeriesRow
+from harness.mail.slots import Slot, SlotFactory, make_slots, owner_of
 from harness.mail.smtp import RetryPolicy, SmtpRelay
-from harness.mail.state import (
-    DONE,
-    NOT_RELEVANT,
-    QUEUED,
-    RUNNING,
-    WAITING,
-    SeriesRow,
-    State,
-)
+from harness.mail.state import State
 from harness.mail.watch_intake import Intake, slug
 
 #: with --once, a refused reply whose next try is this close is waited for
@@ -98,24 +90,38 @@ class Settings:
 
 
 class Watcher:
-    """The bot's loop and the state it holds between turns."""
+    """The bot's loop and the state it holds between turns.
 
-    def __init__(self, settings: Settings, log: Callable[[str], None]) -> None:
+    ``clock`` is where every wait and stamp reads the time (the real one by
+    default); ``slots`` makes the places a series runs (:func:`make_slots` by
+    default).  A test passes its own of both and drives the loop in-process.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: Callable[[str], None],
+        clock: Clock | None = None,
+        slots: SlotFactory = make_slots,
+    ) -> None:
         self.settings = settings
         self.log = log
+        self.clock: Clock = clock or SystemClock()
         self.lock = BotLock(settings.home)  # first: a second bot stops here, naming the first
-        self.state = State(settings.home)
-        self.retests = Retests(self.state.db)
+        self.state = State(settings.home, self.clock)
+        self.retests = Retests(self.state.db, self.clock)
         sending = Sending(settings.smtp, settings.moderator, settings.dry_run, settings.retry)
-        self.delivery = Delivery(Outbox(self.state.db), sending, log)
+        self.delivery = Delivery(Outbox(self.state.db, self.clock), sending, log, self.clock)
         listening = Listening(settings.moderator, settings.retest_from, settings.max_patches)
         self.commands = Commands(
             self.state, self.delivery.outbox, self.retests, listening, self._series_dir, log
         )
-        self.intake = Intake(settings, self.state, log, self.commands.take, self.delivery.queue)
+        self.intake = Intake(
+            settings, self.state, log, self.commands.take, self.delivery.queue, self.clock
+        )
         self.gate = Gate(settings.kernels_file, settings.kernels, settings.tests, settings.test_all)
         self.jobs: dict[str, Job] = {}
-        self.slots = make_slots(
+        self.slots = slots(
             settings.jobs, settings.hosts, settings.kernels_file, owner_of(settings.home)
         )
         reply_settings = reply.Settings(
@@ -146,7 +152,7 @@ class Watcher:
                     if left:
                         self.log(f"{left} reply(ies) not sent; kept, tried at the next start")
                     return 0
-                time.sleep(1.0)
+                self.clock.sleep(1.0)
         finally:
             self.stop_all()
             self.state.close()
@@ -154,12 +160,12 @@ class Watcher:
 
     def turn(self) -> None:
         """One pass over everything the bot does."""
-        if time.monotonic() >= self.intake.next_poll:
+        if self.clock.monotonic() >= self.intake.next_poll:
             self.intake.poll()
         for old in self.intake.regroup():  # superseded: a job of it stops
             job = self.jobs.pop(str(old), None)
             if job is not None:
-                self._stop(job)
+                job.stop()
         self.promote()
         self.advance()
         self.start()
@@ -167,7 +173,7 @@ class Watcher:
 
     def stranded(self) -> bool:
         """Series wait for a slot, none runs, and every slot's host was unreachable."""
-        now = time.time()
+        now = self.clock.time()
         return (
             not self.jobs
             and bool(self.state.series(QUEUED) or self.retests.queued())
@@ -186,7 +192,7 @@ class Watcher:
     def _retry_soon(self) -> bool:
         """A refused reply is tried again within ONCE_WAIT seconds (``--once`` waits)."""
         due = self.delivery.next_try()
-        return due is not None and due - time.time() <= ONCE_WAIT
+        return due is not None and due - self.clock.time() <= ONCE_WAIT
 
     def _series_dir(self, key: str) -> Path:
         """A series' results directory (where its retests go too)."""
@@ -201,7 +207,7 @@ class Watcher:
     def promote(self) -> None:
         """Complete series are decided (relevant: queued with their tests; not: recorded);
         incomplete ones after waiting ``wait_missing``."""
-        now = time.time()
+        now = self.clock.time()
         for row in self.state.series(WAITING):
             if not row.missing:
                 self._decide(row)
@@ -216,11 +222,7 @@ class Watcher:
             self.log(f"{row.key}: {verdict.note}")
             self.state.move(row.key, NOT_RELEVANT, note=verdict.note, relevance=verdict.record)
             return
-        tests = None if verdict.tests is None else json.dumps(list(verdict.tests))
-        fields: dict[str, object] = {"relevance": verdict.record, "tests": tests}
-        if note is not None:
-            fields["note"] = note
-        self.state.move(row.key, QUEUED, **fields)
+        self.state.move(row.key, QUEUED, note=note, tests=verdict.tests, relevance=verdict.record)
         if verdict.tests is not None:
             self.log(f"{row.key}: queued with {', '.join(verdict.tests)}")
 
@@ -228,7 +230,7 @@ class Watcher:
         """Fill the free slots: retests asked in a thread first, then the fair queue."""
         while len(self.jobs) < len(self.slots):
             busy = {id(j.slot) for j in self.jobs.values()}
-            now = time.time()
+            now = self.clock.time()
             slot = next((s for s in self.slots if id(s) not in busy and s.ready(now)), None)
             if slot is None:
                 return  # the free slots' hosts are unreachable for now
@@ -246,7 +248,8 @@ class Watcher:
         row = min(queued, key=lambda r: (self.state.served(r.sender), r.first_seen))
         directory = self.settings.home / "series" / slug(row)
         done = [k for k in self.settings.kernels if reply.finished_run(directory / k)]
-        job = Job(row, directory, [k for k in self.settings.kernels if k not in done], slot)
+        remaining = [k for k in self.settings.kernels if k not in done]
+        job = Job(row, directory, remaining, slot, self.clock.monotonic())
         self.state.move(row.key, RUNNING, directory=str(directory))
         return job
 
@@ -260,13 +263,13 @@ class Watcher:
             self.retests.move(asked.id, RetestState.RUNNING)
             done = [k for k in self.settings.kernels if reply.finished_run(asked.directory / k)]
             remaining = [k for k in self.settings.kernels if k not in done]
-            return Job(row, asked.directory, remaining, slot, retest=asked)
+            return Job(row, asked.directory, remaining, slot, self.clock.monotonic(), retest=asked)
         return None
 
     def advance(self) -> None:
         """Start each job's next kernel; a job with none left gets its reply."""
         for key, job in list(self.jobs.items()):
-            if time.monotonic() - job.began > self.settings.deadline:
+            if self.clock.monotonic() - job.began > self.settings.deadline:
                 self._expire(job)
                 continue
             if job.child is not None:
@@ -276,7 +279,7 @@ class Watcher:
                 if job.child.lost():
                     self._requeue(job)
                     continue
-                job.slot.reached(True, time.time())
+                job.slot.reached(True, self.clock.time())
                 job.child.collect()
                 self.log(f"{key} on {job.kernel}: exit {code}")
                 job.child = None
@@ -288,18 +291,14 @@ class Watcher:
 
     def _expire(self, job: Job) -> None:
         """The series' deadline passed: its child is stopped, the reply says so."""
-        left = [job.kernel] if job.child is not None else []
-        left += job.remaining
-        self._stop(job)
-        job.timed_out = tuple(k for k in left if k)
-        job.remaining = []
+        job.expire()
         self.log(f"{job.name}: stopped, over the deadline of {reply.span(self.settings.deadline)}")
         del self.jobs[job.name]
         self._finish(job)
 
     def _requeue(self, job: Job) -> None:
         """The job's host could not be reached: no verdict; the series waits for a slot."""
-        delay = job.slot.reached(False, time.time())
+        delay = job.slot.reached(False, self.clock.time())
         log = job.directory / str(job.kernel) / "series.log"
         self.log(
             f"{job.name}: {job.slot.name} could not be reached (see {log}); "
@@ -338,11 +337,5 @@ class Watcher:
     def stop_all(self) -> None:
         """Stop every running child (their series stay ``running``: resumed next start)."""
         for job in self.jobs.values():
-            self._stop(job)
+            job.stop()
         self.jobs.clear()
-
-    @staticmethod
-    def _stop(job: Job) -> None:
-        if job.child is not None:
-            job.child.stop()
-            job.child = None

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import InboxUnavailable
 from harness.mail import grouping, reply
+from harness.mail.clock import Clock
 from harness.mail.grouping import SeriesKey
 from harness.mail.inbox import Backoff, Cursor, InboxReader
 from harness.mail.message import Mail, parse
-from harness.mail.state import FINAL, REFUSED, SUPERSEDED, WAITING, SeriesRow, SetAside, State
+from harness.mail.rows import FINAL, REFUSED, SUPERSEDED, WAITING, SeriesRow, SetAside
+from harness.mail.state import State
 
 if TYPE_CHECKING:
     from harness.mail.watch import Settings
@@ -39,12 +40,14 @@ class Intake:
         log: Callable[[str], None],
         commands: Callable[[Mail], str | None],
         queue_reply: Callable[[str, Path, str], int],
+        clock: Clock,
     ) -> None:
         self.settings = settings
         self.state = state
         self.log = log
         self.commands = commands  # a command mail acted on: the reason it is recorded with
         self.queue_reply = queue_reply  # a written reply handed to the delivery
+        self.clock = clock
         self.reader = InboxReader(settings.inbox, settings.home / "mirror")
         self.backoff = Backoff()
         self.next_poll = 0.0
@@ -59,10 +62,10 @@ class Intake:
         except InboxUnavailable as exc:
             delay = self.backoff.next()
             self.log(f"inbox unavailable, next try in {delay:.0f}s: {exc}")
-            self.next_poll = time.monotonic() + delay
+            self.next_poll = self.clock.monotonic() + delay
             return
         self.backoff.reset()
-        self.next_poll = time.monotonic() + self.settings.interval
+        self.next_poll = self.clock.monotonic() + self.settings.interval
         kept: list[tuple[Mail, str]] = []
         ignored: list[tuple[Mail, str]] = []
         aside: list[SetAside] = []

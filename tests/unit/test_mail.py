@@ -17,7 +17,8 @@ from harness.mail import b4check, grouping, intake, reply
 from harness.mail.grouping import SeriesKey
 from harness.mail.message import BOT_HEADER, parse, parse_subject
 from harness.mail.outbox import Outbox, ReplyState
-from harness.mail.state import DONE, QUEUED, RUNNING, WAITING, State
+from harness.mail.rows import DONE, QUEUED, RUNNING, WAITING
+from harness.mail.state import State
 from harness.outcome import Outcome, Verdict
 from harness.results.records import TestRun
 from tests.unit.fake_kbuild import format_patch, make_tree
