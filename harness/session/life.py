@@ -2,7 +2,7 @@
 
 The life of one kernel's guest is a sequence of boots; between them
 nothing runs.  A boot is cold, or a restore of the ready guest saved after
-the first cold boot (:mod:`.snapshot`), which falls back to a cold boot.
+the first cold boot (:mod:`.saved_guest`), which falls back to a cold boot.
 This module owns the machine and channel of the current boot and the
 setup error of the last failed one; everything the console shows outside a
 test's window is attributed to no test on the way
@@ -29,7 +29,7 @@ from harness.session.context import RunContext
 from harness.session.outside import OutsideReports
 from harness.session.policy import needs_fresh_guest
 from harness.session.prepare import Preparation
-from harness.session.snapshot import Snapshots
+from harness.session.saved_guest import Snapshots
 
 #: the longest a restore may take before it is called failed (a cold boot follows)
 RESTORE_TIMEOUT = 60.0

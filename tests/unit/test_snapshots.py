@@ -36,7 +36,7 @@ from harness.machine.snapshot import (
 )
 from harness.results.records import KernelRecord
 from harness.results.starts import GuestStarts
-from harness.session.snapshot import RESEED_BYTES, Snapshots, health_command, health_problem
+from harness.session.saved_guest import RESEED_BYTES, Snapshots, health_command, health_problem
 
 READY = Ready(2222, 1.0, 0, "6.12.0")
 
