@@ -188,7 +188,7 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
     source = _parse_source(f, base, arch, rows.providers)
     memory = parse_size_mib(f.get("memory", (str, int), default=2048), f.where, f.problems)
     cpus = f.get("cpus", int, default=2)
-    accel = _parse_accel(f)
+    accel = f.choice("accel", Accel, Accel.AUTO)
     backend = f.get("backend", str, default=DEFAULT_BACKEND)
     if backend is not None and backend not in rows.backends:
         f.problem(f"backend '{backend}' is not one of {', '.join(rows.backends)}")
@@ -221,7 +221,7 @@ def _parse_entry(f: Fields, base: Path, rows: Known) -> KernelSpec | None:
         backend=backend or DEFAULT_BACKEND,
         timeouts=timeouts,
         reboot_after_oops=f.get("reboot_after_oops", bool, default=True),
-        isolation=_parse_isolation(f),
+        isolation=f.choice("isolation", Isolation, Isolation.KERNEL),  # kernel|test
         snapshot=snapshot != "false",
         keep_snapshot=snapshot == "keep",
         expect=expect,
@@ -333,25 +333,6 @@ def _parse_source(
     if isinstance(value, str) and kind in SHORTHAND:  # a plugin's source may have none
         value = {SHORTHAND[kind]: value}
     return providers[kind](f.sub(kind, value), base, arch)
-
-
-def _parse_accel(f: Fields) -> Accel:
-    text = f.get("accel", str, default="auto")
-    try:
-        return Accel(text)
-    except ValueError:
-        f.problem(f"accel '{text}' is not one of {', '.join(a.value for a in Accel)}")
-        return Accel.AUTO
-
-
-def _parse_isolation(f: Fields) -> Isolation:
-    """``isolation: kernel|test`` (default kernel)."""
-    value = f.get("isolation", str, default=Isolation.KERNEL.value)
-    try:
-        return Isolation(value)
-    except ValueError:
-        f.problem(f"isolation '{value}' is not one of kernel, test")
-        return Isolation.KERNEL
 
 
 def _parse_snapshot(f: Fields) -> str:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=Enum)
 
 _TYPE_NAMES = {
     str: "a string",
@@ -92,6 +95,16 @@ class Fields:
             self.problems.append(Problem(self.where, (*self.keys, key), text))
             return default
         return value
+
+    def choice(self, key: str, kind: type[E], default: E) -> E:
+        """The value of ``key`` as one of the Enum ``kind`` (absent: ``default``); a word
+        that is none of them is a problem naming them all, and reads as ``default``."""
+        value = self.get(key, str, default=default.value)
+        try:
+            return kind(value)
+        except ValueError:
+            self.problem(f"{key} '{value}' is not one of {', '.join(k.value for k in kind)}")
+            return default
 
     def declare(self, *keys: str) -> None:
         """Keys this mapping may hold though nobody read them (yet): known, not typos."""

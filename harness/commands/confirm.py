@@ -20,7 +20,6 @@ boot.  :class:`StepGuests` holds those two guests across the series loop.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 from harness.kernels.base import KernelImage
 from harness.outcome import Outcome
 from harness.results.compare import ChangeKind, Comparison
+from harness.results.pass_rate import count_of_runs
 from harness.results.records import TestRun
 from harness.results.series_record import Confirmation, ConfirmKind, RunResult
 from harness.session import KernelGuest
@@ -108,13 +108,7 @@ def judged(comparison: Comparison, report: SeriesReport) -> Comparison:
 
 def confirm_count(text: str) -> int:
     """The argument type of ``--confirm``: N >= 0 (0: blame on one run, as before)."""
-    try:
-        runs = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of runs, not {text!r}") from None
-    if runs < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no confirmation) or more, got {runs}")
-    return runs
+    return count_of_runs(text, 0, "0 (no confirmation) or more")
 
 
 @dataclass

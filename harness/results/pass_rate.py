@@ -74,10 +74,16 @@ def runs_count(text: str) -> int:
     One check for every command line, made while the arguments are parsed,
     so a bad count is a usage error before any results directory exists.
     """
+    return count_of_runs(text, 1, "at least 1")
+
+
+def count_of_runs(text: str, least: int, wanted: str) -> int:
+    """A number of runs given on a command line, ``least`` or more (``wanted`` says so in
+    the error); argparse.ArgumentTypeError otherwise: ``--runs``, ``--confirm``."""
     try:
         runs = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a number of runs, not {text!r}") from None
-    if runs < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {runs}")
+    if runs < least:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {runs}")
     return runs
