@@ -127,7 +127,7 @@ def terminate(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
             os.killpg(proc.pid, sig)
         deadline = time.monotonic() + (grace if sig == signal.SIGTERM else max(grace, 3.0))
         while time.monotonic() < deadline:
-            if proc.poll() is not None and not _group_alive(proc.pid):
+            if proc.poll() is not None and not alive(proc.pid, group=True):
                 break
             time.sleep(0.05)
         else:
@@ -140,10 +140,11 @@ def terminate(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
             proc.stdin.close()
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is left."""
+def alive(pid: int, group: bool = False) -> bool:
+    """Whether process ``pid`` is left (``group``: any process of the group ``pid``); another
+    user's process counts as alive, and is not ours to judge."""
     try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -40,6 +40,7 @@ from harness.errors import InfraError
 from harness.machine.base import Machine, MachineConfig, Ready
 from harness.machine.halt import halt_in_status
 from harness.machine.monitor import MonitorSocket
+from harness.machine.process import alive
 
 #: the name of every state directory: the owner's pid follows, so orphans can be told
 PREFIX = "kharness-state-"
@@ -91,20 +92,10 @@ def sweep_orphans(parent: Path, prefix: str = PREFIX) -> list[Path]:
     removed = []
     for path in parent.glob(f"{prefix}*"):
         pid = path.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: alive, and not ours to judge
-    return True
 
 
 @runtime_checkable
