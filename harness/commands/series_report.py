@@ -208,7 +208,7 @@ class SeriesReport:
             )
             if fix is not None and self.steps[-1].outcome(test) in OK:
                 return f"failing without the series, fixed by patch {fix.index}: {fix.label}"
-            return "already failing without the series"
+            return "already failing without the series (pre-existing, not blamed)"
         step = self.first_break(test)
         if step is not None:
             return f"first broken by patch {step.index}: {step.label}"

@@ -54,7 +54,7 @@ def test_first_break_names_the_first_failing_patch() -> None:
 def test_a_test_failing_at_base_is_not_blamed_on_a_patch() -> None:
     report = _report((F, P), (F, P))
     assert report.first_break("a") is None and report.broken_at_base("a")
-    assert "a: already failing without the series" in report.render()
+    assert "a: already failing without the series (pre-existing, not blamed)" in report.render()
     assert "b: not broken" in report.render()
 
 
