@@ -60,6 +60,11 @@ def host_qemus(host: NsHost) -> set[int]:
     return harness_qemus() & set(host.pids())
 
 
+#: the first guest waits for a cold (sandboxed, ccache-less) build on a fresh machine: 15 min
+#: was too short for one loaded 2-core machine (measured: a baseline run waited in vain)
+COLD_BUILD = 2400
+
+
 def _rows(db_path: Path) -> dict[str, str]:
     with sqlite3.connect(db_path) as db:
         return dict(db.execute("SELECT key, state FROM series").fetchall())
@@ -114,7 +119,7 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
                 _wait_for(
                     "v2 under test with a guest up",
                     lambda: db.exists() and "running" in _rows(db).values() and harness_qemus(),
-                    900,
+                    COLD_BUILD,
                     bot,
                 )
             finally:
@@ -218,7 +223,8 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                 with (tmp_path / "bot-1.log").open("w") as log:
                     bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
                     try:
-                        _wait_for("a guest up on the host", lambda: host_qemus(host), 900, bot)
+                        guest_up = lambda: host_qemus(host)  # noqa: E731
+                        _wait_for("a guest up on the host", guest_up, COLD_BUILD, bot)
                     finally:
                         bot.kill()
                         bot.wait(120)
@@ -230,7 +236,8 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                 with (tmp_path / "bot-2.log").open("w") as log:
                     bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
                     try:
-                        _wait_for("a guest up on the host", lambda: host_qemus(host), 900, bot)
+                        guest_up = lambda: host_qemus(host)  # noqa: E731
+                        _wait_for("a guest up on the host", guest_up, COLD_BUILD, bot)
                         assert not orphans[0].exists(), "the next start sweeps what kill -9 left"
                     finally:
                         bot.terminate()
