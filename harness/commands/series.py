@@ -43,7 +43,7 @@ from harness.kernels.patches import Patch, PatchFailed, PatchRefused, first_misf
 from harness.kernels.srctree import SourceTree, locate
 from harness.outcome import NOT_COMPARABLE, Outcome
 from harness.reporters import kcidb, patchwork, write_all
-from harness.results import pass_rate
+from harness.results import layout, pass_rate
 from harness.results import series_record as rec
 from harness.results.evidence import write_json
 from harness.results.records import RunSummary
@@ -187,19 +187,19 @@ def write_reports(report: SeriesReport, run_dir: Path, why_tests: str = "") -> b
         na = report.not_applied
         what = "was refused (a path outside the tree)" if na.refused else "does not apply"
         lead = f"kharness series: patch {na.index} {what}, nothing was built: {na.label}"
-        (run_dir / "series.txt").write_text(f"{lead}\n\n{base}{na.error}\n")
+        (run_dir / layout.SERIES_TXT).write_text(f"{lead}\n\n{base}{na.error}\n")
         text = run_dir / "summary.txt"
         text.write_text(f"{lead}\n\n{text.read_text()}")
         applied = rec.NotApplied(na.index, na.label, na.error, na.refused)
         write_json(run_dir / rec.FILENAME, replace(record, not_applied=applied).to_json())
         return True
     if not report.steps:
-        (run_dir / "series.txt").write_text("kharness series: nothing was built\n")
+        (run_dir / layout.SERIES_TXT).write_text("kharness series: nothing was built\n")
         write_json(run_dir / rec.FILENAME, replace(record, untested="nothing was built").to_json())
         return False
     comparison = report.judged(report.against_base(summary))
     lead = report.lead(comparison)
-    (run_dir / "series.txt").write_text(f"{lead}\n\n{base}{report.render()}\n")
+    (run_dir / layout.SERIES_TXT).write_text(f"{lead}\n\n{base}{report.render()}\n")
     text = run_dir / "summary.txt"
     text.write_text(f"{lead}\n\n{text.read_text()}")
     (run_dir / patchwork.FILENAME).write_text(per_patch_checks(report, summary))

@@ -95,8 +95,9 @@ def answer(job: Job, how: Answering, stored: Callable[[str], Mail | None]) -> Em
     if anchor is None:
         return None
     notes = next((reply.origin_notes(r.run_dir) for r in results if r.run_dir), [])
-    if not notes and job.row.note and "missing" in job.row.note:
-        notes = [f"Note: {job.row.note} never reached the list."]
+    if not notes and job.row.missing:  # the row's own count, not its note's wording
+        places = ", ".join(map(str, job.row.missing))
+        notes = [f"Note: missing patch(es) {places} never reached the list."]
     if job.timed_out:
         notes = [
             f"Note: testing timed out: the series' deadline of {reply.span(how.deadline)} "
