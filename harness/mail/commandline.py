@@ -49,6 +49,9 @@ class SeriesCommand:
     sandbox: bool = True
     #: patch files applied after the series (a ``#kharness test`` fix), each one more step
     extra: tuple[str, ...] = ()
+    #: why these tests run (the bot's relevance decision), quoted in the reply; not part of
+    #: a reproduce line
+    why_tests: str = ""
 
     @classmethod
     def for_message(
@@ -82,6 +85,8 @@ class SeriesCommand:
             words += _option("--test", test)
         if self.results_dir:
             words += ["--results-dir", self.results_dir]
+        if self.why_tests:
+            words.append(f"--why-tests={self.why_tests}")  # one word, whatever it starts with
         return words
 
     def line(self) -> str:

@@ -98,3 +98,17 @@ def _record(found: Relevance) -> str:
             ],
         }
     )
+
+
+def why_text(record: str | None) -> str:
+    """Why each test runs, one line a test, from a row's relevance record (for the reply).
+
+    ``""`` when there is no record (``--test-all-series``, an old row) or it
+    cannot be read: the reply then says nothing rather than guess.
+    """
+    try:
+        data = json.loads(record or "{}")
+        decisions = [d for d in data.get("decisions", []) if isinstance(d, dict) and d.get("run")]
+        return "\n".join(f"{d['test']}: {d['why']}" for d in decisions)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ""

@@ -12,12 +12,13 @@ request that asked for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 
 from harness.mail import reply
 from harness.mail.commandline import SeriesCommand
+from harness.mail.gate import why_text
 from harness.mail.message import Mail
 from harness.mail.retest import Retest
 from harness.mail.rows import SeriesRow
@@ -70,9 +71,8 @@ class Job:
             reply_from=sender,
         )
         fix = self.retest.fix if self.retest is not None else None
-        if fix is None:
-            return base
-        return SeriesCommand(**{**base.__dict__, "extra": (str(fix),)})
+        extra = (str(fix),) if fix is not None else ()
+        return replace(base, extra=extra, why_tests=why_text(self.row.relevance))
 
 
 @dataclass(frozen=True)

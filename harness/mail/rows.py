@@ -21,7 +21,8 @@ from harness.mail.grouping import Candidate, SeriesKey
 #: the columns a :class:`SeriesRow` is read from, named
 ROW_COLUMNS = (
     "key, title, sender, anchor, total, present, state, first_seen, last_arrival, queued_at, "
-    "started_at, finished_at, superseded_by, note, directory, has_cover, change_id, tests"
+    "started_at, finished_at, superseded_by, note, directory, has_cover, change_id, tests, "
+    "relevance"
 )
 
 
@@ -67,6 +68,7 @@ class SeriesRow:
     has_cover: bool = False
     change_id: str | None = None
     tests: tuple[str, ...] | None = None  # the tests relevance chose (None: the bot's --test)
+    relevance: str | None = None  # JSON: the paths it touches, each test's decision (gate.py)
 
     @property
     def missing(self) -> tuple[int, ...]:
@@ -127,6 +129,7 @@ def series_row(r: sqlite3.Row) -> SeriesRow:
         has_cover=bool(r["has_cover"]),
         change_id=r["change_id"],
         tests=_tests(r["tests"]),
+        relevance=r["relevance"],
     )
 
 

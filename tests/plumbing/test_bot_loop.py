@@ -135,6 +135,9 @@ def test_a_week_of_unrelated_series_is_recorded_not_relevant_and_only_one_is_tes
     made = json.loads(provenance.read_text())
     assert made["tests"] == UFFD_MM, "the child ran only the chosen tests"
     assert made["command"].count("--test") == 2
+    # why each test runs reaches the child (the reply quotes it): one line a chosen test
+    (why,) = [w for w in made["command"] if w.startswith("--why-tests=")]
+    assert [line.split(":")[0] for line in why.removeprefix("--why-tests=").splitlines()] == UFFD_MM
     (row,) = _rows(results, "SELECT state, path FROM replies")
     assert row[0] == "dry-run" and Path(row[1]).is_file()
     assert parse(Path(row[1]).read_bytes()).in_reply_to == parse(relevant).message_id
