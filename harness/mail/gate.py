@@ -25,6 +25,8 @@ from harness.mail.rows import SeriesRow
 from harness.mail.state import State
 
 _SHOWN = 8  # touched paths named in a note
+_WHY_LINES = 20  # tests named in --why-tests (the reply shows as many)
+_WHY_LINE = 300  # characters of one test's reason
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ def why_text(record: str | None) -> str:
     try:
         data = json.loads(record or "{}")
         decisions = [d for d in data.get("decisions", []) if isinstance(d, dict) and d.get("run")]
-        return "\n".join(f"{d['test']}: {d['why']}" for d in decisions)
+        lines = [f"{d['test']}: {d['why']}"[:_WHY_LINE] for d in decisions[:_WHY_LINES]]
     except (ValueError, TypeError, KeyError, AttributeError):
         return ""
+    # the reasons quote paths a patch named: bounded here, before they become one argv word
+    # (an oversized word would fail every exec of the child with E2BIG)
+    return "\n".join(lines)

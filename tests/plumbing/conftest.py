@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.cache import cache_root
+from tests.support.mailinglist import PublicInbox, fake_git_tree, served_inbox
 from tests.support.paths import REPO
 from tests.support.processes import TEST_TAG, harness_qemus
 
@@ -79,3 +80,15 @@ def project(
     left = sorted(p.name for p in scratch.iterdir())
     shutil.rmtree(scratch)
     assert not left, f"temporary files left behind: {left}"
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[PublicInbox]:
+    """A real list served on 127.0.0.1 (stopped after the test): the bot's plumbing tests'."""
+    yield from served_inbox(tmp_path)
+
+
+@pytest.fixture
+def fake_tree(tmp_path: Path) -> Path:
+    """A fake kernel tree as a git repository, two commits a series can be made of."""
+    return fake_git_tree(tmp_path)

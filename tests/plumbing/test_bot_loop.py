@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -26,10 +25,8 @@ from tests.support.mailinglist import (
     ADDRESS,
     PublicInbox,
     SmtpSink,
-    fake_git_tree,
     kernels_yaml,
     misfit_series,
-    served_inbox,
     watch_argv,
 )
 from tests.support.paths import REPO
@@ -38,17 +35,6 @@ from tests.support.smtp_tls import TlsSmtpSink, make_ca
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 MODERATOR = "mod@example.org"
 UFFD_MM = ["thp_sysfs", "uffd_wp_punch_faultaround"]  # what covers mm/memory.c, and always-run
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[PublicInbox]:
-    """A real list served on 127.0.0.1 (stopped after the test)."""
-    yield from served_inbox(tmp_path)
-
-
-@pytest.fixture
-def fake_tree(tmp_path: Path) -> Path:
-    return fake_git_tree(tmp_path)
 
 
 def _unrelated(n: int, path: str, who: str) -> bytes:

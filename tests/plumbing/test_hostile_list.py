@@ -16,38 +16,21 @@ import base64
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.mail import reply
 from harness.mail.message import parse
 from tests.support.mailinglist import (
     PublicInbox,
     SmtpSink,
-    fake_git_tree,
     kernels_yaml,
     misfit_series,
-    served_inbox,
     watch_argv,
 )
 from tests.support.paths import REPO
 
 OSC52 = "\x1b]52;c;SGVsbG8gY2xpcGJvYXJk\x07"  # "write 'Hello clipboard' to the clipboard"
 DIFF = "---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n"
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[PublicInbox]:
-    """A real list served on 127.0.0.1 (stopped after the test)."""
-    yield from served_inbox(tmp_path)
-
-
-@pytest.fixture
-def fake_tree(tmp_path: Path) -> Path:
-    """A fake kernel tree as a git repository."""
-    return fake_git_tree(tmp_path)
 
 
 def _encoded(text: str) -> str:

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,26 +35,12 @@ from tests.support.mailinglist import (
     ADDRESS,
     PublicInbox,
     SmtpSink,
-    fake_git_tree,
     format_series,
     kernels_yaml,
     misfit_series,
-    served_inbox,
     watch_argv,
 )
 from tests.support.paths import REPO
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[PublicInbox]:
-    """A real list served on 127.0.0.1 (stopped after the test)."""
-    yield from served_inbox(tmp_path)
-
-
-@pytest.fixture
-def fake_tree(tmp_path: Path) -> Path:
-    """A fake kernel tree as a git repository."""
-    return fake_git_tree(tmp_path)
 
 
 def _other_side_patch(tree: Path, out: Path) -> list[bytes]:

@@ -13,10 +13,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.mail.message import parse
 from harness.results import layout, series_record
@@ -25,15 +22,8 @@ from tests.support.mailinglist import (
     fake_git_tree,
     kernels_yaml,
     misfit_series,
-    served_inbox,
 )
 from tests.support.paths import REPO
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[PublicInbox]:
-    """A real list served on 127.0.0.1 (stopped after the test)."""
-    yield from served_inbox(tmp_path)
 
 
 def _series(kernels: Path, results: Path, words: list[str]) -> subprocess.CompletedProcess[str]:

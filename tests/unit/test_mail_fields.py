@@ -290,3 +290,39 @@ def test_the_reply_reproduce_line_comes_from_the_builder(tmp_path: Path) -> None
     assert "<{odd}*?@example.org>" in _run_as_printf(line, tmp_path)
     linked = reply.reproduce_command("k", SimpleNamespace(anchor=anchor, link="http://h/$(x)/"))
     assert "http://h/$(x)/" in _run_as_printf(linked, tmp_path)
+
+
+def test_why_tests_from_a_hostile_record_is_one_bounded_word_a_shell_keeps_literal(
+    tmp_path: Path,
+) -> None:
+    """The reasons quote paths a patch named: shell syntax, escapes and newlines in them stay
+    one argv word, which a host slot's ``shlex.join`` keeps literal; a huge path is cut."""
+    import json
+
+    from harness.mail.gate import why_text
+
+    hostile = "mm/$(touch PWNED)`touch PWNED2`'\";\x1b]52;c;eA==\x07" + "x" * 200_000
+    record = json.dumps(
+        {
+            "decisions": [
+                {"test": "uffd_api_unknown_feature", "run": True, "why": f"touches {hostile}"},
+                {"test": "skipped", "run": False, "why": "no"},
+            ]
+        }
+    )
+    why = why_text(record)
+    assert why.startswith("uffd_api_unknown_feature: touches mm/$(touch PWNED)")
+    assert "skipped" not in why and len(why) <= 300
+    command = SeriesCommand("k", "<a@b>", why_tests=why)
+    words = command.argv()
+    assert [w for w in words if w.startswith("--why-tests=")] == [f"--why-tests={why}"]
+    echoed = subprocess.run(
+        ["bash", "-c", "printf '%s\\0' " + shlex.join(words)],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    assert echoed.stdout.split(b"\0")[:-1] == [w.encode() for w in words]
+    assert not list(tmp_path.iterdir()), "nothing in the reasons ran"
+    assert why_text("{not json") == "" and why_text(None) == ""
