@@ -230,9 +230,11 @@ def _answer(args: argparse.Namespace, kernel: str, fetched: intake.Fetched, run_
         try:
             smtp.send(message, smtp.parse_server(args.smtp))
         except smtp.SendFailed as exc:
-            print(f"reply not sent: {exc}; it is kept in {path}", file=sys.stderr)
+            # the relay's words, and the thread's addresses below, are not ours: escaped
+            print(f"reply not sent: {printable(str(exc))}; it is kept in {path}", file=sys.stderr)
             return
-        print(f"reply sent through {args.smtp} to {', '.join(reply.recipients(message))}")
+        to = printable(", ".join(reply.recipients(message)), newlines=False)
+        print(f"reply sent through {args.smtp} to {to}")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
