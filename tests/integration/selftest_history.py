@@ -44,6 +44,24 @@ class History:
     bug: str
     head: str
 
+    def kernels_file(self, directory: Path, rev: str | None = None) -> Path:
+        """A kernels.yaml whose ``selftest`` entry builds ``rev`` (default: the base) with
+        selftest-good's recipe: every test that writes it shares one build slot (the bot's,
+        sandboxed, gets its own), so the recipe lives here once."""
+        path = directory / "kernels.yaml"
+        path.write_text(
+            "kernels:\n"
+            "  - name: selftest\n"
+            "    build:\n"
+            f"      source: {self.repo}\n"
+            f"      rev: {rev or self.base}\n"
+            f"      fragments: [{REPO}/guest-tests/kunit/selftest.config]\n"
+            "      debug_info: true\n"
+            f"      series: [{REPO}/guest-tests/fixes/uffd-move-devmap-migration-entry.patch]\n"
+            "    kunit: [list-kunit-test, example]\n"
+        )
+        return path
+
 
 class _Committer:
     """Makes commits with git plumbing: the 1.3 GB tree is never checked out here."""

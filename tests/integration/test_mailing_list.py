@@ -38,23 +38,6 @@ from tests.support.mailinglist import PublicInbox, SmtpSink, format_series
 pytestmark = [pytest.mark.build, pytest.mark.boot]
 
 
-def _kernels(tmp_path: Path, history: History) -> Path:
-    """The self-test kernel's recipe (selftest-good's), so builds share its slot."""
-    path = tmp_path / "kernels.yaml"
-    path.write_text(
-        "kernels:\n"
-        "  - name: selftest\n"
-        "    build:\n"
-        f"      source: {history.repo}\n"
-        f"      rev: {history.base}\n"
-        f"      fragments: [{REPO}/guest-tests/kunit/selftest.config]\n"
-        "      debug_info: true\n"
-        f"      series: [{REPO}/guest-tests/fixes/uffd-move-devmap-migration-entry.patch]\n"
-        "    kunit: [list-kunit-test, example]\n"
-    )
-    return path
-
-
 def host_qemus(host: NsHost) -> set[int]:
     """This session's QEMUs running inside ``host``'s namespace."""
     return harness_qemus() & set(host.pids())
@@ -90,7 +73,7 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
     inbox.start()
     results = tmp_path / "results"
     db = results / "watch" / "watch.sqlite3"
-    kernels = _kernels(tmp_path, history)
+    kernels = history.kernels_file(tmp_path)
     # history: base, two harmless commits, the bug, one harmless commit
     title = "mm: two harmless changes"
     v1 = format_series(repo, f"{history.base}..{history.bug}~2", tmp_path / "v1", 1,
@@ -208,7 +191,8 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
         series = format_series(
             history.repo, span, tmp_path / "v1", 1, base=history.base, title="mm: on a host"
         )
-        argv = [sys.executable, "-m", "harness", "--kernels-file", str(_kernels(tmp_path, history))]
+        kernels = history.kernels_file(tmp_path)
+        argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels)]
         argv += ["watch", "--inbox", url, "--kernel", "selftest", "--test", BISECT_TEST]
         argv += ["--interval", "1", "--from-start", "--hosts", str(hosts), "--test-all-series"]
         argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]

@@ -4,7 +4,7 @@
 the self-test kernel history (tests/integration/selftest_history.py: base,
 two harmless commits, the UFFDIO_API bug, one harmless commit).  The kernel
 entry is the mailing-list tests' (tests/integration/test_mailing_list.py
-``_kernels``: selftest.config, debug info, the KUnit suites, the UFFDIO_MOVE
+``History.kernels_file``: selftest.config, debug info, the KUnit suites, the UFFDIO_MOVE
 fix carried on the tree), built WITHOUT ``--sandbox``: its recipe's build
 slot is the one the self-test kernels and the bisect fill
 (``~/.cache/kpatch-harness/build/slots/be3db003db796476`` today), which
@@ -97,23 +97,6 @@ int main(void)
 """
 
 
-def _kernels(tmp_path: Path, history: History, rev: str) -> Path:
-    """test_mailing_list.py's selftest entry (its build slot) on ``rev``."""
-    path = tmp_path / "kernels.yaml"
-    path.write_text(
-        "kernels:\n"
-        "  - name: selftest\n"
-        "    build:\n"
-        f"      source: {history.repo}\n"
-        f"      rev: {rev}\n"
-        f"      fragments: [{REPO}/guest-tests/kunit/selftest.config]\n"
-        "      debug_info: true\n"
-        f"      series: [{REPO}/guest-tests/fixes/uffd-move-devmap-migration-entry.patch]\n"
-        "    kunit: [list-kunit-test, example]\n"
-    )
-    return path
-
-
 def _series(tmp_path: Path, history: History, commit: str) -> Path:
     """``commit`` as a one-patch mbox, made by ``git format-patch``."""
     mbox = tmp_path / f"{commit[:12]}.mbox"
@@ -143,7 +126,7 @@ def _run(
 
 
 def test_a_failure_the_base_already_has_is_pre_existing(history: History, tmp_path: Path) -> None:
-    kernels = _kernels(tmp_path, history, history.bug)
+    kernels = history.kernels_file(tmp_path, history.bug)
     mbox = _series(tmp_path, history, history.head)  # the harmless commit after the bug
     done, run = _run(tmp_path, kernels, mbox, [BISECT_TEST])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -174,7 +157,7 @@ def test_a_split_result_is_unstable_and_blames_no_patch(history: History, tmp_pa
         text=True,
         check=True,
     ).stdout.strip()
-    kernels = _kernels(tmp_path, history, before_bug)
+    kernels = history.kernels_file(tmp_path, before_bug)
     mbox = _series(tmp_path, history, history.bug)
     done, run = _run(tmp_path, kernels, mbox, [FLAKY], "--tests-dir", str(tests))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
