@@ -33,14 +33,21 @@ from harness.machine.base import (
     base_cmdline,
 )
 from harness.machine.console import ConsoleWatcher
+from harness.machine.guest_ram import (
+    GuestRam,
+    copy_sparse,
+    disk_bytes,
+    held_file,
+    ram_files,
+    shm_dir,
+)
 from harness.machine.halt import halt_in_status, halt_in_stderr
 from harness.machine.hosted import HostedMachine, wait_ready_line
 from harness.machine.snapshot import (
     SavedState,
     StateDir,
     incoming_args,
-    load_in_place,
-    save_in_place,
+    incoming_devices,
     save_to,
     wait_running,
 )
@@ -59,13 +66,15 @@ def qemu_command(
     nonce: str,
     monitor: Path | None = None,
     binary: str | None = None,
+    ram: GuestRam | None = None,
 ) -> list[str]:
     """The full QEMU argv for ``cfg``: change how guests start here and only here.
 
     The guest's architecture (``cfg.payload.arch``) picks the emulator,
     machine, CPU and console.  For a guest with no keyboard the console's
     chardev is a mux, so that a serial break can be sent through QEMU's stdin
-    (``Ctrl-A b``): its only sysrq path that needs no SSH.
+    (``Ctrl-A b``): its only sysrq path that needs no SSH.  With ``ram`` the
+    guest's memory is those files (:mod:`harness.machine.guest_ram`).
     """
     shape = cfg.shape
     arch = cfg.payload.arch
@@ -76,6 +85,8 @@ def qemu_command(
         append += f" harness.thp={shape.thp}"
     if shape.cmdline:
         append += f" {shape.cmdline}"
+    one_backend = ram is not None and shape.numa_nodes <= 1
+    machine = f"{arch.machine},memory-backend=m0" if one_backend else arch.machine
     if cfg.files.initrd is None:
         raise InfraError("the QEMU backend needs an initrd; prepare() did not make one")
     argv = [
@@ -86,14 +97,14 @@ def qemu_command(
         "none",
         "-no-reboot",
         "-machine",
-        arch.machine,
+        machine,
         "-accel",
         "kvm" if kvm else "tcg",
         "-cpu",
         "host" if kvm else arch.cpu_tcg,
         "-m",
         f"{shape.memory_mib}M",
-        *smp_args(shape),
+        *smp_args(shape, ram),
         "-kernel",
         str(cfg.payload.kernel.vmlinuz),
         "-initrd",
@@ -114,17 +125,18 @@ def qemu_command(
     return argv
 
 
-def smp_args(shape: GuestShape) -> list[str]:
+def smp_args(shape: GuestShape, ram: GuestRam | None = None) -> list[str]:
     """-smp and, for several NUMA nodes, one memory backend and one CPU socket per node.
 
     One socket per node because a socket split across nodes makes the
-    scheduler WARN at boot (a report nobody's test caused).
+    scheduler WARN at boot (a report nobody's test caused).  With ``ram``
+    each node's backend is its file (one node: the machine's one backend).
     """
     nodes = shape.numa_nodes
     cpus = max(shape.cpus, nodes)
     args = ["-smp", f"{cpus},sockets={nodes},cores={cpus // nodes},threads=1"]
     if nodes <= 1:
-        return args
+        return args + ([] if ram is None else ["-object", _backend(0, shape.memory_mib, ram)])
     per_node, per_cpu = shape.memory_mib // nodes, cpus // nodes
     for n in range(nodes):
         size = per_node if n < nodes - 1 else shape.memory_mib - per_node * (nodes - 1)
@@ -132,11 +144,18 @@ def smp_args(shape: GuestShape) -> list[str]:
         cpu_list = str(first) if per_cpu == 1 else f"{first}-{first + per_cpu - 1}"
         args += [
             "-object",
-            f"memory-backend-ram,id=m{n},size={size}M",
+            f"memory-backend-ram,id=m{n},size={size}M" if ram is None else _backend(n, size, ram),
             "-numa",
             f"node,nodeid={n},cpus={cpu_list},memdev=m{n}",
         ]
     return args
+
+
+def _backend(node: int, size_mib: int, ram: GuestRam) -> str:
+    """A file memory backend: shared (the guest writes the file) or copy-on-write over it."""
+    path = str(ram.files[node]).replace(",", ",,")
+    share = "on" if ram.shared else "off"
+    return f"memory-backend-file,id=m{node},size={size_mib}M,mem-path={path},share={share}"
 
 
 class QemuBackend:
@@ -183,7 +202,8 @@ class QemuMachine(HostedMachine):
     binary: str | None = None
     restoring: SavedState | None = None  # start from this saved state instead of booting
     _halt: str | None = None  # QEMU's own fatal message, once seen
-    _scratch: StateDir | None = None  # holds the qcow2 of keep_pristine()
+    _ram: GuestRam | None = None  # the files this guest's RAM lives in, if it does
+    _live: StateDir | None = None  # a cold boot's shared RAM files until QEMU holds them
 
     @property
     def emulator(self) -> str:
@@ -197,19 +217,43 @@ class QemuMachine(HostedMachine):
     def _spawn(self, port: int) -> bool:
         assert self.monitor is not None
         self.port = port
-        self.argv = qemu_command(self.cfg, port, self.nonce, self.monitor.path, self.emulator)
+        self._ram = self._guest_ram()
+        self.argv = qemu_command(
+            self.cfg, port, self.nonce, self.monitor.path, self.emulator, self._ram
+        )
         if self.restoring is not None:
-            self.argv += incoming_args(self.restoring.path)
+            in_files = self.restoring.ram_nodes > 0
+            self.argv += ["-incoming", "defer"] if in_files else incoming_args(self.restoring.path)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.guest = process.spawn(self.argv, self.stderr_path)
         self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / layout.CONSOLE_LOG)
         # A taken hostfwd port makes QEMU exit at once with a message on stderr; once its
         # monitor greets, QEMU has set its forwards up (no fixed wait: a restore is short).
         self.monitor.greets(lambda: self.running, SPAWN_SETTLE)
+        self._unlink_live_ram()  # QEMU holds its RAM files now: nothing to leave behind
         if self.guest.proc.poll() is not None and _HOSTFWD_BUSY in self.guest.stderr_bytes():
             self.stop()
             return False
+        if self.restoring is not None and self.restoring.ram_nodes and self.running:
+            incoming_devices(self.monitor, self.restoring.path)
         return True
+
+    def _guest_ram(self) -> GuestRam | None:
+        """Where this boot's RAM lives: a saved guest's files (copy-on-write), fresh shared
+        files under /dev/shm for a cold boot, or ordinary memory when there is no /dev/shm."""
+        if self.restoring is not None:
+            saved = self.restoring.ram
+            return GuestRam(saved, shared=False) if saved else None
+        shm = shm_dir()
+        if shm is None:
+            return None
+        self._live = StateDir(shm)
+        return GuestRam(ram_files(self._live.path / "guest", self.cfg.shape.numa_nodes), True)
+
+    def _unlink_live_ram(self) -> None:
+        if self._live is not None:
+            self._live.remove()
+            self._live = None
 
     def halted(self) -> str | None:
         """QEMU's own message when it stopped the guest for good (its stderr, else its
@@ -255,24 +299,33 @@ class QemuMachine(HostedMachine):
             if self.halted() is not None:
                 return None
 
-    def keep_pristine(self) -> float:
-        """Save the ready guest inside this QEMU (a scratch qcow2, removed with the machine)."""
-        assert self.monitor is not None, "start() the machine first"
-        self._scratch = self._scratch or StateDir()
-        return save_in_place(self.monitor, self._scratch.path / "pristine.qcow2")
-
-    def rewind(self) -> float:
-        """Back to the state :meth:`keep_pristine` saved, in this QEMU (no new process)."""
-        assert self.monitor is not None and self._scratch is not None, "keep_pristine() first"
-        return load_in_place(self.monitor)
-
     def _cleanup(self) -> None:
-        if self._scratch is not None:
-            self._scratch.remove()
-            self._scratch = None
+        self._unlink_live_ram()
 
     def save_state(self, path: Path, ready: Ready) -> SavedState:
-        """Save the ready guest into ``path`` (migration to a file) and let it run on."""
-        assert self.monitor is not None, "start() the machine first"
-        seconds = save_to(self.monitor, path)
-        return SavedState(path, self.cfg, self.nonce, ready, seconds, path.stat().st_size)
+        """Save the ready guest into ``path`` (migration to a file) and let it run on.
+
+        A guest whose RAM is in shared files leaves it out of the stream; the
+        files are copied beside ``path`` while the guest is paused.
+        """
+        assert self.monitor is not None and self.guest is not None, "start() the machine first"
+        ram = self._ram if self._ram is not None and self._ram.shared else None
+        if ram is None:
+            seconds = save_to(self.monitor, path)
+            return SavedState(path, self.cfg, self.nonce, ready, seconds, path.stat().st_size)
+        copies = ram_files(path, len(ram.files))
+        pid = self.guest.proc.pid
+
+        def copy_ram() -> None:
+            for live, copy in zip(ram.files, copies, strict=True):
+                held = held_file(pid, live)
+                if held is None:
+                    raise InfraError(f"QEMU no longer holds the guest's RAM file {live}")
+                copy_sparse(held, copy)
+
+        try:
+            seconds = save_to(self.monitor, path, while_paused=copy_ram)
+        except OSError as exc:
+            raise InfraError(f"copying the guest's RAM beside {path} failed: {exc}") from exc
+        size = path.stat().st_size + sum(disk_bytes(c) for c in copies)
+        return SavedState(path, self.cfg, self.nonce, ready, seconds, size, len(copies))

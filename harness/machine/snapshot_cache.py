@@ -38,10 +38,11 @@ from harness.cache import cache_root, sha256_of
 from harness.errors import ConfigError
 from harness.guest.keys import GuestKeys, make_keys
 from harness.machine.base import MachineConfig, Ready
+from harness.machine.guest_ram import disk_bytes
 from harness.machine.snapshot import SavedState, sweep_orphans
 
 #: changes whenever what an entry holds, or how it is restored, changes
-FORMAT = "1"
+FORMAT = "2"  # 2: the RAM in files beside the state (guest_ram)
 #: where the cache is (default: <kharness cache>/snapshots)
 DIR_ENV = "KHARNESS_SNAPSHOT_CACHE"
 #: its size bound in MiB (default :data:`DEFAULT_LIMIT_MIB`)
@@ -62,6 +63,7 @@ class Kept:
     ready: Ready
     saved_seconds: float
     size: int
+    ram_nodes: int = 0  # RAM files beside the state file
 
 
 def snapshot_key(cfg: MachineConfig, backend: str, emulator: Path | None) -> str:
@@ -117,10 +119,14 @@ class SnapshotCache:
         kept = _read_entry(entry)
         if kept is None or kept.key != key or not (entry / _STATE).is_file():
             return None
+        state = SavedState(
+            entry / _STATE, cfg, kept.nonce, kept.ready, kept.saved_seconds, kept.size,
+            kept.ram_nodes,
+        )  # fmt: skip
+        if not all(f.is_file() for f in state.ram):
+            return None
         os.utime(entry / _ENTRY)  # least recently used goes first
-        return SavedState(
-            entry / _STATE, cfg, kept.nonce, kept.ready, kept.saved_seconds, kept.size
-        )
+        return state
 
     def store(
         self,
@@ -140,7 +146,9 @@ class SnapshotCache:
         scratch.mkdir()
         try:
             state = save(scratch / _STATE)
-            kept = Kept(kernel, key, state.nonce, state.ready, state.seconds, state.size)
+            kept = Kept(
+                kernel, key, state.nonce, state.ready, state.seconds, state.size, state.ram_nodes
+            )
             (scratch / _ENTRY).write_text(json.dumps(_entry_json(kept), indent=1) + "\n")
             final = self._entry_dir(kernel, key)
             shutil.rmtree(final, ignore_errors=True)
@@ -194,7 +202,8 @@ def _read_entry(path: Path) -> Kept | None:
         data = json.loads((path / _ENTRY).read_text())
         if data.get("format") != FORMAT:
             return None
-        fields = {k: data[k] for k in ("kernel", "key", "nonce", "saved_seconds", "size")}
+        names = ("kernel", "key", "nonce", "saved_seconds", "size", "ram_nodes")
+        fields = {k: data[k] for k in names}
         return Kept(**fields, ready=Ready(**data["ready"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -208,4 +217,5 @@ def _used(path: Path) -> float:
 
 
 def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes on disk (a RAM file is sparse: its length is the guest's whole memory)."""
+    return sum(disk_bytes(f) for f in path.rglob("*") if f.is_file())

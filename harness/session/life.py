@@ -11,6 +11,7 @@ test's window is attributed to no test on the way
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,8 @@ class GuestLife:
     on_boot: Callable[[], None]  # a fresh boot is ready (per-boot caches start over)
     machine: Machine | None = None
     channel: Channel | None = None
-    parked: Machine | None = None  # a done guest's QEMU, kept to go back to its pristine state
+    retiring: list[threading.Thread] = field(default_factory=list)  # done QEMUs stopping
+    let_go: bool = False  # the last guest was alive when it was let go (not a crash)
     ready: Ready | None = None
     boots: int = 0
     setup_error: Verdict | None = None
@@ -94,7 +96,7 @@ class GuestLife:
             return None
         if self.setup_error is not None:
             return self.setup_error
-        if self._rewind() or self._restore():
+        if self._restore():
             return None
         attempts = max(1, self.ctx.policy.boot_attempts)
         for attempt in range(1, attempts + 1):
@@ -138,7 +140,6 @@ class GuestLife:
         self._live(boot.machine, boot.channel, boot.ready)
         if not self._save():
             return self._boot()  # the failed save left no usable guest; snapshots are off now
-        self._keep_pristine()
         return None, False
 
     def _live(self, machine: Machine, channel: Channel | None, ready: Ready | None) -> None:
@@ -164,49 +165,20 @@ class GuestLife:
             return False
         return True
 
-    def _keep_pristine(self) -> None:
-        """Under ``isolation: test``, keep a fresh guest's state in its own QEMU: the next
-        tests' fresh guests are that QEMU gone back to it (no new process)."""
-        if self.isolation is not Isolation.TEST or not self.snaps.enabled:
-            return
-        assert self.machine is not None and self.ready is not None
-        if self.snaps.restorable(self.prep.machine_config()) is None:
-            return  # no saved state to fall back on: a rewind that fails would cost a boot
-        seconds = self.snaps.keep_pristine(self.machine, self.ready)
-        if seconds is not None:
-            self.timings.add("snapshot", seconds)
-
-    def _rewind(self) -> bool:
-        """The parked QEMU back to its pristine guest; False if there is none or it failed."""
-        machine, self.parked = self.parked, None
-        if machine is None:
-            return False
-        if not self.snaps.can_rewind(machine):
-            machine.stop()
-            return False
-        self.boots += 1  # a new guest (per-boot state starts over); the console goes on
-        timeout = min(self.prep.spec.timeouts.boot, RESTORE_TIMEOUT)
-        with track(self.progress, Kind.BOOT, f"boot-{self.boots} (restore in place)"):
-            restored = self.snaps.rewind(machine, self.boot_dir(), timeout)
-        if restored.machine is None:
-            return False
-        self.timings.add("restore", restored.seconds)
-        self._live(restored.machine, restored.channel, restored.ready)
-        return True
-
     def _restore(self) -> bool:
         """Restore the saved ready guest instead of booting; False if there is none or it failed."""
         cfg = self.prep.machine_config()
         self.snaps.find_kept(self.prep.kept, self.prep.backend(), self.prep.backend_name, cfg)
         if self.snaps.restorable(cfg) is None:
             return False
+        between_tests = self.let_go and self.machine is None
         self._stop()
         self.boots += 1
         self.outside.new_console()
         timeout = min(self.prep.spec.timeouts.boot, RESTORE_TIMEOUT)
         with track(self.progress, Kind.BOOT, f"boot-{self.boots} (restore)"):
             restored = self.snaps.restore(
-                self.prep.backend(), self.prep.backend_name, self.boot_dir(), timeout
+                self.prep.backend(), self.prep.backend_name, self.boot_dir(), timeout, between_tests
             )
         if restored.machine is None:
             return False
@@ -217,7 +189,6 @@ class GuestLife:
                 lambda text: progress.console(name, text, is_report_line(text))
             )
         self._live(restored.machine, restored.channel, restored.ready)
-        self._keep_pristine()
         return True
 
     def _attribute_boot(self, machine: Machine, end: int) -> tuple[KernelReport, ...]:
@@ -253,31 +224,37 @@ class GuestLife:
         self.outside.attribute(self.machine.console.text, end, self.boots, when)
 
     def close(self) -> None:
-        """The kernel is done: stop its guest and remove its saved state (idempotent)."""
+        """The kernel is done: stop its guest, wait for the ones let go, remove its saved
+        state (idempotent)."""
         try:
             self._stop()
+            for thread in self.retiring:
+                thread.join()
+            self.retiring.clear()
         finally:
             self.snaps.remove()
 
     def shutdown(self) -> None:
-        """This guest is done: close the channel; its QEMU is parked when it can go back to
-        its pristine state in place, stopped otherwise (idempotent); the saved state stays."""
-        machine = self.machine
-        self._stop(park=machine is not None and self.snaps.can_rewind(machine))
+        """This guest is done: close the channel and let its QEMU go (idempotent); the saved
+        state stays.  A QEMU still running stops in the background, so that the next
+        guest's restore need not wait for it (:meth:`close` waits for it)."""
+        self._stop(background=True)
 
-    def _stop(self, park: bool = False) -> None:
-        """Close the channel, stop the machine (or park it) and any parked one (idempotent)."""
+    def _stop(self, background: bool = False) -> None:
+        """Close the channel and stop the machine, in a thread with ``background`` (idempotent)."""
         if self.machine is not None:
             self.attribute(self.machine.console.offset())
         if self.channel is not None:
             self.channel.close()
             self.channel = None
-        parked, self.parked = self.parked, None
-        if parked is not None and parked is not self.machine:
-            parked.stop()
-        if self.machine is not None:
-            if park:
-                self.parked = self.machine
-            else:
-                self.machine.stop()
-            self.machine = None
+        self.retiring = [t for t in self.retiring if t.is_alive()]
+        machine, self.machine = self.machine, None
+        if machine is None:
+            return
+        self.let_go = machine.running
+        if background and self.let_go:
+            thread = threading.Thread(target=machine.stop, name="stop-guest", daemon=True)
+            thread.start()
+            self.retiring.append(thread)
+        else:
+            machine.stop()

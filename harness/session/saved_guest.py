@@ -11,10 +11,11 @@ taint is what the saved guest's was.  Anything wrong falls back to a cold
 boot, once: the snapshot is then dropped for the rest of the run, and the
 evidence (``boot-N/restore.json``, kernel.json's ``starts.notes``) says why.
 
-Under ``isolation: test`` a done guest's QEMU is parked, and the next
-test's guest is that QEMU gone back in place to the state kept right after
-it was ready (:meth:`Snapshots.keep_pristine`, :meth:`Snapshots.rewind`):
-no new process, the same checks; its console goes on in the same stream.
+Under ``isolation: test`` every test's guest is such a restore: the done
+guest's QEMU is let go in the background (:mod:`.life`) and a new one maps
+the saved RAM copy-on-write (:mod:`harness.machine.guest_ram`).  That beats
+going back inside the running QEMU (``loadvm``), which streams the whole RAM
+back: measured on 2026-12-04, 0.07 s against 0.27 s to a running guest.
 
 Each restore into a new QEMU is a boot directory of its own with its own console stream and
 watcher, so a test's window on a restored guest is cut exactly as on a
@@ -35,7 +36,6 @@ from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
 from harness.machine.halt import HaltAware
 from harness.machine.snapshot import (
-    RewindMachine,
     SavedState,
     SnapshotBackend,
     SnapshotMachine,
@@ -72,8 +72,9 @@ class Restored:
     seconds: float = 0.0
     parts: RestoreParts = RestoreParts()
 
-    def evidence(self, in_place: bool = False) -> dict[str, object]:
-        """restore.json: the time, its parts, why it failed, whether it was in place."""
+    def evidence(self, between_tests: bool = False) -> dict[str, object]:
+        """restore.json: the time, its parts, why it failed, and whether the guest before
+        was alive and let go for it (between tests) rather than gone (a crash)."""
         whole = replace(self.parts, connect=None)
         parts = {k: round(v, 3) for k, v in asdict(whole).items() if k != "connect"}
         connect = self.parts.connect
@@ -81,7 +82,7 @@ class Restored:
         return {
             "seconds": round(self.seconds, 3),
             "problem": self.problem,
-            "in_place": in_place,
+            "between_tests": between_tests,
             "parts": parts if self.problem is None else None,
             "ssh_parts": ssh if self.problem is None else None,
         }
@@ -93,7 +94,7 @@ def health_command(epoch: int, seed: bytes) -> str:
     The host's bytes into the pool (``seed``, base64: the pool mixes whatever is
     written), the taint to compare, then the clock (tests and TLS care about the
     date).  One process besides the shell, no stdin: right after a restore QEMU
-    translates every guest code path afresh (``loadvm`` flushes its code cache),
+    translates every guest code path afresh (loading a state flushes its code cache),
     so each ``cat`` and each round trip costs there; ``echo`` and ``read`` are
     the shell's own, and the shell execs ``date`` in its place.
     """
@@ -171,10 +172,7 @@ class Snapshots:
     _restores: list[float] = field(default_factory=list)
     _notes: list[str] = field(default_factory=list)
     _saved: tuple[float, int] | None = None  # (seconds, bytes) of the save, kept after removal
-    restored: list[RestoreParts] = field(default_factory=list)  # restores into a new QEMU
-    rewound: list[RestoreParts] = field(default_factory=list)  # restores in place
-    rewinds_off: str | None = None  # why in-place restores stopped, if they did
-    _pristine: tuple[Machine, Ready] | None = None  # the QEMU holding a pristine state
+    restored: list[RestoreParts] = field(default_factory=list)  # every restore's parts
 
     def cold_boot(self, seconds: float) -> None:
         """Count a cold boot (start to channel connected)."""
@@ -242,7 +240,14 @@ class Snapshots:
             return None
         return self.state if self.state.config == cfg else None
 
-    def restore(self, backend: Backend, name: str, boot_dir: Path, timeout: float) -> Restored:
+    def restore(
+        self,
+        backend: Backend,
+        name: str,
+        boot_dir: Path,
+        timeout: float,
+        between_tests: bool = False,
+    ) -> Restored:
         """Start a machine from the saved state, connect, check it; stopped again if unsound.
 
         The boot directory gets a boot.json like a cold boot's (``name`` is the
@@ -271,7 +276,7 @@ class Snapshots:
                 self._kept_note = "restored"
         ready = restored.ready if restored.problem is None else None
         evidence.write_boot(boot_dir, name, config, ready, restored.seconds)
-        evidence.write_json(boot_dir / "restore.json", restored.evidence())
+        evidence.write_json(boot_dir / "restore.json", restored.evidence(between_tests))
         return restored
 
     def _start(self, machine: Machine, timeout: float, started: float) -> Restored:
@@ -290,70 +295,6 @@ class Snapshots:
         return _checked(
             machine, ready, self.state.ready.boot_taint, timeout, started, spawned - started
         )
-
-    # -- in place: the same QEMU back to its own pristine state ------------------------
-    def keep_pristine(self, machine: Machine, ready: Ready) -> float | None:
-        """Save the ready guest inside its QEMU for in-place restores; the seconds, or None.
-
-        Only a fresh guest is kept (called before its first test); a failure
-        turns in-place restores off for this kernel, the file restores stay.
-        """
-        if self.rewinds_off is not None or not isinstance(machine, RewindMachine):
-            return None
-        try:
-            seconds = machine.keep_pristine()
-        except HarnessError as exc:
-            self._no_rewinds(f"keeping the ready guest in its QEMU failed ({exc})")
-            return None
-        self._pristine = (machine, ready)
-        return seconds
-
-    def can_rewind(self, machine: Machine) -> bool:
-        """Whether ``machine`` holds a pristine state to go back to (and is alive)."""
-        return (
-            self.enabled
-            and self.rewinds_off is None
-            and self._pristine is not None
-            and self._pristine[0] is machine
-            and machine.running
-        )
-
-    def rewind(self, machine: Machine, boot_dir: Path, timeout: float) -> Restored:
-        """Take ``machine`` back to its pristine state in place, connect, check it.
-
-        The console and QEMU's stderr stay the earlier boot's (one process);
-        ``boot_dir`` gets a restore.json saying so.  Unsound: the machine is
-        stopped, in-place restores end for this kernel, and the caller falls
-        back to a restore into a new QEMU.
-        """
-        assert self._pristine is not None and isinstance(machine, RewindMachine)
-        ready = self._pristine[1]
-        started = time.monotonic()
-        try:
-            machine.rewind()
-            restored = _checked(machine, ready, ready.boot_taint, timeout, started, 0.0)
-        except HarnessError as exc:
-            restored = Restored(problem=str(exc))
-        except BaseException:
-            machine.stop()
-            raise
-        if restored.problem is not None:
-            restored = replace(restored, seconds=time.monotonic() - started)
-            machine.stop()
-            self._pristine = None
-            self._no_rewinds(f"in-place restore into {boot_dir.name} failed ({restored.problem})")
-        else:
-            self._restores.append(restored.seconds)
-            self.rewound.append(restored.parts)
-        boot_dir.mkdir(parents=True, exist_ok=True)
-        # in place: console.log and qemu-stderr.txt are those of the boot this QEMU began as
-        evidence.write_json(boot_dir / "restore.json", restored.evidence(in_place=True))
-        return restored
-
-    def _no_rewinds(self, why: str) -> None:
-        self.rewinds_off = why
-        self._notes.append(f"{why}: fresh guests come from the saved file")
-        self.log(f"{self.kernel}: {self._notes[-1]}")
 
     def _drop_kept(self, why: str) -> None:
         """An earlier run's state would not restore: drop it; a cold boot saves a new one."""

@@ -18,6 +18,7 @@ from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
 from harness.machine.accel import Accel, AccelChoice
 from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineConfig, Ready
+from harness.machine.guest_ram import ram_files
 from harness.machine.snapshot import SavedState
 from harness.machine.snapshot_cache import LIMIT_ENV, SnapshotCache, snapshot_key
 
@@ -91,7 +92,7 @@ def test_a_new_key_drops_the_kernels_older_entry(cfg: MachineConfig, tmp_path: P
 
 
 def test_size_bound_drops_least_recently_used(cfg: MachineConfig, tmp_path: Path) -> None:
-    cache = SnapshotCache(tmp_path / "cache", limit=2500)
+    cache = SnapshotCache(tmp_path / "cache", limit=20_000)  # two entries of 8 KiB on disk
     for n, name in enumerate(("a", "b")):
         cache.store(name, "k", _saver(cfg, 1000), lambda _t: None)
         os.utime(cache.root / f"{name}-k" / "entry.json", (1000 + n, 1000 + n))
@@ -151,3 +152,26 @@ def test_a_bad_size_bound_is_named_not_ignored(
         SnapshotCache(tmp_path / "cache")
     monkeypatch.setenv(LIMIT_ENV, "512")
     assert SnapshotCache(tmp_path / "cache").limit == 512 << 20
+
+
+def test_a_kept_state_with_ram_files_counts_their_disk_blocks_and_needs_them(
+    cfg: MachineConfig, tmp_path: Path
+) -> None:
+    """A RAM file is as long as the guest's memory but mostly holes: the bound counts
+    blocks; an entry whose RAM file went missing is no entry."""
+
+    def save(path: Path) -> SavedState:
+        path.write_bytes(b"devices")
+        with open(ram_files(path, 1)[0], "wb") as ram:
+            ram.truncate(2 << 30)  # 2 GiB of holes
+            ram.write(b"\1" * 4096)
+        return SavedState(path, cfg, "n", READY, 0.3, 8192, ram_nodes=1)
+
+    cache = SnapshotCache(tmp_path / "cache", limit=1 << 20)
+    state = cache.store("a", "k", save, lambda _t: None)
+    assert state.ram == ram_files(state.path, 1) and state.ram[0].stat().st_size == 2 << 30
+    assert [e.kernel for _, e in cache.entries()] == ["a"], "2 GiB of holes fit a 1 MiB bound"
+    found = cache.lookup("a", "k", cfg)
+    assert found is not None and found.ram_nodes == 1
+    state.ram[0].unlink()
+    assert cache.lookup("a", "k", cfg) is None
