@@ -4,6 +4,13 @@ linux-source-6.12 turned into a git history (base, two harmless commits, the
 UFFDIO_API bug, one harmless commit) with fixed dates, so its commit ids are
 the same on every machine.  The self-test kernels and the bisect use it, and
 the mailing-list tests post series made from its commits.
+
+Every kernel the suite builds from it has one recipe (:data:`FRAGMENTS`,
+sandboxed: the bot always builds in the sandbox), so they all share one build
+slot and its ccache: on a fresh machine that is one cold build, not one per
+module (a sandboxed and a trusted build never share a slot nor a ccache; a
+slot switched to another source starts over).  tests/unit/test_selftest_slot.py
+checks that every writer of the recipe still lands in that slot.
 """
 
 from __future__ import annotations
@@ -20,11 +27,22 @@ from pathlib import Path
 from harness.cache import atomic_dir
 from harness.errors import run_checked
 from harness.kernels.build import build_cache
+from harness.kernels.config_fragments import DEBUGINFO_FRAGMENT, KUNIT_FRAGMENT
 from harness.kernels.patches import read_series
 from harness.kernels.srctree import fetch_source_package
 from tests.integration.helpers import REPO
 
 BISECT_TEST = "uffd_api_unknown_feature"
+#: the self-test kernels' fragments after guest.config, in the order kernels-selftest.yaml's
+#: entries give (selftest.config, ``debug_info: true``, then ``kunit:``'s): the slot key
+#: hashes them in order
+FRAGMENTS = (
+    REPO / "guest-tests" / "kunit" / "selftest.config",
+    DEBUGINFO_FRAGMENT,
+    KUNIT_FRAGMENT,
+)
+#: the series every self-test kernel carries (see kernels-selftest.yaml)
+FIX = REPO / "guest-tests" / "fixes" / "uffd-move-devmap-migration-entry.patch"
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "kharness self-test",
     "GIT_AUTHOR_EMAIL": "selftest@kharness.invalid",
@@ -44,23 +62,47 @@ class History:
     bug: str
     head: str
 
+    def build_entry(self, rev: str | None = None) -> str:
+        """kernels.yaml's ``build:`` value (one flow mapping) for ``rev`` (default: the base)
+        with the self-test recipe, sandboxed: the one slot every suite build of it uses."""
+        fragments = ", ".join(str(f) for f in FRAGMENTS)
+        return (
+            f"{{source: {self.repo}, rev: {rev or self.base}, fragments: [{fragments}], "
+            f"series: [{FIX}], sandbox: true}}"
+        )
+
     def kernels_file(self, directory: Path, rev: str | None = None) -> Path:
         """A kernels.yaml whose ``selftest`` entry builds ``rev`` (default: the base) with
-        selftest-good's recipe: every test that writes it shares one build slot (the bot's,
-        sandboxed, gets its own), so the recipe lives here once."""
+        the self-test recipe (:meth:`build_entry`) and reports its KUnit suites."""
         path = directory / "kernels.yaml"
         path.write_text(
             "kernels:\n"
             "  - name: selftest\n"
-            "    build:\n"
-            f"      source: {self.repo}\n"
-            f"      rev: {rev or self.base}\n"
-            f"      fragments: [{REPO}/guest-tests/kunit/selftest.config]\n"
-            "      debug_info: true\n"
-            f"      series: [{REPO}/guest-tests/fixes/uffd-move-devmap-migration-entry.patch]\n"
+            f"    build: {self.build_entry(rev)}\n"
             "    kunit: [list-kunit-test, example]\n"
         )
         return path
+
+    def tree_options(self, *patches: Path) -> list[str]:
+        """``--tree`` options building the history's work tree (:meth:`work_tree`) at its
+        head with the self-test recipe, the fix and then ``patches``: the same slot."""
+        configs = [f"--config={f}" for f in FRAGMENTS]
+        series = [f"--patch={p}" for p in (FIX, *patches)]
+        return [f"--tree={self.repo}", "--sandbox", *configs, *series]
+
+    def work_tree(self) -> Path:
+        """The history's own work tree, checked out at its head once (a minute, 1.3 GB).
+
+        Made on demand, for the ad-hoc ``--tree`` test: a git checkout at the
+        history's path builds in the slot that already holds a worktree of the
+        history (a plain copy of the package would be a slot, and a cold build,
+        of its own).  The commits are made without it (plumbing, own index).
+        """
+        done = self.repo.parent / "work-tree.done"
+        if not done.is_file():
+            run_checked(["git", "-C", str(self.repo), "reset", "-q", "--hard", "HEAD"])
+            done.write_text(self.head + "\n")
+        return self.repo
 
 
 class _Committer:

@@ -3,7 +3,8 @@
 One run under a pseudo-terminal (pexpect) with an empty kernel cache, so the
 kernel is really downloaded from the mirror apt uses (Debian 6.1, ~70 MB, the
 smallest of the default kernels), then booted, then a test that sleeps a
-few seconds runs: one boot.  The build step's progress on a real build (an ad-hoc ``--tree``).
+few seconds runs: one boot.  The build step's progress on a real build (an ad-hoc ``--tree``
+of the self-test history's checkout, in the self-test kernels' build slot).
 Plain lines, the live line of boots and tests and the help text are tested
 on a replayed guest in tests/plumbing/test_progress_run.py.
 """
@@ -20,6 +21,7 @@ import pexpect
 import pytest
 
 from tests.integration.helpers import ANSI, SLOW, SUMMARY, write_kernels
+from tests.integration.selftest_history import History
 
 pytestmark = pytest.mark.boot
 
@@ -61,7 +63,7 @@ def test_live_progress_on_a_terminal(project: pytest.Pytester, tmp_path: Path) -
 
 
 #: a one-line patch with a fresh token each run: the build slot shared with the
-#: self-test kernels recompiles one object and relinks (seconds once warm)
+#: self-test kernels recompiles a few objects and relinks (seconds once warm)
 TOKEN_PATCH = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
 From: kharness progress test <progress@kharness.invalid>
 Date: Thu, 1 Jan 2026 00:00:00 +0000
@@ -82,38 +84,36 @@ Subject: [PATCH] progress test: a comment in mm/userfaultfd.c
 
 
 @pytest.mark.build
-def test_an_ad_hoc_tree_builds_with_progress_and_stays_untouched(project: pytest.Pytester) -> None:
-    """``--tree`` with ``--config`` and two ``--patch``: no kernels.yaml at all.
+def test_an_ad_hoc_tree_builds_with_progress_and_stays_untouched(
+    project: pytest.Pytester, history: History
+) -> None:
+    """``--tree`` with ``--config``, ``--sandbox`` and two ``--patch``: no kernels.yaml at all.
 
-    The tree is Debian's linux-source-6.12 as the cache unpacked it (a plain
-    tree, as a user's unpacked source would be).  The patches are applied in
-    the build slot's copy, never in the tree: afterwards no file of the tree
-    is newer than the run's start and the patched file is byte for byte what
-    it was.  One real build, so this is also where the build step's live
-    progress is seen on a terminal.
+    The tree is a git checkout: the self-test history's own work tree, at its
+    head, with the self-test recipe (``History.tree_options``), so the build
+    lands in the slot the self-test kernels, the series and the bot fill (a
+    git reset of a few files there, never a cold build of a slot of its own;
+    a plain copy of the package would be one: a slot holds one source).  The
+    patches are applied in the build slot's worktree, never in the checkout:
+    afterwards no file of its work tree is newer than the run's start and the
+    patched file is byte for byte what it was (a plain tree's hard-link copy
+    is checked the same way on small trees, tests/unit/test_patch_paths.py).
+    One real build, so this is also where the build step's live progress is
+    seen on a terminal.
     """
     import time
     import uuid
 
-    from harness.kernels.build import build_cache
-    from harness.kernels.srctree import fetch_source_package
-    from tests.integration.helpers import REPO
-
-    tree = fetch_source_package("linux-source-6.12", build_cache(), print).path
+    tree = history.work_tree()
     patched = tree / "mm" / "userfaultfd.c"
     before = patched.read_bytes()
     patch = project.path / "token.patch"
     patch.write_text(TOKEN_PATCH.format(token=uuid.uuid4().hex))
     (project.path / "guest-tests" / "c" / "slow.c").write_text(SLOW)
-    fragment = REPO / "guest-tests" / "kunit" / "selftest.config"
-    fix = REPO / "guest-tests" / "fixes" / "uffd-move-devmap-migration-entry.patch"
     started = time.time() - 1  # mtime granularity
     child = pexpect.spawn(
         sys.executable,
-        [
-            *("-m", "pytest", "guest-tests", "--results-dir=res", f"--tree={tree}"),
-            *(f"--config={fragment}", f"--patch={fix}", f"--patch={patch}"),
-        ],
+        ["-m", "pytest", "guest-tests", "--results-dir=res", *history.tree_options(patch)],
         cwd=str(project.path),
         encoding="utf-8",
         timeout=1800,
@@ -129,13 +129,15 @@ def test_an_ad_hoc_tree_builds_with_progress_and_stays_untouched(project: pytest
         (project.path / "res" / "latest" / "tree" / "slow" / "result.json").read_text()
     )
     assert result["outcome"] == "pass", result
-    assert re.search(
-        r"build tree: linux-source-6\.12 \+ 2 patch\(es\): (apply series|config|compile)", text
-    )
+    assert re.search(r"build tree: linux \+ 2 patch\(es\): (apply series|config|compile)", text)
     assert re.search(r"build tree: [^\n]*: (compile \d+/|link)", text), "a compile or link step"
     assert re.search(r"test tree: slow: 0:0[1-3] of 0:30 timeout", text)
     assert SUMMARY.match(_last_line(text)), _last_line(text)
-    # the tree: nothing written, the patched file as it was
+    # the work tree: nothing written, the patched file as it was (.git is git's own: the
+    # dirty check refreshes its index, the slot's worktree is registered there)
     assert patched.read_bytes() == before
-    written = [p for p in tree.rglob("*") if p.is_file() and p.stat().st_mtime > started]
+    written = []
+    for root, dirs, names in os.walk(tree):
+        dirs[:] = [d for d in dirs if not (root == str(tree) and d == ".git")]
+        written += [f"{root}/{n}" for n in names if os.lstat(f"{root}/{n}").st_mtime > started]
     assert not written, written[:10]

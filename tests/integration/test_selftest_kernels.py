@@ -6,6 +6,12 @@ guest.config), then each bug kernel as an incremental rebuild (reset to the
 base, apply fix + bug, rebuild the few objects that changed), then a bisect
 over a small history whose steps are incremental rebuilds too.
 
+The suite builds them in the sandbox (``untrusted``, as the list bot must):
+the bot, the series verdicts, the kselftest target and the ad-hoc ``--tree``
+test use the same recipe (tests/integration/selftest_history.py), so a fresh
+machine compiles the self-test kernel once for all of them, whichever module
+runs first (tests/unit/test_selftest_slot.py keeps the recipes in step).
+
 The source is Debian's linux-source-6.12, turned into a git history here
 (base, two harmless commits, the bug, one harmless commit) so that the
 kernels of kernels-selftest.yaml and the bisect use the same worktree and
@@ -32,6 +38,7 @@ and run through pytest on the good kernel, reused from the cache: one boot.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import re
@@ -40,10 +47,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands.adhoc import AdHocKernels, add_options
 from harness.commands.bisect import BAD, GOOD, BisectPlan, bisect, confidence, read_steps
-from harness.config import KernelSpec, load_kernels
+from harness.config import KernelSpec, load_kernels, untrusted
 from harness.kernels.base import KernelImage
-from harness.kernels.build import BuildSource
+from harness.kernels.build import BuildRecipe, BuildSource, make_recipe
 from harness.oops import ReportType
 from harness.oops.frames import SourceLine
 from harness.outcome import Outcome
@@ -53,21 +61,90 @@ from harness.results.summarize import failure_text, summarize
 from harness.testkinds.kunit import parse_kunit, select
 from harness.testkinds.trial import Trial, select_tests
 from tests.integration.helpers import REPO, ready_boots
-from tests.integration.selftest_history import BISECT_TEST, History
+from tests.integration.selftest_history import BISECT_TEST, FRAGMENTS, History
 
 pytestmark = [pytest.mark.build, pytest.mark.boot]
 
 ORDER = ("selftest-good", "selftest-bug-api", "selftest-bug-faultaround", "selftest-bug-move")
 
 
+# -- one slot for every suite build of the self-test kernel (no build, no boot) -------------
+#
+# On a fresh machine each distinct slot is a cold kernel build (5-7 minutes on 2 quiet cores,
+# up to 28 loaded), and a sandboxed build never reads a trusted build's ccache.  The self-test
+# kernels (kernels-selftest.yaml, made untrusted here), the bisect, the kselftest target's
+# kernel, the series verdicts and the list bot (History.kernels_file; the bot's --sandbox
+# leaves it as it is) and the ad-hoc --tree test (History.tree_options) each write the recipe
+# their own way: these check, in a second, that they still agree.
+
+
+def _history(tmp_path: Path) -> History:
+    repo = tmp_path / "linux"
+    (repo / ".git").mkdir(parents=True)  # validation only asks whether it is a git tree
+    return History(repo, "a" * 40, "b" * 40, "c" * 40)
+
+
+def _recipe(spec: KernelSpec) -> BuildRecipe:
+    assert isinstance(spec.source, BuildSource), spec.source
+    return spec.source.recipe
+
+
+def test_the_selftest_recipe_is_sandboxed_with_line_info_and_kunit() -> None:
+    recipe = make_recipe(fragments=FRAGMENTS, sandbox=True)
+    assert recipe.sandbox
+    assert [p.name for p in recipe.fragments] == [
+        "guest.config",
+        "selftest.config",
+        "debuginfo.config",
+        "kunit.config",
+    ]
+
+
+def test_every_writer_of_the_selftest_recipe_lands_in_one_slot(tmp_path: Path) -> None:
+    history = _history(tmp_path)
+    want = make_recipe(fragments=FRAGMENTS, sandbox=True).key()
+    keys: dict[str, str] = {}
+    for spec in load_kernels(REPO / "kernels-selftest.yaml"):  # the suite makes them untrusted
+        keys[spec.name] = _recipe(untrusted(spec)).key()
+    (bot,) = load_kernels(history.kernels_file(tmp_path, history.bug))
+    keys["kernels_file"] = _recipe(bot).key()
+    keys["the bot's --sandbox"] = _recipe(untrusted(bot)).key()
+    kselftest = tmp_path / "kselftest.yaml"
+    kselftest.write_text(
+        f"kernels:\n  - name: selftest-good\n    build: {history.build_entry()}\n"
+        "    selftests: [mincore]\n"
+    )
+    (spec,) = load_kernels(kselftest)
+    keys["kselftest target"] = _recipe(spec).key()
+    parser = argparse.ArgumentParser()
+    add_options(parser.add_argument)
+    options = parser.parse_args(history.tree_options())
+    (tree,) = AdHocKernels.read(lambda dest: getattr(options, dest)).specs(tmp_path)
+    keys["--tree"] = _recipe(tree).key()
+    assert keys == dict.fromkeys(keys, want), keys
+
+
+def test_selftest_good_is_the_history_recipe_and_the_fix() -> None:
+    """The image store reuses selftest-good for the kselftest target only while they agree."""
+    good = next(
+        s for s in load_kernels(REPO / "kernels-selftest.yaml") if s.name == "selftest-good"
+    )
+    assert isinstance(good.source, BuildSource)
+    assert [p.name for p in good.source.series] == ["uffd-move-devmap-migration-entry.patch"]
+    assert dataclasses.replace(good.source.recipe, sandbox=True) == make_recipe(
+        fragments=FRAGMENTS, sandbox=True
+    )
+
+
 @pytest.fixture(scope="module")
 def specs(history: History) -> dict[str, KernelSpec]:
-    """kernels-selftest.yaml, each source pointed at the history's base commit."""
+    """kernels-selftest.yaml, each source pointed at the history's base commit, sandboxed:
+    the slot the bot's builds fill (see the module docstring)."""
     found = {}
     for spec in load_kernels(REPO / "kernels-selftest.yaml"):
         assert isinstance(spec.source, BuildSource)
         source = dataclasses.replace(spec.source, source=str(history.repo), rev=history.base)
-        found[spec.name] = dataclasses.replace(spec, source=source)
+        found[spec.name] = untrusted(dataclasses.replace(spec, source=source))
     assert sorted(found) == sorted(ORDER)
     return found
 
@@ -209,22 +286,21 @@ def test_bisect_names_the_bug_commit(
 def test_kselftest_target_from_the_kernel_tree(history: History, project: pytest.Pytester) -> None:
     """``selftests: [mincore, size]`` on the good kernel, ``-k mincore``: one boot.
 
-    The kernel is the self-test kernels' (same recipe and tree: reused from
-    the cache, no kernel build).  mincore is built from that tree against its
-    own headers, static, copied into the busybox guest and run with its
-    runner timeout; its five kselftest_harness subtests become records.  On
-    this guest check_file_mmap fails for real (its file is on tmpfs, which
-    does no read-ahead): kernels.yaml expects that, keyed by the kselftest's
-    name, so the item is a strict xfail.  ``size`` is listed but deselected
+    The kernel is the self-test kernels' (same recipe, tree and series as
+    selftest-good, :meth:`History.build_entry`: reused from the image store,
+    no kernel build; before they agreed it was a cold build of its own).
+    mincore is built from that tree against its own headers, static, copied
+    into the busybox guest and run with its runner timeout; its five
+    kselftest_harness subtests become records.  On this guest check_file_mmap
+    fails for real (its file is on tmpfs, which does no read-ahead):
+    kernels.yaml expects that, keyed by the kselftest's name, so the item is
+    a strict xfail.  ``size`` is listed but deselected
     by ``-k``: never built nor run.
     """
-    fragments = [REPO / "guest-tests/kunit/selftest.config", REPO / "harness/kernels/kunit.config"]
-    series = REPO / "guest-tests/fixes/uffd-move-devmap-migration-entry.patch"
     (project.path / "kernels.yaml").write_text(
         "kernels:\n"
         "  - name: selftest-good\n"
-        f"    build: {{source: {history.repo}, rev: {history.base}, "
-        f"fragments: [{', '.join(map(str, fragments))}], series: [{series}]}}\n"
+        f"    build: {history.build_entry()}\n"
         "    selftests: [mincore, size]\n"
         "    expect:\n"
         "      kselftest.mincore.mincore_selftest:\n"

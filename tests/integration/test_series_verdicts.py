@@ -3,14 +3,13 @@
 ``kharness series`` as a user runs it (a subprocess, results in tmp_path) on
 the self-test kernel history (tests/integration/selftest_history.py: base,
 two harmless commits, the UFFDIO_API bug, one harmless commit).  The kernel
-entry is the mailing-list tests' (tests/integration/test_mailing_list.py
-``History.kernels_file``: selftest.config, debug info, the KUnit suites, the UFFDIO_MOVE
-fix carried on the tree), built WITHOUT ``--sandbox``: its recipe's build
-slot is the one the self-test kernels and the bisect fill
-(``~/.cache/kpatch-harness/build/slots/be3db003db796476`` today), which
-already holds objects for the history's base, bug and head commits, so each
-step is an incremental rebuild, never a cold one (a sandboxed build has a
-slot of its own).  Each step boots once; the confirmation runs are runs on
+entry is the mailing-list tests' (``History.kernels_file``: selftest.config, debug
+info, the KUnit suites, the UFFDIO_MOVE fix carried on the tree, sandboxed), so
+``kharness series`` (no ``--sandbox`` needed: the entry says it) builds in the slot the
+bot, the self-test kernels and the bisect fill
+(``~/.cache/kpatch-harness/build/slots/6801025ec801fdd6`` today), which already holds
+objects for the history's base, bug and head commits: each step is an incremental
+rebuild, never a cold one.  Each step boots once; the confirmation runs are runs on
 the step's guest still up and restores of the step before.
 
 * pre-existing: the base is the bug commit and the series the harmless
