@@ -45,6 +45,16 @@ class NsHost:
         )
         return [int(p) for p in out.stdout.split()]
 
+    def strays(self) -> dict[int, str]:
+        """Every process inside the namespace but its sshd listener, by command name: what a
+        session left behind (a stopped job must leave nothing, whatever phase it was in)."""
+        found = {}
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                if pid != self.sshd.pid:
+                    found[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+        return found
+
     def cut_off(self) -> None:
         """The host is gone: everything in it dies at once, as in a power cut."""
         for pid in self.pids():

@@ -6,8 +6,9 @@ served on 127.0.0.1; the bot (``kharness watch``) tests them on the
 self-test kernel's recipe (the same build slot: every step is an
 incremental build) and answers through a real SMTP server:
 
-* v1 of a harmless series, then its v2 in a new thread: v1 is superseded
-  and never tested, v2 is tested patch by patch on its ``base-commit:``;
+* v1 of a harmless series, then its v2 (one patch fewer: a step less to
+  build and boot) in a new thread: v1 is superseded and never tested, v2
+  is tested patch by patch on its ``base-commit:``;
 * ``[PATCH 1/2]`` putting the UFFDIO_API bug in, whose 2/2 never arrives:
   after ``--wait-missing`` it is tested as it is, and the reply names the
   patch that broke the reproducer and the patch that never came;
@@ -16,6 +17,13 @@ incremental build) and answers through a real SMTP server:
 
 The flows without a boot (misfits, SMTP refusals, the inbox going down,
 b4-check) are in tests/plumbing/test_mailing_list.py.
+
+Where the time goes (2-core TCG machine, warm ccache): each step of a series
+is an incremental build in the bot's sandboxed slot (10-20 s: two config runs
+and make), then a boot and a saved guest (3-4 s); the guest runs take well
+under a second.  So these tests count builds: every series here has the
+fewest steps its assertions need, and the bot is stopped as soon as what it
+stops is running.  Each test prints its phases (``-s``).
 """
 
 from __future__ import annotations
@@ -43,6 +51,11 @@ def host_qemus(host: NsHost) -> set[int]:
     return harness_qemus() & set(host.pids())
 
 
+def _building(host: NsHost) -> bool:
+    """A build runs on ``host`` (a make, in bubblewrap): the job is in its longest phase."""
+    return bool({"make", "bwrap"} & set(host.strays().values()))
+
+
 #: the first guest waits for a cold (sandboxed, ccache-less) build on a fresh machine: 15 min
 #: was too short for one loaded 2-core machine (measured: a baseline run waited in vain)
 COLD_BUILD = 2400
@@ -60,8 +73,20 @@ def _wait_for(what: str, check, seconds: float, proc=None) -> None:  # type: ign
             return
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the bot exited ({proc.returncode}) before {what}")
-        time.sleep(1)
+        time.sleep(0.2)
     raise AssertionError(f"waited {seconds:.0f}s for {what}")
+
+
+class _Phases:
+    """Prints how long each phase of a test took (seen with ``-s``): where to cut next."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        now = time.monotonic()
+        print(f"[phase] {what}: {now - self.last:.1f}s (at {now - self.started:.1f}s)")
+        self.last = now
 
 
 def test_bot_tests_each_series_once_and_answers_in_its_thread(
@@ -74,18 +99,21 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
     results = tmp_path / "results"
     db = results / "watch" / "watch.sqlite3"
     kernels = history.kernels_file(tmp_path)
-    # history: base, two harmless commits, the bug, one harmless commit
-    title = "mm: two harmless changes"
-    v1 = format_series(repo, f"{history.base}..{history.bug}~2", tmp_path / "v1", 1,
+    phase = _Phases()
+    # history: base, two harmless commits, the bug, one harmless commit.  v2 drops v1's second
+    # patch: one step (its Documentation change compiles nothing) shows the per-patch table
+    title = "Documentation: a harmless change"
+    v1 = format_series(repo, f"{history.base}..{history.bug}~1", tmp_path / "v1", 1,
                        base=history.base, title=title)  # fmt: skip
-    v2 = format_series(repo, f"{history.base}..{history.bug}~1", tmp_path / "v2", 2,
+    v2 = format_series(repo, f"{history.base}..{history.bug}~2", tmp_path / "v2", 2,
                        base=history.base, title=title)  # fmt: skip
     bug = format_series(repo, f"{history.bug}~1..{history.head}", tmp_path / "bug", cover=False)
-    assert len(v1) == 2 and len(v2) == 3 and len(bug) == 2
+    assert len(v1) == 3 and len(v2) == 2 and len(bug) == 2
     argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "watch"]
     argv += ["--inbox", inbox.url, "--kernel", "selftest", "--test", BISECT_TEST]
     # the harmless series touch nothing the test covers: tested anyway, as the test is about
-    # the verdicts (relevance has its own plumbing tests)
+    # the verdicts (relevance has its own plumbing tests).  --wait-missing costs nothing here:
+    # it runs out while the first bot builds v2's base
     argv += ["--interval", "1", "--wait-missing", "20", "--from-start", "--test-all-series"]
     argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]
     try:
@@ -96,6 +124,7 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
             v2_posted = time.time()
             inbox.deliver(bug[0])  # its 2/2 never comes
             bug_posted = time.time()
+            phase("series posted")
             log = (tmp_path / "bot-1.log").open("w")
             bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
             try:
@@ -106,10 +135,12 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
                     bot,
                 )
             finally:
+                phase("first bot: v2's base built, its guest booting")
                 bot.send_signal(signal.SIGKILL)
                 bot.wait()
                 log.close()
             _wait_for("the killed bot's guests to go", lambda: not harness_qemus(), 60)
+            phase("killed (-9): its guests gone")
             rows = _rows(db)
             states = sorted(rows.values())
             assert states in (
@@ -120,6 +151,7 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
             again = subprocess.run(
                 [*argv, "--once"], capture_output=True, text=True, timeout=1800, cwd=REPO
             )
+            phase("second start (--once): both series tested and answered")
             print(f"second start ran {time.monotonic() - started:.0f}s\n{again.stderr[-4000:]}")
             assert again.returncode == 0, again.stderr[-3000:]
             assert "resuming" in again.stderr
@@ -138,11 +170,13 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
     clean = replies[f"<{cover.message_id}>"]
     text = clean.get_content()
     print(text)
-    assert clean["Subject"] == "Re: [PATCH v2 0/2] mm: two harmless changes"
+    assert clean["Subject"] == f"Re: [PATCH v2 0/1] {title}"
     assert clean["References"] == f"<{cover.message_id}>"
     assert "selftest: no regressions introduced by the series" in text
     assert f"{history.base[:12]} (the series' base-commit)" in text
     assert f"{BISECT_TEST}: not broken" in text
+    steps = [line.split()[:3] for line in text.splitlines()]
+    assert ["0", "pass", "base"] in steps and ["1", "pass", "[1/1]"] in steps, text
     broken = replies[f"<{first_bug.message_id}>"]
     text = broken.get_content()
     print(text)
@@ -174,9 +208,15 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
 def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
     history: History, tmp_path: Path, session_tag: str, kernel_cache: Path
 ) -> None:
-    """``--hosts``: the series runs on a namespace host over ssh.  ``kill -9`` of the bot stops
-    it there (SIGHUP) and the next start sweeps its scratch; stopping the bot stops it there
-    (no QEMU, no scratch directory left); the next start tests it and answers."""
+    """``--hosts``: the series runs on a namespace host over ssh.  ``kill -9`` of the bot with
+    the host's guest up stops everything there (SIGHUP) and the next start sweeps its scratch;
+    stopping the bot while its child builds there leaves nothing there (no process, no scratch
+    directory); the next start tests it and answers.
+
+    The clean stop comes mid-build, not with a guest up: the guest's stop on SIGHUP is the kill
+    -9's check, a build is where a job spends most of its time (and has the most processes to
+    leave behind), and waiting for a second guest would cost a whole base build."""
+    phase = _Phases()
     with namespace_hosts(tmp_path, session_tag, kernel_cache, count=1) as (host,):
         inbox = PublicInbox(tmp_path / "list")
         inbox.start("0.0.0.0")  # the host reaches this machine by its veth address
@@ -202,6 +242,8 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                 argv += ["--smtp", sink.address]
                 for raw in series:
                     inbox.deliver(raw)
+                assert not host.strays(), host.strays()
+                phase("host made, series posted")
                 # kill -9 with the host's guest up: the closed connection stops the child
                 # there (SIGHUP); its scratch directory stays until the next start sweeps it
                 with (tmp_path / "bot-1.log").open("w") as log:
@@ -210,30 +252,38 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                         guest_up = lambda: host_qemus(host)  # noqa: E731
                         _wait_for("a guest up on the host", guest_up, COLD_BUILD, bot)
                     finally:
+                        phase("first bot: base built on the host, its guest booting")
                         bot.kill()
                         bot.wait(120)
                 _wait_for("the killed bot's guest on the host to go",
                           lambda: not host_qemus(host), 60)  # fmt: skip
+                phase("killed (-9): the host's guest gone")
+                _wait_for("the killed bot's child on the host to go",
+                          lambda: not host.strays(), 60)  # fmt: skip
                 orphans = scratch()
                 assert len(orphans) == 1, orphans
-                # a new start sweeps it; then stopped cleanly while its own guest is up
+                # a new start sweeps it; then stopped cleanly while its own child builds
                 with (tmp_path / "bot-2.log").open("w") as log:
                     bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
                     try:
-                        guest_up = lambda: host_qemus(host)  # noqa: E731
-                        _wait_for("a guest up on the host", guest_up, COLD_BUILD, bot)
+                        building = lambda: _building(host)  # noqa: E731
+                        _wait_for("the child building on the host", building, COLD_BUILD, bot)
                         assert not orphans[0].exists(), "the next start sweeps what kill -9 left"
+                        print(f"stopping the bot with these on the host: {host.strays()}")
                     finally:
+                        phase("second bot: its child building on the host")
                         bot.terminate()
                         bot.wait(120)
-                _wait_for("the host's guests and scratch to go",
-                          lambda: not host_qemus(host) and not scratch(), 60)  # fmt: skip
+                _wait_for("the host's processes and scratch to go",
+                          lambda: not host.strays() and not scratch(), 60)  # fmt: skip
+                phase("stopped (SIGTERM): nothing left on the host")
                 first = (tmp_path / "bot-1.log").read_text()
                 assert "on kh0#0" in first, first[-2000:]
                 again = subprocess.run(
                     [*argv, "--once"], capture_output=True, text=True, timeout=1800, cwd=REPO
                 )
                 assert again.returncode == 0, again.stderr[-3000:]
+                phase("third start (--once): tested on the host and answered")
                 (answer,) = sink.messages
         finally:
             inbox.stop()
