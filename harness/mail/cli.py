@@ -49,8 +49,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         )
     relay = smtp.relay_from_args(args)
     moderator = _moderator(args.moderate, relay)
-    if args.smtp_retry <= 0:
-        raise UserError(f"--smtp-retry {args.smtp_retry}: give a delay > 0 seconds")
+    for name, delay in (("--smtp-retry", args.smtp_retry), ("--unreachable-retry", args.reach)):
+        if not 0 < delay < float("inf"):  # also NaN
+            raise UserError(f"{name} {delay}: give a delay > 0 seconds")
     if args.evidence_url and not args.evidence_url.startswith(("http://", "https://")):
         raise UserError(f"--evidence-url {args.evidence_url!r}: give an http(s) URL")
     settings = Settings(
@@ -75,6 +76,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         retest_from=tuple(args.retest_from),
         evidence_url=args.evidence_url,
         retry=smtp.RetryPolicy(first=args.smtp_retry, cap=max(3600.0, args.smtp_retry)),
+        unreachable_retry=args.reach,
     )
 
     def log(line: str) -> None:  # subjects and Message-IDs are a stranger's: escaped
@@ -152,6 +154,15 @@ def _add_intake_options(w: argparse.ArgumentParser) -> None:
         help="hosts.yaml (as for kharness run --hosts): test series on these machines over ssh",
     )
     w.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds per poll")
+    w.add_argument(
+        "--unreachable-retry",
+        dest="reach",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds before an unreachable inbox or --hosts host is tried again, "
+        "doubling up to 10 min (default 5)",
+    )
     w.add_argument(
         "--wait-missing",
         type=float,

@@ -122,6 +122,6 @@ class Delivery:
             return
         self.outbox.retry(item.id, str(exc), self.clock.time() + delay)
         self.log(
-            f"reply #{item.id} for {item.series} not sent (kept; next try in {delay:.0f}s): "
+            f"reply #{item.id} for {item.series} not sent (kept; next try in {delay:g}s): "
             f"{exc.refusal}"
         )

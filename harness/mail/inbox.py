@@ -71,6 +71,12 @@ class Backoff:
     cap: float = 600.0
     current: float = 0.0
 
+    @classmethod
+    def starting(cls, first: float) -> Backoff:
+        """A back-off from ``first`` seconds (``--unreachable-retry``), capped at 10 min
+        (or at ``first``, when that is longer)."""
+        return cls(first=first, cap=max(cls.cap, first))
+
     def next(self) -> float:
         """The delay before the next try."""
         self.current = self.first if self.current == 0 else min(self.current * 2, self.cap)

@@ -45,9 +45,9 @@ REMOTE_PREFIX = "/tmp/kharness-watch-"
 SSH_FAILED = 255
 
 
-#: how the bot gets its slots: (jobs, hosts, kernels file, owner) -> slots; :func:`make_slots`,
-#: or a test's fake
-SlotFactory = Callable[[int, tuple[Host, ...], Path, str], list["Slot"]]
+#: how the bot gets its slots: (jobs, hosts, kernels file, owner, first delay before an
+#: unreachable host is tried again) -> slots; :func:`make_slots`, or a test's fake
+SlotFactory = Callable[[int, tuple[Host, ...], Path, str, float], list["Slot"]]
 
 #: in each child: SIGTERM when the bot dies, even by SIGKILL (the harness then cleans up)
 _DIE_WITH_BOT = on_parent_death(signal.SIGTERM)
@@ -223,7 +223,8 @@ class HostSlot:
     """A child on a host of hosts.yaml (one slot per worker the host offers).
 
     A host that could not be reached is tried again after a delay that
-    doubles (5 s up to 10 min, like the inbox) and starts over once it answers.
+    doubles (5 s up to 10 min, like the inbox; ``--unreachable-retry`` sets
+    the first) and starts over once it answers.
     """
 
     host: Host
@@ -297,14 +298,15 @@ class HostSlot:
 
 
 def make_slots(
-    jobs: int, hosts: tuple[Host, ...], kernels_file: Path, owner: str = "bot"
+    jobs: int, hosts: tuple[Host, ...], kernels_file: Path, owner: str = "bot", retry: float = 5.0
 ) -> list[Slot]:
-    """``jobs`` local slots, or one per worker of every host (``owner``: which bot)."""
+    """``jobs`` local slots, or one per worker of every host (``owner``: which bot;
+    ``retry``: the first delay before an unreachable host is tried again)."""
     if not hosts:
         return [LocalSlot(kernels_file, f"local-{n}") for n in range(jobs)]
     swept: set[str] = set()
     return [
-        HostSlot(h, kernels_file, f"{h.ssh}#{n}", owner, swept)
+        HostSlot(h, kernels_file, f"{h.ssh}#{n}", owner, swept, Backoff.starting(retry))
         for h in hosts
         for n in range(h.workers)
     ]

@@ -49,6 +49,7 @@ from harness.mail.clock import Clock, SystemClock
 from harness.mail.commands import Commands, Listening
 from harness.mail.delivery import Delivery, Sending
 from harness.mail.gate import Gate
+from harness.mail.grouping import SeriesKey
 from harness.mail.jobs import Answering, Job, answer
 from harness.mail.outbox import Outbox
 from harness.mail.retest import Retests, RetestState
@@ -60,6 +61,11 @@ from harness.mail.watch_intake import Intake, slug
 
 #: with --once, a refused reply whose next try is this close is waited for
 ONCE_WAIT = 60.0
+#: seconds between turns with no child running (less when ``--interval`` is shorter)
+TICK = 1.0
+#: seconds between turns while a child runs: its end is seen this soon (a turn with nothing
+#: new reads no stored message, so this costs a few small queries)
+BUSY_TICK = 0.2
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class Settings:
     retest_from: tuple[str, ...] = ()  # may ask for retests besides the thread's posters
     evidence_url: str | None = None  # where <results> is served: replies link each run
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    unreachable_retry: float = 5.0  # first delay before an unreachable inbox or host, doubling
 
 
 class Watcher:
@@ -121,8 +128,9 @@ class Watcher:
         )
         self.gate = Gate(settings.kernels_file, settings.kernels, settings.tests, settings.test_all)
         self.jobs: dict[str, Job] = {}
+        retry = settings.unreachable_retry  # after an unreachable host
         self.slots = slots(
-            settings.jobs, settings.hosts, settings.kernels_file, owner_of(settings.home)
+            settings.jobs, settings.hosts, settings.kernels_file, owner_of(settings.home), retry
         )
         reply_settings = reply.Settings(
             settings.sender, settings.evidence_url, settings.home.parent.resolve()
@@ -152,7 +160,7 @@ class Watcher:
                     if left:
                         self.log(f"{left} reply(ies) not sent; kept, tried at the next start")
                     return 0
-                self.clock.sleep(1.0)
+                self.clock.sleep(BUSY_TICK if self.jobs else min(TICK, self.settings.interval))
         finally:
             self.stop_all()
             self.state.close()
@@ -196,8 +204,6 @@ class Watcher:
 
     def _series_dir(self, key: str) -> Path:
         """A series' results directory (where its retests go too)."""
-        from harness.mail.grouping import SeriesKey
-
         row = self.state.get(SeriesKey.parse(key))
         if row is not None and row.directory:
             return Path(row.directory)
@@ -254,8 +260,6 @@ class Watcher:
         return job
 
     def _next_retest(self, slot: Slot) -> Job | None:
-        from harness.mail.grouping import SeriesKey
-
         for asked in self.retests.queued():
             row = self.state.get(SeriesKey.parse(asked.series))
             if row is None or asked.directory is None or str(row.key) in self.jobs:
@@ -302,7 +306,7 @@ class Watcher:
         log = job.directory / str(job.kernel) / "series.log"
         self.log(
             f"{job.name}: {job.slot.name} could not be reached (see {log}); "
-            f"queued again, that host is tried again in {delay:.0f}s"
+            f"queued again, that host is tried again in {delay:g}s"
         )
         del self.jobs[job.name]
         if job.retest is not None:

@@ -49,7 +49,7 @@ class Intake:
         self.queue_reply = queue_reply  # a written reply handed to the delivery
         self.clock = clock
         self.reader = InboxReader(settings.inbox, settings.home / "mirror")
-        self.backoff = Backoff()
+        self.backoff = Backoff.starting(settings.unreachable_retry)
         self.next_poll = 0.0
 
     # -- the inbox
@@ -61,7 +61,7 @@ class Intake:
             got = self.reader.poll(cursor, from_start=self.settings.from_start)
         except InboxUnavailable as exc:
             delay = self.backoff.next()
-            self.log(f"inbox unavailable, next try in {delay:.0f}s: {exc}")
+            self.log(f"inbox unavailable, next try in {delay:g}s: {exc}")
             self.next_poll = self.clock.monotonic() + delay
             return
         self.backoff.reset()

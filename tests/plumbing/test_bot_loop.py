@@ -196,20 +196,20 @@ def test_replies_go_through_starttls_and_a_login_and_a_busy_relay_is_retried_wit
     results = tmp_path / "results"
     argv = watch_argv(kernels_yaml(tmp_path, fake_tree), inbox, results, "--from-start", "--once")
     with TlsSmtpSink(ca, "starttls", "bot", "s3cret pass") as sink:
-        sink.refuse(2)  # 451 twice: tried again after 1 s, then 2 s
+        sink.refuse(2)  # 451 twice: tried again after 0.25 s, then 0.5 s
         argv += ["--smtp", f"127.0.0.1:{sink.port}", "--smtp-tls", "starttls"]
         argv += ["--smtp-user", "bot", "--smtp-password-file", str(password)]
-        argv += ["--smtp-ca", str(ca.ca_pem), "--smtp-retry", "1"]
+        argv += ["--smtp-ca", str(ca.ca_pem), "--smtp-retry", "0.25"]
         err = _run(argv)
         (answer,) = sink.messages
         assert sink.keeper.refused == 2 and sink.login.mechanisms and not sink.login.failures
     assert answer["In-Reply-To"] == f"<{parse(patch).message_id}>"
-    assert "next try in 1s): 451 4.3.0 try again later" in err
-    assert "next try in 2s): 451" in err
+    assert "next try in 0.25s): 451 4.3.0 try again later" in err
+    assert "next try in 0.5s): 451" in err
     assert "s3cret" not in err
     (row,) = _rows(results, "SELECT state, attempts, created, sent_at FROM replies")
     assert row[0] == "sent" and row[1] == 2
-    assert row[3] - row[2] >= 3.0, "tried at 0 s, 1 s, then 3 s: no busy loop"
+    assert row[3] - row[2] >= 0.75, "tried at 0 s, 0.25 s, then 0.75 s: no busy loop"
 
 
 def test_a_permanent_refusal_is_given_up_after_the_policys_attempts(
@@ -225,7 +225,7 @@ def test_a_permanent_refusal_is_given_up_after_the_policys_attempts(
     with TlsSmtpSink(ca, "starttls", "bot", "right") as sink:
         argv += ["--smtp", f"127.0.0.1:{sink.port}", "--smtp-tls", "starttls"]
         argv += ["--smtp-user", "bot", "--smtp-password-file", str(password)]
-        err = _run([*argv, "--smtp-ca", str(ca.ca_pem), "--smtp-retry", "1"])
+        err = _run([*argv, "--smtp-ca", str(ca.ca_pem), "--smtp-retry", "0.25"])
         assert sink.messages == [] and sink.login.failures == 3
     assert "given up after 3 attempt(s), kept as failed: 535" in err
     (row,) = _rows(results, "SELECT state, attempts, last_error FROM replies")

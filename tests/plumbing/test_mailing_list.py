@@ -16,6 +16,7 @@ from __future__ import annotations
 import email
 import email.policy
 import http.server
+import itertools
 import json
 import os
 import sqlite3
@@ -125,10 +126,10 @@ def test_bot_answers_a_series_that_does_not_apply_once_and_ignores_the_rest(
     with SmtpSink() as sink:
         sink.refuse(1)
         argv = _watch(kernels, inbox, results, "--smtp", sink.address, "--from-start", "--once")
-        argv += ["--smtp-retry", "1"]
+        argv += ["--smtp-retry", "0.25"]
         first = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO)
         assert first.returncode == 0, first.stderr[-3000:]
-        assert "not sent (kept; next try in 1s): 451 4.3.0 try again later" in first.stderr
+        assert "not sent (kept; next try in 0.25s): 451 4.3.0 try again later" in first.stderr
         (answer,) = sink.messages
         anchor = parse(patch)
         assert answer["In-Reply-To"] == f"<{anchor.message_id}>"
@@ -172,39 +173,69 @@ def test_bot_answers_a_series_that_does_not_apply_once_and_ignores_the_rest(
 def test_bot_backs_off_while_the_inbox_is_down_and_goes_on_when_it_is_back(
     inbox: PublicInbox, fake_tree: Path, tmp_path: Path
 ) -> None:
+    """The inbox down: tried again after 0.5 s, 1 s, 2 s (``--unreachable-retry 0.5``; the
+    turns every 0.2 s would show a busy loop); back up: the next try reads it."""
     inbox.stop()
     kernels = _kernels(tmp_path, fake_tree)
     results = tmp_path / "results"
     bot = subprocess.Popen(
-        _watch(kernels, inbox, results, "--from-start"),
+        _watch(kernels, inbox, results, "--from-start", "--unreachable-retry", "0.5", interval=0.2),
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
     )
+    lines = _Lines(bot)
     try:
-        time.sleep(8)
+        _until("three tries", lambda: len(lines.tries()) >= 3, 60)
         inbox.deliver(b"From: a@x.org\nSubject: hello\nMessage-ID: <back@x>\n\nhi\n")
         inbox.start()
-        deadline = time.monotonic() + 60
-        seen = 0
-        while time.monotonic() < deadline and not seen:
-            time.sleep(1)
-            if (results / "watch" / "watch.sqlite3").exists():
-                with _db(results) as db:
-                    seen = db.execute("SELECT count(*) FROM ignored").fetchone()[0]
+        _until("the message read", lambda: _ignored(results), 60)
     finally:
         bot.terminate()
-        _out, err = bot.communicate(timeout=60)
-    tries = err.count("inbox unavailable, next try in")
-    assert seen == 1, err[-2000:]
-    assert 1 <= tries <= 3, f"{tries} tries in 8 s: a busy loop?\n{err[-2000:]}"
-    delays = [
-        line.split("next try in ", 1)[1].split("s", 1)[0]
-        for line in err.splitlines()
-        if "inbox unavailable, next try in" in line
-    ]
-    assert delays == ["5", "10", "20"][:tries], f"not a doubling from 5s: {delays}"
+        bot.wait(timeout=60)
+        lines.join()
+    err = lines.text()
+    tries = lines.tries()
+    assert _ignored(results) == 1, err[-2000:]
+    delays = [line.split("next try in ", 1)[1].split("s:", 1)[0] for _when, line in tries]
+    assert delays == ["0.5", "1", "2", "4", "8"][: len(delays)], f"not a doubling: {delays}"
+    assert 3 <= len(delays) <= 4, f"{len(delays)} tries in about 4 s: a busy loop?\n{err}"
+    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(tries)]
+    assert gaps[0] > 0.5 - 0.15 and gaps[1] > 1.0 - 0.15, f"tried sooner than said: {gaps}"
     assert "Traceback" not in err
+
+
+class _Lines:
+    """A child's stderr read as it comes, each line with the moment it arrived."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.got: list[tuple[float, str]] = []
+        assert proc.stderr is not None
+        self.thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            self.got.append((time.monotonic(), line))
+        stream.close()
+
+    def tries(self) -> list[tuple[float, str]]:
+        """The inbox's failed polls, as the bot logged them."""
+        return [(t, x) for t, x in list(self.got) if "inbox unavailable, next try in" in x]
+
+    def text(self) -> str:
+        return "".join(x for _t, x in list(self.got))
+
+    def join(self) -> None:
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the bot's stderr never closed"
+
+
+def _ignored(results: Path) -> int:
+    if not (results / "watch" / "watch.sqlite3").exists():
+        return 0
+    with _db(results) as db:
+        return db.execute("SELECT count(*) FROM ignored").fetchone()[0]
 
 
 SLOW = "61.37"  # seconds the slow tree's configure step sleeps: a unique process to look for
@@ -311,7 +342,8 @@ def test_an_unreachable_host_requeues_the_series_and_is_retried_later(
     inbox: PublicInbox, fake_tree: Path, tmp_path: Path
 ) -> None:
     """``--hosts`` with a host whose ssh is refused: no reply (no verdict), the series stays
-    queued, the host is tried again after a growing delay; ``--once`` ends saying so."""
+    queued, the host is tried again after a growing delay (``--unreachable-retry 1``: 1 s,
+    2 s, then 4 s, after which the test looks again); ``--once`` ends saying so."""
     port = free_port()  # nothing listens there: ssh is refused at once
     config = tmp_path / "ssh_config"
     config.write_text(
@@ -326,19 +358,22 @@ def test_an_unreachable_host_requeues_the_series_and_is_retried_later(
     (patch,) = _other_side_patch(fake_tree, tmp_path / "series")
     inbox.deliver(patch)
     results = tmp_path / "results"
-    argv = _watch(_kernels(tmp_path, fake_tree), inbox, results, "--from-start")
+    argv = _watch(
+        _kernels(tmp_path, fake_tree), inbox, results, "--from-start", "--unreachable-retry", "1"
+    )
     bot = subprocess.Popen(
         [*argv, "--hosts", str(hosts)], stderr=subprocess.PIPE, text=True, cwd=REPO
     )
     try:
-        _until("the host tried twice", lambda: _states(results) and _tries(results) >= 2, 60)
-        time.sleep(2)
+        _until("the host tried 3 times", lambda: _states(results) and _tries(results) >= 3, 60)
+        time.sleep(1)  # the next try is 4 s after the third
     finally:
         bot.terminate()
         _out, err = bot.communicate(timeout=120)
     tries = err.count("could not be reached")
-    assert 2 <= tries <= 3, f"{tries} tries: a busy loop, or no retry?\n{err[-2000:]}"
-    assert "tried again in 5s" in err and "tried again in 10s" in err, err[-2000:]
+    assert tries == 3, f"{tries} tries: a busy loop, or no retry?\n{err[-2000:]}"
+    assert "tried again in 1s" in err and "tried again in 2s" in err, err[-2000:]
+    assert "tried again in 4s" in err, err[-2000:]
     assert list(_states(results).values()) == ["queued"]
     with _db(results) as db:
         assert db.execute("SELECT count(*) FROM replies").fetchone()[0] == 0, "no verdict, no reply"

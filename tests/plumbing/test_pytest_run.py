@@ -50,8 +50,16 @@ def _outcomes_run(project: pytest.Pytester) -> pytest.RunResult:
     )
 
 
-def test_outcomes_become_pytest_outcomes(project: pytest.Pytester) -> None:
+def test_one_run_of_every_outcome(project: pytest.Pytester) -> None:
+    """One run (a hang's timeout is a real wait) read three ways: pytest's outcomes, the
+    hang's fresh boot and evidence, JUnit."""
     result = _outcomes_run(project)
+    _check_pytest_outcomes(project, result)
+    _check_hang_gets_a_fresh_boot_and_evidence(project)
+    _check_junit_carries_verdicts_and_evidence(project)
+
+
+def _check_pytest_outcomes(project: pytest.Pytester, result: pytest.RunResult) -> None:
     result.assert_outcomes(passed=2, failed=2, skipped=1, xfailed=1, errors=1)
     out = result.stdout.str()
     assert "guest-tests/c/uffd_api_unknown_feature.c::d612 PASSED" in out
@@ -69,8 +77,7 @@ def test_outcomes_become_pytest_outcomes(project: pytest.Pytester) -> None:
     assert (run / "kernels.yaml").read_text() == (project.path / "kernels.yaml").read_text()
 
 
-def test_a_hang_gets_a_fresh_boot_and_evidence(project: pytest.Pytester) -> None:
-    _outcomes_run(project)
+def _check_hang_gets_a_fresh_boot_and_evidence(project: pytest.Pytester) -> None:
     summary = _summary(project)
     by_test = {t["test"]: t for t in summary["tests"]}
     assert by_test["hang"]["outcome"] == "hang"
@@ -89,8 +96,7 @@ def test_a_hang_gets_a_fresh_boot_and_evidence(project: pytest.Pytester) -> None
     assert "Show Blocked State" in (evidence.parent / "hang" / "console.txt").read_text()
 
 
-def test_junit_carries_verdicts_and_evidence(project: pytest.Pytester) -> None:
-    _outcomes_run(project)
+def _check_junit_carries_verdicts_and_evidence(project: pytest.Pytester) -> None:
     evidence = Path(
         next(t for t in _summary(project)["tests"] if t["test"] == "uffd_api_unknown_feature")[
             "evidence"

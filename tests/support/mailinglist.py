@@ -254,9 +254,11 @@ def kernels_yaml(tmp_path: Path, tree: Path) -> Path:
     return path
 
 
-def watch_argv(kernels: Path, inbox: PublicInbox, results: Path, *extra: str) -> list[str]:
-    """``kharness watch`` on ``inbox`` for the ``fake`` kernel, polling every 0.5 s."""
+def watch_argv(
+    kernels: Path, inbox: PublicInbox, results: Path, *extra: str, interval: float = 0.5
+) -> list[str]:
+    """``kharness watch`` on ``inbox`` for the ``fake`` kernel, polling every ``interval`` s."""
     argv = [sys.executable, "-m", "harness", "--kernels-file", str(kernels), "watch"]
-    argv += ["--inbox", inbox.url, "--kernel", "fake", "--interval", "0.5"]
+    argv += ["--inbox", inbox.url, "--kernel", "fake", "--interval", str(interval)]
     argv += ["--results-dir", str(results), "--reply-from", "kharness <bot@ci.example.org>"]
     return [*argv, *extra]

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands import cli
+from harness.errors import UserError
 from harness.hosts import Host
 from harness.mail import grouping, watch
 from harness.mail.message import parse
 from harness.mail.rows import SeriesState
-from harness.mail.slots import Slot
+from harness.mail.slots import Slot, make_slots
 from harness.mail.smtp import RetryPolicy, SmtpRelay
 from harness.outcome import Outcome
 from harness.results import layout
@@ -164,8 +166,10 @@ def make_bot(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
         clock = FakeClock()
         slot = FakeSlot(clock, "fake-0", hang=hang)
 
-        def slots(jobs: int, hosts: tuple[Host, ...], kernels: Path, owner: str) -> list[Slot]:
-            assert jobs == 1 and hosts == ()
+        def slots(
+            jobs: int, hosts: tuple[Host, ...], kernels: Path, owner: str, retry: float
+        ) -> list[Slot]:
+            assert jobs == 1 and hosts == () and retry == 5.0
             return [slot]
 
         config = watch.Settings(
@@ -280,3 +284,69 @@ def test_a_refused_reply_is_sent_again_after_the_backoff(
         (sent,) = sink.messages
         assert sent["In-Reply-To"] == "<e@x.org>"
         assert any("next try in 300s" in line for line in bot.lines), bot.lines
+
+
+def _pauses(bot: Bot, end_after: int = 0) -> list[tuple[float, bool]]:
+    """The loop's sleeps from now on, each with whether a child was running; a hanging
+    child ends after ``end_after`` sleeps of its own."""
+    pauses: list[tuple[float, bool]] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append((seconds, bool(bot.watcher.jobs)))
+        if sum(busy for _s, busy in pauses) == end_after and bot.slot.children:
+            bot.slot.children[0].hangs = False
+        bot.clock.advance(seconds)
+
+    bot.clock.sleep = sleep  # type: ignore[method-assign]
+    bot.watcher.intake.next_poll = float("inf")  # the mail is stored: nothing to poll
+    return pauses
+
+
+def test_a_running_child_is_looked_at_often_so_its_end_is_seen_soon(
+    make_bot,  # type: ignore[no-untyped-def]
+) -> None:
+    bot = make_bot(hang=True, once=True)
+    bot.mail(_patch("f@x.org", 1, 1))
+    pauses = _pauses(bot, end_after=5)
+    assert bot.watcher.run() == 0
+    assert pauses == [(watch.BUSY_TICK, True)] * 5, pauses
+    (text,) = bot.replies()
+    assert "In-Reply-To: <f@x.org>" in text
+
+
+@pytest.mark.parametrize(("interval", "pause"), [(30.0, watch.TICK), (0.25, 0.25)])
+def test_an_idle_loop_turns_every_second_or_at_a_shorter_interval(
+    make_bot,  # type: ignore[no-untyped-def]
+    interval: float,
+    pause: float,
+) -> None:
+    bot = make_bot(once=True, interval=interval, wait_missing=3.0)
+    bot.mail(_patch("g@x.org", 1, 2))  # patch 2 never comes: waiting, no child
+    pauses = _pauses(bot)
+    assert bot.watcher.run() == 0
+    idle = [p for p in pauses if not p[1]]
+    assert idle and set(idle) == {(pause, False)}, pauses
+    assert len(idle) == round(3.0 / pause), "waited --wait-missing in turns of that pause"
+
+
+def test_an_unreachable_host_is_tried_again_after_the_given_delay(tmp_path: Path) -> None:
+    """``--unreachable-retry``: the first delay of a host's back-off, doubling to 10 min."""
+    host = Host(ssh="deadhost", path="/srv/kharness", python="python3", workers=2)
+    slots = make_slots(1, (host,), tmp_path / "kernels.yaml", "bot", 0.5)
+    assert len(slots) == 2
+    delays = [slots[0].reached(False, 100.0) for _ in range(13)]
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0] and delays[-1] == 600.0, delays
+    assert not slots[0].ready(100.0) and slots[0].ready(700.0) and slots[1].ready(100.0)
+    assert slots[0].reached(True, 100.0) == 0.0 and slots[0].reached(False, 100.0) == 0.5
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_retry_delay_that_is_not_a_positive_number_is_refused(tmp_path: Path, value: str) -> None:
+    tree = make_tree(tmp_path / "linux")
+    argv = ["watch", "--kernels-file", str(kernels_yaml(tmp_path, tree)), "--kernel", KERNEL]
+    argv += ["--inbox", "http://127.0.0.1:9/x", "--results-dir", str(tmp_path / "r")]
+    for option in ("--unreachable-retry", "--smtp-retry"):
+        args = cli.parse([*argv, option, value])
+        with pytest.raises(UserError, match=rf"^{option} {float(value)}: give a delay > 0 sec"):
+            args.func(args)
+    assert not (tmp_path / "r").exists(), "refused before the bot starts"
