@@ -101,6 +101,16 @@ class HostedMachine:
             f"QEMU could not forward any of ports {sorted(tried)}; see {self.stderr_path}"
         )
 
+    def move_to(self, boot_dir: Path) -> None:
+        """Rename a started machine's boot directory to ``boot_dir`` (a spare QEMU, started
+        ahead in a scratch directory, becomes the boot it serves); open files follow."""
+        self.boot_dir.rename(boot_dir)
+        self.boot_dir = boot_dir
+        if self.monitor is not None:
+            self.monitor.moved(boot_dir)
+        if self.guest is not None:
+            self.guest.stderr = self.stderr_path
+
     def wait_ready(self, timeout: float) -> Ready | None:
         """Wait for this boot's ready line; None if the kernel died or time ran out."""
         return wait_ready_line(self.console, self.nonce, self.port, timeout)

@@ -25,16 +25,25 @@ class MonitorSocket:
     def __init__(self, boot_dir: Path) -> None:
         self.boot_dir = boot_dir
         self._private: Path | None = None
+        self._path: Path | None = None
 
     @property
     def path(self) -> Path:
-        """The socket path to give QEMU (made on first use)."""
-        inside = self.boot_dir.resolve() / "monitor.sock"
-        if len(str(inside)) < 100:
-            return inside
-        if self._private is None:
-            self._private = Path(tempfile.mkdtemp(prefix="kharness-"))
-        return self._private / "monitor"
+        """The socket path to give QEMU (chosen on first use)."""
+        if self._path is None:
+            inside = self.boot_dir.resolve() / "monitor.sock"
+            if len(str(inside)) < 100:
+                self._path = inside
+            else:
+                self._private = Path(tempfile.mkdtemp(prefix="kharness-"))
+                self._path = self._private / "monitor"
+        return self._path
+
+    def moved(self, boot_dir: Path) -> None:
+        """The boot directory was renamed to ``boot_dir`` (a socket in it moved along)."""
+        if self._private is None and self._path is not None:
+            self._path = boot_dir.resolve() / "monitor.sock"
+        self.boot_dir = boot_dir
 
     def sendkey(self, keys: str) -> bool:
         """``sendkey KEYS`` (e.g. ``alt-sysrq-w``); False when nobody listens."""
@@ -75,7 +84,7 @@ class MonitorSocket:
                     _read_prompt(sock)
                 return True
             except OSError:
-                time.sleep(0.01)  # not listening yet
+                time.sleep(0.005)  # not listening yet
         return False
 
     def remove(self) -> None:

@@ -234,8 +234,6 @@ class QemuMachine(HostedMachine):
         if self.guest.proc.poll() is not None and _HOSTFWD_BUSY in self.guest.stderr_bytes():
             self.stop()
             return False
-        if self.restoring is not None and self.restoring.ram_nodes and self.running:
-            incoming_devices(self.monitor, self.restoring.path)
         return True
 
     def _guest_ram(self) -> GuestRam | None:
@@ -277,6 +275,12 @@ class QemuMachine(HostedMachine):
             return self._wait_ready_line(timeout)
         assert self.monitor is not None
         started = time.monotonic()
+        if self.restoring.ram_nodes and self.running:
+            try:  # a QEMU started with -incoming defer (perhaps ahead of time, as a spare)
+                incoming_devices(self.monitor, self.restoring.path)
+            except InfraError as exc:
+                self._halt = str(exc)
+                return None
         if not wait_running(self.monitor, lambda: self.running, timeout):
             self.halted()
             return None

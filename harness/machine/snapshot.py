@@ -121,6 +121,16 @@ class SnapshotBackend(Protocol):
 
 
 @runtime_checkable
+class SpareMachine(Protocol):
+    """A restoring machine that can be started ahead, in a scratch directory, and then
+    become the boot it serves (its directory renamed)."""
+
+    def move_to(self, boot_dir: Path) -> None:
+        """Rename its boot directory to ``boot_dir`` (raises OSError)."""
+        ...
+
+
+@runtime_checkable
 class SnapshotMachine(Protocol):
     """A running machine whose state can be saved."""
 
@@ -200,5 +210,5 @@ def wait_running(monitor: MonitorSocket, alive: Callable[[], bool], timeout: flo
             return True
         if halt_in_status(status) is not None:
             return False  # QEMU stopped the guest for good: no use waiting
-        time.sleep(0.02)
+        time.sleep(0.005)
     return False

@@ -140,6 +140,7 @@ class GuestLife:
         self._live(boot.machine, boot.channel, boot.ready)
         if not self._save():
             return self._boot()  # the failed save left no usable guest; snapshots are off now
+        self._spare()
         return None, False
 
     def _live(self, machine: Machine, channel: Channel | None, ready: Ready | None) -> None:
@@ -189,7 +190,18 @@ class GuestLife:
                 lambda text: progress.console(name, text, is_report_line(text))
             )
         self._live(restored.machine, restored.channel, restored.ready)
+        self._spare()
         return True
+
+    def _spare(self) -> None:
+        """Under ``isolation: test`` the next guest is a restore: start its QEMU now.
+
+        Each spare gets a directory name of its own: a QEMU that exits unlinks its
+        monitor socket by the path it was started with, which must not be the next's.
+        """
+        if self.isolation is Isolation.TEST:
+            scratch = self.prep.directory / f".spare-for-boot-{self.boots + 1}"
+            self.snaps.start_spare(self.prep.backend(), scratch)
 
     def _attribute_boot(self, machine: Machine, end: int) -> tuple[KernelReport, ...]:
         """Attribute a failing boot's console; the reports of that boot."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import Isolation, load_kernels, select
+from harness.machine.guest_ram import disk_bytes
 from harness.machine.snapshot_cache import DIR_ENV
 from harness.outcome import Outcome
 from harness.results.evidence import new_run_dir
@@ -98,35 +99,50 @@ def test_shared_guest_sees_leftovers_and_a_crash_is_restored(make_guest: MakeGue
     assert not state.path.parent.exists(), "the saved state must go with the guest"
 
 
-def _in_place(guest: KernelGuest, boot: int) -> bool:
+def _between_tests(guest: KernelGuest, boot: int) -> bool:
     return (
         _restored(guest, boot)
-        and json.loads((guest.directory / f"boot-{boot}" / "restore.json").read_text())["in_place"]
+        and json.loads((guest.directory / f"boot-{boot}" / "restore.json").read_text())[
+            "between_tests"
+        ]
     )
 
 
-def test_isolation_test_hides_leftovers_in_place_and_after_a_crash(make_guest: MakeGuest) -> None:
-    """Between tests the same QEMU goes back to its pristine guest (loadvm, no new process);
-    after a panic (QEMU gone) a new QEMU loads the saved file, and goes back in place next."""
+def test_isolation_test_hides_leftovers_with_a_restore_per_test(make_guest: MakeGuest) -> None:
+    """Each test's guest is a new QEMU over the saved RAM (copy-on-write), the done one let go
+    in the background; after a panic (QEMU gone) the same, and the evidence tells them apart."""
     guest = make_guest(Isolation.TEST)
     dirty = _run(guest, "dirty")
     assert dirty.verdict.outcome is Outcome.PASS
-    qemu = guest._life.parked
-    assert qemu is not None and qemu.running, "the done guest's QEMU waits to go back"
+    qemu = guest._life.machine
+    assert qemu is None, "the done guest is let go at once"
     clean = _run(guest, "clean")
     assert clean.verdict.outcome is Outcome.PASS, clean.result
-    assert clean.boot == dirty.boot + 1 and _in_place(guest, clean.boot)
+    assert clean.boot == dirty.boot + 1 and _between_tests(guest, clean.boot)
     crash = _run(guest, "crash")
     assert crash.verdict.outcome is Outcome.PANIC, crash.verdict
-    assert not qemu.running, "the panic ended that QEMU"
     _run(guest, "dirty")
-    assert _restored(guest, crash.boot + 1) and not _in_place(guest, crash.boot + 1)
+    assert _restored(guest, crash.boot + 1) and not _between_tests(guest, crash.boot + 1)
     after = _run(guest, "clean")
     assert after.verdict.outcome is Outcome.PASS, after.result
-    assert _in_place(guest, after.boot), "the restored QEMU goes back in place too"
+    assert _between_tests(guest, after.boot)
     starts = guest.record().starts
     assert starts is not None and len(starts.cold_boots) == 1 and len(starts.restores) == 4
     assert (guest.directory / "boot-1" / "console.log").is_file()
+    cmdline = (guest.directory / f"boot-{after.boot}" / "qemu-cmdline.txt").read_text()
+    assert "share=off" in cmdline and "-incoming defer" in cmdline, "the saved RAM, mapped"
+    spare = guest._life.snaps._spare
+    assert spare is not None and spare.machine.running, "the next test's QEMU is up already"
+    guest.shutdown()
+    assert not guest._life.retiring, "closing waits for every QEMU let go"
+    assert not spare.machine.running and not spare.directory.exists(), "the spare goes too"
+    assert not list(guest.directory.glob(".spare*"))
+
+
+def _kept_bytes(entry: Path) -> int:
+    """The devices' stream and the RAM file beside it, in bytes on disk (the RAM is sparse)."""
+    assert (entry / "guest.state.ram0").is_file(), sorted(p.name for p in entry.iterdir())
+    return sum(disk_bytes(p) for p in entry.iterdir())
 
 
 def _entries(cache: Path) -> list[Path]:
@@ -144,7 +160,7 @@ def test_kept_snapshot_serves_the_next_run_and_goes_when_its_key_changes(
     assert starts is not None and starts.kept == "stored" and len(starts.cold_boots) == 1
     first.shutdown()
     (entry,) = _entries(cache)
-    assert (entry / "guest.state").stat().st_size > 10_000_000, "the state outlives its run"
+    assert _kept_bytes(entry) > 10_000_000, "the state and its RAM outlive their run"
 
     second = make_guest(Isolation.KERNEL, keep_snapshot=True)  # a new run: new results, keys
     clean = _run(second, "clean")
@@ -163,7 +179,7 @@ def test_kept_snapshot_serves_the_next_run_and_goes_when_its_key_changes(
     assert starts is not None and len(starts.cold_boots) == 1 and starts.kept == "stored"
     assert any("dropped from the cache" in note for note in starts.notes), starts.notes
     third.shutdown()
-    assert _entries(cache) == [entry] and (entry / "guest.state").stat().st_size > 10_000_000
+    assert _entries(cache) == [entry] and _kept_bytes(entry) > 10_000_000
 
     fourth = make_guest(Isolation.KERNEL, keep_snapshot=True, cmdline="kharness_key_change=1")
     assert _run(fourth, "clean").verdict.outcome is Outcome.PASS
