@@ -154,7 +154,7 @@ def test_the_plugin_adds_kunit_items_first_on_their_kernel(
     )
     (pytester.path / "guest-tests" / "sh").mkdir(parents=True)
     (pytester.path / "guest-tests" / "sh" / "t.sh").write_text("#!/bin/sh\nexit 0\n")
-    out = pytester.runpytest_subprocess("guest-tests", "--collect-only", "-q").stdout.lines
+    out = pytester.runpytest_inprocess("guest-tests", "--collect-only", "-q").stdout.lines
     ids = [line for line in out if "::" in line]
     assert ids == [
         "guest-tests/sh/t.sh::k1",
@@ -162,7 +162,7 @@ def test_the_plugin_adds_kunit_items_first_on_their_kernel(
         "kunit/example::k2",
         "guest-tests/sh/t.sh::k2",
     ]
-    one = pytester.runpytest_subprocess("guest-tests/sh/t.sh", "--collect-only", "-q")
+    one = pytester.runpytest_inprocess("guest-tests/sh/t.sh", "--collect-only", "-q")
     assert not any("kunit/" in line for line in one.stdout.lines)
-    picked = pytester.runpytest_subprocess("guest-tests", "--collect-only", "-q", "-k", "list")
+    picked = pytester.runpytest_inprocess("guest-tests", "--collect-only", "-q", "-k", "list")
     assert [line for line in picked.stdout.lines if "::" in line] == ["kunit/list*::k2"]
