@@ -225,11 +225,11 @@ def test_items_per_test_and_k_selects_by_target_or_test(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _project(pytester, monkeypatch, "vm, bad")
-    result = pytester.runpytest_subprocess("guest-tests", "--collect-only", "-q", "-k", "vm")
+    result = pytester.runpytest_inprocess("guest-tests", "--collect-only", "-q", "-k", "vm")
     lines = result.stdout.str().splitlines()
     assert "kselftest/vm/vm_test::k" in lines and "kselftest/vm/run.sh::k" in lines
     assert not any("kselftest/bad/" in line for line in lines)
-    result = pytester.runpytest_subprocess("guest-tests", "--collect-only", "-q", "-k", "bad_test")
+    result = pytester.runpytest_inprocess("guest-tests", "--collect-only", "-q", "-k", "bad_test")
     chosen = [line for line in result.stdout.str().splitlines() if line.startswith("kselftest/")]
     assert chosen == ["kselftest/bad/bad_test::k"]
 
@@ -238,7 +238,7 @@ def test_an_unknown_target_is_a_usage_error_before_anything_builds(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _project(pytester, monkeypatch, "vm, vn")
-    result = pytester.runpytest_subprocess("guest-tests", "--results-dir=res")
+    result = pytester.runpytest_inprocess("guest-tests", "--results-dir=res")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "kernel 'k': selftests: 'vn' is not a kselftest target of its tree" in err
