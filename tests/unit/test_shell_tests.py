@@ -130,7 +130,7 @@ def test_the_plugin_collects_scripts_with_readable_node_ids(
         (pytester.path / "guest-tests" / kind).mkdir(parents=True, exist_ok=True)
         (pytester.path / "guest-tests" / kind / name).write_text(text)
     (pytester.path / "guest-tests" / "sh" / "sysctl.sh").write_text(SCRIPT)
-    result = pytester.runpytest_subprocess("guest-tests", "--collect-only", "-q")
+    result = pytester.runpytest_inprocess("guest-tests", "--collect-only", "-q")
     out = result.stdout.str()
     assert "guest-tests/sh/sysctl.sh::k1" in out
     assert "guest-tests/c/thp.c::k1" in out
