@@ -46,9 +46,11 @@ def _branch(repo: Path, name: str, changes: list[tuple[str, str]], date: str | N
     return f"base..{name}"
 
 
-@pytest.fixture
-def week(tmp_path: Path) -> Iterator[PublicInbox]:
-    """A list holding a week (and a bit) of mail, served on 127.0.0.1."""
+@pytest.fixture(scope="module")
+def week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicInbox]:
+    """A list holding a week (and a bit) of mail, served on 127.0.0.1: made once for the
+    module (15 deliveries), read and never written by its tests."""
+    tmp_path = tmp_path_factory.mktemp("week")
     repo = tmp_path / "linux"
     repo.mkdir()
     for path in (
