@@ -62,6 +62,16 @@ def test_live_progress_on_a_terminal(project: pytest.Pytester, tmp_path: Path) -
     assert SUMMARY.match(_last_line(text)), _last_line(text)
 
 
+def _mtimes(tree: Path) -> dict[str, int]:
+    """Every file of ``tree``'s work tree (not .git) and its mtime: what "nothing written" is
+    checked against (a mtime threshold would catch the checkout's own last second)."""
+    found = {}
+    for root, dirs, names in os.walk(tree):
+        dirs[:] = [d for d in dirs if not (root == str(tree) and d == ".git")]
+        found.update((f"{root}/{n}", os.lstat(f"{root}/{n}").st_mtime_ns) for n in names)
+    return found
+
+
 #: a one-line patch with a fresh token each run: the build slot shared with the
 #: self-test kernels recompiles a few objects and relinks (seconds once warm)
 TOKEN_PATCH = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
@@ -101,7 +111,6 @@ def test_an_ad_hoc_tree_builds_with_progress_and_stays_untouched(
     One real build, so this is also where the build step's live progress is
     seen on a terminal.
     """
-    import time
     import uuid
 
     tree = history.work_tree()
@@ -110,7 +119,7 @@ def test_an_ad_hoc_tree_builds_with_progress_and_stays_untouched(
     patch = project.path / "token.patch"
     patch.write_text(TOKEN_PATCH.format(token=uuid.uuid4().hex))
     (project.path / "guest-tests" / "c" / "slow.c").write_text(SLOW)
-    started = time.time() - 1  # mtime granularity
+    unwritten = _mtimes(tree)
     child = pexpect.spawn(
         sys.executable,
         ["-m", "pytest", "guest-tests", "--results-dir=res", *history.tree_options(patch)],
@@ -136,8 +145,6 @@ def test_an_ad_hoc_tree_builds_with_progress_and_stays_untouched(
     # the work tree: nothing written, the patched file as it was (.git is git's own: the
     # dirty check refreshes its index, the slot's worktree is registered there)
     assert patched.read_bytes() == before
-    written = []
-    for root, dirs, names in os.walk(tree):
-        dirs[:] = [d for d in dirs if not (root == str(tree) and d == ".git")]
-        written += [f"{root}/{n}" for n in names if os.lstat(f"{root}/{n}").st_mtime > started]
+    after = _mtimes(tree)
+    written = sorted(set(after.items()) ^ set(unwritten.items()))
     assert not written, written[:10]
