@@ -11,7 +11,7 @@ before it, and the counts decide (:func:`classify`):
   title it shows was already seen on the base: not the series' doing.
 
 The runs reuse what the series already has: the step's guest is still up
-(under ``isolation: test`` each run is an in-place restore), and the step
+(under ``isolation: test``, the series' default, each run is a restore), and the step
 before it was stopped with its saved ready state kept
 (:meth:`~harness.session.KernelGuest.stop_guest`), so its runs start from a
 restore, never a rebuild and, where the backend snapshots, never a cold

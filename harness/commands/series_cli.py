@@ -26,7 +26,14 @@ from pathlib import Path
 from harness.commands import confirm
 from harness.commands.cli_grammar import add_kernel_option, add_old_positional, one_kernel
 from harness.commands.series import run_series, write_reports
-from harness.config import KernelSpec, check_host_tools, load_kernels, select, untrusted
+from harness.config import (
+    Isolation,
+    KernelSpec,
+    check_host_tools,
+    load_kernels,
+    select,
+    untrusted,
+)
 from harness.display.progress_display import for_stream
 from harness.display.textsafe import printable
 from harness.errors import UserError
@@ -144,7 +151,8 @@ def cmd_series(args: argparse.Namespace) -> int:
         taken = take_series(args, spec, run_dir, progress.print)
         if taken.fetched is not None:
             _record_origin(run_dir, taken)
-        trial = Trial(run_dir, tests, progress.print, spec, progress)
+        isolation = Isolation(args.isolation)
+        trial = Trial(run_dir, tests, progress.print, spec, progress, isolation)
         report = run_series(
             taken.source,
             taken.patches,
@@ -305,6 +313,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="TEXT|@FILE",
         help="why these tests were chosen (the bot's relevance reason), shown in the reply; "
         "@FILE reads it from a text or JSON file",
+    )
+    p.add_argument(
+        "--isolation",
+        choices=[i.value for i in Isolation],
+        default=Isolation.TEST.value,
+        help="test (default): every test starts from the step's pristine guest (a restore, "
+        "about a tenth of a boot), so a verdict never depends on what the test before left; "
+        "kernel: the tests of a step share one guest",
     )
     p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
     p.add_argument(

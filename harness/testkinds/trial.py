@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import KernelSpec
+from harness.config import Isolation, KernelSpec
 from harness.display.progress import NO_PROGRESS, Progress
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
@@ -86,12 +86,19 @@ class Trial:
     log: Callable[[str], None] = print
     spec: KernelSpec | None = None
     progress: Progress = NO_PROGRESS
+    isolation: Isolation | None = None  # overrides the spec's isolation: (series: test)
     _ctx: RunContext | None = field(default=None, repr=False)
 
     def context(self) -> RunContext:
         """Keys and compiled tests, made once for every kernel of this trial."""
         if self._ctx is None:
-            self._ctx = new_context(self.results, self.tests, log=self.log, progress=self.progress)
+            self._ctx = new_context(
+                self.results,
+                self.tests,
+                log=self.log,
+                progress=self.progress,
+                isolation=self.isolation,
+            )
         return self._ctx
 
     def guest(self, name: str, image: KernelImage) -> KernelGuest:

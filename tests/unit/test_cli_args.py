@@ -174,3 +174,14 @@ def test_run_hands_keep_snapshots_to_the_plugin() -> None:
     kept = run_request(parse(["run", "--keep-snapshots"])).plugin_options()
     plain = run_request(parse(["run"])).plugin_options()
     assert "--keep-snapshots" in kept and "--keep-snapshots" not in plain
+
+
+def test_a_series_isolates_every_test_unless_told_otherwise(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A series' verdict must not depend on what the test before left: isolation: test."""
+    assert parse(["series", "--kernel", "a"]).isolation == "test"
+    assert parse(["series", "--kernel", "a", "--isolation", "kernel"]).isolation == "kernel"
+    with pytest.raises(SystemExit):
+        parse(["series", "--kernel", "a", "--isolation", "none"])
+    assert "invalid choice: 'none'" in capsys.readouterr().err
