@@ -104,6 +104,18 @@ class SnapshotCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.limit = limit_bytes() if limit is None else limit
         sweep_orphans(self.root, _SCRATCH)
+        self._sweep_old_formats()
+
+    def _sweep_old_formats(self) -> None:
+        """Remove entries an older harness wrote: none of them can be restored any more,
+        and the size bound only sees entries of this format."""
+        for path in self.root.iterdir():
+            try:
+                data = json.loads((path / _ENTRY).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("format") != FORMAT:
+                shutil.rmtree(path, ignore_errors=True)
 
     def keys(self) -> GuestKeys:
         """The key pair every kept guest was booted with (made once)."""

@@ -175,3 +175,16 @@ def test_a_kept_state_with_ram_files_counts_their_disk_blocks_and_needs_them(
     assert found is not None and found.ram_nodes == 1
     state.ram[0].unlink()
     assert cache.lookup("a", "k", cfg) is None
+
+
+def test_entries_of_an_older_format_are_removed_when_the_cache_opens(
+    cfg: MachineConfig, tmp_path: Path
+) -> None:
+    cache = SnapshotCache(tmp_path / "cache")
+    cache.store("a", "k", _saver(cfg, 100), lambda _t: None)
+    old = tmp_path / "cache" / "b-old"
+    old.mkdir()
+    (old / "entry.json").write_text('{"format": "1", "kernel": "b"}')
+    (old / "guest.state").write_bytes(b"\0" * 100)
+    SnapshotCache(tmp_path / "cache")
+    assert not old.exists() and [e.kernel for _, e in cache.entries()] == ["a"]
