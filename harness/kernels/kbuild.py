@@ -80,8 +80,15 @@ class Toolchain:
 
         In the sandbox nothing of the caller's environment goes in (it may
         hold tokens), only ccache's variables and the locale.
+
+        Never a ``CCACHE_BASEDIR``, not even the caller's: ccache would hand
+        gcc the source as ``../src/mm/x.c``, which kbuild's
+        ``-fmacro-prefix-map=$(srctree)/=`` no longer strips, so ``__FILE__``
+        and every ``kernel BUG at`` / ``WARNING: at`` line would name
+        ``../src/...``.  Slots share objects by sharing a recipe instead.
         """
         env = {"LC_ALL": "C"} if self.sandbox else {**os.environ, "LC_ALL": "C"}
+        env.pop("CCACHE_BASEDIR", None)
         if self.ccache_dir is not None:
             env["CCACHE_DIR"] = str(self.ccache_dir)
             env["CCACHE_MAXSIZE"] = os.environ.get("CCACHE_MAXSIZE", "5G")
