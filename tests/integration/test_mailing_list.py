@@ -269,7 +269,7 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
     cover = parse(series[0])
     assert answer["In-Reply-To"] == f"<{cover.message_id}>"
     assert answer["References"] == f"<{cover.message_id}>"
-    assert answer["Subject"] == "Re: [PATCH 0/1] mm: on a host"
+    assert answer["Subject"] == "Re: [PATCH v1 0/1] mm: on a host"
     text = answer.get_content()
     assert "selftest: no regressions introduced by the series" in text, text
     assert f"{history.base[:12]} (the series' base-commit)" in text
