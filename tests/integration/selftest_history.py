@@ -9,8 +9,20 @@ Every kernel the suite builds from it has one recipe (:data:`FRAGMENTS`,
 sandboxed: the bot always builds in the sandbox), so they all share one build
 slot and its ccache: on a fresh machine that is one cold build, not one per
 module (a sandboxed and a trusted build never share a slot nor a ccache; a
-slot switched to another source starts over).  tests/unit/test_selftest_slot.py
-checks that every writer of the recipe still lands in that slot.
+slot switched to another source starts over).  test_selftest_kernels.py checks,
+without a build, that every writer of the recipe still lands in that slot.
+
+What the integration suite builds from source (``make test``, x86_64):
+
+* this slot: the list bot's series steps (test_mailing_list), the four
+  self-test kernels, the boot panic and the bisect (test_selftest_kernels),
+  the series verdicts, the ad-hoc ``--tree`` build (the history's work
+  tree, test_progress_run); the kselftest target's kernel is selftest-good
+  itself, from the image store.  Fresh: one cold build, the rest incremental.
+* the kselftest target: ``make headers`` and mincore in a kselftest slot.
+* harness_oops.ko against Debian's headers (test_kernel_reports): a module.
+* opt-in only: the arm64 cross build (KHARNESS_ARM64_BUILD, a slot and a cold
+  build of its own, no line info).
 """
 
 from __future__ import annotations
