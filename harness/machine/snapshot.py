@@ -174,17 +174,19 @@ def save_to(
 ) -> float:
     """Migrate the running guest into ``path``, resume it; the seconds it took.
 
-    HMP's ``migrate`` returns once the migration ended; the guest is then
-    paused ("postmigrate") and ``cont`` lets it run on.  With
-    ``while_paused`` the stream leaves shared RAM out and that callable
-    copies it meanwhile; the guest runs on whatever it raised.
+    The migration runs detached (``migrate -d``) and its status is asked for
+    until it ended: HMP's own wait looks once a second, which made every save
+    last a second more than its 0.05 s (2026-12-04).  The guest is then paused
+    ("postmigrate") and ``cont`` lets it run on.  With ``while_paused`` the
+    stream leaves shared RAM out and that callable copies it meanwhile; the
+    guest runs on whatever it raised.
     """
     started = time.monotonic()
     try:
         if while_paused is not None:
             _hmp(monitor, f"migrate_set_capability {IGNORE_SHARED} on", 10, "the capability")
-        monitor.command(f'migrate "exec:cat > {shlex.quote(str(path))}"', timeout)
-        info = monitor.command("info migrate", 10)
+        _hmp(monitor, f'migrate -d "exec:cat > {shlex.quote(str(path))}"', 10, "migrate")
+        info = _migration_end(monitor, started + timeout)
         try:
             if while_paused is not None and "Migration status: completed" in info:
                 while_paused()
@@ -196,6 +198,23 @@ def save_to(
         status = next((ln for ln in info.splitlines() if "status" in ln), info.strip()[-200:])
         raise InfraError(f"saving the guest's state did not complete ({status.strip()})")
     return time.monotonic() - started
+
+
+#: the states a migration ends in (QEMU's MigrationStatus)
+_ENDED = ("completed", "failed", "cancelled")
+
+
+def _migration_end(monitor: MonitorSocket, deadline: float) -> str:
+    """``info migrate`` once the migration ended (or was cancelled at ``deadline``)."""
+    while True:
+        info = monitor.command("info migrate", 10)
+        status = next((ln for ln in info.splitlines() if "Migration status:" in ln), "")
+        if any(word in status for word in _ENDED):
+            return info
+        if time.monotonic() > deadline:
+            monitor.command("migrate_cancel", 10)
+            return monitor.command("info migrate", 10)
+        time.sleep(0.005)
 
 
 def wait_running(monitor: MonitorSocket, alive: Callable[[], bool], timeout: float) -> bool:

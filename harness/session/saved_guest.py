@@ -36,6 +36,7 @@ from pathlib import Path
 
 from harness.errors import GuestUnreachable, HarnessError
 from harness.machine.base import Backend, Channel, Machine, MachineConfig, Ready
+from harness.machine.guest_ram import shm_dir
 from harness.machine.halt import HaltAware
 from harness.machine.snapshot import (
     SavedState,
@@ -253,7 +254,7 @@ class Snapshots:
                 )
                 self._kept_note = "stored"
             else:
-                self._dir = self._dir or StateDir()
+                self._dir = self._dir or StateDir(shm_dir())  # memory, where there is some
                 self.state = machine.save_state(self._dir.file(), ready)
             self._saved = (self.state.seconds, self.state.size)
         except HarnessError as exc:
