@@ -186,7 +186,7 @@ def test_bot_backs_off_while_the_inbox_is_down_and_goes_on_when_it_is_back(
     )
     lines = _Lines(bot)
     try:
-        _until("three tries", lambda: len(lines.tries()) >= 3, 60)
+        _until("three tries", lambda: len(lines.matching(UNAVAILABLE)) >= 3, 60)
         inbox.deliver(b"From: a@x.org\nSubject: hello\nMessage-ID: <back@x>\n\nhi\n")
         inbox.start()
         _until("the message read", lambda: _ignored(results), 60)
@@ -195,7 +195,7 @@ def test_bot_backs_off_while_the_inbox_is_down_and_goes_on_when_it_is_back(
         bot.wait(timeout=60)
         lines.join()
     err = lines.text()
-    tries = lines.tries()
+    tries = lines.matching(UNAVAILABLE)
     assert _ignored(results) == 1, err[-2000:]
     delays = [line.split("next try in ", 1)[1].split("s:", 1)[0] for _when, line in tries]
     assert delays == ["0.5", "1", "2", "4", "8"][: len(delays)], f"not a doubling: {delays}"
@@ -203,6 +203,9 @@ def test_bot_backs_off_while_the_inbox_is_down_and_goes_on_when_it_is_back(
     gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(tries)]
     assert gaps[0] > 0.5 - 0.15 and gaps[1] > 1.0 - 0.15, f"tried sooner than said: {gaps}"
     assert "Traceback" not in err
+
+
+UNAVAILABLE = "inbox unavailable, next try in"
 
 
 class _Lines:
@@ -219,9 +222,9 @@ class _Lines:
             self.got.append((time.monotonic(), line))
         stream.close()
 
-    def tries(self) -> list[tuple[float, str]]:
-        """The inbox's failed polls, as the bot logged them."""
-        return [(t, x) for t, x in list(self.got) if "inbox unavailable, next try in" in x]
+    def matching(self, text: str) -> list[tuple[float, str]]:
+        """The lines holding ``text``, each with when it came."""
+        return [(t, x) for t, x in list(self.got) if text in x]
 
     def text(self) -> str:
         return "".join(x for _t, x in list(self.got))
@@ -254,12 +257,13 @@ def _states(results: Path) -> dict[str, str]:
 
 
 def _until(what: str, check, seconds: float = 120):  # type: ignore[no-untyped-def]
+    """``check()`` once it is true (looked at every 0.1 s: a pgrep or a small query)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = check()
         if found:
             return found
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise AssertionError(f"waited {seconds:.0f}s for {what}")
 
 
@@ -364,14 +368,17 @@ def test_an_unreachable_host_requeues_the_series_and_is_retried_later(
     bot = subprocess.Popen(
         [*argv, "--hosts", str(hosts)], stderr=subprocess.PIPE, text=True, cwd=REPO
     )
+    lines = _Lines(bot)
     try:
-        _until("the host tried 3 times", lambda: _states(results) and _tries(results) >= 3, 60)
+        _until("the host tried 3 times", lambda: len(lines.matching("could not be")) >= 3, 60)
         time.sleep(1)  # the next try is 4 s after the third
     finally:
         bot.terminate()
-        _out, err = bot.communicate(timeout=120)
+        bot.wait(timeout=120)
+        lines.join()
+    err = lines.text()
     tries = err.count("could not be reached")
-    assert tries == 3, f"{tries} tries: a busy loop, or no retry?\n{err[-2000:]}"
+    assert tries == 3 == _tries(results), f"{tries} tries: a busy loop, or no retry?\n{err}"
     assert "tried again in 1s" in err and "tried again in 2s" in err, err[-2000:]
     assert "tried again in 4s" in err, err[-2000:]
     assert list(_states(results).values()) == ["queued"]
