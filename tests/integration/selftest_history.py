@@ -28,6 +28,7 @@ What the integration suite builds from source (``make test``, x86_64):
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import inspect
 import json
@@ -111,9 +112,11 @@ class History:
         of its own).  The commits are made without it (plumbing, own index).
         """
         done = self.repo.parent / "work-tree.done"
-        if not done.is_file():
-            run_checked(["git", "-C", str(self.repo), "reset", "-q", "--hard", "HEAD"])
-            done.write_text(self.head + "\n")
+        with (self.repo.parent / "work-tree.lock").open("w") as lock:  # one checkout at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.is_file():
+                run_checked(["git", "-C", str(self.repo), "reset", "-q", "--hard", "HEAD"])
+                done.write_text(self.head + "\n")
         return self.repo
 
 
