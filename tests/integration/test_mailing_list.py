@@ -165,8 +165,8 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
     print(text)
     assert "selftest: 1 regression(s) introduced by the series" in text
     assert f"{BISECT_TEST} after patch 1 ([1/2] SELFTEST BUG" in text
-    # confirmed before blamed: 3 more runs on patch 1 (its guest still up) and on the base
-    # (a restore of its saved guest, no build, no cold boot), side by side
+    # confirmed before blamed: 3 more runs on patch 1 and on the base, each a restore of the
+    # step's saved guest (no build, no cold boot), side by side
     table = text[text.index(f"  {BISECT_TEST}   ") :].splitlines()
     assert "base (step 0)" in table[0] and "patch 1 ([1/2] SELFTEST BUG" in table[0], table
     assert table[1].split() == ["pass", "3/3", "0/3"], table
