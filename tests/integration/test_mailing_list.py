@@ -220,7 +220,7 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                 argv += ["--smtp", sink.address]
                 for raw in series:
                     inbox.deliver(raw)
-                assert not host.strays(), host.strays()
+                _wait_for("the host idle (its ssh checks ended)", lambda: not host.strays(), 10)
                 phase("host made, series posted")
                 # kill -9 with the host's guest up: the closed connection stops the child
                 # there (SIGHUP); its scratch directory stays until the next start sweeps it
