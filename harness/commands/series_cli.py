@@ -286,6 +286,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="ADDRESS",
         help="the reply's From: (default: kharness <kharness@HOSTNAME>)",
     )
+    _add_test_options(p)
+    p.add_argument(
+        "--why-tests",
+        metavar="TEXT|@FILE",
+        help="why these tests were chosen (the bot's relevance reason), shown in the reply; "
+        "@FILE reads it from a text or JSON file",
+    )
+    p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
+    )
+    p.set_defaults(func=cmd_series)
+
+
+def _add_test_options(p: argparse.ArgumentParser) -> None:
+    """What runs on each step's kernel, how often, and in which guest."""
     p.add_argument(
         "--test",
         action="append",
@@ -309,12 +325,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"one before before the patch is blamed (default {confirm.DEFAULT_RUNS}; 0: never)",
     )
     p.add_argument(
-        "--why-tests",
-        metavar="TEXT|@FILE",
-        help="why these tests were chosen (the bot's relevance reason), shown in the reply; "
-        "@FILE reads it from a text or JSON file",
-    )
-    p.add_argument(
         "--isolation",
         choices=[i.value for i in Isolation],
         default=Isolation.TEST.value,
@@ -322,8 +332,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "about a tenth of a boot), so a verdict never depends on what the test before left; "
         "kernel: the tests of a step share one guest",
     )
-    p.add_argument("--tests-dir", default=str(DEFAULT_TESTS_DIR), help=argparse.SUPPRESS)
-    p.add_argument(
-        "--results-dir", metavar="DIR", help="base directory for results (default: results/)"
-    )
-    p.set_defaults(func=cmd_series)
