@@ -46,10 +46,12 @@ from harness.machine.hosted import HostedMachine, wait_ready_line
 from harness.machine.snapshot import (
     SavedState,
     StateDir,
+    hmp,
     incoming_args,
     incoming_devices,
     save_to,
     wait_running,
+    wait_status,
 )
 from harness.results import layout
 
@@ -204,6 +206,7 @@ class QemuMachine(HostedMachine):
     _halt: str | None = None  # QEMU's own fatal message, once seen
     _ram: GuestRam | None = None  # the files this guest's RAM lives in, if it does
     _live: StateDir | None = None  # a cold boot's shared RAM files until QEMU holds them
+    _loaded: bool = False  # preload() loaded the saved devices
 
     @property
     def emulator(self) -> str:
@@ -223,7 +226,8 @@ class QemuMachine(HostedMachine):
         )
         if self.restoring is not None:
             in_files = self.restoring.ram_nodes > 0
-            self.argv += ["-incoming", "defer"] if in_files else incoming_args(self.restoring.path)
+            defer = ["-incoming", "defer", "-S"]  # loaded by preload(), run by wait_ready()
+            self.argv += defer if in_files else incoming_args(self.restoring.path)
         (self.boot_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
         self.guest = process.spawn(self.argv, self.stderr_path)
         self.watcher = ConsoleWatcher(self.guest.console_fd, self.boot_dir / layout.CONSOLE_LOG)
@@ -275,17 +279,29 @@ class QemuMachine(HostedMachine):
             return self._wait_ready_line(timeout)
         assert self.monitor is not None
         started = time.monotonic()
-        if self.restoring.ram_nodes and self.running:
-            try:  # a QEMU started with -incoming defer (perhaps ahead of time, as a spare)
-                incoming_devices(self.monitor, self.restoring.path)
+        if self.restoring.ram_nodes:
+            try:  # started with -incoming defer -S (perhaps ahead of time, as a spare)
+                self.preload(timeout)
+                hmp(self.monitor, "cont", 10, "resuming the loaded guest")
             except InfraError as exc:
-                self._halt = str(exc)
+                self._halt = self._halt or str(exc)
                 return None
         if not wait_running(self.monitor, lambda: self.running, timeout):
             self.halted()
             return None
         saved = self.restoring.ready
         return Ready(self.port, time.monotonic() - started, saved.boot_taint, saved.release)
+
+    def preload(self, timeout: float) -> None:
+        """Load the saved devices into this QEMU (started with ``-incoming defer -S``) and
+        leave the guest paused: a spare does it before its restore is asked for."""
+        assert self.monitor is not None and self.restoring is not None
+        if self._loaded or not self.restoring.ram_nodes:
+            return
+        incoming_devices(self.monitor, self.restoring.path)
+        if not wait_status(self.monitor, lambda: self.running, timeout, "paused"):
+            raise InfraError(f"QEMU did not load the saved guest ({self.halted() or 'timed out'})")
+        self._loaded = True
 
     def _wait_ready_line(self, timeout: float) -> Ready | None:
         """The ready line, in slices: between them QEMU's own fatal signs end the wait at once

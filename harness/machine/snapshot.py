@@ -129,6 +129,10 @@ class SpareMachine(Protocol):
         """Rename its boot directory to ``boot_dir`` (raises OSError)."""
         ...
 
+    def preload(self, timeout: float) -> None:
+        """Load the saved state ahead, the guest left paused (raises InfraError)."""
+        ...
+
 
 @runtime_checkable
 class SnapshotMachine(Protocol):
@@ -139,7 +143,7 @@ class SnapshotMachine(Protocol):
         ...
 
 
-def _hmp(monitor: MonitorSocket, line: str, timeout: float, what: str) -> str:
+def hmp(monitor: MonitorSocket, line: str, timeout: float, what: str) -> str:
     """One HMP command; InfraError naming ``what`` if it failed or QEMU said Error."""
     try:
         answer = monitor.command(line, timeout)
@@ -162,8 +166,8 @@ def incoming_devices(monitor: MonitorSocket, path: Path, timeout: float = 10.0) 
     Its RAM is already there (files mapped copy-on-write): the stream holds
     none, which the capability tells this side too.
     """
-    _hmp(monitor, f"migrate_set_capability {IGNORE_SHARED} on", timeout, "the incoming capability")
-    _hmp(monitor, f'migrate_incoming "exec:cat {shlex.quote(str(path))}"', timeout, "loading")
+    hmp(monitor, f"migrate_set_capability {IGNORE_SHARED} on", timeout, "the incoming capability")
+    hmp(monitor, f'migrate_incoming "exec:cat {shlex.quote(str(path))}"', timeout, "loading")
 
 
 def save_to(
@@ -184,8 +188,8 @@ def save_to(
     started = time.monotonic()
     try:
         if while_paused is not None:
-            _hmp(monitor, f"migrate_set_capability {IGNORE_SHARED} on", 10, "the capability")
-        _hmp(monitor, f'migrate -d "exec:cat > {shlex.quote(str(path))}"', 10, "migrate")
+            hmp(monitor, f"migrate_set_capability {IGNORE_SHARED} on", 10, "the capability")
+        hmp(monitor, f'migrate -d "exec:cat > {shlex.quote(str(path))}"', 10, "migrate")
         info = _migration_end(monitor, started + timeout)
         try:
             if while_paused is not None and "Migration status: completed" in info:
@@ -219,13 +223,21 @@ def _migration_end(monitor: MonitorSocket, deadline: float) -> str:
 
 def wait_running(monitor: MonitorSocket, alive: Callable[[], bool], timeout: float) -> bool:
     """Wait until a restoring QEMU says its guest runs; False if it died or time ran out."""
+    return wait_status(monitor, alive, timeout, "running")
+
+
+def wait_status(
+    monitor: MonitorSocket, alive: Callable[[], bool], timeout: float, wanted: str
+) -> bool:
+    """Wait until QEMU's run state is exactly ``wanted`` (``paused``: loaded with ``-S``, not
+    ``paused (inmigrate)``); False if it died, stopped the guest for good or time ran out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
             status = monitor.command("info status", 5)
         except OSError:
             status = ""  # the monitor is not listening yet
-        if "VM status: running" in status:
+        if any(ln.strip() == f"VM status: {wanted}" for ln in status.splitlines()):
             return True
         if halt_in_status(status) is not None:
             return False  # QEMU stopped the guest for good: no use waiting

@@ -35,9 +35,21 @@ if TYPE_CHECKING:
 
 
 def new_run_dir(base: Path) -> Path:
-    """Create ``base/<timestamp>-<pid>`` and point ``base/latest`` at it."""
-    run = base / layout.run_name()
-    run.mkdir(parents=True, exist_ok=False)
+    """Create ``base/<timestamp>-<pid>`` and point ``base/latest`` at it.
+
+    A process that starts a second run within the same second (restores made
+    runs that short) gets ``<timestamp>-<pid>.2``, and so on.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    name = layout.run_name()
+    run, again = base / name, 1
+    while True:
+        try:
+            run.mkdir()
+            break
+        except FileExistsError:
+            again += 1
+            run = base / f"{name}.{again}"
     latest = base / layout.LATEST
     try:
         if latest.is_symlink() or latest.exists():

@@ -9,6 +9,7 @@ read it (``report``, ``compare``, ``rerun``, the MCP server, the list bot,
         latest                     a link to the newest run started (not a proof it finished)
         mcp-jobs/                  the MCP server's job logs and saved patches
         <YYYYmmdd-HHMMSS>-<pid>/   one run (RUN_NAME): the stamp of its start, its process
+                                   (.<n> after it: the process's n-th run of that second)
             summary.json summary.txt junit.xml kcidb.json patchwork.json index.html
             provenance.json kernels.yaml
             series.json series-origin.json series.txt series.log reply.eml   (kharness series)
@@ -72,7 +73,7 @@ TEST_EVIDENCE: Mapping[str, str] = MappingProxyType(
 )
 
 #: a run's directory name: the local time it started, and the process that made it
-RUN_NAME = re.compile(r"(?P<stamp>\d{8}-\d{6})-(?P<pid>\d+)")
+RUN_NAME = re.compile(r"(?P<stamp>\d{8}-\d{6})-(?P<pid>\d+)(?:\.(?P<again>\d+))?")
 
 
 def run_name(pid: int | None = None, when: float | None = None) -> str:

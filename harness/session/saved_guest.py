@@ -50,6 +50,8 @@ from harness.machine.ssh import ConnectParts
 from harness.results import evidence
 from harness.results.starts import GuestStarts
 
+#: how long a spare QEMU may take to load the saved devices ahead of its restore
+SPARE_LOAD_TIMEOUT = 30.0
 #: bytes of host randomness mixed into a restored guest's entropy pool
 RESEED_BYTES = 512
 
@@ -346,7 +348,13 @@ class Snapshots:
             return
         if self._spawner is None:
             self._spawner = ThreadPoolExecutor(1, thread_name_prefix=f"spare-{self.kernel}")
-        self._spare = Spare(machine, self.state, scratch, self._spawner.submit(machine.start))
+
+        def start() -> None:
+            assert isinstance(machine, SpareMachine)
+            machine.start()
+            machine.preload(SPARE_LOAD_TIMEOUT)
+
+        self._spare = Spare(machine, self.state, scratch, self._spawner.submit(start))
 
     def _take_spare(self, boot_dir: Path) -> Machine | None:
         """The spare QEMU, moved to ``boot_dir``, if one was started for this state and runs."""

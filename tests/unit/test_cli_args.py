@@ -185,3 +185,17 @@ def test_a_series_isolates_every_test_unless_told_otherwise(
     with pytest.raises(SystemExit):
         parse(["series", "--kernel", "a", "--isolation", "none"])
     assert "invalid choice: 'none'" in capsys.readouterr().err
+
+
+def test_runs_of_one_process_in_one_second_get_directories_of_their_own(tmp_path: Path) -> None:
+    from harness.results.evidence import new_run_dir
+    from harness.results.layout import RUN_NAME, newest_run
+
+    runs = [new_run_dir(tmp_path) for _ in range(3)]
+    assert len({r.name for r in runs}) == 3, runs
+    assert all(RUN_NAME.fullmatch(r.name) for r in runs), runs
+    names = [r.name for r in runs]
+    if names[0].split(".")[0] == names[2].split(".")[0]:  # the same second: numbered
+        assert names[1:] == [f"{names[0]}.2", f"{names[0]}.3"], names
+    assert (tmp_path / "latest").resolve() == runs[-1].resolve()
+    assert newest_run(tmp_path, done=None) == runs[-1]
