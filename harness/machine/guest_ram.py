@@ -48,11 +48,20 @@ class GuestRam:
     shared: bool
 
 
-def shm_dir(root: Path = SHM) -> Path | None:
-    """The directory shared RAM files may go in, or None (RAM then stays ordinary memory)."""
-    if root.is_dir() and os.access(root, os.W_OK | os.X_OK):
-        return root
-    return None
+def shm_dir(need: int = 0, root: Path = SHM) -> Path | None:
+    """The directory shared RAM files may go in, or None (RAM then stays ordinary memory).
+
+    ``need``: the bytes that may be written there.  A guest writing past a full
+    tmpfs would die of SIGBUS (a container's /dev/shm is often 64 MiB), so a
+    /dev/shm with less room than that is not used.
+    """
+    if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
+        return None
+    try:
+        room = os.statvfs(root)
+    except OSError:
+        return None
+    return root if room.f_bavail * room.f_frsize >= need else None
 
 
 def ram_files(base: Path, nodes: int) -> tuple[Path, ...]:

@@ -246,7 +246,7 @@ class QemuMachine(HostedMachine):
         if self.restoring is not None:
             saved = self.restoring.ram
             return GuestRam(saved, shared=False) if saved else None
-        shm = shm_dir()
+        shm = shm_dir(self.cfg.shape.memory_mib << 20)
         if shm is None:
             return None
         self._live = StateDir(shm)

@@ -159,7 +159,7 @@ class GuestLife:
             return True
         assert self.machine is not None and self.ready is not None and self.channel is not None
         started = time.monotonic()
-        failed = self.snaps.save(self.machine, self.ready)
+        failed = self.snaps.save(self.machine, self.ready, cfg.shape.memory_mib << 20)
         self.timings.add("snapshot", time.monotonic() - started)
         if failed is not None and not self.channel.alive(10):
             self._stop()

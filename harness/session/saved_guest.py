@@ -245,8 +245,11 @@ class Snapshots:
                 "is restored instead of a cold boot"
             )
 
-    def save(self, machine: Machine, ready: Ready) -> str | None:
-        """Save the ready guest once (the first cold boot); why it failed, if it did."""
+    def save(self, machine: Machine, ready: Ready, memory: int = 0) -> str | None:
+        """Save the ready guest once (the first cold boot); why it failed, if it did.
+
+        ``memory``: the guest's bytes of memory, what its state may take at most.
+        """
         if self.state is not None or not self.enabled or not isinstance(machine, SnapshotMachine):
             return None
         try:
@@ -256,7 +259,8 @@ class Snapshots:
                 )
                 self._kept_note = "stored"
             else:
-                self._dir = self._dir or StateDir(shm_dir())  # memory, where there is some
+                # in memory where there is room for it: a state is at most the guest's memory
+                self._dir = self._dir or StateDir(shm_dir(memory))
                 self.state = machine.save_state(self._dir.file(), ready)
             self._saved = (self.state.seconds, self.state.size)
         except HarnessError as exc:

@@ -68,8 +68,9 @@ def test_ram_files_are_named_after_the_state(tmp_path: Path) -> None:
         tmp_path / "guest.state.ram1",
     )
     assert ram_files(tmp_path / "s", 0) == (tmp_path / "s.ram0",)
-    assert shm_dir(tmp_path / "missing") is None
-    assert shm_dir(tmp_path) == tmp_path
+    assert shm_dir(0, tmp_path / "missing") is None
+    assert shm_dir(0, tmp_path) == tmp_path
+    assert shm_dir(1 << 62, tmp_path) is None, "no file system has that much room"
 
 
 def test_qemu_maps_the_files_shared_or_copy_on_write() -> None:
