@@ -43,6 +43,10 @@ def _outcomes_run(project: pytest.Pytester) -> pytest.RunResult:
         "xfails",
         "uffd_api_unknown_feature",
     )
+    # the replayed hang blocks until its timeout, a real wait: 1 s here (4 s on a real guest)
+    hang = project.path / "guest-tests" / "c" / "hang.c"
+    hang.write_text(hang.read_text().replace("@timeout: 4\n", "@timeout: 1\n", 1))
+    assert "@timeout: 1\n" in hang.read_text()
     expect = 'expect: {xfails: {outcome: fail, reason: "known to fail here"}}'
     write_kernels(project, f"kernels:\n  - {replay_kernel('d612', extra=expect)}\n")
     return project.runpytest_subprocess(
