@@ -2,7 +2,8 @@
 
 The subject is the progress plumbing (the reporter's live line, plain lines,
 the streamed console), so the guest is a replayed real console; the test
-runs three seconds, as the real reproducer sleeps.  The download progress of
+runs three seconds on the terminal, as the real reproducer sleeps (half a
+second for the plain lines, which need no tick).  The download progress of
 a real kernel on an empty cache, and a real build's steps, stay in
 tests/integration/test_progress_run.py.
 """
@@ -15,13 +16,23 @@ import sys
 import pexpect
 import pytest
 
-from tests.plumbing.helpers import replay_kernel
+from tests.plumbing.helpers import SCENARIOS
 from tests.support.runs import ANSI, SLOW, SUMMARY, write_kernels
 
 
-def _slow_project(project: pytest.Pytester) -> None:
+def _slow_project(project: pytest.Pytester, seconds: float = 3.0) -> None:
+    """slow.c on a replayed guest where it runs ``seconds`` (d612's boot; 3 s: as on a real
+    guest, long enough for the live line to count it)."""
     (project.path / "guest-tests" / "c" / "slow.c").write_text(SLOW)
-    write_kernels(project, f"kernels:\n  - {replay_kernel('k')}\n")
+    scenario = project.path / "slow.yaml"
+    scenario.write_text(
+        "release: 6.12.118+deb12-amd64\n"
+        f"boot: {{console: {{file: {SCENARIOS / '6.12-boot.log'}}}}}\n"
+        f'tests:\n  slow: {{after: {seconds}, stdout: "TAP version 13\\n1..1\\nok 1 - slept\\n"}}\n'
+    )
+    write_kernels(
+        project, f"kernels:\n  - {{name: k, replay: {{scenario: {scenario}}}, backend: replay}}\n"
+    )
 
 
 def _last_line(text: str) -> str:
@@ -51,7 +62,7 @@ def test_live_progress_on_a_terminal(project: pytest.Pytester) -> None:
 
 
 def test_plain_lines_when_not_a_terminal(project: pytest.Pytester) -> None:
-    _slow_project(project)
+    _slow_project(project, 0.5)  # lines at its start and end: no need to wait for a tick
     result = project.runpytest_subprocess(
         "guest-tests", "--results-dir=res", "--progress=plain", "--console", timeout=120
     )
