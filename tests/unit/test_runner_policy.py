@@ -257,7 +257,10 @@ def test_report_between_tests_belongs_to_no_test(tmp_path: Path) -> None:
     script = Script(BOOT, steps=(Step("/opt/tests/a", afterwards=(Chunk(b"", 0.2), *hung)),))
     guest, _ = guest_with(tmp_path, script, test_("a"), test_("b"))
     a = guest.run(test_("a"))
-    time.sleep(1.0)
+    assert guest.machine is not None
+    deadline = time.monotonic() + 10  # the report comes 0.2 s after a ended, line by line
+    while "</TASK>" not in guest.machine.console.text() and time.monotonic() < deadline:
+        time.sleep(0.02)
     b = guest.run(test_("b"))
     guest.shutdown()
     assert a.verdict.outcome is Outcome.PASS and b.verdict.outcome is Outcome.PASS
