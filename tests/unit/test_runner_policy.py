@@ -29,7 +29,7 @@ from tests.support.replay.script import Chunk, Script, Step, lines
 
 OOPS_LOGS = Path(__file__).resolve().parents[1] / "data" / "oops"
 FAST = Policy(
-    settle=0.2, report_grace=0.6, end_marker=1.0, dying=1.0, dump_quiet=0.2, dump_wait=2.0
+    settle=0.2, report_grace=0.3, end_marker=0.5, dying=0.5, dump_quiet=0.2, dump_wait=1.0
 )
 
 
