@@ -37,6 +37,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,24 @@ def _rows(db_path: Path) -> dict[str, str]:
         return dict(db.execute("SELECT key, state FROM series").fetchall())
 
 
-def _wait_for(what: str, check, seconds: float, proc=None) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(
+    what: str,
+    check: Callable[[], object],
+    seconds: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    sink: SmtpSink | None = None,
+) -> None:
+    """Polls ``check``; fails at once when the bot exits or, with ``sink``, answers first (its
+    series ended without what is awaited: a broken boot would otherwise wait ``seconds``)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the bot exited ({proc.returncode}) before {what}")
+        if sink is not None and sink.messages:
+            body = sink.messages[0].get_content()[-3000:]
+            raise AssertionError(f"the bot answered before {what}:\n{body}")
         time.sleep(0.2)
     raise AssertionError(f"waited {seconds:.0f}s for {what}")
 
@@ -131,6 +143,7 @@ def test_bot_tests_each_series_once_and_answers_in_its_thread(
                     lambda: db.exists() and "running" in _rows(db).values() and harness_qemus(),
                     COLD_BUILD,
                     bot,
+                    sink,
                 )
             finally:
                 phase("first bot: v2's base built, its guest booting")
@@ -228,7 +241,7 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                     bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
                     try:
                         guest_up = lambda: host_qemus(host)  # noqa: E731
-                        _wait_for("a guest up on the host", guest_up, COLD_BUILD, bot)
+                        _wait_for("a guest up on the host", guest_up, COLD_BUILD, bot, sink)
                     finally:
                         phase("first bot: base built on the host, its guest booting")
                         bot.kill()
@@ -245,7 +258,7 @@ def test_bot_tests_on_a_host_over_ssh_and_stops_there_cleanly(
                     bot = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
                     try:
                         building = lambda: _building(host)  # noqa: E731
-                        _wait_for("the child building on the host", building, COLD_BUILD, bot)
+                        _wait_for("the child building on the host", building, COLD_BUILD, bot, sink)
                         assert not orphans[0].exists(), "the next start sweeps what kill -9 left"
                         print(f"stopping the bot with these on the host: {host.strays()}")
                     finally:
