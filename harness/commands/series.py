@@ -36,8 +36,9 @@ from pathlib import Path
 from harness.commands import confirm
 from harness.commands.series_report import NotApplied, SeriesReport, Step
 from harness.errors import BuildFailed
+from harness.kernels import image_store
 from harness.kernels.base import Exact, KernelImage
-from harness.kernels.build import BuildSource, TreeBuild, build_cache
+from harness.kernels.build import BuildSource, BuiltKernel, TreeBuild, build_cache
 from harness.kernels.config_needs import host_config_file
 from harness.kernels.patches import Patch, PatchFailed, PatchRefused, first_misfit
 from harness.kernels.srctree import SourceTree, locate
@@ -104,7 +105,7 @@ def run_series(
             try:
                 if patch is not None:
                     build.apply(patch)
-                built = build.make(f"series-{index:02d}")
+                built = _built(source, tree, build, (*base_patches, *patches[:index]), index)
             except PatchFailed as exc:
                 steps.append(_failed(index, label, names, exc))
                 log(f"stopping: {exc}")
@@ -125,6 +126,21 @@ def run_series(
     return SeriesReport(
         names, tuple(steps), None, base, tuple(found), confirm_runs if found else 0, config
     )
+
+
+def _built(
+    source: BuildSource, tree: SourceTree, build: TreeBuild, applied: tuple[Patch, ...], index: int
+) -> BuiltKernel:
+    """The step's kernel: an identical earlier build's (the image store: the bot's next start,
+    another series on the same base) or built now, incrementally, and remembered."""
+    key = source.image_key(tree, applied)
+    cached = image_store.recall(build.cache, key)
+    if cached is not None:
+        build.progress(f"reusing {cached.origin}")
+        return BuiltKernel(cached, (), 0.0, None)
+    built = build.make(f"series-{index:02d}")
+    image_store.remember(build.cache, key, built.image)
+    return built
 
 
 def _not_applying(

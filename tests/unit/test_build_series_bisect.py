@@ -24,7 +24,7 @@ from harness.commands.series import SeriesReport, Step, run_series
 from harness.display.progress import NO_PROGRESS
 from harness.errors import UserError
 from harness.kernels.base import KernelImage
-from harness.kernels.build import BuildSource, make_recipe
+from harness.kernels.build import BuildSource, make_recipe, touches_kconfig
 from harness.kernels.config_fragments import FragmentError
 from harness.kernels.patches import read_series
 from harness.outcome import Outcome, Verdict
@@ -278,3 +278,58 @@ def test_a_base_failure_the_series_fixes_is_named_so() -> None:
     report = _report((F, P), (P, P), (P, P))
     assert "a: failing without the series, fixed by patch 1: patch 1" in report.render()
     assert report.first_break("a") is None
+
+
+def test_a_series_configures_once_and_a_second_run_reuses_every_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps that touch no Kconfig keep the base's .config (no two config makes per step);
+    one that does is configured again; the same series on the same commit is never
+    rebuilt (the bot's next start, another series on that base)."""
+    monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path / "cache"))
+    tree = git_tree(tmp_path / "linux", {"mm/Kconfig": "# memory options\n"})
+    changes = [
+        ("mm/filemap.c", "int map_pages(void) { return 2; }", "int map_pages(void) { return 3; }"),
+        ("mm/Kconfig", "# memory options", "# memory options, more"),  # Kconfig: configured again
+        ("mm/memory.c", "int fault(void) { return 1; }", "int fault(void) { return 4; }"),
+    ]
+    mbox = tmp_path / "series.mbox"
+    mbox.write_text(
+        "".join(
+            format_patch(p, a, b, f"step {n}", f"{n}/3") for n, (p, a, b) in enumerate(changes, 1)
+        )
+    )
+    patches = read_series(mbox).patches
+    source = BuildSource(str(tree), tmp_path, None, make_recipe(guest_config=False))
+    first: list[str] = []
+    report = run_series(source, patches, _RecordingTrial(tmp_path), first.append)  # type: ignore[arg-type]
+    assert [s.outcome("t") for s in report.steps] == [P] * 4, [s.error for s in report.steps]
+    kept = [line for line in first if line.startswith("config: as for the step before")]
+    assert len(kept) == 2, first  # steps 1 and 3; step 2 changed Kconfig: configured again
+    logs = set((tmp_path / "cache/build/logs").glob("*.log"))
+    second: list[str] = []
+    again = run_series(source, patches, _RecordingTrial(tmp_path), second.append)  # type: ignore[arg-type]
+    assert [s.outcome("t") for s in again.steps] == [P] * 4
+    assert sum(line.startswith("reusing ") for line in second) == 4, second
+    assert set((tmp_path / "cache/build/logs").glob("*.log")) == logs, "nothing was built"
+    assert [s.build_seconds for s in again.steps] == [0.0] * 4
+
+
+@pytest.mark.parametrize(
+    ("path", "touches"),
+    [
+        ("mm/memory.c", False),
+        ("drivers/net/Makefile", False),
+        ("mm/Kconfig", True),
+        ("arch/x86/Kconfig.debug", True),
+        ("scripts/kconfig/conf.c", True),
+        ("Makefile", True),
+        ("arch/arm64/Makefile", True),
+    ],
+)
+def test_which_patches_make_the_config_be_made_again(
+    path: str, touches: bool, tmp_path: Path
+) -> None:
+    (tmp_path / "one.patch").write_text(format_patch(path, "a", "b", "one change"))
+    (patch,) = read_series(tmp_path / "one.patch").patches
+    assert touches_kconfig(patch) is touches
