@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -42,16 +40,14 @@ from harness.machine.snapshot import (
     SavedState,
     SnapshotBackend,
     SnapshotMachine,
-    SpareMachine,
     StateDir,
 )
 from harness.machine.snapshot_cache import SnapshotCache, snapshot_key
 from harness.machine.ssh import ConnectParts
 from harness.results import evidence
 from harness.results.starts import GuestStarts
+from harness.session.spare import Spares
 
-#: how long a spare QEMU may take to load the saved devices ahead of its restore
-SPARE_LOAD_TIMEOUT = 30.0
 #: bytes of host randomness mixed into a restored guest's entropy pool
 RESEED_BYTES = 512
 
@@ -162,30 +158,6 @@ def check_restored(channel: Channel, taint: int) -> str | None:
 
 
 @dataclass
-class Spare:
-    """A QEMU started ahead, in a scratch directory, for the next restore of ``state``."""
-
-    machine: Machine
-    state: SavedState
-    directory: Path
-    started: Future[None]
-
-    def problem(self) -> str | None:
-        """Wait for the start; why it failed, if it did."""
-        try:
-            self.started.result()
-        except Exception as exc:  # any: said when the spare is not used
-            return str(exc)
-        return None
-
-    def discard(self) -> None:
-        """Stop it and remove its scratch directory."""
-        self.problem()
-        self.machine.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-@dataclass
 class Snapshots:
     """One kernel's saved guest (at most one), what restoring it cost, and why not."""
 
@@ -203,10 +175,10 @@ class Snapshots:
     _notes: list[str] = field(default_factory=list)
     _saved: tuple[float, int] | None = None  # (seconds, bytes) of the save, kept after removal
     restored: list[RestoreParts] = field(default_factory=list)  # every restore's parts
-    _spare: Spare | None = None  # the next restore's QEMU, started ahead
-    # Spares start in this one long-lived thread: a guest's QEMU dies with the thread that
-    # forked it (PR_SET_PDEATHSIG follows the thread), so never a thread that ends sooner.
-    _spawner: ThreadPoolExecutor | None = None
+    spares: Spares = field(init=False)  # the next restore's QEMU, started ahead
+
+    def __post_init__(self) -> None:
+        self.spares = Spares(self.kernel, self.log)
 
     def cold_boot(self, seconds: float) -> None:
         """Count a cold boot (start to channel connected)."""
@@ -294,7 +266,7 @@ class Snapshots:
         assert self.state is not None and isinstance(backend, SnapshotBackend)
         config = self.state.config  # give_up() below drops the state
         started = time.monotonic()
-        spare = self._take_spare(boot_dir)
+        spare = self.spares.take(self.state, boot_dir)
         machine = spare or backend.restore_machine(self.state, boot_dir)
         try:
             restored = self._start(machine, timeout, started, started_ahead=spare is not None)
@@ -339,52 +311,9 @@ class Snapshots:
         )
 
     def start_spare(self, backend: Backend, scratch: Path) -> None:
-        """Start the next restore's QEMU now, in the background, in ``scratch``: under
-        ``isolation: test`` every test's guest is a restore, and this way none of them
-        waits for a QEMU to set up (0.05 s of a 0.34 s restore, 2026-12-04)."""
-        if self._spare is not None or self.state is None or not self.enabled:
-            return
-        if not isinstance(backend, SnapshotBackend):
-            return
-        shutil.rmtree(scratch, ignore_errors=True)
-        machine = backend.restore_machine(self.state, scratch)
-        if not isinstance(machine, SpareMachine):
-            return
-        if self._spawner is None:
-            self._spawner = ThreadPoolExecutor(1, thread_name_prefix=f"spare-{self.kernel}")
-
-        def start() -> None:
-            assert isinstance(machine, SpareMachine)
-            machine.start()
-            machine.preload(SPARE_LOAD_TIMEOUT)
-
-        self._spare = Spare(machine, self.state, scratch, self._spawner.submit(start))
-
-    def _take_spare(self, boot_dir: Path) -> Machine | None:
-        """The spare QEMU, moved to ``boot_dir``, if one was started for this state and runs."""
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return None
-        failed = spare.problem()
-        if failed is None and spare.state is self.state and spare.machine.running:
-            try:
-                assert isinstance(spare.machine, SpareMachine)
-                spare.machine.move_to(boot_dir)
-                return spare.machine
-            except OSError as exc:
-                failed = str(exc)
-        self.log(f"{self.kernel}: the spare QEMU is not used ({failed or 'it stopped'})")
-        spare.discard()
-        return None
-
-    def drop_spare(self) -> None:
-        """Stop a spare QEMU, if one was started, and the thread spares start in (idempotent)."""
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            spare.discard()
-        if self._spawner is not None:
-            self._spawner.shutdown()
-            self._spawner = None
+        """Start the next restore's QEMU now, in ``scratch`` (:mod:`.spare`)."""
+        if self.state is not None and self.enabled:
+            self.spares.start(backend, self.state, scratch)
 
     def _drop_kept(self, why: str) -> None:
         """An earlier run's state would not restore: drop it; a cold boot saves a new one."""
@@ -408,7 +337,7 @@ class Snapshots:
 
         A kept state stays in the cache: only this run lets go of it.
         """
-        self.drop_spare()
+        self.spares.drop()
         self.state = None
         if self._dir is not None:
             self._dir.remove()

@@ -131,7 +131,7 @@ def test_isolation_test_hides_leftovers_with_a_restore_per_test(make_guest: Make
     assert (guest.directory / "boot-1" / "console.log").is_file()
     cmdline = (guest.directory / f"boot-{after.boot}" / "qemu-cmdline.txt").read_text()
     assert "share=off" in cmdline and "-incoming defer" in cmdline, "the saved RAM, mapped"
-    spare = guest._life.snaps._spare
+    spare = guest._life.snaps.spares.spare
     assert spare is not None and spare.machine.running, "the next test's QEMU is up already"
     guest.shutdown()
     assert not guest._life.retiring, "closing waits for every QEMU let go"
