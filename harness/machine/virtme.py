@@ -99,6 +99,8 @@ BLACKLIST = (
     "cryptd",
 )
 _HOSTFWD_BUSY = b"Could not set up host forwarding rule"
+#: host directories virtme-ng's init mounts an empty tmpfs on: the guest cannot see into them
+MASKED = (Path("/var/tmp"), Path("/var/log"), Path("/dev/shm"), Path("/run"))
 #: files of a modules directory depmod needs; depmod writes the rest in the stage
 _MODULE_FILES = ("kernel", "modules.order", "modules.builtin", "modules.builtin.modinfo")
 
@@ -174,6 +176,20 @@ def stage_kernel(kernel: KernelImage, root: Path | None = None) -> Path:
             if (mods / name).exists():
                 _symlink(mods / name, moddir / name)
     return vmlinuz
+
+
+def check_visible(path: Path, what: str) -> None:
+    """UserError if a virtme guest would not see ``path``: virtme-ng mounts empty tmpfs on
+    /var/tmp, /var/log, /dev/shm and /run, and a guest missing its modules boots with no
+    network (its SSH then times out, which names nothing)."""
+    resolved = path.resolve()
+    mask = next((m for m in MASKED if resolved == m or m in resolved.parents), None)
+    if mask is not None:
+        raise UserError(
+            f"the virtme guest cannot see {what} at {resolved}: virtme-ng mounts an empty "
+            f"tmpfs on {mask} inside the guest; put the harness cache ($KHARNESS_CACHE) and "
+            f"the results directory outside {mask}, or use --backend qemu"
+        )
 
 
 def _symlink(target: Path, link: Path) -> None:
@@ -307,7 +323,16 @@ class VirtmeBackend:
             if test.binary is not None:
                 shutil.copy2(test.binary, tests_dir / test.name)
         check_built_config(payload.kernel)
-        stage_kernel(payload.kernel)
+        stage = stage_kernel(payload.kernel).parent  # the stage's boot/, not the link in it
+        kernel = payload.kernel
+        for path, what in (
+            (tests_dir, "the tests"),
+            (stage, "the staged kernel"),
+            (kernel.vmlinuz, "the kernel"),
+            (kernel.modules_dir, "its modules"),
+        ):
+            if path is not None:
+                check_visible(path, what)
         return BootFiles(tests_dir=str(tests_dir))
 
     def machine(self, cfg: MachineConfig, boot_dir: Path) -> VirtmeMachine:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import UserError
 from harness.guest import protocol
 from harness.guest.keys import GuestKeys
 from harness.kernels.base import KernelImage
@@ -16,6 +17,7 @@ from harness.machine.base import BootFiles, GuestPayload, GuestShape, MachineCon
 from harness.machine.virtme import (
     OVERLAYS,
     VirtmeBackend,
+    check_visible,
     guest_script_command,
     kernel_options,
     shape_args,
@@ -227,3 +229,13 @@ def test_a_built_kernel_without_9p_is_refused_with_the_fix(tmp_path: Path) -> No
         + "CONFIG_VIRTIO_CONSOLE=y\n"
     )
     check_built_config(kernel)  # all there: no error
+
+
+@pytest.mark.parametrize("masked", ["/var/tmp", "/var/log/x", "/dev/shm/cache", "/run/k"])
+def test_what_virtme_hides_from_its_guest_is_refused_by_name(masked: str) -> None:
+    """virtme-ng mounts empty tmpfs on these in the guest: a kernel cache there left the
+    guest without its network module and the run with a bare SSH timeout."""
+    with pytest.raises(UserError, match=f"cannot see its modules at {masked}.*KHARNESS_CACHE"):
+        check_visible(Path(masked), "its modules")
+    check_visible(Path("/root/.cache/kpatch-harness"), "its modules")  # seen: no error
+    check_visible(Path("/var/lib"), "its modules")
