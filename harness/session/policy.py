@@ -22,7 +22,8 @@ class Policy:
     ``boot_attempts``: boots tried before a kernel is called unbootable.  TCG
     emulates cross-modifying code imperfectly: now and then a kernel dies
     patching its own text in early boot ("Oops: int3" in sched_clock_cpu,
-    seen in CI), a crash real hardware never shows.  A kernel that cannot
+    seen in CI, once twice in a row on 2026-12-04), a crash real hardware
+    never shows: three attempts.  A kernel that cannot
     boot fails every attempt (a panic is noticed at once, so this is cheap);
     a failed attempt's crash stays in the results as a report outside tests.
     Only a boot that died (a panic, QEMU's process gone) is tried again: one
@@ -39,7 +40,7 @@ class Policy:
     dump_quiet: float = 1.0
     dump_wait: float = 15.0
     boot_tail: float = 3.0
-    boot_attempts: int = 2
+    boot_attempts: int = 3
     output: OutputLimit = field(default_factory=OutputLimit)  # kept of each test stream
 
 

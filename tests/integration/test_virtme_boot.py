@@ -48,7 +48,7 @@ def test_virtme_boots_debian_612_and_keeps_the_harness_promises(tmp_path: Path) 
     files = backend.prepare(payload, tmp_path / "kernel")
     shape = GuestShape(memory_mib=2048, cpus=2, numa_nodes=2, thp="always")
     cfg = MachineConfig(payload, files, AccelChoice(Accel.TCG, "test"), shape)
-    # two tries, as Policy.boot_attempts: TCG can crash a sound kernel in early boot
+    # as many tries as Policy.boot_attempts: TCG can crash a sound kernel in early boot
     for attempt in range(1, Policy().boot_attempts + 1):
         boot_dir = tmp_path / f"boot-{attempt}"
         machine, ready = backend.machine(cfg, boot_dir), None

@@ -122,7 +122,7 @@ def test_kernel_that_panics_at_boot_errors_every_test_once(project: pytest.Pytes
     assert "Kernel panic - not syncing" in out  # the console tail is in the report
     summary = _summary(project)
     # tried Policy.boot_attempts times (TCG can crash a sound kernel in early boot), no more
-    assert summary["kernels"]["broken-boot"]["boots"] == Policy().boot_attempts == 2
+    assert summary["kernels"]["broken-boot"]["boots"] == Policy().boot_attempts > 1
     assert summary["kernels"]["broken-boot"]["timings"]["boot"] < 120, "waited for the timeout"
 
 
