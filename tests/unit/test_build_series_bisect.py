@@ -26,7 +26,7 @@ from harness.errors import UserError
 from harness.kernels.base import KernelImage
 from harness.kernels.build import BuildSource, make_recipe, touches_kconfig
 from harness.kernels.config_fragments import FragmentError
-from harness.kernels.patches import read_series
+from harness.kernels.patches import Patch, read_series
 from harness.outcome import Outcome, Verdict
 from harness.results import records
 from tests.unit.fake_kbuild import format_patch, git, git_tree, make_tree
@@ -205,13 +205,7 @@ def test_per_patch_run_builds_incrementally_and_names_the_breaking_patch(
         ("mm/memory.c", "int fault(void) { return 1; }", "#error half done"),
         ("mm/memory.c", "#error half done", "int fault(void) { return 9; }"),
     ]
-    mbox = tmp_path / "series.mbox"
-    mbox.write_text(
-        "".join(
-            format_patch(p, a, b, f"step {n}", f"{n}/3") for n, (p, a, b) in enumerate(changes, 1)
-        )
-    )
-    patches = read_series(mbox).patches
+    patches = _series(tmp_path, changes)
     source = BuildSource(str(tree), tmp_path, None, make_recipe(guest_config=False))
     trial = _RecordingTrial(tmp_path)
     lines: list[str] = []
@@ -224,6 +218,19 @@ def test_per_patch_run_builds_incrementally_and_names_the_breaking_patch(
     assert trial.booted == ["00", "01", "03"]  # no boot for the step that did not build
     logs = sorted((tmp_path / "cache/build/logs").glob("*series-0[13]*.log"))
     assert [_compiled_count(log) for log in logs] == [1, 1]  # one object per patch
+
+
+def _series(tmp_path: Path, changes: list[tuple[str, str, str]]) -> tuple[Patch, ...]:
+    """A series of one-line changes (path, old line, new line), read back as the CLI would."""
+    mbox = tmp_path / "series.mbox"
+    total = len(changes)
+    mbox.write_text(
+        "".join(
+            format_patch(path, old, new, f"step {n}", f"{n}/{total}")
+            for n, (path, old, new) in enumerate(changes, 1)
+        )
+    )
+    return read_series(mbox).patches
 
 
 def _compiled_count(log: Path) -> int:
@@ -293,13 +300,7 @@ def test_a_series_configures_once_and_a_second_run_reuses_every_image(
         ("mm/Kconfig", "# memory options", "# memory options, more"),  # Kconfig: configured again
         ("mm/memory.c", "int fault(void) { return 1; }", "int fault(void) { return 4; }"),
     ]
-    mbox = tmp_path / "series.mbox"
-    mbox.write_text(
-        "".join(
-            format_patch(p, a, b, f"step {n}", f"{n}/3") for n, (p, a, b) in enumerate(changes, 1)
-        )
-    )
-    patches = read_series(mbox).patches
+    patches = _series(tmp_path, changes)
     source = BuildSource(str(tree), tmp_path, None, make_recipe(guest_config=False))
     first: list[str] = []
     report = run_series(source, patches, _RecordingTrial(tmp_path), first.append)  # type: ignore[arg-type]
@@ -333,3 +334,22 @@ def test_which_patches_make_the_config_be_made_again(
     (tmp_path / "one.patch").write_text(format_patch(path, "a", "b", "one change"))
     (patch,) = read_series(tmp_path / "one.patch").patches
     assert touches_kconfig(patch) is touches
+
+
+HOSTILE_HEADERS = [
+    "diff --git a/mm/x.c b/mm/x.c\n--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1 +1 @@\n-a\n+b\n",
+    'diff --git "a/mm/\\303\\244\\nKconfig" "b/mm/\\303\\244\\nKconfig"\n',
+    "--- a/" + "d/" * 20_000 + "Kconfig\n+++ b/x\n@@ -1,999999999 +1 @@\n-a\n",
+    "diff --git a/mm/x.c b/scripts/../mm/x.c\nrename from mm/x.c\nrename to scripts/y\n",
+    "\x00--- \n+++ \n@@ @@\n" * 3,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_HEADERS)
+def test_a_hostile_patch_never_breaks_the_kconfig_question(text: str) -> None:
+    """A poster's diff decides whether a step is configured again: quoted and escaped names,
+    a 60 kB path, lying hunk counts, NULs and renames into scripts/ are all just text."""
+    patch = Patch("hostile", "From: x\n\n---\n" + text, "mail")
+    assert isinstance(touches_kconfig(patch), bool)
+    if "rename to scripts/" in text:
+        assert touches_kconfig(patch), "a rename into scripts/ is a config input"
